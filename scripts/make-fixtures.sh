@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Regenerates the test inputs that FFmpeg can make, into tests/fixtures/generated/
+# (not committed). Real recorder output that cannot be regenerated here (Chromium's
+# MediaRecorder chunks) is committed under tests/fixtures/browser/.
+#
+# The files mirror ../shared/corpus/tools: testsrc2 + sine, 640x360 at 30 fps, 10 s,
+# x264 with B-frames, AAC, in every MP4 layout recorders and tools write.
+set -euo pipefail
+out="${1:-$(dirname "$0")/../tests/fixtures/generated}"
+mkdir -p "$out"
+cd "$out"
+[ -f .complete ] && exit 0
+ff() { ffmpeg -hide_banner -loglevel error -y "$@"; }
+src=(-f lavfi -i "testsrc2=size=640x360:rate=30" -f lavfi -i "sine=frequency=440:sample_rate=48000")
+ff "${src[@]}" -t 10 -c:v libx264 -preset veryfast -g 60 -bf 2 -pix_fmt yuv420p -c:a aac -b:a 96k h264_aac_moov_end.mp4
+ff -i h264_aac_moov_end.mp4 -map 0 -c copy -movflags +faststart h264_aac_faststart.mp4
+ff -i h264_aac_moov_end.mp4 -map 0 -c copy -movflags +frag_keyframe+empty_moov+default_base_moof h264_aac_fragmented.mp4
+ff -i h264_aac_moov_end.mp4 -map 0 -c copy -movflags +cmaf h264_aac_cmaf.mp4
+ff -i h264_aac_moov_end.mp4 -map 0 -c copy -f ismv h264_aac.ismv
+ff "${src[@]}" -t 1 -c:v libx264 -preset veryfast -g 60 -bf 2 -pix_fmt yuv420p -c:a aac -b:a 96k h264_aac_reference_1s.mp4
+ff "${src[@]}" -t 10 -c:v libx265 -preset ultrafast -x265-params log-level=none -g 60 -pix_fmt yuv420p -tag:v hvc1 -c:a aac -b:a 96k hevc_aac_moov_end.mov
+# Other track layouts: audio only, two audio tracks, PCM in MOV, 44.1 kHz stereo, no B-frames.
+ff -f lavfi -i "sine=frequency=300:sample_rate=44100" -t 5 -ac 2 -c:a aac aac_only.mp4
+ff "${src[@]}" -f lavfi -i "sine=frequency=880:sample_rate=44100" -t 4 -map 0 -map 1 -map 2 \
+   -c:v libx264 -preset veryfast -bf 0 -c:a aac two_audio.mp4
+ff "${src[@]}" -t 3 -c:v libx264 -preset veryfast -c:a pcm_s16le pcm_s16le.mov
+# Cut short, as a crash leaves them.
+size=$(stat -c %s h264_aac_fragmented.mp4)
+head -c $((size * 45 / 100)) h264_aac_fragmented.mp4 > h264_aac_fragmented_truncated.mp4
+size=$(stat -c %s h264_aac_moov_end.mp4)
+head -c $((size * 60 / 100)) h264_aac_moov_end.mp4 > h264_aac_truncated_60pct.mp4
+touch .complete

@@ -1,0 +1,214 @@
+//! Argument parsing, output and exit codes.
+
+mod probe;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use livemux::formats::fragmenter::FragmentPolicy;
+use livemux::pipeline::{Override, Pipeline, PipelineFileError, StageConfig};
+use livemux::stages::mux::{MuxConfig, MuxFormat};
+use livemux::stages::sink::{Durability, SinkConfig};
+use livemux::stages::source::SourceConfig;
+use tokio_util::sync::CancellationToken;
+
+/// Exit code for runtime failures.
+const EXIT_RUNTIME: u8 = 1;
+/// Exit code for usage and pipeline-file errors.
+const EXIT_USAGE: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "livemux",
+    version,
+    about = "Turn live recorder output into crash-safe media files, in real time",
+    after_help = "Examples:
+  livemux remux recording.mp4 -o safe.mp4
+  some-recorder | livemux remux - -o live.mp4 --fragment-ms 500
+  livemux remux growing.mp4 --follow -o - | other-tool
+  livemux probe input.mov --json
+  livemux run pipelines/remux-fmp4.toml --set sink.path=out.mp4
+  livemux validate pipelines/fanout.toml"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a pipeline file.
+    #[command(
+        after_help = "Example:\n  livemux run pipelines/remux-fmp4.toml --set source.path=in.mp4 --set sink.path=out.mp4"
+    )]
+    Run {
+        /// The pipeline file (TOML).
+        pipeline: PathBuf,
+        /// Override a stage setting: STAGE.KEY=VALUE (repeatable).
+        #[arg(long = "set", value_name = "STAGE.KEY=VALUE")]
+        set: Vec<Override>,
+    },
+    /// Check a pipeline file and report every error in it.
+    Validate {
+        pipeline: PathBuf,
+        #[arg(long = "set", value_name = "STAGE.KEY=VALUE")]
+        set: Vec<Override>,
+    },
+    /// Remux a recording (file, growing file or stdin) into a crash-safe file.
+    #[command(after_help = "Examples:
+  livemux remux in.mp4 -o out.mp4
+  cat in.mp4 | livemux remux - -o - > out.mp4
+  livemux remux recording.mp4 --follow -o safe.mp4 --fragment-ms 500")]
+    Remux {
+        /// Input file, or - for stdin.
+        input: PathBuf,
+        /// Output file, or - for stdout.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Output format.
+        #[arg(long, default_value = "fmp4", value_parser = ["fmp4"])]
+        to: String,
+        /// Fragments end at the first video keyframe after this many milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        fragment_ms: u64,
+        /// ...or here, keyframe or not (the most a crash can lose).
+        #[arg(long, default_value_t = 2000)]
+        max_fragment_ms: u64,
+        /// After each fragment: none, flush, or fsync (default: fsync for files, flush for stdout).
+        #[arg(long, value_parser = ["none", "flush", "fsync"])]
+        durability: Option<String>,
+        /// Follow a file that is still being written.
+        #[arg(long)]
+        follow: bool,
+        /// With --follow: end after this many milliseconds without growth.
+        #[arg(long, default_value_t = 5000)]
+        idle_timeout_ms: u64,
+    },
+    /// Describe a recording: container, layout, tracks and codec parameters.
+    Probe {
+        /// Input file, or - for stdin.
+        input: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(EXIT_USAGE) } else { ExitCode::SUCCESS };
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("LIVEMUX_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Run { pipeline, set } => match Pipeline::load(&pipeline, &set) {
+                Ok(p) => run_pipeline(p).await,
+                Err(e) => report_file_error(&e),
+            },
+            Command::Validate { pipeline, set } => match Pipeline::load(&pipeline, &set) {
+                Ok(p) => {
+                    eprintln!("{}: ok ({} stages)", pipeline.display(), p.graph().stages.len());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => report_file_error(&e),
+            },
+            Command::Remux { input, output, to, fragment_ms, max_fragment_ms, durability, follow, idle_timeout_ms } => {
+                if max_fragment_ms < fragment_ms {
+                    eprintln!(
+                        "error: --max-fragment-ms ({max_fragment_ms}) is less than --fragment-ms ({fragment_ms})"
+                    );
+                    return ExitCode::from(EXIT_USAGE);
+                }
+                let format: MuxFormat = to.parse().expect("clap checked the value");
+                let source = SourceConfig {
+                    path: input,
+                    follow,
+                    idle_timeout: std::time::Duration::from_millis(idle_timeout_ms),
+                    ..SourceConfig::default()
+                };
+                let sink = SinkConfig {
+                    path: output,
+                    durability: durability.map(|d| d.parse::<Durability>().expect("clap checked the value")),
+                };
+                let mux =
+                    MuxConfig { format, fragment: FragmentPolicy { min_ms: fragment_ms, max_ms: max_fragment_ms } };
+                match default_pipeline(source, mux, sink) {
+                    Ok(p) => run_pipeline(p).await,
+                    Err(e) => report_file_error(&e),
+                }
+            }
+            Command::Probe { input, json } => probe::run(input, json).await,
+        }
+    })
+}
+
+/// The pipeline `remux` runs: source, probe, codecpar-extract, packet-split, mux, sink.
+pub fn default_pipeline(source: SourceConfig, mux: MuxConfig, sink: SinkConfig) -> Result<Pipeline, PipelineFileError> {
+    Pipeline::linear(vec![
+        ("source", StageConfig::Source(source)),
+        ("probe", StageConfig::Probe(Default::default())),
+        ("codecpar-extract", StageConfig::Codecpar(Default::default())),
+        ("packet-split", StageConfig::Split(Default::default())),
+        ("mux", StageConfig::Mux(mux)),
+        ("sink", StageConfig::Sink(sink)),
+    ])
+}
+
+/// Runs until the input ends; Ctrl-C ends the input early and still finishes the output.
+async fn run_pipeline(p: Pipeline) -> ExitCode {
+    let stop = CancellationToken::new();
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_signal.cancel();
+        }
+    });
+    match p.run(stop).await {
+        Ok(report) => {
+            for (stage, note) in report.notes {
+                eprintln!("note: {stage}: {note}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            print_error(&e);
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+/// One line for the error, then its causes.
+pub fn print_error(e: &dyn std::error::Error) {
+    eprintln!("error: {e}");
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !e.to_string().contains(&text) {
+            eprintln!("  caused by: {text}");
+        }
+        cause = c.source();
+    }
+}
+
+fn report_file_error(e: &PipelineFileError) -> ExitCode {
+    eprintln!("error: {e}");
+    let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor());
+    for (d, pos) in e.diagnostics().into_iter().zip(e.positions()) {
+        let mut out = String::new();
+        if let Some((line, col)) = pos {
+            out.push_str(&format!("{}:{line}:{col}: ", e.name));
+        }
+        let _ = handler.render_report(&mut out, &d);
+        eprintln!("{}", out.trim_end());
+    }
+    ExitCode::from(EXIT_USAGE)
+}

@@ -1,0 +1,140 @@
+//! Codec configuration records and bitstream helpers.
+//!
+//! [`CodecConfig`] is the typed form of a track's codec parameters. Each variant keeps the
+//! configuration record exactly as a container stores it (`Bytes`, sliced from the input)
+//! next to the fields livemux needs, so that a remux can write the record back byte for
+//! byte while validation and `probe` work on parsed values.
+
+pub mod aac;
+pub mod av1;
+pub mod h264;
+pub mod hevc;
+pub mod opus;
+pub mod pcm;
+pub mod vp9;
+
+use bytes::Bytes;
+
+/// Why a configuration record or bitstream could not be used.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum CodecError {
+    #[error("{what}: record is {len} bytes, needs at least {need}")]
+    Truncated { what: &'static str, len: usize, need: usize },
+    #[error("{what}: {reason}")]
+    Invalid { what: &'static str, reason: String },
+    #[error("{what}: unsupported {reason}")]
+    Unsupported { what: &'static str, reason: String },
+}
+
+/// Width and height of a video track in pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Dimensions {
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Sample rate and channel count of an audio track.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+pub struct AudioFormat {
+    pub sample_rate: u32,
+    pub channels: u16,
+}
+
+/// A track's codec and its parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CodecConfig {
+    /// `avcC` payload (AVCDecoderConfigurationRecord).
+    H264 {
+        avcc: Bytes,
+        dims: Dimensions,
+    },
+    /// `hvcC` payload (HEVCDecoderConfigurationRecord).
+    Hevc {
+        hvcc: Bytes,
+        dims: Dimensions,
+    },
+    /// `av1C` payload (AV1CodecConfigurationRecord, with config OBUs).
+    Av1 {
+        av1c: Bytes,
+        dims: Dimensions,
+    },
+    /// `vpcC` payload after its version and flags (VPCodecConfigurationRecord).
+    Vp9 {
+        vpcc: Bytes,
+        dims: Dimensions,
+    },
+    Vp8 {
+        dims: Dimensions,
+    },
+    /// AudioSpecificConfig (the DecoderSpecificInfo of an `esds`).
+    Aac {
+        asc: Bytes,
+        format: AudioFormat,
+    },
+    Opus {
+        head: opus::OpusHead,
+    },
+    Pcm {
+        pcm: pcm::PcmFormat,
+    },
+    /// Anything else: carried through only when the container entry can be copied verbatim.
+    Unknown {
+        fourcc: [u8; 4],
+        dims: Option<Dimensions>,
+        audio: Option<AudioFormat>,
+    },
+}
+
+impl CodecConfig {
+    /// Short codec name as FFmpeg and players print it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CodecConfig::H264 { .. } => "h264",
+            CodecConfig::Hevc { .. } => "hevc",
+            CodecConfig::Av1 { .. } => "av1",
+            CodecConfig::Vp9 { .. } => "vp9",
+            CodecConfig::Vp8 { .. } => "vp8",
+            CodecConfig::Aac { .. } => "aac",
+            CodecConfig::Opus { .. } => "opus",
+            CodecConfig::Pcm { .. } => "pcm",
+            CodecConfig::Unknown { .. } => "unknown",
+        }
+    }
+
+    pub fn dimensions(&self) -> Option<Dimensions> {
+        match self {
+            CodecConfig::H264 { dims, .. }
+            | CodecConfig::Hevc { dims, .. }
+            | CodecConfig::Av1 { dims, .. }
+            | CodecConfig::Vp9 { dims, .. }
+            | CodecConfig::Vp8 { dims } => Some(*dims),
+            CodecConfig::Unknown { dims, .. } => *dims,
+            _ => None,
+        }
+    }
+
+    pub fn audio_format(&self) -> Option<AudioFormat> {
+        match self {
+            CodecConfig::Aac { format, .. } => Some(*format),
+            CodecConfig::Opus { head } => Some(AudioFormat { sample_rate: 48_000, channels: head.channels as u16 }),
+            CodecConfig::Pcm { pcm } => Some(AudioFormat { sample_rate: pcm.sample_rate, channels: pcm.channels }),
+            CodecConfig::Unknown { audio, .. } => *audio,
+            _ => None,
+        }
+    }
+
+    /// Checks that the configuration record parses. A record that is all zeros, cut short
+    /// or inconsistent is "unusable": recapture replaces it with a reference's.
+    pub fn validate(&self) -> Result<(), CodecError> {
+        match self {
+            CodecConfig::H264 { avcc, .. } => h264::AvcConfig::parse(avcc).map(drop),
+            CodecConfig::Hevc { hvcc, .. } => hevc::HvcConfig::parse(hvcc).map(drop),
+            CodecConfig::Av1 { av1c, .. } => av1::Av1Config::parse(av1c).map(drop),
+            CodecConfig::Vp9 { vpcc, .. } => vp9::VpcConfig::parse(vpcc).map(drop),
+            CodecConfig::Aac { asc, .. } => aac::AudioSpecificConfig::parse(asc).map(drop),
+            CodecConfig::Opus { head } => head.validate(),
+            CodecConfig::Pcm { pcm } => pcm.validate(),
+            CodecConfig::Vp8 { .. } | CodecConfig::Unknown { .. } => Ok(()),
+        }
+    }
+}

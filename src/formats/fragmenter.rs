@@ -1,0 +1,172 @@
+//! Where output fragments end — one policy for every muxer, so fragmented MP4 and
+//! Matroska clusters cut at the same packets.
+//!
+//! The *lead* track (the first video track, else the first audio track) decides: a
+//! fragment ends before a lead keyframe once it spans at least `min_ms`, and before any
+//! lead packet once it spans `max_ms`, keyframe or not, so that the crash-loss bound
+//! holds with rare keyframes. A non-lead track that alone spans twice `max_ms` (a video
+//! track that stalled) also ends it. Cuts depend only on packet timestamps and flags,
+//! never on when bytes arrived.
+
+use crate::model::{Packet, Ticks, Track, TrackKind};
+
+/// Fragment durations, in milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FragmentPolicy {
+    pub min_ms: u64,
+    pub max_ms: u64,
+}
+
+impl Default for FragmentPolicy {
+    fn default() -> Self {
+        FragmentPolicy { min_ms: 1000, max_ms: 2000 }
+    }
+}
+
+/// Tracks the open fragment and says when to cut.
+#[derive(Clone, Debug)]
+pub struct Fragmenter {
+    policy: FragmentPolicy,
+    lead: Option<usize>,
+    lead_is_video: bool,
+    timescales: Vec<u32>,
+    first_dts: Vec<Option<i64>>,
+    /// End (dts + duration) of the last lead packet in the open fragment.
+    last_lead_end: Option<i64>,
+    packets: usize,
+}
+
+impl Fragmenter {
+    pub fn new(tracks: &[Track], policy: FragmentPolicy) -> Self {
+        let video = tracks.iter().position(|t| t.kind == TrackKind::Video);
+        let lead = video.or_else(|| tracks.iter().position(|t| t.kind == TrackKind::Audio));
+        let policy = FragmentPolicy { min_ms: policy.min_ms, max_ms: policy.max_ms.max(policy.min_ms) };
+        Fragmenter {
+            policy,
+            lead,
+            lead_is_video: video.is_some(),
+            timescales: tracks.iter().map(|t| t.timescale).collect(),
+            first_dts: vec![None; tracks.len()],
+            last_lead_end: None,
+            packets: 0,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.packets == 0
+    }
+
+    fn span_ms(&self, track: usize, dts: i64) -> Option<i64> {
+        let first = self.first_dts.get(track).copied().flatten()?;
+        Some(Ticks::new(dts - first, self.timescales[track]).as_millis())
+    }
+
+    /// Whether the open fragment must end before `p`.
+    pub fn cut_before(&self, p: &Packet) -> bool {
+        let Some(span) = self.span_ms(p.track, p.dts_ticks) else {
+            return false;
+        };
+        let (min, max) = (self.policy.min_ms as i64, self.policy.max_ms as i64);
+        if Some(p.track) == self.lead {
+            let at_sync = p.keyframe || !self.lead_is_video;
+            (at_sync && span >= min) || span >= max
+        } else {
+            span >= 2 * max
+        }
+    }
+
+    /// Whether the open fragment is long enough to end at an input fragment boundary.
+    pub fn long_enough(&self) -> bool {
+        match self.lead {
+            Some(lead) => {
+                let last = self.last_lead_end.unwrap_or(i64::MIN);
+                self.span_ms(lead, last).is_some_and(|s| s >= self.policy.min_ms as i64)
+            }
+            None => !self.is_empty(),
+        }
+    }
+
+    /// Adds `p` to the open fragment.
+    pub fn add(&mut self, p: &Packet) {
+        if let Some(first) = self.first_dts.get_mut(p.track) {
+            first.get_or_insert(p.dts_ticks);
+        }
+        if Some(p.track) == self.lead {
+            self.last_lead_end = Some(p.dts_ticks + p.duration_ticks as i64);
+        }
+        self.packets += 1;
+    }
+
+    /// Starts a new fragment.
+    pub fn reset(&mut self) {
+        self.first_dts.iter_mut().for_each(|d| *d = None);
+        self.last_lead_end = None;
+        self.packets = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codecs::{CodecConfig, Dimensions};
+    use crate::model::ParamOrigin;
+    use bytes::Bytes;
+
+    fn track(kind: TrackKind) -> Track {
+        Track {
+            input_id: 1,
+            kind,
+            timescale: 1000,
+            codec: CodecConfig::Vp8 { dims: Dimensions::default() },
+            language: *b"und",
+            edits: vec![],
+            movie_timescale: 1000,
+            origin: ParamOrigin::Stream,
+            mp4_sample_entry: None,
+        }
+    }
+
+    fn pkt(track: usize, dts: i64, keyframe: bool) -> Packet {
+        Packet { track, dts_ticks: dts, pts_ticks: dts, duration_ticks: 100, keyframe, data: Bytes::new() }
+    }
+
+    /// Runs packets through the policy and returns the dts of each fragment's first packet.
+    fn cuts(f: &mut Fragmenter, packets: &[Packet]) -> Vec<i64> {
+        let mut starts = vec![];
+        for p in packets {
+            if f.is_empty() || f.cut_before(p) {
+                f.reset();
+                starts.push(p.dts_ticks);
+            }
+            f.add(p);
+        }
+        starts
+    }
+
+    #[test]
+    fn cuts_at_keyframes_after_min_and_anyway_at_max() {
+        let tracks = [track(TrackKind::Video), track(TrackKind::Audio)];
+        let mut f = Fragmenter::new(&tracks, FragmentPolicy::default());
+        // Keyframes every 500 ms for 3 s, then none for 5 s.
+        let packets: Vec<_> = (0..80).map(|i| pkt(0, i * 100, i % 5 == 0 && i < 30)).collect();
+        assert_eq!(cuts(&mut f, &packets), [0, 1000, 2000, 4000, 6000]);
+    }
+
+    #[test]
+    fn audio_only_cuts_by_duration() {
+        let mut f = Fragmenter::new(&[track(TrackKind::Audio)], FragmentPolicy::default());
+        let packets: Vec<_> = (0..35).map(|i| pkt(0, i * 100, false)).collect();
+        assert_eq!(cuts(&mut f, &packets), [0, 1000, 2000, 3000]);
+    }
+
+    #[test]
+    fn long_enough_counts_the_lead_duration() {
+        let mut f = Fragmenter::new(&[track(TrackKind::Video)], FragmentPolicy::default());
+        for i in 0..9 {
+            f.add(&pkt(0, i * 100, i == 0));
+        }
+        assert!(!f.long_enough());
+        f.add(&pkt(0, 900, false));
+        assert!(f.long_enough());
+    }
+}

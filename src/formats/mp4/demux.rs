@@ -1,0 +1,311 @@
+//! Packet splitting for MP4: cuts `mdat` payload into packets using the `moov` sample
+//! tables (progressive files) or each `moof` (fragmented files).
+//!
+//! Media bytes are held only until the packets they belong to are cut, except while the
+//! index has not been seen yet (a `moov` after the media, read from a stream): then they
+//! are buffered up to a limit, and past it the input is refused with the way out.
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+
+use super::boxes::Mp4Error;
+use super::moof::{parse_moof, FragSample};
+use super::moov::{parse_movie, Movie};
+use super::sample_table::{SampleCursor, SampleInfo};
+use crate::formats::{push_packet, ContainerEvent, ElementKind, EndState, PacketEvent, SplitSummary};
+use crate::model::{Chunk, Packet, TrackSet};
+
+/// Default for [`Mp4Splitter::new`]'s buffer limit: media held while waiting for an index.
+pub const DEFAULT_BUFFER_LIMIT: u64 = 1 << 30;
+
+/// Errors of the splitter beyond malformed boxes.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum SplitError {
+    #[error(transparent)]
+    Mp4(#[from] Mp4Error),
+    #[error(
+        "buffered {buffered} bytes of media waiting for the 'moov' index, over the limit of {limit}: \
+         the index comes after the media and the input is a stream; give the input as a file \
+         (livemux then reads the index first) or raise the buffer limit"
+    )]
+    BufferLimit { buffered: u64, limit: u64 },
+}
+
+/// Where a sample's bytes are relative to the buffer.
+enum Fetch {
+    Ready(Bytes),
+    NotYet,
+    /// Not in any media box we were given, or already released.
+    Missing,
+}
+
+/// Media payload held until it is cut into packets.
+#[derive(Default)]
+struct MediaBuffer {
+    chunks: VecDeque<Chunk>,
+    bytes: u64,
+}
+
+impl MediaBuffer {
+    fn push(&mut self, chunk: Chunk) {
+        self.bytes += chunk.data.len() as u64;
+        self.chunks.push_back(chunk);
+    }
+
+    fn end(&self) -> u64 {
+        self.chunks.back().map_or(0, Chunk::end)
+    }
+
+    fn fetch(&self, offset: u64, size: u32) -> Fetch {
+        let end = offset + size as u64;
+        let i = self.chunks.partition_point(|c| c.end() <= offset);
+        let Some(first) = self.chunks.get(i) else {
+            return Fetch::NotYet;
+        };
+        if first.offset > offset {
+            return Fetch::Missing;
+        }
+        let start = (offset - first.offset) as usize;
+        if end <= first.end() {
+            return Fetch::Ready(first.data.slice(start..start + size as usize));
+        }
+        // Spans chunks: the one place a payload is copied, and only if all of it is here.
+        if self.end() < end {
+            return Fetch::NotYet;
+        }
+        let mut out = BytesMut::with_capacity(size as usize);
+        out.extend_from_slice(&first.data[start..]);
+        let mut at = first.end();
+        for c in self.chunks.range(i + 1..) {
+            if c.offset != at {
+                return Fetch::Missing;
+            }
+            let take = ((end - c.offset) as usize).min(c.data.len());
+            out.extend_from_slice(&c.data[..take]);
+            at = c.offset + take as u64;
+            if at >= end {
+                break;
+            }
+        }
+        Fetch::Ready(out.freeze())
+    }
+
+    /// Drops what lies wholly before `offset`.
+    fn release_before(&mut self, offset: u64) {
+        while self.chunks.front().is_some_and(|c| c.end() <= offset) {
+            let c = self.chunks.pop_front().unwrap();
+            self.bytes -= c.data.len() as u64;
+        }
+    }
+}
+
+struct TableTrack {
+    cursor: SampleCursor,
+    next: Option<SampleInfo>,
+}
+
+/// Cuts MP4 media into packets. Feed it `codecpar-extract`'s events in order.
+pub struct Mp4Splitter {
+    tracks: Option<TrackSet>,
+    movie: Option<Movie>,
+    /// Movie track index -> output track index.
+    map: Vec<Option<usize>>,
+    table: Vec<TableTrack>,
+    next_dts: Vec<i64>,
+    fragments: VecDeque<Vec<FragSample>>,
+    media: MediaBuffer,
+    buffer_limit: u64,
+    summary: SplitSummary,
+}
+
+impl Mp4Splitter {
+    pub fn new(buffer_limit: u64) -> Self {
+        Mp4Splitter {
+            tracks: None,
+            movie: None,
+            map: Vec::new(),
+            table: Vec::new(),
+            next_dts: Vec::new(),
+            fragments: VecDeque::new(),
+            media: MediaBuffer::default(),
+            buffer_limit,
+            summary: SplitSummary::default(),
+        }
+    }
+
+    /// Takes one event; appends what it can cut to `out`.
+    pub fn handle(&mut self, ev: ContainerEvent, out: &mut Vec<PacketEvent>) -> Result<(), SplitError> {
+        match ev {
+            ContainerEvent::Tracks(tracks) => {
+                self.summary.packets = vec![0; tracks.len()];
+                self.tracks = Some(tracks.clone());
+                out.push(PacketEvent::Tracks(tracks));
+                self.setup();
+            }
+            ContainerEvent::Meta(m) => match m.kind {
+                ElementKind::Mp4(f) if f.0 == *b"moov" => {
+                    if self.movie.is_none() {
+                        self.movie = Some(parse_movie(&m.data, m.offset, m.header_len)?);
+                        self.setup();
+                    }
+                }
+                ElementKind::Mp4(f) if f.0 == *b"moof" => {
+                    let Some(movie) = &self.movie else {
+                        return Err(Mp4Error::invalid("'moof' box", m.offset, "fragment before any 'moov'").into());
+                    };
+                    let samples = parse_moof(&m.data, m.offset, m.header_len, movie, &mut self.next_dts)?;
+                    self.fragments.push_back(samples);
+                }
+                _ => {}
+            },
+            ContainerEvent::Media(chunk) => self.media.push(chunk),
+            ContainerEvent::End(_) | ContainerEvent::Container(_) => {}
+            ContainerEvent::Skipped(_) | ContainerEvent::MediaStart(_) => {}
+        }
+        self.drain(out)?;
+        if self.media.bytes > self.buffer_limit {
+            return Err(SplitError::BufferLimit { buffered: self.media.bytes, limit: self.buffer_limit });
+        }
+        Ok(())
+    }
+
+    /// Once both the tracks and the moov are known, prepares the table cursors.
+    fn setup(&mut self) {
+        let (Some(tracks), Some(movie)) = (&self.tracks, &self.movie) else {
+            return;
+        };
+        if !self.map.is_empty() {
+            return;
+        }
+        self.map = movie.tracks.iter().map(|mt| tracks.iter().position(|t| t.input_id == mt.track_id as u64)).collect();
+        self.table = movie
+            .tracks
+            .iter()
+            .map(|mt| {
+                let mut cursor = SampleCursor::default();
+                let next = cursor.next(&mt.table).and_then(Result::ok);
+                TableTrack { cursor, next }
+            })
+            .collect();
+        self.next_dts = movie.tracks.iter().map(|t| t.table.total_duration() as i64).collect();
+    }
+
+    fn ready(&self) -> bool {
+        self.tracks.is_some() && !self.map.is_empty()
+    }
+
+    fn packet(&mut self, track: usize, data: Bytes, dts: i64, cts: i64, duration: u32, sync: bool) -> Option<Packet> {
+        let out = self.map[track]?;
+        self.summary.packets[out] += 1;
+        Some(Packet {
+            track: out,
+            dts_ticks: dts,
+            pts_ticks: dts + cts,
+            duration_ticks: duration,
+            keyframe: sync,
+            data,
+        })
+    }
+
+    fn drain(&mut self, out: &mut Vec<PacketEvent>) -> Result<(), SplitError> {
+        if !self.ready() {
+            return Ok(());
+        }
+        // Samples indexed in the moov, in file order across tracks.
+        loop {
+            let Some((t, info)) = self
+                .table
+                .iter()
+                .enumerate()
+                .filter_map(|(i, tt)| tt.next.map(|s| (i, s)))
+                .min_by_key(|(_, s)| s.offset)
+            else {
+                break;
+            };
+            match self.media.fetch(info.offset, info.size) {
+                Fetch::NotYet => return Ok(()),
+                Fetch::Ready(data) => {
+                    if let Some(p) = self.packet(t, data, info.dts, info.cts_offset, info.duration, info.sync) {
+                        push_packet(out, p);
+                    }
+                }
+                Fetch::Missing => {
+                    self.summary.notes.push(format!(
+                        "track {}: sample {} at offset {} is outside the media data; skipped",
+                        t + 1,
+                        info.index,
+                        info.offset
+                    ));
+                }
+            }
+            let movie = self.movie.as_ref().unwrap();
+            let tt = &mut self.table[t];
+            tt.next = match tt.cursor.next(&movie.tracks[t].table) {
+                Some(Ok(s)) => Some(s),
+                Some(Err(e)) => return Err(e.into()),
+                None => None,
+            };
+        }
+        // Fragments, each only once all of its bytes are here.
+        while let Some(frag) = self.fragments.front() {
+            let end = frag.iter().map(|s| s.offset + s.size as u64).max().unwrap_or(0);
+            if self.media.end() < end {
+                return Ok(());
+            }
+            let frag = self.fragments.pop_front().unwrap();
+            for s in frag {
+                match self.media.fetch(s.offset, s.size) {
+                    Fetch::Ready(data) => {
+                        if let Some(p) = self.packet(s.track, data, s.dts, s.cts_offset, s.duration, s.sync) {
+                            push_packet(out, p);
+                        }
+                    }
+                    Fetch::NotYet | Fetch::Missing => self.summary.notes.push(format!(
+                        "track {}: fragment sample at offset {} is outside the media data; skipped",
+                        s.track + 1,
+                        s.offset
+                    )),
+                }
+            }
+            out.push(PacketEvent::Boundary);
+            self.media.release_before(end);
+        }
+        if self.fragments.is_empty() {
+            let keep_from = self.table.iter().filter_map(|t| t.next.map(|s| s.offset)).min();
+            match keep_from {
+                Some(offset) => self.media.release_before(offset),
+                None if self.movie.as_ref().is_some_and(|m| m.fragmented) => {}
+                None => self.media.release_before(u64::MAX),
+            }
+        }
+        Ok(())
+    }
+
+    /// The input ended: reports what could not be cut.
+    pub fn finish(&mut self, end: EndState) -> SplitSummary {
+        for (i, tt) in self.table.iter().enumerate() {
+            if let (Some(s), Some(out)) = (tt.next, self.map.get(i).copied().flatten()) {
+                let total = self.movie.as_ref().map_or(0, |m| m.tracks[i].table.sample_count);
+                self.summary.notes.push(format!(
+                    "track {}: {} of {} samples lie past the end of the input (from offset {}); dropped",
+                    out + 1,
+                    total - s.index,
+                    total,
+                    s.offset
+                ));
+            }
+        }
+        for frag in self.fragments.drain(..) {
+            if let Some(first) = frag.first() {
+                self.summary.notes.push(format!(
+                    "incomplete last fragment ({} samples from offset {}) dropped",
+                    frag.len(),
+                    first.offset
+                ));
+            }
+        }
+        self.summary.end = end;
+        std::mem::take(&mut self.summary)
+    }
+}

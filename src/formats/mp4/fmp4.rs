@@ -1,0 +1,194 @@
+//! Fragmented MP4 writer: `ftyp` + `moov` (with `mvex`) once, then one `moof` + `mdat` per
+//! fragment. Each fragment is built in one buffer so that a sink writes it with one write:
+//! after a crash the file holds whole fragments plus at most one partial one, which
+//! readers treat as a cut tail.
+
+use bytes::{BufMut, BytesMut};
+
+use super::init::fragmented_header;
+use super::write::{close, open, open_full};
+use crate::formats::fragmenter::{FragmentPolicy, Fragmenter};
+use crate::formats::{MuxError, Muxer};
+use crate::model::{Fragment, FragmentKind, Packet, Ticks, TrackSet};
+
+/// Sample flags of a sync sample: sample_depends_on = 2 (does not depend on others).
+const SYNC_FLAGS: u32 = 0x0200_0000;
+/// Sample flags of a non-sync sample: depends_on = 1, sample_is_non_sync_sample.
+const NON_SYNC_FLAGS: u32 = 0x0101_0000;
+
+/// Fragmented MP4 muxer.
+pub struct Fmp4Muxer {
+    tracks: TrackSet,
+    fragmenter: Fragmenter,
+    /// Open fragment, per track, in arrival order.
+    pending: Vec<Vec<Packet>>,
+    sequence: u32,
+    /// Bytes emitted so far: the output offset of the next fragment.
+    written: u64,
+}
+
+impl Fmp4Muxer {
+    pub fn new(tracks: TrackSet, policy: FragmentPolicy) -> Self {
+        Fmp4Muxer {
+            fragmenter: Fragmenter::new(&tracks, policy),
+            pending: vec![Vec::new(); tracks.len()],
+            tracks,
+            sequence: 0,
+            written: 0,
+        }
+    }
+
+    fn emit(
+        &mut self,
+        kind: FragmentKind,
+        data: bytes::Bytes,
+        packets: u32,
+        start_ms: Option<i64>,
+        duration_ms: u64,
+    ) -> Fragment {
+        let f = Fragment { kind, offset: self.written, data, packets, start_ms, duration_ms };
+        self.written += f.data.len() as u64;
+        f
+    }
+
+    /// Builds `moof` + `mdat` from the open fragment.
+    fn flush(&mut self) -> Result<Option<Fragment>, MuxError> {
+        if self.pending.iter().all(Vec::is_empty) {
+            return Ok(None);
+        }
+        self.sequence += 1;
+        let payload: usize = self.pending.iter().flatten().map(|p| p.data.len()).sum();
+        let count: usize = self.pending.iter().map(Vec::len).sum();
+        let mut buf = BytesMut::with_capacity(payload + 256 + count * 16);
+
+        let moof = open(&mut buf, b"moof");
+        let mfhd = open_full(&mut buf, b"mfhd", 0, 0);
+        buf.put_u32(self.sequence);
+        close(&mut buf, mfhd);
+        let mut data_offset_fields = Vec::new();
+        for (track, packets) in self.pending.iter().enumerate() {
+            let Some(first) = packets.first() else { continue };
+            if first.dts_ticks < 0 {
+                return Err(MuxError::Timing {
+                    track,
+                    reason: format!("negative decode time {} cannot start a fragment", first.dts_ticks),
+                });
+            }
+            let traf = open(&mut buf, b"traf");
+            let tfhd = open_full(&mut buf, b"tfhd", 0, 0x02_0000);
+            buf.put_u32(track as u32 + 1);
+            close(&mut buf, tfhd);
+            let tfdt = open_full(&mut buf, b"tfdt", 1, 0);
+            buf.put_u64(first.dts_ticks as u64);
+            close(&mut buf, tfdt);
+
+            let has_cts = packets.iter().any(|p| p.pts_ticks != p.dts_ticks);
+            let negative_cts = packets.iter().any(|p| p.pts_ticks < p.dts_ticks);
+            let flags = 0x001 | 0x100 | 0x200 | 0x400 | if has_cts { 0x800 } else { 0 };
+            let trun = open_full(&mut buf, b"trun", negative_cts as u8, flags);
+            buf.put_u32(packets.len() as u32);
+            data_offset_fields.push(buf.len());
+            buf.put_u32(0);
+            for (i, p) in packets.iter().enumerate() {
+                // Durations follow decode times exactly, so that every dts survives.
+                let duration = match packets.get(i + 1) {
+                    Some(next) => u32::try_from(next.dts_ticks - p.dts_ticks).map_err(|_| MuxError::Timing {
+                        track,
+                        reason: format!("decode times go from {} to {}", p.dts_ticks, next.dts_ticks),
+                    })?,
+                    None => p.duration_ticks,
+                };
+                buf.put_u32(duration);
+                buf.put_u32(p.data.len() as u32);
+                buf.put_u32(if p.keyframe { SYNC_FLAGS } else { NON_SYNC_FLAGS });
+                if has_cts {
+                    let cts = p.pts_ticks - p.dts_ticks;
+                    let cts = i32::try_from(cts).map_err(|_| MuxError::Timing {
+                        track,
+                        reason: format!("composition offset {cts} does not fit 32 bits"),
+                    })?;
+                    buf.put_i32(cts);
+                }
+            }
+            close(&mut buf, trun);
+            close(&mut buf, traf);
+        }
+        close(&mut buf, moof);
+
+        let moof_len = buf.len();
+        let large = payload as u64 + 8 > u32::MAX as u64;
+        let mdat_header = if large { 16 } else { 8 };
+        let mut data_offset = moof_len + mdat_header;
+        let mut fields = data_offset_fields.into_iter();
+        for packets in &self.pending {
+            if packets.is_empty() {
+                continue;
+            }
+            let at = fields.next().expect("one field per non-empty track");
+            buf[at..at + 4].copy_from_slice(&(data_offset as u32).to_be_bytes());
+            data_offset += packets.iter().map(|p| p.data.len()).sum::<usize>();
+        }
+        if large {
+            buf.put_u32(1);
+            buf.put_slice(b"mdat");
+            buf.put_u64(payload as u64 + 16);
+        } else {
+            buf.put_u32(payload as u32 + 8);
+            buf.put_slice(b"mdat");
+        }
+        for p in self.pending.iter().flatten() {
+            buf.put_slice(&p.data);
+        }
+
+        let (start_ms, duration_ms) = self.lead_span();
+        for p in &mut self.pending {
+            p.clear();
+        }
+        self.fragmenter.reset();
+        Ok(Some(self.emit(FragmentKind::Media, buf.freeze(), count as u32, start_ms, duration_ms)))
+    }
+
+    /// Start and length of the open fragment on the first non-empty track's timeline.
+    fn lead_span(&self) -> (Option<i64>, u64) {
+        for (i, packets) in self.pending.iter().enumerate() {
+            if let (Some(first), Some(last)) = (packets.first(), packets.last()) {
+                let ts = self.tracks[i].timescale;
+                let start = Ticks::new(first.pts_ticks, ts).as_millis();
+                let end = Ticks::new(last.dts_ticks + last.duration_ticks as i64, ts).as_millis();
+                let begin = Ticks::new(first.dts_ticks, ts).as_millis();
+                return (Some(start), (end - begin).max(0) as u64);
+            }
+        }
+        (None, 0)
+    }
+}
+
+impl Muxer for Fmp4Muxer {
+    fn header(&mut self) -> Result<Fragment, MuxError> {
+        let data = fragmented_header(&self.tracks)?;
+        Ok(self.emit(FragmentKind::Header, data, 0, None, 0))
+    }
+
+    fn push(&mut self, packet: Packet) -> Result<Option<Fragment>, MuxError> {
+        if packet.track >= self.tracks.len() {
+            return Err(MuxError::NoSuchTrack { track: packet.track, tracks: self.tracks.len() });
+        }
+        let closed =
+            if !self.fragmenter.is_empty() && self.fragmenter.cut_before(&packet) { self.flush()? } else { None };
+        self.fragmenter.add(&packet);
+        self.pending[packet.track].push(packet);
+        Ok(closed)
+    }
+
+    fn boundary(&mut self) -> Result<Option<Fragment>, MuxError> {
+        if self.fragmenter.long_enough() {
+            self.flush()
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn finish(&mut self) -> Result<Vec<Fragment>, MuxError> {
+        Ok(self.flush()?.into_iter().collect())
+    }
+}

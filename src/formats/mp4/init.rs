@@ -1,0 +1,346 @@
+//! Writing `ftyp` and `moov`: movie and track headers and sample entries built from typed
+//! codec parameters.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::write::{close, leaf, open, open_full, pack_language, put_matrix};
+use crate::codecs::{self, CodecConfig, Dimensions};
+use crate::formats::MuxError;
+use crate::model::{Track, TrackKind};
+
+/// Timescale of `mvhd` and of edit-list segment durations in files livemux writes, unless
+/// every track agrees on another.
+pub const DEFAULT_MOVIE_TIMESCALE: u32 = 1000;
+
+/// The movie timescale to write: the input's when all tracks share one.
+pub fn movie_timescale(tracks: &[Track]) -> u32 {
+    match tracks.first() {
+        Some(t) if t.movie_timescale > 0 && tracks.iter().all(|u| u.movie_timescale == t.movie_timescale) => {
+            t.movie_timescale
+        }
+        _ => DEFAULT_MOVIE_TIMESCALE,
+    }
+}
+
+pub fn write_ftyp(buf: &mut BytesMut, major: &[u8; 4], compatible: &[&[u8; 4]]) {
+    let start = open(buf, b"ftyp");
+    buf.put_slice(major);
+    buf.put_u32(0x200);
+    for brand in compatible {
+        buf.put_slice(*brand);
+    }
+    close(buf, start);
+}
+
+pub fn write_mvhd(buf: &mut BytesMut, timescale: u32, duration: u64, next_track_id: u32) {
+    let v1 = duration > u32::MAX as u64;
+    let start = open_full(buf, b"mvhd", v1 as u8, 0);
+    if v1 {
+        buf.put_u64(0);
+        buf.put_u64(0);
+        buf.put_u32(timescale);
+        buf.put_u64(duration);
+    } else {
+        buf.put_u32(0);
+        buf.put_u32(0);
+        buf.put_u32(timescale);
+        buf.put_u32(duration as u32);
+    }
+    buf.put_u32(0x0001_0000);
+    buf.put_u16(0x0100);
+    buf.put_bytes(0, 10);
+    put_matrix(buf);
+    buf.put_bytes(0, 24);
+    buf.put_u32(next_track_id);
+    close(buf, start);
+}
+
+/// What a `trak` needs beyond the [`Track`].
+pub struct TrakTiming {
+    /// Track duration in the movie timescale.
+    pub duration_movie: u64,
+    /// Media duration in the track timescale.
+    pub duration_media: u64,
+    pub movie_timescale: u32,
+}
+
+/// Writes a `trak` whose `stbl` body is produced by `stbl_tables` (empty tables for a
+/// fragmented file, full ones for a regular file).
+pub fn write_trak(
+    buf: &mut BytesMut,
+    index: usize,
+    track: &Track,
+    timing: &TrakTiming,
+    stbl_tables: impl FnOnce(&mut BytesMut),
+) -> Result<(), MuxError> {
+    let track_id = index as u32 + 1;
+    let trak = open(buf, b"trak");
+
+    let v1 = timing.duration_movie > u32::MAX as u64;
+    let tkhd = open_full(buf, b"tkhd", v1 as u8, 3);
+    if v1 {
+        buf.put_u64(0);
+        buf.put_u64(0);
+        buf.put_u32(track_id);
+        buf.put_u32(0);
+        buf.put_u64(timing.duration_movie);
+    } else {
+        buf.put_u32(0);
+        buf.put_u32(0);
+        buf.put_u32(track_id);
+        buf.put_u32(0);
+        buf.put_u32(timing.duration_movie as u32);
+    }
+    buf.put_bytes(0, 8);
+    buf.put_u16(0);
+    buf.put_u16(if track.kind == TrackKind::Audio { 1 } else { 0 });
+    buf.put_u16(if track.kind == TrackKind::Audio { 0x0100 } else { 0 });
+    buf.put_u16(0);
+    put_matrix(buf);
+    let dims = track.codec.dimensions().unwrap_or_default();
+    buf.put_u32(dims.width << 16);
+    buf.put_u32(dims.height << 16);
+    close(buf, tkhd);
+
+    if !track.edits.is_empty() {
+        write_edits(buf, track, timing.movie_timescale);
+    }
+
+    let mdia = open(buf, b"mdia");
+    let v1 = timing.duration_media > u32::MAX as u64;
+    let mdhd = open_full(buf, b"mdhd", v1 as u8, 0);
+    if v1 {
+        buf.put_u64(0);
+        buf.put_u64(0);
+        buf.put_u32(track.timescale);
+        buf.put_u64(timing.duration_media);
+    } else {
+        buf.put_u32(0);
+        buf.put_u32(0);
+        buf.put_u32(track.timescale);
+        buf.put_u32(timing.duration_media as u32);
+    }
+    buf.put_u16(pack_language(track.language));
+    buf.put_u16(0);
+    close(buf, mdhd);
+
+    let (handler, name): (&[u8; 4], &[u8]) = match track.kind {
+        TrackKind::Video => (b"vide", b"VideoHandler\0"),
+        TrackKind::Audio => (b"soun", b"SoundHandler\0"),
+        TrackKind::Other => (b"meta", b"MetaHandler\0"),
+    };
+    let hdlr = open_full(buf, b"hdlr", 0, 0);
+    buf.put_u32(0);
+    buf.put_slice(handler);
+    buf.put_bytes(0, 12);
+    buf.put_slice(name);
+    close(buf, hdlr);
+
+    let minf = open(buf, b"minf");
+    match track.kind {
+        TrackKind::Video => {
+            let vmhd = open_full(buf, b"vmhd", 0, 1);
+            buf.put_bytes(0, 8);
+            close(buf, vmhd);
+        }
+        TrackKind::Audio => {
+            let smhd = open_full(buf, b"smhd", 0, 0);
+            buf.put_u32(0);
+            close(buf, smhd);
+        }
+        TrackKind::Other => {
+            let nmhd = open_full(buf, b"nmhd", 0, 0);
+            close(buf, nmhd);
+        }
+    }
+    let dinf = open(buf, b"dinf");
+    let dref = open_full(buf, b"dref", 0, 0);
+    buf.put_u32(1);
+    let url = open_full(buf, b"url ", 0, 1);
+    close(buf, url);
+    close(buf, dref);
+    close(buf, dinf);
+
+    let stbl = open(buf, b"stbl");
+    let stsd = open_full(buf, b"stsd", 0, 0);
+    buf.put_u32(1);
+    write_sample_entry(buf, index, track)?;
+    close(buf, stsd);
+    stbl_tables(buf);
+    close(buf, stbl);
+    close(buf, minf);
+    close(buf, mdia);
+    close(buf, trak);
+    Ok(())
+}
+
+fn write_edits(buf: &mut BytesMut, track: &Track, movie_timescale: u32) {
+    let from = track.movie_timescale.max(1) as u128;
+    let edits: Vec<(u64, i64, i16)> = track
+        .edits
+        .iter()
+        .map(|e| {
+            let d = (e.segment_duration_movie_ticks as u128 * movie_timescale as u128 / from) as u64;
+            (d, e.media_time_ticks, e.media_rate_integer)
+        })
+        .collect();
+    let v1 = edits.iter().any(|&(d, m, _)| d > u32::MAX as u64 || m > i32::MAX as i64 || m < i32::MIN as i64);
+    let edts = open(buf, b"edts");
+    let elst = open_full(buf, b"elst", v1 as u8, 0);
+    buf.put_u32(edits.len() as u32);
+    for (d, m, rate) in edits {
+        if v1 {
+            buf.put_u64(d);
+            buf.put_i64(m);
+        } else {
+            buf.put_u32(d as u32);
+            buf.put_i32(m as i32);
+        }
+        buf.put_i16(rate);
+        buf.put_u16(0);
+    }
+    close(buf, elst);
+    close(buf, edts);
+}
+
+fn visual_entry(buf: &mut BytesMut, fourcc: &[u8; 4], dims: Dimensions, config: &[(&[u8; 4], &[u8])]) {
+    let start = open(buf, fourcc);
+    buf.put_bytes(0, 6);
+    buf.put_u16(1);
+    buf.put_bytes(0, 16);
+    buf.put_u16(dims.width.min(u16::MAX as u32) as u16);
+    buf.put_u16(dims.height.min(u16::MAX as u32) as u16);
+    buf.put_u32(0x0048_0000);
+    buf.put_u32(0x0048_0000);
+    buf.put_u32(0);
+    buf.put_u16(1);
+    buf.put_bytes(0, 32);
+    buf.put_u16(0x0018);
+    buf.put_i16(-1);
+    for (name, body) in config {
+        leaf(buf, name, body);
+    }
+    close(buf, start);
+}
+
+fn audio_entry(
+    buf: &mut BytesMut,
+    fourcc: &[u8; 4],
+    channels: u16,
+    bits: u16,
+    rate: u32,
+    config: impl FnOnce(&mut BytesMut),
+) {
+    let start = open(buf, fourcc);
+    buf.put_bytes(0, 6);
+    buf.put_u16(1);
+    buf.put_bytes(0, 8);
+    buf.put_u16(channels);
+    buf.put_u16(bits);
+    buf.put_u32(0);
+    buf.put_u32(if rate <= u16::MAX as u32 { rate << 16 } else { 0 });
+    config(buf);
+    close(buf, start);
+}
+
+fn has_parameter_sets_hevc(hvcc: &[u8]) -> bool {
+    codecs::hevc::HvcConfig::parse(hvcc)
+        .map(|c| [32u8, 33, 34].iter().all(|t| c.arrays.iter().any(|(nt, nals)| nt == t && !nals.is_empty())))
+        .unwrap_or(true)
+}
+
+/// Writes the sample entry for `track`, built from its typed codec parameters.
+pub fn write_sample_entry(buf: &mut BytesMut, index: usize, track: &Track) -> Result<(), MuxError> {
+    let unsupported = |reason: &str| MuxError::Unsupported {
+        track: index,
+        codec: track.codec.name(),
+        format: "mp4",
+        reason: reason.to_string(),
+    };
+    match &track.codec {
+        CodecConfig::H264 { avcc, dims } => {
+            let fourcc = match codecs::h264::AvcConfig::parse(avcc) {
+                Ok(c) if c.sps.is_empty() => b"avc3",
+                _ => b"avc1",
+            };
+            visual_entry(buf, fourcc, *dims, &[(b"avcC", avcc)]);
+        }
+        CodecConfig::Hevc { hvcc, dims } => {
+            let fourcc = if has_parameter_sets_hevc(hvcc) { b"hvc1" } else { b"hev1" };
+            visual_entry(buf, fourcc, *dims, &[(b"hvcC", hvcc)]);
+        }
+        CodecConfig::Av1 { av1c, dims } => visual_entry(buf, b"av01", *dims, &[(b"av1C", av1c)]),
+        CodecConfig::Vp9 { vpcc, dims } => {
+            let mut body = vec![1, 0, 0, 0];
+            body.extend_from_slice(vpcc);
+            visual_entry(buf, b"vp09", *dims, &[(b"vpcC", &body)]);
+        }
+        CodecConfig::Vp8 { dims } => {
+            // VP8: profile 0, level 10 ("unknown"), 8-bit, 4:2:0, BT.709-ish unspecified.
+            let body = [1, 0, 0, 0, 0, 10, 0x82, 0, 2, 2, 2, 0, 0];
+            visual_entry(buf, b"vp08", *dims, &[(b"vpcC", &body)]);
+        }
+        CodecConfig::Aac { asc, format } => {
+            let esds = codecs::aac::build_esds_payload(asc, index as u16 + 1, 0, 0, 0);
+            audio_entry(buf, b"mp4a", format.channels.max(1), 16, format.sample_rate, |b| {
+                let e = open_full(b, b"esds", 0, 0);
+                b.put_slice(&esds);
+                close(b, e);
+            });
+        }
+        CodecConfig::Opus { head } => {
+            let dops = head.to_dops();
+            audio_entry(buf, b"Opus", head.channels as u16, 16, 48_000, |b| leaf(b, b"dOps", &dops));
+        }
+        CodecConfig::Pcm { pcm } => {
+            audio_entry(buf, &pcm.qt_fourcc(), pcm.channels, pcm.bits_per_sample, pcm.sample_rate, |_| {});
+        }
+        CodecConfig::Unknown { .. } => match &track.mp4_sample_entry {
+            Some(entry) => buf.put_slice(entry),
+            None => return Err(unsupported("no MP4 sample entry to carry it in")),
+        },
+    }
+    Ok(())
+}
+
+/// The empty sample tables of a fragmented file's `stbl`.
+pub fn write_empty_tables(buf: &mut BytesMut) {
+    for fourcc in [b"stts", b"stsc", b"stco"] {
+        let b = open_full(buf, fourcc, 0, 0);
+        buf.put_u32(0);
+        close(buf, b);
+    }
+    let stsz = open_full(buf, b"stsz", 0, 0);
+    buf.put_u64(0);
+    close(buf, stsz);
+}
+
+/// `ftyp` + `moov` (with `mvex`) of a fragmented MP4.
+pub fn fragmented_header(tracks: &[Track]) -> Result<Bytes, MuxError> {
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut brands: Vec<&[u8; 4]> = vec![b"iso5", b"iso6", b"mp41"];
+    if tracks.iter().any(|t| matches!(t.codec, CodecConfig::H264 { .. })) {
+        brands.push(b"avc1");
+    }
+    write_ftyp(&mut buf, b"iso5", &brands);
+    let movie_ts = movie_timescale(tracks);
+    let moov = open(&mut buf, b"moov");
+    write_mvhd(&mut buf, movie_ts, 0, tracks.len() as u32 + 1);
+    let timing = TrakTiming { duration_movie: 0, duration_media: 0, movie_timescale: movie_ts };
+    for (i, t) in tracks.iter().enumerate() {
+        write_trak(&mut buf, i, t, &timing, write_empty_tables)?;
+    }
+    let mvex = open(&mut buf, b"mvex");
+    for i in 0..tracks.len() {
+        let trex = open_full(&mut buf, b"trex", 0, 0);
+        buf.put_u32(i as u32 + 1);
+        buf.put_u32(1);
+        buf.put_u32(0);
+        buf.put_u32(0);
+        buf.put_u32(0);
+        close(&mut buf, trex);
+    }
+    close(&mut buf, mvex);
+    close(&mut buf, moov);
+    Ok(buf.freeze())
+}

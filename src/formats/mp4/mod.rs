@@ -1,0 +1,19 @@
+//! ISO BMFF / QuickTime: reading every common layout, writing fragmented MP4.
+//!
+//! Written by hand rather than on a box crate: a live remuxer needs (1) a top-level walker
+//! that streams `mdat` payload as zero-copy slices and tells "need more bytes" from
+//! "invalid at offset X", (2) sample tables read in place from the `moov` bytes rather
+//! than decoded into per-sample structs (a 10-hour index stays a few `Bytes`), and (3)
+//! QuickTime sound descriptions (v1/v2, `wave`, PCM fourccs) that ISO-only crates reject.
+
+pub mod boxes;
+pub mod demux;
+pub mod fmp4;
+pub mod init;
+pub mod moof;
+pub mod moov;
+pub mod sample_table;
+pub mod walker;
+pub mod write;
+
+pub use boxes::{FourCc, Mp4Error};

@@ -1,0 +1,388 @@
+//! The `moov` box: tracks, codec parameters (sample entries) and sample tables.
+
+use bytes::Bytes;
+
+use super::boxes::{find_child, FourCc, Mp4Error, Reader, MAX_DEPTH, MAX_TRACKS};
+use super::sample_table::SampleTable;
+use crate::codecs::{self, AudioFormat, CodecConfig, CodecError, Dimensions};
+use crate::model::{Edit, TrackKind};
+
+/// Per-track fragment defaults from `mvex/trex`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Trex {
+    pub default_sample_description_index: u32,
+    pub default_sample_duration: u32,
+    pub default_sample_size: u32,
+    pub default_sample_flags: u32,
+}
+
+/// A track of an MP4 movie.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mp4Track {
+    pub track_id: u32,
+    pub kind: TrackKind,
+    pub handler: FourCc,
+    pub timescale: u32,
+    pub language: [u8; 3],
+    pub edits: Vec<Edit>,
+    /// The first sample entry, whole (header included).
+    pub sample_entry: Bytes,
+    pub sample_entry_fourcc: FourCc,
+    pub sample_entry_count: u32,
+    /// The codec parameters the sample entry carries, or why they cannot be used.
+    pub codec: Result<CodecConfig, CodecError>,
+    pub table: SampleTable,
+    pub trex: Option<Trex>,
+}
+
+/// A parsed `moov`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Movie {
+    pub timescale: u32,
+    pub duration: u64,
+    pub tracks: Vec<Mp4Track>,
+    /// `mvex` present: media follows in fragments.
+    pub fragmented: bool,
+}
+
+impl Movie {
+    pub fn track_index(&self, track_id: u32) -> Option<usize> {
+        self.tracks.iter().position(|t| t.track_id == track_id)
+    }
+}
+
+/// Parses a whole `moov` box (`data` includes its header) found at absolute `offset`.
+pub fn parse_movie(data: &Bytes, offset: u64, header_len: u32) -> Result<Movie, Mp4Error> {
+    let moov = Reader::new(&data[header_len as usize..], offset + header_len as u64, FourCc::new(b"moov"));
+    let mut movie = Movie { timescale: 1000, duration: 0, tracks: Vec::new(), fragmented: false };
+    let mut trexes = Vec::new();
+    for child in moov.children() {
+        let child = child?;
+        match &child.fourcc.0 {
+            b"mvhd" => {
+                let mut r = child.reader();
+                let (version, _) = r.full_header()?;
+                if version == 1 {
+                    r.skip(16)?;
+                    movie.timescale = r.u32()?;
+                    movie.duration = r.u64()?;
+                } else {
+                    r.skip(8)?;
+                    movie.timescale = r.u32()?;
+                    movie.duration = r.u32()? as u64;
+                }
+            }
+            b"trak" => {
+                if movie.tracks.len() >= MAX_TRACKS {
+                    return Err(Mp4Error::TooLarge {
+                        what: "track count".into(),
+                        offset: child.offset,
+                        size: movie.tracks.len() as u64 + 1,
+                        limit: MAX_TRACKS as u64,
+                    });
+                }
+                if let Some(track) = parse_trak(data, offset, &child.reader())? {
+                    movie.tracks.push(track);
+                }
+            }
+            b"mvex" => {
+                movie.fragmented = true;
+                for c in child.reader().children() {
+                    let c = c?;
+                    if c.fourcc.0 == *b"trex" {
+                        let mut r = c.reader();
+                        r.full_header()?;
+                        let id = r.u32()?;
+                        let trex = Trex {
+                            default_sample_description_index: r.u32()?,
+                            default_sample_duration: r.u32()?,
+                            default_sample_size: r.u32()?,
+                            default_sample_flags: r.u32()?,
+                        };
+                        trexes.push((id, trex));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if movie.timescale == 0 {
+        return Err(moov.error("mvhd timescale is 0"));
+    }
+    for (id, trex) in trexes {
+        if let Some(t) = movie.tracks.iter_mut().find(|t| t.track_id == id) {
+            t.trex = Some(trex);
+        }
+    }
+    Ok(movie)
+}
+
+/// Finds a nested box by path, e.g. `[b"mdia", b"minf", b"stbl"]`.
+fn find_path<'a>(r: &Reader<'a>, path: &[&[u8; 4]]) -> Result<Option<Reader<'a>>, Mp4Error> {
+    let mut cur = r.clone();
+    for (depth, name) in path.iter().enumerate() {
+        if depth >= MAX_DEPTH {
+            return Err(r.error("boxes nested too deep"));
+        }
+        match find_child(&cur, name)? {
+            Some(c) => cur = c.reader(),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(cur))
+}
+
+fn parse_trak(src: &Bytes, src_offset: u64, trak: &Reader<'_>) -> Result<Option<Mp4Track>, Mp4Error> {
+    let Some(mut tkhd) = find_path(trak, &[b"tkhd"])? else {
+        return Err(trak.error("track without 'tkhd'"));
+    };
+    let (version, _) = tkhd.full_header()?;
+    tkhd.skip(if version == 1 { 16 } else { 8 })?;
+    let track_id = tkhd.u32()?;
+
+    let Some(mut mdhd) = find_path(trak, &[b"mdia", b"mdhd"])? else {
+        return Err(trak.error(format!("track {track_id} without 'mdhd'")));
+    };
+    let (version, _) = mdhd.full_header()?;
+    mdhd.skip(if version == 1 { 16 } else { 8 })?;
+    let timescale = mdhd.u32()?;
+    if timescale == 0 {
+        return Err(mdhd.error(format!("track {track_id}: timescale is 0")));
+    }
+    mdhd.skip(if version == 1 { 8 } else { 4 })?;
+    let lang = mdhd.u16()?;
+    let language = if lang == 0 || lang == 0x7FFF || lang < 0x400 {
+        *b"und"
+    } else {
+        [
+            (((lang >> 10) & 31) as u8).wrapping_add(0x60),
+            (((lang >> 5) & 31) as u8).wrapping_add(0x60),
+            ((lang & 31) as u8).wrapping_add(0x60),
+        ]
+    };
+
+    let Some(mut hdlr) = find_path(trak, &[b"mdia", b"hdlr"])? else {
+        return Err(trak.error(format!("track {track_id} without 'hdlr'")));
+    };
+    hdlr.full_header()?;
+    hdlr.skip(4)?;
+    let handler = hdlr.fourcc()?;
+    let kind = match &handler.0 {
+        b"vide" => TrackKind::Video,
+        b"soun" => TrackKind::Audio,
+        _ => TrackKind::Other,
+    };
+
+    let mut edits = Vec::new();
+    if let Some(mut elst) = find_path(trak, &[b"edts", b"elst"])? {
+        let (version, _) = elst.full_header()?;
+        let count = elst.u32()?;
+        let n = elst.check_entries(count as u64, if version == 1 { 20 } else { 12 }, "elst entry_count")?;
+        for _ in 0..n {
+            let (segment_duration_movie_ticks, media_time_ticks) =
+                if version == 1 { (elst.u64()?, elst.u64()? as i64) } else { (elst.u32()? as u64, elst.i32()? as i64) };
+            let media_rate_integer = elst.u16()? as i16;
+            elst.skip(2)?;
+            edits.push(Edit { segment_duration_movie_ticks, media_time_ticks, media_rate_integer });
+        }
+    }
+
+    let Some(stbl) = find_path(trak, &[b"mdia", b"minf", b"stbl"])? else {
+        return Err(trak.error(format!("track {track_id} without 'stbl'")));
+    };
+    let Some(stsd) = find_child(&stbl, b"stsd")? else {
+        return Err(stbl.error(format!("track {track_id} without 'stsd'")));
+    };
+    let mut stsd_r = stsd.reader();
+    stsd_r.full_header()?;
+    let sample_entry_count = stsd_r.u32()?;
+    let Some(entry) = stsd_r.children().next().transpose()? else {
+        return Err(stsd_r.error(format!("track {track_id}: no sample entry")));
+    };
+    let sample_entry = src.slice(entry.range_in(src_offset));
+    let codec = parse_sample_entry(&entry, kind, &sample_entry);
+    let table = SampleTable::parse(src, src_offset, &stbl)?;
+    Ok(Some(Mp4Track {
+        track_id,
+        kind,
+        handler,
+        timescale,
+        language,
+        edits,
+        sample_entry_fourcc: entry.fourcc,
+        sample_entry,
+        sample_entry_count,
+        codec,
+        table,
+        trex: None,
+    }))
+}
+
+fn codec_err(what: &'static str, e: Mp4Error) -> CodecError {
+    CodecError::Invalid { what, reason: e.to_string() }
+}
+
+/// Reads codec parameters from a sample entry. `whole` is the entry as `Bytes`, so that
+/// configuration records are sliced, not copied.
+pub fn parse_sample_entry(
+    entry: &super::boxes::Child<'_>,
+    kind: TrackKind,
+    whole: &Bytes,
+) -> Result<CodecConfig, CodecError> {
+    let fourcc = entry.fourcc;
+    let slice_of = |c: &super::boxes::Child<'_>, skip: usize| -> Bytes {
+        let start = (c.offset - entry.offset) as usize + c.header_len + skip;
+        let end = (c.offset - entry.offset) as usize + c.data.len();
+        whole.slice(start.min(end)..end)
+    };
+    match kind {
+        TrackKind::Video => {
+            let mut r = entry.reader();
+            r.skip(24).map_err(|e| codec_err("visual sample entry", e))?;
+            let width = r.u16().map_err(|e| codec_err("visual sample entry", e))? as u32;
+            let height = r.u16().map_err(|e| codec_err("visual sample entry", e))? as u32;
+            r.skip(50).map_err(|e| codec_err("visual sample entry", e))?;
+            let dims = Dimensions { width, height };
+            let find = |name: &[u8; 4]| find_child(&r, name).map_err(|e| codec_err("visual sample entry", e));
+            match &fourcc.0 {
+                b"avc1" | b"avc3" => {
+                    let c = find(b"avcC")?.ok_or_else(|| missing("avcC"))?;
+                    let avcc = slice_of(&c, 0);
+                    codecs::h264::AvcConfig::parse(&avcc)?;
+                    Ok(CodecConfig::H264 { avcc, dims })
+                }
+                b"hvc1" | b"hev1" => {
+                    let c = find(b"hvcC")?.ok_or_else(|| missing("hvcC"))?;
+                    let hvcc = slice_of(&c, 0);
+                    codecs::hevc::HvcConfig::parse(&hvcc)?;
+                    Ok(CodecConfig::Hevc { hvcc, dims })
+                }
+                b"av01" => {
+                    let c = find(b"av1C")?.ok_or_else(|| missing("av1C"))?;
+                    let av1c = slice_of(&c, 0);
+                    codecs::av1::Av1Config::parse(&av1c)?;
+                    Ok(CodecConfig::Av1 { av1c, dims })
+                }
+                b"vp09" => {
+                    let c = find(b"vpcC")?.ok_or_else(|| missing("vpcC"))?;
+                    let vpcc = slice_of(&c, 4);
+                    codecs::vp9::VpcConfig::parse(&vpcc)?;
+                    Ok(CodecConfig::Vp9 { vpcc, dims })
+                }
+                b"vp08" => Ok(CodecConfig::Vp8 { dims }),
+                _ => Ok(CodecConfig::Unknown { fourcc: fourcc.0, dims: Some(dims), audio: None }),
+            }
+        }
+        TrackKind::Audio => parse_audio_entry(entry, &slice_of),
+        TrackKind::Other => Ok(CodecConfig::Unknown { fourcc: fourcc.0, dims: None, audio: None }),
+    }
+}
+
+fn missing(what: &'static str) -> CodecError {
+    CodecError::Invalid { what, reason: "configuration box missing from the sample entry".into() }
+}
+
+fn parse_audio_entry(
+    entry: &super::boxes::Child<'_>,
+    slice_of: &dyn Fn(&super::boxes::Child<'_>, usize) -> Bytes,
+) -> Result<CodecConfig, CodecError> {
+    let e = |err| codec_err("audio sample entry", err);
+    let mut r = entry.reader();
+    r.skip(8).map_err(e)?;
+    let version = r.u16().map_err(e)?;
+    r.skip(6).map_err(e)?;
+    let mut channels = r.u16().map_err(e)?;
+    let mut bits = r.u16().map_err(e)?;
+    r.skip(4).map_err(e)?;
+    let mut sample_rate = r.u32().map_err(e)? >> 16;
+    let mut lpcm_flags = 0;
+    match version {
+        0 => {}
+        1 => r.skip(16).map_err(e)?,
+        2 => {
+            r.skip(4).map_err(e)?;
+            let rate = f64::from_bits(r.u64().map_err(e)?);
+            sample_rate = if rate.is_finite() && rate > 0.0 && rate < 1e7 { rate.round() as u32 } else { 0 };
+            channels = r.u32().map_err(e)?.min(u16::MAX as u32) as u16;
+            r.skip(4).map_err(e)?;
+            bits = r.u32().map_err(e)?.min(u16::MAX as u32) as u16;
+            lpcm_flags = r.u32().map_err(e)?;
+            r.skip(8).map_err(e)?;
+        }
+        v => {
+            return Err(CodecError::Unsupported { what: "audio sample entry", reason: format!("version {v}") });
+        }
+    }
+    let fourcc = entry.fourcc.0;
+    // QuickTime may wrap codec boxes in 'wave'.
+    let mut boxes: Vec<super::boxes::Child<'_>> = Vec::new();
+    for c in r.children() {
+        let c = c.map_err(e)?;
+        if c.fourcc.0 == *b"wave" {
+            for w in c.reader().children() {
+                boxes.push(w.map_err(e)?);
+            }
+        } else {
+            boxes.push(c);
+        }
+    }
+    let find = |name: &[u8; 4]| boxes.iter().find(|c| c.fourcc.0 == *name);
+    let fallback = AudioFormat { sample_rate, channels };
+    match &fourcc {
+        b"mp4a" => {
+            let c = find(b"esds").ok_or_else(|| missing("esds"))?;
+            let payload = slice_of(c, 4);
+            let oti = codecs::aac::esds_object_type_indication(&payload)?;
+            if !matches!(oti, 0x40 | 0x66 | 0x67 | 0x68) {
+                return Ok(CodecConfig::Unknown { fourcc, dims: None, audio: Some(fallback) });
+            }
+            let range = codecs::aac::esds_decoder_specific_info(&payload)?;
+            let asc = payload.slice(range);
+            let parsed = codecs::aac::AudioSpecificConfig::parse(&asc)?;
+            let format = AudioFormat {
+                sample_rate: if parsed.sample_rate > 0 { parsed.sample_rate } else { sample_rate },
+                channels: if parsed.channels > 0 { parsed.channels } else { channels },
+            };
+            Ok(CodecConfig::Aac { asc, format })
+        }
+        b"Opus" => {
+            let c = find(b"dOps").ok_or_else(|| missing("dOps"))?;
+            let head = codecs::opus::OpusHead::from_dops(&slice_of(c, 0))?;
+            Ok(CodecConfig::Opus { head })
+        }
+        b"ipcm" | b"fpcm" => {
+            let c = find(b"pcmC").ok_or_else(|| missing("pcmC"))?;
+            let pcm = codecs::pcm::PcmFormat::from_pcmc(&slice_of(c, 4), fourcc == *b"fpcm", channels, sample_rate)?;
+            Ok(CodecConfig::Pcm { pcm })
+        }
+        b"lpcm" => codecs::pcm::PcmFormat::from_lpcm_flags(lpcm_flags, bits, channels, sample_rate)
+            .map(|pcm| CodecConfig::Pcm { pcm })
+            .ok_or_else(|| CodecError::Unsupported { what: "lpcm", reason: format!("flags 0x{lpcm_flags:x}") }),
+        _ => match codecs::pcm::PcmFormat::from_qt_fourcc(fourcc, channels, sample_rate, bits) {
+            Some(pcm) => Ok(CodecConfig::Pcm { pcm }),
+            None => Ok(CodecConfig::Unknown { fourcc, dims: None, audio: Some(fallback) }),
+        },
+    }
+}
+
+impl Mp4Track {
+    /// The pipeline's view of this track, with the given codec parameters.
+    pub fn to_track(
+        &self,
+        movie_timescale: u32,
+        codec: CodecConfig,
+        origin: crate::model::ParamOrigin,
+    ) -> crate::model::Track {
+        crate::model::Track {
+            input_id: self.track_id as u64,
+            kind: self.kind,
+            timescale: self.timescale,
+            codec,
+            language: self.language,
+            edits: self.edits.clone(),
+            movie_timescale,
+            origin,
+            mp4_sample_entry: Some(self.sample_entry.clone()),
+        }
+    }
+}

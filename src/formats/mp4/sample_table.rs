@@ -1,0 +1,422 @@
+//! A track's sample tables (stts, ctts, stss, stsz/stz2, stsc, stco/co64), kept as the
+//! bytes of the `moov` they came from and walked with a cursor, so that indexing a long
+//! recording costs no per-sample allocation.
+
+use bytes::Bytes;
+
+use super::boxes::{Mp4Error, Reader, MAX_SAMPLE_SIZE};
+
+fn be32(b: &[u8], i: usize) -> u32 {
+    u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
+}
+
+fn be64(b: &[u8], i: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[i..i + 8]);
+    u64::from_be_bytes(a)
+}
+
+/// Sample sizes: one for all, or a table of 4, 8 or 16-bit (stz2) entries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Sizes {
+    Constant(u32),
+    Table { data: Bytes, bits: u8 },
+}
+
+/// The sample tables of one track, validated so that every entry the cursor reads exists.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct SampleTable {
+    pub sample_count: u32,
+    stts: Bytes,
+    ctts: Option<Bytes>,
+    stss: Option<Bytes>,
+    sizes: Option<Sizes>,
+    stsc: Bytes,
+    chunk_offsets: Bytes,
+    co64: bool,
+}
+
+impl Default for Sizes {
+    fn default() -> Self {
+        Sizes::Constant(0)
+    }
+}
+
+/// Where a table's entries start in `moov` bytes, checked against the entry count.
+fn entries(
+    src: &Bytes,
+    body_start: usize,
+    r: &mut Reader<'_>,
+    entry: usize,
+    field: &str,
+) -> Result<(Bytes, u32), Mp4Error> {
+    let count = r.u32()?;
+    let n = r.check_entries(count as u64, entry, field)?;
+    let start = body_start + r.position();
+    Ok((src.slice(start..start + n * entry), count))
+}
+
+impl SampleTable {
+    pub fn chunk_count(&self) -> usize {
+        self.chunk_offsets.len() / if self.co64 { 8 } else { 4 }
+    }
+
+    pub fn has_ctts(&self) -> bool {
+        self.ctts.is_some()
+    }
+
+    /// Builds the table from the children of an `stbl` box. `src` holds the bytes the
+    /// children were read from, starting at absolute offset `src_offset`.
+    pub fn parse(src: &Bytes, src_offset: u64, stbl: &Reader<'_>) -> Result<Self, Mp4Error> {
+        let mut t = SampleTable::default();
+        let mut have_sizes = false;
+        for child in stbl.children() {
+            let child = child?;
+            let body_start = (child.offset - src_offset) as usize + child.header_len;
+            let mut r = child.reader();
+            match &child.fourcc.0 {
+                b"stts" => {
+                    r.full_header()?;
+                    t.stts = entries(src, body_start, &mut r, 8, "stts entry_count")?.0;
+                }
+                b"ctts" => {
+                    r.full_header()?;
+                    t.ctts = Some(entries(src, body_start, &mut r, 8, "ctts entry_count")?.0);
+                }
+                b"stss" => {
+                    r.full_header()?;
+                    t.stss = Some(entries(src, body_start, &mut r, 4, "stss entry_count")?.0);
+                }
+                b"stsz" => {
+                    r.full_header()?;
+                    let constant = r.u32()?;
+                    if constant != 0 {
+                        t.sample_count = r.u32()?;
+                        t.sizes = Some(Sizes::Constant(constant));
+                    } else {
+                        let (data, count) = entries(src, body_start, &mut r, 4, "stsz sample_count")?;
+                        t.sample_count = count;
+                        t.sizes = Some(Sizes::Table { data, bits: 32 });
+                    }
+                    have_sizes = true;
+                }
+                b"stz2" => {
+                    r.full_header()?;
+                    r.skip(3)?;
+                    let bits = r.u8()?;
+                    if !matches!(bits, 4 | 8 | 16) {
+                        return Err(r.error(format!("field_size {bits} is not 4, 8 or 16")));
+                    }
+                    let count = r.u32()?;
+                    let need = (count as u64 * bits as u64).div_ceil(8);
+                    if need > r.remaining() as u64 {
+                        return Err(r.error(format!("{count} sizes of {bits} bits do not fit")));
+                    }
+                    let start = body_start + r.position();
+                    t.sample_count = count;
+                    t.sizes = Some(Sizes::Table { data: src.slice(start..start + need as usize), bits });
+                    have_sizes = true;
+                }
+                b"stsc" => {
+                    r.full_header()?;
+                    t.stsc = entries(src, body_start, &mut r, 12, "stsc entry_count")?.0;
+                }
+                b"stco" => {
+                    r.full_header()?;
+                    t.chunk_offsets = entries(src, body_start, &mut r, 4, "stco entry_count")?.0;
+                    t.co64 = false;
+                }
+                b"co64" => {
+                    r.full_header()?;
+                    t.chunk_offsets = entries(src, body_start, &mut r, 8, "co64 entry_count")?.0;
+                    t.co64 = true;
+                }
+                _ => {}
+            }
+        }
+        if !have_sizes {
+            t.sample_count = 0;
+        }
+        t.check_stsc(stbl)?;
+        Ok(t)
+    }
+
+    fn check_stsc(&self, stbl: &Reader<'_>) -> Result<(), Mp4Error> {
+        let mut prev = 0;
+        for i in 0..self.stsc.len() / 12 {
+            let first = be32(&self.stsc, i * 12);
+            if first == 0 || first <= prev {
+                return Err(Mp4Error::invalid(
+                    "'stsc' box",
+                    stbl.offset(),
+                    format!("entry {i}: first_chunk {first} does not increase"),
+                ));
+            }
+            prev = first;
+        }
+        Ok(())
+    }
+
+    fn size(&self, i: u32) -> u32 {
+        match &self.sizes {
+            None => 0,
+            Some(Sizes::Constant(c)) => *c,
+            Some(Sizes::Table { data, bits: 32 }) => be32(data, i as usize * 4),
+            Some(Sizes::Table { data, bits: 16 }) => {
+                u16::from_be_bytes([data[i as usize * 2], data[i as usize * 2 + 1]]) as u32
+            }
+            Some(Sizes::Table { data, bits: 8 }) => data[i as usize] as u32,
+            Some(Sizes::Table { data, .. }) => {
+                let b = data[i as usize / 2];
+                (if i % 2 == 0 { b >> 4 } else { b & 15 }) as u32
+            }
+        }
+    }
+
+    fn chunk_offset(&self, c: usize) -> u64 {
+        if self.co64 {
+            be64(&self.chunk_offsets, c * 8)
+        } else {
+            be32(&self.chunk_offsets, c * 4) as u64
+        }
+    }
+
+    /// Sum of all sample durations.
+    pub fn total_duration(&self) -> u64 {
+        let mut total = 0u64;
+        let mut left = self.sample_count as u64;
+        for i in 0..self.stts.len() / 8 {
+            let n = (be32(&self.stts, i * 8) as u64).min(left);
+            total += n * be32(&self.stts, i * 8 + 4) as u64;
+            left -= n;
+        }
+        total
+    }
+
+    /// Iterates every sample in decode order.
+    pub fn samples(&self) -> SampleIter<'_> {
+        SampleIter { t: self, c: SampleCursor::default() }
+    }
+}
+
+/// One sample as the tables describe it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SampleInfo {
+    /// Index in decode order, from 0.
+    pub index: u32,
+    pub offset: u64,
+    pub size: u32,
+    pub dts: i64,
+    pub cts_offset: i64,
+    pub duration: u32,
+    pub sync: bool,
+    /// 1-based index of the sample description.
+    pub description: u32,
+}
+
+/// A position in a [`SampleTable`], advanced by [`SampleCursor::next`]. It holds no
+/// reference to the table, so it can live beside the table in one struct.
+#[derive(Clone, Debug)]
+pub struct SampleCursor {
+    next: u32,
+    dts: i64,
+    stts_i: usize,
+    stts_left: u32,
+    ctts_i: usize,
+    ctts_left: u32,
+    stss_i: usize,
+    stsc_i: usize,
+    chunk: usize,
+    in_chunk_left: u32,
+    offset: u64,
+    description: u32,
+}
+
+impl Default for SampleCursor {
+    fn default() -> Self {
+        SampleCursor {
+            next: 0,
+            dts: 0,
+            stts_i: 0,
+            stts_left: 0,
+            ctts_i: 0,
+            ctts_left: 0,
+            stss_i: 0,
+            stsc_i: 0,
+            chunk: usize::MAX,
+            in_chunk_left: 0,
+            offset: 0,
+            description: 1,
+        }
+    }
+}
+
+impl SampleCursor {
+    /// Enters the next non-empty chunk; false when the chunk table is exhausted.
+    fn next_chunk(&mut self, t: &SampleTable) -> bool {
+        let stsc = &t.stsc;
+        let entries = stsc.len() / 12;
+        loop {
+            self.chunk = self.chunk.wrapping_add(1);
+            if self.chunk >= t.chunk_count() || entries == 0 {
+                return false;
+            }
+            let c1 = self.chunk as u32 + 1;
+            while self.stsc_i + 1 < entries && be32(stsc, (self.stsc_i + 1) * 12) <= c1 {
+                self.stsc_i += 1;
+            }
+            if be32(stsc, self.stsc_i * 12) > c1 {
+                // Chunks before the first entry have no samples.
+                continue;
+            }
+            self.in_chunk_left = be32(stsc, self.stsc_i * 12 + 4);
+            self.description = be32(stsc, self.stsc_i * 12 + 8);
+            self.offset = t.chunk_offset(self.chunk);
+            if self.in_chunk_left > 0 {
+                return true;
+            }
+        }
+    }
+
+    /// The next sample of `t` (the table this cursor was made for), in decode order.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self, t: &SampleTable) -> Option<Result<SampleInfo, Mp4Error>> {
+        if self.next >= t.sample_count {
+            return None;
+        }
+        if self.in_chunk_left == 0 && !self.next_chunk(t) {
+            // The chunk table ends before the sample count: the rest has no data.
+            self.next = t.sample_count;
+            return None;
+        }
+        let index = self.next;
+        let size = t.size(index);
+        if size > MAX_SAMPLE_SIZE {
+            self.next = t.sample_count;
+            return Some(Err(Mp4Error::TooLarge {
+                what: format!("sample {index}"),
+                offset: self.offset,
+                size: size as u64,
+                limit: MAX_SAMPLE_SIZE as u64,
+            }));
+        }
+        // Durations: the last stts entry repeats if the table is short.
+        while self.stts_left == 0 && self.stts_i < t.stts.len() / 8 {
+            self.stts_left = be32(&t.stts, self.stts_i * 8);
+            self.stts_i += 1;
+        }
+        let duration = if self.stts_i > 0 { be32(&t.stts, (self.stts_i - 1) * 8 + 4) } else { 0 };
+        self.stts_left = self.stts_left.saturating_sub(1);
+        let mut cts_offset = 0;
+        if let Some(ctts) = &t.ctts {
+            while self.ctts_left == 0 && self.ctts_i < ctts.len() / 8 {
+                self.ctts_left = be32(ctts, self.ctts_i * 8);
+                self.ctts_i += 1;
+            }
+            if self.ctts_i > 0 {
+                // Version 0 is unsigned in the spec, but writers store negative values
+                // there too; reading both as signed is what players do.
+                cts_offset = be32(ctts, (self.ctts_i - 1) * 8 + 4) as i32 as i64;
+            }
+            self.ctts_left = self.ctts_left.saturating_sub(1);
+        }
+        let sync = match &t.stss {
+            None => true,
+            Some(stss) => {
+                while self.stss_i < stss.len() / 4 && be32(stss, self.stss_i * 4) < index + 1 {
+                    self.stss_i += 1;
+                }
+                self.stss_i < stss.len() / 4 && be32(stss, self.stss_i * 4) == index + 1
+            }
+        };
+        let info = SampleInfo {
+            index,
+            offset: self.offset,
+            size,
+            dts: self.dts,
+            cts_offset,
+            duration,
+            sync,
+            description: self.description,
+        };
+        self.dts += duration as i64;
+        self.offset += size as u64;
+        self.in_chunk_left -= 1;
+        self.next += 1;
+        Some(Ok(info))
+    }
+}
+
+/// Iterator over a table's samples.
+pub struct SampleIter<'a> {
+    t: &'a SampleTable,
+    c: SampleCursor,
+}
+
+impl Iterator for SampleIter<'_> {
+    type Item = Result<SampleInfo, Mp4Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.c.next(self.t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full(fourcc: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut v = ((body.len() + 12) as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(fourcc);
+        v.extend_from_slice(&[0, 0, 0, 0]);
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn words(w: &[u32]) -> Vec<u8> {
+        w.iter().flat_map(|x| x.to_be_bytes()).collect()
+    }
+
+    fn table(children: Vec<u8>) -> Result<SampleTable, Mp4Error> {
+        let src = Bytes::from(children);
+        let r = Reader::new(&src, 0, crate::formats::mp4::FourCc::new(b"stbl"));
+        SampleTable::parse(&src, 0, &r)
+    }
+
+    #[test]
+    fn walks_chunks_durations_ctts_and_sync() {
+        let mut c = full(b"stts", &words(&[2, 2, 10, 1, 20]));
+        c.extend(full(b"ctts", &words(&[1, 1, 0, 2, 5, 2])));
+        c.extend(full(b"stss", &words(&[1, 3])));
+        c.extend(full(b"stsz", &words(&[0, 4, 10, 11, 12, 13])));
+        c.extend(full(b"stsc", &words(&[1, 1, 2, 1, 3, 1])));
+        c.extend(full(b"stco", &words(&[2, 1000, 2000])));
+        let t = table(c).unwrap();
+        let s: Vec<_> = t.samples().map(|s| s.unwrap()).collect();
+        assert_eq!(s.len(), 4);
+        assert_eq!(s.iter().map(|s| s.offset).collect::<Vec<_>>(), [1000, 2000, 2011, 2023]);
+        assert_eq!(s.iter().map(|s| s.dts).collect::<Vec<_>>(), [0, 10, 20, 30]);
+        assert_eq!(s.iter().map(|s| s.duration).collect::<Vec<_>>(), [10, 10, 10, 20]);
+        assert_eq!(s.iter().map(|s| s.cts_offset).collect::<Vec<_>>(), [1, 0, 0, 2]);
+        assert_eq!(s.iter().map(|s| s.sync).collect::<Vec<_>>(), [true, false, true, false]);
+        assert_eq!(t.total_duration(), 50);
+    }
+
+    #[test]
+    fn lying_counts_are_rejected() {
+        let c = full(b"stsz", &words(&[0, 1_000_000, 1]));
+        assert!(table(c).is_err());
+        let c = full(b"stco", &words(&[u32::MAX]));
+        assert!(table(c).is_err());
+    }
+
+    #[test]
+    fn short_chunk_table_ends_the_track() {
+        let mut c = full(b"stts", &words(&[1, 3, 1]));
+        c.extend(full(b"stsz", &words(&[5, 3])));
+        c.extend(full(b"stsc", &words(&[1, 1, 1])));
+        c.extend(full(b"stco", &words(&[1, 8])));
+        let t = table(c).unwrap();
+        assert_eq!(t.samples().count(), 1);
+    }
+}

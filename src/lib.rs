@@ -1,0 +1,41 @@
+//! livemux turns the live output of media recorders into crash-safe files in real time.
+//!
+//! A pipeline of typed async stages ([`stages`]) — source, probe, codecpar-extract,
+//! packet-split, mux, sink — passes data over bounded channels. The container work is done
+//! by sans-IO readers and writers in [`formats`] that a program can also drive directly.
+//!
+//! ```no_run
+//! # async fn demo(upload: Vec<bytes::Bytes>) -> Result<(), Box<dyn std::error::Error>> {
+//! use livemux::pipeline::{Pipeline, StageConfig};
+//! use livemux::stages::{mux::MuxConfig, sink::SinkConfig, source::SourceConfig};
+//! let mut p = Pipeline::linear(vec![
+//!     ("in", StageConfig::Source(SourceConfig::default())),
+//!     ("probe", StageConfig::Probe(Default::default())),
+//!     ("params", StageConfig::Codecpar(Default::default())),
+//!     ("split", StageConfig::Split(Default::default())),
+//!     ("mux", StageConfig::Mux(MuxConfig::default())),
+//!     ("out", StageConfig::Sink(SinkConfig { path: "-".into(), durability: None })),
+//! ])?;
+//! let mut feed = p.feed("in").unwrap();
+//! let mut fragments = p.collect("out").unwrap();
+//! let run = tokio::spawn(p.run(Default::default()));
+//! for bytes in upload {
+//!     feed.send(bytes).await.ok();
+//! }
+//! drop(feed);
+//! while let Some(f) = fragments.recv().await {
+//!     println!("{} bytes of {:?}", f.data.len(), f.kind);
+//! }
+//! run.await??;
+//! # Ok(()) }
+//! ```
+
+pub mod codecs;
+pub mod formats;
+pub mod model;
+pub mod pipeline;
+pub mod stages;
+
+pub use model::{Chunk, Fragment, FragmentKind, Packet, Track, TrackKind};
+pub use pipeline::{Pipeline, PipelineFileError};
+pub use stages::StageError;

@@ -1,0 +1,186 @@
+//! The data that flows between stages.
+//!
+//! Payloads are [`Bytes`]: stages slice them and never copy them. Every timestamp is a
+//! count of *ticks* of its track's timescale (`Track::timescale`, ticks per second); the
+//! field names say so (`dts_ticks`), and [`Ticks`] converts when a duration in another
+//! unit is needed.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::codecs::CodecConfig;
+
+/// Bytes of input as they arrived, with their position in the input.
+///
+/// `offset` is the absolute byte offset of `data[0]` in the input. Sources emit chunks in
+/// increasing offset order, except that a seekable MP4 source may send a trailing `moov`
+/// first (see [`crate::stages::source`]); consumers must not assume chunk boundaries mean
+/// anything.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chunk {
+    pub offset: u64,
+    pub data: Bytes,
+}
+
+impl Chunk {
+    pub fn new(offset: u64, data: impl Into<Bytes>) -> Self {
+        Chunk { offset, data: data.into() }
+    }
+
+    /// Offset one past the last byte.
+    pub fn end(&self) -> u64 {
+        self.offset + self.data.len() as u64
+    }
+}
+
+/// A timestamp or duration together with its timescale (ticks per second).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ticks {
+    pub ticks: i64,
+    pub timescale: u32,
+}
+
+impl Ticks {
+    pub fn new(ticks: i64, timescale: u32) -> Self {
+        Ticks { ticks, timescale }
+    }
+
+    /// Milliseconds, rounded toward negative infinity.
+    pub fn as_millis(self) -> i64 {
+        if self.timescale == 0 {
+            return 0;
+        }
+        (self.ticks as i128 * 1000).div_euclid(self.timescale as i128) as i64
+    }
+
+    /// The same instant in another timescale, rounded toward negative infinity.
+    pub fn rescale(self, timescale: u32) -> i64 {
+        if self.timescale == 0 {
+            return 0;
+        }
+        (self.ticks as i128 * timescale as i128).div_euclid(self.timescale as i128) as i64
+    }
+
+    pub fn as_secs_f64(self) -> f64 {
+        if self.timescale == 0 {
+            return 0.0;
+        }
+        self.ticks as f64 / self.timescale as f64
+    }
+}
+
+/// What a track carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrackKind {
+    Video,
+    Audio,
+    Other,
+}
+
+impl fmt::Display for TrackKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TrackKind::Video => "video",
+            TrackKind::Audio => "audio",
+            TrackKind::Other => "other",
+        })
+    }
+}
+
+/// Where a track's codec parameters came from.
+#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamOrigin {
+    /// The input's own header (moov, init segment, Matroska Tracks).
+    #[default]
+    Stream,
+    /// A reference recording (recapture).
+    Reference,
+}
+
+/// One entry of an edit list, in the track's timescale for `media_time_ticks` and in the
+/// movie timescale for `segment_duration` (as in MP4's `elst`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Edit {
+    pub segment_duration_movie_ticks: u64,
+    /// -1 means an empty edit (a gap).
+    pub media_time_ticks: i64,
+    pub media_rate_integer: i16,
+}
+
+/// A track as the rest of the pipeline sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Track {
+    /// The track's ID in the input (MP4 track_ID, Matroska TrackNumber).
+    pub input_id: u64,
+    pub kind: TrackKind,
+    /// Ticks per second of every timestamp of this track.
+    pub timescale: u32,
+    pub codec: CodecConfig,
+    /// ISO 639-2/T language code, "und" when unknown.
+    pub language: [u8; 3],
+    /// The input's edit list, kept so that presentation timing survives a remux.
+    pub edits: Vec<Edit>,
+    /// The timescale `edits` segment durations are expressed in (MP4 movie timescale).
+    pub movie_timescale: u32,
+    pub origin: ParamOrigin,
+    /// The MP4 sample entry the parameters came from, when they came from one: a muxer
+    /// writes it back verbatim for codecs it cannot describe itself.
+    pub mp4_sample_entry: Option<Bytes>,
+}
+
+impl Track {
+    pub fn language_str(&self) -> &str {
+        std::str::from_utf8(&self.language).unwrap_or("und")
+    }
+}
+
+/// The tracks of a stream, in output order. Index `i` is what [`Packet::track`] refers to.
+pub type TrackSet = Arc<Vec<Track>>;
+
+/// One coded frame (or audio access unit).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Packet {
+    /// Index into the [`TrackSet`].
+    pub track: usize,
+    pub dts_ticks: i64,
+    pub pts_ticks: i64,
+    pub duration_ticks: u32,
+    /// A sync sample: decoding can start here.
+    pub keyframe: bool,
+    pub data: Bytes,
+}
+
+impl Packet {
+    /// Composition offset (pts - dts) in ticks.
+    pub fn cts_offset_ticks(&self) -> i64 {
+        self.pts_ticks - self.dts_ticks
+    }
+}
+
+/// A piece of output, written by a sink with one write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fragment {
+    pub kind: FragmentKind,
+    /// Position of `data` in the output stream.
+    pub offset: u64,
+    pub data: Bytes,
+    /// What the fragment covers, for progress reports and tests.
+    pub packets: u32,
+    /// Start of the fragment on the presentation timeline, in ms, if it carries media.
+    pub start_ms: Option<i64>,
+    pub duration_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FragmentKind {
+    /// Everything a player needs before the first media fragment (ftyp+moov, EBML header...).
+    Header,
+    /// Self-contained media (moof+mdat, a Cluster).
+    Media,
+    /// Index written at a clean stop (mfra, Cues): optional for a player.
+    Trailer,
+}

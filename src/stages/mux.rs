@@ -1,0 +1,84 @@
+//! `mux`: packets in, output fragments out, through a sans-IO [`Muxer`].
+
+use tokio::sync::mpsc;
+
+use super::{Outputs, StageContext, StageReport, StageResult};
+use crate::formats::fragmenter::FragmentPolicy;
+use crate::formats::mp4::fmp4::Fmp4Muxer;
+use crate::formats::{Muxer, PacketEvent};
+use crate::model::{Fragment, TrackSet};
+
+/// Output container.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MuxFormat {
+    /// Fragmented MP4: ftyp + moov once, then moof + mdat per fragment.
+    #[default]
+    Fmp4,
+}
+
+impl std::str::FromStr for MuxFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fmp4" => Ok(MuxFormat::Fmp4),
+            _ => Err(format!("unknown output format '{s}' (expected fmp4)")),
+        }
+    }
+}
+
+/// Settings of `mux`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MuxConfig {
+    pub format: MuxFormat,
+    pub fragment: FragmentPolicy,
+}
+
+fn make_muxer(config: &MuxConfig, tracks: TrackSet) -> Box<dyn Muxer> {
+    match config.format {
+        MuxFormat::Fmp4 => Box::new(Fmp4Muxer::new(tracks, config.fragment)),
+    }
+}
+
+/// Runs `mux`.
+pub async fn run(
+    ctx: StageContext,
+    config: MuxConfig,
+    mut input: mpsc::Receiver<PacketEvent>,
+    out: Outputs<Fragment>,
+) -> StageResult {
+    let mut muxer: Option<Box<dyn Muxer>> = None;
+    let mut fragments: Vec<Fragment> = Vec::new();
+    while let Some(ev) = input.recv().await {
+        match ev {
+            PacketEvent::Tracks(tracks) => {
+                if muxer.is_none() {
+                    let mut m = make_muxer(&config, tracks);
+                    fragments.push(m.header().map_err(|e| ctx.error(e))?);
+                    muxer = Some(m);
+                }
+            }
+            PacketEvent::Packets(packets) => {
+                let m = muxer.as_mut().expect("packet-split sends tracks before packets");
+                for p in packets {
+                    fragments.extend(m.push(p).map_err(|e| ctx.error(e))?);
+                }
+            }
+            PacketEvent::Boundary => {
+                if let Some(m) = muxer.as_mut() {
+                    fragments.extend(m.boundary().map_err(|e| ctx.error(e))?);
+                }
+            }
+            PacketEvent::End(_) => {
+                if let Some(m) = muxer.as_mut() {
+                    fragments.extend(m.finish().map_err(|e| ctx.error(e))?);
+                }
+            }
+        }
+        for f in fragments.drain(..) {
+            if out.send(f).await.is_err() {
+                return Ok(StageReport::default());
+            }
+        }
+    }
+    Ok(StageReport::default())
+}

@@ -1,0 +1,113 @@
+//! `sink`: writes fragments to a file or stdout, each with one write, made durable as
+//! configured.
+//!
+//! Writes happen on a blocking thread with plain `write` calls: async file emulation would
+//! split a fragment into several writes, and a crash between them would leave a torn
+//! fragment in the middle of the file rather than at its end.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use tokio::sync::mpsc;
+
+use super::{Failure, StageContext, StageReport, StageResult};
+use crate::model::Fragment;
+
+/// What happens after each fragment is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Leave it to the OS.
+    None,
+    /// Hand it to the OS at once (what a pipe reader needs to see it).
+    Flush,
+    /// Wait until it is on stable storage (survives a power cut).
+    Fsync,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(Durability::None),
+            "flush" => Ok(Durability::Flush),
+            "fsync" => Ok(Durability::Fsync),
+            _ => Err(format!("unknown durability '{s}' (expected none, flush or fsync)")),
+        }
+    }
+}
+
+/// Settings of `sink`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SinkConfig {
+    /// A file, or `-` for stdout.
+    pub path: PathBuf,
+    /// Default: fsync for files, flush for stdout.
+    pub durability: Option<Durability>,
+}
+
+impl SinkConfig {
+    pub fn is_stdout(&self) -> bool {
+        self.path.as_os_str() == "-"
+    }
+
+    pub fn durability(&self) -> Durability {
+        self.durability.unwrap_or(if self.is_stdout() { Durability::Flush } else { Durability::Fsync })
+    }
+}
+
+/// Runs `sink`.
+pub async fn run(ctx: StageContext, config: SinkConfig, input: mpsc::Receiver<Fragment>) -> StageResult {
+    let ctx2 = ctx.clone();
+    tokio::task::spawn_blocking(move || write_all(&config, input).map_err(|e| ctx2.error(Failure::Io(e))))
+        .await
+        .map_err(|e| ctx.error(Failure::Other(format!("sink thread failed: {e}"))))?
+}
+
+fn open_output(config: &SinkConfig) -> std::io::Result<File> {
+    if config.is_stdout() {
+        use std::os::fd::AsFd;
+        // A raw handle on fd 1: no line buffering, so a fragment is one write.
+        return Ok(File::from(std::io::stdout().as_fd().try_clone_to_owned()?));
+    }
+    OpenOptions::new().write(true).create(true).truncate(true).open(&config.path)
+}
+
+/// Makes the file's directory entry durable too, once, so a power cut cannot lose the
+/// file itself.
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(parent)?.sync_all()
+}
+
+fn write_all(config: &SinkConfig, mut input: mpsc::Receiver<Fragment>) -> std::io::Result<StageReport> {
+    let mut file: Option<File> = None;
+    let durability = config.durability();
+    let regular = !config.is_stdout();
+    let mut first = true;
+    while let Some(fragment) = input.blocking_recv() {
+        if file.is_none() {
+            file = Some(open_output(config)?);
+        }
+        let f = file.as_mut().unwrap();
+        match f.write_all(&fragment.data) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(StageReport::default()),
+            r => r?,
+        }
+        match durability {
+            Durability::Fsync if regular => {
+                f.sync_data()?;
+                if first {
+                    sync_parent(&config.path)?;
+                }
+            }
+            Durability::Fsync | Durability::Flush => f.flush()?,
+            Durability::None => {}
+        }
+        first = false;
+    }
+    Ok(StageReport::default())
+}

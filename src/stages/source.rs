@@ -1,0 +1,234 @@
+//! `source`: reads input bytes from stdin, a file, or a file that is still being written.
+//!
+//! Reading happens on a blocking thread (plain `read` calls, no async file emulation); an
+//! async loop forwards the chunks so that Ctrl-C can end the stream at once, even while a
+//! read is blocked on a pipe.
+//!
+//! A complete MP4 file whose `moov` comes after the media is read `moov` first (one extra
+//! seek), so that it is remuxed in one pass with no buffering.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Failure, Outputs, StageContext, StageReport, StageResult};
+use crate::formats::mp4::boxes::{parse_header, HeaderParse};
+use crate::model::Chunk;
+
+/// Default read size.
+pub const DEFAULT_CHUNK_SIZE: usize = 1 << 20;
+/// How often a followed file is checked for growth.
+pub const FOLLOW_POLL: Duration = Duration::from_millis(10);
+/// After the writer closes a followed file, how long to wait for it to reopen and append
+/// (upload handlers open and close the file once per chunk) before ending.
+pub const CLOSE_GRACE: Duration = Duration::from_millis(500);
+
+/// Settings of `source`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceConfig {
+    /// A file, or `-` for stdin.
+    pub path: PathBuf,
+    /// Keep reading as the file grows; end when its writer closes it or after `idle_timeout`.
+    pub follow: bool,
+    pub idle_timeout: Duration,
+    pub chunk_size: usize,
+    /// Read a trailing MP4 `moov` first (complete files only).
+    pub moov_first: bool,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig {
+            path: PathBuf::from("-"),
+            follow: false,
+            idle_timeout: Duration::from_secs(5),
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            moov_first: true,
+        }
+    }
+}
+
+impl SourceConfig {
+    pub fn is_stdin(&self) -> bool {
+        self.path.as_os_str() == "-"
+    }
+}
+
+/// Runs `source`. Cancelling `stop` ends the stream as if the input had ended.
+pub async fn run(ctx: StageContext, config: SourceConfig, out: Outputs<Chunk>, stop: CancellationToken) -> StageResult {
+    let (tx, mut rx) = mpsc::channel::<std::io::Result<Chunk>>(2);
+    let reader_stop = stop.clone();
+    std::thread::Builder::new()
+        .name(format!("livemux-source-{}", ctx.name))
+        .spawn(move || read_blocking(&config, &tx, &reader_stop))
+        .map_err(|e| ctx.error(e))?;
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return Ok(StageReport::default()),
+            item = rx.recv() => match item {
+                None => return Ok(StageReport::default()),
+                Some(Err(e)) => return Err(ctx.error(Failure::Io(e))),
+                Some(Ok(chunk)) => {
+                    if out.send(chunk).await.is_err() {
+                        return Ok(StageReport::default());
+                    }
+                }
+            },
+        }
+    }
+}
+
+type Tx = mpsc::Sender<std::io::Result<Chunk>>;
+
+fn read_blocking(config: &SourceConfig, tx: &Tx, stop: &CancellationToken) {
+    let result = if config.is_stdin() {
+        let stdin = std::io::stdin();
+        let mut lock = stdin.lock();
+        copy(&mut lock, 0, u64::MAX, config.chunk_size, tx, stop).map(drop)
+    } else {
+        read_file(config, tx, stop)
+    };
+    if let Err(e) = result {
+        let _ = tx.blocking_send(Err(e));
+    }
+}
+
+/// Sends `limit` bytes (or up to EOF) from `r`, which is at `offset`. Returns the new offset,
+/// or `u64::MAX` if the receiver went away.
+fn copy(
+    r: &mut impl Read,
+    mut offset: u64,
+    limit: u64,
+    chunk: usize,
+    tx: &Tx,
+    stop: &CancellationToken,
+) -> std::io::Result<u64> {
+    let end = offset.saturating_add(limit);
+    let mut buf = BytesMut::new();
+    while offset < end && !stop.is_cancelled() {
+        let want = ((end - offset).min(chunk as u64)) as usize;
+        buf.resize(want, 0);
+        let n = match r.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        buf.truncate(n);
+        let data = buf.split().freeze();
+        if tx.blocking_send(Ok(Chunk { offset, data })).is_err() {
+            return Ok(u64::MAX);
+        }
+        offset += n as u64;
+    }
+    Ok(offset)
+}
+
+fn read_file(config: &SourceConfig, tx: &Tx, stop: &CancellationToken) -> std::io::Result<()> {
+    let mut file = File::open(&config.path)?;
+    let meta = file.metadata()?;
+    if config.follow {
+        return follow(&mut file, &config.path, config, tx, stop);
+    }
+    let chunk = config.chunk_size;
+    if config.moov_first && meta.is_file() {
+        if let Some((moov_offset, moov_size)) = trailing_moov(&mut file, meta.len())? {
+            file.seek(SeekFrom::Start(moov_offset))?;
+            let mut moov = vec![0u8; moov_size as usize];
+            file.read_exact(&mut moov)?;
+            if tx.blocking_send(Ok(Chunk::new(moov_offset, moov))).is_err() {
+                return Ok(());
+            }
+            file.seek(SeekFrom::Start(0))?;
+            let at = copy(&mut file, 0, moov_offset, chunk, tx, stop)?;
+            if at != moov_offset {
+                return Ok(());
+            }
+            let after = moov_offset + moov_size;
+            file.seek(SeekFrom::Start(after))?;
+            copy(&mut file, after, u64::MAX, chunk, tx, stop)?;
+            return Ok(());
+        }
+        file.seek(SeekFrom::Start(0))?;
+    }
+    copy(&mut file, 0, u64::MAX, chunk, tx, stop)?;
+    Ok(())
+}
+
+/// Largest trailing `moov` read ahead.
+const MAX_PREFETCH_MOOV: u64 = crate::formats::mp4::boxes::MAX_META_BOX;
+
+/// Finds a top-level `moov` that comes after an `mdat`, by reading box headers only.
+/// Any doubt (not MP4, damaged headers) means "no": the file is then read in order.
+fn trailing_moov(file: &mut File, len: u64) -> std::io::Result<Option<(u64, u64)>> {
+    let mut offset = 0u64;
+    let mut seen_mdat = false;
+    let mut head = [0u8; 16];
+    while offset + 8 <= len {
+        file.seek(SeekFrom::Start(offset))?;
+        let n = (len - offset).min(16) as usize;
+        file.read_exact(&mut head[..n])?;
+        let Ok(HeaderParse::Header(h)) = parse_header(&head[..n], offset) else {
+            return Ok(None);
+        };
+        let size = h.size.unwrap_or(len - offset);
+        match &h.fourcc.0 {
+            b"moov" if seen_mdat && size <= MAX_PREFETCH_MOOV && offset + size <= len => {
+                return Ok(Some((offset, size)));
+            }
+            b"moov" | b"moof" => return Ok(None),
+            b"mdat" => seen_mdat = true,
+            _ => {}
+        }
+        offset = offset.saturating_add(size);
+    }
+    Ok(None)
+}
+
+/// Reads a file that another process is still writing.
+fn follow(
+    file: &mut File,
+    path: &Path,
+    config: &SourceConfig,
+    tx: &Tx,
+    stop: &CancellationToken,
+) -> std::io::Result<()> {
+    let mut watcher = inotify::Inotify::init().ok();
+    if let Some(w) = &mut watcher {
+        if w.watches().add(path, inotify::WatchMask::CLOSE_WRITE).is_err() {
+            watcher = None;
+        }
+    }
+    let mut offset = 0u64;
+    let mut last_growth = Instant::now();
+    let mut closed_at: Option<Instant> = None;
+    let mut events = [0u8; 1024];
+    loop {
+        let at = copy(file, offset, u64::MAX, config.chunk_size, tx, stop)?;
+        if at == u64::MAX || stop.is_cancelled() {
+            return Ok(());
+        }
+        if at > offset {
+            offset = at;
+            last_growth = Instant::now();
+            closed_at = None;
+            continue;
+        }
+        let closed_now =
+            watcher.as_mut().and_then(|w| w.read_events(&mut events).ok()).is_some_and(|mut evs| evs.next().is_some());
+        if closed_now {
+            closed_at = Some(Instant::now());
+        }
+        let writer_gone = closed_at.is_some_and(|t| t.elapsed() >= CLOSE_GRACE);
+        if writer_gone || last_growth.elapsed() >= config.idle_timeout {
+            return Ok(());
+        }
+        std::thread::sleep(FOLLOW_POLL);
+    }
+}

@@ -1,0 +1,178 @@
+//! Shared test helpers: fixtures, external oracles (ffmpeg, ffprobe, mkvinfo) and running
+//! the binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Whether missing tools must fail the test (CI sets LIVEMUX_REQUIRE_TOOLS=1).
+pub fn tools_required() -> bool {
+    std::env::var("LIVEMUX_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
+}
+
+fn have(tool: &str) -> bool {
+    Command::new(tool).arg("-version").output().is_ok_and(|o| o.status.success())
+        || Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+/// True when every tool is installed. Otherwise fails the test if tools are required, or
+/// says loudly that the test is skipped.
+pub fn tools(names: &[&str]) -> bool {
+    let missing: Vec<_> = names.iter().filter(|t| !have(t)).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if tools_required() {
+        panic!("LIVEMUX_REQUIRE_TOOLS=1 but {missing:?} are not installed");
+    }
+    eprintln!("SKIPPED: {missing:?} not installed (set LIVEMUX_REQUIRE_TOOLS=1 to make this an error)");
+    false
+}
+
+/// Directory of the FFmpeg-made fixtures, generated on first use.
+pub fn generated() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = root().join("tests/fixtures/generated");
+        if !dir.join(".complete").exists() {
+            let status = Command::new("flock")
+                .arg(root().join("tests/fixtures/.lock"))
+                .arg(root().join("scripts/make-fixtures.sh"))
+                .arg(&dir)
+                .status()
+                .expect("run scripts/make-fixtures.sh");
+            assert!(status.success(), "scripts/make-fixtures.sh failed");
+        }
+        dir
+    })
+    .clone()
+}
+
+pub fn generated_file(name: &str) -> PathBuf {
+    generated().join(name)
+}
+
+/// The blobs a Chromium recording was delivered in, in order.
+pub fn browser_chunks(name: &str) -> Vec<Vec<u8>> {
+    let dir = root().join("tests/fixtures/browser").join(format!("{name}.chunks"));
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files.iter().map(|f| std::fs::read(f).unwrap()).collect()
+}
+
+/// A Chromium recording as one file (its blobs concatenated), written to `dir`.
+pub fn browser_file(name: &str, dir: &Path) -> PathBuf {
+    let ext = if name.contains("webm") { "webm" } else if name.contains("mkv") { "mkv" } else { "mp4" };
+    let path = dir.join(format!("{name}.{ext}"));
+    std::fs::write(&path, browser_chunks(name).concat()).unwrap();
+    path
+}
+
+pub fn browser_mp4_names() -> Vec<&'static str> {
+    vec!["chrome_mp4_avc1_opus", "chrome_mp4_vp9_opus", "chrome_mp4_av01_opus", "chrome_audio_mp4_opus"]
+}
+
+/// One packet as `ffmpeg -f framemd5` prints it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FramePacket {
+    pub stream: u32,
+    pub dts: i64,
+    pub pts: i64,
+    pub duration: i64,
+    pub size: u64,
+    pub md5: String,
+}
+
+fn parse_framemd5(text: &str) -> Vec<FramePacket> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').map(str::trim).collect();
+            FramePacket {
+                stream: f[0].parse().unwrap(),
+                dts: f[1].parse().unwrap(),
+                pts: f[2].parse().unwrap(),
+                duration: f[3].parse().unwrap(),
+                size: f[4].parse().unwrap(),
+                md5: f[5].to_string(),
+            }
+        })
+        .collect()
+}
+
+/// Per-packet sizes and MD5s of every stream, as FFmpeg reads them (no decoding).
+pub fn framemd5(path: &Path) -> Vec<FramePacket> {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0", "-c", "copy", "-f", "framemd5", "-"])
+        .output()
+        .expect("run ffmpeg");
+    assert!(out.status.success(), "ffmpeg framemd5 {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    parse_framemd5(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Per-frame MD5s after decoding.
+pub fn decoded_framemd5(path: &Path) -> Vec<FramePacket> {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0", "-f", "framemd5", "-"])
+        .output()
+        .expect("run ffmpeg");
+    assert!(out.status.success(), "ffmpeg decode {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    parse_framemd5(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Packets of one stream, in decode order.
+pub fn stream(packets: &[FramePacket], stream: u32) -> Vec<FramePacket> {
+    packets.iter().filter(|p| p.stream == stream).cloned().collect()
+}
+
+/// What `ffmpeg -v error` prints while decoding everything (empty when clean).
+pub fn decode_errors(path: &Path) -> String {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0", "-f", "null", "-"])
+        .output()
+        .expect("run ffmpeg");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `ffprobe` format fields as key=value pairs.
+pub fn ffprobe(path: &Path, entries: &str) -> (bool, String) {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", entries, "-of", "default=nw=1"])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    (out.status.success() && out.stderr.is_empty(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// The livemux binary.
+pub fn livemux() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_livemux"))
+}
+
+/// Asserts two packet lists carry the same bytes in the same order per stream.
+pub fn assert_same_packets(input: &[FramePacket], output: &[FramePacket], what: &str) {
+    let streams = input.iter().map(|p| p.stream).max().map_or(0, |m| m + 1);
+    assert_eq!(streams, output.iter().map(|p| p.stream).max().map_or(0, |m| m + 1), "{what}: stream count");
+    for s in 0..streams {
+        let (a, b) = (stream(input, s), stream(output, s));
+        assert_eq!(a.len(), b.len(), "{what}: stream {s} packet count");
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert_eq!((x.size, &x.md5), (y.size, &y.md5), "{what}: stream {s} packet {i}");
+            assert_eq!((x.dts, x.pts), (y.dts, y.pts), "{what}: stream {s} packet {i} timestamps");
+        }
+    }
+}
