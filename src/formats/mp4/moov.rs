@@ -201,7 +201,10 @@ fn parse_trak(src: &Bytes, src_offset: u64, trak: &Reader<'_>) -> Result<Option<
     };
     let sample_entry = src.slice(entry.range_in(src_offset));
     let codec = parse_sample_entry(&entry, kind, &sample_entry);
-    let table = SampleTable::parse(src, src_offset, &stbl)?;
+    let mut table = SampleTable::parse(src, src_offset, &stbl)?;
+    if let Ok(CodecConfig::Pcm { pcm }) = &codec {
+        table.group_chunks(pcm.bytes_per_frame());
+    }
     Ok(Some(Mp4Track {
         track_id,
         kind,

@@ -16,6 +16,9 @@ fn be64(b: &[u8], i: usize) -> u64 {
     u64::from_be_bytes(a)
 }
 
+/// Most audio frames in one packet when uncompressed audio is grouped.
+pub const PCM_PACKET_FRAMES: u32 = 1024;
+
 /// Sample sizes: one for all, or a table of 4, 8 or 16-bit (stz2) entries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Sizes {
@@ -34,6 +37,8 @@ pub struct SampleTable {
     stsc: Bytes,
     chunk_offsets: Bytes,
     co64: bool,
+    /// Each chunk is read as one sample (uncompressed audio, see [`SampleTable::group_chunks`]).
+    grouped: bool,
 }
 
 impl Default for Sizes {
@@ -59,6 +64,19 @@ fn entries(
 impl SampleTable {
     pub fn chunk_count(&self) -> usize {
         self.chunk_offsets.len() / if self.co64 { 8 } else { 4 }
+    }
+
+    /// Uncompressed audio in QuickTime files stores one sample per audio frame (a few
+    /// bytes each); packets are runs of up to [`PCM_PACKET_FRAMES`] frames of a chunk
+    /// instead, as FFmpeg makes them. A
+    /// constant size of 1 is QuickTime's "see the sound description": `frame_bytes` then.
+    pub fn group_chunks(&mut self, frame_bytes: u32) {
+        if let Some(Sizes::Constant(c)) = &mut self.sizes {
+            if *c == 1 && frame_bytes > 1 {
+                *c = frame_bytes;
+            }
+            self.grouped = true;
+        }
     }
 
     pub fn has_ctts(&self) -> bool {
@@ -329,7 +347,7 @@ impl SampleCursor {
                 self.stss_i < stss.len() / 4 && be32(stss, self.stss_i * 4) == index + 1
             }
         };
-        let info = SampleInfo {
+        let mut info = SampleInfo {
             index,
             offset: self.offset,
             size,
@@ -343,6 +361,36 @@ impl SampleCursor {
         self.offset += size as u64;
         self.in_chunk_left -= 1;
         self.next += 1;
+        if t.grouped {
+            let n = self.in_chunk_left.min(t.sample_count - self.next).min(PCM_PACKET_FRAMES - 1);
+            let bytes = n as u64 * size as u64;
+            let total = info.size as u64 + bytes;
+            if total > MAX_SAMPLE_SIZE as u64 {
+                return Some(Err(Mp4Error::TooLarge {
+                    what: format!("chunk of samples from {index}"),
+                    offset: info.offset,
+                    size: total,
+                    limit: MAX_SAMPLE_SIZE as u64,
+                }));
+            }
+            // Constant-size audio has one duration per stts entry run; step through them.
+            let mut ticks = duration as u64;
+            for _ in 0..n {
+                while self.stts_left == 0 && self.stts_i < t.stts.len() / 8 {
+                    self.stts_left = be32(&t.stts, self.stts_i * 8);
+                    self.stts_i += 1;
+                }
+                let d = if self.stts_i > 0 { be32(&t.stts, (self.stts_i - 1) * 8 + 4) } else { 0 };
+                self.stts_left = self.stts_left.saturating_sub(1);
+                ticks += d as u64;
+            }
+            info.size = total as u32;
+            info.duration = ticks.min(u32::MAX as u64) as u32;
+            self.dts = info.dts + ticks as i64;
+            self.offset += bytes;
+            self.in_chunk_left -= n;
+            self.next += n;
+        }
         Some(Ok(info))
     }
 }
