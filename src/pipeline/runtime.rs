@@ -39,6 +39,17 @@ fn outputs<T: Clone>(n: usize, cap: usize) -> (Outputs<T>, Vec<mpsc::Receiver<T>
     (Outputs::new(txs), rxs)
 }
 
+/// The file a stage's data comes from: its source's path, unless that is stdin.
+fn input_file(graph: &Graph, mut i: usize) -> Option<std::path::PathBuf> {
+    while let Some(j) = graph.inputs[i] {
+        i = j;
+    }
+    match &graph.stages[i].config {
+        StageConfig::Source(cfg) if !cfg.is_stdin() => Some(cfg.path.clone()),
+        _ => None,
+    }
+}
+
 /// Runs every stage to its end. Returns the first error in stage order; the other stages
 /// stop on their own when a neighbour's channel closes.
 pub async fn run(graph: Graph, mut external: External, stop: CancellationToken) -> Result<RunReport, StageError> {
@@ -48,6 +59,7 @@ pub async fn run(graph: Graph, mut external: External, stop: CancellationToken) 
         let spec = &graph.stages[i];
         let kind = spec.config.kind().name();
         let mut ctx = StageContext::new(spec.name.clone(), kind);
+        ctx.file = input_file(&graph, i);
         let consumers = graph.consumers(i);
         let input = inboxes.remove(&i);
         macro_rules! wire {
@@ -73,7 +85,6 @@ pub async fn run(graph: Graph, mut external: External, stop: CancellationToken) 
                         (i, Ok(StageReport::default()))
                     });
                 } else {
-                    ctx.file = (!cfg.is_stdin()).then(|| cfg.path.clone());
                     let cfg = cfg.clone();
                     tasks.spawn(async move { (i, stages::source::run(ctx, cfg, out, stop).await) });
                 }

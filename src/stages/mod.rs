@@ -88,7 +88,7 @@ pub struct StageError {
     /// The file the stage reads or writes, if any.
     pub file: Option<PathBuf>,
     #[source]
-    pub failure: Failure,
+    pub failure: Box<Failure>,
 }
 
 impl fmt::Display for StageError {
@@ -115,7 +115,12 @@ impl StageContext {
     }
 
     pub fn error(&self, failure: impl Into<Failure>) -> StageError {
-        StageError { stage: self.name.clone(), kind: self.kind, file: self.file.clone(), failure: failure.into() }
+        StageError {
+            stage: self.name.clone(),
+            kind: self.kind,
+            file: self.file.clone(),
+            failure: Box::new(failure.into()),
+        }
     }
 }
 

@@ -22,56 +22,53 @@ pub async fn run(
     mut input: mpsc::Receiver<Chunk>,
     out: Outputs<ContainerEvent>,
 ) -> StageResult {
+    // Hold the first bytes until the container can be recognized.
     let mut head: Vec<Chunk> = Vec::new();
     let mut head_len = 0;
-    let mut walker: Option<Mp4Walker> = None;
     let mut ended = false;
-    loop {
-        let chunk = input.recv().await;
-        if chunk.is_none() {
-            ended = true;
-        }
-        if walker.is_none() {
-            if let Some(c) = chunk {
+    while head_len < SNIFF_LEN {
+        match input.recv().await {
+            Some(c) => {
                 head_len += c.data.len();
                 head.push(c);
-                if head_len < SNIFF_LEN {
-                    continue;
-                }
             }
-            let first: Vec<u8> = head.iter().flat_map(|c| c.data.iter().copied()).take(64).collect();
-            if first.is_empty() {
-                return Err(ctx.error(Failure::Empty));
+            None => {
+                ended = true;
+                break;
             }
-            match sniff(&first) {
-                Some(ContainerKind::Mp4) => {
-                    walker = Some(Mp4Walker::new());
-                    if out.send(ContainerEvent::Container(ContainerKind::Mp4)).await.is_err() {
-                        return Ok(StageReport::default());
-                    }
-                }
-                Some(ContainerKind::Matroska) => {
-                    return Err(ctx.error(Failure::Unsupported("Matroska/WebM input is not supported yet".into())));
-                }
-                None => return Err(ctx.error(Failure::NotMedia { head: hex_head(&first) })),
-            }
-            let w = walker.as_mut().unwrap();
-            for c in head.drain(..) {
-                w.push(c).map_err(|e| ctx.error(e))?;
-            }
-        } else if let Some(c) = chunk {
-            walker.as_mut().unwrap().push(c).map_err(|e| ctx.error(e))?;
         }
-        let w = walker.as_mut().unwrap();
-        while let Some(ev) = w.poll().map_err(|e| ctx.error(e))? {
+    }
+    let first: Vec<u8> = head.iter().flat_map(|c| c.data.iter().copied()).take(64).collect();
+    if first.is_empty() {
+        return Err(ctx.error(Failure::Empty));
+    }
+    let mut walker = match sniff(&first) {
+        Some(ContainerKind::Mp4) => Mp4Walker::new(),
+        Some(ContainerKind::Matroska) => {
+            return Err(ctx.error(Failure::Unsupported("Matroska/WebM input is not supported yet".into())));
+        }
+        None => return Err(ctx.error(Failure::NotMedia { head: hex_head(&first) })),
+    };
+    if out.send(ContainerEvent::Container(ContainerKind::Mp4)).await.is_err() {
+        return Ok(StageReport::default());
+    }
+    let mut pending = head;
+    loop {
+        for c in pending.drain(..) {
+            walker.push(c).map_err(|e| ctx.error(e))?;
+        }
+        while let Some(ev) = walker.poll().map_err(|e| ctx.error(e))? {
             if out.send(ev).await.is_err() {
                 return Ok(StageReport::default());
             }
         }
         if ended {
-            let end = w.finish();
-            let _ = out.send(ContainerEvent::End(end)).await;
+            let _ = out.send(ContainerEvent::End(walker.finish())).await;
             return Ok(StageReport::default());
+        }
+        match input.recv().await {
+            Some(c) => pending.push(c),
+            None => ended = true,
         }
     }
 }

@@ -70,7 +70,13 @@ pub fn browser_chunks(name: &str) -> Vec<Vec<u8>> {
 
 /// A Chromium recording as one file (its blobs concatenated), written to `dir`.
 pub fn browser_file(name: &str, dir: &Path) -> PathBuf {
-    let ext = if name.contains("webm") { "webm" } else if name.contains("mkv") { "mkv" } else { "mp4" };
+    let ext = if name.contains("webm") {
+        "webm"
+    } else if name.contains("mkv") {
+        "mkv"
+    } else {
+        "mp4"
+    };
     let path = dir.join(format!("{name}.{ext}"));
     std::fs::write(&path, browser_chunks(name).concat()).unwrap();
     path
@@ -155,7 +161,10 @@ pub fn ffprobe(path: &Path, entries: &str) -> (bool, String) {
         .arg(path)
         .output()
         .expect("run ffprobe");
-    (out.status.success() && out.stderr.is_empty(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    (
+        out.status.success() && out.stderr.is_empty(),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    )
 }
 
 /// The livemux binary.

@@ -144,11 +144,9 @@ impl Mp4Splitter {
                 self.setup();
             }
             ContainerEvent::Meta(m) => match m.kind {
-                ElementKind::Mp4(f) if f.0 == *b"moov" => {
-                    if self.movie.is_none() {
-                        self.movie = Some(parse_movie(&m.data, m.offset, m.header_len)?);
-                        self.setup();
-                    }
+                ElementKind::Mp4(f) if f.0 == *b"moov" && self.movie.is_none() => {
+                    self.movie = Some(parse_movie(&m.data, m.offset, m.header_len)?);
+                    self.setup();
                 }
                 ElementKind::Mp4(f) if f.0 == *b"moof" => {
                     let Some(movie) = &self.movie else {
@@ -213,16 +211,9 @@ impl Mp4Splitter {
             return Ok(());
         }
         // Samples indexed in the moov, in file order across tracks.
-        loop {
-            let Some((t, info)) = self
-                .table
-                .iter()
-                .enumerate()
-                .filter_map(|(i, tt)| tt.next.map(|s| (i, s)))
-                .min_by_key(|(_, s)| s.offset)
-            else {
-                break;
-            };
+        while let Some((t, info)) =
+            self.table.iter().enumerate().filter_map(|(i, tt)| tt.next.map(|s| (i, s))).min_by_key(|(_, s)| s.offset)
+        {
             match self.media.fetch(info.offset, info.size) {
                 Fetch::NotYet => return Ok(()),
                 Fetch::Ready(data) => {
