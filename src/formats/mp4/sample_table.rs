@@ -433,11 +433,11 @@ mod tests {
 
     #[test]
     fn walks_chunks_durations_ctts_and_sync() {
-        let mut c = full(b"stts", &words(&[2, 2, 10, 1, 20]));
-        c.extend(full(b"ctts", &words(&[1, 1, 0, 2, 5, 2])));
-        c.extend(full(b"stss", &words(&[1, 3])));
+        let mut c = full(b"stts", &words(&[2, 3, 10, 1, 20]));
+        c.extend(full(b"ctts", &words(&[3, 1, 1, 2, 0, 1, 2])));
+        c.extend(full(b"stss", &words(&[2, 1, 3])));
         c.extend(full(b"stsz", &words(&[0, 4, 10, 11, 12, 13])));
-        c.extend(full(b"stsc", &words(&[1, 1, 2, 1, 3, 1])));
+        c.extend(full(b"stsc", &words(&[2, 1, 1, 1, 2, 3, 1])));
         c.extend(full(b"stco", &words(&[2, 1000, 2000])));
         let t = table(c).unwrap();
         let s: Vec<_> = t.samples().map(|s| s.unwrap()).collect();
@@ -462,7 +462,7 @@ mod tests {
     fn short_chunk_table_ends_the_track() {
         let mut c = full(b"stts", &words(&[1, 3, 1]));
         c.extend(full(b"stsz", &words(&[5, 3])));
-        c.extend(full(b"stsc", &words(&[1, 1, 1])));
+        c.extend(full(b"stsc", &words(&[1, 1, 1, 1])));
         c.extend(full(b"stco", &words(&[1, 8])));
         let t = table(c).unwrap();
         assert_eq!(t.samples().count(), 1);
