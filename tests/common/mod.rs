@@ -185,3 +185,61 @@ pub fn assert_same_packets(input: &[FramePacket], output: &[FramePacket], what: 
         }
     }
 }
+
+/// Top-level boxes of an MP4 file: (type, offset, size); stops at the first box that
+/// runs past the end (a torn tail).
+pub fn top_level_boxes(data: &[u8]) -> Vec<([u8; 4], usize, usize)> {
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off + 8 <= data.len() {
+        let size32 = u32::from_be_bytes(data[off..off + 4].try_into().unwrap()) as usize;
+        let fourcc: [u8; 4] = data[off + 4..off + 8].try_into().unwrap();
+        let size = match size32 {
+            1 if off + 16 <= data.len() => u64::from_be_bytes(data[off + 8..off + 16].try_into().unwrap()) as usize,
+            0 => data.len() - off,
+            n => n,
+        };
+        if size < 8 || off + size > data.len() {
+            break;
+        }
+        out.push((fourcc, off, size));
+        off += size;
+    }
+    out
+}
+
+/// The longest prefix of a fragmented MP4 that ends after a complete moof+mdat.
+pub fn complete_fragments_prefix(data: &[u8]) -> &[u8] {
+    let boxes = top_level_boxes(data);
+    let end = boxes.iter().filter(|b| &b.0 == b"mdat").map(|b| b.1 + b.2).next_back().unwrap_or(0);
+    let header_end = boxes.iter().find(|b| &b.0 == b"moov").map(|b| b.1 + b.2).unwrap_or(0);
+    &data[..end.max(header_end)]
+}
+
+/// Asserts every stream of `part` is a prefix of the same stream of `whole`.
+pub fn assert_prefix(whole: &[FramePacket], part: &[FramePacket], what: &str) {
+    let streams = whole.iter().map(|p| p.stream).max().map_or(0, |m| m + 1);
+    for s in 0..streams {
+        let (a, b) = (stream(whole, s), stream(part, s));
+        assert!(b.len() <= a.len(), "{what}: stream {s} has more packets than the input");
+        if let Some(i) = (0..b.len()).find(|&i| a[i] != b[i]) {
+            panic!("{what}: stream {s} is not a prefix: packet {i} is {:?}, expected {:?}", b[i], a[i]);
+        }
+    }
+}
+
+/// Sends a signal to a process.
+pub fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap();
+    assert!(status.success());
+}
+
+/// A small deterministic pseudo-random sequence (tests must be reproducible).
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn next(&mut self, below: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below.max(1)
+    }
+}
