@@ -54,21 +54,6 @@ impl Ticks {
         }
         (self.ticks as i128 * 1000).div_euclid(self.timescale as i128) as i64
     }
-
-    /// The same instant in another timescale, rounded toward negative infinity.
-    pub fn rescale(self, timescale: u32) -> i64 {
-        if self.timescale == 0 {
-            return 0;
-        }
-        (self.ticks as i128 * timescale as i128).div_euclid(self.timescale as i128) as i64
-    }
-
-    pub fn as_secs_f64(self) -> f64 {
-        if self.timescale == 0 {
-            return 0.0;
-        }
-        self.ticks as f64 / self.timescale as f64
-    }
 }
 
 /// What a track carries.
@@ -152,13 +137,6 @@ pub struct Packet {
     /// A sync sample: decoding can start here.
     pub keyframe: bool,
     pub data: Bytes,
-}
-
-impl Packet {
-    /// Composition offset (pts - dts) in ticks.
-    pub fn cts_offset_ticks(&self) -> i64 {
-        self.pts_ticks - self.dts_ticks
-    }
 }
 
 /// A piece of output, written by a sink with one write.

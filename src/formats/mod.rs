@@ -27,8 +27,8 @@ impl std::fmt::Display for ContainerKind {
     }
 }
 
-/// Guesses the container from the first bytes. `None` when there are too few bytes to tell
-/// *or* they match nothing: [`sniff_needs`] says which.
+/// Guesses the container from the first bytes. With fewer than [`SNIFF_LEN`] bytes, `None`
+/// may only mean "too few to tell".
 pub fn sniff(head: &[u8]) -> Option<ContainerKind> {
     if head.len() >= 4 && head[..4] == [0x1A, 0x45, 0xDF, 0xA3] {
         return Some(ContainerKind::Matroska);
@@ -78,12 +78,6 @@ pub struct MetaUnit {
     pub header_len: u32,
     /// The whole box, header included.
     pub data: Bytes,
-}
-
-impl MetaUnit {
-    pub fn body(&self) -> Bytes {
-        self.data.slice(self.header_len as usize..)
-    }
 }
 
 /// How the input ended.

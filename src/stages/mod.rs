@@ -3,12 +3,12 @@
 //!
 //! | kind               | takes              | gives              |
 //! |--------------------|--------------------|--------------------|
-//! | `source`           | —                  | [`Chunk`]          |
-//! | `probe`            | [`Chunk`]          | [`ContainerEvent`] |
-//! | `codecpar-extract` | [`ContainerEvent`] | [`ContainerEvent`] (adds `Tracks`) |
-//! | `packet-split`     | [`ContainerEvent`] | [`PacketEvent`]    |
-//! | `mux`              | [`PacketEvent`]    | [`Fragment`]       |
-//! | `sink`             | [`Fragment`]       | —                  |
+//! | `source`           | —                  | [`Chunk`](crate::model::Chunk)          |
+//! | `probe`            | [`Chunk`](crate::model::Chunk)          | [`ContainerEvent`](crate::formats::ContainerEvent) |
+//! | `codecpar-extract` | [`ContainerEvent`](crate::formats::ContainerEvent) | [`ContainerEvent`](crate::formats::ContainerEvent) (adds `Tracks`) |
+//! | `packet-split`     | [`ContainerEvent`](crate::formats::ContainerEvent) | [`PacketEvent`](crate::formats::PacketEvent)    |
+//! | `mux`              | [`PacketEvent`](crate::formats::PacketEvent)    | [`Fragment`](crate::model::Fragment)       |
+//! | `sink`             | [`Fragment`](crate::model::Fragment)       | —                  |
 //!
 //! Stages talk over bounded channels (capacities below), so a slow sink slows the source
 //! instead of growing memory. A stream ends when its channel closes; a stage that fails
@@ -25,11 +25,6 @@ use std::fmt;
 use std::path::PathBuf;
 
 use tokio::sync::mpsc;
-
-#[allow(unused_imports)]
-use crate::formats::{ContainerEvent, PacketEvent};
-#[allow(unused_imports)]
-use crate::model::{Chunk, Fragment};
 
 /// Capacity of a channel carrying input chunks.
 pub const CHUNK_CHANNEL: usize = 8;

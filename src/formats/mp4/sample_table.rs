@@ -79,10 +79,6 @@ impl SampleTable {
         }
     }
 
-    pub fn has_ctts(&self) -> bool {
-        self.ctts.is_some()
-    }
-
     /// Builds the table from the children of an `stbl` box. `src` holds the bytes the
     /// children were read from, starting at absolute offset `src_offset`.
     pub fn parse(src: &Bytes, src_offset: u64, stbl: &Reader<'_>) -> Result<Self, Mp4Error> {
