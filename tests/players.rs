@@ -1,0 +1,157 @@
+//! Outputs play in real players: GStreamer (playbin, every stream decoded) and Chromium
+//! (a `<video>` element played to the end, headless).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::*;
+
+fn outputs(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut inputs: Vec<PathBuf> = ["h264_aac_moov_end.mp4", "hevc_aac_moov_end.mov", "h264_aac_fragmented.mp4"]
+        .iter()
+        .map(|n| generated_file(n))
+        .collect();
+    inputs.extend(browser_mp4_names().into_iter().map(|n| browser_file(n, dir)));
+    inputs
+        .into_iter()
+        .map(|input| {
+            let name = input.file_name().unwrap().to_string_lossy().into_owned();
+            let out = dir.join(format!("{name}.out.mp4"));
+            let res = livemux().arg("remux").arg(&input).arg("-o").arg(&out).output().unwrap();
+            assert!(res.status.success(), "{name}: {}", String::from_utf8_lossy(&res.stderr));
+            (name, out)
+        })
+        .collect()
+}
+
+#[test]
+fn gstreamer_plays_every_output() {
+    if !tools(&["gst-launch-1.0"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (name, out) in outputs(dir.path()) {
+        let res = Command::new("gst-launch-1.0")
+            .arg("-q")
+            .arg("playbin")
+            .arg(format!("uri=file://{}", out.display()))
+            .arg("video-sink=fakesink sync=false")
+            .arg("audio-sink=fakesink sync=false")
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&res.stdout), String::from_utf8_lossy(&res.stderr));
+        assert!(res.status.success() && !text.contains("ERROR"), "{name}: GStreamer failed: {text}");
+    }
+}
+
+const PAGE: &str = r#"<!doctype html><title>loading</title><video id=v muted playsinline></video><script>
+const v = document.getElementById('v');
+const report = r => fetch('/result?' + encodeURIComponent(r));
+v.onerror = () => report('error ' + (v.error && v.error.code));
+v.onended = () => report('ended ' + v.currentTime + ' ' + v.duration);
+v.onloadedmetadata = () => { v.playbackRate = 8; v.play().catch(e => report('play-error ' + e)); };
+v.src = '/media.mp4';
+setTimeout(() => report('timeout ' + v.currentTime + ' ' + v.duration), 20000);
+</script>"#;
+
+/// Serves the page and `media` on loopback until the page reports; returns the report.
+fn play_in_chromium(media: &Path) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let data = std::fs::read(media).unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            let mut range: Option<(usize, Option<usize>)> = None;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(r) = line.to_ascii_lowercase().strip_prefix("range: bytes=") {
+                    let (a, b) = r.trim().split_once('-').unwrap_or(("0", ""));
+                    range = Some((a.parse().unwrap_or(0), b.parse().ok()));
+                }
+            }
+            let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
+            if let Some(q) = path.strip_prefix("/result?") {
+                let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+                let _ = tx.send(q.replace("%20", " "));
+                return;
+            }
+            let (status, body, ctype, extra) = if path == "/media.mp4" {
+                match range {
+                    Some((a, b)) if a < data.len() => {
+                        let end = b.map_or(data.len() - 1, |b| b.min(data.len() - 1));
+                        let extra = format!("Content-Range: bytes {a}-{end}/{}\r\n", data.len());
+                        ("206 Partial Content", data[a..=end].to_vec(), "video/mp4", extra)
+                    }
+                    _ => ("200 OK", data.clone(), "video/mp4", String::new()),
+                }
+            } else {
+                ("200 OK", PAGE.as_bytes().to_vec(), "text/html", String::new())
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nAccept-Ranges: bytes\r\n{extra}Connection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(&body));
+            let _ = stream.read(&mut [0u8; 1]);
+        }
+    });
+    let profile = tempfile::tempdir().unwrap();
+    let mut chrome = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--autoplay-policy=no-user-gesture-required",
+            "--remote-debugging-port=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let result = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| "no report".into());
+    let _ = chrome.kill();
+    let _ = chrome.wait();
+    result
+}
+
+#[test]
+fn chromium_plays_every_output_to_the_end() {
+    if !tools(&["chromium"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (name, out) in outputs(dir.path()) {
+        if name.starts_with("hevc") {
+            continue; // Chromium on Linux has no HEVC decoder.
+        }
+        let report = play_in_chromium(&out);
+        eprintln!("{name}: chromium: {report}");
+        let parts: Vec<&str> = report.split_whitespace().collect();
+        assert_eq!(parts.first(), Some(&"ended"), "{name}: {report}");
+        let (at, duration): (f64, f64) = (parts[1].parse().unwrap(), parts[2].parse().unwrap());
+        assert!(duration > 5.0 && (at - duration).abs() < 0.1, "{name}: {report}");
+    }
+}
