@@ -40,9 +40,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     let mut file = std::fs::File::create(&output)?;
     while let Some(f) = fragments.recv().await {
-        file.write_all(&f.data)?;
+        file.write_all(&f.to_bytes())?;
         file.sync_data()?;
-        eprintln!("{:?} fragment: {} bytes, {} packets", f.kind, f.data.len(), f.packets);
+        eprintln!("{:?} fragment: {} bytes, {} packets", f.kind, f.len(), f.packets);
     }
     run.await??;
     Ok(())

@@ -24,7 +24,7 @@
 //! }
 //! drop(feed);
 //! while let Some(f) = fragments.recv().await {
-//!     println!("{} bytes of {:?}", f.data.len(), f.kind);
+//!     println!("{} bytes of {:?}", f.len(), f.kind);
 //! }
 //! run.await??;
 //! # Ok(()) }

@@ -139,18 +139,39 @@ pub struct Packet {
     pub data: Bytes,
 }
 
-/// A piece of output, written by a sink with one write.
+/// A piece of output, written by a sink with one (vectored) write.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fragment {
     pub kind: FragmentKind,
-    /// Position of `data` in the output stream.
+    /// Position of the fragment in the output stream.
     pub offset: u64,
-    pub data: Bytes,
+    /// The bytes, in order: headers the muxer built, then media payloads sliced from the
+    /// input (never copied).
+    pub parts: Vec<Bytes>,
     /// What the fragment covers, for progress reports and tests.
     pub packets: u32,
     /// Start of the fragment on the presentation timeline, in ms, if it carries media.
     pub start_ms: Option<i64>,
     pub duration_ms: u64,
+}
+
+impl Fragment {
+    /// Length in bytes.
+    pub fn len(&self) -> u64 {
+        self.parts.iter().map(|p| p.len() as u64).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.parts.iter().all(Bytes::is_empty)
+    }
+
+    /// The fragment as one buffer (copies, unless it has a single part).
+    pub fn to_bytes(&self) -> Bytes {
+        match self.parts.as_slice() {
+            [one] => one.clone(),
+            parts => parts.concat().into(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -38,7 +38,7 @@ fn remux_in_chunks(data: &Bytes, sizes: &[usize]) -> Vec<u8> {
         });
         let mut out = Vec::new();
         while let Some(f) = rx.recv().await {
-            out.extend_from_slice(&f.data);
+            out.extend_from_slice(&f.to_bytes());
         }
         run.await.unwrap().unwrap();
         out

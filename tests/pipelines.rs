@@ -94,3 +94,19 @@ fn bad_file_reports_every_error_with_line_and_column() {
     let out = livemux().args(["remux"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "usage error");
 }
+
+#[test]
+fn streamed_media_is_released_as_it_is_cut_and_the_buffer_limit_is_enforced() {
+    // moov first: the whole ~1 MiB file must pass through a 1 MiB buffer.
+    let input = std::fs::read(generated_file("h264_aac_faststart.mp4")).unwrap();
+    assert!(input.len() > 1 << 20);
+    let out = run_pipeline("stdin-to-stdout.toml", &["packet-split.buffer_limit_mb=1".into()], Some(input));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // moov last, from a pipe: the media must wait for the index, and the limit says no.
+    let input = std::fs::read(generated_file("h264_aac_moov_end.mp4")).unwrap();
+    let out = run_pipeline("stdin-to-stdout.toml", &["packet-split.buffer_limit_mb=1".into()], Some(input));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("waiting for the 'moov' index") && err.contains("give the input as a file"), "{err}");
+}

@@ -26,14 +26,16 @@ use std::path::PathBuf;
 
 use tokio::sync::mpsc;
 
+// Capacities are small on purpose: a media chunk is up to a source read (1 MiB) and a
+// fragment up to a few MiB, so every slot is memory; two slots keep each stage busy.
 /// Capacity of a channel carrying input chunks.
-pub const CHUNK_CHANNEL: usize = 8;
+pub const CHUNK_CHANNEL: usize = 2;
 /// Capacity of a channel carrying container events.
-pub const EVENT_CHANNEL: usize = 32;
+pub const EVENT_CHANNEL: usize = 2;
 /// Capacity of a channel carrying packet batches.
-pub const PACKET_CHANNEL: usize = 16;
+pub const PACKET_CHANNEL: usize = 2;
 /// Capacity of a channel carrying output fragments.
-pub const FRAGMENT_CHANNEL: usize = 4;
+pub const FRAGMENT_CHANNEL: usize = 1;
 
 /// Why a stage failed.
 #[derive(Debug, thiserror::Error)]

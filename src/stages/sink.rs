@@ -6,7 +6,7 @@
 //! fragment in the middle of the file rather than at its end.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{IoSlice, Write};
 use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc;
@@ -83,6 +83,26 @@ fn sync_parent(path: &Path) -> std::io::Result<()> {
     File::open(parent)?.sync_all()
 }
 
+/// Most buffers one `writev` takes (Linux's IOV_MAX).
+const IOV_MAX: usize = 1024;
+
+/// Writes all parts with as few `writev` calls as the kernel allows: one for a fragment of
+/// up to [`IOV_MAX`] parts that the kernel takes whole, which is the usual case.
+fn write_parts(f: &mut File, parts: &[bytes::Bytes]) -> std::io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = parts.iter().filter(|p| !p.is_empty()).map(|p| IoSlice::new(p)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = rest.len().min(IOV_MAX);
+        match f.write_vectored(&rest[..n]) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(written) => IoSlice::advance_slices(&mut rest, written),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 fn write_all(config: &SinkConfig, mut input: mpsc::Receiver<Fragment>) -> std::io::Result<StageReport> {
     let mut file: Option<File> = None;
     let durability = config.durability();
@@ -93,7 +113,7 @@ fn write_all(config: &SinkConfig, mut input: mpsc::Receiver<Fragment>) -> std::i
             file = Some(open_output(config)?);
         }
         let f = file.as_mut().unwrap();
-        match f.write_all(&fragment.data) {
+        match write_parts(f, &fragment.parts) {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(StageReport::default()),
             r => r?,
         }

@@ -21,7 +21,7 @@ use crate::formats::mp4::boxes::{parse_header, HeaderParse};
 use crate::model::Chunk;
 
 /// Default read size.
-pub const DEFAULT_CHUNK_SIZE: usize = 1 << 20;
+pub const DEFAULT_CHUNK_SIZE: usize = 256 << 10;
 /// How often a followed file is checked for growth.
 pub const FOLLOW_POLL: Duration = Duration::from_millis(10);
 /// After the writer closes a followed file, how long to wait for it to reopen and append

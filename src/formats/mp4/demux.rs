@@ -210,7 +210,15 @@ impl Mp4Splitter {
         if !self.ready() {
             return Ok(());
         }
-        // Samples indexed in the moov, in file order across tracks.
+        self.drain_table(out)?;
+        self.drain_fragments(out);
+        self.release();
+        Ok(())
+    }
+
+    /// Cuts the samples the moov indexes, in file order across tracks, as far as the
+    /// buffered bytes go.
+    fn drain_table(&mut self, out: &mut Vec<PacketEvent>) -> Result<(), SplitError> {
         while let Some((t, info)) =
             self.table.iter().enumerate().filter_map(|(i, tt)| tt.next.map(|s| (i, s))).min_by_key(|(_, s)| s.offset)
         {
@@ -230,21 +238,21 @@ impl Mp4Splitter {
                     ));
                 }
             }
-            let movie = self.movie.as_ref().unwrap();
+            let movie = self.movie.as_ref().expect("ready() checked the movie");
             let tt = &mut self.table[t];
-            tt.next = match tt.cursor.next(&movie.tracks[t].table) {
-                Some(Ok(s)) => Some(s),
-                Some(Err(e)) => return Err(e.into()),
-                None => None,
-            };
+            tt.next = tt.cursor.next(&movie.tracks[t].table).transpose()?;
         }
-        // Fragments, each only once all of its bytes are here.
+        Ok(())
+    }
+
+    /// Cuts each fragment once all of its bytes are here.
+    fn drain_fragments(&mut self, out: &mut Vec<PacketEvent>) {
         while let Some(frag) = self.fragments.front() {
             let end = frag.iter().map(|s| s.offset + s.size as u64).max().unwrap_or(0);
             if self.media.end() < end {
-                return Ok(());
+                return;
             }
-            let frag = self.fragments.pop_front().unwrap();
+            let frag = self.fragments.pop_front().expect("front() was Some");
             for s in frag {
                 match self.media.fetch(s.offset, s.size) {
                     Fetch::Ready(data) => {
@@ -262,15 +270,20 @@ impl Mp4Splitter {
             out.push(PacketEvent::Boundary);
             self.media.release_before(end);
         }
-        if self.fragments.is_empty() {
-            let keep_from = self.table.iter().filter_map(|t| t.next.map(|s| s.offset)).min();
-            match keep_from {
-                Some(offset) => self.media.release_before(offset),
-                None if self.movie.as_ref().is_some_and(|m| m.fragmented) => {}
-                None => self.media.release_before(u64::MAX),
-            }
+    }
+
+    /// Drops media no pending sample needs.
+    fn release(&mut self) {
+        if !self.fragments.is_empty() {
+            return;
         }
-        Ok(())
+        let keep_from = self.table.iter().filter_map(|t| t.next.map(|s| s.offset)).min();
+        match keep_from {
+            Some(offset) => self.media.release_before(offset),
+            // A fragmented file: the next moof says what it needs.
+            None if self.movie.as_ref().is_some_and(|m| m.fragmented) => {}
+            None => self.media.release_before(u64::MAX),
+        }
     }
 
     /// The input ended: reports what could not be cut.

@@ -1,9 +1,10 @@
 //! Fragmented MP4 writer: `ftyp` + `moov` (with `mvex`) once, then one `moof` + `mdat` per
-//! fragment. Each fragment is built in one buffer so that a sink writes it with one write:
+//! fragment. A fragment is its `moof` and `mdat` header followed by the packets' own
+//! payload slices, which a sink writes with one vectored write: no payload is copied, and
 //! after a crash the file holds whole fragments plus at most one partial one, which
 //! readers treat as a cut tail.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::init::fragmented_header;
 use super::write::{close, open, open_full};
@@ -41,13 +42,13 @@ impl Fmp4Muxer {
     fn emit(
         &mut self,
         kind: FragmentKind,
-        data: bytes::Bytes,
+        parts: Vec<Bytes>,
         packets: u32,
         start_ms: Option<i64>,
         duration_ms: u64,
     ) -> Fragment {
-        let f = Fragment { kind, offset: self.written, data, packets, start_ms, duration_ms };
-        self.written += f.data.len() as u64;
+        let f = Fragment { kind, offset: self.written, parts, packets, start_ms, duration_ms };
+        self.written += f.len();
         f
     }
 
@@ -59,7 +60,7 @@ impl Fmp4Muxer {
         self.sequence += 1;
         let payload: usize = self.pending.iter().flatten().map(|p| p.data.len()).sum();
         let count: usize = self.pending.iter().map(Vec::len).sum();
-        let mut buf = BytesMut::with_capacity(payload + 256 + count * 16);
+        let mut buf = BytesMut::with_capacity(256 + count * 16);
 
         let moof = open(&mut buf, b"moof");
         let mfhd = open_full(&mut buf, b"mfhd", 0, 0);
@@ -136,16 +137,12 @@ impl Fmp4Muxer {
             buf.put_u32(payload as u32 + 8);
             buf.put_slice(b"mdat");
         }
-        for p in self.pending.iter().flatten() {
-            buf.put_slice(&p.data);
-        }
-
         let (start_ms, duration_ms) = self.lead_span();
-        for p in &mut self.pending {
-            p.clear();
-        }
+        let mut parts = Vec::with_capacity(count + 1);
+        parts.push(buf.freeze());
+        parts.extend(self.pending.iter_mut().flat_map(|p| p.drain(..)).map(|p| p.data));
         self.fragmenter.reset();
-        Ok(Some(self.emit(FragmentKind::Media, buf.freeze(), count as u32, start_ms, duration_ms)))
+        Ok(Some(self.emit(FragmentKind::Media, parts, count as u32, start_ms, duration_ms)))
     }
 
     /// Start and length of the open fragment on the first non-empty track's timeline.
@@ -166,7 +163,7 @@ impl Fmp4Muxer {
 impl Muxer for Fmp4Muxer {
     fn header(&mut self) -> Result<Fragment, MuxError> {
         let data = fragmented_header(&self.tracks)?;
-        Ok(self.emit(FragmentKind::Header, data, 0, None, 0))
+        Ok(self.emit(FragmentKind::Header, vec![data], 0, None, 0))
     }
 
     fn push(&mut self, packet: Packet) -> Result<Option<Fragment>, MuxError> {
