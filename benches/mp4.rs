@@ -1,1 +1,236 @@
-fn main() {}
+//! Throughput of the sans-IO MP4 layers, without tokio or the file system in the loop.
+//!
+//! Groups (criterion reports bytes/s):
+//! - `walk`: `Mp4Walker` over the whole file in 1 MiB chunks (top-level boxes, mdat slices);
+//!   throughput in input bytes.
+//! - `split`: walker + `Mp4Splitter`, the full demux to packets; throughput in input bytes.
+//!   `moov_first` feeds the trailing `moov` first, as the `source` stage does for a complete
+//!   file; `stream_order` feeds the file as it lies, so all media is buffered until the `moov`.
+//! - `mux`: `Fmp4Muxer` (default 1 s / 2 s fragments) over the pre-split packets, header to
+//!   finish; throughput in packet payload bytes.
+//! - `parse_moov`: `parse_movie` on the `moov` box; throughput in `moov` bytes.
+//!
+//! Input: `tests/fixtures/generated/h264_aac_moov_end.mp4` (10 s, 360p H.264 + AAC, moov at
+//! the end; made by `scripts/make-fixtures.sh` when missing). When `bench/out/long-360p-full.mp4`
+//! (2 h, ~550,000 packets, made by `bench/vs-ffmpeg.sh`) exists, `parse_moov` also runs on its
+//! `moov`. `LIVEMUX_BENCH_INPUT=path.mp4` replaces the fixture with any progressive MP4 (it is
+//! read into memory whole).
+//!
+//! Run: `cargo bench --bench mp4` (about a minute).
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
+use livemux::formats::fragmenter::FragmentPolicy;
+use livemux::formats::mp4::demux::Mp4Splitter;
+use livemux::formats::mp4::fmp4::Fmp4Muxer;
+use livemux::formats::mp4::moov::parse_movie;
+use livemux::formats::mp4::walker::Mp4Walker;
+use livemux::formats::{ContainerEvent, ElementKind, MetaUnit, Muxer, PacketEvent};
+use livemux::model::{Chunk, Packet, ParamOrigin, TrackKind, TrackSet};
+
+const CHUNK: usize = 1 << 20;
+const SPLIT_LIMIT: u64 = 4 << 30;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The input file's bytes, generating the fixtures first if needed.
+fn load_input() -> (String, Bytes) {
+    if let Ok(p) = std::env::var("LIVEMUX_BENCH_INPUT") {
+        let data = std::fs::read(&p).unwrap_or_else(|e| panic!("reading {p}: {e}"));
+        let name = Path::new(&p).file_stem().unwrap().to_string_lossy().into_owned();
+        return (name, data.into());
+    }
+    let path = root().join("tests/fixtures/generated/h264_aac_moov_end.mp4");
+    if !path.exists() {
+        let status = std::process::Command::new(root().join("scripts/make-fixtures.sh"))
+            .status()
+            .expect("running scripts/make-fixtures.sh (needs ffmpeg)");
+        assert!(status.success(), "scripts/make-fixtures.sh failed");
+    }
+    let data = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    ("h264_aac_moov_end".into(), data.into())
+}
+
+/// Walks `data` in `CHUNK`-sized slices (zero-copy), handing every event to `f`.
+fn walk(data: &Bytes, mut f: impl FnMut(ContainerEvent)) {
+    let mut w = Mp4Walker::new();
+    let mut off = 0;
+    while off < data.len() {
+        let end = (off + CHUNK).min(data.len());
+        w.push(Chunk::new(off as u64, data.slice(off..end))).unwrap();
+        off = end;
+        while let Some(ev) = w.poll().unwrap() {
+            f(ev);
+        }
+    }
+    f(ContainerEvent::End(w.finish()));
+}
+
+fn is_moov(m: &MetaUnit) -> bool {
+    m.kind == ElementKind::Mp4(livemux::formats::mp4::FourCc::new(b"moov"))
+}
+
+/// The `moov` box of an in-memory file.
+fn find_moov(data: &Bytes) -> MetaUnit {
+    let mut moov = None;
+    walk(data, |ev| match ev {
+        ContainerEvent::Meta(m) if is_moov(&m) => moov = Some(m),
+        _ => {}
+    });
+    moov.expect("input has a moov")
+}
+
+/// The `moov` of a file on disk, found by hopping over top-level box headers.
+fn read_moov_from_file(path: &Path) -> std::io::Result<Option<MetaUnit>> {
+    let mut f = File::open(path)?;
+    let len = f.metadata()?.len();
+    let mut at = 0u64;
+    while at + 8 <= len {
+        f.seek(SeekFrom::Start(at))?;
+        let mut h = [0u8; 16];
+        f.read_exact(&mut h[..8])?;
+        let mut size = u32::from_be_bytes(h[..4].try_into().unwrap()) as u64;
+        let mut header_len = 8;
+        if size == 1 {
+            f.read_exact(&mut h[8..16])?;
+            size = u64::from_be_bytes(h[8..16].try_into().unwrap());
+            header_len = 16;
+        } else if size == 0 {
+            size = len - at;
+        }
+        if &h[4..8] == b"moov" {
+            let mut data = vec![0u8; size as usize];
+            f.seek(SeekFrom::Start(at))?;
+            f.read_exact(&mut data)?;
+            let kind = ElementKind::Mp4(livemux::formats::mp4::FourCc::new(b"moov"));
+            return Ok(Some(MetaUnit { kind, offset: at, header_len, data: data.into() }));
+        }
+        if size < 8 {
+            break;
+        }
+        at += size;
+    }
+    Ok(None)
+}
+
+/// The audio and video tracks, as `codecpar-extract` builds them.
+fn tracks_of(moov: &MetaUnit) -> TrackSet {
+    let movie = parse_movie(&moov.data, moov.offset, moov.header_len).unwrap();
+    let tracks = movie
+        .tracks
+        .iter()
+        .filter(|t| t.kind != TrackKind::Other)
+        .map(|t| t.to_track(movie.timescale, t.codec.clone().unwrap(), ParamOrigin::Stream))
+        .collect();
+    Arc::new(tracks)
+}
+
+/// Full demux; `moov_first` sends the moov before the media, as the source stage does for
+/// a complete file. Calls `f` on every packet; returns the packet count.
+fn split(data: &Bytes, tracks: &TrackSet, moov: &MetaUnit, moov_first: bool, mut f: impl FnMut(Packet)) -> u64 {
+    let mut s = Mp4Splitter::new(SPLIT_LIMIT);
+    let mut out = Vec::new();
+    let mut count = 0u64;
+    let mut drain = |out: &mut Vec<PacketEvent>| {
+        for ev in out.drain(..) {
+            if let PacketEvent::Packets(ps) = ev {
+                count += ps.len() as u64;
+                ps.into_iter().for_each(&mut f);
+            }
+        }
+    };
+    s.handle(ContainerEvent::Tracks(tracks.clone()), &mut out).unwrap();
+    if moov_first {
+        s.handle(ContainerEvent::Meta(moov.clone()), &mut out).unwrap();
+    }
+    let mut end = None;
+    walk(data, |ev| match ev {
+        ContainerEvent::End(e) => end = Some(e),
+        ev => {
+            s.handle(ev, &mut out).unwrap();
+            drain(&mut out);
+        }
+    });
+    let summary = s.finish(end.unwrap());
+    assert!(summary.notes.is_empty(), "splitter notes: {:?}", summary.notes);
+    drain(&mut out);
+    count
+}
+
+fn mux(tracks: &TrackSet, packets: &[Packet]) -> u64 {
+    let mut m = Fmp4Muxer::new(tracks.clone(), FragmentPolicy::default());
+    let mut written = m.header().unwrap().len();
+    for p in packets {
+        if let Some(frag) = m.push(p.clone()).unwrap() {
+            written += frag.len();
+        }
+    }
+    written + m.finish().unwrap().iter().map(|f| f.len()).sum::<u64>()
+}
+
+fn short<M: criterion::measurement::Measurement>(g: &mut BenchmarkGroup<'_, M>) {
+    g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+}
+
+fn benches(c: &mut Criterion) {
+    let (name, data) = load_input();
+    let moov = find_moov(&data);
+    let tracks = tracks_of(&moov);
+    let mut packets = Vec::new();
+    let n = split(&data, &tracks, &moov, true, |p| packets.push(p));
+    let payload: u64 = packets.iter().map(|p| p.data.len() as u64).sum();
+    eprintln!(
+        "input {name}: {} bytes, moov {} bytes, {} tracks, {n} packets, {payload} payload bytes",
+        data.len(),
+        moov.data.len(),
+        tracks.len()
+    );
+
+    let mut g = c.benchmark_group("walk");
+    short(&mut g);
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.bench_function(&name, |b| {
+        b.iter(|| {
+            let mut events = 0u32;
+            walk(&data, |_| events += 1);
+            events
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("split");
+    short(&mut g);
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.bench_function(format!("{name}/moov_first"), |b| b.iter(|| split(&data, &tracks, &moov, true, drop)));
+    g.bench_function(format!("{name}/stream_order"), |b| b.iter(|| split(&data, &tracks, &moov, false, drop)));
+    g.finish();
+
+    let mut g = c.benchmark_group("mux");
+    short(&mut g);
+    g.throughput(Throughput::Bytes(payload));
+    g.bench_function(&name, |b| b.iter(|| mux(&tracks, &packets)));
+    g.finish();
+
+    let mut g = c.benchmark_group("parse_moov");
+    short(&mut g);
+    g.throughput(Throughput::Bytes(moov.data.len() as u64));
+    g.bench_function(&name, |b| b.iter(|| parse_movie(&moov.data, moov.offset, moov.header_len).unwrap()));
+    let long = root().join("bench/out/long-360p-full.mp4");
+    if let Ok(Some(m)) = read_moov_from_file(&long) {
+        eprintln!("long-360p-full: moov {} bytes", m.data.len());
+        g.throughput(Throughput::Bytes(m.data.len() as u64));
+        g.bench_function("long-360p-full", |b| b.iter(|| parse_movie(&m.data, m.offset, m.header_len).unwrap()));
+    }
+    g.finish();
+}
+
+criterion_group!(mp4, benches);
+criterion_main!(mp4);

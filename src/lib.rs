@@ -36,6 +36,6 @@ pub mod model;
 pub mod pipeline;
 pub mod stages;
 
-pub use model::{Chunk, Fragment, FragmentKind, Packet, Track, TrackKind};
+pub use model::{Chunk, Fragment, FragmentKind, Packet, Payload, Track, TrackKind};
 pub use pipeline::{Pipeline, PipelineFileError};
 pub use stages::StageError;

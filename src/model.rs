@@ -136,7 +136,52 @@ pub struct Packet {
     pub duration_ticks: u32,
     /// A sync sample: decoding can start here.
     pub keyframe: bool,
-    pub data: Bytes,
+    pub data: Payload,
+}
+
+/// A packet's bytes: one slice of the input, or several when the packet straddles two
+/// input reads (kept in pieces rather than copied; writers emit the pieces as they are).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Payload {
+    parts: Vec<Bytes>,
+}
+
+impl Payload {
+    pub fn from_parts(parts: Vec<Bytes>) -> Self {
+        Payload { parts: parts.into_iter().filter(|p| !p.is_empty()).collect() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(Bytes::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    /// The pieces, in order.
+    pub fn parts(&self) -> &[Bytes] {
+        &self.parts
+    }
+
+    pub fn into_parts(self) -> Vec<Bytes> {
+        self.parts
+    }
+
+    /// The bytes in one piece: free for a single slice, a copy otherwise.
+    pub fn contiguous(&self) -> Bytes {
+        match self.parts.as_slice() {
+            [] => Bytes::new(),
+            [one] => one.clone(),
+            many => many.concat().into(),
+        }
+    }
+}
+
+impl From<Bytes> for Payload {
+    fn from(b: Bytes) -> Self {
+        Payload::from_parts(vec![b])
+    }
 }
 
 /// A piece of output, written by a sink with one (vectored) write.

@@ -127,7 +127,7 @@ mod tests {
     }
 
     fn pkt(track: usize, dts: i64, keyframe: bool) -> Packet {
-        Packet { track, dts_ticks: dts, pts_ticks: dts, duration_ticks: 100, keyframe, data: Bytes::new() }
+        Packet { track, dts_ticks: dts, pts_ticks: dts, duration_ticks: 100, keyframe, data: Bytes::new().into() }
     }
 
     /// Runs packets through the policy and returns the dts of each fragment's first packet.

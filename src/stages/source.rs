@@ -12,7 +12,9 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -110,24 +112,68 @@ fn copy(
     stop: &CancellationToken,
 ) -> std::io::Result<u64> {
     let end = offset.saturating_add(limit);
-    let mut buf = BytesMut::new();
+    let pool = BufferPool::new(chunk);
     while offset < end && !stop.is_cancelled() {
         let want = ((end - offset).min(chunk as u64)) as usize;
-        buf.resize(want, 0);
+        let mut buf = pool.take();
         let n = match r.read(&mut buf[..want]) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        buf.truncate(n);
-        let data = buf.split().freeze();
+        let data = Bytes::from_owner(PooledBuffer { buf, len: n, pool: pool.clone() });
         if tx.blocking_send(Ok(Chunk { offset, data })).is_err() {
             return Ok(u64::MAX);
         }
         offset += n as u64;
     }
     Ok(offset)
+}
+
+/// Read buffers kept for reuse. Packets are slices of the buffer they were read into, so a
+/// buffer is free again once the last packet cut from it has been written; reusing it then
+/// saves zeroing fresh memory and faulting it in, and keeps the memory in use flat.
+struct BufferPool {
+    size: usize,
+    free: Mutex<Vec<Vec<u8>>>,
+}
+
+/// Most idle buffers a pool keeps; more are freed.
+const POOL_KEEP: usize = 16;
+
+impl BufferPool {
+    fn new(size: usize) -> Arc<Self> {
+        Arc::new(BufferPool { size, free: Mutex::new(Vec::new()) })
+    }
+
+    fn take(&self) -> Vec<u8> {
+        let reused = self.free.lock().map(|mut f| f.pop()).unwrap_or(None);
+        reused.unwrap_or_else(|| vec![0; self.size])
+    }
+}
+
+/// The owner of a chunk's bytes: gives its buffer back to the pool when dropped.
+struct PooledBuffer {
+    buf: Vec<u8>,
+    len: usize,
+    pool: Arc<BufferPool>,
+}
+
+impl AsRef<[u8]> for PooledBuffer {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Drop for PooledBuffer {
+    fn drop(&mut self) {
+        if let Ok(mut free) = self.pool.free.lock() {
+            if free.len() < POOL_KEEP {
+                free.push(std::mem::take(&mut self.buf));
+            }
+        }
+    }
 }
 
 fn read_file(config: &SourceConfig, tx: &Tx, stop: &CancellationToken) -> std::io::Result<()> {

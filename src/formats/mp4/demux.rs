@@ -7,14 +7,12 @@
 
 use std::collections::VecDeque;
 
-use bytes::{Bytes, BytesMut};
-
 use super::boxes::Mp4Error;
 use super::moof::{parse_moof, FragSample};
 use super::moov::{parse_movie, Movie};
 use super::sample_table::{SampleCursor, SampleInfo};
 use crate::formats::{push_packet, ContainerEvent, ElementKind, EndState, PacketEvent, SplitSummary};
-use crate::model::{Chunk, Packet, TrackSet};
+use crate::model::{Chunk, Packet, Payload, TrackSet};
 
 /// Default for [`Mp4Splitter::new`]'s buffer limit: media held while waiting for an index.
 pub const DEFAULT_BUFFER_LIMIT: u64 = 1 << 30;
@@ -34,7 +32,7 @@ pub enum SplitError {
 
 /// Where a sample's bytes are relative to the buffer.
 enum Fetch {
-    Ready(Bytes),
+    Ready(Payload),
     NotYet,
     /// Not in any media box we were given, or already released.
     Missing,
@@ -68,27 +66,26 @@ impl MediaBuffer {
         }
         let start = (offset - first.offset) as usize;
         if end <= first.end() {
-            return Fetch::Ready(first.data.slice(start..start + size as usize));
+            return Fetch::Ready(first.data.slice(start..start + size as usize).into());
         }
-        // Spans chunks: the one place a payload is copied, and only if all of it is here.
+        // Spans chunks: slices of each, once all of it is here.
         if self.end() < end {
             return Fetch::NotYet;
         }
-        let mut out = BytesMut::with_capacity(size as usize);
-        out.extend_from_slice(&first.data[start..]);
+        let mut parts = vec![first.data.slice(start..)];
         let mut at = first.end();
         for c in self.chunks.range(i + 1..) {
             if c.offset != at {
                 return Fetch::Missing;
             }
             let take = ((end - c.offset) as usize).min(c.data.len());
-            out.extend_from_slice(&c.data[..take]);
+            parts.push(c.data.slice(..take));
             at = c.offset + take as u64;
             if at >= end {
                 break;
             }
         }
-        Fetch::Ready(out.freeze())
+        Fetch::Ready(Payload::from_parts(parts))
     }
 
     /// Drops what lies wholly before `offset`.
@@ -193,7 +190,7 @@ impl Mp4Splitter {
         self.tracks.is_some() && !self.map.is_empty()
     }
 
-    fn packet(&mut self, track: usize, data: Bytes, dts: i64, cts: i64, duration: u32, sync: bool) -> Option<Packet> {
+    fn packet(&mut self, track: usize, data: Payload, dts: i64, cts: i64, duration: u32, sync: bool) -> Option<Packet> {
         let out = self.map[track]?;
         self.summary.packets[out] += 1;
         Some(Packet {

@@ -140,7 +140,7 @@ impl Fmp4Muxer {
         let (start_ms, duration_ms) = self.lead_span();
         let mut parts = Vec::with_capacity(count + 1);
         parts.push(buf.freeze());
-        parts.extend(self.pending.iter_mut().flat_map(|p| p.drain(..)).map(|p| p.data));
+        parts.extend(self.pending.iter_mut().flat_map(|p| p.drain(..)).flat_map(|p| p.data.into_parts()));
         self.fragmenter.reset();
         Ok(Some(self.emit(FragmentKind::Media, parts, count as u32, start_ms, duration_ms)))
     }
