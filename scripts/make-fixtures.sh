@@ -24,6 +24,15 @@ ff -f lavfi -i "sine=frequency=300:sample_rate=44100" -t 5 -ac 2 -c:a aac aac_on
 ff "${src[@]}" -f lavfi -i "sine=frequency=880:sample_rate=44100" -t 4 -map 0 -map 1 -map 2 \
    -c:v libx264 -preset veryfast -bf 0 -c:a aac two_audio.mp4
 ff "${src[@]}" -t 3 -c:v libx264 -preset veryfast -c:a pcm_s16le pcm_s16le.mov
+# GStreamer's mp4mux layouts, from the same H.264 (GStreamer is optional for developers;
+# CI installs it).
+if command -v gst-launch-1.0 >/dev/null; then
+  gst() { gst-launch-1.0 -q filesrc location=h264_aac_moov_end.mp4 ! qtdemux ! h264parse ! "$@"; }
+  gst mp4mux fragment-duration=1000 ! filesink location=gst_h264_fragmented.mp4
+  # Robust mode: moov space reserved at the front and rewritten while recording.
+  gst mp4mux reserved-max-duration=20000000000 reserved-moov-update-period=1000000000 \
+      ! filesink location=gst_h264_robust.mp4
+fi
 # Cut short, as a crash leaves them.
 size=$(stat -c %s h264_aac_fragmented.mp4)
 head -c $((size * 45 / 100)) h264_aac_fragmented.mp4 > h264_aac_fragmented_truncated.mp4

@@ -50,7 +50,11 @@ fn every_layout_remuxes_with_identical_packets() {
         "pcm_s16le.mov",
         "h264_aac_reference_1s.mp4",
     ];
-    let fragmented = ["h264_aac_fragmented.mp4", "h264_aac_cmaf.mp4", "h264_aac.ismv"];
+    let mut fragmented = vec!["h264_aac_fragmented.mp4", "h264_aac_cmaf.mp4", "h264_aac.ismv"];
+    if tools(&["gst-launch-1.0"]) {
+        // GStreamer mp4mux: fragmented, and robust mode (moov reserved at the front).
+        fragmented.extend(["gst_h264_fragmented.mp4", "gst_h264_robust.mp4"]);
+    }
     for (names, exact) in [(&progressive[..], false), (&fragmented[..], true)] {
         for name in names {
             let input = generated_file(name);
