@@ -114,28 +114,27 @@ fn parse_framemd5(text: &str) -> Vec<FramePacket> {
         .collect()
 }
 
-/// Per-packet sizes and MD5s of every stream, as FFmpeg reads them (no decoding).
-pub fn framemd5(path: &Path) -> Vec<FramePacket> {
+fn run_framemd5(path: &Path, codec_args: &[&str]) -> Vec<FramePacket> {
     let out = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-i"])
         .arg(path)
-        .args(["-map", "0", "-c", "copy", "-f", "framemd5", "-"])
+        .args(["-map", "0"])
+        .args(codec_args)
+        .args(["-f", "framemd5", "-"])
         .output()
         .expect("run ffmpeg");
     assert!(out.status.success(), "ffmpeg framemd5 {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
     parse_framemd5(&String::from_utf8_lossy(&out.stdout))
 }
 
+/// Per-packet sizes and MD5s of every stream, as FFmpeg reads them (no decoding).
+pub fn framemd5(path: &Path) -> Vec<FramePacket> {
+    run_framemd5(path, &["-c", "copy"])
+}
+
 /// Per-frame MD5s after decoding.
 pub fn decoded_framemd5(path: &Path) -> Vec<FramePacket> {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(path)
-        .args(["-map", "0", "-f", "framemd5", "-"])
-        .output()
-        .expect("run ffmpeg");
-    assert!(out.status.success(), "ffmpeg decode {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
-    parse_framemd5(&String::from_utf8_lossy(&out.stdout))
+    run_framemd5(path, &[])
 }
 
 /// Packets of one stream, in decode order.

@@ -190,17 +190,31 @@ impl Mp4Splitter {
         self.tracks.is_some() && !self.map.is_empty()
     }
 
-    fn packet(&mut self, track: usize, data: Payload, dts: i64, cts: i64, duration: u32, sync: bool) -> Option<Packet> {
-        let out = self.map[track]?;
-        self.summary.packets[out] += 1;
-        Some(Packet {
-            track: out,
-            dts_ticks: dts,
-            pts_ticks: dts + cts,
-            duration_ticks: duration,
-            keyframe: sync,
+    /// Cuts one sample whose bytes have all arrived (or never will) into a packet.
+    fn cut(&mut self, track: usize, s: &SampleInfo, out: &mut Vec<PacketEvent>) {
+        let data = match self.media.fetch(s.offset, s.size) {
+            Fetch::Ready(data) => data,
+            Fetch::NotYet | Fetch::Missing => {
+                self.summary.notes.push(format!(
+                    "track {}: sample {} at offset {} is outside the media data; skipped",
+                    track + 1,
+                    s.index,
+                    s.offset
+                ));
+                return;
+            }
+        };
+        let Some(out_track) = self.map[track] else { return };
+        self.summary.packets[out_track] += 1;
+        let packet = Packet {
+            track: out_track,
+            dts_ticks: s.dts,
+            pts_ticks: s.dts + s.cts_offset,
+            duration_ticks: s.duration,
+            keyframe: s.sync,
             data,
-        })
+        };
+        push_packet(out, packet);
     }
 
     fn drain(&mut self, out: &mut Vec<PacketEvent>) -> Result<(), SplitError> {
@@ -219,22 +233,10 @@ impl Mp4Splitter {
         while let Some((t, info)) =
             self.table.iter().enumerate().filter_map(|(i, tt)| tt.next.map(|s| (i, s))).min_by_key(|(_, s)| s.offset)
         {
-            match self.media.fetch(info.offset, info.size) {
-                Fetch::NotYet => return Ok(()),
-                Fetch::Ready(data) => {
-                    if let Some(p) = self.packet(t, data, info.dts, info.cts_offset, info.duration, info.sync) {
-                        push_packet(out, p);
-                    }
-                }
-                Fetch::Missing => {
-                    self.summary.notes.push(format!(
-                        "track {}: sample {} at offset {} is outside the media data; skipped",
-                        t + 1,
-                        info.index,
-                        info.offset
-                    ));
-                }
+            if self.media.end() < info.offset + info.size as u64 {
+                return Ok(());
             }
+            self.cut(t, &info, out);
             let movie = self.movie.as_ref().expect("ready() checked the movie");
             let tt = &mut self.table[t];
             tt.next = tt.cursor.next(&movie.tracks[t].table).transpose()?;
@@ -245,24 +247,13 @@ impl Mp4Splitter {
     /// Cuts each fragment once all of its bytes are here.
     fn drain_fragments(&mut self, out: &mut Vec<PacketEvent>) {
         while let Some(frag) = self.fragments.front() {
-            let end = frag.iter().map(|s| s.offset + s.size as u64).max().unwrap_or(0);
+            let end = frag.iter().map(|s| s.info.offset + s.info.size as u64).max().unwrap_or(0);
             if self.media.end() < end {
                 return;
             }
             let frag = self.fragments.pop_front().expect("front() was Some");
-            for s in frag {
-                match self.media.fetch(s.offset, s.size) {
-                    Fetch::Ready(data) => {
-                        if let Some(p) = self.packet(s.track, data, s.dts, s.cts_offset, s.duration, s.sync) {
-                            push_packet(out, p);
-                        }
-                    }
-                    Fetch::NotYet | Fetch::Missing => self.summary.notes.push(format!(
-                        "track {}: fragment sample at offset {} is outside the media data; skipped",
-                        s.track + 1,
-                        s.offset
-                    )),
-                }
+            for FragSample { track, info } in frag {
+                self.cut(track, &info, out);
             }
             out.push(PacketEvent::Boundary);
             self.media.release_before(end);
@@ -302,7 +293,7 @@ impl Mp4Splitter {
                 self.summary.notes.push(format!(
                     "incomplete last fragment ({} samples from offset {}) dropped",
                     frag.len(),
-                    first.offset
+                    first.info.offset
                 ));
             }
         }

@@ -32,20 +32,22 @@ pub fn write_ftyp(buf: &mut BytesMut, major: &[u8; 4], compatible: &[&[u8; 4]]) 
     close(buf, start);
 }
 
-pub fn write_mvhd(buf: &mut BytesMut, timescale: u32, duration: u64, next_track_id: u32) {
+/// The header of mvhd, tkhd and mdhd: version 1 (64-bit times) only when the duration
+/// needs it, zero creation and modification times, a 32-bit field (timescale, or tkhd's
+/// track_ID followed by a reserved word), then the duration. Returns the box start.
+fn open_timed(buf: &mut BytesMut, fourcc: &[u8; 4], flags: u32, field: &[u32], duration: u64) -> usize {
     let v1 = duration > u32::MAX as u64;
-    let start = open_full(buf, b"mvhd", v1 as u8, 0);
-    if v1 {
-        buf.put_u64(0);
-        buf.put_u64(0);
-        buf.put_u32(timescale);
-        buf.put_u64(duration);
-    } else {
-        buf.put_u32(0);
-        buf.put_u32(0);
-        buf.put_u32(timescale);
-        buf.put_u32(duration as u32);
-    }
+    let start = open_full(buf, fourcc, v1 as u8, flags);
+    let put_time = |buf: &mut BytesMut, t: u64| if v1 { buf.put_u64(t) } else { buf.put_u32(t as u32) };
+    put_time(buf, 0);
+    put_time(buf, 0);
+    field.iter().for_each(|&v| buf.put_u32(v));
+    put_time(buf, duration);
+    start
+}
+
+pub fn write_mvhd(buf: &mut BytesMut, timescale: u32, duration: u64, next_track_id: u32) {
+    let start = open_timed(buf, b"mvhd", 0, &[timescale], duration);
     buf.put_u32(0x0001_0000);
     buf.put_u16(0x0100);
     buf.put_bytes(0, 10);
@@ -76,21 +78,7 @@ pub fn write_trak(
     let track_id = index as u32 + 1;
     let trak = open(buf, b"trak");
 
-    let v1 = timing.duration_movie > u32::MAX as u64;
-    let tkhd = open_full(buf, b"tkhd", v1 as u8, 3);
-    if v1 {
-        buf.put_u64(0);
-        buf.put_u64(0);
-        buf.put_u32(track_id);
-        buf.put_u32(0);
-        buf.put_u64(timing.duration_movie);
-    } else {
-        buf.put_u32(0);
-        buf.put_u32(0);
-        buf.put_u32(track_id);
-        buf.put_u32(0);
-        buf.put_u32(timing.duration_movie as u32);
-    }
+    let tkhd = open_timed(buf, b"tkhd", 3, &[track_id, 0], timing.duration_movie);
     buf.put_bytes(0, 8);
     buf.put_u16(0);
     buf.put_u16(if track.kind == TrackKind::Audio { 1 } else { 0 });
@@ -107,19 +95,7 @@ pub fn write_trak(
     }
 
     let mdia = open(buf, b"mdia");
-    let v1 = timing.duration_media > u32::MAX as u64;
-    let mdhd = open_full(buf, b"mdhd", v1 as u8, 0);
-    if v1 {
-        buf.put_u64(0);
-        buf.put_u64(0);
-        buf.put_u32(track.timescale);
-        buf.put_u64(timing.duration_media);
-    } else {
-        buf.put_u32(0);
-        buf.put_u32(0);
-        buf.put_u32(track.timescale);
-        buf.put_u32(timing.duration_media as u32);
-    }
+    let mdhd = open_timed(buf, b"mdhd", 0, &[track.timescale], timing.duration_media);
     buf.put_u16(pack_language(track.language));
     buf.put_u16(0);
     close(buf, mdhd);

@@ -2,6 +2,7 @@
 
 use super::boxes::{FourCc, Mp4Error, Reader, MAX_SAMPLE_SIZE, MAX_TRUN_SAMPLES};
 use super::moov::Movie;
+use super::sample_table::SampleInfo;
 
 /// `sample_is_non_sync_sample` in ISO BMFF sample flags.
 pub const FLAG_NON_SYNC: u32 = 0x0001_0000;
@@ -11,12 +12,7 @@ pub const FLAG_NON_SYNC: u32 = 0x0001_0000;
 pub struct FragSample {
     /// Index of the track in [`Movie::tracks`].
     pub track: usize,
-    pub offset: u64,
-    pub size: u32,
-    pub dts: i64,
-    pub cts_offset: i64,
-    pub duration: u32,
-    pub sync: bool,
+    pub info: SampleInfo,
 }
 
 /// Parses a whole `moof` (`data` includes its header) at absolute `offset`. `next_dts`
@@ -63,9 +59,7 @@ pub fn parse_moof(
         };
         let trex = movie.tracks[track].trex.unwrap_or_default();
         let base_data_offset = if flags & 0x1 != 0 { Some(r.u64()?) } else { None };
-        if flags & 0x2 != 0 {
-            r.u32()?;
-        }
+        let description = if flags & 0x2 != 0 { r.u32()? } else { trex.default_sample_description_index.max(1) };
         let default_duration = if flags & 0x8 != 0 { r.u32()? } else { trex.default_sample_duration };
         let default_size = if flags & 0x10 != 0 { r.u32()? } else { trex.default_sample_size };
         let default_flags = if flags & 0x20 != 0 { r.u32()? } else { trex.default_sample_flags };
@@ -122,15 +116,17 @@ pub fn parse_moof(
                         limit: MAX_SAMPLE_SIZE as u64,
                     });
                 }
-                samples.push(FragSample {
-                    track,
+                let info = SampleInfo {
+                    index: i,
                     offset: pos,
                     size,
                     dts,
                     cts_offset,
                     duration,
                     sync: sflags & FLAG_NON_SYNC == 0,
-                });
+                    description,
+                };
+                samples.push(FragSample { track, info });
                 pos += size as u64;
                 dts += duration as i64;
             }
