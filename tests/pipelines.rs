@@ -110,3 +110,28 @@ fn streamed_media_is_released_as_it_is_cut_and_the_buffer_limit_is_enforced() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("waiting for the 'moov' index") && err.contains("give the input as a file"), "{err}");
 }
+
+#[test]
+fn browser_recapture_pipeline_recovers_zeroed_parameters_from_stdin() {
+    let data = std::fs::read(root().join("samples/chrome_mp4_avc1_opus.mp4")).unwrap();
+    let mut spoiled = data.clone();
+    let at = spoiled.windows(4).position(|w| w == b"avcC").unwrap();
+    let size = u32::from_be_bytes(spoiled[at - 4..at].try_into().unwrap()) as usize;
+    spoiled[at + 4..at - 4 + size].fill(0);
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("recording.mp4");
+    let out = run_pipeline("browser-recapture.toml", &[format!("sink.path={}", out_path.display())], Some(spoiled));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let recovered = std::fs::read(&out_path).unwrap();
+    let clean = dir.path().join("clean.mp4");
+    let res = livemux()
+        .arg("remux")
+        .arg(root().join("samples/chrome_mp4_avc1_opus.mp4"))
+        .arg("-o")
+        .arg(&clean)
+        .output()
+        .unwrap();
+    assert!(res.status.success());
+    // The probe recording carries the same parameters the stream had before they were zeroed.
+    assert_eq!(recovered, std::fs::read(&clean).unwrap());
+}

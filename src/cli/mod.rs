@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use livemux::formats::fragmenter::FragmentPolicy;
 use livemux::pipeline::{Override, Pipeline, PipelineFileError, StageConfig};
+use livemux::stages::codecpar::{CodecparConfig, ParamPolicy};
 use livemux::stages::mux::{MuxConfig, MuxFormat};
 use livemux::stages::sink::{Durability, SinkConfig};
 use livemux::stages::source::SourceConfig;
@@ -28,6 +29,7 @@ const EXIT_USAGE: u8 = 2;
   some-recorder | livemux remux - -o live.mp4 --fragment-ms 500
   livemux remux growing.mp4 --follow -o - | other-tool
   livemux probe input.mov --json
+  livemux recover crashed.mp4 --reference probe.mp4 -o recovered.mp4
   livemux run pipelines/remux-fmp4.toml --set sink.path=out.mp4
   livemux validate pipelines/fanout.toml"
 )]
@@ -84,6 +86,26 @@ enum Command {
         /// With --follow: end after this many milliseconds without growth.
         #[arg(long, default_value_t = 5000)]
         idle_timeout_ms: u64,
+        #[command(flatten)]
+        params: ParamArgs,
+    },
+    /// Recover a recording a crash left behind, with codec parameters from a reference.
+    #[command(after_help = "Example:
+  livemux recover crashed.mp4 --reference probe.mp4 -o recovered.mp4
+
+The reference is a short complete recording made with the same recorder and settings.")]
+    Recover {
+        /// The damaged recording, or - for stdin.
+        input: PathBuf,
+        /// A complete recording of the same source with the same settings.
+        #[arg(long, required = true)]
+        reference: PathBuf,
+        /// Output file, or - for stdout.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Output format.
+        #[arg(long, default_value = "fmp4", value_parser = ["fmp4"])]
+        to: String,
     },
     /// Describe a recording: container, layout, tracks and codec parameters.
     Probe {
@@ -92,7 +114,32 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        params: ParamArgs,
     },
+}
+
+/// Where codec parameters come from.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ParamArgs {
+    /// A complete recording of the same source with the same settings, whose codec
+    /// parameters replace the stream's where these are missing or unusable.
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    /// stream, reference, or auto (the stream's unless unusable). Default: auto with
+    /// --reference, stream without.
+    #[arg(long, value_parser = ["stream", "reference", "auto"])]
+    params: Option<String>,
+}
+
+impl ParamArgs {
+    fn config(self) -> CodecparConfig {
+        let default = if self.reference.is_some() { ParamPolicy::Auto } else { ParamPolicy::Stream };
+        CodecparConfig {
+            params: self.params.map_or(default, |p| p.parse().expect("clap checked the value")),
+            reference: self.reference,
+        }
+    }
 }
 
 pub fn main() -> ExitCode {
@@ -121,7 +168,17 @@ pub fn main() -> ExitCode {
                 }
                 Err(e) => report_file_error(&e),
             },
-            Command::Remux { input, output, to, fragment_ms, max_fragment_ms, durability, follow, idle_timeout_ms } => {
+            Command::Remux {
+                input,
+                output,
+                to,
+                fragment_ms,
+                max_fragment_ms,
+                durability,
+                follow,
+                idle_timeout_ms,
+                params,
+            } => {
                 if max_fragment_ms < fragment_ms {
                     eprintln!(
                         "error: --max-fragment-ms ({max_fragment_ms}) is less than --fragment-ms ({fragment_ms})"
@@ -141,22 +198,37 @@ pub fn main() -> ExitCode {
                 };
                 let mux =
                     MuxConfig { format, fragment: FragmentPolicy { min_ms: fragment_ms, max_ms: max_fragment_ms } };
-                match default_pipeline(source, mux, sink) {
+                match default_pipeline(source, params.config(), mux, sink) {
                     Ok(p) => run_pipeline(p).await,
                     Err(e) => report_file_error(&e),
                 }
             }
-            Command::Probe { input, json } => probe::run(input, json).await,
+            Command::Recover { input, reference, output, to } => {
+                let source = SourceConfig { path: input, ..SourceConfig::default() };
+                let params = CodecparConfig { params: ParamPolicy::Auto, reference: Some(reference) };
+                let mux = MuxConfig { format: to.parse().expect("clap checked the value"), ..MuxConfig::default() };
+                let sink = SinkConfig { path: output, durability: None };
+                match default_pipeline(source, params, mux, sink) {
+                    Ok(p) => run_pipeline(p).await,
+                    Err(e) => report_file_error(&e),
+                }
+            }
+            Command::Probe { input, json, params } => probe::run(input, json, params.config()).await,
         }
     })
 }
 
 /// The pipeline `remux` runs: source, probe, codecpar-extract, packet-split, mux, sink.
-pub fn default_pipeline(source: SourceConfig, mux: MuxConfig, sink: SinkConfig) -> Result<Pipeline, PipelineFileError> {
+pub fn default_pipeline(
+    source: SourceConfig,
+    params: CodecparConfig,
+    mux: MuxConfig,
+    sink: SinkConfig,
+) -> Result<Pipeline, PipelineFileError> {
     Pipeline::linear(vec![
         ("source", StageConfig::Source(source)),
         ("probe", StageConfig::Probe(Default::default())),
-        ("codecpar-extract", StageConfig::Codecpar(Default::default())),
+        ("codecpar-extract", StageConfig::Codecpar(params)),
         ("packet-split", StageConfig::Split(Default::default())),
         ("mux", StageConfig::Mux(mux)),
         ("sink", StageConfig::Sink(sink)),

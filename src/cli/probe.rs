@@ -78,7 +78,7 @@ fn describe_config(c: &CodecConfig) -> String {
     }
 }
 
-pub async fn run(input: PathBuf, json: bool) -> ExitCode {
+pub async fn run(input: PathBuf, json: bool, params: codecpar::CodecparConfig) -> ExitCode {
     let mut report = Report { input: input.display().to_string(), ..Default::default() };
     let src_cfg = source::SourceConfig { path: input.clone(), ..Default::default() };
     let mut src_ctx = StageContext::new("source", "source");
@@ -104,7 +104,7 @@ pub async fn run(input: PathBuf, json: bool) -> ExitCode {
         )),
         tokio::spawn(codecpar::run(
             ctx("codecpar-extract", "codecpar-extract"),
-            Default::default(),
+            params,
             ev_rx,
             Outputs::new(vec![desc_tx]),
         )),

@@ -1,17 +1,21 @@
 //! `codecpar-extract`: decides each track's codec parameters and emits the track list.
 //!
-//! Parameters come from the stream's own header (`params = "stream"`, the default). The
-//! stream's `moov` is forwarded unchanged so that `packet-split` can read its sample tables.
+//! Parameters come from the stream's own header, or from a *reference*: a small complete
+//! recording of the same source with the same settings (the "recapture"), whose sample
+//! entries are right where the stream's are missing or garbage. The stream's `moov` is
+//! forwarded unchanged so that `packet-split` can read its sample tables; only codec
+//! parameters are taken from the reference, never timing.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
 use super::{Failure, Outputs, StageContext, StageReport, StageResult};
-use crate::formats::mp4::moov::parse_movie;
+use crate::formats::mp4::file::read_moov;
+use crate::formats::mp4::moov::{parse_movie, Movie, Mp4Track};
 use crate::formats::{ContainerEvent, ElementKind};
-use crate::model::{ParamOrigin, TrackKind};
+use crate::model::{ParamOrigin, Track, TrackKind};
 
 /// Where codec parameters come from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -45,6 +49,137 @@ pub struct CodecparConfig {
     pub reference: Option<PathBuf>,
 }
 
+/// A reference recording, read.
+pub struct Reference {
+    pub path: PathBuf,
+    pub movie: Movie,
+}
+
+impl Reference {
+    /// Reads the index of a complete MP4/MOV recording.
+    pub fn load(path: &Path) -> Result<Self, Failure> {
+        let bad = |reason: String| Failure::Reference { path: path.to_path_buf(), reason };
+        let mut file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+        let len = file.metadata().map_err(|e| bad(e.to_string()))?.len();
+        let (offset, header_len, moov) = read_moov(&mut file, len)
+            .map_err(|e| bad(e.to_string()))?
+            .ok_or_else(|| bad("no 'moov' box: a reference must be a complete recording".into()))?;
+        let movie = parse_movie(&moov, offset, header_len).map_err(|e| bad(e.to_string()))?;
+        for (i, t) in movie.tracks.iter().enumerate() {
+            if let Err(e) = t.codec.as_ref().map(|c| c.validate()) {
+                return Err(bad(format!("track {} ({}): codec parameters unusable: {e}", i + 1, t.describe())));
+            }
+        }
+        Ok(Reference { path: path.to_path_buf(), movie })
+    }
+}
+
+fn media_tracks(movie: &Movie) -> Vec<&Mp4Track> {
+    movie.tracks.iter().filter(|t| t.kind != TrackKind::Other).collect()
+}
+
+/// The tracks with their parameters chosen by `policy`.
+pub fn choose_tracks(
+    movie: &Movie,
+    reference: Option<&Reference>,
+    policy: ParamPolicy,
+) -> Result<(Vec<Track>, Vec<String>), Failure> {
+    let stream = media_tracks(movie);
+    let mut notes: Vec<String> = movie
+        .tracks
+        .iter()
+        .filter(|t| t.kind == TrackKind::Other)
+        .map(|t| format!("track {} ('{}' handler) is neither audio nor video; left out", t.track_id, t.handler))
+        .collect();
+    if stream.is_empty() {
+        return Err(Failure::Other("the input has no audio or video track".into()));
+    }
+    let matched = match reference {
+        Some(r) => Some(pair(&stream, r)?),
+        None => None,
+    };
+    let mut tracks = Vec::new();
+    for (i, t) in stream.iter().enumerate() {
+        let own = t.codec.clone().and_then(|c| c.validate().map(|_| c));
+        let from_ref = matched.as_ref().map(|m| m[i]);
+        let use_ref = match (policy, &own) {
+            (ParamPolicy::Stream, _) => false,
+            (ParamPolicy::Reference, _) => true,
+            (ParamPolicy::Auto, Ok(_)) => false,
+            (ParamPolicy::Auto, Err(_)) => true,
+        };
+        let track = if use_ref {
+            let r = from_ref.expect("policies that use a reference require one");
+            if let Err(e) = &own {
+                notes.push(format!("track {}: stream's codec parameters unusable ({e}); using the reference's", i + 1));
+            }
+            let codec = r.codec.clone().expect("Reference::load checked every track");
+            let mut track = t.to_track(movie.timescale, codec, ParamOrigin::Reference);
+            track.mp4_sample_entry = Some(r.sample_entry.clone());
+            track
+        } else {
+            let codec = own.map_err(|e| Failure::Codec {
+                track: i + 1,
+                codec: t.codec_family(),
+                reason: format!("{e}; give a reference recording (--reference) to take them from it"),
+            })?;
+            t.to_track(movie.timescale, codec, ParamOrigin::Stream)
+        };
+        tracks.push(track);
+    }
+    Ok((tracks, notes))
+}
+
+/// Pairs each stream track with a reference track: same kind and codec, then in order.
+/// Any difference that would make the reference's parameters wrong for the stream is an
+/// error naming both sides.
+fn pair<'r>(stream: &[&Mp4Track], reference: &'r Reference) -> Result<Vec<&'r Mp4Track>, Failure> {
+    let refs = media_tracks(&reference.movie);
+    let mismatch = |detail: String| Failure::Mismatch { reference: reference.path.clone(), detail };
+    let list = |ts: &[&Mp4Track]| ts.iter().map(|t| t.describe()).collect::<Vec<_>>().join("; ");
+    if refs.len() != stream.len() {
+        return Err(mismatch(format!(
+            "the stream has {} tracks ({}), the reference {} ({})",
+            stream.len(),
+            list(stream),
+            refs.len(),
+            list(&refs)
+        )));
+    }
+    let key = |t: &Mp4Track| (t.kind, t.codec_family());
+    let mut out = Vec::new();
+    for (i, s) in stream.iter().enumerate() {
+        let nth = stream[..i].iter().filter(|o| key(o) == key(s)).count();
+        let Some(r) = refs.iter().filter(|r| key(r) == key(s)).nth(nth) else {
+            return Err(mismatch(format!(
+                "stream track {} ({}) has no {} {} track to match in the reference ({})",
+                i + 1,
+                s.describe(),
+                s.kind,
+                s.codec_family(),
+                list(&refs)
+            )));
+        };
+        let differs = if r.timescale != s.timescale {
+            Some("timescale")
+        } else if matches!((s.dims, r.dims), (Some(a), Some(b)) if a.width > 0 && a != b) {
+            Some("resolution")
+        } else {
+            None
+        };
+        if let Some(what) = differs {
+            return Err(mismatch(format!(
+                "{what} differs: stream track {} is {}, reference track is {}",
+                i + 1,
+                s.describe(),
+                r.describe()
+            )));
+        }
+        out.push(*r);
+    }
+    Ok(out)
+}
+
 /// Runs `codecpar-extract`.
 pub async fn run(
     ctx: StageContext,
@@ -52,11 +187,21 @@ pub async fn run(
     mut input: mpsc::Receiver<ContainerEvent>,
     out: Outputs<ContainerEvent>,
 ) -> StageResult {
-    if config.params != ParamPolicy::Stream || config.reference.is_some() {
-        return Err(
-            ctx.error(Failure::Unsupported("parameters from a reference recording are not supported yet".into()))
-        );
-    }
+    let reference = match &config.reference {
+        Some(path) => {
+            let path = path.clone();
+            let loaded = tokio::task::spawn_blocking(move || Reference::load(&path))
+                .await
+                .map_err(|e| ctx.error(Failure::Other(format!("reading the reference failed: {e}"))))?;
+            Some(loaded.map_err(|e| ctx.error(e))?)
+        }
+        None if config.params != ParamPolicy::Stream => {
+            return Err(ctx.error(Failure::Other(
+                "params = reference or auto needs a reference recording (reference = FILE, or --reference)".into(),
+            )));
+        }
+        None => None,
+    };
     let mut report = StageReport::default();
     let mut have_tracks = false;
     let mut media_bytes = 0u64;
@@ -66,23 +211,9 @@ pub async fn run(
                 if m.kind == ElementKind::Mp4(crate::formats::mp4::FourCc::new(b"moov")) && !have_tracks =>
             {
                 let movie = parse_movie(&m.data, m.offset, m.header_len).map_err(|e| ctx.error(e))?;
-                let mut tracks = Vec::new();
-                for (i, t) in movie.tracks.iter().enumerate() {
-                    if t.kind == TrackKind::Other {
-                        report.notes.push(format!(
-                            "track {} ('{}' handler) is neither audio nor video; left out",
-                            t.track_id, t.handler
-                        ));
-                        continue;
-                    }
-                    let codec = t.codec.clone().map_err(|e| {
-                        ctx.error(Failure::Codec { track: i + 1, codec: fourcc_name(t), reason: e.to_string() })
-                    })?;
-                    tracks.push(t.to_track(movie.timescale, codec, ParamOrigin::Stream));
-                }
-                if tracks.is_empty() {
-                    return Err(ctx.error(Failure::Other("the input has no audio or video track".into())));
-                }
+                let (tracks, notes) =
+                    choose_tracks(&movie, reference.as_ref(), config.params).map_err(|e| ctx.error(e))?;
+                report.notes.extend(notes);
                 have_tracks = true;
                 if out.send(ContainerEvent::Tracks(Arc::new(tracks))).await.is_err() {
                     return Ok(report);
@@ -99,16 +230,4 @@ pub async fn run(
         }
     }
     Ok(report)
-}
-
-fn fourcc_name(t: &crate::formats::mp4::moov::Mp4Track) -> &'static str {
-    match &t.sample_entry_fourcc.0 {
-        b"avc1" | b"avc3" => "h264",
-        b"hvc1" | b"hev1" => "hevc",
-        b"av01" => "av1",
-        b"vp09" => "vp9",
-        b"mp4a" => "aac",
-        b"Opus" => "opus",
-        _ => "unknown codec",
-    }
 }

@@ -60,6 +60,10 @@ pub enum Failure {
          recording made with the same settings: livemux recover INPUT --reference REF -o OUTPUT"
     )]
     MissingMoov { media_bytes: u64 },
+    #[error("reference recording {}: {reason}", path.display())]
+    Reference { path: PathBuf, reason: String },
+    #[error("the reference recording {} does not match the stream: {detail}", reference.display())]
+    Mismatch { reference: PathBuf, detail: String },
     #[error("track {track} ({codec}): codec parameters unusable: {reason}")]
     Codec { track: usize, codec: &'static str, reason: String },
     #[error("{0}")]

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Failure, Outputs, StageContext, StageReport, StageResult};
-use crate::formats::mp4::boxes::{parse_header, HeaderParse};
+use crate::formats::mp4::file::top_level;
 use crate::model::Chunk;
 
 /// Default read size.
@@ -213,16 +213,11 @@ const MAX_PREFETCH_MOOV: u64 = crate::formats::mp4::boxes::MAX_META_BOX;
 /// Finds a top-level `moov` that comes after an `mdat`, by reading box headers only.
 /// Any doubt (not MP4, damaged headers) means "no": the file is then read in order.
 fn trailing_moov(file: &mut File, len: u64) -> std::io::Result<Option<(u64, u64)>> {
-    let mut offset = 0u64;
+    let Ok(boxes) = top_level(file, len) else {
+        return Ok(None);
+    };
     let mut seen_mdat = false;
-    let mut head = [0u8; 16];
-    while offset + 8 <= len {
-        file.seek(SeekFrom::Start(offset))?;
-        let n = (len - offset).min(16) as usize;
-        file.read_exact(&mut head[..n])?;
-        let Ok(HeaderParse::Header(h)) = parse_header(&head[..n], offset) else {
-            return Ok(None);
-        };
+    for (offset, h) in boxes {
         let size = h.size.unwrap_or(len - offset);
         match &h.fourcc.0 {
             b"moov" if seen_mdat && size <= MAX_PREFETCH_MOOV && offset + size <= len => {
@@ -232,7 +227,6 @@ fn trailing_moov(file: &mut File, len: u64) -> std::io::Result<Option<(u64, u64)
             b"mdat" => seen_mdat = true,
             _ => {}
         }
-        offset = offset.saturating_add(size);
     }
     Ok(None)
 }

@@ -8,6 +8,7 @@
 
 pub mod boxes;
 pub mod demux;
+pub mod file;
 pub mod fmp4;
 pub mod init;
 pub mod moof;

@@ -29,6 +29,9 @@ pub struct Mp4Track {
     pub sample_entry: Bytes,
     pub sample_entry_fourcc: FourCc,
     pub sample_entry_count: u32,
+    /// Picture size from the visual sample entry, readable even when the codec
+    /// configuration inside it is not.
+    pub dims: Option<Dimensions>,
     /// The codec parameters the sample entry carries, or why they cannot be used.
     pub codec: Result<CodecConfig, CodecError>,
     pub table: SampleTable,
@@ -201,6 +204,13 @@ fn parse_trak(src: &Bytes, src_offset: u64, trak: &Reader<'_>) -> Result<Option<
     };
     let sample_entry = src.slice(entry.range_in(src_offset));
     let codec = parse_sample_entry(&entry, kind, &sample_entry);
+    let dims = match kind {
+        TrackKind::Video => {
+            let mut r = entry.reader();
+            r.skip(24).ok().and_then(|_| Some(Dimensions { width: r.u16().ok()? as u32, height: r.u16().ok()? as u32 }))
+        }
+        _ => None,
+    };
     let mut table = SampleTable::parse(src, src_offset, &stbl)?;
     if let Ok(CodecConfig::Pcm { pcm }) = &codec {
         table.group_chunks(pcm.bytes_per_frame());
@@ -215,6 +225,7 @@ fn parse_trak(src: &Bytes, src_offset: u64, trak: &Reader<'_>) -> Result<Option<
         sample_entry_fourcc: entry.fourcc,
         sample_entry,
         sample_entry_count,
+        dims,
         codec,
         table,
         trex: None,
@@ -369,6 +380,35 @@ fn parse_audio_entry(
 }
 
 impl Mp4Track {
+    /// The codec family its sample entry names, as FFmpeg prints it.
+    pub fn codec_family(&self) -> &'static str {
+        match &self.sample_entry_fourcc.0 {
+            b"avc1" | b"avc3" => "h264",
+            b"hvc1" | b"hev1" => "hevc",
+            b"av01" => "av1",
+            b"vp09" => "vp9",
+            b"vp08" => "vp8",
+            b"mp4a" => "aac",
+            b"Opus" => "opus",
+            b"sowt" | b"twos" | b"lpcm" | b"in24" | b"in32" | b"fl32" | b"fl64" | b"ipcm" | b"fpcm" | b"raw " => "pcm",
+            _ => "unknown",
+        }
+    }
+
+    /// "video h264 640x360, timescale 20000", for messages.
+    pub fn describe(&self) -> String {
+        let mut s = format!("{} {}", self.kind, self.codec_family());
+        if let Some(d) = self.dims {
+            s += &format!(" {}x{}", d.width, d.height);
+        }
+        if let Ok(c) = &self.codec {
+            if let Some(a) = c.audio_format() {
+                s += &format!(" {} Hz {} ch", a.sample_rate, a.channels);
+            }
+        }
+        s + &format!(", timescale {}", self.timescale)
+    }
+
     /// The pipeline's view of this track, with the given codec parameters.
     pub fn to_track(
         &self,
