@@ -468,6 +468,184 @@ impl AdtsHeader {
     }
 }
 
+/// Scalefactor bands of a long window, by sampling-frequency index (ISO/IEC 14496-3
+/// §4.5.4, tables 4.129 ff.): the largest valid `max_sfb` of an ICS with long windows.
+const NUM_SWB_LONG: [u8; 13] = [41, 41, 47, 49, 49, 51, 47, 47, 43, 43, 43, 40, 40];
+/// The same for each short window of an EIGHT_SHORT_SEQUENCE.
+const NUM_SWB_SHORT: [u8; 13] = [12, 12, 12, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15];
+
+/// What the first bits of a raw AAC frame say, for telling a real frame start from
+/// arbitrary bytes when frames are stored back to back without lengths (an MP4 whose
+/// index is lost).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawFrameStart {
+    /// Global gain of the first channel, which changes slowly from frame to frame.
+    pub global_gain: Option<u8>,
+    /// 0 ONLY_LONG, 1 LONG_START, 2 EIGHT_SHORT, 3 LONG_STOP.
+    pub window_sequence: u8,
+}
+
+impl RawFrameStart {
+    /// Whether `next` may follow `self` (§4.6.11.3.1: the window sequence cannot jump
+    /// from long to short, or back, without a transition window).
+    pub fn may_precede(&self, next: &RawFrameStart) -> bool {
+        matches!((self.window_sequence, next.window_sequence), (0 | 3, 0 | 1) | (1 | 2, 2 | 3))
+    }
+}
+
+/// What `ics_info` (§4.4.2.1) says, checked against an AAC-LC stream: reserved bit 0,
+/// `max_sfb` within the band count, no prediction.
+struct IcsInfo {
+    window_sequence: u8,
+    max_sfb: u8,
+    window_groups: u8,
+}
+
+fn ics_info(r: &mut BitReader<'_>, sf_index: usize) -> Option<IcsInfo> {
+    if r.read_bit().ok()? {
+        return None;
+    }
+    let window_sequence = r.read_bits(2).ok()? as u8;
+    r.read_bit().ok()?;
+    if window_sequence == 2 {
+        let max_sfb = r.read_bits(4).ok()? as u8;
+        // scale_factor_grouping: a 0 bit starts a new group of the eight windows.
+        let grouping = r.read_bits(7).ok()?;
+        let window_groups = 1 + (0..7).filter(|b| grouping & (1 << b) == 0).count() as u8;
+        (max_sfb <= *NUM_SWB_SHORT.get(sf_index)?).then_some(IcsInfo { window_sequence, max_sfb, window_groups })
+    } else {
+        let max_sfb = r.read_bits(6).ok()? as u8;
+        let predictor_data_present = r.read_bit().ok()?;
+        (max_sfb <= *NUM_SWB_LONG.get(sf_index)? && !predictor_data_present).then_some(IcsInfo {
+            window_sequence,
+            max_sfb,
+            window_groups: 1,
+        })
+    }
+}
+
+/// Reads `section_data` (§4.4.2.7): per window group, sections with a codebook and a
+/// length, which must cover exactly `max_sfb` bands; codebook 12 is reserved.
+fn section_data(r: &mut BitReader<'_>, ics: &IcsInfo) -> Option<()> {
+    let (len_bits, escape) = if ics.window_sequence == 2 { (3, 7) } else { (5, 31) };
+    for _ in 0..ics.window_groups {
+        let mut k = 0u32;
+        while k < u32::from(ics.max_sfb) {
+            if r.read_bits(4).ok()? == 12 {
+                return None;
+            }
+            let mut len = 0;
+            loop {
+                let incr = r.read_bits(len_bits).ok()?;
+                len += incr;
+                if incr != escape {
+                    break;
+                }
+            }
+            if len == 0 {
+                return None;
+            }
+            k += len;
+        }
+        if k != u32::from(ics.max_sfb) {
+            return None;
+        }
+    }
+    Some(())
+}
+
+/// Checks whether an AAC-LC `raw_data_block` (§4.4.2.1) can start at `data[0]` for a
+/// stream with channel configuration 1 (one SCE) or 2 (one CPE) at sampling-frequency
+/// index `sf_index`: optional fill and data-stream elements first, then the channel
+/// element with a plausible `ics_info`. `None` means "not a frame start".
+pub fn raw_frame_start(data: &[u8], channel_config: u8, sf_index: usize) -> Option<RawFrameStart> {
+    const ID_SCE: u32 = 0;
+    const ID_CPE: u32 = 1;
+    const ID_DSE: u32 = 4;
+    const ID_FIL: u32 = 6;
+    let mut r = BitReader::new(data, "raw_data_block");
+    loop {
+        let id = r.read_bits(3).ok()?;
+        match id {
+            ID_FIL => {
+                let mut count = r.read_bits(4).ok()?;
+                if count == 15 {
+                    count += r.read_bits(8).ok()? - 1;
+                }
+                for _ in 0..count {
+                    r.read_bits(8).ok()?;
+                }
+            }
+            ID_DSE => {
+                r.read_bits(4).ok()?;
+                let byte_align = r.read_bit().ok()?;
+                let mut count = r.read_bits(8).ok()?;
+                if count == 255 {
+                    count += r.read_bits(8).ok()?;
+                }
+                if byte_align {
+                    let pad = (8 - r.position() % 8) % 8;
+                    r.read_bits(pad as u32).ok()?;
+                }
+                for _ in 0..count {
+                    r.read_bits(8).ok()?;
+                }
+            }
+            ID_SCE if channel_config == 1 => {
+                if r.read_bits(4).ok()? != 0 {
+                    return None;
+                }
+                let global_gain = Some(r.read_bits(8).ok()? as u8);
+                let ics = ics_info(&mut r, sf_index)?;
+                section_data(&mut r, &ics)?;
+                return Some(RawFrameStart { global_gain, window_sequence: ics.window_sequence });
+            }
+            ID_CPE if channel_config == 2 => {
+                if r.read_bits(4).ok()? != 0 {
+                    return None;
+                }
+                if r.read_bit().ok()? {
+                    // common_window: shared ics_info, M/S flags (mode 3 is reserved, mode 1
+                    // has one flag per band and group), then the first channel's gain.
+                    let ics = ics_info(&mut r, sf_index)?;
+                    match r.read_bits(2).ok()? {
+                        3 => return None,
+                        1 => {
+                            for _ in 0..u32::from(ics.window_groups) * u32::from(ics.max_sfb) {
+                                r.read_bit().ok()?;
+                            }
+                        }
+                        _ => {}
+                    }
+                    let global_gain = Some(r.read_bits(8).ok()? as u8);
+                    section_data(&mut r, &ics)?;
+                    return Some(RawFrameStart { global_gain, window_sequence: ics.window_sequence });
+                }
+                let global_gain = Some(r.read_bits(8).ok()? as u8);
+                let ics = ics_info(&mut r, sf_index)?;
+                section_data(&mut r, &ics)?;
+                return Some(RawFrameStart { global_gain, window_sequence: ics.window_sequence });
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Whether a `raw_data_block` can end with the last byte of `data`: its final element is
+/// ID_END (`111`) followed by fewer than 8 zero bits up to the byte boundary.
+pub fn raw_frame_can_end(data: &[u8]) -> bool {
+    let n = data.len();
+    if n < 2 {
+        return false;
+    }
+    let tail = u16::from_be_bytes([data[n - 2], data[n - 1]]);
+    if tail == 0 {
+        return false;
+    }
+    let zeros = tail.trailing_zeros();
+    zeros < 8 && (tail >> zeros) & 0b111 == 0b111
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::h264::tests::{assert_truncations_fail, fails_invalid, fuzz, invalid_with, BitWriter};
@@ -712,5 +890,56 @@ mod tests {
     fn adts_fuzz() {
         fuzz(ADTS_FFMPEG, AdtsHeader::parse);
         fuzz(ADTS_FFMPEG, |d| AdtsHeader::parse(d).map(|h| h.map(|h| h.to_audio_specific_config())));
+    }
+
+    #[test]
+    fn raw_frame_start_reads_sce_and_skips_fill() {
+        // SCE tag 0, gain 150, ics: reserved 0, ONLY_LONG, shape 0, max_sfb 40, no prediction.
+        // Then one section of codebook 1 over all 40 bands (length 31 + 9, escaped).
+        let bits =
+            "000".to_string() + "0000" + "10010110" + "0" + "00" + "0" + "101000" + "0" + "0001" + "11111" + "01001";
+        let bits = bits.clone() + &"0".repeat((8 - bits.len() % 8) % 8);
+        let bytes: Vec<u8> = bits
+            .as_bytes()
+            .chunks(8)
+            .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 2).unwrap())
+            .collect();
+        let start = raw_frame_start(&bytes, 1, 3).unwrap();
+        assert_eq!(start, RawFrameStart { global_gain: Some(150), window_sequence: 0 });
+        // max_sfb over the 49 bands of 48 kHz is not a frame start.
+        let mut bad = bytes.clone();
+        bad[2] |= 0b0000_1111;
+        assert_eq!(raw_frame_start(&bad, 1, 3), None);
+        // A fill element with 1 byte first: id 110, count 0001, one byte, then the SCE.
+        let fill = "110".to_string() + "0001" + "11111111" + &bits;
+        let padded = fill.clone() + &"0".repeat((8 - fill.len() % 8) % 8);
+        let bytes: Vec<u8> = padded
+            .as_bytes()
+            .chunks(8)
+            .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 2).unwrap())
+            .collect();
+        assert_eq!(raw_frame_start(&bytes, 1, 3).map(|s| s.global_gain), Some(Some(150)));
+        // Mono data is not a stereo frame start.
+        assert_eq!(raw_frame_start(&bytes, 2, 3), None);
+    }
+
+    #[test]
+    fn raw_frame_end_is_id_end_then_padding() {
+        assert!(raw_frame_can_end(&[0x12, 0b1110_0000]));
+        assert!(raw_frame_can_end(&[0b0000_0011, 0b1000_0000]));
+        assert!(!raw_frame_can_end(&[0b0000_0001, 0b1000_0000]));
+        assert!(raw_frame_can_end(&[0x00, 0b0000_0111]));
+        assert!(!raw_frame_can_end(&[0x00, 0b0000_0110]));
+        assert!(!raw_frame_can_end(&[0x00, 0x00]));
+        assert!(!raw_frame_can_end(&[0x07]));
+    }
+
+    #[test]
+    fn window_sequences_follow_the_transition_rules() {
+        let w = |window_sequence| RawFrameStart { global_gain: None, window_sequence };
+        assert!(
+            w(0).may_precede(&w(1)) && w(1).may_precede(&w(2)) && w(2).may_precede(&w(3)) && w(3).may_precede(&w(0))
+        );
+        assert!(!w(0).may_precede(&w(2)) && !w(2).may_precede(&w(0)));
     }
 }
