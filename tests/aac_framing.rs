@@ -8,8 +8,10 @@ use livemux::codecs::CodecConfig;
 use livemux::formats::mp4::file::read_moov;
 use livemux::formats::mp4::moov::parse_movie;
 
-/// Frames of every AAC track: (channel configuration, sampling index, [(offset, size)]).
-fn aac_tracks(data: &[u8]) -> Vec<(u8, usize, Vec<(usize, usize)>)> {
+/// An AAC track: channel configuration, sampling-frequency index, frames as (offset, size).
+type AacTrack = (u8, usize, Vec<(usize, usize)>);
+
+fn aac_tracks(data: &[u8]) -> Vec<AacTrack> {
     let mut cursor = std::io::Cursor::new(data);
     let (offset, header_len, moov) = read_moov(&mut cursor, data.len() as u64).unwrap().unwrap();
     let movie = parse_movie(&moov, offset, header_len).unwrap();
