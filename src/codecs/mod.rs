@@ -6,6 +6,7 @@
 //! byte while validation and `probe` work on parsed values.
 
 pub mod aac;
+pub mod access_unit;
 pub mod av1;
 pub mod h264;
 pub mod hevc;
