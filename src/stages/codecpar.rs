@@ -220,6 +220,12 @@ pub async fn run(
                 }
             }
             ContainerEvent::Media(c) => media_bytes += c.data.len() as u64,
+            ContainerEvent::End(_) if !have_tracks && reference.is_some() => {
+                return Err(ctx.error(Failure::Unsupported(format!(
+                    "no 'moov' box: the input holds {media_bytes} bytes of media but no index, and cutting \
+                     media into packets without an index is not implemented yet"
+                ))));
+            }
             ContainerEvent::End(_) if !have_tracks => {
                 return Err(ctx.error(Failure::MissingMoov { media_bytes }));
             }
