@@ -12,6 +12,7 @@ pub mod h264;
 pub mod hevc;
 pub mod opus;
 pub mod pcm;
+pub mod poc;
 pub mod vp9;
 
 use bytes::Bytes;
