@@ -892,18 +892,19 @@ mod tests {
         fuzz(ADTS_FFMPEG, |d| AdtsHeader::parse(d).map(|h| h.map(|h| h.to_audio_specific_config())));
     }
 
+    /// Bytes from a string of '0'/'1', zero-padded to a byte boundary.
+    fn from_bits(bits: &str) -> Vec<u8> {
+        let padded = bits.to_string() + &"0".repeat((8 - bits.len() % 8) % 8);
+        padded.as_bytes().chunks(8).map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 2).unwrap()).collect()
+    }
+
     #[test]
     fn raw_frame_start_reads_sce_and_skips_fill() {
         // SCE tag 0, gain 150, ics: reserved 0, ONLY_LONG, shape 0, max_sfb 40, no prediction.
         // Then one section of codebook 1 over all 40 bands (length 31 + 9, escaped).
-        let bits =
+        let sce =
             "000".to_string() + "0000" + "10010110" + "0" + "00" + "0" + "101000" + "0" + "0001" + "11111" + "01001";
-        let bits = bits.clone() + &"0".repeat((8 - bits.len() % 8) % 8);
-        let bytes: Vec<u8> = bits
-            .as_bytes()
-            .chunks(8)
-            .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 2).unwrap())
-            .collect();
+        let bytes = from_bits(&sce);
         let start = raw_frame_start(&bytes, 1, 3).unwrap();
         assert_eq!(start, RawFrameStart { global_gain: Some(150), window_sequence: 0 });
         // max_sfb over the 49 bands of 48 kHz is not a frame start.
@@ -911,13 +912,7 @@ mod tests {
         bad[2] |= 0b0000_1111;
         assert_eq!(raw_frame_start(&bad, 1, 3), None);
         // A fill element with 1 byte first: id 110, count 0001, one byte, then the SCE.
-        let fill = "110".to_string() + "0001" + "11111111" + &bits;
-        let padded = fill.clone() + &"0".repeat((8 - fill.len() % 8) % 8);
-        let bytes: Vec<u8> = padded
-            .as_bytes()
-            .chunks(8)
-            .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 2).unwrap())
-            .collect();
+        let bytes = from_bits(&("110".to_string() + "0001" + "11111111" + &sce));
         assert_eq!(raw_frame_start(&bytes, 1, 3).map(|s| s.global_gain), Some(Some(150)));
         // Mono data is not a stereo frame start.
         assert_eq!(raw_frame_start(&bytes, 2, 3), None);
