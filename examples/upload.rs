@@ -6,7 +6,7 @@
 use std::io::Write;
 
 use bytes::Bytes;
-use livemux::pipeline::{Pipeline, StageConfig};
+use livemux::pipeline::Pipeline;
 use livemux::stages::mux::MuxConfig;
 use livemux::stages::sink::SinkConfig;
 use livemux::stages::source::SourceConfig;
@@ -18,16 +18,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         [_, i, o] => (i.clone(), o.clone()),
         _ => return Err("usage: upload INPUT OUTPUT".into()),
     };
-    let mut pipeline = Pipeline::linear(vec![
-        ("upload", StageConfig::Source(SourceConfig::default())),
-        ("probe", StageConfig::Probe(Default::default())),
-        ("params", StageConfig::Codecpar(Default::default())),
-        ("split", StageConfig::Split(Default::default())),
-        ("mux", StageConfig::Mux(MuxConfig::default())),
-        ("out", StageConfig::Sink(SinkConfig { path: "-".into(), durability: None })),
-    ])?;
-    let mut feed = pipeline.feed("upload").expect("a source named upload");
-    let mut fragments = pipeline.collect("out").expect("a sink named out");
+    // The source and sink settings are unused: their ends are handed to this program.
+    let mut pipeline = Pipeline::remux(
+        SourceConfig::default(),
+        Default::default(),
+        MuxConfig::default(),
+        SinkConfig { path: "-".into(), durability: None },
+    )?;
+    let mut feed = pipeline.feed("source").expect("the remux pipeline has a source");
+    let mut fragments = pipeline.collect("sink").expect("the remux pipeline has a sink");
     let run = tokio::spawn(pipeline.run(Default::default()));
 
     let data = Bytes::from(std::fs::read(&input)?);

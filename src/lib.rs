@@ -6,18 +6,12 @@
 //!
 //! ```no_run
 //! # async fn demo(upload: Vec<bytes::Bytes>) -> Result<(), Box<dyn std::error::Error>> {
-//! use livemux::pipeline::{Pipeline, StageConfig};
+//! use livemux::pipeline::Pipeline;
 //! use livemux::stages::{mux::MuxConfig, sink::SinkConfig, source::SourceConfig};
-//! let mut p = Pipeline::linear(vec![
-//!     ("in", StageConfig::Source(SourceConfig::default())),
-//!     ("probe", StageConfig::Probe(Default::default())),
-//!     ("params", StageConfig::Codecpar(Default::default())),
-//!     ("split", StageConfig::Split(Default::default())),
-//!     ("mux", StageConfig::Mux(MuxConfig::default())),
-//!     ("out", StageConfig::Sink(SinkConfig { path: "-".into(), durability: None })),
-//! ])?;
-//! let mut feed = p.feed("in").unwrap();
-//! let mut fragments = p.collect("out").unwrap();
+//! let sink = SinkConfig { path: "-".into(), durability: None };
+//! let mut p = Pipeline::remux(SourceConfig::default(), Default::default(), MuxConfig::default(), sink)?;
+//! let mut feed = p.feed("source").unwrap();
+//! let mut fragments = p.collect("sink").unwrap();
 //! let run = tokio::spawn(p.run(Default::default()));
 //! for bytes in upload {
 //!     feed.send(bytes).await.ok();

@@ -3,7 +3,7 @@
 mod common;
 
 use bytes::Bytes;
-use livemux::pipeline::{Pipeline, StageConfig};
+use livemux::pipeline::Pipeline;
 use livemux::stages::mux::MuxConfig;
 use livemux::stages::sink::SinkConfig;
 use livemux::stages::source::SourceConfig;
@@ -13,17 +13,10 @@ use proptest::prelude::*;
 fn remux_in_chunks(data: &Bytes, sizes: &[usize]) -> Vec<u8> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
-        let mut p = Pipeline::linear(vec![
-            ("in", StageConfig::Source(SourceConfig::default())),
-            ("probe", StageConfig::Probe(Default::default())),
-            ("params", StageConfig::Codecpar(Default::default())),
-            ("split", StageConfig::Split(Default::default())),
-            ("mux", StageConfig::Mux(MuxConfig::default())),
-            ("out", StageConfig::Sink(SinkConfig { path: "-".into(), durability: None })),
-        ])
-        .unwrap();
-        let mut feed = p.feed("in").unwrap();
-        let mut rx = p.collect("out").unwrap();
+        let sink = SinkConfig { path: "-".into(), durability: None };
+        let mut p = Pipeline::remux(SourceConfig::default(), Default::default(), MuxConfig::default(), sink).unwrap();
+        let mut feed = p.feed("source").unwrap();
+        let mut rx = p.collect("sink").unwrap();
         let run = tokio::spawn(p.run(Default::default()));
         let data = data.clone();
         let sizes = sizes.to_vec();

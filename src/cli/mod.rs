@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use livemux::formats::fragmenter::FragmentPolicy;
-use livemux::pipeline::{Override, Pipeline, PipelineFileError, StageConfig};
+use livemux::pipeline::{Override, Pipeline, PipelineFileError};
 use livemux::stages::codecpar::{CodecparConfig, ParamPolicy};
 use livemux::stages::mux::{MuxConfig, MuxFormat};
 use livemux::stages::sink::{Durability, SinkConfig};
@@ -198,7 +198,7 @@ pub fn main() -> ExitCode {
                 };
                 let mux =
                     MuxConfig { format, fragment: FragmentPolicy { min_ms: fragment_ms, max_ms: max_fragment_ms } };
-                match default_pipeline(source, params.config(), mux, sink) {
+                match Pipeline::remux(source, params.config(), mux, sink) {
                     Ok(p) => run_pipeline(p).await,
                     Err(e) => report_file_error(&e),
                 }
@@ -208,7 +208,7 @@ pub fn main() -> ExitCode {
                 let params = CodecparConfig { params: ParamPolicy::Auto, reference: Some(reference) };
                 let mux = MuxConfig { format: to.parse().expect("clap checked the value"), ..MuxConfig::default() };
                 let sink = SinkConfig { path: output, durability: None };
-                match default_pipeline(source, params, mux, sink) {
+                match Pipeline::remux(source, params, mux, sink) {
                     Ok(p) => run_pipeline(p).await,
                     Err(e) => report_file_error(&e),
                 }
@@ -216,23 +216,6 @@ pub fn main() -> ExitCode {
             Command::Probe { input, json, params } => probe::run(input, json, params.config()).await,
         }
     })
-}
-
-/// The pipeline `remux` runs: source, probe, codecpar-extract, packet-split, mux, sink.
-pub fn default_pipeline(
-    source: SourceConfig,
-    params: CodecparConfig,
-    mux: MuxConfig,
-    sink: SinkConfig,
-) -> Result<Pipeline, PipelineFileError> {
-    Pipeline::linear(vec![
-        ("source", StageConfig::Source(source)),
-        ("probe", StageConfig::Probe(Default::default())),
-        ("codecpar-extract", StageConfig::Codecpar(params)),
-        ("packet-split", StageConfig::Split(Default::default())),
-        ("mux", StageConfig::Mux(mux)),
-        ("sink", StageConfig::Sink(sink)),
-    ])
 }
 
 /// Runs until the input ends; Ctrl-C ends the input early and still finishes the output.

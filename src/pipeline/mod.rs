@@ -16,6 +16,10 @@ pub use runtime::{External, RunReport};
 pub use spec::{Override, SpecError, StageConfig, StageKind, StageSpec};
 
 use crate::model::{Chunk, Fragment};
+use crate::stages::codecpar::CodecparConfig;
+use crate::stages::mux::MuxConfig;
+use crate::stages::sink::SinkConfig;
+use crate::stages::source::SourceConfig;
 use crate::stages::StageError;
 
 /// Every problem found in a pipeline file, ready to be shown with the lines they point at.
@@ -146,6 +150,24 @@ impl Pipeline {
             Some(graph) if errors.is_empty() => Ok(Pipeline { graph, external: External::default() }),
             _ => Err(PipelineFileError { name: "pipeline built in code".into(), source_text: String::new(), errors }),
         }
+    }
+
+    /// The standard pipeline: stages `source`, `probe`, `codecpar-extract`,
+    /// `packet-split`, `mux` and `sink`, in that order (what `livemux remux` runs).
+    pub fn remux(
+        source: SourceConfig,
+        params: CodecparConfig,
+        mux: MuxConfig,
+        sink: SinkConfig,
+    ) -> Result<Self, PipelineFileError> {
+        Self::linear(vec![
+            ("source", StageConfig::Source(source)),
+            ("probe", StageConfig::Probe(Default::default())),
+            ("codecpar-extract", StageConfig::Codecpar(params)),
+            ("packet-split", StageConfig::Split(Default::default())),
+            ("mux", StageConfig::Mux(mux)),
+            ("sink", StageConfig::Sink(sink)),
+        ])
     }
 
     pub fn graph(&self) -> &Graph {
