@@ -9,7 +9,7 @@
 //!   (§7.3.2.2).
 //! - [`HevcPocState`] parses H.265 `slice_segment_header()` (ITU-T H.265 §7.3.6.1) as far as
 //!   `slice_pic_order_cnt_lsb` and derives `PicOrderCntVal` (§8.3.1), tracking `prevTid0Pic`.
-//! - [`PtsFromPoc`] turns per-access-unit POCs (decode order) into presentation indices.
+//! - [`PresentationOrder`] turns per-access-unit POCs (decode order) into presentation indices.
 //!
 //! Written from the specifications. Known simplification: H.264
 //! `memory_management_control_operation` 5 (which resets POC state like an IDR, §8.2.1) is
@@ -431,7 +431,7 @@ impl H264PocState {
     }
 
     /// True when the last picture returned by [`H264PocState::picture`] was an IDR picture,
-    /// whose POC is not comparable with earlier ones (feed it to [`PtsFromPoc::push`]).
+    /// whose POC is not comparable with earlier ones (feed it to [`PresentationOrder::push`]).
     pub fn last_was_reset(&self) -> bool {
         self.last_reset
     }
@@ -615,7 +615,7 @@ impl HevcPocState {
 
     /// True when the last picture returned by [`HevcPocState::picture`] started a new POC
     /// sequence (an IRAP picture with NoRaslOutputFlag 1, or the first picture), so its POC
-    /// is not comparable with earlier ones (feed it to [`PtsFromPoc::push`]).
+    /// is not comparable with earlier ones (feed it to [`PresentationOrder::push`]).
     pub fn last_was_reset(&self) -> bool {
         self.last_reset
     }
@@ -694,40 +694,69 @@ impl HevcPocState {
 // Presentation order
 // ---------------------------------------------------------------------------------------
 
-/// Collects the POC of each access unit in decode order and gives each its presentation
-/// index. POCs are only comparable within a coded video sequence, so an access unit fed with
-/// `resets_poc` (an H.264 IDR, or an HEVC IRAP picture with NoRaslOutputFlag, e.g. an IDR)
-/// starts a new sequence that is presented after all earlier ones.
+/// Units a presentation index waits for: a unit's index is final once this many later units
+/// of its coded video sequence are known (or the sequence ended). Streams reorder far less
+/// (x264's B-pyramid: 2–4; the H.264/HEVC DPB holds at most 16 frames).
+pub const REORDER_LOOKAHEAD: usize = 16;
+/// Earlier units kept for counting those presented after a later unit.
+const REORDER_LOOKBACK: usize = 64;
+
+/// Gives each access unit, fed in decode order with its POC, its index in presentation
+/// order, incrementally and in bounded memory. POCs are only comparable within a coded video
+/// sequence, so a unit fed with `resets_poc` (an H.264 IDR, or an HEVC IRAP picture with
+/// NoRaslOutputFlag) starts a new sequence, presented after all earlier ones.
+///
+/// Unit `i`'s index is `i` minus the earlier units of its sequence presented after it, plus
+/// the later ones presented before it; both are near `i` in any real stream, so only a window
+/// around it is kept ([`REORDER_LOOKAHEAD`] ahead, 64 behind).
 #[derive(Clone, Debug, Default)]
-pub struct PtsFromPoc {
-    /// (sequence number, POC) per access unit in decode order.
-    units: Vec<(usize, i32)>,
-    sequence: usize,
+pub struct PresentationOrder {
+    /// (index of the first unit of its sequence, POC) from decode index `first` on.
+    units: std::collections::VecDeque<(u64, i32)>,
+    first: u64,
+    /// Decode index of the next unit whose presentation index is not given out yet.
+    next: u64,
+    ended: bool,
 }
 
-impl PtsFromPoc {
+impl PresentationOrder {
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Records the next access unit in decode order.
     pub fn push(&mut self, poc: i32, resets_poc: bool) {
-        if resets_poc && !self.units.is_empty() {
-            self.sequence += 1;
-        }
-        self.units.push((self.sequence, poc));
+        let index = self.first + self.units.len() as u64;
+        let start = match self.units.back() {
+            Some(&(start, _)) if !resets_poc => start,
+            _ => index,
+        };
+        self.units.push_back((start, poc));
     }
 
-    /// For each access unit fed so far (decode order), its index in presentation order.
-    /// Equal POCs within a sequence keep their decode order.
-    pub fn presentation_indices(&self) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..self.units.len()).collect();
-        order.sort_by_key(|&i| self.units[i]);
-        let mut rank = vec![0; order.len()];
-        for (pos, &i) in order.iter().enumerate() {
-            rank[i] = pos;
+    /// No more units: every index can be given out.
+    pub fn finish(&mut self) {
+        self.ended = true;
+    }
+
+    /// The presentation index of the oldest unit not given out yet, once it is final.
+    pub fn pop(&mut self) -> Option<u64> {
+        let at = (self.next - self.first) as usize;
+        let &(start, poc) = self.units.get(at)?;
+        let later = self.units.range(at + 1..);
+        let sequence_ended = later.clone().any(|&(s, _)| s != start);
+        if !self.ended && !sequence_ended && later.len() < REORDER_LOOKAHEAD {
+            return None;
         }
-        rank
+        let before = self.units.range(..at).filter(|&&(s, p)| s == start && p > poc).count() as u64;
+        let after = self.units.range(at + 1..).filter(|&&(s, p)| s == start && p < poc).count() as u64;
+        let index = self.next - before + after;
+        self.next += 1;
+        while self.units.len() > REORDER_LOOKBACK + REORDER_LOOKAHEAD && self.first < self.next {
+            self.units.pop_front();
+            self.first += 1;
+        }
+        Some(index)
     }
 }
 
@@ -861,11 +890,14 @@ mod tests {
 
     /// Compares the presentation order from POCs with the one from `ctts`.
     fn check_order(pocs: &[(i32, bool)], pts: &[i64]) {
-        let mut p = PtsFromPoc::new();
+        let mut p = PresentationOrder::new();
+        let mut from_poc = Vec::new();
         for &(poc, reset) in pocs {
             p.push(poc, reset);
+            from_poc.extend(std::iter::from_fn(|| p.pop()).map(|i| i as usize));
         }
-        let from_poc = p.presentation_indices();
+        p.finish();
+        from_poc.extend(std::iter::from_fn(|| p.pop()).map(|i| i as usize));
         let mut by_pts: Vec<usize> = (0..pts.len()).collect();
         by_pts.sort_by_key(|&i| pts[i]);
         let mut from_pts = vec![0; pts.len()];
