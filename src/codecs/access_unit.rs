@@ -164,6 +164,19 @@ pub fn may_start_access_unit(data: &[u8], rules: &AuRules) -> bool {
     }
 }
 
+/// Whether `data` begins like an access unit, judging the first NAL unit by its length
+/// and header only: for bytes the input was cut in, where the unit cannot be whole.
+pub fn starts_like_access_unit(data: &[u8], rules: &AuRules) -> bool {
+    let ls = rules.length_size as usize;
+    match nal_at(data, 0, rules) {
+        Ok(Some(nal)) => matches!(classify(nal, rules.syntax), Role::Prefix | Role::FirstSlice { .. }),
+        Ok(None) => {
+            data.len() > ls + 2 && matches!(classify(&data[ls..], rules.syntax), Role::Prefix | Role::FirstSlice { .. })
+        }
+        Err(()) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

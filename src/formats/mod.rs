@@ -114,6 +114,9 @@ pub enum ContainerEvent {
     Media(Chunk),
     /// The tracks, decided by `codecpar-extract` (never emitted by `probe`).
     Tracks(TrackSet),
+    /// The media has no index: split it with this layout (from a reference recording).
+    /// Emitted by `codecpar-extract` just before [`ContainerEvent::Tracks`].
+    Unindexed(std::sync::Arc<mp4::scan::layout::ScanLayout>),
     /// Always last.
     End(EndState),
 }

@@ -6,6 +6,7 @@
 //! forwarded unchanged so that `packet-split` can read its sample tables; only codec
 //! parameters are taken from the reference, never timing.
 
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,6 +15,8 @@ use tokio::sync::mpsc;
 use super::{Failure, Outputs, StageContext, StageReport, StageResult};
 use crate::formats::mp4::file::read_moov;
 use crate::formats::mp4::moov::{parse_movie, Movie, Mp4Track};
+use crate::formats::mp4::scan::layout::ScanLayout;
+use crate::formats::mp4::FourCc;
 use crate::formats::{ContainerEvent, ElementKind};
 use crate::model::{ParamOrigin, Track, TrackKind};
 
@@ -53,6 +56,8 @@ pub struct CodecparConfig {
 pub struct Reference {
     pub path: PathBuf,
     pub movie: Movie,
+    /// The first byte of each track's first packet (by `movie.tracks` index).
+    pub first_bytes: Vec<Option<u8>>,
 }
 
 impl Reference {
@@ -70,7 +75,45 @@ impl Reference {
                 return Err(bad(format!("track {} ({}): codec parameters unusable: {e}", i + 1, t.describe())));
             }
         }
-        Ok(Reference { path: path.to_path_buf(), movie })
+        let first_bytes = movie
+            .tracks
+            .iter()
+            .map(|t| {
+                let s = t.table.samples().next()?.ok()?;
+                let mut b = [0u8];
+                file.seek(SeekFrom::Start(s.offset)).ok()?;
+                file.read_exact(&mut b).ok()?;
+                Some(b[0])
+            })
+            .collect();
+        Ok(Reference { path: path.to_path_buf(), movie, first_bytes })
+    }
+
+    /// The stream's tracks when the stream has no index of its own: the reference's, with
+    /// the layout that finds their packets in the media. Edit durations are left open
+    /// (the stream's length is not known).
+    pub fn unindexed_tracks(&self) -> Result<(Vec<Track>, ScanLayout), Failure> {
+        let refs: Vec<(&Mp4Track, Option<u8>)> = self
+            .movie
+            .tracks
+            .iter()
+            .zip(&self.first_bytes)
+            .filter(|(t, _)| t.kind != TrackKind::Other)
+            .map(|(t, b)| (t, *b))
+            .collect();
+        let tracks: Vec<Track> = refs
+            .iter()
+            .map(|(r, _)| {
+                let codec = r.codec.clone().expect("Reference::load checked every track");
+                let mut track = r.to_track(self.movie.timescale, codec, ParamOrigin::Reference);
+                for e in &mut track.edits {
+                    e.segment_duration_movie_ticks = 0;
+                }
+                track
+            })
+            .collect();
+        let layout = ScanLayout::new(&tracks, &refs).map_err(|e| Failure::Unsupported(e.to_string()))?;
+        Ok((tracks, layout))
     }
 }
 
@@ -205,34 +248,56 @@ pub async fn run(
     let mut report = StageReport::default();
     let mut have_tracks = false;
     let mut media_bytes = 0u64;
+    let mut unindexed = false;
     while let Some(ev) = input.recv().await {
+        let mut send = vec![];
         match &ev {
-            ContainerEvent::Meta(m)
-                if m.kind == ElementKind::Mp4(crate::formats::mp4::FourCc::new(b"moov")) && !have_tracks =>
-            {
+            ContainerEvent::Meta(m) if m.kind == ElementKind::Mp4(FourCc::new(b"moov")) && !have_tracks => {
                 let movie = parse_movie(&m.data, m.offset, m.header_len).map_err(|e| ctx.error(e))?;
                 let (tracks, notes) =
                     choose_tracks(&movie, reference.as_ref(), config.params).map_err(|e| ctx.error(e))?;
                 report.notes.extend(notes);
                 have_tracks = true;
-                if out.send(ContainerEvent::Tracks(Arc::new(tracks))).await.is_err() {
-                    return Ok(report);
-                }
+                send.push(ContainerEvent::Tracks(Arc::new(tracks)));
+            }
+            ContainerEvent::Meta(m) if m.kind == ElementKind::Mp4(FourCc::new(b"moov")) && unindexed => {
+                report.notes.push(format!(
+                    "a 'moov' index arrived at offset {} after the media was split without one; it was not used",
+                    m.offset
+                ));
+                continue;
+            }
+            // Media before any index, with a reference: the index may never come (a
+            // recorder that crashed or is still recording), so the media is split with
+            // the reference's layout as it arrives.
+            ContainerEvent::MediaStart(_) if !have_tracks && reference.is_some() => {
+                let r = reference.as_ref().expect("checked");
+                let (tracks, layout) = r.unindexed_tracks().map_err(|e| ctx.error(e))?;
+                report.notes.push(format!(
+                    "media starts before any 'moov' index: splitting it with the track layout of {}",
+                    r.path.display()
+                ));
+                have_tracks = true;
+                unindexed = true;
+                send.push(ContainerEvent::Unindexed(Arc::new(layout)));
+                send.push(ContainerEvent::Tracks(Arc::new(tracks)));
             }
             ContainerEvent::Media(c) => media_bytes += c.data.len() as u64,
             ContainerEvent::End(_) if !have_tracks && reference.is_some() => {
-                return Err(ctx.error(Failure::Unsupported(format!(
-                    "no 'moov' box: the input holds {media_bytes} bytes of media but no index, and cutting \
-                     media into packets without an index is not implemented yet"
-                ))));
+                return Err(ctx.error(Failure::Other(
+                    "the input holds no media ('mdat' box) and no 'moov' index: nothing to recover".into(),
+                )));
             }
             ContainerEvent::End(_) if !have_tracks => {
                 return Err(ctx.error(Failure::MissingMoov { media_bytes }));
             }
             _ => {}
         }
-        if out.send(ev).await.is_err() {
-            break;
+        send.push(ev);
+        for ev in send {
+            if out.send(ev).await.is_err() {
+                return Ok(report);
+            }
         }
     }
     Ok(report)

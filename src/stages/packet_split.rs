@@ -30,7 +30,12 @@ pub async fn run(
     let mut batch = Vec::new();
     while let Some(ev) = input.recv().await {
         if let ContainerEvent::End(end) = ev {
-            let summary = splitter.finish(end);
+            let summary = splitter.finish(end, &mut batch);
+            for item in batch.drain(..) {
+                if out.send(item).await.is_err() {
+                    return Ok(StageReport::default());
+                }
+            }
             let report = StageReport { notes: summary.notes.clone() };
             let _ = out.send(PacketEvent::End(summary)).await;
             return Ok(report);

@@ -11,6 +11,7 @@ use super::boxes::Mp4Error;
 use super::moof::{parse_moof, FragSample};
 use super::moov::{parse_movie, Movie};
 use super::sample_table::{SampleCursor, SampleInfo};
+use super::scan::MdatScanner;
 use crate::formats::{push_packet, ContainerEvent, ElementKind, EndState, PacketEvent, SplitSummary};
 use crate::model::{Chunk, Packet, Payload, TrackSet};
 
@@ -114,6 +115,8 @@ pub struct Mp4Splitter {
     media: MediaBuffer,
     buffer_limit: u64,
     summary: SplitSummary,
+    /// Set when the media has no index and is scanned instead.
+    scanner: Option<MdatScanner>,
 }
 
 impl Mp4Splitter {
@@ -128,12 +131,33 @@ impl Mp4Splitter {
             media: MediaBuffer::default(),
             buffer_limit,
             summary: SplitSummary::default(),
+            scanner: None,
         }
     }
 
     /// Takes one event; appends what it can cut to `out`.
     pub fn handle(&mut self, ev: ContainerEvent, out: &mut Vec<PacketEvent>) -> Result<(), SplitError> {
+        if let Some(scanner) = &mut self.scanner {
+            let mut packets = Vec::new();
+            match ev {
+                ContainerEvent::MediaStart(r) => {
+                    let payload = r.offset + u64::from(r.header_len);
+                    scanner.media_start(payload, r.size.map(|s| r.offset + s), &mut packets);
+                }
+                ContainerEvent::Media(chunk) => scanner.push(chunk.offset, &chunk.data, &mut packets),
+                ContainerEvent::Tracks(tracks) => {
+                    self.summary.packets = vec![0; tracks.len()];
+                    out.push(PacketEvent::Tracks(tracks));
+                }
+                _ => {}
+            }
+            for p in packets {
+                push_packet(out, p);
+            }
+            return Ok(());
+        }
         match ev {
+            ContainerEvent::Unindexed(layout) => self.scanner = Some(MdatScanner::new((*layout).clone())),
             ContainerEvent::Tracks(tracks) => {
                 self.summary.packets = vec![0; tracks.len()];
                 self.tracks = Some(tracks.clone());
@@ -275,7 +299,16 @@ impl Mp4Splitter {
     }
 
     /// The input ended: reports what could not be cut.
-    pub fn finish(&mut self, end: EndState) -> SplitSummary {
+    pub fn finish(&mut self, end: EndState, out: &mut Vec<PacketEvent>) -> SplitSummary {
+        if let Some(scanner) = &mut self.scanner {
+            let mut packets = Vec::new();
+            let scan = scanner.finish(&mut packets);
+            for p in packets {
+                push_packet(out, p);
+            }
+            self.summary.packets = scan.packets.clone();
+            self.summary.notes.extend(scan.notes());
+        }
         for (i, tt) in self.table.iter().enumerate() {
             if let (Some(s), Some(out)) = (tt.next, self.map.get(i).copied().flatten()) {
                 let total = self.movie.as_ref().map_or(0, |m| m.tracks[i].table.sample_count);

@@ -14,6 +14,7 @@ pub mod init;
 pub mod moof;
 pub mod moov;
 pub mod sample_table;
+pub mod scan;
 pub mod walker;
 pub mod write;
 

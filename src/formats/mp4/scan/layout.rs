@@ -1,0 +1,179 @@
+//! What a reference recording says about the packets of a stream made with the same
+//! settings: per track, how its packets are framed, how long each lasts, how big they run.
+
+use crate::codecs::access_unit::{AuRules, NalSyntax};
+use crate::codecs::{aac, h264, hevc, CodecConfig};
+use crate::formats::mp4::boxes::MAX_SAMPLE_SIZE;
+use crate::formats::mp4::moov::Mp4Track;
+use crate::model::Track;
+
+/// Largest video NAL unit accepted, as a multiple of the reference's largest sample (a
+/// scene change or a keyframe at a higher bitrate can be much larger than what a one-second
+/// reference holds).
+const NAL_SIZE_HEADROOM: u32 = 16;
+/// Floor of the largest accepted NAL unit.
+const MIN_MAX_NAL_SIZE: u32 = 4 << 20;
+/// Largest AAC frame: 6144 bits per channel (ISO/IEC 14496-3 §4.5.3.2).
+const AAC_MAX_FRAME_BYTES_PER_CHANNEL: u32 = 768;
+/// Smallest Opus packet: the TOC byte alone (RFC 6716 §3.2).
+const OPUS_MIN_PACKET: u32 = 1;
+/// Largest Opus packet per RFC 6716 §3.2.1 (48 frames of 1275 bytes), capped far lower in
+/// practice; recorders stay under a few kilobytes.
+const OPUS_MAX_PACKET: u32 = 1275 * 3;
+
+/// How a track's packets can be found in media bytes without an index.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Framing {
+    /// Length-prefixed H.264/HEVC NAL units: a packet is an access unit.
+    Nal { rules: AuRules, config: CodecConfig },
+    /// Raw AAC-LC frames, back to back, no lengths: boundaries from the frame syntax.
+    Aac { channel_config: u8, sf_index: usize },
+    /// Opus packets, back to back, no lengths: boundaries where the TOC byte matches the
+    /// reference's (configuration and stereo flag).
+    Opus { toc_mask: u8, toc: u8 },
+    /// Uncompressed audio: packets of a fixed size.
+    Pcm { packet_bytes: u32 },
+}
+
+impl Framing {
+    /// Whether packets of this track carry their own length (video, PCM) or must be split
+    /// out of a run by their syntax (AAC, Opus).
+    pub fn self_delimiting(&self) -> bool {
+        matches!(self, Framing::Nal { .. } | Framing::Pcm { .. })
+    }
+}
+
+/// A track of the stream, as the reference describes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrackLayout {
+    pub framing: Framing,
+    pub timescale: u32,
+    /// The usual packet duration (the most common one in the reference).
+    pub packet_ticks: u32,
+    /// Where presentation starts in the media timeline (the edit list's media time): the
+    /// interleaving of tracks in the file follows decode time minus this.
+    pub media_time_ticks: i64,
+    /// The first packet's composition offset (a B-frame stream's initial delay).
+    pub first_cts_ticks: i64,
+    /// Smallest and largest packet to accept.
+    pub min_size: u32,
+    pub max_size: u32,
+    /// Mean and standard deviation of the reference's packet sizes.
+    pub mean_size: f64,
+    pub sd_size: f64,
+}
+
+/// Why a stream cannot be split with this reference.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum LayoutError {
+    #[error("track {track}: {codec} packets cannot be found without an index: {reason}")]
+    Unsupported { track: usize, codec: &'static str, reason: String },
+    #[error("track {track}: the reference holds no packets to learn the layout from")]
+    Empty { track: usize },
+}
+
+/// The layout of every track of the stream, in output track order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScanLayout {
+    pub tracks: Vec<TrackLayout>,
+}
+
+impl ScanLayout {
+    /// `reference[i]` is the reference track whose parameters `tracks[i]` took, with the
+    /// first byte of its first packet when it could be read.
+    pub fn new(tracks: &[Track], reference: &[(&Mp4Track, Option<u8>)]) -> Result<Self, LayoutError> {
+        let layouts = tracks
+            .iter()
+            .zip(reference)
+            .enumerate()
+            .map(|(i, (t, (r, first_byte)))| track_layout(i + 1, t, r, *first_byte))
+            .collect::<Result<_, _>>()?;
+        Ok(ScanLayout { tracks: layouts })
+    }
+}
+
+fn track_layout(
+    number: usize,
+    track: &Track,
+    reference: &Mp4Track,
+    first_byte: Option<u8>,
+) -> Result<TrackLayout, LayoutError> {
+    let unsupported = |reason: &str| LayoutError::Unsupported {
+        track: number,
+        codec: reference.codec_family(),
+        reason: reason.to_string(),
+    };
+    let mut sizes = Vec::new();
+    let mut durations = std::collections::HashMap::<u32, usize>::new();
+    let mut first_cts = None;
+    for s in reference.table.samples().map_while(Result::ok) {
+        sizes.push(s.size);
+        *durations.entry(s.duration).or_default() += 1;
+        first_cts.get_or_insert(s.cts_offset);
+    }
+    if sizes.is_empty() {
+        return Err(LayoutError::Empty { track: number });
+    }
+    let packet_ticks = durations.iter().max_by_key(|&(d, n)| (*n, *d)).map(|(d, _)| *d).unwrap_or(1).max(1);
+    let n = sizes.len() as f64;
+    let mean_size = sizes.iter().map(|&s| s as f64).sum::<f64>() / n;
+    let sd_size = (sizes.iter().map(|&s| (s as f64 - mean_size).powi(2)).sum::<f64>() / n).sqrt();
+    let ref_max = sizes.iter().copied().max().unwrap_or(0);
+
+    let (framing, min_size, max_size) = match &track.codec {
+        CodecConfig::H264 { avcc, .. } => {
+            let config = h264::AvcConfig::parse_bytes(avcc).map_err(|e| unsupported(&e.to_string()))?;
+            let rules = nal_rules(NalSyntax::H264, config.nal_length_size, ref_max);
+            (Framing::Nal { rules, config: track.codec.clone() }, 1, MAX_SAMPLE_SIZE)
+        }
+        CodecConfig::Hevc { hvcc, .. } => {
+            let config = hevc::HvcConfig::parse_bytes(hvcc).map_err(|e| unsupported(&e.to_string()))?;
+            let rules = nal_rules(NalSyntax::Hevc, config.nal_length_size, ref_max);
+            (Framing::Nal { rules, config: track.codec.clone() }, 1, MAX_SAMPLE_SIZE)
+        }
+        CodecConfig::Aac { asc, .. } => {
+            let asc = aac::AudioSpecificConfig::parse(asc).map_err(|e| unsupported(&e.to_string()))?;
+            if asc.object_type != 2 || asc.sbr || asc.ps || !matches!(asc.channel_configuration, 1 | 2) {
+                return Err(unsupported("only mono or stereo AAC-LC frames can be told apart by their syntax"));
+            }
+            let sf_index = aac::SAMPLE_RATES
+                .iter()
+                .position(|&r| r == asc.sample_rate)
+                .ok_or_else(|| unsupported("sample rate without a standard index"))?;
+            let max = AAC_MAX_FRAME_BYTES_PER_CHANNEL * u32::from(asc.channel_configuration);
+            (Framing::Aac { channel_config: asc.channel_configuration, sf_index }, 2, max)
+        }
+        CodecConfig::Opus { .. } => {
+            // Packets of one stream share the TOC's configuration and stereo flag; the
+            // frame count code may differ.
+            let mask = 0xFC;
+            let toc = first_byte.ok_or_else(|| unsupported("the reference's first packet could not be read"))?;
+            let max = (ref_max.saturating_mul(3)).clamp(OPUS_MIN_PACKET, OPUS_MAX_PACKET);
+            (Framing::Opus { toc_mask: mask, toc: toc & mask }, OPUS_MIN_PACKET, max)
+        }
+        CodecConfig::Pcm { pcm } => {
+            let packet_bytes = packet_ticks.saturating_mul(pcm.bytes_per_frame());
+            if packet_bytes == 0 || packet_bytes > MAX_SAMPLE_SIZE {
+                return Err(unsupported("no usable packet size"));
+            }
+            (Framing::Pcm { packet_bytes }, packet_bytes, packet_bytes)
+        }
+        _ => return Err(unsupported("only H.264, HEVC, AAC, Opus and PCM can be split without an index")),
+    };
+    Ok(TrackLayout {
+        framing,
+        timescale: track.timescale,
+        packet_ticks,
+        media_time_ticks: track.edits.iter().find(|e| e.media_time_ticks >= 0).map_or(0, |e| e.media_time_ticks),
+        first_cts_ticks: first_cts.unwrap_or(0),
+        min_size,
+        max_size,
+        mean_size,
+        sd_size,
+    })
+}
+
+fn nal_rules(syntax: NalSyntax, length_size: u8, reference_max: u32) -> AuRules {
+    let max = reference_max.saturating_mul(NAL_SIZE_HEADROOM).clamp(MIN_MAX_NAL_SIZE, MAX_SAMPLE_SIZE);
+    AuRules { syntax, length_size, max_nal_size: max as usize }
+}

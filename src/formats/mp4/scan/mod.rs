@@ -1,0 +1,534 @@
+//! Cutting the `mdat` of an MP4 whose `moov` is missing (a recorder that crashed, or one
+//! still recording) into packets, with the track layout of a reference recording made with
+//! the same settings.
+//!
+//! Muxers write packets in decode-time order across tracks: the file holds, one after the
+//! other, runs of packets of one track. FFmpeg, GStreamer and phone recorders interleave by
+//! decode time minus the edit list's media time, so the scanner keeps a clock per track and
+//! expects next the track whose clock is earliest. It then checks that expectation against
+//! the bytes:
+//!
+//! - video (H.264/HEVC) packets are access units of length-prefixed NAL units
+//!   ([`access_unit`]), which carry their own lengths and say where a picture ends;
+//! - PCM packets have the reference's packet size;
+//! - AAC and Opus frames carry no length: a run of them ends where the next video access
+//!   unit starts, and is split into frames by their syntax and the reference's size
+//!   statistics ([`audio::split_run`]).
+//!
+//! When the expected track does not fit, the others are tried; when none does, bytes are
+//! skipped up to the next place where packets fit again, and the summary says where.
+//! Presentation times of video come from picture order counts; the reference gives frame
+//! durations, the initial composition delay and the edit list.
+//!
+//! Unconsumed bytes are copied once into a parse buffer (parsing needs them contiguous
+//! across input reads); packets are zero-copy slices of that buffer. The buffer holds at
+//! most one access unit or audio run plus a read, so memory does not grow with the input.
+
+pub mod audio;
+pub mod layout;
+
+use std::collections::VecDeque;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use self::audio::{frame_start, split_run, FrameStart, RunEnd};
+use self::layout::{Framing, ScanLayout, TrackLayout};
+use crate::codecs::access_unit::{access_unit, may_start_access_unit, starts_like_access_unit, AuParse};
+use crate::codecs::poc::{H264PocState, HevcPocState, PresentationOrder};
+use crate::codecs::{h264, opus, CodecConfig};
+use crate::model::{Packet, Payload};
+
+/// Longest audio run considered: frames of unframed tracks between two self-delimiting
+/// packets (or per window, when no track is self-delimiting).
+const MAX_RUN_FRAMES: usize = 32;
+/// Frames kept back from a window of an audio-only stream, to be split again with what
+/// follows them.
+const RUN_OVERLAP: usize = 8;
+/// Most bytes searched for a place where packets fit again before giving up on them.
+const MAX_RESYNC_BYTES: usize = 16 << 20;
+/// Skipped regions listed one by one in the summary; more are only counted.
+const MAX_LISTED_SKIPS: usize = 20;
+
+/// What the scanner made of the media.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScanSummary {
+    /// Packets emitted per track.
+    pub packets: Vec<u64>,
+    /// (offset, length) of bytes that fit no track, the first [`MAX_LISTED_SKIPS`].
+    pub skipped: Vec<(u64, u64)>,
+    pub skipped_regions: u64,
+    pub skipped_bytes: u64,
+    /// Audio runs with more than one valid split.
+    pub ambiguous_runs: u64,
+    /// Bytes at the end that held no complete packet.
+    pub cut_tail: Option<(u64, u64)>,
+    /// Video tracks whose presentation times fell back to decode time plus a fixed delay.
+    pub no_poc: Vec<usize>,
+}
+
+impl ScanSummary {
+    /// One line per finding, for the run's report.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = vec![format!(
+            "recovered without an index: {}",
+            self.packets
+                .iter()
+                .enumerate()
+                .map(|(i, n)| format!("track {}: {n} packets", i + 1))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )];
+        if self.skipped_regions > 0 {
+            let listed: Vec<String> = self.skipped.iter().map(|(o, n)| format!("{n} at offset {o}")).collect();
+            notes.push(format!(
+                "{} bytes in {} places fit no track and were skipped: {}{}",
+                self.skipped_bytes,
+                self.skipped_regions,
+                listed.join(", "),
+                if self.skipped_regions as usize > listed.len() { ", ..." } else { "" }
+            ));
+        }
+        if self.ambiguous_runs > 0 {
+            notes.push(format!(
+                "{} audio runs could be split into frames in more than one way; the likeliest was used",
+                self.ambiguous_runs
+            ));
+        }
+        if let Some((offset, len)) = self.cut_tail {
+            notes.push(format!("the last {len} bytes (from offset {offset}) hold no complete packet; dropped"));
+        }
+        for t in &self.no_poc {
+            notes.push(format!(
+                "track {}: picture order counts unreadable; presentation times are decode times plus the \
+                 reference's delay",
+                t + 1
+            ));
+        }
+        notes
+    }
+}
+
+enum PocState {
+    H264(H264PocState),
+    Hevc(HevcPocState),
+    /// Unreadable: presentation time is decode time plus the initial delay.
+    None,
+}
+
+struct VideoState {
+    poc: PocState,
+    order: PresentationOrder,
+    /// Queue positions of this track's packets waiting for a presentation index.
+    waiting: VecDeque<u64>,
+    length_size: u8,
+}
+
+struct TrackState {
+    /// Decode time of the next packet.
+    next_dts: i64,
+    last_start: Option<FrameStart>,
+    video: Option<VideoState>,
+}
+
+/// What one attempt to cut packets at the current position gave.
+enum Step {
+    /// Packets were cut.
+    Cut,
+    /// More bytes are needed to tell.
+    NeedMore,
+    /// The bytes here do not fit this track.
+    NoFit,
+}
+
+/// Cuts the media of an MP4 without an index into packets. Sans-IO: feed it the payload of
+/// each `mdat` in order with [`MdatScanner::push`], then call [`MdatScanner::finish`].
+pub struct MdatScanner {
+    layout: ScanLayout,
+    tracks: Vec<TrackState>,
+    /// Bytes not cut yet, starting at input offset `pos`.
+    buf: BytesMut,
+    pos: u64,
+    /// Where the current media box ends, when its size is known.
+    region_end: Option<u64>,
+    /// Packets cut, in file order, waiting for the presentation time of a video packet.
+    queue: VecDeque<Packet>,
+    /// Queue position of `queue[0]`.
+    queue_base: u64,
+    summary: ScanSummary,
+}
+
+impl MdatScanner {
+    pub fn new(layout: ScanLayout) -> Self {
+        let tracks = layout
+            .tracks
+            .iter()
+            .map(|t| TrackState {
+                next_dts: 0,
+                last_start: None,
+                video: match &t.framing {
+                    Framing::Nal { rules, config } => Some(VideoState {
+                        poc: match config {
+                            CodecConfig::H264 { avcc, .. } => {
+                                H264PocState::from_avcc(avcc).map_or(PocState::None, PocState::H264)
+                            }
+                            CodecConfig::Hevc { hvcc, .. } => {
+                                HevcPocState::from_hvcc(hvcc).map_or(PocState::None, PocState::Hevc)
+                            }
+                            _ => PocState::None,
+                        },
+                        order: PresentationOrder::new(),
+                        waiting: VecDeque::new(),
+                        length_size: rules.length_size,
+                    }),
+                    _ => None,
+                },
+            })
+            .collect();
+        let summary = ScanSummary { packets: vec![0; layout.tracks.len()], ..Default::default() };
+        MdatScanner {
+            layout,
+            tracks,
+            buf: BytesMut::new(),
+            pos: 0,
+            region_end: None,
+            queue: VecDeque::new(),
+            queue_base: 0,
+            summary,
+        }
+    }
+
+    /// A media box starts at `payload_offset`; `end` is where it ends, when known. What
+    /// is left of the previous one is cut as complete.
+    pub fn media_start(&mut self, payload_offset: u64, end: Option<u64>, out: &mut Vec<Packet>) {
+        if !self.buf.is_empty() {
+            self.drain(true, out);
+            self.drop_tail();
+        }
+        self.buf.clear();
+        self.pos = payload_offset;
+        self.region_end = end;
+    }
+
+    /// Media payload bytes at input offset `offset` (contiguous with what came before).
+    pub fn push(&mut self, offset: u64, data: &[u8], out: &mut Vec<Packet>) {
+        if self.buf.is_empty() {
+            self.pos = offset;
+        }
+        self.buf.extend_from_slice(data);
+        let complete = self.region_end.is_some_and(|end| self.pos + self.buf.len() as u64 >= end);
+        self.drain(complete, out);
+    }
+
+    /// The input ended: cuts what is complete and reports.
+    pub fn finish(&mut self, out: &mut Vec<Packet>) -> ScanSummary {
+        self.drain(true, out);
+        self.drop_tail();
+        for (t, state) in self.tracks.iter_mut().enumerate() {
+            if let Some(v) = &mut state.video {
+                v.order.finish();
+                resolve(t, &self.layout.tracks[t], v, &mut self.queue, self.queue_base);
+            }
+        }
+        self.release(out);
+        std::mem::take(&mut self.summary)
+    }
+
+    fn drop_tail(&mut self) {
+        if !self.buf.is_empty() {
+            self.summary.cut_tail = Some((self.pos, self.buf.len() as u64));
+            self.pos += self.buf.len() as u64;
+            self.buf.clear();
+        }
+    }
+
+    /// Cuts as many packets as the buffered bytes allow.
+    fn drain(&mut self, at_end: bool, out: &mut Vec<Packet>) {
+        while !self.buf.is_empty() {
+            let order = self.expected_order();
+            let mut step = Step::NoFit;
+            for &t in &order {
+                step = self.step(t, at_end);
+                if !matches!(step, Step::NoFit) {
+                    break;
+                }
+            }
+            match step {
+                Step::Cut => {}
+                Step::NeedMore => break,
+                // The input ends inside a packet: what is left is its first part.
+                Step::NoFit if at_end && self.cut_packet_starts_here() => break,
+                Step::NoFit => {
+                    if !self.resync(at_end) {
+                        break;
+                    }
+                }
+            }
+        }
+        self.release(out);
+    }
+
+    /// Tracks by how early their next packet is due: decode time minus media time, in
+    /// seconds, ties to the lower track.
+    fn expected_order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.tracks.len()).collect();
+        order.sort_by(|&a, &b| self.due(a, self.tracks[a].next_dts).cmp(&self.due(b, self.tracks[b].next_dts)));
+        order
+    }
+
+    /// A sortable due time: ticks scaled to a common rate.
+    fn due(&self, track: usize, dts: i64) -> i128 {
+        let l = &self.layout.tracks[track];
+        // Scale by the product of all timescales over this one: exact comparison.
+        let scale: i128 =
+            self.layout.tracks.iter().map(|t| i128::from(t.timescale)).product::<i128>() / i128::from(l.timescale);
+        i128::from(dts - l.media_time_ticks) * scale
+    }
+
+    /// The unframed audio frames due before the next self-delimiting packet, starting with
+    /// `first`, as their tracks; and whether a self-delimiting packet (rather than the
+    /// window's end) closes them.
+    fn predicted_run(&self, first: usize) -> (Vec<usize>, bool) {
+        let mut clocks: Vec<i64> = self.tracks.iter().map(|t| t.next_dts).collect();
+        let mut seq = vec![first];
+        clocks[first] += i64::from(self.layout.tracks[first].packet_ticks);
+        while seq.len() < MAX_RUN_FRAMES {
+            let t = (0..clocks.len()).min_by_key(|&t| (self.due(t, clocks[t]), t)).expect("at least one track");
+            if self.layout.tracks[t].framing.self_delimiting() {
+                return (seq, true);
+            }
+            seq.push(t);
+            clocks[t] += i64::from(self.layout.tracks[t].packet_ticks);
+        }
+        (seq, false)
+    }
+
+    fn step(&mut self, t: usize, at_end: bool) -> Step {
+        match &self.layout.tracks[t].framing {
+            Framing::Nal { rules, .. } => match access_unit(&self.buf, rules, at_end) {
+                AuParse::Unit { len, keyframe } => {
+                    self.cut(t, len, keyframe, None);
+                    Step::Cut
+                }
+                AuParse::NeedMore => Step::NeedMore,
+                AuParse::NotAnAccessUnit => Step::NoFit,
+            },
+            &Framing::Pcm { packet_bytes } => {
+                if self.buf.len() < packet_bytes as usize {
+                    return if at_end { Step::NoFit } else { Step::NeedMore };
+                }
+                self.cut(t, packet_bytes as usize, true, None);
+                Step::Cut
+            }
+            Framing::Aac { .. } | Framing::Opus { .. } => self.audio_run(t, at_end),
+        }
+    }
+
+    /// Cuts a run of unframed audio frames starting with one of track `t`.
+    fn audio_run(&mut self, t: usize, at_end: bool) -> Step {
+        let layouts = &self.layout.tracks;
+        if frame_start(&self.buf, &layouts[t]).is_none() {
+            return Step::NoFit;
+        }
+        let (seq, closed) = self.predicted_run(t);
+        let last: Vec<Option<FrameStart>> = self.tracks.iter().map(|s| s.last_start).collect();
+        let largest = seq.iter().map(|&s| layouts[s].max_size as usize).max().unwrap_or(0);
+        // Room for two frames more than predicted: the prediction can be off where clocks
+        // tie or durations vary.
+        let max_len = seq.iter().map(|&s| layouts[s].max_size as usize).sum::<usize>() + 2 * largest;
+        if self.buf.len() < max_len && !at_end {
+            return Step::NeedMore;
+        }
+        let window = &self.buf[..self.buf.len().min(max_len)];
+        let mut loose = seq.clone();
+        loose.extend([*seq.last().expect("seq starts with t"); 2]);
+        let split = if closed {
+            // The run ends where the next self-delimiting packet starts: the first place
+            // within reach where one does and the frames before it fit.
+            let mut found = None;
+            for q in layouts[t].min_size as usize..=window.len() {
+                let cut_by_end = q == self.buf.len();
+                if !cut_by_end && !self.framed_starts_at(q, at_end) {
+                    continue;
+                }
+                if let Some(mut split) = split_run(&window[..q], &loose, seq.len(), RunEnd::Exact, layouts, &last) {
+                    // A run that reaches the end of the input may have lost its last
+                    // frame to the cut: that frame is not known to be whole.
+                    if cut_by_end {
+                        split.frames.pop();
+                    }
+                    found = Some(split);
+                    break;
+                }
+            }
+            found
+        } else {
+            // No packet that carries its length closes the run: split a window, keep its
+            // last frames to be split again with what follows them.
+            let (head, next) = seq.split_at(seq.len() - 1);
+            match split_run(window, head, head.len(), RunEnd::Then(next[0]), layouts, &last) {
+                Some(mut split) => {
+                    let keep = split.frames.len().saturating_sub(RUN_OVERLAP).max(1);
+                    split.frames.truncate(keep);
+                    Some(split)
+                }
+                None if at_end && window.len() == self.buf.len() => {
+                    let expected = (window.len() as f64 / layouts[t].mean_size.max(1.0)).round() as usize;
+                    let all = vec![t; (expected + 2).min(self.buf.len())];
+                    split_run(window, &all, expected, RunEnd::Exact, layouts, &last).map(|mut split| {
+                        split.frames.pop();
+                        split
+                    })
+                }
+                None => None,
+            }
+        };
+        let Some(split) = split.filter(|s| !s.frames.is_empty()) else { return Step::NoFit };
+        if split.ambiguous {
+            self.summary.ambiguous_runs += 1;
+        }
+        for f in split.frames {
+            self.cut(f.track, f.len, true, Some(f.start));
+        }
+        Step::Cut
+    }
+
+    /// Whether a self-delimiting packet (an access unit of a video track) starts at
+    /// `buf[q]`. One whose end has not arrived yet counts, so that a large keyframe after
+    /// the run does not hold the run back.
+    fn framed_starts_at(&self, q: usize, at_end: bool) -> bool {
+        let rest = &self.buf[q..];
+        self.layout.tracks.iter().any(|l| match &l.framing {
+            Framing::Nal { rules, .. } => match access_unit(rest, rules, at_end) {
+                AuParse::Unit { .. } => true,
+                AuParse::NeedMore => may_start_access_unit(rest, rules),
+                // Cut by the end of the input: the unit is lost, but it does end the run.
+                AuParse::NotAnAccessUnit => at_end && starts_like_access_unit(rest, rules),
+            },
+            _ => false,
+        })
+    }
+
+    /// Whether the buffered bytes begin like a packet of some track whose end was cut off.
+    fn cut_packet_starts_here(&self) -> bool {
+        self.layout.tracks.iter().any(|l| match &l.framing {
+            Framing::Nal { rules, .. } => starts_like_access_unit(&self.buf, rules),
+            Framing::Pcm { packet_bytes } => self.buf.len() < *packet_bytes as usize,
+            Framing::Aac { .. } | Framing::Opus { .. } => frame_start(&self.buf, l).is_some(),
+        })
+    }
+
+    /// Skips bytes up to the next place where some track's packet fits. False when the
+    /// buffered bytes hold none yet.
+    fn resync(&mut self, at_end: bool) -> bool {
+        let limit = self.buf.len().min(MAX_RESYNC_BYTES);
+        let mut found = None;
+        'search: for p in 1..limit {
+            for l in &self.layout.tracks {
+                let fits = match &l.framing {
+                    Framing::Nal { rules, .. } => {
+                        matches!(access_unit(&self.buf[p..], rules, at_end), AuParse::Unit { .. })
+                    }
+                    Framing::Aac { .. } | Framing::Opus { .. } => {
+                        // Only where no video can anchor the search.
+                        !self.layout.tracks.iter().any(|l| l.framing.self_delimiting())
+                            && frame_start(&self.buf[p..], l).is_some()
+                    }
+                    Framing::Pcm { .. } => false,
+                };
+                if fits {
+                    found = Some(p);
+                    break 'search;
+                }
+            }
+        }
+        let skip = match found {
+            Some(p) => p,
+            None if at_end || self.buf.len() >= MAX_RESYNC_BYTES => self.buf.len(),
+            None => return false,
+        };
+        self.summary.skipped_regions += 1;
+        self.summary.skipped_bytes += skip as u64;
+        if self.summary.skipped.len() < MAX_LISTED_SKIPS {
+            self.summary.skipped.push((self.pos, skip as u64));
+        }
+        self.buf.advance(skip);
+        self.pos += skip as u64;
+        true
+    }
+
+    /// Cuts the first `len` buffered bytes as a packet of track `t`.
+    fn cut(&mut self, t: usize, len: usize, keyframe: bool, start: Option<FrameStart>) {
+        let data: Bytes = self.buf.split_to(len).freeze();
+        self.pos += len as u64;
+        let layout = &self.layout.tracks[t];
+        let state = &mut self.tracks[t];
+        let dts = state.next_dts;
+        let duration = match layout.framing {
+            Framing::Opus { .. } => opus::packet_duration_48k(&data)
+                .map(|d| (u64::from(d) * u64::from(layout.timescale) / 48_000) as u32)
+                .unwrap_or(layout.packet_ticks),
+            _ => layout.packet_ticks,
+        };
+        state.next_dts += i64::from(duration);
+        if start.is_some() {
+            state.last_start = start;
+        }
+        self.summary.packets[t] += 1;
+        let queue_pos = self.queue_base + self.queue.len() as u64;
+        let mut pts = dts;
+        if let Some(v) = &mut state.video {
+            let nals: Vec<&[u8]> = h264::length_prefixed(&data, v.length_size).filter_map(Result::ok).collect();
+            let poc = match &mut v.poc {
+                PocState::H264(s) => s.picture(&nals).ok().flatten().map(|p| (p, s.last_was_reset())),
+                PocState::Hevc(s) => s.picture(&nals).ok().flatten().map(|p| (p, s.last_was_reset())),
+                PocState::None => None,
+            };
+            match poc {
+                Some((poc, reset)) => {
+                    v.order.push(poc, reset);
+                    v.waiting.push_back(queue_pos);
+                }
+                None => {
+                    if !matches!(v.poc, PocState::None) {
+                        v.poc = PocState::None;
+                        self.summary.no_poc.push(t);
+                    }
+                    pts = dts + layout.first_cts_ticks;
+                }
+            }
+        }
+        self.queue.push_back(Packet {
+            track: t,
+            dts_ticks: dts,
+            pts_ticks: pts,
+            duration_ticks: duration,
+            keyframe,
+            data: Payload::from_parts(vec![data]),
+        });
+        if let Some(v) = &mut self.tracks[t].video {
+            resolve(t, layout, v, &mut self.queue, self.queue_base);
+        }
+    }
+
+    /// Hands out the queued packets whose timing is final.
+    fn release(&mut self, out: &mut Vec<Packet>) {
+        let waiting: Vec<u64> = self.tracks.iter().filter_map(|s| s.video.as_ref()?.waiting.front().copied()).collect();
+        let until = waiting.into_iter().min().unwrap_or(u64::MAX);
+        while self.queue_base < until {
+            let Some(p) = self.queue.pop_front() else { break };
+            self.queue_base += 1;
+            out.push(p);
+        }
+    }
+}
+
+/// Gives queued packets of video track `t` their presentation times as far as known.
+fn resolve(t: usize, layout: &TrackLayout, v: &mut VideoState, queue: &mut VecDeque<Packet>, base: u64) {
+    while let Some(rank) = v.order.pop() {
+        let Some(at) = v.waiting.pop_front() else { break };
+        if let Some(p) = queue.get_mut((at - base) as usize) {
+            debug_assert_eq!(p.track, t);
+            p.pts_ticks = rank as i64 * i64::from(layout.packet_ticks) + layout.first_cts_ticks;
+        }
+    }
+}
