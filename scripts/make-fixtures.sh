@@ -9,7 +9,8 @@ set -euo pipefail
 out="${1:-$(dirname "$0")/../tests/fixtures/generated}"
 mkdir -p "$out"
 cd "$out"
-[ -f .complete ] && exit 0
+# The marker names the version of this script's output: bump it when adding files.
+[ -f .complete-2 ] && exit 0
 ff() { ffmpeg -hide_banner -loglevel error -y "$@"; }
 src=(-f lavfi -i "testsrc2=size=640x360:rate=30" -f lavfi -i "sine=frequency=440:sample_rate=48000")
 ff "${src[@]}" -t 10 -c:v libx264 -preset veryfast -g 60 -bf 2 -pix_fmt yuv420p -c:a aac -b:a 96k h264_aac_moov_end.mp4
@@ -24,6 +25,22 @@ ff -f lavfi -i "sine=frequency=300:sample_rate=44100" -t 5 -ac 2 -c:a aac aac_on
 ff "${src[@]}" -f lavfi -i "sine=frequency=880:sample_rate=44100" -t 4 -map 0 -map 1 -map 2 \
    -c:v libx264 -preset veryfast -bf 0 -c:a aac two_audio.mp4
 ff "${src[@]}" -t 3 -c:v libx264 -preset veryfast -c:a pcm_s16le pcm_s16le.mov
+# Recovery without an index (tests/recover.rs): complete 8 s recordings and 1 s references
+# with settings the corpus lacks; the tests cut the complete ones themselves.
+rec() {
+  name=$1; ext=$2; shift 2
+  ff "$@" -t 8 "recover_${name}.${ext}"
+  ff "$@" -t 1 "recover_${name}_reference.${ext}"
+}
+rec small_25fps_nob_44k_stereo mp4 -f lavfi -i "testsrc2=size=320x240:rate=25" \
+    -f lavfi -i "sine=frequency=500:sample_rate=44100" -ac 2 -c:v libx264 -preset veryfast -bf 0 -c:a aac
+rec 60fps_b3_two_audio mp4 -f lavfi -i "testsrc2=size=480x270:rate=60" -f lavfi -i "sine=frequency=440:sample_rate=48000" \
+    -f lavfi -i "sine=frequency=880:sample_rate=44100" -map 0 -map 1 -map 2 -ac:2 2 -c:v libx264 -preset veryfast -bf 3 -c:a aac
+rec pcm mov -f lavfi -i "testsrc2=size=640x360:rate=30" -f lavfi -i "sine=frequency=440:sample_rate=48000" -ac 2 \
+    -c:v libx264 -preset veryfast -c:a pcm_s16le
+rec audio_only mp4 -f lavfi -i "sine=frequency=300:sample_rate=44100" -ac 2 -c:a aac
+rec opus mp4 -f lavfi -i "testsrc2=size=640x360:rate=30" -f lavfi -i "sine=frequency=440:sample_rate=48000" \
+    -c:v libx264 -preset veryfast -c:a libopus
 # GStreamer's mp4mux layouts, from the same H.264 (GStreamer is optional for developers;
 # CI installs it).
 if command -v gst-launch-1.0 >/dev/null; then
@@ -38,4 +55,4 @@ size=$(stat -c %s h264_aac_fragmented.mp4)
 head -c $((size * 45 / 100)) h264_aac_fragmented.mp4 > h264_aac_fragmented_truncated.mp4
 size=$(stat -c %s h264_aac_moov_end.mp4)
 head -c $((size * 60 / 100)) h264_aac_moov_end.mp4 > h264_aac_truncated_60pct.mp4
-touch .complete
+touch .complete-2

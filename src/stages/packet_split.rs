@@ -30,7 +30,7 @@ pub async fn run(
     let mut batch = Vec::new();
     while let Some(ev) = input.recv().await {
         if let ContainerEvent::End(end) = ev {
-            let summary = splitter.finish(end, &mut batch);
+            let summary = splitter.finish(end, &mut batch).map_err(|e| ctx.error(e))?;
             for item in batch.drain(..) {
                 if out.send(item).await.is_err() {
                     return Ok(StageReport::default());

@@ -11,7 +11,7 @@ use super::boxes::Mp4Error;
 use super::moof::{parse_moof, FragSample};
 use super::moov::{parse_movie, Movie};
 use super::sample_table::{SampleCursor, SampleInfo};
-use super::scan::MdatScanner;
+use super::scan::{MdatScanner, ScanError};
 use crate::formats::{push_packet, ContainerEvent, ElementKind, EndState, PacketEvent, SplitSummary};
 use crate::model::{Chunk, Packet, Payload, TrackSet};
 
@@ -29,6 +29,8 @@ pub enum SplitError {
          (livemux then reads the index first) or raise the buffer limit"
     )]
     BufferLimit { buffered: u64, limit: u64 },
+    #[error(transparent)]
+    Scan(#[from] ScanError),
 }
 
 /// Where a sample's bytes are relative to the buffer.
@@ -142,18 +144,15 @@ impl Mp4Splitter {
             match ev {
                 ContainerEvent::MediaStart(r) => {
                     let payload = r.offset + u64::from(r.header_len);
-                    scanner.media_start(payload, r.size.map(|s| r.offset + s), &mut packets);
+                    scanner.media_start(payload, r.size.map(|s| r.offset + s), &mut packets)?;
                 }
-                ContainerEvent::Media(chunk) => scanner.push(chunk.offset, &chunk.data, &mut packets),
-                ContainerEvent::Tracks(tracks) => {
-                    self.summary.packets = vec![0; tracks.len()];
-                    out.push(PacketEvent::Tracks(tracks));
-                }
+                ContainerEvent::Media(chunk) => scanner.push(chunk.offset, &chunk.data, &mut packets)?,
+                // Held back until the first packets fit (see `MdatScanner`), so that nothing
+                // is written for a reference that does not match.
+                ContainerEvent::Tracks(tracks) => self.tracks = Some(tracks),
                 _ => {}
             }
-            for p in packets {
-                push_packet(out, p);
-            }
+            self.emit_scanned(packets, out);
             return Ok(());
         }
         match ev {
@@ -187,6 +186,19 @@ impl Mp4Splitter {
             return Err(SplitError::BufferLimit { buffered: self.media.bytes, limit: self.buffer_limit });
         }
         Ok(())
+    }
+
+    /// Passes on scanned packets, after the held-back tracks.
+    fn emit_scanned(&mut self, packets: Vec<Packet>, out: &mut Vec<PacketEvent>) {
+        if packets.is_empty() {
+            return;
+        }
+        if let Some(tracks) = self.tracks.take() {
+            out.push(PacketEvent::Tracks(tracks));
+        }
+        for p in packets {
+            push_packet(out, p);
+        }
     }
 
     /// Once both the tracks and the moov are known, prepares the table cursors.
@@ -299,12 +311,13 @@ impl Mp4Splitter {
     }
 
     /// The input ended: reports what could not be cut.
-    pub fn finish(&mut self, end: EndState, out: &mut Vec<PacketEvent>) -> SplitSummary {
+    pub fn finish(&mut self, end: EndState, out: &mut Vec<PacketEvent>) -> Result<SplitSummary, SplitError> {
         if let Some(scanner) = &mut self.scanner {
             let mut packets = Vec::new();
-            let scan = scanner.finish(&mut packets);
-            for p in packets {
-                push_packet(out, p);
+            let scan = scanner.finish(&mut packets)?;
+            self.emit_scanned(packets, out);
+            if let Some(tracks) = self.tracks.take() {
+                out.push(PacketEvent::Tracks(tracks));
             }
             self.summary.packets = scan.packets.clone();
             self.summary.notes.extend(scan.notes());
@@ -331,6 +344,6 @@ impl Mp4Splitter {
             }
         }
         self.summary.end = end;
-        std::mem::take(&mut self.summary)
+        Ok(std::mem::take(&mut self.summary))
     }
 }

@@ -164,7 +164,7 @@ pub fn split_run(
         }
         layers.push(next);
     }
-    let (n, best) = *finals.iter().min_by(|a, b| a.1.cost.total_cmp(&b.1.cost))?;
+    let &(n, best) = finals.iter().min_by(|a, b| a.1.cost.total_cmp(&b.1.cost))?;
     // Other ways with as many frames, or close runners-up with another count.
     let ways = finals.iter().filter(|(k, _)| *k == n).fold(0u32, |a, (_, s)| a.saturating_add(s.ways));
     let close = finals.iter().any(|(k, s)| *k != n && s.cost < best.cost + AMBIGUITY_MARGIN);

@@ -92,6 +92,25 @@ impl ScanLayout {
     }
 }
 
+impl ScanLayout {
+    /// "h264, aac", for messages.
+    pub fn describe(&self) -> String {
+        self.tracks
+            .iter()
+            .map(|t| match &t.framing {
+                Framing::Nal { rules, .. } => match rules.syntax {
+                    NalSyntax::H264 => "h264",
+                    NalSyntax::Hevc => "hevc",
+                },
+                Framing::Aac { .. } => "aac",
+                Framing::Opus { .. } => "opus",
+                Framing::Pcm { .. } => "pcm",
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 fn track_layout(
     number: usize,
     track: &Track,

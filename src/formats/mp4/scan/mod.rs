@@ -33,9 +33,9 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use self::audio::{frame_start, split_run, FrameStart, RunEnd};
 use self::layout::{Framing, ScanLayout, TrackLayout};
-use crate::codecs::access_unit::{access_unit, may_start_access_unit, starts_like_access_unit, AuParse};
+use crate::codecs::access_unit::{access_unit, starts_like_access_unit, AuParse};
 use crate::codecs::poc::{H264PocState, HevcPocState, PresentationOrder};
-use crate::codecs::{h264, opus, CodecConfig};
+use crate::codecs::{h264, hevc, opus, CodecConfig};
 use crate::model::{Packet, Payload};
 
 /// Longest audio run considered: frames of unframed tracks between two self-delimiting
@@ -48,6 +48,31 @@ const RUN_OVERLAP: usize = 8;
 const MAX_RESYNC_BYTES: usize = 16 << 20;
 /// Skipped regions listed one by one in the summary; more are only counted.
 const MAX_LISTED_SKIPS: usize = 20;
+
+/// Packets that must fit, with every track represented and no byte skipped, before any is
+/// handed out: a reference made with other codecs or settings fails here, before anything
+/// is written.
+const CONFIRM_PACKETS: u64 = 48;
+
+/// Why the media cannot be split with this layout.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum ScanError {
+    #[error(
+        "the media at offset {offset} fits no track of the reference \
+         ({tracks}): the reference was not made with the stream's codecs and settings"
+    )]
+    NoFit { offset: u64, tracks: String },
+    #[error(
+        "track {track}: the slice header at offset {offset} does not parse with the reference's \
+         parameter sets ({reason}): the reference was not made with the stream's settings"
+    )]
+    SliceHeader { track: usize, offset: u64, reason: String },
+    #[error(
+        "track {track}: the stream's own parameter sets (at offset {offset}) say {stream}, the \
+         reference says {reference}: the reference was not made with the stream's settings"
+    )]
+    ParameterSets { track: usize, offset: u64, stream: String, reference: String },
+}
 
 /// What the scanner made of the media.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -130,6 +155,15 @@ struct TrackState {
     video: Option<VideoState>,
 }
 
+/// Whether an access unit starts at some position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Anchor {
+    Yes,
+    /// It begins like one; its end has not arrived yet.
+    Incomplete,
+    No,
+}
+
 /// What one attempt to cut packets at the current position gave.
 enum Step {
     /// Packets were cut.
@@ -155,6 +189,10 @@ pub struct MdatScanner {
     /// Queue position of `queue[0]`.
     queue_base: u64,
     summary: ScanSummary,
+    /// The first error, reported by the next call.
+    error: Option<ScanError>,
+    /// Enough packets fitted to trust the layout (see [`CONFIRM_PACKETS`]).
+    confirmed: bool,
 }
 
 impl MdatScanner {
@@ -194,12 +232,19 @@ impl MdatScanner {
             queue: VecDeque::new(),
             queue_base: 0,
             summary,
+            error: None,
+            confirmed: false,
         }
     }
 
     /// A media box starts at `payload_offset`; `end` is where it ends, when known. What
     /// is left of the previous one is cut as complete.
-    pub fn media_start(&mut self, payload_offset: u64, end: Option<u64>, out: &mut Vec<Packet>) {
+    pub fn media_start(
+        &mut self,
+        payload_offset: u64,
+        end: Option<u64>,
+        out: &mut Vec<Packet>,
+    ) -> Result<(), ScanError> {
         if !self.buf.is_empty() {
             self.drain(true, out);
             self.drop_tail();
@@ -207,21 +252,28 @@ impl MdatScanner {
         self.buf.clear();
         self.pos = payload_offset;
         self.region_end = end;
+        self.error.clone().map_or(Ok(()), Err)
     }
 
     /// Media payload bytes at input offset `offset` (contiguous with what came before).
-    pub fn push(&mut self, offset: u64, data: &[u8], out: &mut Vec<Packet>) {
+    pub fn push(&mut self, offset: u64, data: &[u8], out: &mut Vec<Packet>) -> Result<(), ScanError> {
         if self.buf.is_empty() {
             self.pos = offset;
         }
         self.buf.extend_from_slice(data);
         let complete = self.region_end.is_some_and(|end| self.pos + self.buf.len() as u64 >= end);
         self.drain(complete, out);
+        self.error.clone().map_or(Ok(()), Err)
     }
 
     /// The input ended: cuts what is complete and reports.
-    pub fn finish(&mut self, out: &mut Vec<Packet>) -> ScanSummary {
+    pub fn finish(&mut self, out: &mut Vec<Packet>) -> Result<ScanSummary, ScanError> {
         self.drain(true, out);
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        // A short input: what fitted is all there is.
+        self.confirmed = true;
         self.drop_tail();
         for (t, state) in self.tracks.iter_mut().enumerate() {
             if let Some(v) = &mut state.video {
@@ -230,7 +282,7 @@ impl MdatScanner {
             }
         }
         self.release(out);
-        std::mem::take(&mut self.summary)
+        Ok(std::mem::take(&mut self.summary))
     }
 
     fn drop_tail(&mut self) {
@@ -243,7 +295,7 @@ impl MdatScanner {
 
     /// Cuts as many packets as the buffered bytes allow.
     fn drain(&mut self, at_end: bool, out: &mut Vec<Packet>) {
-        while !self.buf.is_empty() {
+        while !self.buf.is_empty() && self.error.is_none() {
             let order = self.expected_order();
             let mut step = Step::NoFit;
             for &t in &order {
@@ -258,6 +310,10 @@ impl MdatScanner {
                 // The input ends inside a packet: what is left is its first part.
                 Step::NoFit if at_end && self.cut_packet_starts_here() => break,
                 Step::NoFit => {
+                    if !self.check_confirmed() {
+                        self.error = Some(ScanError::NoFit { offset: self.pos, tracks: self.layout.describe() });
+                        break;
+                    }
                     if !self.resync(at_end) {
                         break;
                     }
@@ -342,25 +398,35 @@ impl MdatScanner {
         let mut loose = seq.clone();
         loose.extend([*seq.last().expect("seq starts with t"); 2]);
         let split = if closed {
-            // The run ends where the next self-delimiting packet starts: the first place
-            // within reach where one does and the frames before it fit.
-            let mut found = None;
+            // The run ends where the next self-delimiting packet starts: the place within
+            // reach where one does and the frames before it fit best.
+            let mut best: Option<audio::Split> = None;
+            let mut best_incomplete = f64::INFINITY;
             for q in layouts[t].min_size as usize..=window.len() {
-                let cut_by_end = q == self.buf.len();
-                if !cut_by_end && !self.framed_starts_at(q, at_end) {
-                    continue;
-                }
-                if let Some(mut split) = split_run(&window[..q], &loose, seq.len(), RunEnd::Exact, layouts, &last) {
-                    // A run that reaches the end of the input may have lost its last
-                    // frame to the cut: that frame is not known to be whole.
-                    if cut_by_end {
-                        split.frames.pop();
-                    }
-                    found = Some(split);
+                if q == self.buf.len() {
+                    // The input ends inside the run.
+                    best = best.or_else(|| split_cut_run(window, &loose, layouts, &last));
                     break;
                 }
+                let anchor = self.anchor_at(q, at_end);
+                if anchor == Anchor::No {
+                    continue;
+                }
+                let Some(split) = split_run(&window[..q], &loose, seq.len(), RunEnd::Exact, layouts, &last) else {
+                    continue;
+                };
+                if anchor == Anchor::Incomplete {
+                    best_incomplete = best_incomplete.min(split.cost);
+                } else if best.as_ref().is_none_or(|b| split.cost < b.cost) {
+                    best = Some(split);
+                }
             }
-            found
+            // A better fit ends where an access unit may start whose end has not arrived:
+            // wait until it can be told.
+            if best.as_ref().is_none_or(|b| best_incomplete < b.cost) && best_incomplete.is_finite() {
+                return Step::NeedMore;
+            }
+            best
         } else {
             // No packet that carries its length closes the run: split a window, keep its
             // last frames to be split again with what follows them.
@@ -371,14 +437,7 @@ impl MdatScanner {
                     split.frames.truncate(keep);
                     Some(split)
                 }
-                None if at_end && window.len() == self.buf.len() => {
-                    let expected = (window.len() as f64 / layouts[t].mean_size.max(1.0)).round() as usize;
-                    let all = vec![t; (expected + 2).min(self.buf.len())];
-                    split_run(window, &all, expected, RunEnd::Exact, layouts, &last).map(|mut split| {
-                        split.frames.pop();
-                        split
-                    })
-                }
+                None if at_end && window.len() == self.buf.len() => split_cut_run(window, &seq, layouts, &last),
                 None => None,
             }
         };
@@ -393,19 +452,22 @@ impl MdatScanner {
     }
 
     /// Whether a self-delimiting packet (an access unit of a video track) starts at
-    /// `buf[q]`. One whose end has not arrived yet counts, so that a large keyframe after
-    /// the run does not hold the run back.
-    fn framed_starts_at(&self, q: usize, at_end: bool) -> bool {
+    /// `buf[q]`, where an audio run would end.
+    fn anchor_at(&self, q: usize, at_end: bool) -> Anchor {
         let rest = &self.buf[q..];
-        self.layout.tracks.iter().any(|l| match &l.framing {
-            Framing::Nal { rules, .. } => match access_unit(rest, rules, at_end) {
-                AuParse::Unit { .. } => true,
-                AuParse::NeedMore => may_start_access_unit(rest, rules),
-                // Cut by the end of the input: the unit is lost, but it does end the run.
-                AuParse::NotAnAccessUnit => at_end && starts_like_access_unit(rest, rules),
-            },
-            _ => false,
-        })
+        let mut anchor = Anchor::No;
+        for l in &self.layout.tracks {
+            if let Framing::Nal { rules, .. } = &l.framing {
+                match access_unit(rest, rules, at_end) {
+                    AuParse::Unit { .. } => return Anchor::Yes,
+                    AuParse::NeedMore if starts_like_access_unit(rest, rules) => anchor = Anchor::Incomplete,
+                    // Cut by the end of the input: the unit is lost, but it does end the run.
+                    AuParse::NotAnAccessUnit if at_end && starts_like_access_unit(rest, rules) => return Anchor::Yes,
+                    _ => {}
+                }
+            }
+        }
+        anchor
     }
 
     /// Whether the buffered bytes begin like a packet of some track whose end was cut off.
@@ -478,10 +540,21 @@ impl MdatScanner {
         let mut pts = dts;
         if let Some(v) = &mut state.video {
             let nals: Vec<&[u8]> = h264::length_prefixed(&data, v.length_size).filter_map(Result::ok).collect();
+            if let Some(e) = check_parameter_sets(t, self.pos - len as u64, &nals, layout) {
+                self.error.get_or_insert(e);
+            }
             let poc = match &mut v.poc {
-                PocState::H264(s) => s.picture(&nals).ok().flatten().map(|p| (p, s.last_was_reset())),
-                PocState::Hevc(s) => s.picture(&nals).ok().flatten().map(|p| (p, s.last_was_reset())),
-                PocState::None => None,
+                PocState::H264(s) => s.picture(&nals).map(|p| p.map(|p| (p, s.last_was_reset()))),
+                PocState::Hevc(s) => s.picture(&nals).map(|p| p.map(|p| (p, s.last_was_reset()))),
+                PocState::None => Ok(None),
+            };
+            let poc = match poc {
+                Err(e) if !self.confirmed => {
+                    let offset = self.pos - len as u64;
+                    self.error.get_or_insert(ScanError::SliceHeader { track: t + 1, offset, reason: e.to_string() });
+                    None
+                }
+                other => other.ok().flatten(),
             };
             match poc {
                 Some((poc, reset)) => {
@@ -510,8 +583,18 @@ impl MdatScanner {
         }
     }
 
-    /// Hands out the queued packets whose timing is final.
+    /// Whether enough packets fitted to trust the layout.
+    fn check_confirmed(&mut self) -> bool {
+        let p = &self.summary.packets;
+        self.confirmed |= p.iter().sum::<u64>() >= CONFIRM_PACKETS && p.iter().all(|&n| n > 0);
+        self.confirmed
+    }
+
+    /// Hands out the queued packets whose timing is final, once the layout is confirmed.
     fn release(&mut self, out: &mut Vec<Packet>) {
+        if !self.check_confirmed() {
+            return;
+        }
         let waiting: Vec<u64> = self.tracks.iter().filter_map(|s| s.video.as_ref()?.waiting.front().copied()).collect();
         let until = waiting.into_iter().min().unwrap_or(u64::MAX);
         while self.queue_base < until {
@@ -520,6 +603,44 @@ impl MdatScanner {
             out.push(p);
         }
     }
+}
+
+/// Compares the resolution an in-band SPS gives with the reference's.
+fn check_parameter_sets(track: usize, offset: u64, nals: &[&[u8]], layout: &TrackLayout) -> Option<ScanError> {
+    let Framing::Nal { config, .. } = &layout.framing else { return None };
+    let (reference, stream) = match config {
+        CodecConfig::H264 { dims, .. } => {
+            let sps = nals.iter().find(|n| n.first().is_some_and(|&b| h264::nal_type(b) == h264::NAL_SPS))?;
+            (*dims, h264::sps_dimensions(sps).ok()?)
+        }
+        CodecConfig::Hevc { dims, .. } => {
+            let sps = nals.iter().find(|n| n.first().is_some_and(|&b| hevc::nal_type(b) == hevc::NAL_SPS))?;
+            (*dims, hevc::sps_dimensions(sps).ok()?)
+        }
+        _ => return None,
+    };
+    (reference != stream).then(|| ScanError::ParameterSets {
+        track: track + 1,
+        offset,
+        stream: format!("{}x{}", stream.width, stream.height),
+        reference: format!("{}x{}", reference.width, reference.height),
+    })
+}
+
+/// Splits the frames of a run the input ends in: the most frames of `seq` that are followed
+/// by the start of another (the one the cut left incomplete). The last of them is dropped
+/// too: the incomplete frame may hold bytes that look like a boundary, making its first
+/// part pass for a frame.
+fn split_cut_run(
+    data: &[u8],
+    seq: &[usize],
+    layouts: &[TrackLayout],
+    last: &[Option<FrameStart>],
+) -> Option<audio::Split> {
+    let mut split =
+        (1..seq.len()).rev().find_map(|k| split_run(data, &seq[..k], k, RunEnd::Then(seq[k]), layouts, last))?;
+    split.frames.pop();
+    Some(split)
 }
 
 /// Gives queued packets of video track `t` their presentation times as far as known.
