@@ -9,6 +9,9 @@
 //! - `mux`: `Fmp4Muxer` (default 1 s / 2 s fragments) over the pre-split packets, header to
 //!   finish; throughput in packet payload bytes.
 //! - `parse_moov`: `parse_movie` on the `moov` box; throughput in `moov` bytes.
+//! - `scan`: `MdatScanner`, cutting the `mdat` into packets without the `moov` (recovery of
+//!   a recording whose index is lost), with `h264_aac_reference_1s.mp4`'s layout; throughput
+//!   in `mdat` bytes. (`bench/recover.sh` measures the whole `recover` command on an hour.)
 //!
 //! Input: `tests/fixtures/generated/h264_aac_moov_end.mp4` (10 s, 360p H.264 + AAC, moov at
 //! the end; made by `scripts/make-fixtures.sh` when missing). When `bench/out/long-360p-full.mp4`
@@ -30,9 +33,13 @@ use livemux::formats::fragmenter::FragmentPolicy;
 use livemux::formats::mp4::demux::Mp4Splitter;
 use livemux::formats::mp4::fmp4::Fmp4Muxer;
 use livemux::formats::mp4::moov::parse_movie;
+use livemux::formats::mp4::scan::layout::ScanLayout;
+use livemux::formats::mp4::scan::MdatScanner;
 use livemux::formats::mp4::walker::Mp4Walker;
 use livemux::formats::{ContainerEvent, ElementKind, MetaUnit, Muxer, PacketEvent};
 use livemux::model::{Chunk, Packet, ParamOrigin, TrackKind, TrackSet};
+use livemux::reference::Reference;
+use livemux::stages::codecpar::unindexed_tracks;
 
 const CHUNK: usize = 1 << 20;
 const SPLIT_LIMIT: u64 = 4 << 30;
@@ -159,7 +166,7 @@ fn split(data: &Bytes, tracks: &TrackSet, moov: &MetaUnit, moov_first: bool, mut
             drain(&mut out);
         }
     });
-    let summary = s.finish(end.unwrap());
+    let summary = s.finish(end.unwrap(), &mut out).unwrap();
     assert!(summary.notes.is_empty(), "splitter notes: {:?}", summary.notes);
     drain(&mut out);
     count
@@ -232,5 +239,52 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(mp4, benches);
+/// Cuts the mdat payload into packets with a reference's layout, as `recover` does.
+fn scan(payload: &Bytes, payload_offset: u64, layout: &ScanLayout) -> u64 {
+    let mut scanner = MdatScanner::new(layout.clone());
+    let mut out = Vec::new();
+    scanner.media_start(payload_offset, None, &mut out).unwrap();
+    let mut count = 0;
+    for (i, chunk) in payload.chunks(CHUNK).enumerate() {
+        scanner.push(payload_offset + (i * CHUNK) as u64, chunk, &mut out).unwrap();
+        count += out.drain(..).count() as u64;
+    }
+    let summary = scanner.finish(&mut out).unwrap();
+    assert!(summary.skipped_regions == 0, "{:?}", summary.notes());
+    count + out.len() as u64
+}
+
+fn scan_benches(c: &mut Criterion) {
+    let (name, data) = load_input();
+    let reference = root().join("tests/fixtures/generated/h264_aac_reference_1s.mp4");
+    let (_, layout) = unindexed_tracks(&Reference::load(&reference).unwrap()).unwrap();
+    let mdat = find_mdat(&data);
+    let payload = data.slice(mdat.clone());
+    eprintln!("scan: {} packets", scan(&payload, mdat.start as u64, &layout));
+    let mut g = c.benchmark_group("scan");
+    short(&mut g);
+    g.throughput(Throughput::Bytes(payload.len() as u64));
+    g.bench_function(&name, |b| b.iter(|| scan(&payload, mdat.start as u64, &layout)));
+    g.finish();
+}
+
+/// The payload range of the first `mdat`.
+fn find_mdat(data: &[u8]) -> std::ops::Range<usize> {
+    let mut at = 0;
+    while at + 8 <= data.len() {
+        let size = u32::from_be_bytes(data[at..at + 4].try_into().unwrap()) as usize;
+        let (size, header) = match size {
+            1 => (u64::from_be_bytes(data[at + 8..at + 16].try_into().unwrap()) as usize, 16),
+            0 => (data.len() - at, 8),
+            n => (n, 8),
+        };
+        if &data[at + 4..at + 8] == b"mdat" {
+            return at + header..(at + size).min(data.len());
+        }
+        at += size;
+    }
+    panic!("no mdat");
+}
+
+criterion_group!(mp4, benches, scan_benches);
 criterion_main!(mp4);

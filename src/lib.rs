@@ -28,6 +28,7 @@ pub mod codecs;
 pub mod formats;
 pub mod model;
 pub mod pipeline;
+pub mod reference;
 pub mod stages;
 
 pub use model::{Chunk, Fragment, FragmentKind, Packet, Payload, Track, TrackKind};

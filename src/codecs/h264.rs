@@ -109,10 +109,16 @@ impl<'a> BitReader<'a> {
         if self.bits_left() < n as usize {
             return Err(self.truncated(n as usize));
         }
-        let mut v: u64 = 0;
-        for _ in 0..n {
-            v = (v << 1) | u64::from(self.read_bit()?);
+        if n == 0 {
+            return Ok(0);
         }
+        // The (at most 5) bytes holding the bits, as one big-endian word.
+        let first = self.pos / 8;
+        let mut word = [0u8; 8];
+        let take = (self.data.len() - first).min(8);
+        word[..take].copy_from_slice(&self.data[first..first + take]);
+        let v = (u64::from_be_bytes(word) << (self.pos % 8)) >> (64 - n);
+        self.pos += n as usize;
         Ok(v as u32)
     }
 

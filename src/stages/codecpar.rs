@@ -6,19 +6,18 @@
 //! forwarded unchanged so that `packet-split` can read its sample tables; only codec
 //! parameters are taken from the reference, never timing.
 
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
 use super::{Failure, Outputs, StageContext, StageReport, StageResult};
-use crate::formats::mp4::file::read_moov;
 use crate::formats::mp4::moov::{parse_movie, Movie, Mp4Track};
 use crate::formats::mp4::scan::layout::ScanLayout;
 use crate::formats::mp4::FourCc;
 use crate::formats::{ContainerEvent, ElementKind};
 use crate::model::{ParamOrigin, Track, TrackKind};
+use crate::reference::{RefTrack, Reference};
 
 /// Where codec parameters come from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -52,69 +51,18 @@ pub struct CodecparConfig {
     pub reference: Option<PathBuf>,
 }
 
-/// A reference recording, read.
-pub struct Reference {
-    pub path: PathBuf,
-    pub movie: Movie,
-    /// The first byte of each track's first packet (by `movie.tracks` index).
-    pub first_bytes: Vec<Option<u8>>,
+/// Reads a reference recording, for a stage.
+pub fn load_reference(path: &Path) -> Result<Reference, Failure> {
+    Reference::load(path).map_err(|reason| Failure::Reference { path: path.to_path_buf(), reason })
 }
 
-impl Reference {
-    /// Reads the index of a complete MP4/MOV recording.
-    pub fn load(path: &Path) -> Result<Self, Failure> {
-        let bad = |reason: String| Failure::Reference { path: path.to_path_buf(), reason };
-        let mut file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
-        let len = file.metadata().map_err(|e| bad(e.to_string()))?.len();
-        let (offset, header_len, moov) = read_moov(&mut file, len)
-            .map_err(|e| bad(e.to_string()))?
-            .ok_or_else(|| bad("no 'moov' box: a reference must be a complete recording".into()))?;
-        let movie = parse_movie(&moov, offset, header_len).map_err(|e| bad(e.to_string()))?;
-        for (i, t) in movie.tracks.iter().enumerate() {
-            if let Err(e) = t.codec.as_ref().map(|c| c.validate()) {
-                return Err(bad(format!("track {} ({}): codec parameters unusable: {e}", i + 1, t.describe())));
-            }
-        }
-        let first_bytes = movie
-            .tracks
-            .iter()
-            .map(|t| {
-                let s = t.table.samples().next()?.ok()?;
-                let mut b = [0u8];
-                file.seek(SeekFrom::Start(s.offset)).ok()?;
-                file.read_exact(&mut b).ok()?;
-                Some(b[0])
-            })
-            .collect();
-        Ok(Reference { path: path.to_path_buf(), movie, first_bytes })
-    }
-
-    /// The stream's tracks when the stream has no index of its own: the reference's, with
-    /// the layout that finds their packets in the media. Edit durations are left open
-    /// (the stream's length is not known).
-    pub fn unindexed_tracks(&self) -> Result<(Vec<Track>, ScanLayout), Failure> {
-        let refs: Vec<(&Mp4Track, Option<u8>)> = self
-            .movie
-            .tracks
-            .iter()
-            .zip(&self.first_bytes)
-            .filter(|(t, _)| t.kind != TrackKind::Other)
-            .map(|(t, b)| (t, *b))
-            .collect();
-        let tracks: Vec<Track> = refs
-            .iter()
-            .map(|(r, _)| {
-                let codec = r.codec.clone().expect("Reference::load checked every track");
-                let mut track = r.to_track(self.movie.timescale, codec, ParamOrigin::Reference);
-                for e in &mut track.edits {
-                    e.segment_duration_movie_ticks = 0;
-                }
-                track
-            })
-            .collect();
-        let layout = ScanLayout::new(&tracks, &refs).map_err(|e| Failure::Unsupported(e.to_string()))?;
-        Ok((tracks, layout))
-    }
+/// The stream's tracks when the stream has no index of its own: the reference's, with the
+/// layout that finds their packets in the media.
+pub fn unindexed_tracks(reference: &Reference) -> Result<(Vec<Track>, ScanLayout), Failure> {
+    let tracks: Vec<Track> = reference.tracks.iter().map(|r| r.track.clone()).collect();
+    let stats: Vec<_> = reference.tracks.iter().map(|r| &r.stats).collect();
+    let layout = ScanLayout::new(&tracks, &stats).map_err(|e| Failure::Unsupported(e.to_string()))?;
+    Ok((tracks, layout))
 }
 
 fn media_tracks(movie: &Movie) -> Vec<&Mp4Track> {
@@ -156,9 +104,8 @@ pub fn choose_tracks(
             if let Err(e) = &own {
                 notes.push(format!("track {}: stream's codec parameters unusable ({e}); using the reference's", i + 1));
             }
-            let codec = r.codec.clone().expect("Reference::load checked every track");
-            let mut track = t.to_track(movie.timescale, codec, ParamOrigin::Reference);
-            track.mp4_sample_entry = Some(r.sample_entry.clone());
+            let mut track = t.to_track(movie.timescale, r.codec.clone(), ParamOrigin::Reference);
+            track.mp4_sample_entry = r.track.mp4_sample_entry.clone();
             track
         } else {
             let codec = own.map_err(|e| Failure::Codec {
@@ -176,34 +123,33 @@ pub fn choose_tracks(
 /// Pairs each stream track with a reference track: same kind and codec, then in order.
 /// Any difference that would make the reference's parameters wrong for the stream is an
 /// error naming both sides.
-fn pair<'r>(stream: &[&Mp4Track], reference: &'r Reference) -> Result<Vec<&'r Mp4Track>, Failure> {
-    let refs = media_tracks(&reference.movie);
+fn pair<'r>(stream: &[&Mp4Track], reference: &'r Reference) -> Result<Vec<&'r RefTrack>, Failure> {
+    let refs = &reference.tracks;
     let mismatch = |detail: String| Failure::Mismatch { reference: reference.path.clone(), detail };
-    let list = |ts: &[&Mp4Track]| ts.iter().map(|t| t.describe()).collect::<Vec<_>>().join("; ");
+    let list = stream.iter().map(|t| t.describe()).collect::<Vec<_>>().join("; ");
+    let ref_list = refs.iter().map(|t| t.describe()).collect::<Vec<_>>().join("; ");
     if refs.len() != stream.len() {
         return Err(mismatch(format!(
-            "the stream has {} tracks ({}), the reference {} ({})",
+            "the stream has {} tracks ({list}), the reference {} ({ref_list})",
             stream.len(),
-            list(stream),
             refs.len(),
-            list(&refs)
         )));
     }
     let key = |t: &Mp4Track| (t.kind, t.codec_family());
+    let ref_key = |t: &RefTrack| (t.kind, t.codec.name());
     let mut out = Vec::new();
     for (i, s) in stream.iter().enumerate() {
         let nth = stream[..i].iter().filter(|o| key(o) == key(s)).count();
-        let Some(r) = refs.iter().filter(|r| key(r) == key(s)).nth(nth) else {
+        let Some(r) = refs.iter().filter(|r| ref_key(r) == key(s)).nth(nth) else {
             return Err(mismatch(format!(
-                "stream track {} ({}) has no {} {} track to match in the reference ({})",
+                "stream track {} ({}) has no {} {} track to match in the reference ({ref_list})",
                 i + 1,
                 s.describe(),
                 s.kind,
                 s.codec_family(),
-                list(&refs)
             )));
         };
-        let differs = if r.timescale != s.timescale {
+        let differs = if r.mp4_timescale.is_some_and(|ts| ts != s.timescale) {
             Some("timescale")
         } else if matches!((s.dims, r.dims), (Some(a), Some(b)) if a.width > 0 && a != b) {
             Some("resolution")
@@ -218,7 +164,7 @@ fn pair<'r>(stream: &[&Mp4Track], reference: &'r Reference) -> Result<Vec<&'r Mp
                 r.describe()
             )));
         }
-        out.push(*r);
+        out.push(r);
     }
     Ok(out)
 }
@@ -233,7 +179,7 @@ pub async fn run(
     let reference = match &config.reference {
         Some(path) => {
             let path = path.clone();
-            let loaded = tokio::task::spawn_blocking(move || Reference::load(&path))
+            let loaded = tokio::task::spawn_blocking(move || load_reference(&path))
                 .await
                 .map_err(|e| ctx.error(Failure::Other(format!("reading the reference failed: {e}"))))?;
             Some(loaded.map_err(|e| ctx.error(e))?)
@@ -272,7 +218,7 @@ pub async fn run(
             // the reference's layout as it arrives.
             ContainerEvent::MediaStart(_) if !have_tracks && reference.is_some() => {
                 let r = reference.as_ref().expect("checked");
-                let (tracks, layout) = r.unindexed_tracks().map_err(|e| ctx.error(e))?;
+                let (tracks, layout) = unindexed_tracks(r).map_err(|e| ctx.error(e))?;
                 report.notes.push(format!(
                     "media starts before any 'moov' index: splitting it with the track layout of {}",
                     r.path.display()

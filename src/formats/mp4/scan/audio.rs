@@ -11,8 +11,6 @@
 //! syntax checks leave one way in nearly all runs; when several remain, the split is
 //! reported as ambiguous.
 
-use std::collections::HashMap;
-
 use super::layout::{Framing, TrackLayout};
 use crate::codecs::aac::{self, RawFrameStart};
 
@@ -43,19 +41,11 @@ pub fn frame_start(data: &[u8], layout: &TrackLayout) -> Option<FrameStart> {
     }
 }
 
-/// Whether a frame of `layout`'s track can end with the last byte of `frame`.
-fn frame_end(frame: &[u8], layout: &TrackLayout) -> bool {
-    match layout.framing {
-        Framing::Aac { .. } => aac::raw_frame_can_end(frame),
-        _ => true,
-    }
-}
-
 /// How a run ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RunEnd {
-    /// The last frame ends exactly at the end of the data (something else starts there).
-    Exact,
+pub enum RunEnd<'a> {
+    /// The last frame ends at one of these positions (sorted), where something else starts.
+    At(&'a [usize]),
     /// Exactly `seq.len()` frames, after which a frame of this track starts.
     Then(usize),
 }
@@ -72,6 +62,8 @@ pub struct Frame {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Split {
     pub frames: Vec<Frame>,
+    /// Where the run ends (the sum of the frame lengths).
+    pub end: usize,
     /// More than one split fits the syntax; the likeliest was taken.
     pub ambiguous: bool,
     /// How unlikely the split is (lower is likelier).
@@ -80,70 +72,141 @@ pub struct Split {
 
 #[derive(Clone, Copy)]
 struct State {
+    /// Where this frame starts.
+    pos: usize,
+    start: FrameStart,
     cost: f64,
-    /// Start of the previous frame, for the back-track.
+    /// Index of the previous frame's state in the previous layer.
     from: usize,
     /// Ways to reach this state (saturating).
     ways: u32,
 }
 
+/// A memoized frame-start check: the run it was made in, and its result.
+type StartMemo = (u32, Option<FrameStart>);
+
+/// Memoized syntax checks over one run's bytes, kept between runs to reuse the memory.
+#[derive(Default)]
+pub struct Scratch {
+    /// Per track, per position: the frame-start check, valid when stamped with `run`.
+    starts: Vec<(usize, Vec<StartMemo>)>,
+    /// Positions where a frame of the run's tracks can end, ascending.
+    ends: Vec<usize>,
+    /// Which run the memos belong to.
+    run: u32,
+}
+
+impl Scratch {
+    /// Prepares the memos for splitting `data` into frames of the tracks in `seq`; then
+    /// [`Scratch::ends`] lists where frames may end.
+    pub fn prepare(&mut self, data: &[u8], seq: &[usize], layouts: &[TrackLayout]) {
+        self.reset(data.len());
+        self.find_ends(data, seq, layouts);
+    }
+
+    /// Positions where a frame may end, ascending (after [`Scratch::prepare`]).
+    pub fn ends(&self) -> &[usize] {
+        &self.ends
+    }
+
+    fn reset(&mut self, len: usize) {
+        self.run = self.run.wrapping_add(1);
+        if self.run == 0 {
+            // Stamps wrapped around: forget everything once.
+            self.starts.clear();
+            self.run = 1;
+        }
+        for (_, v) in &mut self.starts {
+            if v.len() <= len {
+                v.resize(len + 1, (0, None));
+            }
+        }
+    }
+
+    fn start_at(&mut self, data: &[u8], p: usize, track: usize, layouts: &[TrackLayout]) -> Option<FrameStart> {
+        let slot = match self.starts.iter().position(|(t, _)| *t == track) {
+            Some(i) => i,
+            None => {
+                self.starts.push((track, vec![(0, None); data.len() + 1]));
+                self.starts.len() - 1
+            }
+        };
+        let memo = &mut self.starts[slot].1[p];
+        if memo.0 != self.run {
+            *memo = (self.run, frame_start(&data[p..], &layouts[track]));
+        }
+        memo.1
+    }
+
+    /// Finds where frames can end: anywhere for Opus, where AAC's ID_END is for AAC.
+    fn find_ends(&mut self, data: &[u8], seq: &[usize], layouts: &[TrackLayout]) {
+        self.ends.clear();
+        let aac_only = seq.iter().all(|&t| matches!(layouts[t].framing, Framing::Aac { .. }));
+        self.ends.extend((1..=data.len()).filter(|&p| !aac_only || aac::raw_frame_can_end(&data[..p])));
+    }
+
+    /// Whether a frame of `layout`'s track can end at `p`.
+    fn end_at(&self, data: &[u8], p: usize, layout: &TrackLayout) -> bool {
+        !matches!(layout.framing, Framing::Aac { .. }) || aac::raw_frame_can_end(&data[..p])
+    }
+}
+
 /// Splits `data` into frames of the tracks `seq` predicts, in that order. With
-/// [`RunEnd::Exact`] any number of frames from 1 to `seq.len()` may fill it, costing
-/// [`COUNT_PENALTY`] per frame away from `expected`. `last` holds each track's previous
-/// frame start, for gain continuity. `None` when no split fits.
+/// [`RunEnd::At`] any number of frames from 1 to `seq.len()` may fill it up to one of the
+/// given ends, costing [`COUNT_PENALTY`] per frame away from `expected`; the cheapest split
+/// over all ends wins. `last` holds each track's previous frame start, for gain
+/// continuity. `scratch` must be prepared for `data` and `seq`. `None` when no split fits.
 pub fn split_run(
     data: &[u8],
     seq: &[usize],
     expected: usize,
-    end: RunEnd,
+    end: RunEnd<'_>,
     layouts: &[TrackLayout],
     last: &[Option<FrameStart>],
+    scratch: &mut Scratch,
 ) -> Option<Split> {
-    if seq.is_empty() {
-        return None;
-    }
-    let first = frame_start(data, &layouts[seq[0]])?;
-    let mut starts: HashMap<(usize, usize), Option<FrameStart>> = HashMap::new();
-    let mut start_at = |track: usize, p: usize| -> Option<FrameStart> {
-        *starts.entry((track, p)).or_insert_with(|| frame_start(&data[p..], &layouts[track]))
-    };
-    // layers[k]: start position of frame k -> best state.
-    let mut layers: Vec<HashMap<usize, State>> = vec![HashMap::from([(0, State { cost: 0.0, from: 0, ways: 1 })])];
-    let mut frame_starts: HashMap<(usize, usize), FrameStart> = HashMap::from([((0, 0), first)]);
-    let mut finals: Vec<(usize, State)> = Vec::new();
+    let first = frame_start(data, &layouts[*seq.first()?])?;
+    let mut layers: Vec<Vec<State>> = vec![vec![State { pos: 0, start: first, cost: 0.0, from: 0, ways: 1 }]];
+    // (layer, index, total cost, end) of each complete split.
+    let mut finals: Vec<(usize, usize, f64, usize)> = Vec::new();
     for k in 0..seq.len() {
         let t = seq[k];
         let layout = &layouts[t];
-        let mut next: HashMap<usize, State> = HashMap::new();
-        let mut states: Vec<(usize, State)> = layers[k].iter().map(|(&p, &s)| (p, s)).collect();
-        states.sort_by(|a, b| a.1.cost.total_cmp(&b.1.cost));
+        let mut states = std::mem::take(&mut layers[k]);
+        states.sort_by(|a, b| a.cost.total_cmp(&b.cost));
         states.truncate(BEAM);
-        for (s, state) in states {
-            let here = frame_starts[&(k, s)];
-            let prev = if k > 0 && seq[k - 1] == t { frame_starts.get(&(k - 1, state.from)).copied() } else { None };
-            let prev = prev.or(if k == first_of(seq, k) { last[t] } else { None });
-            let cost = state.cost + continuity(prev, here);
+        let mut next: Vec<State> = Vec::new();
+        for (index, state) in states.iter().enumerate() {
+            let prev = if k > 0 && seq[k - 1] == t {
+                Some(layers[k - 1][state.from].start)
+            } else if k == first_of(seq, k) {
+                last[t]
+            } else {
+                None
+            };
+            let cost = state.cost + continuity(prev, state.start);
             if cost.is_infinite() {
                 continue;
             }
-            let lo = s + layout.min_size as usize;
-            let hi = (s + layout.max_size as usize).min(data.len());
-            for b in lo..=hi {
-                if !frame_end(&data[s..b], layout) {
+            let lo = state.pos + layout.min_size as usize;
+            let hi = (state.pos + layout.max_size as usize).min(data.len());
+            let last_frame = k + 1 == seq.len();
+            let from = scratch.ends.partition_point(|&p| p < lo);
+            let to = scratch.ends.partition_point(|&p| p <= hi);
+            for e in from..to {
+                let b = scratch.ends[e];
+                if !scratch.end_at(data, b, layout) {
                     continue;
                 }
-                let frame_cost = cost + size_cost(b - s, layout);
-                let last_frame = k + 1 == seq.len();
+                let frame_cost = cost + size_cost(b - state.pos, layout);
                 match end {
-                    RunEnd::Exact if b == data.len() => {
-                        let n = k + 1;
-                        let total = frame_cost + COUNT_PENALTY * n.abs_diff(expected) as f64;
-                        finals.push((n, State { cost: total, from: s, ways: state.ways }));
-                        continue;
+                    RunEnd::At(ends) if ends.binary_search(&b).is_ok() => {
+                        let total = frame_cost + COUNT_PENALTY * (k + 1).abs_diff(expected) as f64;
+                        finals.push((k, index, total, b));
                     }
                     RunEnd::Then(after) if last_frame => {
-                        if b < data.len() && start_at(after, b).is_some() {
-                            finals.push((k + 1, State { cost: frame_cost, from: s, ways: state.ways }));
+                        if b < data.len() && scratch.start_at(data, b, after, layouts).is_some() {
+                            finals.push((k, index, frame_cost, b));
                         }
                         continue;
                     }
@@ -152,38 +215,43 @@ pub fn split_run(
                 if last_frame || b >= data.len() {
                     continue;
                 }
-                let Some(start) = start_at(seq[k + 1], b) else { continue };
-                frame_starts.insert((k + 1, b), start);
-                let e = next.entry(b).or_insert(State { cost: f64::INFINITY, from: s, ways: 0 });
-                e.ways = e.ways.saturating_add(state.ways);
-                if frame_cost < e.cost {
-                    e.cost = frame_cost;
-                    e.from = s;
-                }
+                let Some(start) = scratch.start_at(data, b, seq[k + 1], layouts) else { continue };
+                next.push(State { pos: b, start, cost: frame_cost, from: index, ways: state.ways });
             }
         }
-        layers.push(next);
-    }
-    let &(n, best) = finals.iter().min_by(|a, b| a.1.cost.total_cmp(&b.1.cost))?;
-    // Other ways with as many frames, or close runners-up with another count.
-    let ways = finals.iter().filter(|(k, _)| *k == n).fold(0u32, |a, (_, s)| a.saturating_add(s.ways));
-    let close = finals.iter().any(|(k, s)| *k != n && s.cost < best.cost + AMBIGUITY_MARGIN);
-    // Walk back from the last frame's start.
-    let mut bounds = vec![data.len()];
-    let mut from = best.from;
-    for k in (0..n).rev() {
-        bounds.push(from);
-        if k > 0 {
-            from = layers[k][&from].from;
+        layers[k] = states;
+        // One state per position: the cheapest, counting every way to get there.
+        next.sort_by(|a, b| a.pos.cmp(&b.pos).then(a.cost.total_cmp(&b.cost)));
+        let mut merged: Vec<State> = Vec::with_capacity(next.len());
+        for s in next {
+            match merged.last_mut() {
+                Some(m) if m.pos == s.pos => m.ways = m.ways.saturating_add(s.ways),
+                _ => merged.push(s),
+            }
         }
+        if merged.is_empty() && k + 1 < seq.len() {
+            break;
+        }
+        layers.push(merged);
     }
-    bounds.reverse();
-    let frames = bounds
-        .windows(2)
-        .enumerate()
-        .map(|(k, w)| Frame { track: seq[k], len: w[1] - w[0], start: frame_starts[&(k, w[0])] })
-        .collect();
-    Some(Split { frames, ambiguous: ways > 1 || close, cost: best.cost })
+    let &(k, index, cost, end_at) = finals.iter().min_by(|a, b| a.2.total_cmp(&b.2))?;
+    // Other ways to the same end with as many frames, or close runners-up.
+    let ways = layers[k][index].ways;
+    let close = finals.iter().any(|f| (f.0, f.1, f.3) != (k, index, end_at) && f.2 < cost + AMBIGUITY_MARGIN);
+    let mut frames = Vec::with_capacity(k + 1);
+    let (mut layer, mut i, mut stop) = (k, index, end_at);
+    loop {
+        let s = layers[layer][i];
+        frames.push(Frame { track: seq[layer], len: stop - s.pos, start: s.start });
+        if layer == 0 {
+            break;
+        }
+        stop = s.pos;
+        i = s.from;
+        layer -= 1;
+    }
+    frames.reverse();
+    Some(Split { frames, end: end_at, ambiguous: ways > 1 || close, cost })
 }
 
 /// Whether frame `k` is the first of its track in `seq`.

@@ -4,7 +4,6 @@
 use crate::codecs::access_unit::{AuRules, NalSyntax};
 use crate::codecs::{aac, h264, hevc, CodecConfig};
 use crate::formats::mp4::boxes::MAX_SAMPLE_SIZE;
-use crate::formats::mp4::moov::Mp4Track;
 use crate::model::Track;
 
 /// Largest video NAL unit accepted, as a multiple of the reference's largest sample (a
@@ -63,6 +62,47 @@ pub struct TrackLayout {
     pub sd_size: f64,
 }
 
+/// What a reference's packets of one track look like.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PacketStats {
+    pub count: usize,
+    /// The most common duration.
+    pub packet_ticks: u32,
+    /// The first packet's composition offset.
+    pub first_cts_ticks: i64,
+    pub max_size: u32,
+    pub mean_size: f64,
+    pub sd_size: f64,
+    /// The first byte of the first packet (an Opus TOC).
+    pub first_byte: Option<u8>,
+}
+
+impl PacketStats {
+    /// From (size, duration, composition offset) per packet in decode order.
+    pub fn from_packets(packets: impl Iterator<Item = (u32, u32, i64)>, first_byte: Option<u8>) -> Self {
+        let mut sizes = Vec::new();
+        let mut durations = std::collections::HashMap::<u32, usize>::new();
+        let mut first_cts = None;
+        for (size, duration, cts) in packets {
+            sizes.push(size);
+            *durations.entry(duration).or_default() += 1;
+            first_cts.get_or_insert(cts);
+        }
+        let n = sizes.len().max(1) as f64;
+        let mean_size = sizes.iter().map(|&s| f64::from(s)).sum::<f64>() / n;
+        let sd_size = (sizes.iter().map(|&s| (f64::from(s) - mean_size).powi(2)).sum::<f64>() / n).sqrt();
+        PacketStats {
+            count: sizes.len(),
+            packet_ticks: durations.iter().max_by_key(|&(d, n)| (*n, *d)).map_or(1, |(d, _)| *d).max(1),
+            first_cts_ticks: first_cts.unwrap_or(0),
+            max_size: sizes.iter().copied().max().unwrap_or(0),
+            mean_size,
+            sd_size,
+            first_byte,
+        }
+    }
+}
+
 /// Why a stream cannot be split with this reference.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum LayoutError {
@@ -79,14 +119,13 @@ pub struct ScanLayout {
 }
 
 impl ScanLayout {
-    /// `reference[i]` is the reference track whose parameters `tracks[i]` took, with the
-    /// first byte of its first packet when it could be read.
-    pub fn new(tracks: &[Track], reference: &[(&Mp4Track, Option<u8>)]) -> Result<Self, LayoutError> {
+    /// `stats[i]` describes the reference's packets of `tracks[i]`.
+    pub fn new(tracks: &[Track], stats: &[&PacketStats]) -> Result<Self, LayoutError> {
         let layouts = tracks
             .iter()
-            .zip(reference)
+            .zip(stats)
             .enumerate()
-            .map(|(i, (t, (r, first_byte)))| track_layout(i + 1, t, r, *first_byte))
+            .map(|(i, (t, s))| track_layout(i + 1, t, s))
             .collect::<Result<_, _>>()?;
         Ok(ScanLayout { tracks: layouts })
     }
@@ -111,34 +150,16 @@ impl ScanLayout {
     }
 }
 
-fn track_layout(
-    number: usize,
-    track: &Track,
-    reference: &Mp4Track,
-    first_byte: Option<u8>,
-) -> Result<TrackLayout, LayoutError> {
+fn track_layout(number: usize, track: &Track, stats: &PacketStats) -> Result<TrackLayout, LayoutError> {
     let unsupported = |reason: &str| LayoutError::Unsupported {
         track: number,
-        codec: reference.codec_family(),
+        codec: track.codec.name(),
         reason: reason.to_string(),
     };
-    let mut sizes = Vec::new();
-    let mut durations = std::collections::HashMap::<u32, usize>::new();
-    let mut first_cts = None;
-    for s in reference.table.samples().map_while(Result::ok) {
-        sizes.push(s.size);
-        *durations.entry(s.duration).or_default() += 1;
-        first_cts.get_or_insert(s.cts_offset);
-    }
-    if sizes.is_empty() {
+    if stats.count == 0 {
         return Err(LayoutError::Empty { track: number });
     }
-    let packet_ticks = durations.iter().max_by_key(|&(d, n)| (*n, *d)).map(|(d, _)| *d).unwrap_or(1).max(1);
-    let n = sizes.len() as f64;
-    let mean_size = sizes.iter().map(|&s| s as f64).sum::<f64>() / n;
-    let sd_size = (sizes.iter().map(|&s| (s as f64 - mean_size).powi(2)).sum::<f64>() / n).sqrt();
-    let ref_max = sizes.iter().copied().max().unwrap_or(0);
-
+    let (packet_ticks, ref_max) = (stats.packet_ticks, stats.max_size);
     let (framing, min_size, max_size) = match &track.codec {
         CodecConfig::H264 { avcc, .. } => {
             let config = h264::AvcConfig::parse_bytes(avcc).map_err(|e| unsupported(&e.to_string()))?;
@@ -159,14 +180,17 @@ fn track_layout(
                 .iter()
                 .position(|&r| r == asc.sample_rate)
                 .ok_or_else(|| unsupported("sample rate without a standard index"))?;
-            let max = AAC_MAX_FRAME_BYTES_PER_CHANNEL * u32::from(asc.channel_configuration);
+            let hard_max = AAC_MAX_FRAME_BYTES_PER_CHANNEL * u32::from(asc.channel_configuration);
+            // An encoder at a steady bitrate keeps frames within a few times its average;
+            // the bit reservoir allows up to twice the largest the reference shows.
+            let max = (ref_max.saturating_mul(2)).max((stats.mean_size * 3.0) as u32).clamp(64, hard_max);
             (Framing::Aac { channel_config: asc.channel_configuration, sf_index }, 2, max)
         }
         CodecConfig::Opus { .. } => {
             // Packets of one stream share the TOC's configuration and stereo flag; the
             // frame count code may differ.
             let mask = 0xFC;
-            let toc = first_byte.ok_or_else(|| unsupported("the reference's first packet could not be read"))?;
+            let toc = stats.first_byte.ok_or_else(|| unsupported("the reference's first packet could not be read"))?;
             let max = (ref_max.saturating_mul(3)).clamp(OPUS_MIN_PACKET, OPUS_MAX_PACKET);
             (Framing::Opus { toc_mask: mask, toc: toc & mask }, OPUS_MIN_PACKET, max)
         }
@@ -184,11 +208,11 @@ fn track_layout(
         timescale: track.timescale,
         packet_ticks,
         media_time_ticks: track.edits.iter().find(|e| e.media_time_ticks >= 0).map_or(0, |e| e.media_time_ticks),
-        first_cts_ticks: first_cts.unwrap_or(0),
+        first_cts_ticks: stats.first_cts_ticks,
         min_size,
         max_size,
-        mean_size,
-        sd_size,
+        mean_size: stats.mean_size,
+        sd_size: stats.sd_size,
     })
 }
 

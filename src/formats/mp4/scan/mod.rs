@@ -31,7 +31,7 @@ use std::collections::VecDeque;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use self::audio::{frame_start, split_run, FrameStart, RunEnd};
+use self::audio::{frame_start, split_run, FrameStart, RunEnd, Scratch};
 use self::layout::{Framing, ScanLayout, TrackLayout};
 use crate::codecs::access_unit::{access_unit, starts_like_access_unit, AuParse};
 use crate::codecs::poc::{H264PocState, HevcPocState, PresentationOrder};
@@ -193,6 +193,7 @@ pub struct MdatScanner {
     error: Option<ScanError>,
     /// Enough packets fitted to trust the layout (see [`CONFIRM_PACKETS`]).
     confirmed: bool,
+    scratch: Scratch,
 }
 
 impl MdatScanner {
@@ -234,6 +235,7 @@ impl MdatScanner {
             summary,
             error: None,
             confirmed: false,
+            scratch: Scratch::default(),
         }
     }
 
@@ -381,63 +383,59 @@ impl MdatScanner {
 
     /// Cuts a run of unframed audio frames starting with one of track `t`.
     fn audio_run(&mut self, t: usize, at_end: bool) -> Step {
-        let layouts = &self.layout.tracks;
-        if frame_start(&self.buf, &layouts[t]).is_none() {
+        if frame_start(&self.buf, &self.layout.tracks[t]).is_none() {
             return Step::NoFit;
         }
         let (seq, closed) = self.predicted_run(t);
         let last: Vec<Option<FrameStart>> = self.tracks.iter().map(|s| s.last_start).collect();
-        let largest = seq.iter().map(|&s| layouts[s].max_size as usize).max().unwrap_or(0);
+        let sizes = seq.iter().map(|&s| self.layout.tracks[s].max_size as usize);
         // Room for two frames more than predicted: the prediction can be off where clocks
         // tie or durations vary.
-        let max_len = seq.iter().map(|&s| layouts[s].max_size as usize).sum::<usize>() + 2 * largest;
+        let max_len = sizes.clone().sum::<usize>() + 2 * sizes.max().unwrap_or(0);
         if self.buf.len() < max_len && !at_end {
             return Step::NeedMore;
         }
-        let window = &self.buf[..self.buf.len().min(max_len)];
+        let window_len = self.buf.len().min(max_len);
         let mut loose = seq.clone();
         loose.extend([*seq.last().expect("seq starts with t"); 2]);
         let split = if closed {
-            // The run ends where the next self-delimiting packet starts: the place within
-            // reach where one does and the frames before it fit best.
-            let mut best: Option<audio::Split> = None;
-            let mut best_incomplete = f64::INFINITY;
-            for q in layouts[t].min_size as usize..=window.len() {
-                if q == self.buf.len() {
-                    // The input ends inside the run.
-                    best = best.or_else(|| split_cut_run(window, &loose, layouts, &last));
-                    break;
-                }
-                let anchor = self.anchor_at(q, at_end);
-                if anchor == Anchor::No {
-                    continue;
-                }
-                let Some(split) = split_run(&window[..q], &loose, seq.len(), RunEnd::Exact, layouts, &last) else {
-                    continue;
-                };
-                if anchor == Anchor::Incomplete {
-                    best_incomplete = best_incomplete.min(split.cost);
-                } else if best.as_ref().is_none_or(|b| split.cost < b.cost) {
-                    best = Some(split);
-                }
+            // The run ends where the next self-delimiting packet starts: of the places
+            // within reach where one does, the one the frames before it fit best.
+            // Most runs are as long as predicted: look near there first, then everywhere
+            // within reach when that gives no clear answer.
+            let likely: f64 = seq
+                .iter()
+                .map(|&s| {
+                    let l = &self.layout.tracks[s];
+                    l.mean_size + 3.0 * l.sd_size
+                })
+                .sum();
+            let near = (likely as usize + self.layout.tracks[t].max_size as usize).min(window_len);
+            let first = self.closed_run(t, &seq, &loose, &last, near, at_end);
+            match first {
+                Ok(Some(split)) if !split.ambiguous || near == window_len => Some(split),
+                Ok(_) if near < window_len => match self.closed_run(t, &seq, &loose, &last, window_len, at_end) {
+                    Ok(split) => split,
+                    Err(step) => return step,
+                },
+                Ok(split) => split,
+                Err(step) => return step,
             }
-            // A better fit ends where an access unit may start whose end has not arrived:
-            // wait until it can be told.
-            if best.as_ref().is_none_or(|b| best_incomplete < b.cost) && best_incomplete.is_finite() {
-                return Step::NeedMore;
-            }
-            best
         } else {
             // No packet that carries its length closes the run: split a window, keep its
             // last frames to be split again with what follows them.
+            let (window, layouts) = (&self.buf[..window_len], &self.layout.tracks);
             let (head, next) = seq.split_at(seq.len() - 1);
-            match split_run(window, head, head.len(), RunEnd::Then(next[0]), layouts, &last) {
+            self.scratch.prepare(window, &seq, layouts);
+            match split_run(window, head, head.len(), RunEnd::Then(next[0]), layouts, &last, &mut self.scratch) {
                 Some(mut split) => {
                     let keep = split.frames.len().saturating_sub(RUN_OVERLAP).max(1);
                     split.frames.truncate(keep);
                     Some(split)
                 }
-                None if at_end && window.len() == self.buf.len() => split_cut_run(window, &seq, layouts, &last),
+                None if at_end && window_len == self.buf.len() => {
+                    split_cut_run(window, &seq, layouts, &last, &mut self.scratch)
+                }
                 None => None,
             }
         };
@@ -451,6 +449,52 @@ impl MdatScanner {
         Step::Cut
     }
 
+    /// Splits a run that ends where an access unit starts, looking for that start within
+    /// the first `reach` bytes. `Err` when the answer must wait for more bytes.
+    fn closed_run(
+        &mut self,
+        t: usize,
+        seq: &[usize],
+        loose: &[usize],
+        last: &[Option<FrameStart>],
+        reach: usize,
+        at_end: bool,
+    ) -> Result<Option<audio::Split>, Step> {
+        let min = self.layout.tracks[t].min_size as usize;
+        let data_len = reach.min(self.buf.len());
+        self.scratch.prepare(&self.buf[..data_len], loose, &self.layout.tracks);
+        let (mut ends, mut incomplete) = (Vec::new(), Vec::new());
+        // Where the run's last frame can end and an access unit starts.
+        for &q in self.scratch.ends() {
+            if q < min || q >= self.buf.len() {
+                continue;
+            }
+            match self.anchor_at(q, at_end) {
+                Anchor::Yes => ends.push(q),
+                Anchor::Incomplete => {
+                    ends.push(q);
+                    incomplete.push(q);
+                }
+                Anchor::No => {}
+            }
+        }
+        let data = &self.buf[..data_len];
+        let layouts = &self.layout.tracks;
+        let best = split_run(data, loose, seq.len(), RunEnd::At(&ends), layouts, last, &mut self.scratch);
+        // The best fit ends where an access unit may start whose end has not arrived:
+        // wait until it can be told.
+        if best.as_ref().is_some_and(|b| incomplete.contains(&b.end)) {
+            return Err(Step::NeedMore);
+        }
+        Ok(match best {
+            // The input ends inside the run.
+            None if at_end && data_len == self.buf.len() => {
+                split_cut_run(data, loose, layouts, last, &mut self.scratch)
+            }
+            best => best,
+        })
+    }
+
     /// Whether a self-delimiting packet (an access unit of a video track) starts at
     /// `buf[q]`, where an audio run would end.
     fn anchor_at(&self, q: usize, at_end: bool) -> Anchor {
@@ -459,7 +503,13 @@ impl MdatScanner {
         for l in &self.layout.tracks {
             if let Framing::Nal { rules, .. } = &l.framing {
                 match access_unit(rest, rules, at_end) {
-                    AuParse::Unit { .. } => return Anchor::Yes,
+                    // Only where what follows the unit could be a packet too: a run of
+                    // bytes that merely looks like a long NAL unit would swallow packets.
+                    AuParse::Unit { len, .. } => match self.packet_may_start(&rest[len..], at_end) {
+                        Some(true) => return Anchor::Yes,
+                        Some(false) => {}
+                        None => anchor = Anchor::Incomplete,
+                    },
                     AuParse::NeedMore if starts_like_access_unit(rest, rules) => anchor = Anchor::Incomplete,
                     // Cut by the end of the input: the unit is lost, but it does end the run.
                     AuParse::NotAnAccessUnit if at_end && starts_like_access_unit(rest, rules) => return Anchor::Yes,
@@ -468,6 +518,21 @@ impl MdatScanner {
             }
         }
         anchor
+    }
+
+    /// Whether a packet of some track may start at `data[0]`; `None` when too few bytes
+    /// have arrived to tell.
+    fn packet_may_start(&self, data: &[u8], at_end: bool) -> Option<bool> {
+        /// Enough bytes for any of the checks below.
+        const NEEDED: usize = 32;
+        if data.is_empty() || (data.len() < NEEDED && !at_end) {
+            return if at_end { Some(true) } else { None };
+        }
+        Some(self.layout.tracks.iter().any(|l| match &l.framing {
+            Framing::Nal { rules, .. } => starts_like_access_unit(data, rules),
+            Framing::Aac { .. } | Framing::Opus { .. } => frame_start(data, l).is_some(),
+            Framing::Pcm { .. } => true,
+        }))
     }
 
     /// Whether the buffered bytes begin like a packet of some track whose end was cut off.
@@ -636,9 +701,12 @@ fn split_cut_run(
     seq: &[usize],
     layouts: &[TrackLayout],
     last: &[Option<FrameStart>],
+    scratch: &mut Scratch,
 ) -> Option<audio::Split> {
-    let mut split =
-        (1..seq.len()).rev().find_map(|k| split_run(data, &seq[..k], k, RunEnd::Then(seq[k]), layouts, last))?;
+    scratch.prepare(data, seq, layouts);
+    let mut split = (1..seq.len())
+        .rev()
+        .find_map(|k| split_run(data, &seq[..k], k, RunEnd::Then(seq[k]), layouts, last, scratch))?;
     split.frames.pop();
     Some(split)
 }
