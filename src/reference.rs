@@ -69,6 +69,7 @@ impl Reference {
         let mut file = File::open(path).map_err(|e| e.to_string())?;
         let mut head = [0u8; crate::formats::SNIFF_LEN];
         let n = file.read(&mut head).map_err(|e| e.to_string())?;
+        file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
         let tracks = match sniff(&head[..n]) {
             Some(ContainerKind::Mp4) => load_mp4(&mut file)?,
             Some(ContainerKind::Matroska) => load_matroska(file)?,
@@ -121,7 +122,12 @@ fn first_packet_byte(file: &mut File, t: &Mp4Track) -> Option<u8> {
 
 fn load_matroska(file: File) -> Result<Vec<RefTrack>, String> {
     use matroska_demuxer::{Frame, MatroskaFile, TrackType};
-    let mut mkv = MatroskaFile::open(file).map_err(|e| format!("not a readable Matroska file: {e}"))?;
+    let mut mkv = MatroskaFile::open(file).map_err(|e| {
+        format!(
+            "cannot be read as a finished Matroska file ({e}); a live recording (unknown sizes, no Cues) \
+             must be finished first, e.g. with ffmpeg -i REF -c copy finished.mkv"
+        )
+    })?;
     let ns_per_tick = mkv.info().timestamp_scale().get();
     let entries: Vec<_> = mkv
         .tracks()

@@ -172,6 +172,26 @@ fn other_settings_are_recovered_with_their_reference() {
     }
 }
 
+/// A finished Matroska file serves as a reference as well as an MP4 one.
+#[test]
+fn matroska_reference() {
+    if !tools(&["ffmpeg", "ffprobe"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = tools_dir();
+    let mkv = dir.path().join("reference.mkv");
+    let status = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(d.join("h264_aac_reference_1s.mp4"))
+        .args(["-c", "copy"])
+        .arg(&mkv)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    check_recovery(&d.join("h264_aac_moov_end.mp4"), 656_540, &mkv);
+}
+
 /// (time base numerator, denominator) of each stream, by ffprobe.
 fn time_bases(path: &Path) -> Vec<(i64, i64)> {
     let out = Command::new("ffprobe")
