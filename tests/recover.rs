@@ -33,28 +33,26 @@ impl Rate {
     }
 }
 
-/// (stream, pos, size, is video) of each packet of `path`, per stream in decode order, by ffprobe.
-fn packet_positions(path: &Path) -> Vec<(u32, u64, u64, bool)> {
+/// Lines of `ffprobe -show_entries ENTRIES -of csv=p=0 PATH`.
+fn ffprobe_csv(path: &Path, entries: &str) -> Vec<String> {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "packet=stream_index,pos,size:stream=codec_type", "-of", "csv=p=0"])
+        .args(["-v", "error", "-show_entries", entries, "-of", "csv=p=0"])
         .arg(path)
         .output()
         .expect("run ffprobe");
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
-    let video_streams: HashSet<u32> = {
-        let s = Command::new("ffprobe")
-            .args(["-v", "error", "-show_entries", "stream=index,codec_type", "-of", "csv=p=0"])
-            .arg(path)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&s.stdout)
-            .lines()
-            .filter(|l| l.ends_with("video"))
-            .map(|l| l.split(',').next().unwrap().parse().unwrap())
-            .collect()
-    };
-    text.lines()
+    assert!(out.status.success(), "ffprobe {}", path.display());
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().to_string()).collect()
+}
+
+/// (stream, pos, size, is video) of each packet of `path`, per stream in decode order, by ffprobe.
+fn packet_positions(path: &Path) -> Vec<(u32, u64, u64, bool)> {
+    let video_streams: HashSet<u32> = ffprobe_csv(path, "stream=index,codec_type")
+        .iter()
+        .filter(|l| l.ends_with("video"))
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    ffprobe_csv(path, "packet=stream_index,pos,size")
+        .iter()
         .filter_map(|l| {
             let f: Vec<&str> = l.split(',').collect();
             let (stream, size, pos) = (f.first()?.parse().ok()?, f.get(1)?.parse().ok()?, f.get(2)?.parse().ok()?);
@@ -194,15 +192,10 @@ fn matroska_reference() {
 
 /// (time base numerator, denominator) of each stream, by ffprobe.
 fn time_bases(path: &Path) -> Vec<(i64, i64)> {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "stream=time_base", "-of", "csv=p=0"])
-        .arg(path)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
+    ffprobe_csv(path, "stream=time_base")
+        .iter()
         .map(|l| {
-            let (n, d) = l.trim().split_once('/').unwrap();
+            let (n, d) = l.split_once('/').unwrap();
             (n.parse().unwrap(), d.parse().unwrap())
         })
         .collect()
@@ -284,7 +277,6 @@ fn live_moov_less_input_through_stdin() {
     let mut stdin = child.stdin.take().unwrap();
     let mut rng = Lcg(7);
     let mut at = 0;
-    let out_path = dir.path().join("live.mp4");
     while at < data.len() {
         let n = (1 + rng.next(40_000) as usize).min(data.len() - at);
         stdin.write_all(&data[at..at + n]).unwrap();
@@ -295,7 +287,6 @@ fn live_moov_less_input_through_stdin() {
     drop(stdin);
     let live = reader.join().unwrap();
     assert!(child.wait().unwrap().success());
-    std::fs::write(&out_path, &live).unwrap();
     assert_eq!(live, std::fs::read(&whole).unwrap(), "stdin in pieces gives the file run's output");
 }
 

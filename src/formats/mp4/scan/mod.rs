@@ -721,3 +721,62 @@ fn resolve(t: usize, layout: &TrackLayout, v: &mut VideoState, queue: &mut VecDe
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference::Reference;
+
+    fn layout() -> ScanLayout {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tools/h264_aac_reference_1s.mp4");
+        let reference = Reference::load(&path).unwrap();
+        let tracks: Vec<_> = reference.tracks.iter().map(|r| r.track.clone()).collect();
+        let stats: Vec<_> = reference.tracks.iter().map(|r| &r.stats).collect();
+        ScanLayout::new(&tracks, &stats).unwrap()
+    }
+
+    /// Garbage never panics and never yields packets: the layout is not confirmed by it.
+    #[test]
+    fn garbage_is_refused_without_panic() {
+        let layout = layout();
+        let mut x: u32 = 99;
+        for len in [0usize, 1, 7, 100, 5000, 300_000] {
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    (x >> 16) as u8
+                })
+                .collect();
+            let mut scanner = MdatScanner::new(layout.clone());
+            let mut out = Vec::new();
+            let pushed = scanner.push(40, &data, &mut out);
+            let finished = scanner.finish(&mut out);
+            assert!(out.is_empty(), "{len} random bytes gave {} packets", out.len());
+            assert!(len == 0 || pushed.is_err() || finished.is_err(), "{len} random bytes accepted");
+        }
+    }
+
+    /// The same media pushed in pieces of any size gives the same packets.
+    #[test]
+    fn pieces_do_not_change_the_packets() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tools/h264_aac_moov_end.mp4");
+        let file = std::fs::read(path).unwrap();
+        // ftyp (32) + free (8) + mdat header (8): the payload starts at 48.
+        let media = &file[48..400_000];
+        let run = |piece: usize| {
+            let mut scanner = MdatScanner::new(layout());
+            let mut out = Vec::new();
+            for (i, c) in media.chunks(piece).enumerate() {
+                scanner.push(48 + (i * piece) as u64, c, &mut out).unwrap();
+            }
+            scanner.finish(&mut out).unwrap();
+            out.iter().map(|p| (p.track, p.dts_ticks, p.pts_ticks, p.data.contiguous())).collect::<Vec<_>>()
+        };
+        let whole = run(media.len());
+        assert!(whole.len() > 250, "{} packets", whole.len());
+        for piece in [1000, 4096, 65_537] {
+            assert_eq!(run(piece), whole, "pieces of {piece} bytes");
+        }
+    }
+}
