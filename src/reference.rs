@@ -31,7 +31,6 @@ pub struct RefTrack {
     /// The MP4 media timescale; `None` for Matroska, whose timestamps say nothing of the
     /// timescale a stream's MP4 muxer chose.
     pub mp4_timescale: Option<u32>,
-    pub dims: Option<Dimensions>,
     /// The track as a stream without an index of its own would carry it.
     pub track: Track,
     pub stats: PacketStats,
@@ -41,7 +40,7 @@ impl RefTrack {
     /// "video h264 640x360", for messages.
     pub fn describe(&self) -> String {
         let mut s = format!("{} {}", self.kind, self.codec.name());
-        if let Some(d) = self.dims {
+        if let Some(d) = self.codec.dimensions() {
             s += &format!(" {}x{}", d.width, d.height);
         }
         if let Some(a) = self.codec.audio_format() {
@@ -107,7 +106,7 @@ fn load_mp4(file: &mut File) -> Result<Vec<RefTrack>, String> {
         for e in &mut track.edits {
             e.segment_duration_movie_ticks = 0;
         }
-        out.push(RefTrack { kind: t.kind, codec, mp4_timescale: Some(t.timescale), dims: t.dims, track, stats });
+        out.push(RefTrack { kind: t.kind, codec, mp4_timescale: Some(t.timescale), track, stats });
     }
     Ok(out)
 }
@@ -154,9 +153,6 @@ fn load_matroska(file: File) -> Result<Vec<RefTrack>, String> {
         let first_frame = first[i].as_deref().unwrap_or(&[]);
         let codec = matroska_codec(t.codec_id(), private, first_frame, t).map_err(what)?;
         let kind = if t.track_type() == TrackType::Video { TrackKind::Video } else { TrackKind::Audio };
-        let dims = t
-            .video()
-            .map(|v| Dimensions { width: v.pixel_width().get() as u32, height: v.pixel_height().get() as u32 });
         // Timescales an MP4 muxer would choose: 90 kHz for video, the sample rate for audio.
         let timescale = codec.audio_format().map_or(90_000, |a| a.sample_rate.max(1));
         let frame_ns = t.default_duration().map(|d| d.get());
@@ -181,7 +177,7 @@ fn load_matroska(file: File) -> Result<Vec<RefTrack>, String> {
             origin: ParamOrigin::Reference,
             mp4_sample_entry: None,
         };
-        out.push(RefTrack { kind, codec, mp4_timescale: None, dims, track, stats });
+        out.push(RefTrack { kind, codec, mp4_timescale: None, track, stats });
     }
     Ok(out)
 }

@@ -97,6 +97,13 @@ fn rates(original: &Path, cut_len: u64, output: &Path) -> Vec<Rate> {
     out
 }
 
+/// Writes the first `len` bytes of `original` to `dir`, as a crash leaves a recording.
+fn cut_copy(original: &Path, len: usize, dir: &Path) -> PathBuf {
+    let cut = dir.join(format!("cut.{}", original.extension().unwrap().to_string_lossy()));
+    std::fs::write(&cut, &std::fs::read(original).unwrap()[..len]).unwrap();
+    cut
+}
+
 fn recover(input: &Path, reference: &Path, output: &Path) -> std::process::Output {
     livemux().arg("recover").arg(input).arg("--reference").arg(reference).arg("-o").arg(output).output().unwrap()
 }
@@ -105,8 +112,7 @@ fn recover(input: &Path, reference: &Path, output: &Path) -> std::process::Outpu
 /// for: at least 99% of video and 95% of audio packets, nothing extra, no decode error.
 fn check_recovery(original: &Path, cut_len: u64, reference: &Path) -> Vec<Rate> {
     let dir = tempfile::tempdir().unwrap();
-    let cut = dir.path().join(format!("cut.{}", original.extension().unwrap().to_string_lossy()));
-    std::fs::write(&cut, &std::fs::read(original).unwrap()[..cut_len as usize]).unwrap();
+    let cut = cut_copy(original, cut_len as usize, dir.path());
     let output = dir.path().join("recovered.mp4");
     let res = recover(&cut, reference, &output);
     let err = String::from_utf8_lossy(&res.stderr);
@@ -218,8 +224,7 @@ fn recovered_timestamps_equal_the_originals() {
         ("h264_aac_moov_end.mp4", "h264_aac_reference_1s.mp4", 656_540),
     ] {
         let original = d.join(original);
-        let cut = dir.path().join("cut");
-        std::fs::write(&cut, &std::fs::read(&original).unwrap()[..cut_len]).unwrap();
+        let cut = cut_copy(&original, cut_len, dir.path());
         let output = dir.path().join("out.mp4");
         assert!(recover(&cut, &d.join(reference), &output).status.success());
         let (want, got) = (framemd5(&original), framemd5(&output));
@@ -253,9 +258,8 @@ fn live_moov_less_input_through_stdin() {
     }
     let dir = tempfile::tempdir().unwrap();
     let d = tools_dir();
-    let data = std::fs::read(d.join("h264_aac_moov_end.mp4")).unwrap()[..656_540].to_vec();
-    let cut = dir.path().join("cut.mp4");
-    std::fs::write(&cut, &data).unwrap();
+    let cut = cut_copy(&d.join("h264_aac_moov_end.mp4"), 656_540, dir.path());
+    let data = std::fs::read(&cut).unwrap();
     let reference = d.join("h264_aac_reference_1s.mp4");
     let whole = dir.path().join("whole.mp4");
     assert!(recover(&cut, &reference, &whole).status.success());
@@ -351,8 +355,7 @@ fn wrong_references_and_inputs_without_media_are_refused() {
     }
     let dir = tempfile::tempdir().unwrap();
     let d = tools_dir();
-    let cut = dir.path().join("cut.mp4");
-    std::fs::write(&cut, &std::fs::read(d.join("h264_aac_moov_end.mp4")).unwrap()[..656_540]).unwrap();
+    let cut = cut_copy(&d.join("h264_aac_moov_end.mp4"), 656_540, dir.path());
     // No mdat at all: the ftyp and free boxes only.
     let head = dir.path().join("no_mdat.mp4");
     let bytes = std::fs::read(d.join("h264_aac_moov_end.mp4")).unwrap();

@@ -151,7 +151,7 @@ fn pair<'r>(stream: &[&Mp4Track], reference: &'r Reference) -> Result<Vec<&'r Re
         };
         let differs = if r.mp4_timescale.is_some_and(|ts| ts != s.timescale) {
             Some("timescale")
-        } else if matches!((s.dims, r.dims), (Some(a), Some(b)) if a.width > 0 && a != b) {
+        } else if matches!((s.dims, r.codec.dimensions()), (Some(a), Some(b)) if a.width > 0 && a != b) {
             Some("resolution")
         } else {
             None

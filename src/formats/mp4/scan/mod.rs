@@ -328,18 +328,20 @@ impl MdatScanner {
     /// Tracks by how early their next packet is due: decode time minus media time, in
     /// seconds, ties to the lower track.
     fn expected_order(&self) -> Vec<usize> {
+        let clocks: Vec<i64> = self.tracks.iter().map(|t| t.next_dts).collect();
         let mut order: Vec<usize> = (0..self.tracks.len()).collect();
-        order.sort_by(|&a, &b| self.due(a, self.tracks[a].next_dts).cmp(&self.due(b, self.tracks[b].next_dts)));
+        // A stable sort keeps ties in track order.
+        order.sort_by(|&a, &b| self.due_cmp(a, clocks[a], b, clocks[b]));
         order
     }
 
-    /// A sortable due time: ticks scaled to a common rate.
-    fn due(&self, track: usize, dts: i64) -> i128 {
-        let l = &self.layout.tracks[track];
-        // Scale by the product of all timescales over this one: exact comparison.
-        let scale: i128 =
-            self.layout.tracks.iter().map(|t| i128::from(t.timescale)).product::<i128>() / i128::from(l.timescale);
-        i128::from(dts - l.media_time_ticks) * scale
+    /// Compares when packets of two tracks are due (decode time minus media time), exactly:
+    /// each side's ticks are scaled by the other's timescale.
+    fn due_cmp(&self, a: usize, dts_a: i64, b: usize, dts_b: i64) -> std::cmp::Ordering {
+        let (la, lb) = (&self.layout.tracks[a], &self.layout.tracks[b]);
+        let at = i128::from(dts_a - la.media_time_ticks) * i128::from(lb.timescale);
+        let bt = i128::from(dts_b - lb.media_time_ticks) * i128::from(la.timescale);
+        at.cmp(&bt).then(a.cmp(&b))
     }
 
     /// The unframed audio frames due before the next self-delimiting packet, starting with
@@ -350,7 +352,9 @@ impl MdatScanner {
         let mut seq = vec![first];
         clocks[first] += i64::from(self.layout.tracks[first].packet_ticks);
         while seq.len() < MAX_RUN_FRAMES {
-            let t = (0..clocks.len()).min_by_key(|&t| (self.due(t, clocks[t]), t)).expect("at least one track");
+            let t = (0..clocks.len())
+                .min_by(|&a, &b| self.due_cmp(a, clocks[a], b, clocks[b]))
+                .expect("at least one track");
             if self.layout.tracks[t].framing.self_delimiting() {
                 return (seq, true);
             }
@@ -660,8 +664,8 @@ impl MdatScanner {
         if !self.check_confirmed() {
             return;
         }
-        let waiting: Vec<u64> = self.tracks.iter().filter_map(|s| s.video.as_ref()?.waiting.front().copied()).collect();
-        let until = waiting.into_iter().min().unwrap_or(u64::MAX);
+        let until =
+            self.tracks.iter().filter_map(|s| s.video.as_ref()?.waiting.front().copied()).min().unwrap_or(u64::MAX);
         while self.queue_base < until {
             let Some(p) = self.queue.pop_front() else { break };
             self.queue_base += 1;
