@@ -25,6 +25,7 @@
 //! ```
 
 pub mod codecs;
+pub mod finalize;
 pub mod formats;
 pub mod model;
 pub mod pipeline;

@@ -227,4 +227,9 @@ pub enum FragmentKind {
     Media,
     /// Index written at a clean stop (mfra, Cues): optional for a player.
     Trailer,
+    /// An in-place change at a clean stop (a [`crate::formats::WriteStep::Write`]): written
+    /// at `offset`, possibly over bytes already written, and made durable before the next
+    /// fragment, by outputs that can seek. Outputs that cannot (stdout, a pipe) skip it:
+    /// what they wrote before is complete and valid as it stands.
+    Finalize,
 }

@@ -107,6 +107,17 @@ The reference is a short complete recording made with the same recorder and sett
         #[arg(long, default_value = "fmp4", value_parser = ["fmp4"])]
         to: String,
     },
+    /// Make a recording left by a crash or a browser seekable and indexed, in place.
+    #[command(after_help = "Examples:
+  livemux finalize crashed.mp4     # fragmented MP4 -> regular MP4, no media rewritten
+  livemux finalize browser.webm    # adds Duration, Cues and SeekHead
+
+Every intermediate state of the file is valid: a crash during finalize leaves a file
+that plays, and running finalize again completes it.")]
+    Finalize {
+        /// The file to change in place.
+        file: PathBuf,
+    },
     /// Describe a recording: container, layout, tracks and codec parameters.
     Probe {
         /// Input file, or - for stdin.
@@ -213,9 +224,35 @@ pub fn main() -> ExitCode {
                     Err(e) => report_file_error(&e),
                 }
             }
+            Command::Finalize { file } => finalize(&file),
             Command::Probe { input, json, params } => probe::run(input, json, params.config()).await,
         }
     })
+}
+
+fn finalize(path: &std::path::Path) -> ExitCode {
+    match livemux::finalize::finalize_file(path) {
+        Ok(r) => {
+            for note in &r.notes {
+                eprintln!("note: {note}");
+            }
+            let share = r.bytes_written as f64 * 100.0 / r.len_after.max(1) as f64;
+            eprintln!(
+                "{}: finalized ({}): {} bytes written in {} steps ({share:.3}% of {} bytes)",
+                path.display(),
+                r.container,
+                r.bytes_written,
+                r.writes,
+                r.len_after
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: cannot finalize {}", path.display());
+            eprintln!("  caused by: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
 }
 
 /// Runs until the input ends; Ctrl-C ends the input early and still finishes the output.

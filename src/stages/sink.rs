@@ -1,5 +1,6 @@
 //! `sink`: writes fragments to a file or stdout, each with one write, made durable as
-//! configured.
+//! configured. [`FragmentKind::Finalize`] fragments are written in place, in order, each
+//! durable before the next, when the output is a file; a stream skips them.
 //!
 //! Writes happen on a blocking thread with plain `write` calls: async file emulation would
 //! split a fragment into several writes, and a crash between them would leave a torn
@@ -12,7 +13,8 @@ use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
 
 use super::{Failure, StageContext, StageReport, StageResult};
-use crate::model::Fragment;
+use crate::formats::WriteStep;
+use crate::model::{Fragment, FragmentKind};
 
 /// What happens after each fragment is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,6 +111,14 @@ fn write_all(config: &SinkConfig, mut input: mpsc::Receiver<Fragment>) -> std::i
     let regular = !config.is_stdout();
     let mut first = true;
     while let Some(fragment) = input.blocking_recv() {
+        if fragment.kind == FragmentKind::Finalize {
+            // In-place changes need a file that can seek; a stream is complete without them.
+            if let (Some(f), true) = (&file, regular) {
+                let step = WriteStep::Write { offset: fragment.offset, data: fragment.to_bytes() };
+                crate::finalize::apply(f, &[step], durability == Durability::Fsync)?;
+            }
+            continue;
+        }
         if file.is_none() {
             file = Some(open_output(config)?);
         }

@@ -15,6 +15,7 @@ pub mod moof;
 pub mod moov;
 pub mod sample_table;
 pub mod scan;
+pub mod tables;
 pub mod walker;
 pub mod write;
 
