@@ -2,6 +2,7 @@
 //! touches tokio or the file system; the stages in [`crate::stages`] drive these types.
 
 pub mod fragmenter;
+pub mod matroska;
 pub mod mp4;
 
 use bytes::Bytes;

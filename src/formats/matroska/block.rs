@@ -1,0 +1,209 @@
+//! SimpleBlock and BlockGroup: the frames, timestamps and flags of one block, with Xiph,
+//! EBML and fixed-size lacing. Frames are slices of the block's bytes.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::ebml::{children, read_int, read_uint, read_vint, MkvError};
+use super::ids;
+use super::reader::Element;
+
+/// Most frames one laced block may hold (the count is stored in one byte).
+pub const MAX_LACED_FRAMES: usize = 256;
+
+/// One block, parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Block {
+    pub track: u64,
+    /// Relative to the Cluster's Timestamp, in timestamp units.
+    pub relative_timestamp: i16,
+    pub keyframe: bool,
+    pub frames: Vec<Bytes>,
+    /// BlockDuration, in timestamp units.
+    pub duration: Option<u64>,
+    /// DiscardPadding, in nanoseconds.
+    pub discard_padding_ns: Option<i64>,
+}
+
+/// Parses a SimpleBlock or BlockGroup element.
+pub fn parse_block(e: &Element) -> Result<Block, MkvError> {
+    match e.id {
+        ids::SIMPLE_BLOCK => {
+            let body = e.data.slice(e.header_len..);
+            let (block, flags) = parse_block_body(&body, e.body_offset())?;
+            Ok(Block { keyframe: flags & 0x80 != 0, ..block })
+        }
+        ids::BLOCK_GROUP => {
+            let mut block = None;
+            let mut duration = None;
+            let mut referenced = false;
+            let mut discard = None;
+            for c in children(e.body(), e.body_offset()) {
+                let c = c?;
+                match c.id {
+                    ids::BLOCK => {
+                        let start = (c.offset - e.offset) as usize + c.header_len;
+                        let body = e.data.slice(start..start + c.body.len());
+                        block = Some(parse_block_body(&body, c.offset + c.header_len as u64)?.0);
+                    }
+                    ids::BLOCK_DURATION => duration = read_uint(c.body),
+                    ids::REFERENCE_BLOCK => referenced = true,
+                    ids::DISCARD_PADDING => discard = read_int(c.body),
+                    _ => {}
+                }
+            }
+            let block = block.ok_or_else(|| MkvError::invalid("BlockGroup", e.offset, "holds no Block"))?;
+            Ok(Block { keyframe: !referenced, duration, discard_padding_ns: discard, ..block })
+        }
+        other => Err(MkvError::invalid(format!("element 0x{other:X}"), e.offset, "not a block")),
+    }
+}
+
+/// The common part of SimpleBlock and Block: track, timestamp, flags, frames.
+fn parse_block_body(body: &Bytes, offset: u64) -> Result<(Block, u8), MkvError> {
+    let bad = |at: usize, reason: &str| MkvError::invalid("block", offset + at as u64, reason.to_string());
+    let (track, n) = read_vint(body).ok_or_else(|| bad(0, "track number cut short"))?;
+    if body.len() < n + 3 {
+        return Err(bad(n, "header cut short"));
+    }
+    let relative_timestamp = i16::from_be_bytes([body[n], body[n + 1]]);
+    let flags = body[n + 2];
+    let mut pos = n + 3;
+    let lacing = (flags >> 1) & 3;
+    let frames = if lacing == 0 {
+        vec![body.slice(pos..)]
+    } else {
+        let count = *body.get(pos).ok_or_else(|| bad(pos, "lace count missing"))? as usize + 1;
+        pos += 1;
+        let mut sizes = Vec::with_capacity(count);
+        match lacing {
+            1 => {
+                // Xiph: each size is a run of 255s and a last byte below 255.
+                for _ in 0..count - 1 {
+                    let mut size = 0usize;
+                    loop {
+                        let b = *body.get(pos).ok_or_else(|| bad(pos, "Xiph lace sizes cut short"))?;
+                        pos += 1;
+                        size += b as usize;
+                        if b != 255 {
+                            break;
+                        }
+                    }
+                    sizes.push(size);
+                }
+            }
+            3 => {
+                // EBML: the first size, then signed differences.
+                let (first, l) = read_vint(&body[pos..]).ok_or_else(|| bad(pos, "EBML lace sizes cut short"))?;
+                pos += l;
+                let mut size = first as i64;
+                sizes.push(first as usize);
+                for _ in 1..count.saturating_sub(1) {
+                    let (raw, l) = read_vint(&body[pos..]).ok_or_else(|| bad(pos, "EBML lace sizes cut short"))?;
+                    let bias = (1i64 << (7 * l - 1)) - 1;
+                    size += raw as i64 - bias;
+                    if size < 0 {
+                        return Err(bad(pos, "negative EBML lace size"));
+                    }
+                    pos += l;
+                    sizes.push(size as usize);
+                }
+                if count == 1 {
+                    sizes.clear();
+                }
+            }
+            _ => {
+                let each = (body.len() - pos) / count;
+                if each * count != body.len() - pos {
+                    return Err(bad(pos, "fixed-size lacing does not divide the block evenly"));
+                }
+                sizes.extend(std::iter::repeat_n(each, count - 1));
+            }
+        }
+        let known: usize = sizes.iter().sum();
+        if pos + known > body.len() {
+            return Err(bad(pos, "lace sizes exceed the block"));
+        }
+        sizes.push(body.len() - pos - known);
+        let mut frames = Vec::with_capacity(count);
+        for size in sizes {
+            frames.push(body.slice(pos..pos + size));
+            pos += size;
+        }
+        frames
+    };
+    let block = Block { track, relative_timestamp, keyframe: false, frames, duration: None, discard_padding_ns: None };
+    Ok((block, flags))
+}
+
+/// Writes a SimpleBlock header (element header included) for one unlaced frame of
+/// `frame_len` bytes; the frame itself follows as its own slice.
+pub fn simple_block_header(buf: &mut BytesMut, track: u64, relative_timestamp: i16, keyframe: bool, frame_len: usize) {
+    let track_len = super::ebml::size_len(track);
+    let body_len = track_len + 3 + frame_len;
+    super::ebml::put_id(buf, ids::SIMPLE_BLOCK);
+    super::ebml::put_size(buf, body_len as u64, super::ebml::size_len(body_len as u64));
+    super::ebml::put_size(buf, track, track_len);
+    buf.put_i16(relative_timestamp);
+    buf.put_u8(if keyframe { 0x80 } else { 0 });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn element(id: u32, body: &[u8]) -> Element {
+        let mut b = BytesMut::new();
+        super::super::ebml::put_element(&mut b, id, body);
+        let header_len = b.len() - body.len();
+        Element { id, offset: 100, header_len, data: b.freeze() }
+    }
+
+    #[test]
+    fn lacing_kinds() {
+        // Xiph: 3 frames of 2, 256 and 1 bytes.
+        let mut body = vec![0x81, 0, 5, 0x82, 2, 2, 255, 1];
+        body.extend(vec![7u8; 2 + 256 + 1]);
+        let b = parse_block(&element(ids::SIMPLE_BLOCK, &body)).unwrap();
+        assert_eq!(b.frames.iter().map(Bytes::len).collect::<Vec<_>>(), [2, 256, 1]);
+        assert_eq!(b.relative_timestamp, 5);
+        // EBML: 3 frames of 4, 2 and 3 bytes (second size = 4 - 2).
+        let mut body = vec![0x82, 0xFF, 0xFE, 0x86, 2, 0x84, 0xBD];
+        body.extend([1u8; 9]);
+        let b = parse_block(&element(ids::SIMPLE_BLOCK, &body)).unwrap();
+        assert_eq!((b.track, b.relative_timestamp, b.keyframe), (2, -2, true));
+        assert_eq!(b.frames.iter().map(Bytes::len).collect::<Vec<_>>(), [4, 2, 3]);
+        // Fixed: 2 frames of 3 bytes; a remainder is invalid.
+        let b = parse_block(&element(ids::SIMPLE_BLOCK, &[0x81, 0, 0, 0x04, 1, 1, 2, 3, 4, 5, 6])).unwrap();
+        assert_eq!(b.frames, [Bytes::from_static(&[1, 2, 3]), Bytes::from_static(&[4, 5, 6])]);
+        assert!(parse_block(&element(ids::SIMPLE_BLOCK, &[0x81, 0, 0, 0x04, 1, 1, 2, 3, 4, 5])).is_err());
+    }
+
+    #[test]
+    fn block_groups_and_damage() {
+        let mut body = BytesMut::new();
+        super::super::ebml::put_element(&mut body, ids::BLOCK, &[0x81, 0, 10, 0, 9, 9]);
+        super::super::ebml::put_uint(&mut body, ids::BLOCK_DURATION, 20);
+        super::super::ebml::put_element(&mut body, ids::DISCARD_PADDING, &[0x01, 0x00]);
+        let b = parse_block(&element(ids::BLOCK_GROUP, &body)).unwrap();
+        assert_eq!((b.keyframe, b.duration, b.discard_padding_ns), (true, Some(20), Some(256)));
+        assert_eq!(b.frames, [Bytes::from_static(&[9, 9])]);
+        super::super::ebml::put_element(&mut body, ids::REFERENCE_BLOCK, &[0xFF]);
+        assert!(!parse_block(&element(ids::BLOCK_GROUP, &body)).unwrap().keyframe);
+        for cut in 0..4 {
+            let body = [0x81, 0, 0, 0x02][..cut].to_vec();
+            assert!(parse_block(&element(ids::SIMPLE_BLOCK, &body)).is_err());
+        }
+        assert!(parse_block(&element(ids::SIMPLE_BLOCK, &[0x81, 0, 0, 0x02, 3, 200])).is_err());
+    }
+
+    #[test]
+    fn written_headers_parse() {
+        let mut b = BytesMut::new();
+        simple_block_header(&mut b, 1, -7, true, 3);
+        b.put_slice(&[1, 2, 3]);
+        let e = Element { id: ids::SIMPLE_BLOCK, offset: 0, header_len: 2, data: b.freeze() };
+        let p = parse_block(&e).unwrap();
+        assert_eq!((p.track, p.relative_timestamp, p.keyframe), (1, -7, true));
+        assert_eq!(p.frames, [Bytes::from_static(&[1, 2, 3])]);
+    }
+}

@@ -1,0 +1,11 @@
+//! Matroska and WebM: a live reader that follows unknown-size Segments and Clusters, block
+//! and track parsing, a writer whose every Cluster is complete on disk, and the finalize
+//! step that adds Duration, Cues and SeekHead in place.
+
+pub mod ebml;
+pub mod block;
+pub mod ids;
+pub mod reader;
+pub mod tracks;
+
+pub use ebml::MkvError;

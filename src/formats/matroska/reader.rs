@@ -1,0 +1,446 @@
+//! Incremental Matroska/WebM reader: bytes in (any chunking), elements out.
+//!
+//! Made for live input: a Segment and Clusters of unknown size (both the 1-byte and the
+//! 8-byte marker) end where an element that cannot be their child begins, so nothing
+//! needs the end of the file. Level-1 metadata (Info, Tracks, Tags, Cues...) and each
+//! block element are handed out whole; an element that lies inside one input chunk is a
+//! slice of it, one that straddles chunks is copied once into its own buffer.
+//!
+//! Hand-written rather than on a crate: matroska-demuxer and its peers read finished
+//! files through `Read + Seek` and stop at unknown sizes; a live reader must tell "need
+//! more bytes" from "invalid at offset X" and resume where it stopped.
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+
+use super::ebml::{parse_header, Header, HeaderParse, MkvError, MAX_HEADER_LEN};
+use super::ids;
+use crate::formats::{Cut, ElementKind, EndState};
+
+/// Largest metadata element read whole (Tracks with big CodecPrivate, Tags, Cues).
+pub const MAX_META_ELEMENT: u64 = 64 << 20;
+/// Largest block element (one coded frame, or a laced group of them).
+pub const MAX_BLOCK_ELEMENT: u64 = 256 << 20;
+
+/// One element of the input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Element {
+    pub id: u32,
+    /// Offset of the element's header in the input.
+    pub offset: u64,
+    pub header_len: usize,
+    /// The whole element, header included.
+    pub data: Bytes,
+}
+
+impl Element {
+    pub fn body(&self) -> &[u8] {
+        &self.data[self.header_len..]
+    }
+
+    pub fn body_offset(&self) -> u64 {
+        self.offset + self.header_len as u64
+    }
+}
+
+/// What the reader found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MkvItem {
+    /// The EBML header, whole.
+    EbmlHeader(Element),
+    /// A Segment begins; its children follow.
+    SegmentStart { offset: u64, header_len: usize, size: Option<u64> },
+    /// A level-1 element read whole (Info, Tracks, Tags, Cues, SeekHead, Chapters...).
+    Meta(Element),
+    /// A Cluster begins; its Timestamp and blocks follow.
+    ClusterStart { offset: u64, header_len: usize, size: Option<u64> },
+    /// A Cluster's Timestamp element.
+    ClusterTimestamp { offset: u64, timestamp: u64 },
+    /// A SimpleBlock or BlockGroup, whole.
+    Block(Element),
+    /// Bytes passed over: Void, CRC-32, elements livemux does not use.
+    Skipped { id: u32, offset: u64, len: u64 },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Level {
+    /// Before the EBML header, or between segments.
+    Top,
+    Segment { end: Option<u64> },
+    Cluster { end: Option<u64>, segment_end: Option<u64> },
+}
+
+/// The reader. Push chunks with [`MkvReader::push`], take items with [`MkvReader::poll`].
+#[derive(Debug)]
+pub struct MkvReader {
+    /// Unconsumed input, in order; `queue[0]` starts at `offset`.
+    queue: VecDeque<Bytes>,
+    queued: u64,
+    offset: u64,
+    level: Level,
+    /// Bytes still to drop from the front (an element being skipped).
+    skipping: u64,
+    /// The element whose bytes are being passed over, for [`EndState`].
+    open: Option<(u32, u64, Option<u64>)>,
+    seen_header: bool,
+}
+
+impl Default for MkvReader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MkvReader {
+    pub fn new() -> Self {
+        MkvReader {
+            queue: VecDeque::new(),
+            queued: 0,
+            offset: 0,
+            level: Level::Top,
+            skipping: 0,
+            open: None,
+            seen_header: false,
+        }
+    }
+
+    /// Offset one past the last byte pushed.
+    pub fn input_end(&self) -> u64 {
+        self.offset + self.queued
+    }
+
+    /// Offset of the next byte to be read.
+    pub fn position(&self) -> u64 {
+        self.offset
+    }
+
+    /// Adds input bytes (contiguous with the previous ones).
+    pub fn push(&mut self, data: Bytes) {
+        if !data.is_empty() {
+            self.queued += data.len() as u64;
+            self.queue.push_back(data);
+        }
+    }
+
+    /// Makes the first `n` queued bytes contiguous in `queue[0]`, copying only the bytes
+    /// that straddle chunks. `false` when fewer than `n` bytes are queued.
+    fn ensure(&mut self, n: usize) -> bool {
+        if (self.queued as usize) < n {
+            return false;
+        }
+        if n == 0 || self.queue[0].len() >= n {
+            return true;
+        }
+        let mut merged = BytesMut::with_capacity(n);
+        while merged.len() < n {
+            let front = self.queue.pop_front().expect("enough bytes queued");
+            let take = (n - merged.len()).min(front.len());
+            merged.extend_from_slice(&front[..take]);
+            if take < front.len() {
+                self.queue.push_front(front.slice(take..));
+            }
+        }
+        self.queue.push_front(merged.freeze());
+        true
+    }
+
+    /// The queued bytes at the front, up to `n` of them, contiguous where possible.
+    fn peek(&mut self, n: usize) -> &[u8] {
+        let n = n.min(self.queued as usize);
+        self.ensure(n);
+        self.queue.front().map_or(&[][..], |b| &b[..n.min(b.len())])
+    }
+
+    /// Takes `n` bytes (which [`MkvReader::ensure`] made contiguous).
+    fn take(&mut self, n: usize) -> Bytes {
+        let front = self.queue.front_mut().expect("ensured");
+        let out = front.split_to(n);
+        if front.is_empty() {
+            self.queue.pop_front();
+        }
+        self.queued -= n as u64;
+        self.offset += n as u64;
+        out
+    }
+
+    /// Drops up to `skipping` bytes from the front.
+    fn drop_skipped(&mut self) {
+        while self.skipping > 0 {
+            let Some(front) = self.queue.front_mut() else { return };
+            let n = (front.len() as u64).min(self.skipping) as usize;
+            let _ = front.split_to(n);
+            if front.is_empty() {
+                self.queue.pop_front();
+            }
+            self.queued -= n as u64;
+            self.offset += n as u64;
+            self.skipping -= n as u64;
+        }
+    }
+
+    /// The next item, `Ok(None)` when more input is needed.
+    pub fn poll(&mut self) -> Result<Option<MkvItem>, MkvError> {
+        loop {
+            self.drop_skipped();
+            if self.skipping > 0 {
+                return Ok(None);
+            }
+            self.open = None;
+            // Leave a Cluster or Segment whose known size is used up.
+            match self.level {
+                Level::Cluster { end: Some(end), segment_end } if self.offset >= end => {
+                    self.level = Level::Segment { end: segment_end };
+                    continue;
+                }
+                Level::Segment { end: Some(end) } if self.offset >= end => {
+                    self.level = Level::Top;
+                    continue;
+                }
+                _ => {}
+            }
+            let offset = self.offset;
+            let head = self.peek(MAX_HEADER_LEN);
+            let h = match parse_header(head, offset)? {
+                HeaderParse::Header(h) => h,
+                HeaderParse::NeedMore => return Ok(None),
+            };
+            if let Some(item) = self.element(h, offset)? {
+                return Ok(Some(item));
+            }
+            if self.open.is_some() {
+                // Waiting for the rest of an element.
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Handles the element whose header is at the front. `Ok(None)` with `self.open` set
+    /// means its bytes are not all here yet.
+    fn element(&mut self, h: Header, offset: u64) -> Result<Option<MkvItem>, MkvError> {
+        let name = |id: u32| format!("element 0x{id:X}");
+        match self.level {
+            Level::Top => match h.id {
+                ids::EBML => {
+                    let e = self.whole(h, offset, MAX_META_ELEMENT, "EBML header")?;
+                    Ok(e.map(|e| {
+                        self.seen_header = true;
+                        MkvItem::EbmlHeader(e)
+                    }))
+                }
+                ids::SEGMENT if self.seen_header => {
+                    self.take(h.header_len);
+                    let end = h.size.map(|s| offset + h.header_len as u64 + s);
+                    self.level = Level::Segment { end };
+                    Ok(Some(MkvItem::SegmentStart { offset, header_len: h.header_len, size: h.size }))
+                }
+                ids::VOID | ids::CRC32 if self.seen_header => self.skip(h, offset),
+                _ if !self.seen_header => {
+                    Err(MkvError::invalid(name(h.id), offset, "expected the EBML header (0x1A45DFA3)"))
+                }
+                _ => Err(MkvError::invalid(name(h.id), offset, "expected a Segment")),
+            },
+            Level::Segment { end } => match h.id {
+                ids::CLUSTER => {
+                    self.take(h.header_len);
+                    let cluster_end = h.size.map(|s| offset + h.header_len as u64 + s);
+                    self.level = Level::Cluster { end: cluster_end, segment_end: end };
+                    Ok(Some(MkvItem::ClusterStart { offset, header_len: h.header_len, size: h.size }))
+                }
+                ids::VOID | ids::CRC32 => self.skip(h, offset),
+                ids::SEEK_HEAD | ids::INFO | ids::TRACKS | ids::CUES | ids::TAGS | ids::CHAPTERS => {
+                    let e = self.whole(h, offset, MAX_META_ELEMENT, "metadata element")?;
+                    Ok(e.map(MkvItem::Meta))
+                }
+                ids::ATTACHMENTS => self.skip(h, offset),
+                ids::EBML if end.is_none() => {
+                    // A new stream after an unknown-size segment (a recorder restarted).
+                    self.level = Level::Top;
+                    Ok(None)
+                }
+                _ => Err(MkvError::invalid(name(h.id), offset, "not an element a Segment can hold")),
+            },
+            Level::Cluster { end, segment_end } => {
+                if !ids::is_cluster_child(h.id) {
+                    if end.is_some() {
+                        return Err(MkvError::invalid(name(h.id), offset, "not an element a Cluster can hold"));
+                    }
+                    // An unknown-size Cluster ends where its next sibling (or parent's) begins.
+                    self.level = Level::Segment { end: segment_end };
+                    return Ok(None);
+                }
+                if let (Some(end), Some(total)) = (end, h.total()) {
+                    if offset + total > end {
+                        return Err(MkvError::invalid(name(h.id), offset, "runs past the end of its Cluster"));
+                    }
+                }
+                match h.id {
+                    ids::SIMPLE_BLOCK | ids::BLOCK_GROUP => {
+                        let e = self.whole(h, offset, MAX_BLOCK_ELEMENT, "block")?;
+                        Ok(e.map(MkvItem::Block))
+                    }
+                    ids::TIMESTAMP => {
+                        let e = self.whole(h, offset, 8 + MAX_HEADER_LEN as u64, "cluster Timestamp")?;
+                        match e {
+                            None => Ok(None),
+                            Some(e) => {
+                                let timestamp = super::ebml::read_uint(e.body()).ok_or_else(|| {
+                                    MkvError::invalid("cluster Timestamp", offset, "more than 8 bytes")
+                                })?;
+                                Ok(Some(MkvItem::ClusterTimestamp { offset, timestamp }))
+                            }
+                        }
+                    }
+                    _ => self.skip(h, offset),
+                }
+            }
+        }
+    }
+
+    /// The whole element, once all its bytes are here.
+    fn whole(&mut self, h: Header, offset: u64, limit: u64, what: &str) -> Result<Option<Element>, MkvError> {
+        let size = h.size.ok_or_else(|| MkvError::invalid(what, offset, "unknown size where a size is required"))?;
+        if size > limit {
+            return Err(MkvError::TooLarge { what: what.to_string(), offset, size, limit });
+        }
+        let total = h.header_len + size as usize;
+        if !self.ensure(total) {
+            self.open = Some((h.id, offset, Some(offset + total as u64)));
+            return Ok(None);
+        }
+        let data = self.take(total);
+        Ok(Some(Element { id: h.id, offset, header_len: h.header_len, data }))
+    }
+
+    /// Passes over an element without holding its bytes.
+    fn skip(&mut self, h: Header, offset: u64) -> Result<Option<MkvItem>, MkvError> {
+        let total = h
+            .total()
+            .ok_or_else(|| MkvError::invalid(format!("element 0x{:X}", h.id), offset, "unknown size cannot be skipped"))?;
+        self.skipping = total;
+        self.open = Some((h.id, offset, Some(offset + total)));
+        self.drop_skipped();
+        Ok(Some(MkvItem::Skipped { id: h.id, offset, len: total }))
+    }
+
+    /// How the input ended: cut inside an element, or cleanly.
+    pub fn finish(&self) -> EndState {
+        let input_len = self.input_end();
+        let open = match self.open {
+            Some(o) if self.skipping > 0 || self.queued > 0 => Some(o),
+            _ if self.queued > 0 => Some((0, self.offset, None)),
+            _ => None,
+        };
+        let cut = open.map(|(id, offset, declared_end)| Cut {
+            kind: (id != 0).then_some(ElementKind::Ebml(id)),
+            offset,
+            declared_end,
+        });
+        EndState { input_len, cut }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// EBML header, unknown-size Segment, Info, unknown-size Cluster with two blocks, a
+    /// known-size Cluster with one.
+    pub(crate) fn sample() -> Vec<u8> {
+        let mut v = vec![0x1A, 0x45, 0xDF, 0xA3, 0x84, 0x42, 0x82, 0x81, b'w'];
+        v.extend([0x18, 0x53, 0x80, 0x67, 0xFF]);
+        v.extend([0x15, 0x49, 0xA9, 0x66, 0x84, 0x2A, 0xD7, 0xB1, 0x80]);
+        v.extend([0xEC, 0x82, 0, 0]);
+        v.extend([0x1F, 0x43, 0xB6, 0x75, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]);
+        v.extend([0xE7, 0x81, 0x00]);
+        v.extend([0xA3, 0x86, 0x81, 0x00, 0x00, 0x80, 0xAA, 0xBB]);
+        v.extend([0xA3, 0x85, 0x81, 0x00, 0x21, 0x00, 0xCC]);
+        v.extend([0x1F, 0x43, 0xB6, 0x75, 0x89, 0xE7, 0x81, 0x64, 0xA3, 0x84, 0x81, 0x00, 0x00, 0x80]);
+        v
+    }
+
+    fn items(data: &[u8], pieces: &[usize]) -> (Vec<MkvItem>, EndState) {
+        let mut r = MkvReader::new();
+        let mut out = Vec::new();
+        let mut at = 0;
+        for &n in pieces.iter().chain(std::iter::once(&usize::MAX)) {
+            let end = at + n.min(data.len() - at);
+            r.push(Bytes::copy_from_slice(&data[at..end]));
+            at = end;
+            while let Some(i) = r.poll().unwrap() {
+                out.push(i);
+            }
+            if at == data.len() {
+                break;
+            }
+        }
+        (out, r.finish())
+    }
+
+    fn kinds(items: &[MkvItem]) -> Vec<&'static str> {
+        items
+            .iter()
+            .map(|i| match i {
+                MkvItem::EbmlHeader(_) => "ebml",
+                MkvItem::SegmentStart { .. } => "segment",
+                MkvItem::Meta(_) => "meta",
+                MkvItem::ClusterStart { .. } => "cluster",
+                MkvItem::ClusterTimestamp { .. } => "ts",
+                MkvItem::Block(_) => "block",
+                MkvItem::Skipped { .. } => "skip",
+            })
+            .collect()
+    }
+
+    #[test]
+    fn unknown_sizes_end_at_the_next_sibling() {
+        let data = sample();
+        let (got, end) = items(&data, &[]);
+        assert_eq!(
+            kinds(&got),
+            ["ebml", "segment", "meta", "skip", "cluster", "ts", "block", "block", "cluster", "ts", "block"]
+        );
+        assert_eq!(end.cut, None);
+        assert_eq!(got[10], {
+            let offset = data.len() as u64 - 6;
+            let data = Bytes::from_static(&[0xA3, 0x84, 0x81, 0, 0, 0x80]);
+            MkvItem::Block(Element { id: 0xA3, offset, header_len: 2, data })
+        });
+    }
+
+    #[test]
+    fn any_chunking_gives_the_same_items() {
+        let data = sample();
+        let (whole, _) = items(&data, &[]);
+        for step in 1..data.len() {
+            let pieces = vec![step; data.len() / step + 1];
+            assert_eq!(items(&data, &pieces).0, whole, "pieces of {step}");
+        }
+    }
+
+    #[test]
+    fn a_cut_keeps_every_complete_block() {
+        let data = sample();
+        let cut = data.len() - 14 - 2; // inside the second block of the first cluster
+        let (got, end) = items(&data[..cut], &[]);
+        assert_eq!(kinds(&got), ["ebml", "segment", "meta", "skip", "cluster", "ts", "block"]);
+        let c = end.cut.unwrap();
+        assert_eq!(c.kind, Some(ElementKind::Ebml(0xA3)));
+    }
+
+    #[test]
+    fn garbage_is_invalid_at_its_offset() {
+        let mut data = sample();
+        data[27] = 0x00; // the unknown-size cluster's ID
+        let mut r = MkvReader::new();
+        r.push(Bytes::from(data));
+        let err = loop {
+            match r.poll() {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("no error"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.offset(), 27);
+    }
+}
