@@ -107,7 +107,8 @@ pub enum ContainerEvent {
     Container(ContainerKind),
     /// A metadata box or element, read whole (moov, moof, Matroska Tracks...).
     Meta(MetaUnit),
-    /// A box passed over (free, skip, unknown).
+    /// A box or element passed over (free, skip, Void, unknown), or a Matroska Segment
+    /// header, whose children follow as their own events.
     Skipped(Region),
     /// A media box begins (mdat); its payload follows as [`ContainerEvent::Media`].
     MediaStart(Region),

@@ -9,13 +9,20 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use tokio::sync::mpsc;
 
 use super::{Failure, Outputs, StageContext, StageReport, StageResult};
+use crate::formats::matroska::block::parse_block;
+use crate::formats::matroska::ebml::{parse_header, HeaderParse};
+use crate::formats::matroska::ids as mkv_ids;
+use crate::formats::matroska::reader::Element;
+use crate::formats::matroska::tracks::{parse_tracks, SegmentInfo, TrackEntry};
 use crate::formats::mp4::moov::{parse_movie, Movie, Mp4Track};
 use crate::formats::mp4::scan::layout::ScanLayout;
 use crate::formats::mp4::FourCc;
-use crate::formats::{ContainerEvent, ElementKind};
+use crate::formats::{ContainerEvent, ContainerKind, ElementKind};
 use crate::model::{ParamOrigin, Track, TrackKind};
 use crate::reference::{RefTrack, Reference};
 
@@ -169,6 +176,61 @@ fn pair<'r>(stream: &[&Mp4Track], reference: &'r Reference) -> Result<Vec<&'r Re
     Ok(out)
 }
 
+/// Most bytes of Matroska input held while waiting for the first frames that describe
+/// tracks whose parameters are in the bitstream (VP9, H.264 without CodecPrivate).
+pub const MAX_HELD_BYTES: u64 = 64 << 20;
+
+/// Codec parameters of a Matroska input: Tracks, completed by each track's first
+/// keyframe where the codec keeps its parameters in the bitstream.
+#[derive(Default)]
+struct MatroskaParams {
+    info: SegmentInfo,
+    entries: Vec<TrackEntry>,
+    first_frames: Vec<Option<Bytes>>,
+    held: Vec<ContainerEvent>,
+    held_bytes: u64,
+}
+
+impl MatroskaParams {
+    fn ready(&self) -> bool {
+        self.entries.iter().zip(&self.first_frames).all(|(e, f)| !e.needs_first_frame() || f.is_some())
+    }
+
+    /// Keeps the first keyframe of each track that needs one.
+    fn look_at(&mut self, element: &Element) {
+        let Ok(block) = parse_block(element) else { return };
+        let Some(i) = self.entries.iter().position(|e| e.number == block.track) else { return };
+        if self.first_frames[i].is_some() || !block.keyframe {
+            return;
+        }
+        if let Some(frame) = block.frames.into_iter().next() {
+            let frame = match &self.entries[i].header_strip {
+                Some(prefix) => Bytes::from([prefix.as_ref(), frame.as_ref()].concat()),
+                None => frame,
+            };
+            self.first_frames[i] = Some(frame);
+        }
+    }
+
+    fn tracks(&self, notes: &mut Vec<String>) -> Result<Vec<Track>, Failure> {
+        let mut out = Vec::new();
+        for (e, frame) in self.entries.iter().zip(&self.first_frames) {
+            if e.kind() == TrackKind::Other {
+                notes.push(format!("track {} ({}) is not audio or video; dropped", e.number, e.codec_id));
+                continue;
+            }
+            let codec = e.codec(frame.as_deref()).map_err(|reason| {
+                Failure::Unsupported(format!("Matroska track {} ({}): {reason}", e.number, e.codec_id))
+            })?;
+            out.push(e.to_track(&self.info, codec));
+        }
+        if out.is_empty() {
+            return Err(Failure::Unsupported("the Matroska input has no audio or video track".into()));
+        }
+        Ok(out)
+    }
+}
+
 /// Runs `codecpar-extract`.
 pub async fn run(
     ctx: StageContext,
@@ -195,8 +257,64 @@ pub async fn run(
     let mut have_tracks = false;
     let mut media_bytes = 0u64;
     let mut unindexed = false;
+    let mut mkv: Option<MatroskaParams> = None;
     while let Some(ev) = input.recv().await {
         let mut send = vec![];
+        if ev == ContainerEvent::Container(ContainerKind::Matroska) {
+            if reference.is_some() {
+                report.notes.push("the reference is not used for Matroska input: its own Tracks describe it".into());
+            }
+            mkv = Some(MatroskaParams::default());
+        }
+        if let Some(m) = mkv.as_mut().filter(|_| !have_tracks) {
+            match &ev {
+                ContainerEvent::Meta(u) if u.kind == ElementKind::Ebml(mkv_ids::INFO) => {
+                    let body = &u.data[u.header_len as usize..];
+                    m.info = SegmentInfo::parse(body, u.offset + u.header_len as u64).map_err(|e| ctx.error(e))?;
+                }
+                ContainerEvent::Meta(u) if u.kind == ElementKind::Ebml(mkv_ids::TRACKS) => {
+                    let body = &u.data[u.header_len as usize..];
+                    m.entries = parse_tracks(body, u.offset + u.header_len as u64).map_err(|e| ctx.error(e))?;
+                    m.first_frames = vec![None; m.entries.len()];
+                }
+                ContainerEvent::Media(c) if !m.entries.is_empty() => {
+                    m.held_bytes += c.data.len() as u64;
+                    if let Ok(HeaderParse::Header(h)) = parse_header(&c.data, c.offset) {
+                        let e = Element { id: h.id, offset: c.offset, header_len: h.header_len, data: c.data.clone() };
+                        m.look_at(&e);
+                    }
+                }
+                _ => {}
+            }
+            let media = matches!(ev, ContainerEvent::MediaStart(_) | ContainerEvent::Media(_));
+            let end = matches!(ev, ContainerEvent::End(_));
+            if (media && !m.entries.is_empty() && m.ready()) || (end && !m.entries.is_empty()) {
+                let tracks = m.tracks(&mut report.notes).map_err(|e| ctx.error(e))?;
+                have_tracks = true;
+                send.push(ContainerEvent::Tracks(Arc::new(tracks)));
+                send.append(&mut m.held);
+            } else if media || !m.held.is_empty() {
+                if m.held_bytes > MAX_HELD_BYTES {
+                    return Err(ctx.error(Failure::Unsupported(format!(
+                        "no keyframe describing every track in the first {MAX_HELD_BYTES} bytes of media"
+                    ))));
+                }
+                if end {
+                    return Err(ctx.error(Failure::Unsupported("the Matroska input has no Tracks element".into())));
+                }
+                m.held.push(ev);
+                continue;
+            } else if end {
+                return Err(ctx.error(Failure::Unsupported("the Matroska input has no Tracks element".into())));
+            }
+            send.push(ev);
+            for ev in send {
+                if out.send(ev).await.is_err() {
+                    return Ok(report);
+                }
+            }
+            continue;
+        }
         match &ev {
             ContainerEvent::Meta(m) if m.kind == ElementKind::Mp4(FourCc::new(b"moov")) && !have_tracks => {
                 let movie = parse_movie(&m.data, m.offset, m.header_len).map_err(|e| ctx.error(e))?;

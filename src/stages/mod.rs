@@ -47,6 +47,8 @@ pub enum Failure {
     #[error("{0}")]
     Split(#[from] crate::formats::mp4::demux::SplitError),
     #[error("{0}")]
+    Matroska(#[from] crate::formats::matroska::MkvError),
+    #[error("{0}")]
     Mux(#[from] crate::formats::MuxError),
     #[error("not a known media container (first bytes: {head})")]
     NotMedia { head: String },

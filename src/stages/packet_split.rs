@@ -1,10 +1,12 @@
-//! `packet-split`: cuts media into packets using the index the stream carries.
+//! `packet-split`: cuts media into packets using the index the stream carries (MP4), or
+//! the blocks themselves (Matroska).
 
 use tokio::sync::mpsc;
 
 use super::{Outputs, StageContext, StageReport, StageResult};
+use crate::formats::matroska::demux::MkvSplitter;
 use crate::formats::mp4::demux::{Mp4Splitter, DEFAULT_BUFFER_LIMIT};
-use crate::formats::{ContainerEvent, PacketEvent};
+use crate::formats::{ContainerEvent, ContainerKind, PacketEvent};
 
 /// Settings of `packet-split`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,6 +21,11 @@ impl Default for SplitConfig {
     }
 }
 
+enum Splitter {
+    Mp4(Mp4Splitter),
+    Matroska(MkvSplitter),
+}
+
 /// Runs `packet-split`.
 pub async fn run(
     ctx: StageContext,
@@ -26,11 +33,17 @@ pub async fn run(
     mut input: mpsc::Receiver<ContainerEvent>,
     out: Outputs<PacketEvent>,
 ) -> StageResult {
-    let mut splitter = Mp4Splitter::new(config.buffer_limit);
+    let mut splitter = Splitter::Mp4(Mp4Splitter::new(config.buffer_limit));
     let mut batch = Vec::new();
     while let Some(ev) = input.recv().await {
+        if ev == ContainerEvent::Container(ContainerKind::Matroska) {
+            splitter = Splitter::Matroska(MkvSplitter::new());
+        }
         if let ContainerEvent::End(end) = ev {
-            let summary = splitter.finish(end, &mut batch).map_err(|e| ctx.error(e))?;
+            let summary = match &mut splitter {
+                Splitter::Mp4(s) => s.finish(end, &mut batch).map_err(|e| ctx.error(e))?,
+                Splitter::Matroska(s) => s.finish(end, &mut batch),
+            };
             for item in batch.drain(..) {
                 if out.send(item).await.is_err() {
                     return Ok(StageReport::default());
@@ -40,7 +53,10 @@ pub async fn run(
             let _ = out.send(PacketEvent::End(summary)).await;
             return Ok(report);
         }
-        splitter.handle(ev, &mut batch).map_err(|e| ctx.error(e))?;
+        match &mut splitter {
+            Splitter::Mp4(s) => s.handle(ev, &mut batch).map_err(|e| ctx.error(e))?,
+            Splitter::Matroska(s) => s.handle(ev, &mut batch).map_err(|e| ctx.error(e))?,
+        }
         for item in batch.drain(..) {
             if out.send(item).await.is_err() {
                 return Ok(StageReport::default());

@@ -3,8 +3,9 @@
 use tokio::sync::mpsc;
 
 use super::{Failure, Outputs, StageContext, StageReport, StageResult};
+use crate::formats::matroska::reader::{Element, MkvItem, MkvReader};
 use crate::formats::mp4::walker::Mp4Walker;
-use crate::formats::{sniff, ContainerEvent, ContainerKind, SNIFF_LEN};
+use crate::formats::{sniff, ContainerEvent, ContainerKind, ElementKind, EndState, MetaUnit, Region, SNIFF_LEN};
 use crate::model::Chunk;
 
 /// Settings of `probe` (none yet: the container is recognized from its bytes).
@@ -13,6 +14,72 @@ pub struct ProbeConfig {}
 
 fn hex_head(data: &[u8]) -> String {
     data.iter().take(8).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+}
+
+/// The container walker: MP4 boxes or Matroska elements, as [`ContainerEvent`]s.
+enum Walker {
+    Mp4(Mp4Walker),
+    Matroska(MkvReader),
+}
+
+fn meta(e: Element) -> ContainerEvent {
+    ContainerEvent::Meta(MetaUnit {
+        kind: ElementKind::Ebml(e.id),
+        offset: e.offset,
+        header_len: e.header_len as u32,
+        data: e.data,
+    })
+}
+
+fn region(id: u32, offset: u64, header_len: usize, size: Option<u64>) -> Region {
+    Region {
+        kind: ElementKind::Ebml(id),
+        offset,
+        header_len: header_len as u32,
+        size: size.map(|s| s + header_len as u64),
+    }
+}
+
+impl Walker {
+    fn push(&mut self, c: Chunk) -> Result<(), Failure> {
+        match self {
+            Walker::Mp4(w) => Ok(w.push(c)?),
+            Walker::Matroska(r) => {
+                r.push(c.data);
+                Ok(())
+            }
+        }
+    }
+
+    fn poll(&mut self) -> Result<Option<ContainerEvent>, Failure> {
+        match self {
+            Walker::Mp4(w) => Ok(w.poll()?),
+            Walker::Matroska(r) => Ok(r.poll()?.map(|item| match item {
+                MkvItem::EbmlHeader(e) | MkvItem::Meta(e) => meta(e),
+                MkvItem::ClusterTimestamp { element, .. } => meta(element),
+                MkvItem::SegmentStart { offset, header_len, size } => {
+                    ContainerEvent::Skipped(region(crate::formats::matroska::ids::SEGMENT, offset, header_len, size))
+                }
+                MkvItem::ClusterStart { offset, header_len, size } => {
+                    ContainerEvent::MediaStart(region(crate::formats::matroska::ids::CLUSTER, offset, header_len, size))
+                }
+                MkvItem::Block(e) => ContainerEvent::Media(Chunk { offset: e.offset, data: e.data }),
+                MkvItem::Skipped { id, offset, len } => ContainerEvent::Skipped(Region {
+                    kind: ElementKind::Ebml(id),
+                    offset,
+                    header_len: 0,
+                    size: Some(len),
+                }),
+            })),
+        }
+    }
+
+    fn finish(&self) -> EndState {
+        match self {
+            Walker::Mp4(w) => w.finish(),
+            Walker::Matroska(r) => r.finish(),
+        }
+    }
 }
 
 /// Runs `probe`.
@@ -42,14 +109,12 @@ pub async fn run(
     if first.is_empty() {
         return Err(ctx.error(Failure::Empty));
     }
-    let mut walker = match sniff(&first) {
-        Some(ContainerKind::Mp4) => Mp4Walker::new(),
-        Some(ContainerKind::Matroska) => {
-            return Err(ctx.error(Failure::Unsupported("Matroska/WebM input is not supported yet".into())));
-        }
+    let (kind, mut walker) = match sniff(&first) {
+        Some(ContainerKind::Mp4) => (ContainerKind::Mp4, Walker::Mp4(Mp4Walker::new())),
+        Some(ContainerKind::Matroska) => (ContainerKind::Matroska, Walker::Matroska(MkvReader::new())),
         None => return Err(ctx.error(Failure::NotMedia { head: hex_head(&first) })),
     };
-    if out.send(ContainerEvent::Container(ContainerKind::Mp4)).await.is_err() {
+    if out.send(ContainerEvent::Container(kind)).await.is_err() {
         return Ok(StageReport::default());
     }
     let mut pending = head;

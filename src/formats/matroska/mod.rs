@@ -2,8 +2,9 @@
 //! and track parsing, a writer whose every Cluster is complete on disk, and the finalize
 //! step that adds Duration, Cues and SeekHead in place.
 
-pub mod ebml;
 pub mod block;
+pub mod demux;
+pub mod ebml;
 pub mod ids;
 pub mod reader;
 pub mod tracks;

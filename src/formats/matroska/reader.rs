@@ -55,8 +55,8 @@ pub enum MkvItem {
     Meta(Element),
     /// A Cluster begins; its Timestamp and blocks follow.
     ClusterStart { offset: u64, header_len: usize, size: Option<u64> },
-    /// A Cluster's Timestamp element.
-    ClusterTimestamp { offset: u64, timestamp: u64 },
+    /// A Cluster's Timestamp element, whole, and its value.
+    ClusterTimestamp { element: Element, timestamp: u64 },
     /// A SimpleBlock or BlockGroup, whole.
     Block(Element),
     /// Bytes passed over: Void, CRC-32, elements livemux does not use.
@@ -67,8 +67,13 @@ pub enum MkvItem {
 enum Level {
     /// Before the EBML header, or between segments.
     Top,
-    Segment { end: Option<u64> },
-    Cluster { end: Option<u64>, segment_end: Option<u64> },
+    Segment {
+        end: Option<u64>,
+    },
+    Cluster {
+        end: Option<u64>,
+        segment_end: Option<u64>,
+    },
 }
 
 /// The reader. Push chunks with [`MkvReader::push`], take items with [`MkvReader::poll`].
@@ -287,7 +292,7 @@ impl MkvReader {
                                 let timestamp = super::ebml::read_uint(e.body()).ok_or_else(|| {
                                     MkvError::invalid("cluster Timestamp", offset, "more than 8 bytes")
                                 })?;
-                                Ok(Some(MkvItem::ClusterTimestamp { offset, timestamp }))
+                                Ok(Some(MkvItem::ClusterTimestamp { element: e, timestamp }))
                             }
                         }
                     }
@@ -314,9 +319,9 @@ impl MkvReader {
 
     /// Passes over an element without holding its bytes.
     fn skip(&mut self, h: Header, offset: u64) -> Result<Option<MkvItem>, MkvError> {
-        let total = h
-            .total()
-            .ok_or_else(|| MkvError::invalid(format!("element 0x{:X}", h.id), offset, "unknown size cannot be skipped"))?;
+        let total = h.total().ok_or_else(|| {
+            MkvError::invalid(format!("element 0x{:X}", h.id), offset, "unknown size cannot be skipped")
+        })?;
         self.skipping = total;
         self.open = Some((h.id, offset, Some(offset + total)));
         self.drop_skipped();

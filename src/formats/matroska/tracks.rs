@@ -85,7 +85,9 @@ impl TrackEntry {
     pub fn needs_first_frame(&self) -> bool {
         match self.codec_id.as_str() {
             "V_VP9" => true,
-            "V_MPEG4/ISO/AVC" | "V_MPEGH/ISO/HEVC" | "V_AV1" => self.private.is_empty(),
+            "V_MPEG4/ISO/AVC" | "V_MPEGH/ISO/HEVC" => self.private.is_empty(),
+            // Chromium writes an av1C without configOBUs: the sequence header is in-band.
+            "V_AV1" => self.private.len() <= 4,
             _ => false,
         }
     }
@@ -142,7 +144,7 @@ impl TrackEntry {
                 let dims = hevc::HvcConfig::parse_bytes(&self.private).and_then(|c| c.dimensions()).map_err(e)?;
                 CodecConfig::Hevc { hvcc: self.private.clone(), dims }
             }
-            "V_AV1" if self.private.is_empty() => {
+            "V_AV1" if self.private.len() <= 4 => {
                 let f = frame()?;
                 let range = av1::sequence_header_from_obus(f).ok_or("no sequence header in the first frame")?;
                 let config = av1::config_from_sequence_header(&f[range]).map_err(e)?;

@@ -252,8 +252,9 @@ pub fn write_sample_entry(buf: &mut BytesMut, index: usize, track: &Track) -> Re
             visual_entry(buf, b"vp09", *dims, &[(b"vpcC", &body)]);
         }
         CodecConfig::Vp8 { dims } => {
-            // VP8: profile 0, level 10 ("unknown"), 8-bit, 4:2:0, BT.709-ish unspecified.
-            let body = [1, 0, 0, 0, 0, 10, 0x82, 0, 2, 2, 2, 0, 0];
+            // VP8: profile 0, level 10, 8-bit 4:2:0 (0x82), colour primaries, transfer and matrix
+            // "unspecified" (2), no codec initialization data.
+            let body = [1, 0, 0, 0, 0, 10, 0x82, 2, 2, 2, 0, 0];
             visual_entry(buf, b"vp08", *dims, &[(b"vpcC", &body)]);
         }
         CodecConfig::Aac { asc, format } => {
