@@ -79,6 +79,37 @@ pub fn finalize_file(path: &Path) -> Result<FinalizeReport, FinalizeError> {
     })
 }
 
-fn plan(container: ContainerKind, _file: &mut File, _len: u64) -> Result<FinalizePlan, FinalizeError> {
-    Err(FinalizeError::Unsupported(container))
+fn plan(container: ContainerKind, file: &mut File, len: u64) -> Result<FinalizePlan, FinalizeError> {
+    match container {
+        ContainerKind::Matroska => plan_matroska(file, len),
+        ContainerKind::Mp4 => Err(FinalizeError::Unsupported(container)),
+    }
+}
+
+/// Bytes read at a time while scanning a file.
+const READ_BLOCK: usize = 1 << 20;
+
+fn plan_matroska(file: &mut File, len: u64) -> Result<FinalizePlan, FinalizeError> {
+    use crate::formats::matroska::finalize::{plan_in_place, Scanned, Scanner};
+    let mut scanner = Scanner::new();
+    let mut read = 0u64;
+    while read < len {
+        let mut buf = vec![0u8; READ_BLOCK.min((len - read) as usize)];
+        file.read_exact(&mut buf)?;
+        read += buf.len() as u64;
+        scanner.push(buf.into()).map_err(|e| FinalizeError::Unusable(e.to_string()))?;
+    }
+    let (front, index, input_len) = match scanner.finish().map_err(FinalizeError::Unusable)? {
+        Scanned::AlreadyFinal => {
+            return Ok(FinalizePlan { steps: vec![], notes: vec!["already has Duration, Cues and SeekHead".into()] })
+        }
+        Scanned::Found { front, index, input_len } => (front, index, input_len),
+    };
+    let mut plan = plan_in_place(&front, &index, input_len)
+        .map_err(|e| FinalizeError::Unusable(e.to_string()))?
+        .map_err(|e| FinalizeError::Unusable(format!("{e}; rewrite it with livemux remux instead")))?;
+    if input_len > index.end {
+        plan.notes.insert(0, format!("incomplete data after byte {} cut off", index.end));
+    }
+    Ok(plan)
 }

@@ -5,6 +5,7 @@
 pub mod block;
 pub mod demux;
 pub mod ebml;
+pub mod finalize;
 pub mod ids;
 pub mod reader;
 pub mod tracks;
