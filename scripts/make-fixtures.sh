@@ -10,7 +10,7 @@ out="${1:-$(dirname "$0")/../tests/fixtures/generated}"
 mkdir -p "$out"
 cd "$out"
 # The marker names the version of this script's output: bump it when adding files.
-[ -f .complete-2 ] && exit 0
+[ -f .complete-3 ] && exit 0
 ff() { ffmpeg -hide_banner -loglevel error -y "$@"; }
 src=(-f lavfi -i "testsrc2=size=640x360:rate=30" -f lavfi -i "sine=frequency=440:sample_rate=48000")
 ff "${src[@]}" -t 10 -c:v libx264 -preset veryfast -g 60 -bf 2 -pix_fmt yuv420p -c:a aac -b:a 96k h264_aac_moov_end.mp4
@@ -50,9 +50,14 @@ if command -v gst-launch-1.0 >/dev/null; then
   gst mp4mux reserved-max-duration=20000000000 reserved-moov-update-period=1000000000 \
       ! filesink location=gst_h264_robust.mp4
 fi
+# Matroska and WebM as FFmpeg writes them (tests/matroska.rs): x264 with B-frames + Opus
+# with a codec delay, and live WebM (unknown sizes, no Cues) with VP9.
+ff "${src[@]}" -t 4 -c:v libx264 -preset veryfast -g 30 -bf 2 -pix_fmt yuv420p -c:a libopus -b:a 64k h264_opus.mkv
+ff "${src[@]}" -t 4 -c:v libvpx-vp9 -deadline realtime -cpu-used 8 -g 30 -b:v 500k -pix_fmt yuv420p \
+    -c:a libopus -b:a 64k -f webm -live 1 vp9_opus_live.webm
 # Cut short, as a crash leaves them.
 size=$(stat -c %s h264_aac_fragmented.mp4)
 head -c $((size * 45 / 100)) h264_aac_fragmented.mp4 > h264_aac_fragmented_truncated.mp4
 size=$(stat -c %s h264_aac_moov_end.mp4)
 head -c $((size * 60 / 100)) h264_aac_moov_end.mp4 > h264_aac_truncated_60pct.mp4
-touch .complete-2
+touch .complete-3

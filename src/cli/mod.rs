@@ -68,8 +68,8 @@ enum Command {
         /// Output file, or - for stdout.
         #[arg(short, long)]
         output: PathBuf,
-        /// Output format.
-        #[arg(long, default_value = "fmp4", value_parser = ["fmp4"])]
+        /// Output format: fmp4, mkv or webm (WebM only carries VP8, VP9, AV1 and Opus).
+        #[arg(long, default_value = "fmp4", value_parser = ["fmp4", "mkv", "webm"])]
         to: String,
         /// Fragments end at the first video keyframe after this many milliseconds.
         #[arg(long, default_value_t = 1000)]
@@ -103,8 +103,8 @@ The reference is a short complete recording made with the same recorder and sett
         /// Output file, or - for stdout.
         #[arg(short, long)]
         output: PathBuf,
-        /// Output format.
-        #[arg(long, default_value = "fmp4", value_parser = ["fmp4"])]
+        /// Output format: fmp4, mkv or webm (WebM only carries VP8, VP9, AV1 and Opus).
+        #[arg(long, default_value = "fmp4", value_parser = ["fmp4", "mkv", "webm"])]
         to: String,
     },
     /// Make a recording left by a crash or a browser seekable and indexed, in place.

@@ -4,6 +4,7 @@ use tokio::sync::mpsc;
 
 use super::{Outputs, StageContext, StageReport, StageResult};
 use crate::formats::fragmenter::FragmentPolicy;
+use crate::formats::matroska::mux::MkvMuxer;
 use crate::formats::mp4::fmp4::Fmp4Muxer;
 use crate::formats::{Muxer, PacketEvent};
 use crate::model::{Fragment, TrackSet};
@@ -14,6 +15,10 @@ pub enum MuxFormat {
     /// Fragmented MP4: ftyp + moov once, then moof + mdat per fragment.
     #[default]
     Fmp4,
+    /// Matroska: one Cluster per fragment; Cues, Duration and SeekHead at a clean stop.
+    Matroska,
+    /// WebM: Matroska restricted to VP8, VP9, AV1 and Opus.
+    Webm,
 }
 
 impl std::str::FromStr for MuxFormat {
@@ -21,7 +26,9 @@ impl std::str::FromStr for MuxFormat {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "fmp4" => Ok(MuxFormat::Fmp4),
-            _ => Err(format!("unknown output format '{s}' (expected fmp4)")),
+            "mkv" | "matroska" => Ok(MuxFormat::Matroska),
+            "webm" => Ok(MuxFormat::Webm),
+            _ => Err(format!("unknown output format '{s}' (expected fmp4, mkv or webm)")),
         }
     }
 }
@@ -36,6 +43,8 @@ pub struct MuxConfig {
 fn make_muxer(config: &MuxConfig, tracks: TrackSet) -> Box<dyn Muxer> {
     match config.format {
         MuxFormat::Fmp4 => Box::new(Fmp4Muxer::new(tracks, config.fragment)),
+        MuxFormat::Matroska => Box::new(MkvMuxer::new(tracks, config.fragment, false)),
+        MuxFormat::Webm => Box::new(MkvMuxer::new(tracks, config.fragment, true)),
     }
 }
 

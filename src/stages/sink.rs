@@ -119,6 +119,9 @@ fn write_all(config: &SinkConfig, mut input: mpsc::Receiver<Fragment>) -> std::i
             }
             continue;
         }
+        if fragment.is_empty() {
+            continue;
+        }
         if file.is_none() {
             file = Some(open_output(config)?);
         }

@@ -1,0 +1,304 @@
+//! Matroska and WebM writer: EBML header, a Segment of unknown size, Info and Tracks, then
+//! one Cluster per fragment, each written whole with its size known, so that a crash
+//! leaves every complete Cluster readable. Clusters are cut by the same policy as
+//! fragmented MP4 ([`crate::formats::fragmenter`]).
+//!
+//! At a clean stop, [`FragmentKind::Finalize`] fragments carry the plan of
+//! [`super::finalize`]: Cues for every video keyframe (or each Cluster's first audio
+//! block), Duration, SeekHead and the Segment size, in place. A Void reserved after the
+//! Segment header gives the rebuilt header room.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::block::simple_block_header;
+use super::ebml::{put_id, put_master, put_size, put_string, put_uint, put_void, size_len, UNKNOWN_SIZE_8};
+use super::finalize::{plan_in_place, Cue, Front, Index};
+use super::ids;
+use super::tracks::{write_tracks, DEFAULT_TIMESTAMP_SCALE};
+use crate::codecs::CodecConfig;
+use crate::formats::fragmenter::{FragmentPolicy, Fragmenter};
+use crate::formats::{MuxError, Muxer, WriteStep};
+use crate::model::{Fragment, FragmentKind, Packet, TrackKind, TrackSet};
+
+/// Bytes reserved after the Segment header for the SeekHead and Duration of the finalize.
+pub const RESERVED_FRONT: usize = 96;
+/// Longest span of one Cluster: block timestamps are 16-bit offsets from the Cluster's.
+const MAX_CLUSTER_SPAN_MS: i64 = 30_000;
+
+/// Matroska/WebM muxer.
+pub struct MkvMuxer {
+    tracks: TrackSet,
+    webm: bool,
+    fragmenter: Fragmenter,
+    /// The open Cluster's packets, in arrival order, with their timestamps in ms.
+    pending: Vec<(Packet, i64)>,
+    written: u64,
+    front: Option<Front>,
+    /// The header, held until the first Cluster so that both go out in one write: a
+    /// file is then empty or holds at least one complete Cluster.
+    header: Option<Bytes>,
+    cues: Vec<Cue>,
+    end_ms: i64,
+    cue_track: Option<(usize, bool)>,
+}
+
+impl MkvMuxer {
+    pub fn new(tracks: TrackSet, policy: FragmentPolicy, webm: bool) -> Self {
+        let video = tracks.iter().position(|t| t.kind == TrackKind::Video);
+        let cue_track = video
+            .map(|v| (v, true))
+            .or_else(|| tracks.iter().position(|t| t.kind == TrackKind::Audio).map(|a| (a, false)));
+        MkvMuxer {
+            fragmenter: Fragmenter::new(&tracks, policy),
+            tracks,
+            webm,
+            pending: Vec::new(),
+            written: 0,
+            front: None,
+            header: None,
+            cues: Vec::new(),
+            end_ms: 0,
+            cue_track,
+        }
+    }
+
+    /// A packet's block timestamp in ms: its presentation time, less the edit that
+    /// delays it (Opus keeps it and says so in CodecDelay).
+    fn timestamp_ms(&self, p: &Packet) -> i64 {
+        let t = &self.tracks[p.track];
+        let offset = match (&t.codec, t.edits.first()) {
+            (CodecConfig::Opus { .. }, _) | (_, None) => 0,
+            (_, Some(e)) => e.media_time_ticks.max(0),
+        };
+        ((p.pts_ticks - offset) as i128 * 1000).div_euclid(t.timescale.max(1) as i128) as i64
+    }
+
+    fn emit(
+        &mut self,
+        kind: FragmentKind,
+        parts: Vec<Bytes>,
+        packets: u32,
+        start_ms: Option<i64>,
+        dur: u64,
+    ) -> Fragment {
+        let f = Fragment { kind, offset: self.written, parts, packets, start_ms, duration_ms: dur };
+        self.written += f.len();
+        f
+    }
+
+    fn flush(&mut self) -> Option<Fragment> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        let cluster_ms = self.pending.iter().map(|(_, t)| *t).min().unwrap_or(0).max(0);
+        let mut parts = Vec::with_capacity(self.pending.len() * 2 + 2);
+        parts.extend(self.header.take());
+        let cluster_offset = self.written + parts.first().map_or(0, |h| h.len() as u64);
+        let mut head = BytesMut::with_capacity(64);
+        let mut body_len = 0usize;
+        let mut timestamp = BytesMut::new();
+        put_uint(&mut timestamp, ids::TIMESTAMP, cluster_ms as u64);
+        body_len += timestamp.len();
+        let mut blocks: Vec<(BytesMut, Vec<Bytes>)> = Vec::with_capacity(self.pending.len());
+        let mut cued = false;
+        for (p, ms) in self.pending.drain(..) {
+            let rel = (ms - cluster_ms).clamp(i16::MIN as i64, i16::MAX as i64) as i16;
+            let mut h = BytesMut::with_capacity(16);
+            simple_block_header(&mut h, p.track as u64 + 1, rel, p.keyframe, p.data.len());
+            body_len += h.len() + p.data.len();
+            if let Some((track, video)) = self.cue_track {
+                if p.track == track && ((video && p.keyframe) || (!video && !cued)) && ms >= 0 {
+                    self.cues.push(Cue { time: ms as u64, track: track as u64 + 1, cluster_offset });
+                    cued = true;
+                }
+            }
+            let t = &self.tracks[p.track];
+            let dur_ms = (p.duration_ticks as i64 * 1000) / t.timescale.max(1) as i64;
+            self.end_ms = self.end_ms.max(ms + dur_ms);
+            blocks.push((h, p.data.into_parts()));
+        }
+        put_id(&mut head, ids::CLUSTER);
+        put_size(&mut head, body_len as u64, size_len(body_len as u64));
+        head.put_slice(&timestamp);
+        let count = blocks.len() as u32;
+        for (h, payload) in blocks {
+            head.put_slice(&h);
+            parts.push(std::mem::take(&mut head).freeze());
+            parts.extend(payload);
+        }
+        if !head.is_empty() {
+            parts.push(head.freeze());
+        }
+        if self.front.as_ref().is_some_and(|f| f.first_cluster_end == 0) {
+            let f = self.front.as_mut().expect("checked");
+            f.first_cluster = cluster_offset;
+            f.first_cluster_header_len = 4 + size_len(body_len as u64);
+            f.first_cluster_end = cluster_offset + f.first_cluster_header_len as u64 + body_len as u64;
+        }
+        self.fragmenter.reset();
+        let dur = (self.end_ms - cluster_ms).max(0) as u64;
+        Some(self.emit(FragmentKind::Media, parts, count, Some(cluster_ms), dur))
+    }
+}
+
+impl Muxer for MkvMuxer {
+    fn header(&mut self) -> Result<Fragment, MuxError> {
+        let mut buf = BytesMut::with_capacity(1024);
+        let doc_type = if self.webm { "webm" } else { "matroska" };
+        let mut ebml = BytesMut::new();
+        put_master(&mut ebml, ids::EBML, |b| {
+            put_string(b, ids::DOC_TYPE, doc_type);
+            put_uint(b, ids::DOC_TYPE_VERSION, 4);
+            put_uint(b, ids::DOC_TYPE_READ_VERSION, 2);
+        });
+        buf.put_slice(&ebml);
+        put_id(&mut buf, ids::SEGMENT);
+        buf.put_slice(&UNKNOWN_SIZE_8);
+        put_void(&mut buf, RESERVED_FRONT);
+        let mut info = BytesMut::new();
+        put_master(&mut info, ids::INFO, |b| {
+            put_uint(b, ids::TIMESTAMP_SCALE, DEFAULT_TIMESTAMP_SCALE);
+            put_string(b, ids::MUXING_APP, "livemux");
+            put_string(b, ids::WRITING_APP, concat!("livemux ", env!("CARGO_PKG_VERSION")));
+        });
+        buf.put_slice(&info);
+        let mut tracks = BytesMut::new();
+        write_tracks(&mut tracks, &self.tracks, self.webm)?;
+        buf.put_slice(&tracks);
+        self.front = Some(Front {
+            ebml_header: ebml.freeze(),
+            info: info.freeze(),
+            others: vec![tracks.freeze()],
+            first_cluster: 0,
+            first_cluster_header_len: 0,
+            first_cluster_end: 0,
+        });
+        self.header = Some(buf.freeze());
+        Ok(self.emit(FragmentKind::Header, vec![], 0, None, 0))
+    }
+
+    fn push(&mut self, packet: Packet) -> Result<Option<Fragment>, MuxError> {
+        if packet.track >= self.tracks.len() {
+            return Err(MuxError::NoSuchTrack { track: packet.track, tracks: self.tracks.len() });
+        }
+        let ms = self.timestamp_ms(&packet);
+        let too_far = self.pending.iter().any(|(_, t)| (ms - t).abs() > MAX_CLUSTER_SPAN_MS);
+        let closed = if !self.fragmenter.is_empty() && (self.fragmenter.cut_before(&packet) || too_far) {
+            self.flush()
+        } else {
+            None
+        };
+        self.fragmenter.add(&packet);
+        self.pending.push((packet, ms));
+        Ok(closed)
+    }
+
+    fn boundary(&mut self) -> Result<Option<Fragment>, MuxError> {
+        Ok(if self.fragmenter.long_enough() { self.flush() } else { None })
+    }
+
+    fn finish(&mut self) -> Result<Vec<Fragment>, MuxError> {
+        let mut out: Vec<Fragment> = self.flush().into_iter().collect();
+        if let Some(header) = self.header.take() {
+            // No packet at all: the header alone.
+            out.push(self.emit(FragmentKind::Header, vec![header], 0, None, 0));
+        }
+        let Some(front) = self.front.clone().filter(|f| f.first_cluster_end > 0) else { return Ok(out) };
+        let index = Index {
+            timestamp_scale: DEFAULT_TIMESTAMP_SCALE,
+            duration: self.end_ms as f64,
+            cues: std::mem::take(&mut self.cues),
+            end: self.written,
+            unsized_clusters: vec![],
+        };
+        // The reserved Void always leaves room; a front that still does not fit keeps the
+        // file as it is (complete, only not indexed).
+        if let Ok(Ok(plan)) = plan_in_place(&front, &index, self.written) {
+            for step in plan.steps {
+                if let WriteStep::Write { offset, data } = step {
+                    out.push(Fragment {
+                        kind: FragmentKind::Finalize,
+                        offset,
+                        parts: vec![data],
+                        packets: 0,
+                        start_ms: None,
+                        duration_ms: 0,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Writes the whole of `fragments` (a test helper's view of what a file sink does).
+#[cfg(test)]
+fn apply(fragments: &[Fragment]) -> Vec<u8> {
+    let mut file = Vec::new();
+    for f in fragments {
+        let data = f.to_bytes();
+        let o = f.offset as usize;
+        if file.len() < o + data.len() {
+            file.resize(o + data.len(), 0);
+        }
+        file[o..o + data.len()].copy_from_slice(&data);
+    }
+    file
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codecs::Dimensions;
+    use crate::formats::matroska::reader::{MkvItem, MkvReader};
+    use crate::model::{ParamOrigin, Track};
+    use std::sync::Arc;
+
+    #[test]
+    fn clusters_are_whole_and_the_finalized_file_reads_back() {
+        let track = Track {
+            input_id: 1,
+            kind: TrackKind::Video,
+            timescale: 1000,
+            codec: CodecConfig::Vp8 { dims: Dimensions { width: 64, height: 64 } },
+            language: *b"und",
+            edits: vec![],
+            movie_timescale: 1000,
+            origin: ParamOrigin::Stream,
+            mp4_sample_entry: None,
+        };
+        let mut m = MkvMuxer::new(Arc::new(vec![track]), FragmentPolicy::default(), true);
+        let mut frags = vec![m.header().unwrap()];
+        for i in 0..90i64 {
+            let p = Packet {
+                track: 0,
+                dts_ticks: i * 40,
+                pts_ticks: i * 40,
+                duration_ticks: 40,
+                keyframe: i % 30 == 0,
+                data: Bytes::from(vec![i as u8; 10]).into(),
+            };
+            frags.extend(m.push(p).unwrap());
+        }
+        frags.extend(m.finish().unwrap());
+        let media: Vec<_> = frags.iter().filter(|f| f.kind == FragmentKind::Media).collect();
+        assert_eq!(media.len(), 3);
+        assert!(frags[0].is_empty(), "the header goes out with the first cluster");
+        let file = apply(&frags);
+        let mut r = MkvReader::new();
+        r.push(Bytes::from(file));
+        let mut blocks = 0;
+        let mut cues = false;
+        let mut sized = true;
+        while let Some(i) = r.poll().unwrap() {
+            match i {
+                MkvItem::Block(_) => blocks += 1,
+                MkvItem::Meta(e) if e.id == ids::CUES => cues = true,
+                MkvItem::SegmentStart { size, .. } => sized &= size.is_some(),
+                _ => {}
+            }
+        }
+        assert_eq!((blocks, cues, sized), (90, true, true));
+        assert_eq!(r.finish().cut, None);
+    }
+}
