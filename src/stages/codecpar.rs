@@ -15,9 +15,8 @@ use tokio::sync::mpsc;
 
 use super::{Failure, Outputs, StageContext, StageReport, StageResult};
 use crate::formats::matroska::block::parse_block;
-use crate::formats::matroska::ebml::{parse_header, HeaderParse};
 use crate::formats::matroska::ids as mkv_ids;
-use crate::formats::matroska::reader::Element;
+use crate::formats::matroska::reader::{elements, Element};
 use crate::formats::matroska::tracks::{parse_tracks, SegmentInfo, TrackEntry};
 use crate::formats::mp4::moov::{parse_movie, Movie, Mp4Track};
 use crate::formats::mp4::scan::layout::ScanLayout;
@@ -279,8 +278,7 @@ pub async fn run(
                 }
                 ContainerEvent::Media(c) if !m.entries.is_empty() => {
                     m.held_bytes += c.data.len() as u64;
-                    if let Ok(HeaderParse::Header(h)) = parse_header(&c.data, c.offset) {
-                        let e = Element { id: h.id, offset: c.offset, header_len: h.header_len, data: c.data.clone() };
+                    for e in elements(c.offset, &c.data).map_while(Result::ok) {
                         m.look_at(&e);
                     }
                 }

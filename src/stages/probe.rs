@@ -63,7 +63,7 @@ impl Walker {
                 MkvItem::ClusterStart { offset, header_len, size } => {
                     ContainerEvent::MediaStart(region(crate::formats::matroska::ids::CLUSTER, offset, header_len, size))
                 }
-                MkvItem::Block(e) => ContainerEvent::Media(Chunk { offset: e.offset, data: e.data }),
+                MkvItem::Blocks { offset, data } => ContainerEvent::Media(Chunk { offset, data }),
                 MkvItem::Skipped { id, offset, len } => ContainerEvent::Skipped(Region {
                     kind: ElementKind::Ebml(id),
                     offset,

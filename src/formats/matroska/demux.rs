@@ -16,9 +16,9 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use super::block::parse_block;
-use super::ebml::{parse_header, read_uint, HeaderParse, MkvError};
+use super::ebml::{read_uint, MkvError};
 use super::ids;
-use super::reader::Element;
+use super::reader::{elements, Element};
 use super::tracks::{parse_tracks, SegmentInfo, TrackEntry};
 use crate::codecs::{h264, opus, CodecConfig};
 use crate::formats::{push_packet, ContainerEvent, ElementKind, EndState, PacketEvent, SplitSummary};
@@ -122,11 +122,9 @@ impl MkvSplitter {
             ContainerEvent::MediaStart(_) => self.cluster_timestamp = 0,
             ContainerEvent::Tracks(tracks) => self.set_tracks(tracks),
             ContainerEvent::Media(chunk) => {
-                let HeaderParse::Header(h) = parse_header(&chunk.data, chunk.offset)? else {
-                    return Err(MkvError::invalid("block", chunk.offset, "not a whole element"));
-                };
-                let e = Element { id: h.id, offset: chunk.offset, header_len: h.header_len, data: chunk.data };
-                self.block(&e, out)?;
+                for e in elements(chunk.offset, &chunk.data) {
+                    self.block(&e?, out)?;
+                }
             }
             _ => {}
         }

@@ -25,7 +25,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::block::parse_block;
 use super::ebml::{children, id_len, put_element, put_float, put_id, put_size, put_uint, put_void, size_len, MkvError};
 use super::ids;
-use super::reader::{Element, MkvItem, MkvReader};
+use super::reader::{elements, Element, MkvItem, MkvReader};
 use super::tracks::{parse_tracks, SegmentInfo, TrackEntry, DEFAULT_TIMESTAMP_SCALE};
 use crate::formats::{FinalizePlan, WriteStep};
 use crate::model::TrackKind;
@@ -433,7 +433,11 @@ impl Scanner {
                     self.cluster_timestamp = 0;
                 }
                 MkvItem::ClusterTimestamp { timestamp, .. } => self.cluster_timestamp = timestamp,
-                MkvItem::Block(e) => self.block(&e),
+                MkvItem::Blocks { offset, data } => {
+                    for e in elements(offset, &data) {
+                        self.block(&e?);
+                    }
+                }
                 MkvItem::Skipped { id: ids::VOID, offset, .. } if self.first_cluster.is_some() => {
                     self.trailing_void = Some(offset);
                     self.close_unsized(offset);
@@ -593,7 +597,7 @@ mod tests {
         while let Some(i) = r.poll().unwrap() {
             kinds.push(match i {
                 super::super::reader::MkvItem::Meta(e) => e.id,
-                super::super::reader::MkvItem::Block(e) => e.id,
+                super::super::reader::MkvItem::Blocks { .. } => ids::SIMPLE_BLOCK,
                 super::super::reader::MkvItem::ClusterStart { size, .. } => {
                     assert!(size.is_some());
                     ids::CLUSTER

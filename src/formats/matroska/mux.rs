@@ -250,7 +250,7 @@ fn apply(fragments: &[Fragment]) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::codecs::Dimensions;
-    use crate::formats::matroska::reader::{MkvItem, MkvReader};
+    use crate::formats::matroska::reader::{elements, MkvItem, MkvReader};
     use crate::model::{ParamOrigin, Track};
     use std::sync::Arc;
 
@@ -292,7 +292,7 @@ mod tests {
         let mut sized = true;
         while let Some(i) = r.poll().unwrap() {
             match i {
-                MkvItem::Block(_) => blocks += 1,
+                MkvItem::Blocks { offset, data } => blocks += elements(offset, &data).count(),
                 MkvItem::Meta(e) if e.id == ids::CUES => cues = true,
                 MkvItem::SegmentStart { size, .. } => sized &= size.is_some(),
                 _ => {}

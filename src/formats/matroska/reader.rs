@@ -22,6 +22,46 @@ use crate::formats::{Cut, ElementKind, EndState};
 pub const MAX_META_ELEMENT: u64 = 64 << 20;
 /// Largest block element (one coded frame, or a laced group of them).
 pub const MAX_BLOCK_ELEMENT: u64 = 256 << 20;
+/// Most bytes of consecutive blocks handed out as one item.
+const MAX_BLOCK_RUN: usize = 4 << 20;
+
+/// The whole elements in `data` (which starts at input offset `offset`), in order.
+pub fn elements(offset: u64, data: &Bytes) -> impl Iterator<Item = Result<Element, MkvError>> + '_ {
+    let mut pos = 0usize;
+    std::iter::from_fn(move || {
+        if pos >= data.len() {
+            return None;
+        }
+        let at = offset + pos as u64;
+        let h = match parse_header(&data[pos..], at) {
+            Ok(HeaderParse::Header(h)) => h,
+            Ok(HeaderParse::NeedMore) => {
+                pos = data.len();
+                return Some(Err(MkvError::invalid("element", at, "cut short")));
+            }
+            Err(e) => {
+                pos = data.len();
+                return Some(Err(e));
+            }
+        };
+        match h.total().filter(|&t| t <= (data.len() - pos) as u64) {
+            Some(total) => {
+                let e = Element {
+                    id: h.id,
+                    offset: at,
+                    header_len: h.header_len,
+                    data: data.slice(pos..pos + total as usize),
+                };
+                pos += total as usize;
+                Some(Ok(e))
+            }
+            None => {
+                pos = data.len();
+                Some(Err(MkvError::invalid("element", at, "runs past the bytes at hand")))
+            }
+        }
+    })
+}
 
 /// One element of the input.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,8 +97,9 @@ pub enum MkvItem {
     ClusterStart { offset: u64, header_len: usize, size: Option<u64> },
     /// A Cluster's Timestamp element, whole, and its value.
     ClusterTimestamp { element: Element, timestamp: u64 },
-    /// A SimpleBlock or BlockGroup, whole.
-    Block(Element),
+    /// One or more whole SimpleBlock/BlockGroup elements, back to back (as many as the
+    /// input chunk at hand holds): read them with [`elements`].
+    Blocks { offset: u64, data: Bytes },
     /// Bytes passed over: Void, CRC-32, elements livemux does not use.
     Skipped { id: u32, offset: u64, len: u64 },
 }
@@ -280,10 +321,7 @@ impl MkvReader {
                     }
                 }
                 match h.id {
-                    ids::SIMPLE_BLOCK | ids::BLOCK_GROUP => {
-                        let e = self.whole(h, offset, MAX_BLOCK_ELEMENT, "block")?;
-                        Ok(e.map(MkvItem::Block))
-                    }
+                    ids::SIMPLE_BLOCK | ids::BLOCK_GROUP => self.blocks(h, offset, end),
                     ids::TIMESTAMP => {
                         let e = self.whole(h, offset, 8 + MAX_HEADER_LEN as u64, "cluster Timestamp")?;
                         match e {
@@ -315,6 +353,32 @@ impl MkvReader {
         }
         let data = self.take(total);
         Ok(Some(Element { id: h.id, offset, header_len: h.header_len, data }))
+    }
+
+    /// The block at the front, with the whole blocks that follow it in the same chunk.
+    fn blocks(&mut self, h: Header, offset: u64, cluster_end: Option<u64>) -> Result<Option<MkvItem>, MkvError> {
+        let size = h.size.ok_or_else(|| MkvError::invalid("block", offset, "unknown size where a size is required"))?;
+        if size > MAX_BLOCK_ELEMENT {
+            return Err(MkvError::TooLarge { what: "block".into(), offset, size, limit: MAX_BLOCK_ELEMENT });
+        }
+        let mut run = h.header_len + size as usize;
+        if !self.ensure(run) {
+            self.open = Some((h.id, offset, Some(offset + run as u64)));
+            return Ok(None);
+        }
+        let front = &self.queue[0];
+        while run < front.len() && run < MAX_BLOCK_RUN {
+            let at = offset + run as u64;
+            let Ok(HeaderParse::Header(next)) = parse_header(&front[run..], at) else { break };
+            let Some(total) = next.total().filter(|&t| t <= MAX_BLOCK_ELEMENT) else { break };
+            let fits = run as u64 + total <= front.len() as u64 && cluster_end.is_none_or(|e| at + total <= e);
+            if !matches!(next.id, ids::SIMPLE_BLOCK | ids::BLOCK_GROUP) || !fits {
+                break;
+            }
+            run += total as usize;
+        }
+        let data = self.take(run);
+        Ok(Some(MkvItem::Blocks { offset, data }))
     }
 
     /// Passes over an element without holding its bytes.
@@ -391,7 +455,7 @@ mod tests {
                 MkvItem::Meta(_) => "meta",
                 MkvItem::ClusterStart { .. } => "cluster",
                 MkvItem::ClusterTimestamp { .. } => "ts",
-                MkvItem::Block(_) => "block",
+                MkvItem::Blocks { .. } => "blocks",
                 MkvItem::Skipped { .. } => "skip",
             })
             .collect()
@@ -403,23 +467,38 @@ mod tests {
         let (got, end) = items(&data, &[]);
         assert_eq!(
             kinds(&got),
-            ["ebml", "segment", "meta", "skip", "cluster", "ts", "block", "block", "cluster", "ts", "block"]
+            ["ebml", "segment", "meta", "skip", "cluster", "ts", "blocks", "cluster", "ts", "blocks"]
         );
         assert_eq!(end.cut, None);
-        assert_eq!(got[10], {
-            let offset = data.len() as u64 - 6;
-            let data = Bytes::from_static(&[0xA3, 0x84, 0x81, 0, 0, 0x80]);
-            MkvItem::Block(Element { id: 0xA3, offset, header_len: 2, data })
-        });
+        let offset = data.len() as u64 - 6;
+        let block = Bytes::from_static(&[0xA3, 0x84, 0x81, 0, 0, 0x80]);
+        assert_eq!(got[9], MkvItem::Blocks { offset, data: block.clone() });
+        let MkvItem::Blocks { offset, data } = &got[6] else { panic!() };
+        let two: Vec<_> = elements(*offset, data).map(Result::unwrap).collect();
+        assert_eq!(two.iter().map(|e| e.data.len()).collect::<Vec<_>>(), [8, 7]);
+    }
+
+    /// Blocks as (offset, bytes), whatever the items that carried them.
+    fn flat(items: Vec<MkvItem>) -> Vec<MkvItem> {
+        items
+            .into_iter()
+            .flat_map(|i| match i {
+                MkvItem::Blocks { offset, data } => elements(offset, &data)
+                    .map(|e| e.unwrap())
+                    .map(|e| MkvItem::Blocks { offset: e.offset, data: e.data })
+                    .collect(),
+                other => vec![other],
+            })
+            .collect()
     }
 
     #[test]
     fn any_chunking_gives_the_same_items() {
         let data = sample();
-        let (whole, _) = items(&data, &[]);
+        let whole = flat(items(&data, &[]).0);
         for step in 1..data.len() {
             let pieces = vec![step; data.len() / step + 1];
-            assert_eq!(items(&data, &pieces).0, whole, "pieces of {step}");
+            assert_eq!(flat(items(&data, &pieces).0), whole, "pieces of {step}");
         }
     }
 
@@ -428,7 +507,7 @@ mod tests {
         let data = sample();
         let cut = data.len() - 14 - 2; // inside the second block of the first cluster
         let (got, end) = items(&data[..cut], &[]);
-        assert_eq!(kinds(&got), ["ebml", "segment", "meta", "skip", "cluster", "ts", "block"]);
+        assert_eq!(kinds(&got), ["ebml", "segment", "meta", "skip", "cluster", "ts", "blocks"]);
         let c = end.cut.unwrap();
         assert_eq!(c.kind, Some(ElementKind::Ebml(0xA3)));
     }
