@@ -3,9 +3,9 @@
 //! in for the stream's when these are missing or garbage.
 //!
 //! MP4/MOV references are read with livemux's own MP4 reader (the index only, plus a byte
-//! of each track's first packet). Matroska/WebM references are read with the
-//! `matroska-demuxer` crate, which handles finished files well; a reference is small and
-//! read once, so a blocking reader is fine here.
+//! of each track's first packet). Matroska/WebM references are read with livemux's live
+//! Matroska reader, so a browser's probe recording (unknown sizes, no Cues) serves as it
+//! is; a reference is small and read once, so a blocking reader is fine here.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use crate::codecs::{aac, av1, h264, hevc, opus, pcm, vp9, AudioFormat, CodecConfig, Dimensions};
+use crate::codecs::{aac, opus, CodecConfig};
 use crate::formats::mp4::file::read_moov;
 use crate::formats::mp4::moov::{parse_movie, Mp4Track};
 use crate::formats::mp4::scan::layout::PacketStats;
 use crate::formats::{sniff, ContainerKind};
-use crate::model::{Edit, ParamOrigin, Track, TrackKind};
+use crate::model::{ParamOrigin, Track, TrackKind};
 
 /// Most packets read from a Matroska reference to learn its layout.
 const MAX_REFERENCE_PACKETS: usize = 20_000;
@@ -119,123 +119,85 @@ fn first_packet_byte(file: &mut File, t: &Mp4Track) -> Option<u8> {
     Some(b[0])
 }
 
+/// Most bytes of a Matroska reference read to learn its layout.
+const MAX_REFERENCE_BYTES: u64 = 256 << 20;
+
 fn load_matroska(file: File) -> Result<Vec<RefTrack>, String> {
-    use matroska_demuxer::{Frame, MatroskaFile, TrackType};
-    let mut mkv = MatroskaFile::open(file).map_err(|e| {
-        format!(
-            "cannot be read as a finished Matroska file ({e}); a live recording (unknown sizes, no Cues) \
-             must be finished first, e.g. with ffmpeg -i REF -c copy finished.mkv"
-        )
-    })?;
-    let ns_per_tick = mkv.info().timestamp_scale().get();
-    let entries: Vec<_> = mkv
-        .tracks()
-        .iter()
-        .filter(|t| matches!(t.track_type(), TrackType::Video | TrackType::Audio))
-        .cloned()
-        .collect();
-    // Frames per track, in file (decode) order: (size, timestamp in ns, first byte).
-    let mut frames: Vec<Vec<(u32, u64)>> = vec![Vec::new(); entries.len()];
-    let mut first: Vec<Option<Vec<u8>>> = vec![None; entries.len()];
-    let mut frame = Frame::default();
-    let mut read = 0;
-    while read < MAX_REFERENCE_PACKETS && mkv.next_frame(&mut frame).map_err(|e| e.to_string())? {
-        read += 1;
-        if let Some(i) = entries.iter().position(|t| t.track_number().get() == frame.track) {
-            frames[i].push((frame.data.len() as u32, frame.timestamp.saturating_mul(ns_per_tick)));
-            first[i].get_or_insert_with(|| frame.data.clone());
+    use crate::formats::matroska::block::parse_block;
+    use crate::formats::matroska::ids;
+    use crate::formats::matroska::reader::{elements, MkvItem, MkvReader};
+    use crate::formats::matroska::tracks::{parse_tracks, SegmentInfo, TrackEntry};
+
+    let mut reader = MkvReader::new();
+    let mut info = SegmentInfo::default();
+    let mut entries: Vec<TrackEntry> = Vec::new();
+    // Frames per track, in file (decode) order: (size, timestamp in ns); first keyframe.
+    let mut frames: Vec<Vec<(u32, u64)>> = Vec::new();
+    let mut first: Vec<Option<Bytes>> = Vec::new();
+    let mut cluster_timestamp = 0u64;
+    let mut read = 0usize;
+    let mut input = file.take(MAX_REFERENCE_BYTES);
+    let mut buf = vec![0u8; 1 << 20];
+    'reading: loop {
+        let n = input.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
         }
+        reader.push(Bytes::copy_from_slice(&buf[..n]));
+        while let Some(item) = reader.poll().map_err(|e| e.to_string())? {
+            match item {
+                MkvItem::Meta(e) if e.id == ids::INFO => {
+                    info = SegmentInfo::parse(e.body(), e.body_offset()).map_err(|e| e.to_string())?
+                }
+                MkvItem::Meta(e) if e.id == ids::TRACKS => {
+                    entries = parse_tracks(e.body(), e.body_offset()).map_err(|e| e.to_string())?;
+                    entries.retain(|t| t.kind() != TrackKind::Other);
+                    frames = vec![Vec::new(); entries.len()];
+                    first = vec![None; entries.len()];
+                }
+                MkvItem::ClusterTimestamp { timestamp, .. } => cluster_timestamp = timestamp,
+                MkvItem::Blocks { offset, data } => {
+                    for e in elements(offset, &data) {
+                        let Ok(b) = parse_block(&e.map_err(|e| e.to_string())?) else { continue };
+                        let Some(i) = entries.iter().position(|t| t.number == b.track) else { continue };
+                        let ts = (cluster_timestamp as i64 + b.relative_timestamp as i64).max(0) as u64;
+                        for f in &b.frames {
+                            frames[i].push((f.len() as u32, ts.saturating_mul(info.timestamp_scale)));
+                        }
+                        if b.keyframe && first[i].is_none() {
+                            first[i] = b.frames.first().cloned();
+                        }
+                        read += b.frames.len();
+                        if read >= MAX_REFERENCE_PACKETS {
+                            break 'reading;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    if entries.is_empty() {
+        return Err("no Tracks element: not a usable Matroska recording".into());
     }
     let mut out = Vec::new();
     for (i, t) in entries.iter().enumerate() {
-        let what = |e: String| format!("track {} ({}): {e}", i + 1, t.codec_id());
-        let private = t.codec_private().map(Bytes::copy_from_slice).unwrap_or_default();
-        let first_frame = first[i].as_deref().unwrap_or(&[]);
-        let codec = matroska_codec(t.codec_id(), private, first_frame, t).map_err(what)?;
-        let kind = if t.track_type() == TrackType::Video { TrackKind::Video } else { TrackKind::Audio };
+        let what = |e: String| format!("track {} ({}): {e}", i + 1, t.codec_id);
+        let first_frame = first[i].as_deref();
+        let codec = t.codec(first_frame).map_err(what)?;
+        let kind = t.kind();
         // Timescales an MP4 muxer would choose: 90 kHz for video, the sample rate for audio.
         let timescale = codec.audio_format().map_or(90_000, |a| a.sample_rate.max(1));
-        let frame_ns = t.default_duration().map(|d| d.get());
-        let stats = matroska_stats(&frames[i], timescale, frame_ns, &codec, first_frame);
-        let mut edits = Vec::new();
-        if let (Some(delay), CodecConfig::Opus { .. }) = (t.codec_delay(), &codec) {
-            let media_time = (u128::from(delay) * u128::from(timescale) / 1_000_000_000) as i64;
-            edits.push(Edit { segment_duration_movie_ticks: 0, media_time_ticks: media_time, media_rate_integer: 1 });
+        let stats = matroska_stats(&frames[i], timescale, t.default_duration_ns, &codec, first_frame.unwrap_or(&[]));
+        let mut track = t.to_track(&info, codec.clone());
+        track.timescale = timescale;
+        track.origin = ParamOrigin::Reference;
+        for e in &mut track.edits {
+            e.media_time_ticks = (u128::from(t.codec_delay_ns) * u128::from(timescale) / 1_000_000_000) as i64;
         }
-        let mut language = *b"und";
-        if let Some(l) = t.language().filter(|l| l.len() == 3 && l.is_ascii()) {
-            language.copy_from_slice(l.as_bytes());
-        }
-        let track = Track {
-            input_id: t.track_number().get(),
-            kind,
-            timescale,
-            codec: codec.clone(),
-            language,
-            edits,
-            movie_timescale: 1000,
-            origin: ParamOrigin::Reference,
-            mp4_sample_entry: None,
-        };
         out.push(RefTrack { kind, codec, mp4_timescale: None, track, stats });
     }
     Ok(out)
-}
-
-/// Codec parameters from a Matroska CodecID and CodecPrivate (and the first frame, for
-/// codecs whose parameters live in the bitstream).
-fn matroska_codec(
-    id: &str,
-    private: Bytes,
-    first_frame: &[u8],
-    t: &matroska_demuxer::TrackEntry,
-) -> Result<CodecConfig, String> {
-    let audio = || {
-        t.audio()
-            .map(|a| AudioFormat { sample_rate: a.sampling_frequency() as u32, channels: a.channels().get() as u16 })
-    };
-    let e = |e: crate::codecs::CodecError| e.to_string();
-    Ok(match id {
-        "V_MPEG4/ISO/AVC" => {
-            let dims = h264::AvcConfig::parse_bytes(&private).and_then(|c| c.dimensions()).map_err(e)?;
-            CodecConfig::H264 { avcc: private, dims }
-        }
-        "V_MPEGH/ISO/HEVC" => {
-            let dims = hevc::HvcConfig::parse_bytes(&private).and_then(|c| c.dimensions()).map_err(e)?;
-            CodecConfig::Hevc { hvcc: private, dims }
-        }
-        "V_AV1" => {
-            let dims = av1::Av1Config::parse_bytes(&private).and_then(|c| c.dimensions()).map_err(e)?;
-            CodecConfig::Av1 { av1c: private, dims }
-        }
-        "V_VP9" => {
-            let (config, dims) = vp9::config_from_keyframe(first_frame).map_err(e)?;
-            CodecConfig::Vp9 { vpcc: config.to_bytes(), dims }
-        }
-        "V_VP8" => {
-            let v = t.video().ok_or("no video settings")?;
-            let dims = Dimensions { width: v.pixel_width().get() as u32, height: v.pixel_height().get() as u32 };
-            CodecConfig::Vp8 { dims }
-        }
-        "A_AAC" => {
-            let asc = aac::AudioSpecificConfig::parse(&private).map_err(e)?;
-            CodecConfig::Aac { asc: private, format: asc.audio_format() }
-        }
-        "A_OPUS" => CodecConfig::Opus { head: opus::OpusHead::from_opus_head(&private).map_err(e)? },
-        "A_PCM/INT/LIT" | "A_PCM/INT/BIG" | "A_PCM/FLOAT/IEEE" => {
-            let a = audio().ok_or("no audio settings")?;
-            let bits = t.audio().and_then(|a| a.bit_depth()).map_or(16, |b| b.get() as u16);
-            let pcm = pcm::PcmFormat {
-                sample_rate: a.sample_rate,
-                channels: a.channels,
-                bits_per_sample: bits,
-                float: id == "A_PCM/FLOAT/IEEE",
-                little_endian: id != "A_PCM/INT/BIG",
-            };
-            CodecConfig::Pcm { pcm }
-        }
-        other => return Err(format!("codec '{other}' is not supported in a reference")),
-    })
 }
 
 /// Packet statistics of a Matroska track. Matroska stores presentation times only: decode

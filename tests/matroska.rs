@@ -399,3 +399,54 @@ fn sigkill_during_a_paced_webm_remux_leaves_a_readable_prefix() {
     }
     assert_eq!(clusters, 20);
 }
+
+#[test]
+fn live_browser_webm_serves_as_a_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, codecs) in
+        [("chrome_webm_vp9_opus_probe", ["vp9", "opus"]), ("chrome_mkv_avc1_opus_probe", ["h264", "opus"])]
+    {
+        let r = livemux::reference::Reference::load(&browser_file(name, dir.path())).unwrap();
+        let mut got: Vec<_> = r.tracks.iter().map(|t| t.codec.name()).collect();
+        got.sort();
+        let mut want = codecs.to_vec();
+        want.sort();
+        assert_eq!(got, want, "{name}");
+        let video = r.tracks.iter().find(|t| t.kind == livemux::TrackKind::Video).unwrap();
+        assert_eq!(video.codec.dimensions().map(|d| (d.width, d.height)), Some((640, 360)), "{name}");
+    }
+}
+
+/// The live reader finds the same frames as matroska-demuxer (a crate made for finished
+/// files) in a finished FFmpeg file with laced and grouped blocks.
+#[test]
+fn the_reader_agrees_with_matroska_demuxer() {
+    use matroska_demuxer::{Frame, MatroskaFile};
+    let path = generated_file("h264_opus.mkv");
+    let mut oracle = MatroskaFile::open(std::fs::File::open(&path).unwrap()).unwrap();
+    let mut want = Vec::new();
+    let mut frame = Frame::default();
+    while oracle.next_frame(&mut frame).unwrap() {
+        want.push((frame.track, frame.timestamp as i64, frame.data.clone()));
+    }
+    let mut r = MkvReader::new();
+    r.push(Bytes::from(std::fs::read(&path).unwrap()));
+    let mut got = Vec::new();
+    let mut cluster = 0i64;
+    while let Some(item) = r.poll().unwrap() {
+        match item {
+            MkvItem::ClusterTimestamp { timestamp, .. } => cluster = timestamp as i64,
+            MkvItem::Blocks { offset, data } => {
+                for e in livemux::formats::matroska::reader::elements(offset, &data) {
+                    let b = livemux::formats::matroska::block::parse_block(&e.unwrap()).unwrap();
+                    for f in b.frames {
+                        got.push((b.track, cluster + b.relative_timestamp as i64, f.to_vec()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "frames differ");
+}
