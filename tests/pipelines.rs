@@ -47,6 +47,22 @@ fn remux_pipeline_runs_on_the_shipped_sample() {
 }
 
 #[test]
+fn browser_webm_pipeline_writes_a_seekable_webm() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("rec.webm");
+    let input = browser_chunks("chrome_webm_vp9_opus").concat();
+    let out = run_pipeline("browser-webm.toml", &[format!("sink.path={}", out_path.display())], Some(input));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let data = std::fs::read(&out_path).unwrap();
+    assert_eq!(&data[..4], &[0x1A, 0x45, 0xDF, 0xA3]);
+    // The Segment got its size (no unknown-size marker left after its ID).
+    let seg = data.windows(4).position(|w| w == [0x18, 0x53, 0x80, 0x67]).unwrap();
+    let header = livemux::formats::matroska::ebml::parse_header(&data[seg..], seg as u64).unwrap();
+    let livemux::formats::matroska::ebml::HeaderParse::Header(h) = header else { panic!() };
+    assert_eq!(h.total(), Some((data.len() - seg) as u64), "the Segment spans the file");
+}
+
+#[test]
 fn stdin_to_stdout_pipeline() {
     let input = std::fs::read(root().join("samples/chrome_mp4_avc1_opus.mp4")).unwrap();
     let out = run_pipeline("stdin-to-stdout.toml", &[], Some(input));
