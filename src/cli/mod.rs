@@ -68,9 +68,11 @@ enum Command {
         /// Output file, or - for stdout.
         #[arg(short, long)]
         output: PathBuf,
-        /// Output format: fmp4, mkv or webm (WebM only carries VP8, VP9, AV1 and Opus).
-        #[arg(long, default_value = "fmp4", value_parser = ["fmp4", "mkv", "webm"])]
-        to: String,
+        /// Output format: fmp4, mkv, webm (VP8, VP9, AV1 and Opus only), or matroska (webm
+        /// when the codecs allow, mkv otherwise). Default: from the output's extension
+        /// (.webm, .mkv), fmp4 otherwise.
+        #[arg(long, value_parser = ["fmp4", "mkv", "webm", "matroska"])]
+        to: Option<String>,
         /// Fragments end at the first video keyframe after this many milliseconds.
         #[arg(long, default_value_t = 1000)]
         fragment_ms: u64,
@@ -103,9 +105,11 @@ The reference is a short complete recording made with the same recorder and sett
         /// Output file, or - for stdout.
         #[arg(short, long)]
         output: PathBuf,
-        /// Output format: fmp4, mkv or webm (WebM only carries VP8, VP9, AV1 and Opus).
-        #[arg(long, default_value = "fmp4", value_parser = ["fmp4", "mkv", "webm"])]
-        to: String,
+        /// Output format: fmp4, mkv, webm (VP8, VP9, AV1 and Opus only), or matroska (webm
+        /// when the codecs allow, mkv otherwise). Default: from the output's extension
+        /// (.webm, .mkv), fmp4 otherwise.
+        #[arg(long, value_parser = ["fmp4", "mkv", "webm", "matroska"])]
+        to: Option<String>,
     },
     /// Make a recording left by a crash or a browser seekable and indexed, in place.
     #[command(after_help = "Examples:
@@ -196,7 +200,7 @@ pub fn main() -> ExitCode {
                     );
                     return ExitCode::from(EXIT_USAGE);
                 }
-                let format: MuxFormat = to.parse().expect("clap checked the value");
+                let format = output_format(to.as_deref(), &output);
                 let source = SourceConfig {
                     path: input,
                     follow,
@@ -217,7 +221,7 @@ pub fn main() -> ExitCode {
             Command::Recover { input, reference, output, to } => {
                 let source = SourceConfig { path: input, ..SourceConfig::default() };
                 let params = CodecparConfig { params: ParamPolicy::Auto, reference: Some(reference) };
-                let mux = MuxConfig { format: to.parse().expect("clap checked the value"), ..MuxConfig::default() };
+                let mux = MuxConfig { format: output_format(to.as_deref(), &output), ..MuxConfig::default() };
                 let sink = SinkConfig { path: output, durability: None };
                 match Pipeline::remux(source, params, mux, sink) {
                     Ok(p) => run_pipeline(p).await,
@@ -228,6 +232,14 @@ pub fn main() -> ExitCode {
             Command::Probe { input, json, params } => probe::run(input, json, params.config()).await,
         }
     })
+}
+
+/// `--to`, or the format the output's name asks for.
+fn output_format(to: Option<&str>, output: &std::path::Path) -> MuxFormat {
+    match to {
+        Some(t) => t.parse().expect("clap checked the value"),
+        None => MuxFormat::from_extension(output).unwrap_or_default(),
+    }
 }
 
 fn finalize(path: &std::path::Path) -> ExitCode {

@@ -5,6 +5,7 @@ use tokio::sync::mpsc;
 use super::{Outputs, StageContext, StageReport, StageResult};
 use crate::formats::fragmenter::FragmentPolicy;
 use crate::formats::matroska::mux::MkvMuxer;
+use crate::formats::matroska::tracks::webm_compatible;
 use crate::formats::mp4::fmp4::Fmp4Muxer;
 use crate::formats::{Muxer, PacketEvent};
 use crate::model::{Fragment, TrackSet};
@@ -16,9 +17,11 @@ pub enum MuxFormat {
     #[default]
     Fmp4,
     /// Matroska: one Cluster per fragment; Cues, Duration and SeekHead at a clean stop.
-    Matroska,
+    Mkv,
     /// WebM: Matroska restricted to VP8, VP9, AV1 and Opus.
     Webm,
+    /// WebM when every codec fits in WebM, Matroska otherwise.
+    Matroska,
 }
 
 impl std::str::FromStr for MuxFormat {
@@ -26,9 +29,21 @@ impl std::str::FromStr for MuxFormat {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "fmp4" => Ok(MuxFormat::Fmp4),
-            "mkv" | "matroska" => Ok(MuxFormat::Matroska),
+            "mkv" => Ok(MuxFormat::Mkv),
             "webm" => Ok(MuxFormat::Webm),
-            _ => Err(format!("unknown output format '{s}' (expected fmp4, mkv or webm)")),
+            "matroska" => Ok(MuxFormat::Matroska),
+            _ => Err(format!("unknown output format '{s}' (expected fmp4, mkv, webm or matroska)")),
+        }
+    }
+}
+
+impl MuxFormat {
+    /// The format a file name asks for: `.webm`, `.mkv`/`.mka`; `None` otherwise.
+    pub fn from_extension(path: &std::path::Path) -> Option<MuxFormat> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "webm" => Some(MuxFormat::Webm),
+            "mkv" | "mka" => Some(MuxFormat::Mkv),
+            _ => None,
         }
     }
 }
@@ -43,8 +58,12 @@ pub struct MuxConfig {
 fn make_muxer(config: &MuxConfig, tracks: TrackSet) -> Box<dyn Muxer> {
     match config.format {
         MuxFormat::Fmp4 => Box::new(Fmp4Muxer::new(tracks, config.fragment)),
-        MuxFormat::Matroska => Box::new(MkvMuxer::new(tracks, config.fragment, false)),
+        MuxFormat::Mkv => Box::new(MkvMuxer::new(tracks, config.fragment, false)),
         MuxFormat::Webm => Box::new(MkvMuxer::new(tracks, config.fragment, true)),
+        MuxFormat::Matroska => {
+            let webm = webm_compatible(&tracks);
+            Box::new(MkvMuxer::new(tracks, config.fragment, webm))
+        }
     }
 }
 
