@@ -10,6 +10,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+use crate::formats::mp4::finalize as mp4;
 use crate::formats::{sniff, ContainerKind, FinalizePlan, WriteStep, SNIFF_LEN};
 
 /// Why a file could not be finalized.
@@ -79,6 +80,13 @@ pub fn finalize_file(path: &Path) -> Result<FinalizeReport, FinalizeError> {
     })
 }
 
-fn plan(container: ContainerKind, _file: &mut File, _len: u64) -> Result<FinalizePlan, FinalizeError> {
-    Err(FinalizeError::Unsupported(container))
+fn plan(container: ContainerKind, file: &mut File, len: u64) -> Result<FinalizePlan, FinalizeError> {
+    match container {
+        ContainerKind::Mp4 => mp4::plan(file, len).map_err(|e| match e {
+            mp4::FinalizeMp4Error::Io(e) => FinalizeError::Io(e),
+            mp4::FinalizeMp4Error::Unusable(m) => FinalizeError::Unusable(m),
+            e @ mp4::FinalizeMp4Error::Mp4(_) => FinalizeError::Unusable(e.to_string()),
+        }),
+        ContainerKind::Matroska => Err(FinalizeError::Unsupported(container)),
+    }
 }

@@ -5,6 +5,7 @@ use tokio::sync::mpsc;
 use super::{Outputs, StageContext, StageReport, StageResult};
 use crate::formats::fragmenter::FragmentPolicy;
 use crate::formats::mp4::fmp4::Fmp4Muxer;
+use crate::formats::mp4::regular::{RegularMp4Muxer, DEFAULT_RESERVE_MS};
 use crate::formats::{Muxer, PacketEvent};
 use crate::model::{Fragment, TrackSet};
 
@@ -14,6 +15,9 @@ pub enum MuxFormat {
     /// Fragmented MP4: ftyp + moov once, then moof + mdat per fragment.
     #[default]
     Fmp4,
+    /// Fragmented MP4 while recording, turned into a regular MP4 in place at a clean stop
+    /// (by outputs that can seek; a stream gets the fragmented file).
+    Mp4,
 }
 
 impl std::str::FromStr for MuxFormat {
@@ -21,21 +25,32 @@ impl std::str::FromStr for MuxFormat {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "fmp4" => Ok(MuxFormat::Fmp4),
-            _ => Err(format!("unknown output format '{s}' (expected fmp4)")),
+            "mp4" => Ok(MuxFormat::Mp4),
+            _ => Err(format!("unknown output format '{s}' (expected fmp4 or mp4)")),
         }
     }
 }
 
 /// Settings of `mux`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MuxConfig {
     pub format: MuxFormat,
     pub fragment: FragmentPolicy,
+    /// `mp4`: the expected duration, for which room is reserved before the media so that
+    /// the final index goes first (0: none, the index goes at the end).
+    pub reserve_ms: u64,
+}
+
+impl Default for MuxConfig {
+    fn default() -> Self {
+        MuxConfig { format: MuxFormat::default(), fragment: FragmentPolicy::default(), reserve_ms: DEFAULT_RESERVE_MS }
+    }
 }
 
 fn make_muxer(config: &MuxConfig, tracks: TrackSet) -> Box<dyn Muxer> {
     match config.format {
         MuxFormat::Fmp4 => Box::new(Fmp4Muxer::new(tracks, config.fragment)),
+        MuxFormat::Mp4 => Box::new(RegularMp4Muxer::new(tracks, config.fragment, config.reserve_ms)),
     }
 }
 
@@ -80,5 +95,5 @@ pub async fn run(
             }
         }
     }
-    Ok(StageReport::default())
+    Ok(StageReport { notes: muxer.map(|m| m.notes()).unwrap_or_default() })
 }
