@@ -51,7 +51,7 @@ fn assert_regular(path: &Path) -> Vec<String> {
     let data = std::fs::read(path).unwrap();
     let boxes = top_level_boxes(&data);
     let names: Vec<String> = boxes.iter().map(|b| String::from_utf8_lossy(&b.0).into_owned()).collect();
-    assert_eq!(boxes.iter().map(|b| b.1 + b.2).last(), Some(data.len()), "{}: {names:?}", path.display());
+    assert_eq!(boxes.iter().map(|b| b.1 + b.2).next_back(), Some(data.len()), "{}: {names:?}", path.display());
     assert!(!names.iter().any(|n| n == "moof" || n == "mfra" || n == "free"), "{}: {names:?}", path.display());
     let moovs: Vec<_> = boxes.iter().filter(|b| &b.0 == b"moov").collect();
     assert_eq!(moovs.len(), 1, "{}: {names:?}", path.display());
