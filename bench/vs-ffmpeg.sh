@@ -6,7 +6,7 @@
 #   big-1080p   ~1 GiB, 1080p30 H.264 + AAC, ~7 min, progressive (moov first: faststart)
 #   long-360p   2 h, 360p30 H.264 + AAC 48 kHz, moov at the end (~550,000 packets)
 # the commands
-#   livemux remux IN -o OUT --durability none
+#   livemux remux IN -o OUT --to fmp4 --durability none
 #   ffmpeg -nostdin -v error -y -i IN -map 0 -c copy \
 #          -movflags +frag_keyframe+empty_moov+default_base_moof OUT
 # each run 3 times (RUNS; median reported), outputs on tmpfs (/dev/shm, deleted after each run),
@@ -118,7 +118,7 @@ run_tool() {
     local out="$shm_out-$1.mp4" r
     rm -f "$out"
     case "$1" in
-        livemux) r=$(measure "$livemux" remux "$2" -o "$out" --durability none) ;;
+        livemux) r=$(measure "$livemux" remux "$2" -o "$out" --to fmp4 --durability none) ;;
         ffmpeg)  r=$(measure ffmpeg -nostdin -v error -y -i "$2" -map 0 -c copy \
                          -movflags +frag_keyframe+empty_moov+default_base_moof "$out") ;;
     esac
@@ -135,7 +135,7 @@ for in in "$big" "$long"; do
     pkts=$(count_packets "$in")
 
     # Correctness, once: the livemux output holds every packet.
-    "$livemux" remux "$in" -o "$shm_out-check.mp4" --durability none
+    "$livemux" remux "$in" -o "$shm_out-check.mp4" --to fmp4 --durability none
     out_pkts=$(count_packets "$shm_out-check.mp4")
     rm -f "$shm_out-check.mp4"
     if [ "$out_pkts" != "$pkts" ]; then

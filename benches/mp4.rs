@@ -9,6 +9,12 @@
 //! - `mux`: `Fmp4Muxer` (default 1 s / 2 s fragments) over the pre-split packets, header to
 //!   finish; throughput in packet payload bytes.
 //! - `parse_moov`: `parse_movie` on the `moov` box; throughput in `moov` bytes.
+//! - `mux` also runs `RegularMp4Muxer` (`--to mp4`: the same fragments, each read back into
+//!   the index, and the regular moov built at the end), as `<input>/mp4`.
+//! - `finalize`: `finalize::plan` (what `livemux finalize` computes before writing) on the
+//!   input remuxed to fragmented MP4, in memory; throughput in packets. When
+//!   `bench/out/finalize-2h-frag.mp4` (2 h, ~553,000 packets, made by `bench/finalize.sh`)
+//!   exists, also on that file, read with seeks as the command does.
 //! - `scan`: `MdatScanner`, cutting the `mdat` into packets without the `moov` (recovery of
 //!   a recording whose index is lost), with `h264_aac_reference_1s.mp4`'s layout; throughput
 //!   in `mdat` bytes. (`bench/recover.sh` measures the whole `recover` command on an hour.)
@@ -31,8 +37,10 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use livemux::formats::fragmenter::FragmentPolicy;
 use livemux::formats::mp4::demux::Mp4Splitter;
+use livemux::formats::mp4::finalize::plan;
 use livemux::formats::mp4::fmp4::Fmp4Muxer;
 use livemux::formats::mp4::moov::parse_movie;
+use livemux::formats::mp4::regular::{RegularMp4Muxer, DEFAULT_RESERVE_MS};
 use livemux::formats::mp4::scan::layout::ScanLayout;
 use livemux::formats::mp4::scan::MdatScanner;
 use livemux::formats::mp4::walker::Mp4Walker;
@@ -173,7 +181,10 @@ fn split(data: &Bytes, tracks: &TrackSet, moov: &MetaUnit, moov_first: bool, mut
 }
 
 fn mux(tracks: &TrackSet, packets: &[Packet]) -> u64 {
-    let mut m = Fmp4Muxer::new(tracks.clone(), FragmentPolicy::default());
+    mux_with(Box::new(Fmp4Muxer::new(tracks.clone(), FragmentPolicy::default())), packets)
+}
+
+fn mux_with(mut m: Box<dyn Muxer>, packets: &[Packet]) -> u64 {
     let mut written = m.header().unwrap().len();
     for p in packets {
         if let Some(frag) = m.push(p.clone()).unwrap() {
@@ -181,6 +192,19 @@ fn mux(tracks: &TrackSet, packets: &[Packet]) -> u64 {
         }
     }
     written + m.finish().unwrap().iter().map(|f| f.len()).sum::<u64>()
+}
+
+/// The packets as a fragmented MP4 file, in memory.
+fn fragmented_file(tracks: &TrackSet, packets: &[Packet]) -> Vec<u8> {
+    let mut m = Fmp4Muxer::new(tracks.clone(), FragmentPolicy::default());
+    let mut out = m.header().unwrap().to_bytes().to_vec();
+    for p in packets {
+        if let Some(frag) = m.push(p.clone()).unwrap() {
+            out.extend_from_slice(&frag.to_bytes());
+        }
+    }
+    m.finish().unwrap().iter().for_each(|f| out.extend_from_slice(&f.to_bytes()));
+    out
 }
 
 fn short<M: criterion::measurement::Measurement>(g: &mut BenchmarkGroup<'_, M>) {
@@ -224,6 +248,31 @@ fn benches(c: &mut Criterion) {
     short(&mut g);
     g.throughput(Throughput::Bytes(payload));
     g.bench_function(&name, |b| b.iter(|| mux(&tracks, &packets)));
+    g.bench_function(format!("{name}/mp4"), |b| {
+        b.iter(|| {
+            let m = RegularMp4Muxer::new(tracks.clone(), FragmentPolicy::default(), DEFAULT_RESERVE_MS);
+            mux_with(Box::new(m), &packets)
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("finalize");
+    short(&mut g);
+    let frag = fragmented_file(&tracks, &packets);
+    g.throughput(Throughput::Elements(packets.len() as u64));
+    g.bench_function(format!("plan/{name}"), |b| {
+        b.iter(|| plan(&mut std::io::Cursor::new(&frag), frag.len() as u64).unwrap())
+    });
+    let long = root().join("bench/out/finalize-2h-frag.mp4");
+    if let Ok(mut f) = File::open(&long) {
+        let len = f.metadata().unwrap().len();
+        let p = plan(&mut f, len).unwrap();
+        eprintln!("finalize-2h-frag: {:?}", p.notes);
+        let samples: u64 =
+            p.notes.iter().find_map(|n| n.split(" fragments, ").nth(1)?.split(' ').next()?.parse().ok()).unwrap_or(1);
+        g.throughput(Throughput::Elements(samples));
+        g.bench_function("plan/finalize-2h-frag", |b| b.iter(|| plan(&mut f, len).unwrap()));
+    }
     g.finish();
 
     let mut g = c.benchmark_group("parse_moov");

@@ -10,6 +10,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+use crate::formats::mp4::finalize as mp4;
 use crate::formats::{sniff, ContainerKind, FinalizePlan, WriteStep, SNIFF_LEN};
 
 /// Why a file could not be finalized.
@@ -82,7 +83,11 @@ pub fn finalize_file(path: &Path) -> Result<FinalizeReport, FinalizeError> {
 fn plan(container: ContainerKind, file: &mut File, len: u64) -> Result<FinalizePlan, FinalizeError> {
     match container {
         ContainerKind::Matroska => plan_matroska(file, len),
-        ContainerKind::Mp4 => Err(FinalizeError::Unsupported(container)),
+        ContainerKind::Mp4 => mp4::plan(file, len).map_err(|e| match e {
+            mp4::FinalizeMp4Error::Io(e) => FinalizeError::Io(e),
+            mp4::FinalizeMp4Error::Unusable(m) => FinalizeError::Unusable(m),
+            e @ mp4::FinalizeMp4Error::Mp4(_) => FinalizeError::Unusable(e.to_string()),
+        }),
     }
 }
 

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Starts `livemux remux - -o OUT` and feeds it `data` at about `bytes_per_sec`.
+/// Starts `livemux remux - -o OUT` (for an .mp4 file, `--to mp4` by default: fragmented
+/// MP4 until a clean stop) and feeds it `data` at about `bytes_per_sec`.
 fn paced_remux(data: Vec<u8>, out: &Path, bytes_per_sec: usize) -> (Child, std::thread::JoinHandle<()>) {
     let mut child = livemux()
         .args(["remux", "-", "--fragment-ms", "200", "--max-fragment-ms", "400", "-o"])
@@ -33,10 +34,11 @@ fn paced_remux(data: Vec<u8>, out: &Path, bytes_per_sec: usize) -> (Child, std::
     (child, feeder)
 }
 
-/// Packets of a complete remux of `input`, the reference every partial output must prefix.
-fn full_remux_packets(input: &Path, dir: &Path) -> Vec<FramePacket> {
-    let out = dir.join("complete.mp4");
-    let status = livemux().arg("remux").arg(input).arg("-o").arg(&out).status().unwrap();
+/// Packets of a complete remux of `input` to `to` (fmp4: what a killed recording holds;
+/// mp4: what a clean stop gives), the reference every partial output must prefix.
+fn full_remux_packets(input: &Path, dir: &Path, to: &str) -> Vec<FramePacket> {
+    let out = dir.join(format!("complete.{to}.mp4"));
+    let status = livemux().arg("remux").arg(input).args(["--to", to, "-o"]).arg(&out).status().unwrap();
     assert!(status.success());
     framemd5(&out)
 }
@@ -57,7 +59,8 @@ fn sigkill_at_random_moments_leaves_a_playable_prefix() {
     let input = generated_file("h264_aac_faststart.mp4");
     let data = std::fs::read(&input).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let whole = full_remux_packets(&input, dir.path());
+    // Killed, a `--to mp4` recording is a fragmented MP4 (with a reserved free box).
+    let whole = full_remux_packets(&input, dir.path(), "fmp4");
     let mut rng = Lcg(0x5eed);
     let mut fragments_seen = 0;
     for run in 0..20 {
@@ -100,7 +103,11 @@ fn ctrl_c_finishes_the_output_and_exits_0() {
     assert_eq!(status.code(), Some(0), "Ctrl-C is a clean stop");
     let bytes = std::fs::read(&out).unwrap();
     assert_eq!(complete_fragments_prefix(&bytes).len(), bytes.len(), "no torn fragment after a clean stop");
-    assert_prefix(&full_remux_packets(&input, dir.path()), &framemd5(&out), "interrupted");
+    // A clean stop of a `--to mp4` recording: a regular MP4 whose edit lists end with the
+    // media that arrived, which sets the last packet's duration (to the millisecond).
+    let boxes: Vec<_> = top_level_boxes(&bytes).iter().map(|b| b.0).collect();
+    assert_eq!(boxes, [*b"ftyp", *b"moov", *b"mdat"], "a regular MP4 with the index first");
+    assert_cut_prefix(&full_remux_packets(&input, dir.path(), "mp4"), &framemd5(&out), "interrupted");
     assert_eq!(decode_errors(&out), "");
 }
 

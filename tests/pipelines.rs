@@ -143,7 +143,7 @@ fn browser_recapture_pipeline_recovers_zeroed_parameters_from_stdin() {
     let res = livemux()
         .arg("remux")
         .arg(root().join("samples/chrome_mp4_avc1_opus.mp4"))
-        .arg("-o")
+        .args(["--to", "fmp4", "-o"])
         .arg(&clean)
         .output()
         .unwrap();

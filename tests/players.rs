@@ -1,5 +1,6 @@
 //! Outputs play in real players: GStreamer (playbin, every stream decoded) and Chromium
-//! (a `<video>` element played to the end, headless).
+//! (a `<video>` element played to the end, headless; regular MP4s also seeked to the middle
+//! first).
 
 mod common;
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use common::*;
 
+/// Fragmented MP4 outputs (`--to fmp4`) of the fixtures and the Chromium recordings.
 fn outputs(dir: &Path) -> Vec<(String, PathBuf)> {
     let mut inputs: Vec<PathBuf> = ["h264_aac_moov_end.mp4", "hevc_aac_moov_end.mov", "h264_aac_fragmented.mp4"]
         .iter()
@@ -23,7 +25,7 @@ fn outputs(dir: &Path) -> Vec<(String, PathBuf)> {
         .map(|input| {
             let name = input.file_name().unwrap().to_string_lossy().into_owned();
             let out = dir.join(format!("{name}.out.mp4"));
-            let res = livemux().arg("remux").arg(&input).arg("-o").arg(&out).output().unwrap();
+            let res = livemux().arg("remux").arg(&input).args(["--to", "fmp4", "-o"]).arg(&out).output().unwrap();
             assert!(res.status.success(), "{name}: {}", String::from_utf8_lossy(&res.stderr));
             (name, out)
         })
@@ -50,18 +52,24 @@ fn gstreamer_plays_every_output() {
     }
 }
 
+/// Plays the media to the end at 8x; with `?seek`, first seeks to the middle and reports
+/// where the seek landed.
 const PAGE: &str = r#"<!doctype html><title>loading</title><video id=v muted playsinline></video><script>
 const v = document.getElementById('v');
+const seek = location.search.includes('seek');
+let seeked = -1;
 const report = r => fetch('/result?' + encodeURIComponent(r));
+const play = () => { v.playbackRate = 8; v.play().catch(e => report('play-error ' + e)); };
 v.onerror = () => report('error ' + (v.error && v.error.code));
-v.onended = () => report('ended ' + v.currentTime + ' ' + v.duration);
-v.onloadedmetadata = () => { v.playbackRate = 8; v.play().catch(e => report('play-error ' + e)); };
+v.onended = () => report('ended ' + v.currentTime + ' ' + v.duration + (seek ? ' seeked ' + seeked + ' ' + v.duration / 2 : ''));
+v.onseeked = () => { if (seeked < 0) { seeked = v.currentTime; play(); } };
+v.onloadedmetadata = () => { if (seek) { v.currentTime = v.duration / 2; } else { play(); } };
 v.src = '/media.mp4';
 setTimeout(() => report('timeout ' + v.currentTime + ' ' + v.duration), 20000);
 </script>"#;
 
 /// Serves the page and `media` on loopback until the page reports; returns the report.
-fn play_in_chromium(media: &Path) -> String {
+fn play_in_chromium(media: &Path, seek: bool) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let data = std::fs::read(media).unwrap();
@@ -126,7 +134,7 @@ fn play_in_chromium(media: &Path) -> String {
             "--remote-debugging-port=0",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("http://127.0.0.1:{port}/"))
+        .arg(format!("http://127.0.0.1:{port}/{}", if seek { "?seek" } else { "" }))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -147,11 +155,49 @@ fn chromium_plays_every_output_to_the_end() {
         if name.starts_with("hevc") {
             continue; // Chromium on Linux has no HEVC decoder.
         }
-        let report = play_in_chromium(&out);
+        let report = play_in_chromium(&out, false);
         eprintln!("{name}: chromium: {report}");
         let parts: Vec<&str> = report.split_whitespace().collect();
         assert_eq!(parts.first(), Some(&"ended"), "{name}: {report}");
         let (at, duration): (f64, f64) = (parts[1].parse().unwrap(), parts[2].parse().unwrap());
         assert!(duration > 5.0 && (at - duration).abs() < 0.1, "{name}: {report}");
+    }
+}
+
+/// Regular MP4s (`--to mp4` with the index first and last, `livemux finalize` on Chromium
+/// recordings): Chromium seeks to the middle, then plays to the end.
+#[test]
+fn chromium_seeks_and_plays_regular_mp4_outputs_to_the_end() {
+    if !tools(&["chromium"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (input, args) in [
+        (generated_file("h264_aac_moov_end.mp4"), &["--to", "mp4"][..]),
+        (generated_file("h264_aac_fragmented.mp4"), &["--to", "mp4", "--reserve-ms", "0"][..]),
+        (browser_file("chrome_mp4_av01_opus", dir.path()), &["--to", "mp4"][..]),
+    ] {
+        let name = input.file_name().unwrap().to_string_lossy().into_owned();
+        let out = dir.path().join(format!("{name}.{}.mp4", args.len()));
+        let res = livemux().arg("remux").arg(&input).arg("-o").arg(&out).args(args).output().unwrap();
+        assert!(res.status.success(), "{name}: {}", String::from_utf8_lossy(&res.stderr));
+        files.push((format!("{name} {args:?}"), out));
+    }
+    for name in ["chrome_mp4_vp9_opus", "chrome_audio_mp4_opus"] {
+        let copy = browser_file(name, dir.path());
+        let res = livemux().arg("finalize").arg(&copy).output().unwrap();
+        assert!(res.status.success(), "{name}: {}", String::from_utf8_lossy(&res.stderr));
+        files.push((format!("{name} finalized"), copy));
+    }
+    for (name, file) in files {
+        let report = play_in_chromium(&file, true);
+        eprintln!("{name}: chromium: {report}");
+        let parts: Vec<&str> = report.split_whitespace().collect();
+        assert_eq!(parts.first(), Some(&"ended"), "{name}: {report}");
+        let num = |i: usize| -> f64 { parts[i].parse().unwrap() };
+        let (at, duration, seeked, middle) = (num(1), num(2), num(4), num(5));
+        assert!(duration > 5.0 && (at - duration).abs() < 0.1, "{name}: {report}");
+        assert!((seeked - middle).abs() < 0.5, "{name}: the seek landed at {seeked}, not near {middle}: {report}");
     }
 }

@@ -262,7 +262,10 @@ fn live_moov_less_input_through_stdin() {
     let data = std::fs::read(&cut).unwrap();
     let reference = d.join("h264_aac_reference_1s.mp4");
     let whole = dir.path().join("whole.mp4");
-    assert!(recover(&cut, &reference, &whole).status.success());
+    // The file run in the format of the stdout run (an .mp4 file defaults to --to mp4).
+    let mut file_run = livemux();
+    file_run.arg("recover").arg(&cut).arg("--reference").arg(&reference).args(["--to", "fmp4", "-o"]).arg(&whole);
+    assert!(file_run.status().unwrap().success());
 
     let mut child = livemux()
         .args(["remux", "-", "-o", "-", "--reference"])

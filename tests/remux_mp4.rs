@@ -9,8 +9,11 @@ use std::time::Duration;
 
 use common::*;
 
+/// `--to fmp4`: these tests are about the fragmented writer (tests/regular_mp4.rs covers
+/// `--to mp4`, the default for an .mp4 file).
 fn remux(input: &Path, output: &Path) -> std::process::Output {
-    livemux().arg("remux").arg(input).arg("-o").arg(output).args(["--durability", "none"]).output().unwrap()
+    let args = ["--to", "fmp4", "--durability", "none"];
+    livemux().arg("remux").arg(input).arg("-o").arg(output).args(args).output().unwrap()
 }
 
 /// Sizes and MD5s per stream must be equal; timestamps must keep their spacing. (FFmpeg

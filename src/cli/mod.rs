@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use livemux::formats::fragmenter::FragmentPolicy;
+use livemux::formats::mp4::regular::DEFAULT_RESERVE_MS;
 use livemux::pipeline::{Override, Pipeline, PipelineFileError};
 use livemux::stages::codecpar::{CodecparConfig, ParamPolicy};
 use livemux::stages::mux::{MuxConfig, MuxFormat};
@@ -25,7 +26,8 @@ const EXIT_USAGE: u8 = 2;
     version,
     about = "Turn live recorder output into crash-safe media files, in real time",
     after_help = "Examples:
-  livemux remux recording.mp4 -o safe.mp4
+  livemux remux recording.mp4 -o safe.mp4      # a regular MP4 at the end, crash-safe meanwhile
+  livemux finalize crashed.mp4
   some-recorder | livemux remux - -o live.mp4 --fragment-ms 500
   livemux remux growing.mp4 --follow -o - | other-tool
   livemux probe input.mov --json
@@ -68,11 +70,16 @@ enum Command {
         /// Output file, or - for stdout.
         #[arg(short, long)]
         output: PathBuf,
-        /// Output format: fmp4, mkv, webm (VP8, VP9, AV1 and Opus only), or matroska (webm
-        /// when the codecs allow, mkv otherwise). Default: from the output's extension
-        /// (.webm, .mkv), fmp4 otherwise.
-        #[arg(long, value_parser = ["fmp4", "mkv", "webm", "matroska"])]
+        /// Output format: fmp4; mp4 (fragmented while recording, a regular MP4 at a clean
+        /// stop); mkv; webm (VP8, VP9, AV1 and Opus only); or matroska (webm when the codecs
+        /// allow, mkv otherwise). Default: from a file output's extension (.mp4/.m4a/.mov:
+        /// mp4, .webm, .mkv), fmp4 otherwise.
+        #[arg(long, value_parser = ["fmp4", "mp4", "mkv", "webm", "matroska"])]
         to: Option<String>,
+        /// With --to mp4: the expected duration; room for the index of that much is kept
+        /// before the media so that the index can go first (0: the index goes at the end).
+        #[arg(long, default_value_t = DEFAULT_RESERVE_MS)]
+        reserve_ms: u64,
         /// Fragments end at the first video keyframe after this many milliseconds.
         #[arg(long, default_value_t = 1000)]
         fragment_ms: u64,
@@ -105,10 +112,8 @@ The reference is a short complete recording made with the same recorder and sett
         /// Output file, or - for stdout.
         #[arg(short, long)]
         output: PathBuf,
-        /// Output format: fmp4, mkv, webm (VP8, VP9, AV1 and Opus only), or matroska (webm
-        /// when the codecs allow, mkv otherwise). Default: from the output's extension
-        /// (.webm, .mkv), fmp4 otherwise.
-        #[arg(long, value_parser = ["fmp4", "mkv", "webm", "matroska"])]
+        /// Output format: fmp4, mp4, mkv, webm or matroska (default: from the output's name).
+        #[arg(long, value_parser = ["fmp4", "mp4", "mkv", "webm", "matroska"])]
         to: Option<String>,
     },
     /// Make a recording left by a crash or a browser seekable and indexed, in place.
@@ -187,6 +192,7 @@ pub fn main() -> ExitCode {
                 input,
                 output,
                 to,
+                reserve_ms,
                 fragment_ms,
                 max_fragment_ms,
                 durability,
@@ -200,7 +206,10 @@ pub fn main() -> ExitCode {
                     );
                     return ExitCode::from(EXIT_USAGE);
                 }
-                let format = output_format(to.as_deref(), &output);
+                let format = match output_format(to.as_deref(), &output) {
+                    Ok(f) => f,
+                    Err(code) => return code,
+                };
                 let source = SourceConfig {
                     path: input,
                     follow,
@@ -211,8 +220,11 @@ pub fn main() -> ExitCode {
                     path: output,
                     durability: durability.map(|d| d.parse::<Durability>().expect("clap checked the value")),
                 };
-                let mux =
-                    MuxConfig { format, fragment: FragmentPolicy { min_ms: fragment_ms, max_ms: max_fragment_ms } };
+                let mux = MuxConfig {
+                    format,
+                    fragment: FragmentPolicy { min_ms: fragment_ms, max_ms: max_fragment_ms },
+                    reserve_ms,
+                };
                 match Pipeline::remux(source, params.config(), mux, sink) {
                     Ok(p) => run_pipeline(p).await,
                     Err(e) => report_file_error(&e),
@@ -221,7 +233,11 @@ pub fn main() -> ExitCode {
             Command::Recover { input, reference, output, to } => {
                 let source = SourceConfig { path: input, ..SourceConfig::default() };
                 let params = CodecparConfig { params: ParamPolicy::Auto, reference: Some(reference) };
-                let mux = MuxConfig { format: output_format(to.as_deref(), &output), ..MuxConfig::default() };
+                let format = match output_format(to.as_deref(), &output) {
+                    Ok(f) => f,
+                    Err(code) => return code,
+                };
+                let mux = MuxConfig { format, ..MuxConfig::default() };
                 let sink = SinkConfig { path: output, durability: None };
                 match Pipeline::remux(source, params, mux, sink) {
                     Ok(p) => run_pipeline(p).await,
@@ -234,16 +250,42 @@ pub fn main() -> ExitCode {
     })
 }
 
-/// `--to`, or the format the output's name asks for.
-fn output_format(to: Option<&str>, output: &std::path::Path) -> MuxFormat {
+/// The `--to` format: as given, else `mp4` for a file output named .mp4/.m4a/.mov (a
+/// regular file, or one still to be made), `webm`/`mkv` for those names, and `fmp4` for
+/// anything else (stdout, a pipe).
+/// A regular MP4 is finished in place, so `--to mp4` to stdout is a usage error.
+fn output_format(to: Option<&str>, output: &std::path::Path) -> Result<MuxFormat, ExitCode> {
+    let stream = output.as_os_str() == "-";
     match to {
-        Some(t) => t.parse().expect("clap checked the value"),
-        None => MuxFormat::from_extension(output).unwrap_or_default(),
+        Some("mp4") if stream => {
+            eprintln!("error: --to mp4 is finished in place at the end and needs a file output; use --to fmp4 for -");
+            Err(ExitCode::from(EXIT_USAGE))
+        }
+        Some(t) => Ok(t.parse().expect("clap checked the value")),
+        None => {
+            let named_mp4 = output
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| ["mp4", "m4a", "mov"].contains(&e.to_ascii_lowercase().as_str()));
+            let file = std::fs::metadata(output).map_or(true, |m| m.is_file());
+            Ok(if !stream && named_mp4 && file {
+                MuxFormat::Mp4
+            } else {
+                MuxFormat::from_extension(output).unwrap_or_default()
+            })
+        }
     }
 }
 
 fn finalize(path: &std::path::Path) -> ExitCode {
     match livemux::finalize::finalize_file(path) {
+        Ok(r) if r.writes == 0 => {
+            for note in &r.notes {
+                eprintln!("note: {note}");
+            }
+            eprintln!("{}: nothing to do ({} bytes unchanged)", path.display(), r.len_after);
+            ExitCode::SUCCESS
+        }
         Ok(r) => {
             for note in &r.notes {
                 eprintln!("note: {note}");

@@ -198,6 +198,9 @@ pub enum MuxError {
     Timing { track: usize, reason: String },
     #[error("packet for track {track}, but the stream has {tracks} tracks")]
     NoSuchTrack { track: usize, tracks: usize },
+    /// The muxer could not read back what it wrote to finish the file at a clean stop.
+    #[error("finishing the output: {0}")]
+    Finalize(String),
 }
 
 /// A sans-IO muxer: packets in, output fragments out, each to be written whole.
@@ -210,4 +213,8 @@ pub trait Muxer: Send {
     fn boundary(&mut self) -> Result<Option<crate::model::Fragment>, MuxError>;
     /// End of stream: the last fragment and any trailer.
     fn finish(&mut self) -> Result<Vec<crate::model::Fragment>, MuxError>;
+    /// One line each, for the user, about what the muxer did (after [`Muxer::finish`]).
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }

@@ -12,6 +12,10 @@
 //! ]
 //! ```
 //!
+//! `format = "mp4"` records fragmented MP4 and turns it into a regular MP4 at a clean stop
+//! (`reserve_ms`: the expected duration, for which room is kept before the media so that
+//! the index can go first; see [`crate::formats::mp4::finalize`]).
+//!
 //! A stage is named by `name` (default: its kind) and reads the output of `input`
 //! (default: the closest stage above it that has an output). Two stages reading the same
 //! input fan out.
@@ -271,6 +275,7 @@ fn stage_config(f: &mut Fields<'_>) -> StageConfig {
             StageConfig::Mux(MuxConfig {
                 format: f.parsed("format").unwrap_or_default(),
                 fragment: FragmentPolicy { min_ms, max_ms },
+                reserve_ms: f.int("reserve_ms", 0..1_000_000_000).unwrap_or(MuxConfig::default().reserve_ms),
             })
         }
         StageKind::Sink => {
@@ -285,7 +290,7 @@ fn known_keys(kind: StageKind) -> &'static [&'static str] {
         StageKind::Probe => &[],
         StageKind::Codecpar => &["params", "reference"],
         StageKind::Split => &["buffer_limit_mb"],
-        StageKind::Mux => &["format", "fragment_ms", "max_fragment_ms"],
+        StageKind::Mux => &["format", "fragment_ms", "max_fragment_ms", "reserve_ms"],
         StageKind::Sink => &["path", "durability"],
     }
 }

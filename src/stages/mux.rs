@@ -7,6 +7,7 @@ use crate::formats::fragmenter::FragmentPolicy;
 use crate::formats::matroska::mux::MkvMuxer;
 use crate::formats::matroska::tracks::webm_compatible;
 use crate::formats::mp4::fmp4::Fmp4Muxer;
+use crate::formats::mp4::regular::{RegularMp4Muxer, DEFAULT_RESERVE_MS};
 use crate::formats::{Muxer, PacketEvent};
 use crate::model::{Fragment, TrackSet};
 
@@ -16,6 +17,9 @@ pub enum MuxFormat {
     /// Fragmented MP4: ftyp + moov once, then moof + mdat per fragment.
     #[default]
     Fmp4,
+    /// Fragmented MP4 while recording, turned into a regular MP4 in place at a clean stop
+    /// (by outputs that can seek; a stream gets the fragmented file).
+    Mp4,
     /// Matroska: one Cluster per fragment; Cues, Duration and SeekHead at a clean stop.
     Mkv,
     /// WebM: Matroska restricted to VP8, VP9, AV1 and Opus.
@@ -29,10 +33,11 @@ impl std::str::FromStr for MuxFormat {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "fmp4" => Ok(MuxFormat::Fmp4),
+            "mp4" => Ok(MuxFormat::Mp4),
             "mkv" => Ok(MuxFormat::Mkv),
             "webm" => Ok(MuxFormat::Webm),
             "matroska" => Ok(MuxFormat::Matroska),
-            _ => Err(format!("unknown output format '{s}' (expected fmp4, mkv, webm or matroska)")),
+            _ => Err(format!("unknown output format '{s}' (expected fmp4, mp4, mkv, webm or matroska)")),
         }
     }
 }
@@ -49,15 +54,25 @@ impl MuxFormat {
 }
 
 /// Settings of `mux`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MuxConfig {
     pub format: MuxFormat,
     pub fragment: FragmentPolicy,
+    /// `mp4`: the expected duration, for which room is reserved before the media so that
+    /// the final index goes first (0: none, the index goes at the end).
+    pub reserve_ms: u64,
+}
+
+impl Default for MuxConfig {
+    fn default() -> Self {
+        MuxConfig { format: MuxFormat::default(), fragment: FragmentPolicy::default(), reserve_ms: DEFAULT_RESERVE_MS }
+    }
 }
 
 fn make_muxer(config: &MuxConfig, tracks: TrackSet) -> Box<dyn Muxer> {
     match config.format {
         MuxFormat::Fmp4 => Box::new(Fmp4Muxer::new(tracks, config.fragment)),
+        MuxFormat::Mp4 => Box::new(RegularMp4Muxer::new(tracks, config.fragment, config.reserve_ms)),
         MuxFormat::Mkv => Box::new(MkvMuxer::new(tracks, config.fragment, false)),
         MuxFormat::Webm => Box::new(MkvMuxer::new(tracks, config.fragment, true)),
         MuxFormat::Matroska => {
@@ -108,5 +123,5 @@ pub async fn run(
             }
         }
     }
-    Ok(StageReport::default())
+    Ok(StageReport { notes: muxer.map(|m| m.notes()).unwrap_or_default() })
 }

@@ -227,6 +227,25 @@ pub fn assert_prefix(whole: &[FramePacket], part: &[FramePacket], what: &str) {
     }
 }
 
+/// Like [`assert_prefix`], for a regular MP4 cut short and finalized: the last packet of
+/// each stream may differ in duration (its edit list ends with the media that arrived, in
+/// the movie timescale, usually milliseconds).
+pub fn assert_cut_prefix(whole: &[FramePacket], part: &[FramePacket], what: &str) {
+    let streams = whole.iter().map(|p| p.stream).max().map_or(0, |m| m + 1);
+    for s in 0..streams {
+        let (a, b) = (stream(whole, s), stream(part, s));
+        assert!(b.len() <= a.len(), "{what}: stream {s} has more packets than the input");
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            let same = (x.dts, x.pts, x.size, &x.md5) == (y.dts, y.pts, y.size, &y.md5);
+            let last = i + 1 == b.len();
+            assert!(
+                same && (x.duration == y.duration || last),
+                "{what}: stream {s} packet {i} is {y:?}, expected {x:?}"
+            );
+        }
+    }
+}
+
 /// Sends a signal to a process.
 pub fn signal(pid: u32, sig: &str) {
     let status = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap();

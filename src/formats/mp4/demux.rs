@@ -288,7 +288,7 @@ impl Mp4Splitter {
                 return;
             }
             let frag = self.fragments.pop_front().expect("front() was Some");
-            for FragSample { track, info } in frag {
+            for FragSample { track, info, .. } in frag {
                 self.cut(track, &info, out);
             }
             out.push(PacketEvent::Boundary);

@@ -6,7 +6,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::init::fragmented_header;
+use super::init::{fragmented_header_reserved, HeaderLayout};
 use super::write::{close, open, open_full};
 use crate::formats::fragmenter::{FragmentPolicy, Fragmenter};
 use crate::formats::{MuxError, Muxer};
@@ -26,17 +26,42 @@ pub struct Fmp4Muxer {
     sequence: u32,
     /// Bytes emitted so far: the output offset of the next fragment.
     written: u64,
+    /// Size of the `free` box reserved after `ftyp` (0: none).
+    reserve: u64,
+    layout: Option<HeaderLayout>,
 }
 
 impl Fmp4Muxer {
     pub fn new(tracks: TrackSet, policy: FragmentPolicy) -> Self {
+        Self::with_reserve(tracks, policy, 0)
+    }
+
+    /// A muxer whose header holds a `free` box of `reserve` bytes between `ftyp` and `moov`
+    /// (see [`fragmented_header_reserved`]): room for a regular `moov` at the end.
+    pub fn with_reserve(tracks: TrackSet, policy: FragmentPolicy, reserve: u64) -> Self {
         Fmp4Muxer {
             fragmenter: Fragmenter::new(&tracks, policy),
             pending: vec![Vec::new(); tracks.len()],
             tracks,
             sequence: 0,
             written: 0,
+            reserve,
+            layout: None,
         }
+    }
+
+    /// Where the header's boxes went, once [`Muxer::header`] has run.
+    pub fn layout(&self) -> Option<HeaderLayout> {
+        self.layout
+    }
+
+    /// Bytes emitted so far (the offset of the next fragment).
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    pub fn tracks(&self) -> &TrackSet {
+        &self.tracks
     }
 
     fn emit(
@@ -162,7 +187,8 @@ impl Fmp4Muxer {
 
 impl Muxer for Fmp4Muxer {
     fn header(&mut self) -> Result<Fragment, MuxError> {
-        let data = fragmented_header(&self.tracks)?;
+        let (data, layout) = fragmented_header_reserved(&self.tracks, self.reserve)?;
+        self.layout = Some(layout);
         Ok(self.emit(FragmentKind::Header, vec![data], 0, None, 0))
     }
 

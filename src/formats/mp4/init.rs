@@ -294,12 +294,56 @@ pub fn write_empty_tables(buf: &mut BytesMut) {
 
 /// `ftyp` + `moov` (with `mvex`) of a fragmented MP4.
 pub fn fragmented_header(tracks: &[Track]) -> Result<Bytes, MuxError> {
+    Ok(fragmented_header_reserved(tracks, 0)?.0)
+}
+
+/// Where the boxes of a fragmented header lie, as offsets in the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeaderLayout {
+    /// The reserved `free` box: (offset, total size), when one was asked for.
+    pub reserve: Option<(u64, u64)>,
+    /// Offset of the `moov`.
+    pub moov_offset: u64,
+}
+
+/// Bytes of one disk sector: a write of up to 16 bytes that stays inside one is taken to
+/// reach the disk whole (see [`crate::formats::mp4::finalize`]).
+pub const SECTOR: u64 = 512;
+
+/// Smallest reserved `free` box: room for the 16-byte `mdat` header that finalizing
+/// writes over it.
+pub const MIN_RESERVE: u64 = 16;
+
+/// `ftyp`, then a `free` box of `reserve` bytes (none for 0, at least [`MIN_RESERVE`]
+/// otherwise) whose first 16 bytes sit inside one [`SECTOR`], then `moov` with `mvex`.
+/// The free box is where a regular `moov` can later go without moving media.
+pub fn fragmented_header_reserved(tracks: &[Track], reserve: u64) -> Result<(Bytes, HeaderLayout), MuxError> {
     let mut buf = BytesMut::with_capacity(4096);
     let mut brands: Vec<&[u8; 4]> = vec![b"iso5", b"iso6", b"mp41"];
     if tracks.iter().any(|t| matches!(t.codec, CodecConfig::H264 { .. })) {
         brands.push(b"avc1");
     }
     write_ftyp(&mut buf, b"iso5", &brands);
+    let mut layout = HeaderLayout { reserve: None, moov_offset: 0 };
+    if reserve > 0 {
+        let reserve = reserve.clamp(MIN_RESERVE, u32::MAX as u64 / 2);
+        let in_sector = buf.len() as u64 % SECTOR;
+        if in_sector + 16 > SECTOR {
+            // Pad with a small free box so that the reserved box starts a sector.
+            let mut pad = SECTOR - in_sector;
+            if pad < 8 {
+                pad += SECTOR;
+            }
+            buf.put_u32(pad as u32);
+            buf.put_slice(b"free");
+            buf.put_bytes(0, pad as usize - 8);
+        }
+        layout.reserve = Some((buf.len() as u64, reserve));
+        buf.put_u32(reserve as u32);
+        buf.put_slice(b"free");
+        buf.put_bytes(0, reserve as usize - 8);
+    }
+    layout.moov_offset = buf.len() as u64;
     let movie_ts = movie_timescale(tracks);
     let moov = open(&mut buf, b"moov");
     write_mvhd(&mut buf, movie_ts, 0, tracks.len() as u32 + 1);
@@ -319,5 +363,5 @@ pub fn fragmented_header(tracks: &[Track]) -> Result<Bytes, MuxError> {
     }
     close(&mut buf, mvex);
     close(&mut buf, moov);
-    Ok(buf.freeze())
+    Ok((buf.freeze(), layout))
 }

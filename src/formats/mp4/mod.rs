@@ -1,4 +1,5 @@
-//! ISO BMFF / QuickTime: reading every common layout, writing fragmented MP4.
+//! ISO BMFF / QuickTime: reading every common layout, writing fragmented MP4, and turning
+//! fragmented MP4 into regular MP4 in place ([`finalize`], [`regular`]).
 //!
 //! Written by hand rather than on a box crate: a live remuxer needs (1) a top-level walker
 //! that streams `mdat` payload as zero-copy slices and tells "need more bytes" from
@@ -9,10 +10,12 @@
 pub mod boxes;
 pub mod demux;
 pub mod file;
+pub mod finalize;
 pub mod fmp4;
 pub mod init;
 pub mod moof;
 pub mod moov;
+pub mod regular;
 pub mod sample_table;
 pub mod scan;
 pub mod tables;

@@ -13,6 +13,8 @@ pub struct FragSample {
     /// Index of the track in [`Movie::tracks`].
     pub track: usize,
     pub info: SampleInfo,
+    /// The sample's flags as the fragment gives them (ISO BMFF `sample_flags`).
+    pub flags: u32,
 }
 
 /// Parses a whole `moof` (`data` includes its header) at absolute `offset`. `next_dts`
@@ -126,7 +128,7 @@ pub fn parse_moof(
                     sync: sflags & FLAG_NON_SYNC == 0,
                     description,
                 };
-                samples.push(FragSample { track, info });
+                samples.push(FragSample { track, info, flags: sflags });
                 pos += size as u64;
                 dts += duration as i64;
             }

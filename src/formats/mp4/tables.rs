@@ -2,8 +2,9 @@
 //! `stsz`, `stsc` and `stco`/`co64`, from samples pushed one at a time into chunks.
 //!
 //! Memory is what the final tables need: run-length `stts`/`ctts`, one word per sample for
-//! sizes, one entry per chunk. Nothing per sample is kept beyond that, so the index of a
-//! 10-hour recording costs a few megabytes.
+//! sizes, one entry per chunk, and one byte per sample for `sdtp` only once a sample carries
+//! dependency information that `stss` cannot say. Nothing per sample is kept beyond that,
+//! so the index of a 10-hour recording costs a few megabytes.
 
 use bytes::{BufMut, BytesMut};
 
@@ -30,6 +31,16 @@ pub struct TableBuilder {
     sizes: Vec<u32>,
     chunks: Vec<ChunkEntry>,
     duration: u64,
+    /// `sdtp` bytes, one per sample; empty until [`TableBuilder::set_dependency`] is given
+    /// a byte that says more than "sync or not" (then earlier samples read as unknown, 0).
+    sdtp: Vec<u8>,
+}
+
+/// Whether an `sdtp` byte (is_leading, sample_depends_on, sample_is_depended_on,
+/// sample_has_redundancy, two bits each) says anything beyond sample_depends_on, which
+/// `stss` already carries.
+pub fn sdtp_needed(byte: u8) -> bool {
+    byte & 0xCF != 0
 }
 
 fn push_run<T: PartialEq + Copy>(runs: &mut Vec<(u32, T)>, value: T) {
@@ -84,6 +95,17 @@ impl TableBuilder {
         self.chunks.last_mut().expect("a chunk is open").samples += 1;
     }
 
+    /// Records the dependency byte of the last pushed sample (`sdtp` layout; from a fragment
+    /// it is `sample_flags >> 20`). Costs nothing until a byte is [`sdtp_needed`].
+    pub fn set_dependency(&mut self, byte: u8) {
+        let n = self.sizes.len();
+        if n == 0 || (self.sdtp.is_empty() && !sdtp_needed(byte)) {
+            return;
+        }
+        self.sdtp.resize(n - 1, 0);
+        self.sdtp.push(byte);
+    }
+
     /// Changes the duration of the last sample (known only when the next one arrives, or
     /// at the end of a track).
     pub fn set_last_duration(&mut self, duration: u32) {
@@ -130,7 +152,8 @@ impl TableBuilder {
         let stsz = 20 + if self.constant_size().is_some() { 0 } else { 4 * self.sizes.len() };
         let stsc = 16 + 12 * self.stsc().len();
         let stco = 16 + if self.co64() { 8 } else { 4 } * self.chunks.len();
-        stts + ctts + stss + stsz + stsc + stco
+        let sdtp = if self.sdtp.is_empty() { 0 } else { 12 + self.sizes.len() };
+        stts + ctts + stss + stsz + stsc + stco + sdtp
     }
 
     /// Writes the tables (the children of `stbl` after `stsd`).
@@ -158,6 +181,13 @@ impl TableBuilder {
             let b = open_full(buf, b"stss", 0, 0);
             buf.put_u32(self.stss.len() as u32);
             self.stss.iter().for_each(|&s| buf.put_u32(s));
+            close(buf, b);
+        }
+
+        if !self.sdtp.is_empty() {
+            let b = open_full(buf, b"sdtp", 0, 0);
+            buf.put_slice(&self.sdtp);
+            buf.put_bytes(0, self.sizes.len() - self.sdtp.len());
             close(buf, b);
         }
 
@@ -242,6 +272,31 @@ mod tests {
             ]
         );
         assert_eq!(t.duration(), 1936);
+    }
+
+    #[test]
+    fn sdtp_only_when_it_says_more_than_stss() {
+        let mut t = TableBuilder::new();
+        t.start_chunk(0, 1);
+        t.push(1, 10, 0, true);
+        t.set_dependency(0x20);
+        t.push(1, 10, 0, false);
+        t.set_dependency(0x10);
+        let before = t.encoded_len();
+        let mut buf = BytesMut::new();
+        t.write(&mut buf);
+        assert!(!buf.windows(4).any(|w| w == b"sdtp"));
+        // A disposable sample (sample_is_depended_on = 2): sdtp appears, earlier samples unknown.
+        t.push(1, 10, 0, false);
+        t.set_dependency(0x18);
+        t.push(1, 10, 0, false);
+        assert_eq!(t.encoded_len(), before + 12 + 4);
+        let mut buf = BytesMut::new();
+        t.write(&mut buf);
+        assert_eq!(buf.len(), t.encoded_len());
+        let at = buf.windows(4).position(|w| w == b"sdtp").unwrap();
+        assert_eq!(&buf[at + 8..at + 12], &[0x00, 0x00, 0x18, 0x00]);
+        let _ = read_back(&t);
     }
 
     #[test]
