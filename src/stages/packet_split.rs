@@ -21,6 +21,7 @@ impl Default for SplitConfig {
     }
 }
 
+#[allow(clippy::large_enum_variant)] // one per stage, never moved
 enum Splitter {
     Mp4(Mp4Splitter),
     Matroska(MkvSplitter),

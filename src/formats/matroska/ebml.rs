@@ -267,7 +267,7 @@ pub fn put_master(buf: &mut BytesMut, id: u32, fill: impl FnOnce(&mut BytesMut))
 /// Writes a Void element of exactly `total` bytes (at least 2).
 pub fn put_void(buf: &mut BytesMut, total: usize) {
     debug_assert!(total >= 2);
-    let len = (1..=8).find(|&n| total >= 1 + n && ((total - 1 - n) as u64) < (1u64 << (7 * n)) - 1).unwrap_or(8);
+    let len = (1..=8).find(|&n| total > n && ((total - 1 - n) as u64) < (1u64 << (7 * n)) - 1).unwrap_or(8);
     buf.put_u8(super::ids::VOID as u8);
     put_size(buf, (total - 1 - len) as u64, len);
     buf.put_bytes(0, total - 1 - len);
