@@ -163,3 +163,44 @@ impl Muxer for RegularMp4Muxer {
         self.notes.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codecs::{AudioFormat, Dimensions};
+    use crate::model::ParamOrigin;
+
+    fn track(kind: TrackKind, codec: CodecConfig) -> Track {
+        Track {
+            input_id: 1,
+            kind,
+            timescale: 48_000,
+            codec,
+            language: *b"und",
+            edits: vec![],
+            movie_timescale: 1000,
+            origin: ParamOrigin::Stream,
+            mp4_sample_entry: None,
+        }
+    }
+
+    #[test]
+    fn reserve_grows_with_the_expected_duration() {
+        let audio = CodecConfig::Unknown {
+            fourcc: *b"xaud",
+            dims: None,
+            audio: Some(AudioFormat { sample_rate: 48_000, channels: 2 }),
+        };
+        let tracks = vec![
+            track(TrackKind::Video, CodecConfig::Vp8 { dims: Dimensions { width: 640, height: 360 } }),
+            track(TrackKind::Audio, audio),
+        ];
+        let policy = FragmentPolicy::default();
+        assert_eq!(estimate_reserve(&tracks, 0, policy), 0);
+        let ten_min = estimate_reserve(&tracks, 600_000, policy);
+        let two_h = estimate_reserve(&tracks, 7_200_000, policy);
+        // 60 fps x 13 + 8, 47 x 5, 2 chunks of 20 a second: 1063 bytes a second.
+        assert!((600_000..700_000).contains(&ten_min), "{ten_min}");
+        assert!(two_h > 11 * ten_min && two_h < 12 * ten_min, "{two_h}");
+    }
+}
