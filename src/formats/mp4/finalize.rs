@@ -137,9 +137,11 @@ fn rescale_up(v: u64, to: u32, from: u32) -> u64 {
 
 impl FragmentIndex {
     /// Starts an index from the fragmented `moov` (`moov` is the whole box, at `offset`).
+    /// Samples the `moov` itself indexes (a fragmented file may start with some) come
+    /// first.
     pub fn new(moov: Bytes, offset: u64, header_len: u32) -> Result<Self, Mp4Error> {
         let movie = parse_movie(&moov, offset, header_len)?;
-        Ok(FragmentIndex {
+        let mut index = FragmentIndex {
             tracks: vec![TrackIndex::default(); movie.tracks.len()],
             next_dts: vec![0; movie.tracks.len()],
             movie,
@@ -147,7 +149,22 @@ impl FragmentIndex {
             moov_offset: offset,
             moov_header_len: header_len,
             fragments: 0,
-        })
+        };
+        let mut initial = Vec::new();
+        for (track, t) in index.movie.tracks.iter().enumerate() {
+            for info in t.table.samples() {
+                let info = info?;
+                let flags = if info.sync { 0x0200_0000 } else { 0x0101_0000 };
+                initial.push(FragSample { track, info, flags });
+            }
+        }
+        index.push_samples(&initial)?;
+        for (next, t) in index.next_dts.iter_mut().zip(&index.tracks) {
+            if t.first_dts.is_some() {
+                *next = t.end_dts;
+            }
+        }
+        Ok(index)
     }
 
     pub fn movie(&self) -> &Movie {
@@ -177,6 +194,10 @@ impl FragmentIndex {
             return Ok(());
         }
         self.fragments += 1;
+        self.push_samples(samples)
+    }
+
+    fn push_samples(&mut self, samples: &[FragSample]) -> Result<(), Mp4Error> {
         for t in &mut self.tracks {
             t.chunk = None;
         }
@@ -187,10 +208,10 @@ impl FragmentIndex {
                 None => t.first_dts = Some(info.dts),
                 Some(_) if info.dts != t.end_dts => {
                     // Keep every decode time: the previous sample lasts until this one.
-                    match u32::try_from(info.dts - t.last_dts) {
-                        Ok(d) if d > 0 => {
+                    match info.dts.checked_sub(t.last_dts).and_then(|d| u32::try_from(d).ok()) {
+                        Some(d) if d > 0 => {
                             t.tables.set_last_duration(d);
-                            t.pts_end = t.pts_end.max(info.dts + t.last_cts);
+                            t.pts_end = t.pts_end.max(info.dts.saturating_add(t.last_cts));
                         }
                         _ => t.overlaps += 1,
                     }
@@ -209,8 +230,8 @@ impl FragmentIndex {
             t.tables.set_dependency((s.flags >> 20) as u8);
             t.last_dts = info.dts;
             t.last_cts = info.cts_offset;
-            t.end_dts = info.dts + info.duration as i64;
-            t.pts_end = t.pts_end.max(t.end_dts + info.cts_offset);
+            t.end_dts = info.dts.saturating_add(info.duration as i64);
+            t.pts_end = t.pts_end.max(t.end_dts.saturating_add(info.cts_offset));
             t.chunk = Some((info.offset + info.size as u64, info.description));
         }
         Ok(())
@@ -251,12 +272,12 @@ impl FragmentIndex {
                 edits.push(Edit { segment_duration_movie_ticks: 0, media_time_ticks: shift, media_rate_integer: 1 });
             }
             for e in edits.iter_mut().filter(|e| e.media_time_ticks >= 0) {
-                e.media_time_ticks = (e.media_time_ticks - shift).max(0);
+                e.media_time_ticks = e.media_time_ticks.saturating_sub(shift).max(0);
             }
         }
         // The last edit that shows media ends with the media (0 in a fragmented file
         // means "to the end"; a crash leaves less media than the recorder announced).
-        let media_end = (t.pts_end - shift).max(0) as u64;
+        let media_end = t.pts_end.saturating_sub(shift).max(0) as u64;
         if let Some(e) = edits.iter_mut().rev().find(|e| e.media_time_ticks >= 0) {
             let left = media_end.saturating_sub(e.media_time_ticks as u64);
             let avail = rescale_up(left, movie_ts, m.timescale);
@@ -646,11 +667,12 @@ pub fn scan<R: Read + Seek>(r: &mut R, len: u64) -> Result<Scanned, FinalizeMp4E
         .into());
     }
     let data: Bytes = read_at(r, moov.offset, moov.size as usize)?.into();
-    let mut index = FragmentIndex::new(data, moov.offset, moov.header_len)?;
-    if !index.movie.fragmented {
-        let samples = index.movie.tracks.iter().map(|t| t.table.sample_count).collect();
+    let movie = parse_movie(&data, moov.offset, moov.header_len)?;
+    if !movie.fragmented {
+        let samples = movie.tracks.iter().map(|t| t.table.sample_count).collect();
         return Ok(Scanned::Regular { samples });
     }
+    let mut index = FragmentIndex::new(data, moov.offset, moov.header_len)?;
     let reserve = padding.iter().filter(|b| b.size >= 16).max_by_key(|b| (b.size, u64::MAX - b.offset));
     let reserve = reserve.map(|b| (b.offset, b.size));
 
@@ -1102,6 +1124,37 @@ mod tests {
         assert!(moov.windows(4).any(|w| w == b"co64"));
         assert!(moov.windows(4).any(|w| w == b"stss"));
         assert!(!moov.windows(4).any(|w| w == b"mvex"));
+    }
+
+    #[test]
+    fn samples_the_fragmented_moov_indexes_itself_come_first() {
+        // A regular moov with an mvex added: a fragmented movie whose moov has samples.
+        let packets = packets(3, 0);
+        let tracks = vec![track(TrackKind::Video, 15360, vec![]), track(TrackKind::Audio, 48000, vec![])];
+        let m = mux(tracks, &packets, 0);
+        let mut file = m.recorded.clone();
+        apply(&mut file, &m.steps);
+        let (offset, hl, moov) =
+            crate::formats::mp4::file::read_moov(&mut Cursor::new(&file), file.len() as u64).unwrap().unwrap();
+        let mut hybrid = BytesMut::from(&moov[..]);
+        let mvex = open(&mut hybrid, b"mvex");
+        for id in 1..=2 {
+            let trex = open_full(&mut hybrid, b"trex", 0, 0);
+            [id, 1, 0, 0, 0].iter().for_each(|&v| hybrid.put_u32(v));
+            close(&mut hybrid, trex);
+        }
+        close(&mut hybrid, mvex);
+        close(&mut hybrid, 0);
+        let index = FragmentIndex::new(hybrid.freeze(), offset, hl).unwrap();
+        let regular = regular_samples(&file);
+        assert_eq!(index.sample_counts(), regular.iter().map(|t| t.len() as u32).collect::<Vec<_>>());
+        assert_eq!(index.next_dts[1], packets.iter().filter(|p| p.track == 1).count() as i64 * 1024);
+        let rebuilt = parse_movie(&index.final_moov().unwrap(), offset, hl).unwrap();
+        assert!(!rebuilt.fragmented);
+        for (t, want) in rebuilt.tracks.iter().zip(&regular) {
+            let got: Vec<SampleInfo> = t.table.samples().map(|s| s.unwrap()).collect();
+            assert_eq!(&got, want);
+        }
     }
 
     #[test]
