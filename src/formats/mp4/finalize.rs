@@ -19,22 +19,27 @@
 //!
 //! # Write order (each step is made durable before the next begins)
 //!
-//! 0. If the file goes on past T: truncate it to T. The file is the same fMP4 minus a tail
-//!    that no reader could use.
-//! 1. **Faststart** (the reserved box holds the `moov` of S bytes and an `mdat` header H:
-//!    S + H <= R): write the `moov` body at F+8..F+S and, right after it at F+S, the header
-//!    of an `mdat` that runs to T, as one write. Both are inside the `free` box's payload:
-//!    nothing points at them yet, the file is still the same fMP4.
-//!    2. The switch: one 8-byte write at F, `[S]['moov']`. The `free` box becomes the `moov`;
-//!    the `mdat` written in step 1 follows it and covers the rest of the reserve, the old
-//!    `moov` and every fragment: `ftyp | moov | mdat`.
-//! 1. **`moov` at the end** (no reserve, or the index does not fit it): append at T a
-//!    `free` box header whose size covers the new `moov`, followed by the `moov`, as one
-//!    write. The new `moov` is hidden in a trailing `free` box: still the same fMP4.
-//!    2. The switch: one 16-byte write at F (over the reserved `free` header, or over the
-//!    fragmented `moov`'s header and the first 8 bytes of its body, which become `mdat`
-//!    payload): a 64-bit `mdat` header whose size runs to T+8, so that the `free` header
-//!    is inside it and the hidden `moov` becomes a top-level box: `ftyp | mdat | moov`.
+//! - **Step 0**, if the file goes on past T: truncate it to T. The file is the same fMP4
+//!   minus a tail that no reader could use.
+//!
+//! **Faststart**, when the reserved box holds the `moov` (S bytes) and an `mdat` header
+//! (H = 8 or 16 bytes): S + H <= R.
+//! - **Step 1**: write the `moov` body at F+8..F+S and, right after it at F+S, the header
+//!   of an `mdat` that runs to T, as one write. Both are inside the `free` box's payload:
+//!   nothing points at them yet, the file is still the same fMP4.
+//! - **Step 2, the switch**: one 8-byte write at F, `[S]['moov']`. The `free` box becomes
+//!   the `moov`; the `mdat` written in step 1 follows it and covers the rest of the
+//!   reserve, the old `moov` and every fragment: `ftyp | moov | mdat`.
+//!
+//! **`moov` at the end**, when there is no reserve or the index does not fit it.
+//! - **Step 1**: append at T a `free` box header whose size covers the new `moov`, followed
+//!   by the `moov`, as one write. The new `moov` is hidden in a trailing `free` box: still
+//!   the same fMP4.
+//! - **Step 2, the switch**: one 16-byte write at F (over the reserved `free` header, or
+//!   over the fragmented `moov`'s header and the first 8 bytes of its body, which become
+//!   `mdat` payload): a 64-bit `mdat` header whose size runs to T+8, so that the `free`
+//!   header is inside it and the hidden `moov` becomes a top-level box:
+//!   `ftyp | mdat | moov`.
 //!
 //! A crash during step 0 or 1 leaves the fMP4 with, at worst, a trailing box cut short or
 //! stray bytes inside a `free` box; running `livemux finalize` again completes the job. The
@@ -59,6 +64,27 @@
 //! timeline starts at its first sample. The last edit is cut to the media that exists
 //! (a crash leaves less media than the recorder's edit list announced; a fragmented file
 //! may write 0 for "to the end"). Memory is the final tables only ([`TableBuilder`]).
+//!
+//! # Decisions beyond the first design
+//!
+//! - The regular `moov` is the fragmented one patched (tables, durations, edits, no
+//!   `mvex`) rather than written anew from the tracks: a foreign file keeps what livemux
+//!   cannot describe, and the muxer and `livemux finalize` share one path.
+//! - The faststart `mdat` header is 8 bytes when its size fits 32 bits (a smaller reserve
+//!   suffices); the faststart switch needs its 8 bytes inside one sector, else the `moov`
+//!   goes at the end.
+//! - A regular MP4 (a `moov` without `mvex`) is "nothing to do", whether livemux finalized
+//!   it or another tool wrote it: the two cannot be told apart, and neither needs work.
+//!   Refused: no `moov`, no complete fragment, or a damaged fragment followed by complete
+//!   ones (cutting those off would lose media; a damaged *last* fragment is cut like an
+//!   incomplete one).
+//! - T is the end of the top-level box that completes the last fragment whose samples are
+//!   all in the file, so an `mdat` shared by two `moof`s or boxes between `moof` and `mdat`
+//!   work; complete boxes after T (`mfra`, a trailing `free` from an interrupted finalize)
+//!   are cut with the incomplete tail.
+//! - Sector atomicity (a write of up to 16 bytes inside one 512-byte sector reaches the
+//!   disk whole or not at all) is the one assumption about the disk; larger writes may
+//!   land in pieces, which the step order makes harmless.
 //!
 //! Written by hand: it rests on the crate's own box reader and table builder, and no crate
 //! offers an in-place conversion with a durable write order.
