@@ -455,6 +455,18 @@ kind = "teleport"
     }
 
     #[test]
+    fn regular_mp4_with_a_reserve() {
+        let text = GOOD.replace("format = \"fmp4\"", "format = \"mp4\", reserve_ms = 0");
+        let (stages, errors) = parse(&text, &[]);
+        assert!(errors.is_empty(), "{errors:?}");
+        let StageConfig::Mux(m) = &stages[4].config else { panic!() };
+        assert_eq!((m.format, m.reserve_ms), (crate::stages::mux::MuxFormat::Mp4, 0));
+        let (stages, _) = parse(GOOD, &[]);
+        let StageConfig::Mux(m) = &stages[4].config else { panic!() };
+        assert_eq!(m.reserve_ms, crate::formats::mp4::regular::DEFAULT_RESERVE_MS);
+    }
+
+    #[test]
     fn overrides_replace_values() {
         let o: Override = "sink.path=other.mp4".parse().unwrap();
         let n: Override = "mux.fragment_ms=250".parse().unwrap();

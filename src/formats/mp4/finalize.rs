@@ -19,22 +19,27 @@
 //!
 //! # Write order (each step is made durable before the next begins)
 //!
-//! 0. If the file goes on past T: truncate it to T. The file is the same fMP4 minus a tail
-//!    that no reader could use.
-//! 1. **Faststart** (the reserved box holds the `moov` of S bytes and an `mdat` header H:
-//!    S + H <= R): write the `moov` body at F+8..F+S and, right after it at F+S, the header
-//!    of an `mdat` that runs to T, as one write. Both are inside the `free` box's payload:
-//!    nothing points at them yet, the file is still the same fMP4.
-//!    2. The switch: one 8-byte write at F, `[S]['moov']`. The `free` box becomes the `moov`;
-//!    the `mdat` written in step 1 follows it and covers the rest of the reserve, the old
-//!    `moov` and every fragment: `ftyp | moov | mdat`.
-//! 1. **`moov` at the end** (no reserve, or the index does not fit it): append at T a
-//!    `free` box header whose size covers the new `moov`, followed by the `moov`, as one
-//!    write. The new `moov` is hidden in a trailing `free` box: still the same fMP4.
-//!    2. The switch: one 16-byte write at F (over the reserved `free` header, or over the
-//!    fragmented `moov`'s header and the first 8 bytes of its body, which become `mdat`
-//!    payload): a 64-bit `mdat` header whose size runs to T+8, so that the `free` header
-//!    is inside it and the hidden `moov` becomes a top-level box: `ftyp | mdat | moov`.
+//! - **Step 0**, if the file goes on past T: truncate it to T. The file is the same fMP4
+//!   minus a tail that no reader could use.
+//!
+//! **Faststart**, when the reserved box holds the `moov` (S bytes) and an `mdat` header
+//! (H = 8 or 16 bytes): S + H <= R.
+//! - **Step 1**: write the `moov` body at F+8..F+S and, right after it at F+S, the header
+//!   of an `mdat` that runs to T, as one write. Both are inside the `free` box's payload:
+//!   nothing points at them yet, the file is still the same fMP4.
+//! - **Step 2, the switch**: one 8-byte write at F, `[S]['moov']`. The `free` box becomes
+//!   the `moov`; the `mdat` written in step 1 follows it and covers the rest of the
+//!   reserve, the old `moov` and every fragment: `ftyp | moov | mdat`.
+//!
+//! **`moov` at the end**, when there is no reserve or the index does not fit it.
+//! - **Step 1**: append at T a `free` box header whose size covers the new `moov`, followed
+//!   by the `moov`, as one write. The new `moov` is hidden in a trailing `free` box: still
+//!   the same fMP4.
+//! - **Step 2, the switch**: one 16-byte write at F (over the reserved `free` header, or
+//!   over the fragmented `moov`'s header and the first 8 bytes of its body, which become
+//!   `mdat` payload): a 64-bit `mdat` header whose size runs to T+8, so that the `free`
+//!   header is inside it and the hidden `moov` becomes a top-level box:
+//!   `ftyp | mdat | moov`.
 //!
 //! A crash during step 0 or 1 leaves the fMP4 with, at worst, a trailing box cut short or
 //! stray bytes inside a `free` box; running `livemux finalize` again completes the job. The
@@ -59,6 +64,27 @@
 //! timeline starts at its first sample. The last edit is cut to the media that exists
 //! (a crash leaves less media than the recorder's edit list announced; a fragmented file
 //! may write 0 for "to the end"). Memory is the final tables only ([`TableBuilder`]).
+//!
+//! # Decisions beyond the first design
+//!
+//! - The regular `moov` is the fragmented one patched (tables, durations, edits, no
+//!   `mvex`) rather than written anew from the tracks: a foreign file keeps what livemux
+//!   cannot describe, and the muxer and `livemux finalize` share one path.
+//! - The faststart `mdat` header is 8 bytes when its size fits 32 bits (a smaller reserve
+//!   suffices); the faststart switch needs its 8 bytes inside one sector, else the `moov`
+//!   goes at the end.
+//! - A regular MP4 (a `moov` without `mvex`) is "nothing to do", whether livemux finalized
+//!   it or another tool wrote it: the two cannot be told apart, and neither needs work.
+//!   Refused: no `moov`, no complete fragment, or a damaged fragment followed by complete
+//!   ones (cutting those off would lose media; a damaged *last* fragment is cut like an
+//!   incomplete one).
+//! - T is the end of the top-level box that completes the last fragment whose samples are
+//!   all in the file, so an `mdat` shared by two `moof`s or boxes between `moof` and `mdat`
+//!   work; complete boxes after T (`mfra`, a trailing `free` from an interrupted finalize)
+//!   are cut with the incomplete tail.
+//! - Sector atomicity (a write of up to 16 bytes inside one 512-byte sector reaches the
+//!   disk whole or not at all) is the one assumption about the disk; larger writes may
+//!   land in pieces, which the step order makes harmless.
 //!
 //! Written by hand: it rests on the crate's own box reader and table builder, and no crate
 //! offers an in-place conversion with a durable write order.
@@ -137,9 +163,11 @@ fn rescale_up(v: u64, to: u32, from: u32) -> u64 {
 
 impl FragmentIndex {
     /// Starts an index from the fragmented `moov` (`moov` is the whole box, at `offset`).
+    /// Samples the `moov` itself indexes (a fragmented file may start with some) come
+    /// first.
     pub fn new(moov: Bytes, offset: u64, header_len: u32) -> Result<Self, Mp4Error> {
         let movie = parse_movie(&moov, offset, header_len)?;
-        Ok(FragmentIndex {
+        let mut index = FragmentIndex {
             tracks: vec![TrackIndex::default(); movie.tracks.len()],
             next_dts: vec![0; movie.tracks.len()],
             movie,
@@ -147,7 +175,22 @@ impl FragmentIndex {
             moov_offset: offset,
             moov_header_len: header_len,
             fragments: 0,
-        })
+        };
+        let mut initial = Vec::new();
+        for (track, t) in index.movie.tracks.iter().enumerate() {
+            for info in t.table.samples() {
+                let info = info?;
+                let flags = if info.sync { 0x0200_0000 } else { 0x0101_0000 };
+                initial.push(FragSample { track, info, flags });
+            }
+        }
+        index.push_samples(&initial)?;
+        for (next, t) in index.next_dts.iter_mut().zip(&index.tracks) {
+            if t.first_dts.is_some() {
+                *next = t.end_dts;
+            }
+        }
+        Ok(index)
     }
 
     pub fn movie(&self) -> &Movie {
@@ -177,6 +220,10 @@ impl FragmentIndex {
             return Ok(());
         }
         self.fragments += 1;
+        self.push_samples(samples)
+    }
+
+    fn push_samples(&mut self, samples: &[FragSample]) -> Result<(), Mp4Error> {
         for t in &mut self.tracks {
             t.chunk = None;
         }
@@ -187,10 +234,10 @@ impl FragmentIndex {
                 None => t.first_dts = Some(info.dts),
                 Some(_) if info.dts != t.end_dts => {
                     // Keep every decode time: the previous sample lasts until this one.
-                    match u32::try_from(info.dts - t.last_dts) {
-                        Ok(d) if d > 0 => {
+                    match info.dts.checked_sub(t.last_dts).and_then(|d| u32::try_from(d).ok()) {
+                        Some(d) if d > 0 => {
                             t.tables.set_last_duration(d);
-                            t.pts_end = t.pts_end.max(info.dts + t.last_cts);
+                            t.pts_end = t.pts_end.max(info.dts.saturating_add(t.last_cts));
                         }
                         _ => t.overlaps += 1,
                     }
@@ -209,8 +256,8 @@ impl FragmentIndex {
             t.tables.set_dependency((s.flags >> 20) as u8);
             t.last_dts = info.dts;
             t.last_cts = info.cts_offset;
-            t.end_dts = info.dts + info.duration as i64;
-            t.pts_end = t.pts_end.max(t.end_dts + info.cts_offset);
+            t.end_dts = info.dts.saturating_add(info.duration as i64);
+            t.pts_end = t.pts_end.max(t.end_dts.saturating_add(info.cts_offset));
             t.chunk = Some((info.offset + info.size as u64, info.description));
         }
         Ok(())
@@ -251,12 +298,12 @@ impl FragmentIndex {
                 edits.push(Edit { segment_duration_movie_ticks: 0, media_time_ticks: shift, media_rate_integer: 1 });
             }
             for e in edits.iter_mut().filter(|e| e.media_time_ticks >= 0) {
-                e.media_time_ticks = (e.media_time_ticks - shift).max(0);
+                e.media_time_ticks = e.media_time_ticks.saturating_sub(shift).max(0);
             }
         }
         // The last edit that shows media ends with the media (0 in a fragmented file
         // means "to the end"; a crash leaves less media than the recorder announced).
-        let media_end = (t.pts_end - shift).max(0) as u64;
+        let media_end = t.pts_end.saturating_sub(shift).max(0) as u64;
         if let Some(e) = edits.iter_mut().rev().find(|e| e.media_time_ticks >= 0) {
             let left = media_end.saturating_sub(e.media_time_ticks as u64);
             let avail = rescale_up(left, movie_ts, m.timescale);
@@ -646,11 +693,12 @@ pub fn scan<R: Read + Seek>(r: &mut R, len: u64) -> Result<Scanned, FinalizeMp4E
         .into());
     }
     let data: Bytes = read_at(r, moov.offset, moov.size as usize)?.into();
-    let mut index = FragmentIndex::new(data, moov.offset, moov.header_len)?;
-    if !index.movie.fragmented {
-        let samples = index.movie.tracks.iter().map(|t| t.table.sample_count).collect();
+    let movie = parse_movie(&data, moov.offset, moov.header_len)?;
+    if !movie.fragmented {
+        let samples = movie.tracks.iter().map(|t| t.table.sample_count).collect();
         return Ok(Scanned::Regular { samples });
     }
+    let mut index = FragmentIndex::new(data, moov.offset, moov.header_len)?;
     let reserve = padding.iter().filter(|b| b.size >= 16).max_by_key(|b| (b.size, u64::MAX - b.offset));
     let reserve = reserve.map(|b| (b.offset, b.size));
 
@@ -1102,6 +1150,37 @@ mod tests {
         assert!(moov.windows(4).any(|w| w == b"co64"));
         assert!(moov.windows(4).any(|w| w == b"stss"));
         assert!(!moov.windows(4).any(|w| w == b"mvex"));
+    }
+
+    #[test]
+    fn samples_the_fragmented_moov_indexes_itself_come_first() {
+        // A regular moov with an mvex added: a fragmented movie whose moov has samples.
+        let packets = packets(3, 0);
+        let tracks = vec![track(TrackKind::Video, 15360, vec![]), track(TrackKind::Audio, 48000, vec![])];
+        let m = mux(tracks, &packets, 0);
+        let mut file = m.recorded.clone();
+        apply(&mut file, &m.steps);
+        let (offset, hl, moov) =
+            crate::formats::mp4::file::read_moov(&mut Cursor::new(&file), file.len() as u64).unwrap().unwrap();
+        let mut hybrid = BytesMut::from(&moov[..]);
+        let mvex = open(&mut hybrid, b"mvex");
+        for id in 1..=2 {
+            let trex = open_full(&mut hybrid, b"trex", 0, 0);
+            [id, 1, 0, 0, 0].iter().for_each(|&v| hybrid.put_u32(v));
+            close(&mut hybrid, trex);
+        }
+        close(&mut hybrid, mvex);
+        close(&mut hybrid, 0);
+        let index = FragmentIndex::new(hybrid.freeze(), offset, hl).unwrap();
+        let regular = regular_samples(&file);
+        assert_eq!(index.sample_counts(), regular.iter().map(|t| t.len() as u32).collect::<Vec<_>>());
+        assert_eq!(index.next_dts[1], packets.iter().filter(|p| p.track == 1).count() as i64 * 1024);
+        let rebuilt = parse_movie(&index.final_moov().unwrap(), offset, hl).unwrap();
+        assert!(!rebuilt.fragmented);
+        for (t, want) in rebuilt.tracks.iter().zip(&regular) {
+            let got: Vec<SampleInfo> = t.table.samples().map(|s| s.unwrap()).collect();
+            assert_eq!(&got, want);
+        }
     }
 
     #[test]

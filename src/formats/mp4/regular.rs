@@ -19,8 +19,9 @@ use crate::formats::fragmenter::FragmentPolicy;
 use crate::formats::{MuxError, Muxer, WriteStep};
 use crate::model::{Fragment, FragmentKind, Packet, Track, TrackKind, TrackSet};
 
-/// Expected duration the reserved space is sized for, unless told otherwise: 10 minutes.
-pub const DEFAULT_RESERVE_MS: u64 = 600_000;
+/// Expected duration the reserved space is sized for, unless told otherwise: 1 minute
+/// (about 64 KB), small next to short clips; longer recordings set `reserve_ms`.
+pub const DEFAULT_RESERVE_MS: u64 = 60_000;
 
 /// Video frame rate the reserve is sized for (generous: 30 fps video fills half of it).
 const RESERVE_VIDEO_FPS: u64 = 60;
@@ -161,5 +162,46 @@ impl Muxer for RegularMp4Muxer {
 
     fn notes(&self) -> Vec<String> {
         self.notes.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codecs::{AudioFormat, Dimensions};
+    use crate::model::ParamOrigin;
+
+    fn track(kind: TrackKind, codec: CodecConfig) -> Track {
+        Track {
+            input_id: 1,
+            kind,
+            timescale: 48_000,
+            codec,
+            language: *b"und",
+            edits: vec![],
+            movie_timescale: 1000,
+            origin: ParamOrigin::Stream,
+            mp4_sample_entry: None,
+        }
+    }
+
+    #[test]
+    fn reserve_grows_with_the_expected_duration() {
+        let audio = CodecConfig::Unknown {
+            fourcc: *b"xaud",
+            dims: None,
+            audio: Some(AudioFormat { sample_rate: 48_000, channels: 2 }),
+        };
+        let tracks = vec![
+            track(TrackKind::Video, CodecConfig::Vp8 { dims: Dimensions { width: 640, height: 360 } }),
+            track(TrackKind::Audio, audio),
+        ];
+        let policy = FragmentPolicy::default();
+        assert_eq!(estimate_reserve(&tracks, 0, policy), 0);
+        let ten_min = estimate_reserve(&tracks, 600_000, policy);
+        let two_h = estimate_reserve(&tracks, 7_200_000, policy);
+        // 60 fps x 13 + 8, 47 x 5, 2 chunks of 20 a second: 1063 bytes a second.
+        assert!((600_000..700_000).contains(&ten_min), "{ten_min}");
+        assert!(two_h > 11 * ten_min && two_h < 12 * ten_min, "{two_h}");
     }
 }
