@@ -233,7 +233,7 @@ fn faststart_writes_every_media_byte_once() {
     // The command line writes exactly these bytes.
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.mp4");
-    remux(&input, &out, &["--to", "mp4"]);
+    remux(&input, &out, &["--to", "mp4", "--reserve-ms", "600000"]);
     assert!(std::fs::read(&out).unwrap() == file, "the sink wrote what the muxer planned");
     assert_eq!(assert_regular(&out), ["ftyp", "moov", "mdat"]);
     check_same_media(&input, &out, true);
