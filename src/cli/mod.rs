@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use livemux::formats::fragmenter::FragmentPolicy;
+use livemux::formats::mp4::append::AppendOptions;
 use livemux::pipeline::{Override, Pipeline, PipelineFileError};
 use livemux::stages::codecpar::{CodecparConfig, ParamPolicy};
 use livemux::stages::mux::{MuxConfig, MuxFormat};
@@ -131,13 +132,14 @@ Examples:
   livemux append timelapse.mp4 today.mp4 --future-frames 100000
   livemux append 'a.mp4[0:-1]' 'b.mp4[0:1]' c.mp4
 
-Sources must match TARGET track for track: same codecs, resolutions and audio formats (other
-timescales are converted exactly; other H.264/HEVC/AAC parameters get a sample entry of their
-own). TARGET is changed in place when its reserved index space allows: the media, the new index
-and a 4-byte switch are written. Otherwise it is rewritten once, through a temporary file beside
-it, with room for --future-frames more frames and never less than twice the index, so a file
-that keeps growing is rewritten log(n) times. Every state of TARGET during an append, a crash
-included, is the old file or the new one. Two appends to one TARGET wait for each other."
+Sources must match TARGET track for track: same codecs, resolutions and audio formats, and the
+same codec parameters (others are refused unless --new-sample-entries); other timescales are
+converted exactly. TARGET is changed in place when its reserved index space allows: the media,
+the new index and a 4-byte switch are written. Otherwise it is rewritten once, through a
+temporary file beside it, with room for --future-frames more frames and never less than twice
+the index, so a file that keeps growing is rewritten log(n) times. Every state of TARGET during
+an append, a crash included, is the old file or the new one. Two appends to one TARGET wait
+for each other."
     )]
     Append {
         /// The MP4 to change in place, with an optional slice ('a.mp4[0:-1]').
@@ -147,6 +149,11 @@ included, is the old file or the new one. Two appends to one TARGET wait for eac
         /// When TARGET is rewritten, reserve index room for this many more frames.
         #[arg(long, default_value_t = 0, value_name = "N")]
         future_frames: u64,
+        /// Give a source with other H.264/HEVC/AAC parameters (same resolution or audio
+        /// format) a sample entry of its own instead of refusing it. FFmpeg and GStreamer
+        /// play the result; Chromium does not.
+        #[arg(long)]
+        new_sample_entries: bool,
     },
     /// Describe a recording: container, layout, tracks and codec parameters.
     Probe {
@@ -255,7 +262,9 @@ pub fn main() -> ExitCode {
                 }
             }
             Command::Finalize { file } => finalize(&file),
-            Command::Append { target, sources, future_frames } => append(&target, &sources, future_frames),
+            Command::Append { target, sources, future_frames, new_sample_entries } => {
+                append(&target, &sources, AppendOptions { future_frames, new_sample_entries })
+            }
             Command::Probe { input, json, params } => probe::run(input, json, params.config()).await,
         }
     })
@@ -286,7 +295,7 @@ fn finalize(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn append(target: &str, sources: &[String], future_frames: u64) -> ExitCode {
+fn append(target: &str, sources: &[String], options: AppendOptions) -> ExitCode {
     use livemux::append::{AppendFileError, AppendRequest};
     use livemux::formats::mp4::append::{parse_input_arg, Mode};
     let exists = |p: &str| std::path::Path::new(p).exists();
@@ -305,7 +314,7 @@ fn append(target: &str, sources: &[String], future_frames: u64) -> ExitCode {
         target: target_path.clone(),
         target_slice,
         sources: parsed,
-        options: livemux::formats::mp4::append::AppendOptions { future_frames },
+        options,
         // For crash tests: a pause after every write step.
         step_pause: std::env::var("LIVEMUX_APPEND_STEP_PAUSE_MS")
             .ok()

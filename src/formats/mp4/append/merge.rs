@@ -16,8 +16,10 @@
 //!   its leading empty edits are dropped (a gap in the middle of a track cannot be kept).
 //!   Other edit lists are refused.
 //! - Sample entries: a source entry equal to one of TARGET's (same codec parameters) reuses
-//!   it; different H.264/HEVC/AAC parameters at the same resolution or audio format become
-//!   a second sample entry (FFmpeg, Chromium and GStreamer switch these); any other
+//!   it. Other H.264/HEVC/AAC parameters at the same resolution or audio format become a
+//!   second sample entry only when asked ([`super::AppendOptions::new_sample_entries`]):
+//!   FFmpeg's decoder and GStreamer switch entries (FFmpeg's H.264 parser still logs
+//!   errors), Chromium fails to play such a file (MEDIA_ERR_DECODE, measured). Any other
 //!   difference is refused before anything is written.
 //! - `sdtp` and sample groups (`sbgp`/`sgpd`) follow their samples; samples of a source
 //!   without them get 0 ("unknown", "no group").
@@ -161,7 +163,7 @@ fn split_edits(edits: &[Edit]) -> Result<(Vec<Edit>, Option<Edit>), String> {
 
 impl<'a> Merge<'a> {
     /// Checks the clips against TARGET (clip 0) and works out every output track.
-    pub fn new(clips: Vec<Clip<'a>>) -> Result<Merge<'a>, AppendError> {
+    pub fn new(clips: Vec<Clip<'a>>, new_entries: bool) -> Result<Merge<'a>, AppendError> {
         let target = clips[0].input;
         let mut notes = Vec::new();
         for clip in &clips[1..] {
@@ -169,7 +171,7 @@ impl<'a> Merge<'a> {
         }
         let mut tracks = Vec::with_capacity(target.tracks.len());
         for t in 0..target.tracks.len() {
-            tracks.push(merge_track(&clips, t, &mut notes)?);
+            tracks.push(merge_track(&clips, t, new_entries, &mut notes)?);
         }
         for clip in &clips[1..] {
             for (t, tr) in clip.input.tracks.iter().enumerate() {
@@ -326,7 +328,12 @@ fn check_layout(target: &InputIndex, source: &InputIndex) -> Result<(), AppendEr
 }
 
 /// Works out output track `t`.
-fn merge_track(clips: &[Clip<'_>], t: usize, notes: &mut Vec<String>) -> Result<TrackOut, AppendError> {
+fn merge_track(
+    clips: &[Clip<'_>],
+    t: usize,
+    new_entries: bool,
+    notes: &mut Vec<String>,
+) -> Result<TrackOut, AppendError> {
     let target = clips[0].input;
     let tt = &target.tracks[t];
     let refuse = |clip: &Clip<'_>, reason: String| AppendError::Incompatible {
@@ -348,21 +355,27 @@ fn merge_track(clips: &[Clip<'_>], t: usize, notes: &mut Vec<String>) -> Result<
                 continue;
             }
             let first = &tt.entries[0];
-            if !switchable(e.fourcc) || family(e.fourcc) != family(first.fourcc) || e.config.is_err() {
+            let name = family(e.fourcc);
+            if !switchable(e.fourcc) || name != family(first.fourcc) || e.config.is_err() {
                 return Err(refuse(
                     clip,
-                    format!(
-                        "its {} parameters differ from TARGET's, and players do not switch {} parameters within a \
-                         track",
-                        family(e.fourcc),
-                        family(e.fourcc)
-                    ),
+                    format!("its {name} parameters differ from TARGET's, and players do not switch {name} parameters within a track"),
                 ));
             }
             if entry_shape(e) != entry_shape(first) {
                 return Err(refuse(
                     clip,
                     format!("a sample entry is {}, TARGET's is {}", entry_shape(e), entry_shape(first)),
+                ));
+            }
+            if !new_entries {
+                return Err(refuse(
+                    clip,
+                    format!(
+                        "its {name} parameters differ from TARGET's (another encoder or settings); a second sample \
+                         entry plays in FFmpeg and GStreamer but not in Chromium, so it is only made with \
+                         --new-sample-entries"
+                    ),
                 ));
             }
             if entries.len() >= u16::MAX as usize {

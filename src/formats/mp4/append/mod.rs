@@ -104,6 +104,10 @@ pub struct AppendOptions {
     /// When TARGET is rewritten, reserve index room for this many more frames (of the first
     /// video track, or the first track) beyond twice the new index.
     pub future_frames: u64,
+    /// Give a source whose H.264/HEVC/AAC parameters differ from TARGET's (same resolution
+    /// or audio format) a sample entry of its own instead of refusing it. FFmpeg and
+    /// GStreamer play such files; Chromium does not.
+    pub new_sample_entries: bool,
 }
 
 /// One step of an append plan.
@@ -204,7 +208,7 @@ pub fn plan(
     for (i, (s, index)) in sources.iter().zip(&indexes).enumerate() {
         clips.push(Clip { input: index, input_no: i + 1, chunks: select(index, s.slice)? });
     }
-    let merge = Merge::new(clips)?;
+    let merge = Merge::new(clips, options.new_sample_entries)?;
     let mut notes: Vec<String> = ti.notes.clone();
     indexes.iter().for_each(|i| notes.extend(i.notes.iter().cloned()));
     notes.extend(merge.notes.iter().cloned());

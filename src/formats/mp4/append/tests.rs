@@ -282,7 +282,7 @@ fn crash_at_any_step_leaves_the_old_or_the_new_file() {
     let b = synth_file(&av_tracks(1, 2), 2, false, 10);
     let c = synth_file(&av_tracks(1, 3), 3, true, 7);
     let mut target = a.clone();
-    append(&mut target, &[&b], &AppendOptions { future_frames: 600 });
+    append(&mut target, &[&b], &AppendOptions { future_frames: 600, ..Default::default() });
     let old = content(&target).unwrap();
 
     // Drop TARGET's last chunk, append two sources (several copies before the first sync).
@@ -407,7 +407,7 @@ fn thousand_appends_of_one_second_rewrite_log_n_times() {
 fn future_frames_reserve_room_up_front() {
     let clip = synth_file(&av_tracks(1, 5), 5, false, 15);
     let mut target = clip.clone();
-    let plan = append(&mut target, &[&clip], &AppendOptions { future_frames: 30 * 100 });
+    let plan = append(&mut target, &[&clip], &AppendOptions { future_frames: 30 * 100, ..Default::default() });
     assert!(matches!(plan.mode, Mode::Rewrite(_)));
     for _ in 0..95 {
         assert_eq!(append(&mut target, &[&clip], &AppendOptions::default()).mode, Mode::InPlace);
@@ -426,7 +426,7 @@ fn offsets_past_4_gib_use_co64_and_long_durations_version_1() {
     let a = synth_file(&tracks, 1, true, 10);
     let td = data(&a);
     let ti = InputIndex::build(&td, "a").unwrap();
-    let merge = Merge::new(vec![Clip { input: &ti, input_no: 0, chunks: 0..ti.chunks.len() }]).unwrap();
+    let merge = Merge::new(vec![Clip { input: &ti, input_no: 0, chunks: 0..ti.chunks.len() }], false).unwrap();
     let out: Vec<OutPiece> = ti
         .chunks
         .iter()
@@ -531,7 +531,7 @@ fn incompatible_sources_are_refused_before_planning_writes() {
 }
 
 #[test]
-fn other_h264_parameters_get_a_second_sample_entry() {
+fn other_h264_parameters_are_refused_or_get_a_second_sample_entry_when_asked() {
     let a = synth_file(&av_tracks(1, 1), 1, true, 10);
     let mut t = av_tracks(1, 2);
     // Change the last byte of the PPS inside avcC.
@@ -543,8 +543,11 @@ fn other_h264_parameters_get_a_second_sample_entry() {
     entry[pps + 2 + pps_len - 1] ^= 0x01;
     t[0].entry = entry.into();
     let b = synth_file(&t, 2, true, 10);
+    let (ad, bd) = (data(&a), data(&b));
+    let e = plan(&ad, "a", ChunkSlice::All, &[src(&bd, "b")], &AppendOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("only made with --new-sample-entries"), "{e}");
     let mut target = a.clone();
-    let p = append(&mut target, &[&b, &a], &AppendOptions::default());
+    let p = append(&mut target, &[&b, &a], &AppendOptions { new_sample_entries: true, ..Default::default() });
     assert!(p.notes.iter().any(|n| n.contains("sample entry of their own")), "{:?}", p.notes);
     let index = InputIndex::build(&data(&target), "t").unwrap();
     assert_eq!(index.tracks[0].entries.len(), 2);
