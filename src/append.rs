@@ -146,7 +146,8 @@ pub fn temp_path(target: &Path) -> PathBuf {
 
 /// Appends the sources to TARGET.
 pub fn append(req: &AppendRequest) -> Result<AppendReport, AppendFileError> {
-    let target_path = &req.target;
+    // The file itself, not a symlink to it: the rewrite renames within its directory.
+    let target_path = &fs::canonicalize(&req.target).map_err(io_err(&req.target))?;
     let mut target = lock_target(target_path).map_err(io_err(target_path))?;
     // A rewrite killed before its rename leaves its temporary file: nobody else writes it
     // while the lock is held.
@@ -166,7 +167,7 @@ pub fn append(req: &AppendRequest) -> Result<AppendReport, AppendFileError> {
         .zip(&req.sources)
         .map(|((data, name), (_, slice))| planner::SourceInput { data, name, slice: *slice })
         .collect();
-    let target_name = target_path.display().to_string();
+    let target_name = req.target.display().to_string();
     let plan = planner::plan(&target_data, &target_name, req.target_slice, &sources, &req.options)?;
 
     let mut inputs: Vec<&File> = vec![&target];
