@@ -587,3 +587,56 @@ impl InputIndex {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    const CHROME: &[u8] = include_bytes!("../../../../samples/chrome_mp4_avc1_opus.mp4");
+
+    fn build(bytes: &[u8]) -> InputIndex {
+        let data = InputData::read(&mut Cursor::new(bytes), bytes.len() as u64).unwrap();
+        InputIndex::build(&data, "in").unwrap()
+    }
+
+    #[test]
+    fn fragments_are_chunks_and_a_cut_one_is_left_out() {
+        let index = build(CHROME);
+        assert!(index.fragmented);
+        assert_eq!(index.chunks.len(), 2);
+        // One piece per track and fragment: each trun's samples are contiguous.
+        assert_eq!(index.pieces.len(), 4);
+        assert_eq!(index.sample_range(&(1..2), 0).start, index.sample_range(&(0..1), 0).end);
+        assert_eq!(index.referenced_end, CHROME.len() as u64);
+        let cut = build(&CHROME[..CHROME.len() - 1000]);
+        assert_eq!(cut.chunks.len(), 1);
+        assert!(cut.notes.iter().any(|n| n.contains("cut short")), "{:?}", cut.notes);
+    }
+
+    #[test]
+    fn fragment_durations_follow_decode_times() {
+        let plain = build(CHROME);
+        // Move the second fragment's video 1 s later: the sample before it lasts 1 s longer.
+        let mut bytes = CHROME.to_vec();
+        let tfdts: Vec<usize> = bytes.windows(4).enumerate().filter(|(_, w)| w == b"tfdt").map(|(i, _)| i).collect();
+        let at = tfdts[2] + 8;
+        let v = u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap()) + 20_000;
+        bytes[at..at + 8].copy_from_slice(&v.to_be_bytes());
+        let moved = build(&bytes);
+        let first = plain.sample_range(&(0..1), 0);
+        let (a, b) = (&plain.tracks[0].samples, &moved.tracks[0].samples);
+        assert_eq!(b[first.end - 1].duration, a[first.end - 1].duration + 20_000);
+        assert_eq!(a[..first.end - 1], b[..first.end - 1]);
+    }
+
+    #[test]
+    fn sample_group_runs_cover_any_range() {
+        let g =
+            SampleGroup { grouping_type: *b"roll", parameter: None, sgpd: None, runs: vec![(3, 1), (2, 0), (4, 2)] };
+        assert_eq!(g.runs_for(0..9), [(3, 1), (2, 0), (4, 2)]);
+        assert_eq!(g.runs_for(2..7), [(1, 1), (2, 0), (2, 2)]);
+        assert_eq!(g.runs_for(5..12), [(4, 2), (3, 0)]);
+        assert_eq!(g.runs_for(4..4), []);
+    }
+}
