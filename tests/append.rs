@@ -576,3 +576,26 @@ fn two_appends_at_once_wait_for_each_other() {
         (0..5).map(|_| Part { what: p.what.clone(), packets: p.packets.clone(), tb: p.tb.clone() }).collect();
     assert_concatenation(&t, &parts);
 }
+
+#[test]
+fn other_codec_parameters_become_a_second_sample_entry_only_when_asked() {
+    if !tools(&["ffmpeg", "ffprobe"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let clip = tools_file("h264_aac_reference_1s.mp4");
+    let ultrafast = encode(d, "ultrafast.mp4", 1, &["-preset", "ultrafast"]);
+    let t = copy(&clip, d, "t.mp4");
+    let out = run_append(&[s(&t), s(&ultrafast)]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = append_ok(&[s(&t), s(&ultrafast), "--new-sample-entries".into()]);
+    assert!(err.contains("get a sample entry of their own"), "{err}");
+    assert_concatenation(&t, &[part(&clip), part(&ultrafast)]);
+    // FFmpeg's decoder switches parameters at the second entry: every picture decodes as it
+    // does from its own file (its H.264 parser still logs errors, so no decode_errors check).
+    let pictures = |p: &Path| stream(&decoded_framemd5(p), 0).into_iter().map(|f| f.md5).collect::<Vec<_>>();
+    let mut want = pictures(&clip);
+    want.extend(pictures(&ultrafast));
+    assert!(pictures(&t) == want, "decoded pictures differ");
+}

@@ -123,7 +123,7 @@ impl Slots {
             return None;
         }
         let (sw_size, moov_size, pad_size) = (sw.size?, moov.size?, pad.size?);
-        if pad_at + pad_size != mdat_at || moov_at + moov_size != pad_at {
+        if pad_at.checked_add(pad_size) != Some(mdat_at) || moov_at.checked_add(moov_size) != Some(pad_at) {
             return None;
         }
         let (area, live) = if sw_size == HEADER {

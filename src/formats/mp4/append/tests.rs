@@ -556,3 +556,43 @@ fn other_h264_parameters_are_refused_or_get_a_second_sample_entry_when_asked() {
     assert!(descs[..30].iter().all(|&d| d == 1) && descs[30..60].iter().all(|&d| d == 2));
     assert!(descs[60..].iter().all(|&d| d == 1));
 }
+
+#[test]
+fn damaged_inputs_give_errors_not_panics() {
+    let a = synth_file(&av_tracks(1, 1), 1, false, 10);
+    let mut target = a.clone();
+    append(&mut target, &[&a], &AppendOptions::default());
+    let mut seed = 0x5eed_u64;
+    let mut next = |below: usize| {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 33) as usize % below
+    };
+    let mut errors = 0;
+    for round in 0..400 {
+        let base = if round % 2 == 0 { &a } else { &target };
+        let mut bad = base.clone();
+        match round % 4 {
+            0 | 1 => {
+                for _ in 0..1 + next(8) {
+                    let i = next(bad.len());
+                    bad[i] ^= 1 << next(8);
+                }
+            }
+            2 => bad.truncate(next(bad.len())),
+            _ => {
+                // A size field of a box near the index.
+                let i = next(bad.len() - 4) & !3;
+                bad[i..i + 4].copy_from_slice(&(next(1 << 20) as u32).to_be_bytes());
+            }
+        }
+        let Ok(bd) = InputData::read(&mut Cursor::new(&bad), bad.len() as u64) else {
+            errors += 1;
+            continue;
+        };
+        let good = data(&a);
+        let as_target = plan(&bd, "bad", ChunkSlice::All, &[src(&good, "good")], &AppendOptions::default());
+        let as_source = plan(&good, "good", ChunkSlice::All, &[src(&bd, "bad")], &AppendOptions::default());
+        errors += as_target.is_err() as usize + as_source.is_err() as usize;
+    }
+    assert!(errors > 50, "damage was noticed ({errors} errors)");
+}
