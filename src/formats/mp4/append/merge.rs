@@ -78,7 +78,6 @@ pub struct TrackOut {
     pub tkhd_duration: u64,
     sdtp: bool,
     groups: Vec<SampleGroup>,
-    timescale_changed: bool,
 }
 
 /// Where a piece of an input goes in the output.
@@ -189,7 +188,7 @@ impl<'a> Merge<'a> {
         Ok(Merge { clips, tracks, movie_duration, notes })
     }
 
-    /// The sample-entry and timing summary of the output, for tests and notes.
+    /// Samples of output track `track`.
     pub fn sample_count(&self, track: usize) -> usize {
         self.tracks[track].clips.iter().map(|c| c.samples.len()).sum()
     }
@@ -596,7 +595,6 @@ fn merge_track(
         tkhd_duration,
         sdtp,
         groups,
-        timescale_changed: timescale != tt.timescale as u64,
     })
 }
 
@@ -723,11 +721,4 @@ fn write_stbl(
     }
     close(buf, start);
     Ok(())
-}
-
-impl TrackOut {
-    /// Whether the track's timescale changed (every source converted exactly).
-    pub fn timescale_changed(&self) -> bool {
-        self.timescale_changed
-    }
 }
