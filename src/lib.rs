@@ -24,6 +24,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod append;
 pub mod codecs;
 pub mod finalize;
 pub mod formats;

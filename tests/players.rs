@@ -20,7 +20,7 @@ fn outputs(dir: &Path) -> Vec<(String, PathBuf)> {
         .map(|n| generated_file(n))
         .collect();
     inputs.extend(browser_mp4_names().into_iter().map(|n| browser_file(n, dir)));
-    inputs
+    let mut outputs: Vec<(String, PathBuf)> = inputs
         .into_iter()
         .map(|input| {
             let name = input.file_name().unwrap().to_string_lossy().into_owned();
@@ -29,7 +29,17 @@ fn outputs(dir: &Path) -> Vec<(String, PathBuf)> {
             assert!(res.status.success(), "{name}: {}", String::from_utf8_lossy(&res.stderr));
             (name, out)
         })
-        .collect()
+        .collect();
+    // An MP4 grown in place by `livemux append`: a fragmented TARGET (rewritten into the
+    // two-slot layout with an mdat of size 0), then an append in place.
+    let appended = dir.join("appended.mp4");
+    std::fs::copy(generated_file("h264_aac_fragmented.mp4"), &appended).unwrap();
+    for source in ["h264_aac_moov_end.mp4", "h264_aac_faststart.mp4[0:-1]"] {
+        let res = livemux().arg("append").arg(&appended).arg(generated().join(source)).output().unwrap();
+        assert!(res.status.success(), "append {source}: {}", String::from_utf8_lossy(&res.stderr));
+    }
+    outputs.push(("appended.mp4".into(), appended));
+    outputs
 }
 
 #[test]

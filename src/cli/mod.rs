@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use livemux::formats::fragmenter::FragmentPolicy;
+use livemux::formats::mp4::append::AppendOptions;
 use livemux::formats::mp4::regular::DEFAULT_RESERVE_MS;
 use livemux::pipeline::{Override, Pipeline, PipelineFileError};
 use livemux::stages::codecpar::{CodecparConfig, ParamPolicy};
@@ -33,7 +34,8 @@ const EXIT_USAGE: u8 = 2;
   livemux probe input.mov --json
   livemux recover crashed.mp4 --reference probe.mp4 -o recovered.mp4
   livemux run pipelines/remux-fmp4.toml --set sink.path=out.mp4
-  livemux validate pipelines/fanout.toml"
+  livemux validate pipelines/fanout.toml
+  livemux append timelapse.mp4 today.mp4 --future-frames 100000"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -126,6 +128,41 @@ that plays, and running finalize again completes it.")]
     Finalize {
         /// The file to change in place.
         file: PathBuf,
+    },
+    /// Append recordings to an MP4 in place: TARGET becomes TARGET + each SOURCE.
+    #[command(
+        after_help = "A chunk is what slices count: in a progressive MP4, one chunk of a track's sample-to-chunk
+table (stsc/stco), all tracks together in file order; in a fragmented MP4, one fragment (a moof
+and its media). Slices use Python syntax: [start:stop], negative bounds count from the end,
+omitted bounds mean the start or the end, [i] is chunk i alone. A slice of TARGET may only drop
+chunks from its end, so that TARGET's media never moves.
+
+Examples:
+  livemux append timelapse.mp4 today.mp4 --future-frames 100000
+  livemux append 'a.mp4[0:-1]' 'b.mp4[0:1]' c.mp4
+
+Sources must match TARGET track for track: same codecs, resolutions and audio formats, and the
+same codec parameters (others are refused unless --new-sample-entries); other timescales are
+converted exactly. TARGET is changed in place when its reserved index space allows: the media,
+the new index and a 4-byte switch are written. Otherwise it is rewritten once, through a
+temporary file beside it, with room for --future-frames more frames and never less than twice
+the index, so a file that keeps growing is rewritten log(n) times. Every state of TARGET during
+an append, a crash included, is the old file or the new one. Two appends to one TARGET wait
+for each other."
+    )]
+    Append {
+        /// The MP4 to change in place, with an optional slice ('a.mp4[0:-1]').
+        target: String,
+        /// Recordings to append, in order, each with an optional slice ('b.mp4[2:]').
+        sources: Vec<String>,
+        /// When TARGET is rewritten, reserve index room for this many more frames.
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        future_frames: u64,
+        /// Give a source with other H.264/HEVC/AAC parameters (same resolution or audio
+        /// format) a sample entry of its own instead of refusing it. FFmpeg and GStreamer
+        /// play the result; Chromium does not.
+        #[arg(long)]
+        new_sample_entries: bool,
     },
     /// Describe a recording: container, layout, tracks and codec parameters.
     Probe {
@@ -245,6 +282,9 @@ pub fn main() -> ExitCode {
                 }
             }
             Command::Finalize { file } => finalize(&file),
+            Command::Append { target, sources, future_frames, new_sample_entries } => {
+                append(&target, &sources, AppendOptions { future_frames, new_sample_entries })
+            }
             Command::Probe { input, json, params } => probe::run(input, json, params.config()).await,
         }
     })
@@ -305,6 +345,65 @@ fn finalize(path: &std::path::Path) -> ExitCode {
             eprintln!("error: cannot finalize {}", path.display());
             eprintln!("  caused by: {e}");
             ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+fn append(target: &str, sources: &[String], options: AppendOptions) -> ExitCode {
+    use livemux::append::{AppendFileError, AppendRequest};
+    use livemux::formats::mp4::append::{parse_input_arg, Mode};
+    let exists = |p: &str| std::path::Path::new(p).exists();
+    let mut parsed = Vec::with_capacity(sources.len() + 1);
+    for arg in std::iter::once(target).chain(sources.iter().map(String::as_str)) {
+        match parse_input_arg(arg, exists) {
+            Ok((path, slice)) => parsed.push((PathBuf::from(path), slice)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    }
+    let (target_path, target_slice) = parsed.remove(0);
+    let request = AppendRequest {
+        target: target_path.clone(),
+        target_slice,
+        sources: parsed,
+        options,
+        // For crash tests: a pause after every write step.
+        step_pause: std::env::var("LIVEMUX_APPEND_STEP_PAUSE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(std::time::Duration::from_millis),
+    };
+    match livemux::append::append(&request) {
+        Ok(r) => {
+            for note in &r.notes {
+                eprintln!("note: {note}");
+            }
+            let how = match &r.mode {
+                Mode::InPlace => "in place".to_string(),
+                Mode::Rewrite(reason) => format!("by a rewrite ({reason})"),
+            };
+            eprintln!(
+                "{}: {} chunks appended ({} bytes of media) {how}: {} bytes written, index {} bytes with room for {}, \
+                 file {} bytes",
+                target_path.display(),
+                r.source_chunks,
+                r.media_bytes,
+                r.bytes_written,
+                r.index_bytes,
+                r.area,
+                r.len_after
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: cannot append to {}", target_path.display());
+            eprintln!("  caused by: {e}");
+            if matches!(e, AppendFileError::Plan(_)) {
+                eprintln!("  {} is unchanged", target_path.display());
+            }
+            ExitCode::from(if e.is_usage() { EXIT_USAGE } else { EXIT_RUNTIME })
         }
     }
 }

@@ -7,6 +7,7 @@
 //! than decoded into per-sample structs (a 10-hour index stays a few `Bytes`), and (3)
 //! QuickTime sound descriptions (v1/v2, `wave`, PCM fourccs) that ISO-only crates reject.
 
+pub mod append;
 pub mod boxes;
 pub mod demux;
 pub mod file;

@@ -405,6 +405,14 @@ impl Iterator for SampleIter<'_> {
     }
 }
 
+impl SampleCursor {
+    /// Index (from 0) in the chunk table of the chunk holding the sample [`SampleCursor::next`]
+    /// returned last.
+    pub fn chunk(&self) -> usize {
+        self.chunk
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,642 @@
+//! Indexing an input for `append`: every sample of every track with its timing, the byte
+//! ranges ("pieces") the samples are stored in, and the chunks a slice selects from.
+//!
+//! A progressive file's chunks are the chunks of its sample-to-chunk tables, all tracks
+//! together in file order; a fragmented file's chunks are its fragments (a `moof` and the
+//! media it points at). A piece is one contiguous run of one track's samples: a table
+//! chunk, or a run of a `trun`.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::ops::Range;
+
+use bytes::Bytes;
+
+use super::super::boxes::{find_child, BoxHeader, Child, FourCc, Mp4Error, Reader, MAX_META_BOX, MAX_MOOF};
+use super::super::file::{top_level, FileError};
+use super::super::moof::parse_moof;
+use super::super::moov::{parse_movie, parse_sample_entry, Movie};
+use super::super::sample_table::{SampleCursor, SampleTable};
+use super::AppendError;
+use crate::codecs::{CodecConfig, CodecError};
+use crate::model::{Edit, TrackKind};
+
+/// Most sample entries kept per track.
+pub const MAX_SAMPLE_ENTRIES: usize = 4096;
+/// Largest `ftyp` read.
+pub const MAX_FTYP: u64 = 64 << 10;
+/// Most samples indexed per track (16 bytes each in memory).
+pub const MAX_TRACK_SAMPLES: usize = 1 << 25;
+
+/// What `append` reads from a file before planning: the top-level layout and the metadata
+/// boxes, never the media.
+#[derive(Clone, Debug, Default)]
+pub struct InputData {
+    pub len: u64,
+    pub top: Vec<(u64, BoxHeader)>,
+    /// The whole `ftyp` box when the file starts with one.
+    pub ftyp: Option<Bytes>,
+    /// The first `moov`: offset, header length, whole box.
+    pub moov: Option<(u64, u32, Bytes)>,
+    /// Every complete `moof`, in file order.
+    pub moofs: Vec<(u64, u32, Bytes)>,
+}
+
+fn read_box<R: Read + Seek>(r: &mut R, offset: u64, size: u64) -> Result<Bytes, FileError> {
+    let mut data = vec![0u8; size as usize];
+    r.seek(SeekFrom::Start(offset))?;
+    r.read_exact(&mut data)?;
+    Ok(data.into())
+}
+
+impl InputData {
+    /// Reads the layout and metadata boxes of a complete file of `len` bytes.
+    pub fn read<R: Read + Seek>(r: &mut R, len: u64) -> Result<Self, FileError> {
+        let top = top_level(r, len)?;
+        let mut data = InputData { len, ..Default::default() };
+        for (i, &(offset, h)) in top.iter().enumerate() {
+            let size = h.size.unwrap_or(len - offset);
+            let complete = offset.checked_add(size).is_some_and(|end| end <= len);
+            match &h.fourcc.0 {
+                b"ftyp" if i == 0 && complete && size <= MAX_FTYP => data.ftyp = Some(read_box(r, offset, size)?),
+                b"moov" if data.moov.is_none() => {
+                    if size > MAX_META_BOX {
+                        return Err(Mp4Error::TooLarge {
+                            what: "'moov' box".into(),
+                            offset,
+                            size,
+                            limit: MAX_META_BOX,
+                        }
+                        .into());
+                    }
+                    if !complete {
+                        return Err(Mp4Error::invalid("'moov' box", offset, "cut short by the end of the file").into());
+                    }
+                    data.moov = Some((offset, h.header_len, read_box(r, offset, size)?));
+                }
+                b"moof" if complete => {
+                    if size > MAX_MOOF {
+                        return Err(
+                            Mp4Error::TooLarge { what: "'moof' box".into(), offset, size, limit: MAX_MOOF }.into()
+                        );
+                    }
+                    data.moofs.push((offset, h.header_len, read_box(r, offset, size)?));
+                }
+                _ => {}
+            }
+        }
+        data.top = top;
+        Ok(data)
+    }
+}
+
+/// One sample, in its own track's timescale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Sample {
+    /// Size as the sample-size table states it (QuickTime PCM may say 1 for a whole frame).
+    pub size: u32,
+    pub duration: u32,
+    pub cts: i32,
+    /// 1-based index into the track's sample entries.
+    pub desc: u16,
+    pub sync: bool,
+    /// The `sdtp` byte (0: unknown).
+    pub sdtp: u8,
+}
+
+/// One contiguous byte range of one track's samples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Piece {
+    pub track: usize,
+    pub offset: u64,
+    pub len: u64,
+    /// Index of the first sample in the track's samples.
+    pub first: usize,
+    pub count: usize,
+    pub desc: u16,
+}
+
+impl Piece {
+    pub fn samples(&self) -> Range<usize> {
+        self.first..self.first + self.count
+    }
+
+    pub fn end(&self) -> u64 {
+        self.offset + self.len
+    }
+}
+
+/// A sample entry of `stsd`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    /// The whole box.
+    pub bytes: Bytes,
+    pub fourcc: FourCc,
+    pub config: Result<CodecConfig, CodecError>,
+}
+
+/// A sample-to-group table (`sbgp`) and its group descriptions (`sgpd`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SampleGroup {
+    pub grouping_type: [u8; 4],
+    /// `grouping_type_parameter` of a version-1 `sbgp`.
+    pub parameter: Option<u32>,
+    /// The whole `sgpd` box with the same grouping type, if any.
+    pub sgpd: Option<Bytes>,
+    /// (sample_count, group_description_index) runs over the track's samples.
+    pub runs: Vec<(u32, u32)>,
+}
+
+impl SampleGroup {
+    /// The runs covering samples `range` (samples past the table are in no group: index 0).
+    pub fn runs_for(&self, range: Range<usize>) -> Vec<(u32, u32)> {
+        let mut out: Vec<(u32, u32)> = Vec::new();
+        let mut push = |n: u64, index: u32| {
+            if n == 0 {
+                return;
+            }
+            match out.last_mut() {
+                Some((c, i)) if *i == index && (*c as u64 + n) <= u32::MAX as u64 => *c += n as u32,
+                _ => out.push((n as u32, index)),
+            }
+        };
+        let (start, end) = (range.start as u64, range.end as u64);
+        let mut pos = 0u64;
+        for &(count, index) in &self.runs {
+            let (a, b) = (pos.max(start), (pos + count as u64).min(end));
+            if a < b {
+                push(b - a, index);
+            }
+            pos += count as u64;
+            if pos >= end {
+                break;
+            }
+        }
+        if pos < end {
+            push(end - pos.max(start), 0);
+        }
+        out
+    }
+}
+
+/// One track of an input.
+#[derive(Clone, Debug)]
+pub struct TrackIndex {
+    pub track_id: u32,
+    pub kind: TrackKind,
+    pub timescale: u32,
+    pub edits: Vec<Edit>,
+    pub entries: Vec<Entry>,
+    pub samples: Vec<Sample>,
+    pub has_sdtp: bool,
+    pub groups: Vec<SampleGroup>,
+}
+
+impl TrackIndex {
+    /// "video h264 640x360", "audio aac 48000 Hz 2 ch", for messages.
+    pub fn describe(&self) -> String {
+        let mut s = format!("{}", self.kind);
+        if let Some(e) = self.entries.first() {
+            s += &format!(" {}", family(e.fourcc));
+            if let Ok(c) = &e.config {
+                if let Some(d) = c.dimensions() {
+                    s += &format!(" {}x{}", d.width, d.height);
+                }
+                if let Some(a) = c.audio_format() {
+                    s += &format!(" {} Hz {} ch", a.sample_rate, a.channels);
+                }
+            }
+        }
+        s
+    }
+}
+
+/// The codec family a sample entry fourcc names, as FFmpeg prints it.
+pub fn family(fourcc: FourCc) -> &'static str {
+    match &fourcc.0 {
+        b"avc1" | b"avc3" => "h264",
+        b"hvc1" | b"hev1" => "hevc",
+        b"av01" => "av1",
+        b"vp09" => "vp9",
+        b"vp08" => "vp8",
+        b"mp4a" => "aac",
+        b"Opus" => "opus",
+        b"sowt" | b"twos" | b"lpcm" | b"in24" | b"in32" | b"fl32" | b"fl64" | b"ipcm" | b"fpcm" | b"raw " => "pcm",
+        _ => "unknown",
+    }
+}
+
+/// An input, indexed.
+#[derive(Clone, Debug)]
+pub struct InputIndex {
+    pub name: String,
+    pub len: u64,
+    pub movie_timescale: u32,
+    pub tracks: Vec<TrackIndex>,
+    /// Pieces in chunk order.
+    pub pieces: Vec<Piece>,
+    /// Each chunk as a range of `pieces`.
+    pub chunks: Vec<Range<usize>>,
+    /// The index lives in fragments (`mvex`).
+    pub fragmented: bool,
+    /// One past the last byte any sample occupies.
+    pub referenced_end: u64,
+    pub ftyp: Option<Bytes>,
+    /// The whole `moov` box, where it is and its header length.
+    pub moov: Bytes,
+    pub moov_offset: u64,
+    pub moov_header_len: u32,
+    pub notes: Vec<String>,
+}
+
+fn children_path<'a>(start: &Child<'a>, path: &[&[u8; 4]]) -> Result<Option<Child<'a>>, Mp4Error> {
+    let mut cur = *start;
+    for name in path {
+        match find_child(&cur.reader(), name)? {
+            Some(c) => cur = c,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(cur))
+}
+
+/// The sample entries of an `stsd`.
+fn sample_entries(moov: &Bytes, moov_offset: u64, stsd: &Child<'_>, kind: TrackKind) -> Result<Vec<Entry>, Mp4Error> {
+    let mut r = stsd.reader();
+    r.full_header()?;
+    let count = r.u32()?;
+    let mut out = Vec::new();
+    for child in r.children() {
+        let child = child?;
+        if out.len() as u32 >= count {
+            break;
+        }
+        if out.len() >= MAX_SAMPLE_ENTRIES {
+            return Err(Mp4Error::TooLarge {
+                what: "'stsd' entry count".into(),
+                offset: stsd.offset,
+                size: count as u64,
+                limit: MAX_SAMPLE_ENTRIES as u64,
+            });
+        }
+        let bytes = moov.slice(child.range_in(moov_offset));
+        let config = parse_sample_entry(&child, kind, &bytes);
+        out.push(Entry { bytes, fourcc: child.fourcc, config });
+    }
+    if out.is_empty() {
+        return Err(Mp4Error::invalid("'stsd' box", stsd.offset, "no sample entry"));
+    }
+    Ok(out)
+}
+
+/// The `sbgp` tables of an `stbl` with their `sgpd` boxes.
+fn sample_groups(moov: &Bytes, moov_offset: u64, stbl: &Child<'_>) -> Result<Vec<SampleGroup>, Mp4Error> {
+    let mut sgpds: Vec<([u8; 4], Bytes)> = Vec::new();
+    let mut groups = Vec::new();
+    for c in stbl.reader().children() {
+        let c = c?;
+        match &c.fourcc.0 {
+            b"sgpd" => {
+                let mut r = c.reader();
+                r.full_header()?;
+                sgpds.push((r.fourcc()?.0, moov.slice(c.range_in(moov_offset))));
+            }
+            b"sbgp" => {
+                let mut r = c.reader();
+                let (version, _) = r.full_header()?;
+                let grouping_type = r.fourcc()?.0;
+                let parameter = if version == 1 { Some(r.u32()?) } else { None };
+                let count = r.u32()?;
+                let n = r.check_entries(count as u64, 8, "sbgp entry_count")?;
+                let mut runs = Vec::with_capacity(n);
+                for _ in 0..n {
+                    runs.push((r.u32()?, r.u32()?));
+                }
+                groups.push(SampleGroup { grouping_type, parameter, sgpd: None, runs });
+            }
+            _ => {}
+        }
+    }
+    for g in &mut groups {
+        g.sgpd = sgpds.iter().find(|(t, _)| *t == g.grouping_type).map(|(_, b)| b.clone());
+    }
+    Ok(groups)
+}
+
+/// The `sdtp` bytes of an `stbl`, if any.
+fn sdtp<'a>(stbl: &Child<'a>) -> Result<Option<&'a [u8]>, Mp4Error> {
+    let Some(c) = find_child(&stbl.reader(), b"sdtp")? else { return Ok(None) };
+    let mut r = c.reader();
+    r.full_header()?;
+    let n = r.remaining();
+    Ok(Some(r.bytes(n)?))
+}
+
+/// The constant size of `stsz`, if it states one.
+fn constant_size(stbl: &Child<'_>) -> Result<Option<u32>, Mp4Error> {
+    let Some(c) = find_child(&stbl.reader(), b"stsz")? else { return Ok(None) };
+    let mut r = c.reader();
+    r.full_header()?;
+    let size = r.u32()?;
+    Ok((size != 0).then_some(size))
+}
+
+/// Adds a sample to the last piece, or opens a piece when the sample does not continue it.
+fn push_piece(pieces: &mut Vec<Piece>, from: usize, track: usize, offset: u64, bytes: u64, index: usize, desc: u16) {
+    if let Some(p) = pieces[from..].last_mut() {
+        if p.track == track && p.end() == offset && p.desc == desc && p.first + p.count == index {
+            p.len += bytes;
+            p.count += 1;
+            return;
+        }
+    }
+    pieces.push(Piece { track, offset, len: bytes, first: index, count: 1, desc });
+}
+
+impl InputIndex {
+    /// Indexes an input. `name` names it in messages.
+    pub fn build(data: &InputData, name: &str) -> Result<InputIndex, AppendError> {
+        let mp4 = |e: Mp4Error| AppendError::Mp4 { input: name.to_string(), source: e };
+        let unusable = |reason: String| AppendError::Unusable { input: name.to_string(), reason };
+        let Some((moov_offset, moov_hl, moov)) = &data.moov else {
+            return Err(unusable(
+                "no 'moov' box: not a complete MP4 (a crashed recording can be rebuilt with 'livemux recover')".into(),
+            ));
+        };
+        let movie: Movie = parse_movie(moov, *moov_offset, *moov_hl).map_err(mp4)?;
+        if movie.tracks.is_empty() {
+            return Err(unusable("the movie has no track".into()));
+        }
+        let root = Reader::new(&moov[*moov_hl as usize..], moov_offset + *moov_hl as u64, FourCc::new(b"moov"));
+        let mut traks = Vec::new();
+        for c in root.children() {
+            let c = c.map_err(mp4)?;
+            if c.fourcc.0 == *b"trak" {
+                traks.push(c);
+            }
+        }
+        let mut notes = Vec::new();
+        let mut tracks = Vec::with_capacity(traks.len());
+        let mut pieces: Vec<Piece> = Vec::new();
+        for (i, (trak, t)) in traks.iter().zip(&movie.tracks).enumerate() {
+            let stbl = children_path(trak, &[b"mdia", b"minf", b"stbl"])
+                .map_err(mp4)?
+                .ok_or_else(|| unusable(format!("track {} has no 'stbl'", t.track_id)))?;
+            let stsd = find_child(&stbl.reader(), b"stsd")
+                .map_err(mp4)?
+                .ok_or_else(|| unusable(format!("track {} has no 'stsd'", t.track_id)))?;
+            let entries = sample_entries(moov, *moov_offset, &stsd, t.kind).map_err(mp4)?;
+            let table = SampleTable::parse(moov, *moov_offset, &stbl.reader()).map_err(mp4)?;
+            if table.sample_count as usize > MAX_TRACK_SAMPLES {
+                return Err(unusable(format!(
+                    "track {} has {} samples, over the limit of {MAX_TRACK_SAMPLES}",
+                    t.track_id, table.sample_count
+                )));
+            }
+            // QuickTime PCM states a sample size of 1 for "one frame, see the sound description".
+            let byte_size = match (&entries[0].config, constant_size(&stbl).map_err(mp4)?) {
+                (Ok(CodecConfig::Pcm { pcm }), Some(1)) => Some(pcm.bytes_per_frame().max(1)),
+                _ => None,
+            };
+            let sdtp = sdtp(&stbl).map_err(mp4)?;
+            let groups = sample_groups(moov, *moov_offset, &stbl).map_err(mp4)?;
+            let mut samples = Vec::with_capacity(table.sample_count as usize);
+            let mut cursor = SampleCursor::default();
+            let track_pieces = pieces.len();
+            let mut chunk = usize::MAX;
+            while let Some(s) = cursor.next(&table) {
+                let s = s.map_err(mp4)?;
+                let desc = s.description;
+                if desc == 0 || desc as usize > entries.len() {
+                    return Err(unusable(format!(
+                        "track {}: sample {} uses sample description {desc}, but 'stsd' has {}",
+                        t.track_id,
+                        s.index,
+                        entries.len()
+                    )));
+                }
+                let cts = i32::try_from(s.cts_offset).map_err(|_| {
+                    unusable(format!("track {}: composition offset {} too large", t.track_id, s.cts_offset))
+                })?;
+                let bytes = byte_size.unwrap_or(s.size) as u64;
+                let index = samples.len();
+                if cursor.chunk() != chunk {
+                    chunk = cursor.chunk();
+                    pieces.push(Piece {
+                        track: i,
+                        offset: s.offset,
+                        len: 0,
+                        first: index,
+                        count: 0,
+                        desc: desc as u16,
+                    });
+                }
+                let p = pieces.last_mut().expect("a piece is open");
+                p.len += bytes;
+                p.count += 1;
+                samples.push(Sample {
+                    size: s.size,
+                    duration: s.duration,
+                    cts,
+                    desc: desc as u16,
+                    sync: s.sync,
+                    sdtp: sdtp.and_then(|d| d.get(index).copied()).unwrap_or(0),
+                });
+            }
+            if pieces[track_pieces..].windows(2).any(|w| w[1].offset < w[0].end()) {
+                return Err(unusable(format!(
+                    "track {} stores its chunks out of decode order or overlapping; remux it first",
+                    t.track_id
+                )));
+            }
+            tracks.push(TrackIndex {
+                track_id: t.track_id,
+                kind: t.kind,
+                timescale: t.timescale,
+                edits: t.edits.clone(),
+                entries,
+                samples,
+                has_sdtp: sdtp.is_some(),
+                groups,
+            });
+        }
+        // Table chunks of all tracks in file order: each is a chunk of its own.
+        pieces.sort_by_key(|p| (p.offset, p.track));
+        let mut chunks: Vec<Range<usize>> = (0..pieces.len()).map(|i| i..i + 1).collect();
+
+        // Fragments.
+        if movie.fragmented {
+            let mut next_dts: Vec<i64> =
+                tracks.iter().map(|t| t.samples.iter().map(|s| s.duration as i64).sum()).collect();
+            let mut dts: Vec<Vec<i64>> = vec![Vec::new(); tracks.len()];
+            for (n, (offset, hl, moof)) in data.moofs.iter().enumerate() {
+                let frag = parse_moof(moof, *offset, *hl, &movie, &mut next_dts).map_err(mp4)?;
+                if frag.iter().any(|s| s.info.offset.checked_add(s.info.size as u64).is_none_or(|e| e > data.len)) {
+                    notes.push(format!(
+                        "{name}: fragment {n} at offset {offset} points past the end of the file (cut short); it and \
+                         what follows are left out"
+                    ));
+                    break;
+                }
+                let from = pieces.len();
+                for s in &frag {
+                    let t = &mut tracks[s.track];
+                    let desc = s.info.description;
+                    if desc == 0 || desc as usize > t.entries.len() {
+                        return Err(unusable(format!(
+                            "fragment at offset {offset}: track {} uses sample description {desc}, but 'stsd' has {}",
+                            t.track_id,
+                            t.entries.len()
+                        )));
+                    }
+                    if t.samples.len() >= MAX_TRACK_SAMPLES {
+                        return Err(unusable(format!(
+                            "track {} has over {MAX_TRACK_SAMPLES} samples, the limit",
+                            t.track_id
+                        )));
+                    }
+                    let cts = i32::try_from(s.info.cts_offset).map_err(|_| {
+                        unusable(format!("track {}: composition offset {} too large", t.track_id, s.info.cts_offset))
+                    })?;
+                    let index = t.samples.len();
+                    push_piece(&mut pieces, from, s.track, s.info.offset, s.info.size as u64, index, desc as u16);
+                    t.samples.push(Sample {
+                        size: s.info.size,
+                        duration: s.info.duration,
+                        cts,
+                        desc: desc as u16,
+                        sync: s.info.sync,
+                        sdtp: 0,
+                    });
+                    dts[s.track].push(s.info.dts);
+                }
+                if pieces.len() > from {
+                    chunks.push(from..pieces.len());
+                }
+            }
+            // Decode times come from tfdt: a duration that disagrees with the next sample's
+            // decode time (a gap between fragments, a muxer's rounding) follows the decode times.
+            for (t, dts) in tracks.iter_mut().zip(&dts) {
+                let first = t.samples.len() - dts.len();
+                for (k, w) in dts.windows(2).enumerate() {
+                    let d = w[1] - w[0];
+                    if d > 0 && d <= u32::MAX as i64 {
+                        t.samples[first + k].duration = d as u32;
+                    }
+                }
+            }
+        }
+        for t in &mut tracks {
+            let n = t.samples.len();
+            if n >= 2 && t.samples[n - 1].duration == 0 {
+                t.samples[n - 1].duration = t.samples[n - 2].duration;
+                notes.push(format!(
+                    "{name}: track {} ends with a sample of no duration; it is given the one before it",
+                    t.track_id
+                ));
+            }
+        }
+        let referenced_end = pieces.iter().map(Piece::end).max().unwrap_or(0);
+        if referenced_end > data.len {
+            let p = pieces.iter().find(|p| p.end() > data.len).expect("one piece ends there");
+            return Err(unusable(format!(
+                "track {} has samples at offset {} to {}, past the end of the file ({} bytes): the file is cut short",
+                tracks[p.track].track_id,
+                p.offset,
+                p.end(),
+                data.len
+            )));
+        }
+        Ok(InputIndex {
+            name: name.to_string(),
+            len: data.len,
+            movie_timescale: movie.timescale,
+            tracks,
+            pieces,
+            chunks,
+            fragmented: movie.fragmented,
+            referenced_end,
+            ftyp: data.ftyp.clone(),
+            moov: moov.clone(),
+            moov_offset: *moov_offset,
+            moov_header_len: *moov_hl,
+            notes,
+        })
+    }
+
+    /// The samples of track `t` in chunks `chunks`, as a range of its samples (chunks hold
+    /// each track's samples in decode order, so a run of chunks is a run of samples).
+    pub fn sample_range(&self, chunks: &Range<usize>, track: usize) -> Range<usize> {
+        let mut it = self.chunks[chunks.clone()].iter().flat_map(|c| self.pieces[c.clone()].iter());
+        let mut range: Option<Range<usize>> = None;
+        for p in it.by_ref().filter(|p| p.track == track) {
+            range = Some(match range {
+                None => p.samples(),
+                Some(r) => r.start.min(p.first)..r.end.max(p.first + p.count),
+            });
+        }
+        range.unwrap_or_else(|| {
+            // No sample of this track in the selection: an empty range where it would start.
+            let before = self.chunks[..chunks.start]
+                .iter()
+                .flat_map(|c| self.pieces[c.clone()].iter())
+                .filter(|p| p.track == track)
+                .map(|p| p.first + p.count)
+                .max()
+                .unwrap_or(0);
+            before..before
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    const CHROME: &[u8] = include_bytes!("../../../../samples/chrome_mp4_avc1_opus.mp4");
+
+    fn build(bytes: &[u8]) -> InputIndex {
+        let data = InputData::read(&mut Cursor::new(bytes), bytes.len() as u64).unwrap();
+        InputIndex::build(&data, "in").unwrap()
+    }
+
+    #[test]
+    fn fragments_are_chunks_and_a_cut_one_is_left_out() {
+        let index = build(CHROME);
+        assert!(index.fragmented);
+        assert_eq!(index.chunks.len(), 2);
+        // One piece per track and fragment: each trun's samples are contiguous.
+        assert_eq!(index.pieces.len(), 4);
+        assert_eq!(index.sample_range(&(1..2), 0).start, index.sample_range(&(0..1), 0).end);
+        assert_eq!(index.referenced_end, CHROME.len() as u64);
+        let cut = build(&CHROME[..CHROME.len() - 1000]);
+        assert_eq!(cut.chunks.len(), 1);
+        assert!(cut.notes.iter().any(|n| n.contains("cut short")), "{:?}", cut.notes);
+    }
+
+    #[test]
+    fn fragment_durations_follow_decode_times() {
+        let plain = build(CHROME);
+        // Move the second fragment's video 1 s later: the sample before it lasts 1 s longer.
+        let mut bytes = CHROME.to_vec();
+        let tfdts: Vec<usize> = bytes.windows(4).enumerate().filter(|(_, w)| w == b"tfdt").map(|(i, _)| i).collect();
+        let at = tfdts[2] + 8;
+        let v = u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap()) + 20_000;
+        bytes[at..at + 8].copy_from_slice(&v.to_be_bytes());
+        let moved = build(&bytes);
+        let first = plain.sample_range(&(0..1), 0);
+        let (a, b) = (&plain.tracks[0].samples, &moved.tracks[0].samples);
+        assert_eq!(b[first.end - 1].duration, a[first.end - 1].duration + 20_000);
+        assert_eq!(a[..first.end - 1], b[..first.end - 1]);
+    }
+
+    #[test]
+    fn sample_group_runs_cover_any_range() {
+        let g =
+            SampleGroup { grouping_type: *b"roll", parameter: None, sgpd: None, runs: vec![(3, 1), (2, 0), (4, 2)] };
+        assert_eq!(g.runs_for(0..9), [(3, 1), (2, 0), (4, 2)]);
+        assert_eq!(g.runs_for(2..7), [(1, 1), (2, 0), (2, 2)]);
+        assert_eq!(g.runs_for(5..12), [(4, 2), (3, 0)]);
+        assert_eq!(g.runs_for(4..4), []);
+    }
+}
