@@ -63,7 +63,6 @@ pub struct Cue {
 /// What finalizing needs to know about the media.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Index {
-    pub timestamp_scale: u64,
     /// In timestamp units.
     pub duration: f64,
     pub cues: Vec<Cue>,
@@ -339,7 +338,6 @@ pub struct Scanner {
     scale: Option<u64>,
     first_cluster: Option<(u64, usize)>,
     first_cluster_end: Option<u64>,
-    clusters: u64,
     /// Unknown-size Clusters after the first: (offset, size field length); ends follow.
     open_sized: Vec<(u64, usize)>,
     unsized_ends: Vec<u64>,
@@ -428,7 +426,6 @@ impl Scanner {
                     } else if self.first_cluster_end.is_none() {
                         self.first_cluster_end = Some(offset);
                     }
-                    self.clusters += 1;
                     self.cluster_offset = offset;
                     self.cluster_timestamp = 0;
                 }
@@ -522,13 +519,7 @@ impl Scanner {
             .filter(|(&(offset, _), e)| offset < end && *e <= end)
             .map(|(&(offset, len), e)| (offset, len, e))
             .collect();
-        let index = Index {
-            unsized_clusters,
-            timestamp_scale: self.scale.unwrap_or(DEFAULT_TIMESTAMP_SCALE),
-            duration: self.end_time,
-            cues: self.cues,
-            end,
-        };
+        let index = Index { unsized_clusters, duration: self.end_time, cues: self.cues, end };
         Ok(Scanned::Found { front, index, input_len: state.input_len })
     }
 }
@@ -570,7 +561,6 @@ mod tests {
     fn a_browser_front_is_rebuilt_in_the_same_bytes() {
         let (file, front) = chromium_like();
         let index = Index {
-            timestamp_scale: DEFAULT_TIMESTAMP_SCALE,
             duration: 1234.0,
             cues: vec![Cue { time: 0, track: 1, cluster_offset: front.first_cluster }],
             end: file.len() as u64,

@@ -205,7 +205,6 @@ impl Muxer for MkvMuxer {
         }
         let Some(front) = self.front.clone().filter(|f| f.first_cluster_end > 0) else { return Ok(out) };
         let index = Index {
-            timestamp_scale: DEFAULT_TIMESTAMP_SCALE,
             duration: self.end_ms as f64,
             cues: std::mem::take(&mut self.cues),
             end: self.written,
