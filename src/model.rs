@@ -201,6 +201,11 @@ pub struct Fragment {
 }
 
 impl Fragment {
+    /// An in-place write of a clean stop ([`FragmentKind::Finalize`]).
+    pub fn finalize(offset: u64, data: Bytes) -> Self {
+        Fragment { kind: FragmentKind::Finalize, offset, parts: vec![data], packets: 0, start_ms: None, duration_ms: 0 }
+    }
+
     /// Length in bytes.
     pub fn len(&self) -> u64 {
         self.parts.iter().map(|p| p.len() as u64).sum()

@@ -215,14 +215,7 @@ impl Muxer for MkvMuxer {
         if let Ok(Ok(plan)) = plan_in_place(&front, &index, self.written) {
             for step in plan.steps {
                 if let WriteStep::Write { offset, data } = step {
-                    out.push(Fragment {
-                        kind: FragmentKind::Finalize,
-                        offset,
-                        parts: vec![data],
-                        packets: 0,
-                        start_ms: None,
-                        duration_ms: 0,
-                    });
+                    out.push(Fragment::finalize(offset, data));
                 }
             }
         }

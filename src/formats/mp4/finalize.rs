@@ -98,7 +98,7 @@ use super::init::SECTOR;
 use super::moof::{parse_moof, FragSample};
 use super::moov::{parse_movie, Movie};
 use super::tables::TableBuilder;
-use super::write::{close, open, open_full};
+use super::write::{close, open, rewrite_timed, write_edts};
 use crate::formats::{FinalizePlan, WriteStep};
 use crate::model::Edit;
 
@@ -332,7 +332,7 @@ impl FragmentIndex {
         for child in moov.children() {
             let child = child?;
             match &child.fourcc.0 {
-                b"mvhd" => write_timed(&mut out, &child.reader(), child.fourcc, 1, movie_duration)?,
+                b"mvhd" => rewrite_timed(&mut out, &child, None, movie_duration)?,
                 b"mvex" => {}
                 b"trak" => {
                     // parse_movie keeps every trak, in order.
@@ -351,66 +351,10 @@ impl FragmentIndex {
     }
 }
 
-/// Rewrites a full box laid out as mvhd, tkhd and mdhd are: creation and modification
-/// times, `words` 32-bit fields, a duration, then the rest (copied). Version 1 when the
-/// duration (or a time) needs 64 bits or the box was version 1 already.
-fn write_timed(
-    out: &mut BytesMut,
-    r: &Reader<'_>,
-    fourcc: FourCc,
-    words: usize,
-    duration: u64,
-) -> Result<(), Mp4Error> {
-    let mut r = r.clone();
-    let (version, flags) = r.full_header()?;
-    let time = |r: &mut Reader<'_>| if version == 1 { r.u64() } else { r.u32().map(u64::from) };
-    let (created, modified) = (time(&mut r)?, time(&mut r)?);
-    let mut fields = [0u32; 2];
-    for f in fields.iter_mut().take(words) {
-        *f = r.u32()?;
-    }
-    time(&mut r)?;
-    let rest = r.bytes(r.remaining())?;
-    let v1 = version == 1 || [created, modified, duration].iter().any(|&t| t > u32::MAX as u64);
-    let start = open_full(out, &fourcc.0, v1 as u8, flags);
-    for t in [created, modified] {
-        if v1 {
-            out.put_u64(t)
-        } else {
-            out.put_u32(t as u32)
-        }
-    }
-    fields.iter().take(words).for_each(|&f| out.put_u32(f));
-    if v1 {
-        out.put_u64(duration);
-    } else {
-        out.put_u32(duration as u32);
-    }
-    out.put_slice(rest);
-    close(out, start);
-    Ok(())
-}
-
-fn write_edts(out: &mut BytesMut, edits: &[Edit]) {
-    let v1 = edits
-        .iter()
-        .any(|e| e.segment_duration_movie_ticks > u32::MAX as u64 || i32::try_from(e.media_time_ticks).is_err());
-    let edts = open(out, b"edts");
-    let elst = open_full(out, b"elst", v1 as u8, 0);
-    out.put_u32(edits.len() as u32);
-    for e in edits {
-        if v1 {
-            out.put_u64(e.segment_duration_movie_ticks);
-            out.put_i64(e.media_time_ticks);
-        } else {
-            out.put_u32(e.segment_duration_movie_ticks as u32);
-            out.put_i32(e.media_time_ticks as i32);
-        }
-        out.put_i16(e.media_rate_integer);
-        out.put_u16(0);
-    }
-    close(out, elst);
-    close(out, edts);
+fn write_edits(out: &mut BytesMut, edits: &[Edit]) {
+    let entries: Vec<_> =
+        edits.iter().map(|e| (e.segment_duration_movie_ticks, e.media_time_ticks, e.media_rate_integer)).collect();
+    write_edts(out, &entries);
 }
 
 fn rewrite_trak(
@@ -428,14 +372,14 @@ fn rewrite_trak(
         let c = c?;
         match &c.fourcc.0 {
             b"tkhd" => {
-                write_timed(out, &c.reader(), c.fourcc, 2, timing.track_duration_movie)?;
+                rewrite_timed(out, &c, None, timing.track_duration_movie)?;
                 if let (false, Some(edits)) = (has_edts, &timing.edits) {
-                    write_edts(out, edits);
+                    write_edits(out, edits);
                 }
             }
             b"edts" => {
                 if let Some(edits) = &timing.edits {
-                    write_edts(out, edits);
+                    write_edits(out, edits);
                 }
             }
             b"mdia" => {
@@ -443,7 +387,7 @@ fn rewrite_trak(
                 for m in c.reader().children() {
                     let m = m?;
                     match &m.fourcc.0 {
-                        b"mdhd" => write_timed(out, &m.reader(), m.fourcc, 1, timing.media_duration)?,
+                        b"mdhd" => rewrite_timed(out, &m, None, timing.media_duration)?,
                         b"minf" => {
                             let minf = open(out, b"minf");
                             for n in m.reader().children() {
@@ -1165,7 +1109,7 @@ mod tests {
         let mut hybrid = BytesMut::from(&moov[..]);
         let mvex = open(&mut hybrid, b"mvex");
         for id in 1..=2 {
-            let trex = open_full(&mut hybrid, b"trex", 0, 0);
+            let trex = crate::formats::mp4::write::open_full(&mut hybrid, b"trex", 0, 0);
             [id, 1, 0, 0, 0].iter().for_each(|&v| hybrid.put_u32(v));
             close(&mut hybrid, trex);
         }

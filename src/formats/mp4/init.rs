@@ -3,7 +3,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::write::{close, leaf, open, open_full, pack_language, put_matrix};
+use super::write::{close, leaf, open, open_full, pack_language, put_matrix, write_edts};
 use crate::codecs::{self, CodecConfig, Dimensions};
 use crate::formats::MuxError;
 use crate::model::{Track, TrackKind};
@@ -160,23 +160,7 @@ fn write_edits(buf: &mut BytesMut, track: &Track, movie_timescale: u32) {
             (d, e.media_time_ticks, e.media_rate_integer)
         })
         .collect();
-    let v1 = edits.iter().any(|&(d, m, _)| d > u32::MAX as u64 || m > i32::MAX as i64 || m < i32::MIN as i64);
-    let edts = open(buf, b"edts");
-    let elst = open_full(buf, b"elst", v1 as u8, 0);
-    buf.put_u32(edits.len() as u32);
-    for (d, m, rate) in edits {
-        if v1 {
-            buf.put_u64(d);
-            buf.put_i64(m);
-        } else {
-            buf.put_u32(d as u32);
-            buf.put_i32(m as i32);
-        }
-        buf.put_i16(rate);
-        buf.put_u16(0);
-    }
-    close(buf, elst);
-    close(buf, edts);
+    write_edts(buf, &edits);
 }
 
 fn visual_entry(buf: &mut BytesMut, fourcc: &[u8; 4], dims: Dimensions, config: &[(&[u8; 4], &[u8])]) {

@@ -379,20 +379,25 @@ fn parse_audio_entry(
     }
 }
 
+/// The codec family a sample entry fourcc names, as FFmpeg prints it.
+pub fn codec_family(fourcc: FourCc) -> &'static str {
+    match &fourcc.0 {
+        b"avc1" | b"avc3" => "h264",
+        b"hvc1" | b"hev1" => "hevc",
+        b"av01" => "av1",
+        b"vp09" => "vp9",
+        b"vp08" => "vp8",
+        b"mp4a" => "aac",
+        b"Opus" => "opus",
+        b"sowt" | b"twos" | b"lpcm" | b"in24" | b"in32" | b"fl32" | b"fl64" | b"ipcm" | b"fpcm" | b"raw " => "pcm",
+        _ => "unknown",
+    }
+}
+
 impl Mp4Track {
     /// The codec family its sample entry names, as FFmpeg prints it.
     pub fn codec_family(&self) -> &'static str {
-        match &self.sample_entry_fourcc.0 {
-            b"avc1" | b"avc3" => "h264",
-            b"hvc1" | b"hev1" => "hevc",
-            b"av01" => "av1",
-            b"vp09" => "vp9",
-            b"vp08" => "vp8",
-            b"mp4a" => "aac",
-            b"Opus" => "opus",
-            b"sowt" | b"twos" | b"lpcm" | b"in24" | b"in32" | b"fl32" | b"fl64" | b"ipcm" | b"fpcm" | b"raw " => "pcm",
-            _ => "unknown",
-        }
+        codec_family(self.sample_entry_fourcc)
     }
 
     /// "video h264 640x360, timescale 20000", for messages.

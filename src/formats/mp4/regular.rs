@@ -148,14 +148,7 @@ impl Muxer for RegularMp4Muxer {
             let WriteStep::Write { offset, data } = step else {
                 return Err(finalize_error("the plan for a file just written cuts it"));
             };
-            out.push(Fragment {
-                kind: FragmentKind::Finalize,
-                offset,
-                parts: vec![data],
-                packets: 0,
-                start_ms: None,
-                duration_ms: 0,
-            });
+            out.push(Fragment::finalize(offset, data));
         }
         Ok(out)
     }

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use super::super::boxes::{find_child, BoxHeader, Child, FourCc, Mp4Error, Reader, MAX_META_BOX, MAX_MOOF};
 use super::super::file::{top_level, FileError};
 use super::super::moof::parse_moof;
+pub use super::super::moov::codec_family as family;
 use super::super::moov::{parse_movie, parse_sample_entry, Movie};
 use super::super::sample_table::{SampleCursor, SampleTable};
 use super::AppendError;
@@ -207,21 +208,6 @@ impl TrackIndex {
             }
         }
         s
-    }
-}
-
-/// The codec family a sample entry fourcc names, as FFmpeg prints it.
-pub fn family(fourcc: FourCc) -> &'static str {
-    match &fourcc.0 {
-        b"avc1" | b"avc3" => "h264",
-        b"hvc1" | b"hev1" => "hevc",
-        b"av01" => "av1",
-        b"vp09" => "vp9",
-        b"vp08" => "vp8",
-        b"mp4a" => "aac",
-        b"Opus" => "opus",
-        b"sowt" | b"twos" | b"lpcm" | b"in24" | b"in32" | b"fl32" | b"fl64" | b"ipcm" | b"fpcm" | b"raw " => "pcm",
-        _ => "unknown",
     }
 }
 

@@ -30,7 +30,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::super::boxes::{Child, FourCc, Mp4Error, Reader};
 use super::super::tables::TableBuilder;
-use super::super::write::{close, open, open_full};
+use super::super::write::{close, open, open_full, rewrite_timed, write_edts};
 use super::index::{family, Entry, InputIndex, SampleGroup, TrackIndex};
 use super::AppendError;
 use crate::model::{Edit, TrackKind};
@@ -212,7 +212,7 @@ impl<'a> Merge<'a> {
         for child in root.children() {
             let child = child.map_err(mp4)?;
             match &child.fourcc.0 {
-                b"mvhd" => timed_box(&mut buf, &child, None, self.movie_duration).map_err(mp4)?,
+                b"mvhd" => rewrite_timed(&mut buf, &child, None, self.movie_duration).map_err(mp4)?,
                 b"trak" => {
                     let (tb, extra) = &tables[t];
                     write_trak(&mut buf, &child, &self.tracks[t], tb, extra).map_err(mp4)?;
@@ -598,54 +598,6 @@ fn merge_track(
     })
 }
 
-/// Rewrites mvhd, tkhd or mdhd with a new duration (and, for mdhd, timescale), in version 1
-/// when the duration needs 64 bits or the box already was.
-fn timed_box(buf: &mut BytesMut, child: &Child<'_>, timescale: Option<u32>, duration: u64) -> Result<(), Mp4Error> {
-    let mut r = child.reader();
-    let (version, flags) = r.full_header()?;
-    let time = |r: &mut Reader<'_>| if version == 1 { r.u64() } else { r.u32().map(u64::from) };
-    let created = time(&mut r)?;
-    let modified = time(&mut r)?;
-    let mut fields = vec![r.u32()?];
-    if child.fourcc.0 == *b"tkhd" {
-        fields.push(r.u32()?);
-    } else if let Some(ts) = timescale {
-        fields[0] = ts;
-    }
-    time(&mut r)?;
-    let rest = r.bytes(r.remaining())?;
-    let v1 = version == 1 || duration > u32::MAX as u64;
-    let start = open_full(buf, &child.fourcc.0, v1 as u8, flags);
-    let put = |buf: &mut BytesMut, v: u64| if v1 { buf.put_u64(v) } else { buf.put_u32(v as u32) };
-    put(buf, created);
-    put(buf, modified);
-    fields.iter().for_each(|&f| buf.put_u32(f));
-    put(buf, duration);
-    buf.put_slice(rest);
-    close(buf, start);
-    Ok(())
-}
-
-fn write_edts(buf: &mut BytesMut, edits: &[OutEdit]) {
-    let v1 = edits.iter().any(|&(d, m, _)| d > u32::MAX as u64 || m > i32::MAX as i64 || m < i32::MIN as i64);
-    let edts = open(buf, b"edts");
-    let elst = open_full(buf, b"elst", v1 as u8, 0);
-    buf.put_u32(edits.len() as u32);
-    for &(d, m, rate) in edits {
-        if v1 {
-            buf.put_u64(d);
-            buf.put_i64(m);
-        } else {
-            buf.put_u32(d as u32);
-            buf.put_i32(m as i32);
-        }
-        buf.put_i16(rate);
-        buf.put_u16(0);
-    }
-    close(buf, elst);
-    close(buf, edts);
-}
-
 /// Boxes of `stbl` that describe samples one by one: rebuilt or dropped.
 const PER_SAMPLE: [&[u8; 4]; 15] = [
     b"stts", b"ctts", b"stss", b"stsz", b"stz2", b"stsc", b"stco", b"co64", b"sdtp", b"sbgp", b"sgpd", b"cslg",
@@ -663,7 +615,7 @@ fn write_trak(
     for c in trak.reader().children() {
         let c = c?;
         match &c.fourcc.0 {
-            b"tkhd" => timed_box(buf, &c, None, tr.tkhd_duration)?,
+            b"tkhd" => rewrite_timed(buf, &c, None, tr.tkhd_duration)?,
             b"edts" => {
                 if let Some(edits) = &tr.edits {
                     write_edts(buf, edits);
@@ -674,7 +626,7 @@ fn write_trak(
                 for m in c.reader().children() {
                     let m = m?;
                     match &m.fourcc.0 {
-                        b"mdhd" => timed_box(buf, &m, Some(tr.timescale), tr.media_duration)?,
+                        b"mdhd" => rewrite_timed(buf, &m, Some(tr.timescale), tr.media_duration)?,
                         b"minf" => {
                             let minf = open(buf, b"minf");
                             for n in m.reader().children() {
