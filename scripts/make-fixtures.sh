@@ -10,7 +10,7 @@ out="${1:-$(dirname "$0")/../tests/fixtures/generated}"
 mkdir -p "$out"
 cd "$out"
 # The marker names the version of this script's output: bump it when adding files.
-[ -f .complete-3 ] && exit 0
+[ -f .complete-4 ] && exit 0
 ff() { ffmpeg -hide_banner -loglevel error -y "$@"; }
 src=(-f lavfi -i "testsrc2=size=640x360:rate=30" -f lavfi -i "sine=frequency=440:sample_rate=48000")
 ff "${src[@]}" -t 10 -c:v libx264 -preset veryfast -g 60 -bf 2 -pix_fmt yuv420p -c:a aac -b:a 96k h264_aac_moov_end.mp4
@@ -55,9 +55,15 @@ fi
 ff "${src[@]}" -t 4 -c:v libx264 -preset veryfast -g 30 -bf 2 -pix_fmt yuv420p -c:a libopus -b:a 64k h264_opus.mkv
 ff "${src[@]}" -t 4 -c:v libvpx-vp9 -deadline realtime -cpu-used 8 -g 30 -b:v 500k -pix_fmt yuv420p \
     -c:a libopus -b:a 64k -f webm -live 1 vp9_opus_live.webm
+# Encoders that repeat their parameter sets in every keyframe, as GStreamer's and hardware
+# encoders do (tests/recapture.rs): fragmented H.264 + AAC, and faststart HEVC + AAC.
+ff "${src[@]}" -t 3 -c:v libx264 -preset veryfast -g 30 -x264-params repeat-headers=1 -pix_fmt yuv420p \
+    -c:a aac -movflags +frag_keyframe+empty_moov+default_base_moof h264_inband_fragmented.mp4
+ff "${src[@]}" -t 3 -c:v libx265 -preset ultrafast -x265-params log-level=none:repeat-headers=1 -g 30 \
+    -pix_fmt yuv420p -tag:v hvc1 -c:a aac -movflags +faststart hevc_inband_faststart.mp4
 # Cut short, as a crash leaves them.
 size=$(stat -c %s h264_aac_fragmented.mp4)
 head -c $((size * 45 / 100)) h264_aac_fragmented.mp4 > h264_aac_fragmented_truncated.mp4
 size=$(stat -c %s h264_aac_moov_end.mp4)
 head -c $((size * 60 / 100)) h264_aac_moov_end.mp4 > h264_aac_truncated_60pct.mp4
-touch .complete-3
+touch .complete-4

@@ -130,3 +130,104 @@ fn wrong_or_broken_references_are_refused_naming_both_sides() {
         assert!(!out.exists(), "nothing written for a refused reference");
     }
 }
+
+/// Where the payload of the first `name` box (`avcC`, `hvcC`) is in an MP4 file.
+fn config_range(data: &[u8], name: &[u8; 4]) -> std::ops::Range<usize> {
+    let at = data.windows(4).position(|w| w == name).expect("record present");
+    let size = u32::from_be_bytes(data[at - 4..at].try_into().unwrap()) as usize;
+    at + 4..at - 4 + size
+}
+
+/// A copy of an MP4 file whose codec record parses but describes another stream than the
+/// parameter sets its keyframes repeat in-band: another level in an `avcC` (record and
+/// SPS), another PPS in an `hvcC`.
+fn disagreeing(data: &[u8], name: &[u8; 4]) -> Vec<u8> {
+    let mut out = data.to_vec();
+    let rec = config_range(data, name);
+    if name == b"avcC" {
+        // Version, profile, compatibility, level, length size, SPS count, SPS length (2),
+        // then the SPS: NAL header, profile, compatibility, level_idc.
+        let (level, sps_level) = (rec.start + 3, rec.start + 11);
+        assert_eq!(out[level], out[sps_level], "the record's level is the SPS's");
+        out[level] = 0x33;
+        out[sps_level] = 0x33;
+        return out;
+    }
+    // hvcC: 22 bytes of header, the array count, then arrays of (type, count, units).
+    let mut at = rec.start + 23;
+    while at < rec.end {
+        let (nal_type, count) = (out[at] & 0x3f, u16::from_be_bytes([out[at + 1], out[at + 2]]));
+        at += 3;
+        for _ in 0..count {
+            let len = u16::from_be_bytes([out[at], out[at + 1]]) as usize;
+            if nal_type == 34 {
+                // A flag in the PPS's first payload byte: another PPS, still one that parses.
+                out[at + 4] ^= 0x02;
+                return out;
+            }
+            at += 2 + len;
+        }
+    }
+    panic!("no PPS in the hvcC");
+}
+
+/// Encoders that repeat SPS and PPS in every keyframe (GStreamer's, hardware ones) decode
+/// from those, whatever the record says. With a record that parses but disagrees with
+/// them, `auto` takes the reference's; `stream` keeps the stream's. Fragmented H.264 finds
+/// the first sample through its first `moof`, faststart HEVC through the sample table.
+#[test]
+fn parameters_that_disagree_with_the_bitstream_are_taken_from_the_reference() {
+    if !tools(&["ffmpeg"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (file, name, what) in
+        [("h264_inband_fragmented.mp4", b"avcC", "SPS"), ("hevc_inband_faststart.mp4", b"hvcC", "PPS")]
+    {
+        let original = generated_file(file);
+        let bytes = std::fs::read(&original).unwrap();
+        let record = &bytes[config_range(&bytes, name)];
+        let wrong = disagreeing(&bytes, name);
+        let spoiled = dir.path().join(format!("wrong_{file}"));
+        std::fs::write(&spoiled, &wrong).unwrap();
+        let expected = frame_hashes(&original);
+        let record_of = |path: &Path| {
+            let data = std::fs::read(path).unwrap();
+            data[config_range(&data, name)].to_vec()
+        };
+
+        // The stream's own parameters are kept when asked for.
+        let out = dir.path().join("kept.mp4");
+        let res = livemux().arg("remux").arg(&spoiled).arg("-o").arg(&out).output().unwrap();
+        assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+        assert_eq!(record_of(&out), &wrong[config_range(&wrong, name)], "{file}");
+
+        // Under auto, the reference's replace them, whole file and from a pipe.
+        for piped in [false, true] {
+            let out = dir.path().join("fixed.mp4");
+            let mut cmd = livemux();
+            cmd.arg("recover").arg(if piped { Path::new("-") } else { &spoiled }).arg("--reference").arg(&original);
+            cmd.arg("-o").arg(&out);
+            if piped {
+                cmd.stdin(std::fs::File::open(&spoiled).unwrap());
+            }
+            let res = cmd.output().unwrap();
+            let err = String::from_utf8_lossy(&res.stderr);
+            assert!(res.status.success(), "{err}");
+            assert!(err.contains("disagree with its bitstream") && err.contains(what), "{file}: {err}");
+            assert_eq!(record_of(&out), record, "{file}, piped: {piped}");
+            assert_eq!(decode_errors(&out), "", "{file}");
+            assert_eq!(frame_hashes(&out), expected, "{file}, piped: {piped}");
+        }
+
+        // A record that agrees is kept, and nothing is said about it.
+        let out = dir.path().join("agrees.mp4");
+        let mut cmd = livemux();
+        let res = cmd.arg("recover").arg(&original).arg("--reference").arg(&spoiled).arg("-o").arg(&out).output();
+        let res = res.unwrap();
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert!(res.status.success(), "{err}");
+        assert!(!err.contains("disagree"), "{file}: {err}");
+        assert_eq!(record_of(&out), record, "{file}");
+    }
+}

@@ -10,6 +10,7 @@ pub mod access_unit;
 pub mod av1;
 pub mod h264;
 pub mod hevc;
+pub mod inband;
 pub mod opus;
 pub mod pcm;
 pub mod poc;

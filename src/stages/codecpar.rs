@@ -5,6 +5,11 @@
 //! entries are right where the stream's are missing or garbage. The stream's `moov` is
 //! forwarded unchanged so that `packet-split` can read its sample tables; only codec
 //! parameters are taken from the reference, never timing.
+//!
+//! Under `auto`, a stream's parameters are unusable when they do not parse, and also when
+//! they disagree with the parameter sets the first sample carries in-band: the tracks are
+//! then held back until that sample has gone by (a few hundred KB at the start of the
+//! stream, at most [`MAX_CHECK_BYTES`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,15 +19,17 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::{Failure, Outputs, StageContext, StageReport, StageResult};
+use crate::codecs::inband;
 use crate::formats::matroska::block::parse_block;
 use crate::formats::matroska::ids as mkv_ids;
 use crate::formats::matroska::reader::{elements, Element};
 use crate::formats::matroska::tracks::{parse_tracks, SegmentInfo, TrackEntry};
+use crate::formats::mp4::moof::parse_moof;
 use crate::formats::mp4::moov::{parse_movie, Movie, Mp4Track};
 use crate::formats::mp4::scan::layout::ScanLayout;
 use crate::formats::mp4::FourCc;
 use crate::formats::{ContainerEvent, ContainerKind, ElementKind};
-use crate::model::{ParamOrigin, Track, TrackKind};
+use crate::model::{Chunk, ParamOrigin, Track, TrackKind};
 use crate::reference::{RefTrack, Reference};
 
 /// Where codec parameters come from.
@@ -71,18 +78,38 @@ pub fn unindexed_tracks(reference: &Reference) -> Result<(Vec<Track>, ScanLayout
     Ok((tracks, layout))
 }
 
-fn media_tracks(movie: &Movie) -> Vec<&Mp4Track> {
-    movie.tracks.iter().filter(|t| t.kind != TrackKind::Other).collect()
+/// The tracks of an MP4 input with their parameters chosen by `policy`.
+struct Chosen {
+    tracks: Vec<Track>,
+    notes: Vec<String>,
+    /// Tracks whose own parameters were kept under `auto`, still to be compared with the
+    /// parameter sets their first sample carries in-band.
+    to_check: Vec<Recheck>,
 }
 
-/// The tracks with their parameters chosen by `policy`.
-pub fn choose_tracks(
-    movie: &Movie,
-    reference: Option<&Reference>,
-    policy: ParamPolicy,
-) -> Result<(Vec<Track>, Vec<String>), Failure> {
-    let stream = media_tracks(movie);
-    let mut notes: Vec<String> = movie
+/// A track waiting for its first sample, and what replaces its parameters if they
+/// disagree with that sample's.
+struct Recheck {
+    /// Index in [`Chosen::tracks`].
+    track: usize,
+    /// Index in [`Movie::tracks`].
+    movie_track: usize,
+    reference: Track,
+    /// Offset and size of the track's first sample, once known.
+    first_sample: Option<(u64, u32)>,
+}
+
+/// The track made from a stream track and its reference's parameters and sample entry.
+fn reference_track(t: &Mp4Track, movie_timescale: u32, r: &RefTrack) -> Track {
+    let mut track = t.to_track(movie_timescale, r.codec.clone(), ParamOrigin::Reference);
+    track.mp4_sample_entry = r.track.mp4_sample_entry.clone();
+    track
+}
+
+fn choose_tracks(movie: &Movie, reference: Option<&Reference>, policy: ParamPolicy) -> Result<Chosen, Failure> {
+    let stream: Vec<(usize, &Mp4Track)> =
+        movie.tracks.iter().enumerate().filter(|(_, t)| t.kind != TrackKind::Other).collect();
+    let notes: Vec<String> = movie
         .tracks
         .iter()
         .filter(|t| t.kind == TrackKind::Other)
@@ -92,11 +119,11 @@ pub fn choose_tracks(
         return Err(Failure::Other("the input has no audio or video track".into()));
     }
     let matched = match reference {
-        Some(r) => Some(pair(&stream, r)?),
+        Some(r) => Some(pair(&stream.iter().map(|(_, t)| *t).collect::<Vec<_>>(), r)?),
         None => None,
     };
-    let mut tracks = Vec::new();
-    for (i, t) in stream.iter().enumerate() {
+    let mut chosen = Chosen { tracks: Vec::new(), notes, to_check: Vec::new() };
+    for (i, &(movie_track, t)) in stream.iter().enumerate() {
         let own = t.codec.clone().and_then(|c| c.validate().map(|_| c));
         let from_ref = matched.as_ref().map(|m| m[i]);
         let use_ref = match (policy, &own) {
@@ -108,22 +135,132 @@ pub fn choose_tracks(
         let track = if use_ref {
             let r = from_ref.expect("policies that use a reference require one");
             if let Err(e) = &own {
-                notes.push(format!("track {}: stream's codec parameters unusable ({e}); using the reference's", i + 1));
+                chosen
+                    .notes
+                    .push(format!("track {}: stream's codec parameters unusable ({e}); using the reference's", i + 1));
             }
-            let mut track = t.to_track(movie.timescale, r.codec.clone(), ParamOrigin::Reference);
-            track.mp4_sample_entry = r.track.mp4_sample_entry.clone();
-            track
+            reference_track(t, movie.timescale, r)
         } else {
             let codec = own.map_err(|e| Failure::Codec {
                 track: i + 1,
                 codec: t.codec_family(),
                 reason: format!("{e}; give a reference recording (--reference) to take them from it"),
             })?;
+            if let (ParamPolicy::Auto, Some(r)) = (policy, from_ref) {
+                let first_sample = t.table.samples().next().and_then(Result::ok).map(|s| (s.offset, s.size));
+                let reference = reference_track(t, movie.timescale, r);
+                chosen.to_check.push(Recheck { track: i, movie_track, reference, first_sample });
+            }
             t.to_track(movie.timescale, codec, ParamOrigin::Stream)
         };
-        tracks.push(track);
+        chosen.tracks.push(track);
     }
-    Ok((tracks, notes))
+    Ok(chosen)
+}
+
+/// Most media bytes kept to compare a stream's codec parameters with those its first
+/// samples carry in-band. A first sample that lies further into the input goes unchecked.
+pub const MAX_CHECK_BYTES: u64 = 16 << 20;
+
+/// The check of [`Chosen::to_check`]: holds the tracks (and the events after them) until
+/// every checked track's first sample has been seen, or [`MAX_CHECK_BYTES`] have passed.
+struct InbandCheck {
+    chosen: Chosen,
+    movie: Movie,
+    /// Media seen since the `moov`: slices of the input, not copies.
+    media: Vec<Chunk>,
+    media_bytes: u64,
+    next_dts: Vec<i64>,
+    held: Vec<ContainerEvent>,
+}
+
+impl InbandCheck {
+    fn new(chosen: Chosen, movie: Movie) -> Self {
+        let next_dts = vec![0; movie.tracks.len()];
+        InbandCheck { chosen, movie, media: Vec::new(), media_bytes: 0, next_dts, held: Vec::new() }
+    }
+
+    /// Looks at one more event: media is kept, and a fragment's `moof` says where a track's
+    /// first sample is.
+    fn look_at(&mut self, ev: &ContainerEvent) {
+        match ev {
+            ContainerEvent::Media(c) if self.media_bytes < MAX_CHECK_BYTES => {
+                self.media_bytes += c.data.len() as u64;
+                self.media.push(c.clone());
+            }
+            ContainerEvent::Meta(u) if u.kind == ElementKind::Mp4(FourCc::new(b"moof")) => {
+                let Ok(samples) = parse_moof(&u.data, u.offset, u.header_len, &self.movie, &mut self.next_dts) else {
+                    return;
+                };
+                for check in self.chosen.to_check.iter_mut().filter(|c| c.first_sample.is_none()) {
+                    if let Some(s) = samples.iter().find(|s| s.track == check.movie_track) {
+                        check.first_sample = Some((s.info.offset, s.info.size));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Compares every track whose first sample is at hand; true when none is left.
+    fn settle(&mut self) -> bool {
+        let Chosen { tracks, notes, to_check } = &mut self.chosen;
+        to_check.retain_mut(|check| {
+            let Some(sample) = check.first_sample.and_then(|(at, size)| read_media(&self.media, at, size)) else {
+                return true;
+            };
+            let track = &mut tracks[check.track];
+            if let Some(why) = inband::disagreement(&track.codec, &sample) {
+                let n = check.track + 1;
+                notes.push(format!(
+                    "track {n}: stream's codec parameters disagree with its bitstream ({why}); using the reference's"
+                ));
+                if let Some(also) = inband::disagreement(&check.reference.codec, &sample) {
+                    notes.push(format!(
+                        "track {n}: the reference's disagree too ({also}); decoders follow the bitstream's"
+                    ));
+                }
+                *track = check.reference.clone();
+            }
+            false
+        });
+        to_check.is_empty()
+    }
+
+    /// True when the first samples not yet seen will not be kept.
+    fn gave_up(&self) -> bool {
+        self.media_bytes >= MAX_CHECK_BYTES
+    }
+
+    /// Ends the check, noting the tracks left unchecked; returns the tracks and the held events.
+    fn finish(mut self, notes: &mut Vec<String>) -> (Vec<Track>, Vec<ContainerEvent>) {
+        notes.append(&mut self.chosen.notes);
+        for check in &self.chosen.to_check {
+            notes.push(format!(
+                "track {}: its first sample did not come within {MAX_CHECK_BYTES} bytes of media; its codec parameters were not compared with the bitstream's",
+                check.track + 1
+            ));
+        }
+        (self.chosen.tracks, self.held)
+    }
+}
+
+/// The `size` bytes at input offset `at`, if `media` holds all of them.
+fn read_media(media: &[Chunk], at: u64, size: u32) -> Option<Vec<u8>> {
+    let end = at.checked_add(size as u64)?;
+    let mut out = Vec::with_capacity(size as usize);
+    for c in media {
+        if out.len() as u64 == size as u64 {
+            break;
+        }
+        let want = at + out.len() as u64;
+        if c.offset <= want && want < c.end() {
+            let from = (want - c.offset) as usize;
+            let to = (end.min(c.end()) - c.offset) as usize;
+            out.extend_from_slice(&c.data[from..to]);
+        }
+    }
+    (out.len() as u64 == size as u64).then_some(out)
 }
 
 /// Pairs each stream track with a reference track: same kind and codec, then in order.
@@ -257,6 +394,9 @@ pub async fn run(
     let mut media_bytes = 0u64;
     let mut unindexed = false;
     let mut mkv: Option<MatroskaParams> = None;
+    // Under `auto`, the tracks wait here until their first samples have been compared
+    // with their codec parameters.
+    let mut pending: Option<InbandCheck> = None;
     while let Some(ev) = input.recv().await {
         let mut send = vec![];
         if ev == ContainerEvent::Container(ContainerKind::Matroska) {
@@ -313,13 +453,35 @@ pub async fn run(
             }
             continue;
         }
+        if let Some(check) = pending.as_mut() {
+            check.look_at(&ev);
+            let end = matches!(ev, ContainerEvent::End(_));
+            check.held.push(ev);
+            if !check.settle() && !check.gave_up() && !end {
+                continue;
+            }
+            let (tracks, held) = pending.take().expect("checked").finish(&mut report.notes);
+            send.push(ContainerEvent::Tracks(Arc::new(tracks)));
+            send.extend(held);
+            for ev in send {
+                if out.send(ev).await.is_err() {
+                    return Ok(report);
+                }
+            }
+            continue;
+        }
         match &ev {
             ContainerEvent::Meta(m) if m.kind == ElementKind::Mp4(FourCc::new(b"moov")) && !have_tracks => {
                 let movie = parse_movie(&m.data, m.offset, m.header_len).map_err(|e| ctx.error(e))?;
-                let (tracks, notes) =
-                    choose_tracks(&movie, reference.as_ref(), config.params).map_err(|e| ctx.error(e))?;
-                report.notes.extend(notes);
+                let chosen = choose_tracks(&movie, reference.as_ref(), config.params).map_err(|e| ctx.error(e))?;
                 have_tracks = true;
+                let mut check = InbandCheck::new(chosen, movie);
+                if !check.settle() {
+                    check.held.push(ev);
+                    pending = Some(check);
+                    continue;
+                }
+                let (tracks, _) = check.finish(&mut report.notes);
                 send.push(ContainerEvent::Tracks(Arc::new(tracks)));
             }
             ContainerEvent::Meta(m) if m.kind == ElementKind::Mp4(FourCc::new(b"moov")) && unindexed => {
@@ -363,4 +525,19 @@ pub async fn run(
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_media_joins_chunks_and_needs_every_byte() {
+        let media = [Chunk::new(100, &b"abcd"[..]), Chunk::new(104, &b"efgh"[..])];
+        assert_eq!(read_media(&media, 102, 4).as_deref(), Some(&b"cdef"[..]));
+        assert_eq!(read_media(&media, 100, 8).as_deref(), Some(&b"abcdefgh"[..]));
+        assert_eq!(read_media(&media, 106, 4), None, "runs past the media seen");
+        assert_eq!(read_media(&media, 90, 4), None, "before it");
+        assert_eq!(read_media(&media, u64::MAX, 4), None);
+    }
 }
