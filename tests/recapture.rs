@@ -220,6 +220,16 @@ fn parameters_that_disagree_with_the_bitstream_are_taken_from_the_reference() {
             assert_eq!(frame_hashes(&out), expected, "{file}, piped: {piped}");
         }
 
+        // A reference that disagrees as well is no better: the stream's record is kept.
+        let out = dir.path().join("both.mp4");
+        let mut cmd = livemux();
+        let res = cmd.arg("recover").arg(&spoiled).arg("--reference").arg(&spoiled).arg("-o").arg(&out).output();
+        let res = res.unwrap();
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert!(res.status.success(), "{err}");
+        assert!(err.contains("and so do the reference's"), "{file}: {err}");
+        assert_eq!(record_of(&out), &wrong[config_range(&wrong, name)], "{file}");
+
         // A record that agrees is kept, and nothing is said about it.
         let out = dir.path().join("agrees.mp4");
         let mut cmd = livemux();

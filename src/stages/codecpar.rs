@@ -212,15 +212,18 @@ impl InbandCheck {
             let track = &mut tracks[check.track];
             if let Some(why) = inband::disagreement(&track.codec, &sample) {
                 let n = check.track + 1;
-                notes.push(format!(
-                    "track {n}: stream's codec parameters disagree with its bitstream ({why}); using the reference's"
-                ));
-                if let Some(also) = inband::disagreement(&check.reference.codec, &sample) {
-                    notes.push(format!(
-                        "track {n}: the reference's disagree too ({also}); decoders follow the bitstream's"
-                    ));
+                match inband::disagreement(&check.reference.codec, &sample) {
+                    None => {
+                        notes.push(format!(
+                            "track {n}: stream's codec parameters disagree with its bitstream ({why}); using the reference's"
+                        ));
+                        *track = check.reference.clone();
+                    }
+                    Some(also) => notes.push(format!(
+                        "track {n}: stream's codec parameters disagree with its bitstream ({why}), and so do the \
+                         reference's ({also}); keeping the stream's (decoders follow the bitstream)"
+                    )),
                 }
-                *track = check.reference.clone();
             }
             false
         });
