@@ -10,7 +10,7 @@ out="${1:-$(dirname "$0")/../tests/fixtures/generated}"
 mkdir -p "$out"
 cd "$out"
 # The marker names the version of this script's output: bump it when adding files.
-[ -f .complete-4 ] && exit 0
+[ -f .complete-5 ] && exit 0
 ff() { ffmpeg -hide_banner -loglevel error -y "$@"; }
 src=(-f lavfi -i "testsrc2=size=640x360:rate=30" -f lavfi -i "sine=frequency=440:sample_rate=48000")
 ff "${src[@]}" -t 10 -c:v libx264 -preset veryfast -g 60 -bf 2 -pix_fmt yuv420p -c:a aac -b:a 96k h264_aac_moov_end.mp4
@@ -49,6 +49,14 @@ if command -v gst-launch-1.0 >/dev/null; then
   # Robust mode: moov space reserved at the front and rewritten while recording.
   gst mp4mux reserved-max-duration=20000000000 reserved-moov-update-period=1000000000 \
       ! filesink location=gst_h264_robust.mp4
+  # Chunked interleave: one or three seconds of one track, then of the other, as mp4mux
+  # (interleave-time) and Android's MediaMuxer write them (tests/recover.rs).
+  q="queue max-size-time=0 max-size-buffers=0 max-size-bytes=0"
+  for s in 1 3; do
+    gst-launch-1.0 -q filesrc location=h264_aac_moov_end.mp4 ! qtdemux name=d \
+        d.video_0 ! $q ! h264parse ! mp4mux name=m interleave-time=${s}000000000 \
+        ! filesink location=gst_chunked_${s}s.mp4 d.audio_0 ! $q ! aacparse ! m.
+  done
 fi
 # Matroska and WebM as FFmpeg writes them (tests/matroska.rs): x264 with B-frames + Opus
 # with a codec delay, and live WebM (unknown sizes, no Cues) with VP9.
@@ -66,4 +74,4 @@ size=$(stat -c %s h264_aac_fragmented.mp4)
 head -c $((size * 45 / 100)) h264_aac_fragmented.mp4 > h264_aac_fragmented_truncated.mp4
 size=$(stat -c %s h264_aac_moov_end.mp4)
 head -c $((size * 60 / 100)) h264_aac_moov_end.mp4 > h264_aac_truncated_60pct.mp4
-touch .complete-4
+touch .complete-5

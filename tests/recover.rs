@@ -176,6 +176,24 @@ fn other_settings_are_recovered_with_their_reference() {
     }
 }
 
+/// Recorders that interleave in chunks (GStreamer's mp4mux, Android's MediaMuxer: a second
+/// or more of one track, then of the other) write runs of audio far longer than decode-time
+/// interleaving predicts.
+#[test]
+fn chunked_interleave_is_recovered() {
+    if !tools(&["ffmpeg", "ffprobe", "gst-launch-1.0"]) {
+        return;
+    }
+    let reference = generated_file("h264_aac_reference_1s.mp4");
+    for name in ["gst_chunked_1s.mp4", "gst_chunked_3s.mp4"] {
+        let original = generated_file(name);
+        let len = std::fs::metadata(&original).unwrap().len();
+        for cut in [len * 45 / 100, len * 80 / 100 + 333] {
+            check_recovery(&original, cut, &reference);
+        }
+    }
+}
+
 /// A finished Matroska file serves as a reference as well as an MP4 one.
 #[test]
 fn matroska_reference() {

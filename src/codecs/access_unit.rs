@@ -98,6 +98,19 @@ fn classify(nal: &[u8], syntax: NalSyntax) -> Role {
     }
 }
 
+/// Largest NAL unit that is not a slice (parameter sets, SEI, delimiters) accepted. Real
+/// ones are a few hundred bytes; a looser bound lets bytes that are not NAL units at all
+/// pass for one whose end lies megabytes ahead, and be waited for.
+pub const MAX_NON_SLICE_NAL_SIZE: usize = 64 << 10;
+
+/// Whether a NAL header byte announces coded slice data, the only big NAL units.
+fn is_slice(b0: u8, syntax: NalSyntax) -> bool {
+    match syntax {
+        NalSyntax::H264 => (1..=5).contains(&h264::nal_type(b0)),
+        NalSyntax::Hevc => hevc::nal_type(b0) < 32,
+    }
+}
+
 /// The NAL unit at `data[pos..]`: `Ok(Some(body))`, `Ok(None)` when its bytes have not all
 /// arrived, `Err(())` when the length is not plausible.
 fn nal_at<'a>(data: &'a [u8], pos: usize, rules: &AuRules) -> Result<Option<&'a [u8]>, ()> {
@@ -105,7 +118,11 @@ fn nal_at<'a>(data: &'a [u8], pos: usize, rules: &AuRules) -> Result<Option<&'a 
     let Some(prefix) = data.get(pos..pos + ls) else { return Ok(None) };
     let len = prefix.iter().fold(0usize, |acc, &b| (acc << 8) | b as usize);
     let min = if rules.syntax == NalSyntax::Hevc { 3 } else { 2 };
-    if len < min || len > rules.max_nal_size {
+    let max = match data.get(pos + ls) {
+        Some(&b0) if !is_slice(b0, rules.syntax) => rules.max_nal_size.min(MAX_NON_SLICE_NAL_SIZE),
+        _ => rules.max_nal_size,
+    };
+    if len < min || len > max {
         return Err(());
     }
     Ok(data.get(pos + ls..pos + ls + len))

@@ -771,7 +771,7 @@ mod tests {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let root = if root.join("scripts/make-fixtures.sh").exists() { root } else { PathBuf::from("/work/main") };
         let dir = root.join("tests/fixtures/generated");
-        if !dir.join(".complete-4").exists() {
+        if !dir.join(".complete-5").exists() {
             let status = Command::new("flock")
                 .arg(root.join("tests/fixtures/.lock"))
                 .arg(root.join("scripts/make-fixtures.sh"))

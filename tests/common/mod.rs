@@ -39,7 +39,7 @@ pub fn generated() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = root().join("tests/fixtures/generated");
-        if !dir.join(".complete-4").exists() {
+        if !dir.join(".complete-5").exists() {
             let status = Command::new("flock")
                 .arg(root().join("tests/fixtures/.lock"))
                 .arg(root().join("scripts/make-fixtures.sh"))

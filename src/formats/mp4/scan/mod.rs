@@ -299,7 +299,7 @@ impl MdatScanner {
     fn drain(&mut self, at_end: bool, out: &mut Vec<Packet>) {
         while !self.buf.is_empty() && self.error.is_none() {
             let order = self.expected_order();
-            let mut step = Step::NoFit;
+            let (mut step, before) = (Step::NoFit, self.pos);
             for &t in &order {
                 step = self.step(t, at_end);
                 if !matches!(step, Step::NoFit) {
@@ -307,7 +307,12 @@ impl MdatScanner {
                 }
             }
             match step {
-                Step::Cut => {}
+                Step::Cut if self.pos > before => {}
+                // Nothing consumed: a bug, but stopping beats spinning on a live stream.
+                Step::Cut => {
+                    debug_assert!(false, "a cut at offset {before} consumed no byte");
+                    break;
+                }
                 Step::NeedMore => break,
                 // The input ends inside a packet: what is left is its first part.
                 Step::NoFit if at_end && self.cut_packet_starts_here() => break,
@@ -415,35 +420,29 @@ impl MdatScanner {
                 })
                 .sum();
             let near = (likely as usize + self.layout.tracks[t].max_size as usize).min(window_len);
-            let first = self.closed_run(t, &seq, &loose, &last, near, at_end);
+            let first = self.closed_run(t, Some(seq.len()), &loose, &last, near, at_end);
             match first {
                 Ok(Some(split)) if !split.ambiguous || near == window_len => Some(split),
-                Ok(_) if near < window_len => match self.closed_run(t, &seq, &loose, &last, window_len, at_end) {
-                    Ok(split) => split,
-                    Err(step) => return step,
-                },
+                Ok(_) if near < window_len => {
+                    match self.closed_run(t, Some(seq.len()), &loose, &last, window_len, at_end) {
+                        Ok(split) => split,
+                        Err(step) => return step,
+                    }
+                }
                 Ok(split) => split,
                 Err(step) => return step,
             }
         } else {
-            // No packet that carries its length closes the run: split a window, keep its
-            // last frames to be split again with what follows them.
-            let (window, layouts) = (&self.buf[..window_len], &self.layout.tracks);
-            let (head, next) = seq.split_at(seq.len() - 1);
-            self.scratch.prepare(window, &seq, layouts);
-            match split_run(window, head, head.len(), RunEnd::Then(next[0]), layouts, &last, &mut self.scratch) {
-                Some(mut split) => {
-                    let keep = split.frames.len().saturating_sub(RUN_OVERLAP).max(1);
-                    split.frames.truncate(keep);
-                    Some(split)
-                }
-                None if at_end && window_len == self.buf.len() => {
-                    split_cut_run(window, &seq, layouts, &last, &mut self.scratch)
-                }
-                None => None,
-            }
+            self.open_run(&seq, &last, window_len, at_end)
         };
-        let Some(split) = split.filter(|s| !s.frames.is_empty()) else { return Step::NoFit };
+        let split = match split.filter(|s| !s.frames.is_empty()) {
+            Some(split) => split,
+            None => match self.long_run(t, &last, at_end) {
+                Ok(Some(split)) if !split.frames.is_empty() => split,
+                Ok(_) => return Step::NoFit,
+                Err(step) => return step,
+            },
+        };
         if split.ambiguous {
             self.summary.ambiguous_runs += 1;
         }
@@ -453,12 +452,78 @@ impl MdatScanner {
         Step::Cut
     }
 
+    /// Splits a window of the run no self-delimiting packet closes: the frames `seq`
+    /// predicts but the last, which must start where they end. All but the last
+    /// [`RUN_OVERLAP`] are kept; those are split again with what follows them.
+    fn open_run(
+        &mut self,
+        seq: &[usize],
+        last: &[Option<FrameStart>],
+        window_len: usize,
+        at_end: bool,
+    ) -> Option<audio::Split> {
+        let (window, layouts) = (&self.buf[..window_len], &self.layout.tracks);
+        let (head, next) = seq.split_at(seq.len() - 1);
+        self.scratch.prepare(window, seq, layouts);
+        match split_run(window, head, Some(head.len()), RunEnd::Then(next[0]), layouts, last, &mut self.scratch) {
+            Some(mut split) => {
+                let keep = split.frames.len().saturating_sub(RUN_OVERLAP).max(1);
+                split.frames.truncate(keep);
+                Some(split)
+            }
+            None if at_end && window_len == self.buf.len() => {
+                split_cut_run(window, seq, layouts, last, &mut self.scratch)
+            }
+            None => None,
+        }
+    }
+
+    /// A run longer than the clocks predict. Recorders that interleave in chunks
+    /// (GStreamer's mp4mux `interleave-time`, Android's MediaMuxer: a second or more of one
+    /// track, then of the other) write audio far past the decode time of the next video
+    /// packet. With no frame count to expect, the run is split as a window of
+    /// [`MAX_RUN_FRAMES`] frames, or, near its end, up to where an access unit starts.
+    fn long_run(&mut self, t: usize, last: &[Option<FrameStart>], at_end: bool) -> Result<Option<audio::Split>, Step> {
+        let seq = self.unframed_order(t);
+        let max_len: usize = seq.iter().map(|&s| self.layout.tracks[s].max_size as usize).sum();
+        if self.buf.len() < max_len && !at_end {
+            return Err(Step::NeedMore);
+        }
+        let window_len = self.buf.len().min(max_len);
+        // A whole window first: with no count to expect, a run closed far away could be
+        // reached with too few, merged frames.
+        if let Some(split) = self.open_run(&seq, last, window_len, at_end) {
+            return Ok(Some(split));
+        }
+        if !self.layout.tracks.iter().any(|l| l.framing.self_delimiting()) {
+            return Ok(None);
+        }
+        self.closed_run(t, None, &seq, last, window_len, at_end)
+    }
+
+    /// [`MAX_RUN_FRAMES`] frames of unframed tracks from `first` on, in the order their
+    /// clocks give, ignoring the self-delimiting tracks.
+    fn unframed_order(&self, first: usize) -> Vec<usize> {
+        let mut clocks: Vec<i64> = self.tracks.iter().map(|t| t.next_dts).collect();
+        let unframed: Vec<usize> =
+            (0..clocks.len()).filter(|&t| !self.layout.tracks[t].framing.self_delimiting()).collect();
+        let mut seq = vec![first];
+        clocks[first] += i64::from(self.layout.tracks[first].packet_ticks);
+        while seq.len() < MAX_RUN_FRAMES {
+            let t = *unframed.iter().min_by(|&&a, &&b| self.due_cmp(a, clocks[a], b, clocks[b])).expect("first is one");
+            seq.push(t);
+            clocks[t] += i64::from(self.layout.tracks[t].packet_ticks);
+        }
+        seq
+    }
+
     /// Splits a run that ends where an access unit starts, looking for that start within
-    /// the first `reach` bytes. `Err` when the answer must wait for more bytes.
+    /// the first `reach` bytes; `expected` frames cost least, when given. `Err` when the
+    /// answer must wait for more bytes.
     fn closed_run(
         &mut self,
         t: usize,
-        seq: &[usize],
+        expected: Option<usize>,
         loose: &[usize],
         last: &[Option<FrameStart>],
         reach: usize,
@@ -484,7 +549,7 @@ impl MdatScanner {
         }
         let data = &self.buf[..data_len];
         let layouts = &self.layout.tracks;
-        let best = split_run(data, loose, seq.len(), RunEnd::At(&ends), layouts, last, &mut self.scratch);
+        let best = split_run(data, loose, expected, RunEnd::At(&ends), layouts, last, &mut self.scratch);
         // The best fit ends where an access unit may start whose end has not arrived:
         // wait until it can be told.
         if best.as_ref().is_some_and(|b| incomplete.contains(&b.end)) {
@@ -710,7 +775,7 @@ fn split_cut_run(
     scratch.prepare(data, seq, layouts);
     let mut split = (1..seq.len())
         .rev()
-        .find_map(|k| split_run(data, &seq[..k], k, RunEnd::Then(seq[k]), layouts, last, scratch))?;
+        .find_map(|k| split_run(data, &seq[..k], Some(k), RunEnd::Then(seq[k]), layouts, last, scratch))?;
     split.frames.pop();
     Some(split)
 }
