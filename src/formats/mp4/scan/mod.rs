@@ -3,10 +3,12 @@
 //! the same settings.
 //!
 //! Muxers write packets in decode-time order across tracks: the file holds, one after the
-//! other, runs of packets of one track. FFmpeg, GStreamer and phone recorders interleave by
-//! decode time minus the edit list's media time, so the scanner keeps a clock per track and
-//! expects next the track whose clock is earliest. It then checks that expectation against
-//! the bytes:
+//! other, runs of packets of one track. FFmpeg and most recorders interleave by decode time
+//! minus the edit list's media time, so the scanner keeps a clock per track and expects
+//! next the track whose clock is earliest. (Others write chunks of a second or more per
+//! track, GStreamer's mp4mux and Android's MediaMuxer among them: audio runs longer than
+//! the clocks predict are then split in windows.) It checks that expectation against the
+//! bytes:
 //!
 //! - video (H.264/HEVC) packets are access units of length-prefixed NAL units
 //!   ([`access_unit`]), which carry their own lengths and say where a picture ends;
