@@ -207,6 +207,20 @@ mod tests {
     }
 
     #[test]
+    fn only_slices_may_be_big() {
+        // An "SEI" claiming 100 KB: bytes that are not a NAL unit, not one to wait for.
+        let mut sei = (100_000u32).to_be_bytes().to_vec();
+        sei.extend_from_slice(&[0x06, 0x05, 0x10]);
+        assert_eq!(access_unit(&sei, &RULES, false), AuParse::NotAnAccessUnit);
+        assert!(!starts_like_access_unit(&sei, &RULES));
+        // An IDR slice that long is waited for.
+        let mut idr = (100_000u32).to_be_bytes().to_vec();
+        idr.extend_from_slice(&[0x65, 0x88, 0x84]);
+        assert_eq!(access_unit(&idr, &RULES, false), AuParse::NeedMore);
+        assert!(starts_like_access_unit(&idr, &RULES));
+    }
+
+    #[test]
     fn splits_pictures_and_stops_at_foreign_bytes() {
         // SPS, PPS, IDR slice (first_mb 0: ue '1'), then a P slice of the next picture.
         let sps = nal(&[0x67, 0x42, 0x00, 0x1e]);
