@@ -14,7 +14,9 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::formats::mp4::append::{self as planner, AppendError, AppendOptions, ChunkSlice, InputData, Mode, Step};
+use crate::formats::mp4::append::{
+    self as planner, AppendError, AppendOptions, ChunkSlice, InputData, Mode, Plan, Step,
+};
 use crate::formats::mp4::file::FileError;
 
 /// Bytes copied per read/write.
@@ -34,20 +36,11 @@ pub struct AppendRequest {
 /// What an append did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppendReport {
-    pub mode: Mode,
     pub len_before: u64,
-    pub len_after: u64,
     /// Every byte written (media, index, headers), to TARGET or to its replacement.
     pub bytes_written: u64,
-    /// Bytes of media taken from the sources.
-    pub media_bytes: u64,
-    /// Size of the new index (`moov`).
-    pub index_bytes: u64,
-    /// Room for the index in each of the two reserved areas.
-    pub area: u64,
-    pub target_chunks: usize,
-    pub source_chunks: usize,
-    pub notes: Vec<String>,
+    /// The plan carried out, without its steps.
+    pub plan: Plan,
 }
 
 /// Why an append failed.
@@ -195,16 +188,5 @@ pub fn append(req: &AppendRequest) -> Result<AppendReport, AppendFileError> {
             result.map_err(io_err(target_path))?
         }
     };
-    Ok(AppendReport {
-        mode: plan.mode,
-        len_before: target_data.len,
-        len_after: plan.len_after,
-        bytes_written,
-        media_bytes: plan.media_bytes,
-        index_bytes: plan.index_bytes,
-        area: plan.area,
-        target_chunks: plan.target_chunks,
-        source_chunks: plan.source_chunks,
-        notes: plan.notes,
-    })
+    Ok(AppendReport { len_before: target_data.len, bytes_written, plan: Plan { steps: Vec::new(), ..plan } })
 }

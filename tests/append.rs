@@ -370,15 +370,15 @@ fn after_the_first_rewrite_appends_write_media_index_and_at_most_4_kib() {
     let mut worst = 0i64;
     for n in 0..20 {
         let r = append(&request(AppendOptions::default())).unwrap();
-        match r.mode {
+        match r.plan.mode {
             Mode::Rewrite(_) => rewrites += 1,
             Mode::InPlace => {
-                let extra = r.bytes_written as i64 - (r.media_bytes + r.index_bytes) as i64;
+                let extra = r.bytes_written as i64 - (r.plan.media_bytes + r.plan.index_bytes) as i64;
                 assert!(extra <= 4096, "append {n}: {} bytes written for {r:?}", r.bytes_written);
                 worst = worst.max(extra);
             }
         }
-        assert_eq!(std::fs::metadata(&t).unwrap().len(), r.len_after);
+        assert_eq!(std::fs::metadata(&t).unwrap().len(), r.plan.len_after);
     }
     eprintln!("20 appends of 1 s: {rewrites} rewrites; in place, at most {worst} bytes beyond media and index");
     assert!(rewrites <= (21f64).log2() as usize + 2, "{rewrites} rewrites");
@@ -390,10 +390,10 @@ fn after_the_first_rewrite_appends_write_media_index_and_at_most_4_kib() {
         ..request(AppendOptions { future_frames: 1000, ..Default::default() })
     })
     .unwrap();
-    assert!(matches!(r.mode, Mode::Rewrite(_)));
+    assert!(matches!(r.plan.mode, Mode::Rewrite(_)));
     for _ in 0..19 {
         let r = append(&AppendRequest { target: t2.clone(), ..request(AppendOptions::default()) }).unwrap();
-        assert_eq!(r.mode, Mode::InPlace);
+        assert_eq!(r.plan.mode, Mode::InPlace);
     }
     if tools(&["ffmpeg", "ffprobe"]) {
         let p = part(&clip);

@@ -376,7 +376,8 @@ fn append(target: &str, sources: &[String], options: AppendOptions) -> ExitCode 
             .map(std::time::Duration::from_millis),
     };
     match livemux::append::append(&request) {
-        Ok(r) => {
+        Ok(report) => {
+            let r = &report.plan;
             for note in &r.notes {
                 eprintln!("note: {note}");
             }
@@ -390,7 +391,7 @@ fn append(target: &str, sources: &[String], options: AppendOptions) -> ExitCode 
                 target_path.display(),
                 r.source_chunks,
                 r.media_bytes,
-                r.bytes_written,
+                report.bytes_written,
                 r.index_bytes,
                 r.area,
                 r.len_after
