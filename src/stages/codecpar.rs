@@ -459,19 +459,14 @@ pub async fn run(
         if let Some(check) = pending.as_mut() {
             check.look_at(&ev);
             let end = matches!(ev, ContainerEvent::End(_));
-            check.held.push(ev);
             if !check.settle() && !check.gave_up() && !end {
+                check.held.push(ev);
                 continue;
             }
+            // Settled: the tracks, what was held, then this event as usual.
             let (tracks, held) = pending.take().expect("checked").finish(&mut report.notes);
             send.push(ContainerEvent::Tracks(Arc::new(tracks)));
             send.extend(held);
-            for ev in send {
-                if out.send(ev).await.is_err() {
-                    return Ok(report);
-                }
-            }
-            continue;
         }
         match &ev {
             ContainerEvent::Meta(m) if m.kind == ElementKind::Mp4(FourCc::new(b"moov")) && !have_tracks => {
