@@ -1,7 +1,13 @@
 //! `livemux append`: the IO side of [`crate::formats::mp4::append`].
 //!
-//! Takes an exclusive lock on TARGET (`flock`; an append that waited re-opens TARGET if the
-//! one before it replaced the file), reads the layout and metadata boxes of every input,
+//! Locks TARGET in two ways. Appends queue behind each other on an OFD record lock
+//! (`fcntl(F_OFD_SETLKW)` on the whole file; an append that waited re-opens TARGET if the one
+//! before it replaced the file). Then, without waiting, it takes the `flock` that every livemux
+//! writer holds on its output (`remux`, `finalize`, `append`): if some other writer holds it
+//! (a running `livemux remux` is still writing TARGET), the append is refused, since waiting
+//! for a recording to end could take hours and appending to a file in mid-write would break
+//! it. The two kinds of lock are independent on Linux, which is what tells "another append"
+//! (wait) from "another writer" (refuse). Then it reads the layout and metadata boxes of every input,
 //! asks the planner for the steps, and runs them: in place on TARGET with an fsync at every
 //! barrier, or into a temporary file beside TARGET that is fsynced, renamed over TARGET, and
 //! made durable by an fsync of the directory. Media is copied range by range through one
@@ -18,6 +24,7 @@ use crate::formats::mp4::append::{
     self as planner, AppendError, AppendOptions, ChunkSlice, InputData, Mode, Plan, Step,
 };
 use crate::formats::mp4::file::FileError;
+use crate::stages::sink::describe_write_error;
 
 /// Bytes copied per read/write.
 pub const COPY_BUFFER: usize = 1 << 20;
@@ -54,11 +61,20 @@ pub enum AppendFileError {
     },
     #[error(transparent)]
     Plan(#[from] AppendError),
+    /// An input that is not MP4/MOV (a WebM, a Matroska file...).
+    #[error("{}: {what}: append takes MP4/MOV files only (remux it to MP4 first: livemux remux IN -o OUT.mp4)", path.display())]
+    NotMp4 { path: PathBuf, what: String },
 }
 
 impl AppendFileError {
     pub fn is_usage(&self) -> bool {
-        matches!(self, AppendFileError::Plan(e) if e.is_usage())
+        matches!(self, AppendFileError::Plan(e) if e.is_usage()) || matches!(self, AppendFileError::NotMp4 { .. })
+    }
+
+    /// Whether TARGET was left as it was (the error came before any write, or the writes
+    /// were undone).
+    pub fn target_unchanged(&self) -> bool {
+        !matches!(self, AppendFileError::Io { .. })
     }
 }
 
@@ -66,25 +82,32 @@ fn io_err(path: &Path) -> impl Fn(io::Error) -> AppendFileError + '_ {
     move |source| AppendFileError::Io { path: path.to_path_buf(), source }
 }
 
-/// Opens TARGET for writing and takes its lock. If another append replaced TARGET while
+/// Opens TARGET for writing and takes its locks (see the module doc): waits for other
+/// appends, refuses a file another writer holds. If another append replaced TARGET while
 /// this one waited, the lock is on the old file: open the new one and lock again.
 pub fn lock_target(path: &Path) -> io::Result<File> {
     loop {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
-        flock_exclusive(&file)?;
+        wait_for_other_appends(&file)?;
         let (held, now) = (file.metadata()?, fs::metadata(path)?);
         if held.dev() == now.dev() && held.ino() == now.ino() {
+            crate::stages::sink::lock_or_refuse(&file, path)?;
             return Ok(file);
         }
     }
 }
 
-/// Waits for an exclusive `flock` on `file`, released when the file is closed. (std's
-/// `File::lock` needs Rust 1.89, newer than this crate's minimum.)
-fn flock_exclusive(file: &File) -> io::Result<()> {
+/// Waits for an exclusive OFD record lock on the whole of `file`, released when the file is
+/// closed. Only appends take it.
+fn wait_for_other_appends(file: &File) -> io::Result<()> {
+    // SAFETY: an all-zero `flock` struct is valid; the fields that matter are set below.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    // l_start 0, l_len 0: the whole file, however long it grows; l_pid must be 0.
     loop {
-        // SAFETY: flock takes a file descriptor that `file` keeps open for the call.
-        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        // SAFETY: fcntl takes a descriptor that `file` keeps open and a valid flock struct.
+        let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLKW, &lock) };
         if r == 0 {
             return Ok(());
         }
@@ -92,6 +115,28 @@ fn flock_exclusive(file: &File) -> io::Result<()> {
         if e.kind() != io::ErrorKind::Interrupted {
             return Err(e);
         }
+    }
+}
+
+/// Refuses an input that is not MP4/MOV, naming what it is.
+fn check_mp4(file: &File, path: &Path) -> Result<(), AppendFileError> {
+    use crate::formats::{sniff, ContainerKind, SNIFF_LEN};
+    let mut head = [0u8; SNIFF_LEN];
+    let mut n = 0;
+    while n < head.len() {
+        match file.read_at(&mut head[n..], n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_err(path)(e)),
+        }
+    }
+    match sniff(&head[..n]) {
+        Some(ContainerKind::Matroska) => Err(AppendFileError::NotMp4 {
+            path: path.to_path_buf(),
+            what: "a Matroska/WebM file".into(),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -103,11 +148,23 @@ fn read_input(file: &mut File, path: &Path) -> Result<InputData, AppendFileError
     })
 }
 
-/// Runs `steps` on `out`, reading copies from `inputs`. Returns the bytes written.
-fn run_steps(out: &File, inputs: &[&File], steps: &[Step], pause: Option<Duration>) -> io::Result<u64> {
+/// Runs `steps` on `out`, reading copies from `inputs`. Returns the bytes written, or the
+/// index of the step that failed and why.
+fn run_steps(out: &File, inputs: &[&File], steps: &[Step], pause: Option<Duration>) -> Result<u64, (usize, io::Error)> {
     let mut buf = vec![0u8; COPY_BUFFER];
     let mut written = 0;
-    for step in steps {
+    for (i, step) in steps.iter().enumerate() {
+        run_step(out, inputs, step, &mut buf).map_err(|e| (i, e))?;
+        written += step.written();
+        if let Some(p) = pause {
+            std::thread::sleep(p);
+        }
+    }
+    Ok(written)
+}
+
+fn run_step(out: &File, inputs: &[&File], step: &Step, buf: &mut [u8]) -> io::Result<()> {
+    {
         match step {
             Step::Copy { input, from, len, to } => {
                 let mut done = 0u64;
@@ -122,12 +179,8 @@ fn run_steps(out: &File, inputs: &[&File], steps: &[Step], pause: Option<Duratio
             Step::Truncate { len } => out.set_len(*len)?,
             Step::Sync => out.sync_data()?,
         }
-        written += step.written();
-        if let Some(p) = pause {
-            std::thread::sleep(p);
-        }
     }
-    Ok(written)
+    Ok(())
 }
 
 /// The temporary file a rewrite of `target` goes through: beside it, so that the rename
@@ -142,6 +195,7 @@ pub fn append(req: &AppendRequest) -> Result<AppendReport, AppendFileError> {
     // The file itself, not a symlink to it: the rewrite renames within its directory.
     let target_path = &fs::canonicalize(&req.target).map_err(io_err(&req.target))?;
     let mut target = lock_target(target_path).map_err(io_err(target_path))?;
+    check_mp4(&target, &req.target)?;
     // A rewrite killed before its rename leaves its temporary file: nobody else writes it
     // while the lock is held.
     let _ = fs::remove_file(temp_path(target_path));
@@ -150,6 +204,7 @@ pub fn append(req: &AppendRequest) -> Result<AppendReport, AppendFileError> {
     let mut datas = Vec::with_capacity(req.sources.len());
     for (path, _) in &req.sources {
         let mut f = File::open(path).map_err(io_err(path))?;
+        check_mp4(&f, path)?;
         datas.push(read_input(&mut f, path)?);
         files.push(f);
     }
@@ -166,13 +221,32 @@ pub fn append(req: &AppendRequest) -> Result<AppendReport, AppendFileError> {
     let mut inputs: Vec<&File> = vec![&target];
     inputs.extend(files.iter());
     let bytes_written = match &plan.mode {
-        Mode::InPlace => run_steps(&target, &inputs, &plan.steps, req.step_pause).map_err(io_err(target_path))?,
+        Mode::InPlace => match run_steps(&target, &inputs, &plan.steps, req.step_pause) {
+            Ok(n) => n,
+            Err((i, e)) => {
+                // Media goes past everything TARGET's index references, before the switch:
+                // a step that failed there (a full disk) is undone by cutting TARGET back.
+                let past_end = match &plan.steps[i] {
+                    // In place, media is only ever copied where the live index points nowhere.
+                    Step::Copy { .. } => true,
+                    Step::Write { offset, .. } => *offset >= target_data.len,
+                    _ => false,
+                };
+                let len = target.metadata().map_or(0, |m| m.len());
+                if past_end && len > target_data.len && target.set_len(target_data.len).is_ok() {
+                    let _ = target.sync_data();
+                }
+                return Err(io_err(target_path)(describe_write_error(target_path, e)));
+            }
+        },
         Mode::Rewrite(_) => {
             let temp = temp_path(target_path);
             let result = (|| -> io::Result<u64> {
                 let out = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&temp)?;
+                // Once renamed over TARGET, the new file is locked until this append ends.
+                crate::stages::sink::lock_or_refuse(&out, &temp)?;
                 out.set_permissions(target.metadata()?.permissions())?;
-                let n = run_steps(&out, &inputs, &plan.steps, req.step_pause)?;
+                let n = run_steps(&out, &inputs, &plan.steps, req.step_pause).map_err(|(_, e)| e)?;
                 out.sync_all()?;
                 fs::rename(&temp, target_path)?;
                 let dir = match target_path.parent() {
@@ -185,7 +259,7 @@ pub fn append(req: &AppendRequest) -> Result<AppendReport, AppendFileError> {
             if result.is_err() {
                 let _ = fs::remove_file(&temp);
             }
-            result.map_err(io_err(target_path))?
+            result.map_err(|e| io_err(target_path)(describe_write_error(target_path, e)))?
         }
     };
     Ok(AppendReport { len_before: target_data.len, bytes_written, plan: Plan { steps: Vec::new(), ..plan } })

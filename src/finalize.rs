@@ -42,18 +42,30 @@ pub struct FinalizeReport {
 
 /// Applies `steps` to `file` in order; with `sync`, each step reaches stable storage
 /// before the next begins. Returns the bytes written.
+///
+/// A step that fails while writing past the end of the file (a full disk) is undone by
+/// cutting the file back to the length it had before that step: the plans only ever
+/// append where nothing points yet, so the file keeps meaning what it meant.
 pub fn apply(file: &File, steps: &[WriteStep], sync: bool) -> std::io::Result<u64> {
     let mut written = 0;
     for step in steps {
-        match step {
-            WriteStep::Write { offset, data } => {
-                file.write_all_at(data, *offset)?;
-                written += data.len() as u64;
-            }
-            WriteStep::Truncate { len } => file.set_len(*len)?,
+        let len_before = file.metadata()?.len();
+        let done = match step {
+            WriteStep::Write { offset, data } => file.write_all_at(data, *offset).map(|()| data.len() as u64),
+            WriteStep::Truncate { len } => file.set_len(*len).map(|()| 0),
         }
-        if sync {
-            file.sync_data()?;
+        .and_then(|n| if sync { file.sync_data().map(|()| n) } else { Ok(n) });
+        match done {
+            Ok(n) => written += n,
+            Err(e) => {
+                if matches!(step, WriteStep::Write { offset, .. } if *offset >= len_before)
+                    && file.metadata().is_ok_and(|m| m.len() > len_before)
+                    && file.set_len(len_before).is_ok()
+                {
+                    let _ = file.sync_data();
+                }
+                return Err(e);
+            }
         }
     }
     Ok(written)
@@ -61,15 +73,21 @@ pub fn apply(file: &File, steps: &[WriteStep], sync: bool) -> std::io::Result<u6
 
 /// Makes the file at `path` (a fragmented MP4, or a Matroska/WebM file as a crash or a
 /// browser leaves it) seekable and indexed, in place.
+///
+/// A file that another process holds locked (a running `livemux remux` writing it, an
+/// `append`) is refused: its state is about to change under us. The lock is taken without
+/// waiting and held until the end, so no writer starts meanwhile.
 pub fn finalize_file(path: &Path) -> Result<FinalizeReport, FinalizeError> {
     let mut file = OpenOptions::new().read(true).write(true).open(path)?;
+    crate::stages::sink::lock_or_refuse(&file, path)?;
     let len_before = file.metadata()?.len();
     let mut head = [0u8; SNIFF_LEN];
     let n = file.read(&mut head)?;
     let container = sniff(&head[..n]).ok_or(FinalizeError::UnknownContainer)?;
     file.seek(SeekFrom::Start(0))?;
     let plan = plan(container, &mut file, len_before)?;
-    let bytes_written = apply(&file, &plan.steps, true)?;
+    let bytes_written =
+        apply(&file, &plan.steps, true).map_err(|e| crate::stages::sink::describe_write_error(path, e))?;
     Ok(FinalizeReport {
         container,
         len_before,

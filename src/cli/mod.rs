@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use livemux::formats::fragmenter::FragmentPolicy;
 use livemux::formats::mp4::append::AppendOptions;
 use livemux::formats::mp4::regular::DEFAULT_RESERVE_MS;
-use livemux::pipeline::{Override, Pipeline, PipelineFileError};
+use livemux::pipeline::{Override, Pipeline, PipelineFileError, StageConfig};
 use livemux::stages::codecpar::{CodecparConfig, ParamPolicy};
 use livemux::stages::mux::{MuxConfig, MuxFormat};
 use livemux::stages::sink::{Durability, SinkConfig};
@@ -54,6 +54,8 @@ enum Command {
         /// Override a stage setting: STAGE.KEY=VALUE (repeatable).
         #[arg(long = "set", value_name = "STAGE.KEY=VALUE")]
         set: Vec<Override>,
+        #[command(flatten)]
+        overwrite: OverwriteArgs,
     },
     /// Check a pipeline file and report every error in it.
     Validate {
@@ -72,6 +74,8 @@ enum Command {
         /// Output file, or - for stdout.
         #[arg(short, long)]
         output: PathBuf,
+        #[command(flatten)]
+        overwrite: OverwriteArgs,
         /// Output format: fmp4; mp4 (fragmented while recording, a regular MP4 at a clean
         /// stop); mkv; webm (VP8, VP9, AV1 and Opus only); or matroska (webm when the codecs
         /// allow, mkv otherwise). Default: from a file output's extension (.mp4/.m4a/.mov:
@@ -114,6 +118,8 @@ The reference is a short complete recording made with the same recorder and sett
         /// Output file, or - for stdout.
         #[arg(short, long)]
         output: PathBuf,
+        #[command(flatten)]
+        overwrite: OverwriteArgs,
         /// Output format: fmp4, mp4, mkv, webm or matroska (default: from the output's name).
         #[arg(long, value_parser = ["fmp4", "mp4", "mkv", "webm", "matroska"])]
         to: Option<String>,
@@ -154,6 +160,7 @@ for each other."
         /// The MP4 to change in place, with an optional slice ('a.mp4[0:-1]').
         target: String,
         /// Recordings to append, in order, each with an optional slice ('b.mp4[2:]').
+        #[arg(required = true)]
         sources: Vec<String>,
         /// When TARGET is rewritten, reserve index room for this many more frames.
         #[arg(long, default_value_t = 0, value_name = "N")]
@@ -174,6 +181,17 @@ for each other."
         #[command(flatten)]
         params: ParamArgs,
     },
+}
+
+/// What to do with an output file that already exists.
+#[derive(clap::Args, Clone, Copy, Debug, Default)]
+pub struct OverwriteArgs {
+    /// Replace output files that already exist (never the input itself).
+    #[arg(short = 'y', long = "overwrite", conflicts_with = "no_overwrite")]
+    overwrite: bool,
+    /// Leave output files that already exist alone: do nothing and exit 0.
+    #[arg(short = 'n', long = "no-overwrite")]
+    no_overwrite: bool,
 }
 
 /// Where codec parameters come from.
@@ -214,8 +232,23 @@ pub fn main() -> ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     runtime.block_on(async move {
         match cli.command {
-            Command::Run { pipeline, set } => match Pipeline::load(&pipeline, &set) {
-                Ok(p) => run_pipeline(p).await,
+            Command::Run { pipeline, set, overwrite } => match Pipeline::load(&pipeline, &set) {
+                Ok(p) => {
+                    let (mut inputs, mut outputs) = (Vec::new(), Vec::new());
+                    for stage in &p.graph().stages {
+                        match &stage.config {
+                            StageConfig::Source(c) => inputs.push(c.path.clone()),
+                            StageConfig::Codecpar(c) => inputs.extend(c.reference.clone()),
+                            StageConfig::Sink(c) => outputs.push(c.path.clone()),
+                            _ => {}
+                        }
+                    }
+                    match check_outputs(&inputs, &outputs, overwrite) {
+                        Ok(true) => run_pipeline(p).await,
+                        Ok(false) => ExitCode::SUCCESS,
+                        Err(code) => code,
+                    }
+                }
                 Err(e) => report_file_error(&e),
             },
             Command::Validate { pipeline, set } => match Pipeline::load(&pipeline, &set) {
@@ -228,6 +261,7 @@ pub fn main() -> ExitCode {
             Command::Remux {
                 input,
                 output,
+                overwrite,
                 to,
                 reserve_ms,
                 fragment_ms,
@@ -247,6 +281,12 @@ pub fn main() -> ExitCode {
                     Ok(f) => f,
                     Err(code) => return code,
                 };
+                let inputs: Vec<PathBuf> = std::iter::once(input.clone()).chain(params.reference.clone()).collect();
+                match check_outputs(&inputs, std::slice::from_ref(&output), overwrite) {
+                    Ok(true) => {}
+                    Ok(false) => return ExitCode::SUCCESS,
+                    Err(code) => return code,
+                }
                 let source = SourceConfig {
                     path: input,
                     follow,
@@ -267,7 +307,12 @@ pub fn main() -> ExitCode {
                     Err(e) => report_file_error(&e),
                 }
             }
-            Command::Recover { input, reference, output, to } => {
+            Command::Recover { input, reference, output, overwrite, to } => {
+                match check_outputs(&[input.clone(), reference.clone()], std::slice::from_ref(&output), overwrite) {
+                    Ok(true) => {}
+                    Ok(false) => return ExitCode::SUCCESS,
+                    Err(code) => return code,
+                }
                 let source = SourceConfig { path: input, ..SourceConfig::default() };
                 let params = CodecparConfig { params: ParamPolicy::Auto, reference: Some(reference) };
                 let format = match output_format(to.as_deref(), &output) {
@@ -350,7 +395,7 @@ fn finalize(path: &std::path::Path) -> ExitCode {
 }
 
 fn append(target: &str, sources: &[String], options: AppendOptions) -> ExitCode {
-    use livemux::append::{AppendFileError, AppendRequest};
+    use livemux::append::AppendRequest;
     use livemux::formats::mp4::append::{parse_input_arg, Mode};
     let exists = |p: &str| std::path::Path::new(p).exists();
     let mut parsed = Vec::with_capacity(sources.len() + 1);
@@ -401,7 +446,7 @@ fn append(target: &str, sources: &[String], options: AppendOptions) -> ExitCode 
         Err(e) => {
             eprintln!("error: cannot append to {}", target_path.display());
             eprintln!("  caused by: {e}");
-            if matches!(e, AppendFileError::Plan(_)) {
+            if e.target_unchanged() {
                 eprintln!("  {} is unchanged", target_path.display());
             }
             ExitCode::from(if e.is_usage() { EXIT_USAGE } else { EXIT_RUNTIME })
@@ -409,15 +454,28 @@ fn append(target: &str, sources: &[String], options: AppendOptions) -> ExitCode 
     }
 }
 
-/// Runs until the input ends; Ctrl-C ends the input early and still finishes the output.
+/// Runs until the input ends. SIGINT (Ctrl-C), SIGTERM (`kill`, `systemctl stop`) and SIGHUP
+/// (a closed terminal) end the input early and still finish the output (exit 0); a second
+/// one of them stops at once, leaving the crash-safe state: every complete fragment.
 async fn run_pipeline(p: Pipeline) -> ExitCode {
     let stop = CancellationToken::new();
     let on_signal = stop.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_signal.cancel();
+    match StopSignals::new() {
+        Ok(mut signals) => {
+            tokio::spawn(async move {
+                let first = signals.next().await;
+                eprintln!("note: {first}: finishing the output (send it again to stop at once)");
+                on_signal.cancel();
+                let second = signals.next().await;
+                eprintln!(
+                    "error: {second} again: stopped at once; the output keeps every complete fragment \
+                     but was not finished (livemux finalize can finish a file)"
+                );
+                std::process::exit(EXIT_INTERRUPTED.into());
+            });
         }
-    });
+        Err(e) => eprintln!("warning: cannot catch signals: {e}"),
+    }
     match p.run(stop).await {
         Ok(report) => {
             for (stage, note) in report.notes {
@@ -429,6 +487,106 @@ async fn run_pipeline(p: Pipeline) -> ExitCode {
             print_error(&e);
             ExitCode::from(EXIT_RUNTIME)
         }
+    }
+}
+
+/// Exit code after a second stop signal (as shells report a Ctrl-C).
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// SIGINT, SIGTERM and SIGHUP, as one stream.
+struct StopSignals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.int.recv() => "interrupted (SIGINT)",
+            _ = self.term.recv() => "terminated (SIGTERM)",
+            _ = self.hup.recv() => "hung up (SIGHUP)",
+        }
+    }
+}
+
+/// Checks the outputs of a run before it starts: none may be one of the inputs (through
+/// symlinks and hard links too: same device and inode) or stdin's file, and one that exists
+/// is replaced only with `-y`. Returns whether to run (`-n` and an existing output: no).
+fn check_outputs(inputs: &[PathBuf], outputs: &[PathBuf], policy: OverwriteArgs) -> Result<bool, ExitCode> {
+    use std::os::unix::fs::MetadataExt;
+    let id = |m: &std::fs::Metadata| (m.dev(), m.ino());
+    let stdin_id = std::fs::File::open("/dev/stdin").ok().and_then(|f| f.metadata().ok()).filter(|m| m.is_file());
+    let mut seen: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut run = true;
+    for out in outputs.iter().filter(|o| o.as_os_str() != "-") {
+        // Two sinks onto one file would interleave their fragments.
+        let name = normalized(out);
+        if let Some((other, _)) = seen.iter().find(|(_, n)| *n == name) {
+            eprintln!("error: {} and {} are the same output file", other.display(), out.display());
+            return Err(ExitCode::from(EXIT_USAGE));
+        }
+        seen.push((out.clone(), name));
+        let Ok(meta) = std::fs::metadata(out) else {
+            continue;
+        };
+        for input in inputs {
+            let same = if input.as_os_str() == "-" {
+                stdin_id.as_ref().is_some_and(|s| id(s) == id(&meta))
+            } else {
+                std::fs::metadata(input).is_ok_and(|m| id(&m) == id(&meta))
+            };
+            if same {
+                let what = if input.as_os_str() == "-" { "stdin's file".to_string() } else { input.display().to_string() };
+                eprintln!(
+                    "error: the output {} is the input {what} (the same file): writing it would destroy the input",
+                    out.display()
+                );
+                eprintln!("  choose another output name");
+                return Err(ExitCode::from(EXIT_USAGE));
+            }
+        }
+        if !meta.is_file() {
+            // A device or a FIFO (/dev/null, a named pipe) is written as a stream.
+            continue;
+        }
+        if policy.no_overwrite {
+            eprintln!("note: {} already exists; not overwritten (-n): nothing done", out.display());
+            run = false;
+        } else if !policy.overwrite {
+            eprintln!("error: {} already exists", out.display());
+            eprintln!("  pass -y (--overwrite) to replace it, or -n (--no-overwrite) to leave it");
+            return Err(ExitCode::from(EXIT_USAGE));
+        } else if let Ok(f) = std::fs::File::open(out) {
+            // Fail now, before reading any input, rather than at the first fragment.
+            if let Err(e) = livemux::stages::sink::lock_or_refuse(&f, out) {
+                eprintln!("error: cannot write {}", out.display());
+                eprintln!("  caused by: {e}");
+                return Err(ExitCode::from(EXIT_RUNTIME));
+            }
+        }
+    }
+    Ok(run)
+}
+
+/// `path` with its directory resolved (the file itself may not exist yet).
+fn normalized(path: &std::path::Path) -> PathBuf {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    match (std::fs::canonicalize(dir), path.file_name()) {
+        (Ok(d), Some(n)) => d.join(n),
+        _ => path.to_path_buf(),
     }
 }
 

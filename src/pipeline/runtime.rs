@@ -53,6 +53,8 @@ fn input_file(graph: &Graph, mut i: usize) -> Option<std::path::PathBuf> {
 /// Runs every stage to its end. Returns the first error in stage order; the other stages
 /// stop on their own when a neighbour's channel closes.
 pub async fn run(graph: Graph, mut external: External, stop: CancellationToken) -> Result<RunReport, StageError> {
+    // Cancelled by the caller, or here when a stage fails.
+    let stop = stop.child_token();
     let mut inboxes: HashMap<usize, Rx> = HashMap::new();
     let mut tasks: JoinSet<(usize, StageResult)> = JoinSet::new();
     for &i in &graph.order {
@@ -131,7 +133,14 @@ pub async fn run(graph: Graph, mut external: External, stop: CancellationToken) 
     let mut results: Vec<(usize, StageResult)> = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok(r) => results.push(r),
+            Ok(r) => {
+                // A failed stage ends the input too: a source blocked on an idle pipe would
+                // otherwise keep the run alive after its sink failed (a closed stdout).
+                if r.1.is_err() {
+                    stop.cancel();
+                }
+                results.push(r)
+            }
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
     }

@@ -5,10 +5,27 @@
 //! Writes happen on a blocking thread with plain `write` calls: async file emulation would
 //! split a fragment into several writes, and a crash between them would leave a torn
 //! fragment in the middle of the file rather than at its end.
+//!
+//! Protecting what is already on disk:
+//! - The output is opened when the first fragment is ready, never before: a run that fails
+//!   earlier neither creates nor clobbers it. A file that did not exist when the run began
+//!   but exists then (another program made it meanwhile) is not overwritten.
+//! - A regular file is opened without `O_TRUNC`, locked (`flock(LOCK_EX|LOCK_NB)`, held until
+//!   the run ends) and only then cut to 0 bytes, so a second writer onto a file that is being
+//!   written fails with "being written by another process (locked)" and changes nothing.
+//!   `livemux finalize` and `livemux append` refuse a locked file the same way.
+//! - A write that fails (a full disk) is cut back to the end of the last complete fragment,
+//!   and the error names the file system that is full.
+//! - A closed stdout (the reader of the pipe went away) is an error ("output closed"), both
+//!   when a write fails with `EPIPE` and, while no fragment is due, when polling the pipe shows
+//!   that its reader is gone.
 
 use std::fs::{File, OpenOptions};
-use std::io::{IoSlice, Write};
+use std::io::{self, IoSlice, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -58,21 +75,193 @@ impl SinkConfig {
     }
 }
 
+/// How often a pipe on stdout is checked for a reader that went away while no fragment is
+/// being written.
+pub const CLOSED_OUTPUT_POLL: Duration = Duration::from_millis(200);
+
 /// Runs `sink`.
 pub async fn run(ctx: StageContext, config: SinkConfig, input: mpsc::Receiver<Fragment>) -> StageResult {
     let ctx2 = ctx.clone();
-    tokio::task::spawn_blocking(move || write_all(&config, input).map_err(|e| ctx2.error(Failure::Io(e))))
-        .await
-        .map_err(|e| ctx.error(Failure::Other(format!("sink thread failed: {e}"))))?
+    // Whether the output existed before any input was read: if it did, the caller chose to
+    // replace it (`livemux -y`); if not, whatever appears there meanwhile is someone else's.
+    let existed = !config.is_stdout() && std::fs::symlink_metadata(&config.path).is_ok();
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        write_all(&config, input, existed, &handle).map_err(|e| ctx2.error(Failure::Io(e)))
+    })
+    .await
+    .map_err(|e| ctx.error(Failure::Other(format!("sink thread failed: {e}"))))?
 }
 
-fn open_output(config: &SinkConfig) -> std::io::Result<File> {
+/// The error of a write to a stream whose reader went away.
+pub fn output_closed() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "output closed: the reader of stdout went away")
+}
+
+/// Whether `fd` is a pipe or a socket (whose reader can go away).
+fn fd_is_pipe_or_socket(fd: i32) -> bool {
+    // SAFETY: fstat fills the struct it is given; an invalid fd only returns an error.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return false;
+    }
+    let kind = st.st_mode & libc::S_IFMT;
+    kind == libc::S_IFIFO || kind == libc::S_IFSOCK
+}
+
+/// Whether the reader of the pipe or socket `fd` has gone away (POLLERR/POLLHUP).
+fn reader_gone(fd: i32) -> bool {
+    let mut p = libc::pollfd { fd, events: 0, revents: 0 };
+    // SAFETY: one pollfd, no wait.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n > 0 && p.revents & (libc::POLLERR | libc::POLLHUP) != 0
+}
+
+/// Takes an exclusive `flock` on `file` without waiting; a lock held elsewhere is an error
+/// that says so. The lock lasts as long as the file stays open.
+pub fn lock_or_refuse(file: &File, path: &Path) -> io::Result<()> {
+    loop {
+        // SAFETY: flock takes a file descriptor that `file` keeps open for the call.
+        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EWOULDBLOCK) => return Err(locked_error(path)),
+            _ => return Err(e),
+        }
+    }
+}
+
+/// The error for a file that another process holds locked.
+pub fn locked_error(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::WouldBlock,
+        format!("{} is being written by another process (locked)", path.display()),
+    )
+}
+
+/// Whether `e` means that the disk (or the user's quota) is full.
+pub fn is_no_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
+
+/// Turns a "no space left" error from writing `path` into one that names the file system
+/// that is full (its mount point and the bytes still free); other errors pass unchanged.
+pub fn describe_write_error(path: &Path, e: io::Error) -> io::Error {
+    if !is_no_space(&e) {
+        return e;
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+    let mount = mount_point(&dir);
+    let free = free_bytes(&dir).map(|b| format!(", {b} bytes free")).unwrap_or_default();
+    let what = if e.raw_os_error() == Some(libc::EDQUOT) { "disk quota exceeded" } else { "no space left on device" };
+    let full = if e.raw_os_error() == Some(libc::EDQUOT) { "your quota on it is used up" } else { "it is full" };
+    io::Error::new(
+        e.kind(),
+        format!(
+            "{what} while writing {}: the file system of {} (mounted at {}) is full: {full}{free}",
+            path.display(),
+            dir.display(),
+            mount.display()
+        ),
+    )
+}
+
+/// The mount point of the file system holding `dir`: its highest ancestor on the same device.
+fn mount_point(dir: &Path) -> PathBuf {
+    let Ok(dev) = std::fs::metadata(dir).map(|m| m.dev()) else {
+        return dir.to_path_buf();
+    };
+    let mut at = dir;
+    while let Some(parent) = at.parent() {
+        if std::fs::metadata(parent).map(|m| m.dev()).ok() != Some(dev) {
+            break;
+        }
+        at = parent;
+    }
+    at.to_path_buf()
+}
+
+/// Bytes available to this user on the file system holding `dir`.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs fills the struct it is given from a NUL-terminated path.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+/// An open output: stdout, a regular file (locked), or another kind of file (a FIFO, a
+/// device) written as a stream.
+struct Output {
+    file: File,
+    regular: bool,
+}
+
+fn open_output(config: &SinkConfig, existed: bool) -> io::Result<Output> {
     if config.is_stdout() {
         use std::os::fd::AsFd;
         // A raw handle on fd 1: no line buffering, so a fragment is one write.
-        return Ok(File::from(std::io::stdout().as_fd().try_clone_to_owned()?));
+        let file = File::from(io::stdout().as_fd().try_clone_to_owned()?);
+        return Ok(Output { file, regular: false });
     }
-    OpenOptions::new().write(true).create(true).truncate(true).open(&config.path)
+    let path = &config.path;
+    let mut options = OpenOptions::new();
+    options.write(true);
+    if existed {
+        options.create(true);
+    } else {
+        // It was not there when the run began: never replace what someone else made since.
+        options.create_new(true);
+    }
+    let file = options.open(path).map_err(|e| {
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            io::Error::new(
+                e.kind(),
+                format!("{} was created by another program during this run; it is left as it is", path.display()),
+            )
+        } else {
+            e
+        }
+    })?;
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() {
+        // A FIFO, a character device (/dev/null): a stream, no lock, nothing to cut.
+        return Ok(Output { file, regular: false });
+    }
+    // Lock first, cut after: a file that another writer holds is left untouched.
+    lock_or_refuse(&file, path)?;
+    file.set_len(0)?;
+    Ok(Output { file, regular: true })
+}
+
+/// Waits for the next fragment. While waiting, a pipe on stdout whose reader went away
+/// ends the run with [`output_closed`].
+fn next_fragment(
+    handle: &tokio::runtime::Handle,
+    input: &mut mpsc::Receiver<Fragment>,
+    watch_stdout: bool,
+) -> io::Result<Option<Fragment>> {
+    if !watch_stdout {
+        return Ok(input.blocking_recv());
+    }
+    loop {
+        match handle.block_on(async { tokio::time::timeout(CLOSED_OUTPUT_POLL, input.recv()).await }) {
+            Ok(next) => return Ok(next),
+            Err(_) if reader_gone(1) => return Err(output_closed()),
+            Err(_) => {}
+        }
+    }
 }
 
 /// Makes the file's directory entry durable too, once, so a power cut cannot lose the
@@ -105,40 +294,64 @@ fn write_parts(f: &mut File, parts: &[bytes::Bytes]) -> std::io::Result<()> {
     Ok(())
 }
 
-fn write_all(config: &SinkConfig, mut input: mpsc::Receiver<Fragment>) -> std::io::Result<StageReport> {
-    let mut file: Option<File> = None;
+fn write_all(
+    config: &SinkConfig,
+    mut input: mpsc::Receiver<Fragment>,
+    existed: bool,
+    handle: &tokio::runtime::Handle,
+) -> io::Result<StageReport> {
+    let watch_stdout = config.is_stdout() && fd_is_pipe_or_socket(1);
+    let mut out: Option<Output> = None;
     let durability = config.durability();
-    let regular = !config.is_stdout();
     let mut first = true;
-    while let Some(fragment) = input.blocking_recv() {
+    // End of the last complete fragment in a regular file: a failed write is cut back to it.
+    let mut complete = 0u64;
+    let name = if config.is_stdout() { Path::new("stdout") } else { config.path.as_path() };
+    let fail = |e: io::Error| -> io::Error {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            output_closed()
+        } else {
+            describe_write_error(name, e)
+        }
+    };
+    while let Some(fragment) = next_fragment(handle, &mut input, watch_stdout)? {
         if fragment.kind == FragmentKind::Finalize {
             // In-place changes need a file that can seek; a stream is complete without them.
-            if let (Some(f), true) = (&file, regular) {
+            if let Some(o) = out.as_ref().filter(|o| o.regular) {
                 let step = WriteStep::Write { offset: fragment.offset, data: fragment.to_bytes() };
-                crate::finalize::apply(f, &[step], durability == Durability::Fsync)?;
+                let end = fragment.offset + fragment.len();
+                crate::finalize::apply(&o.file, &[step], durability == Durability::Fsync).map_err(fail)?;
+                complete = complete.max(end);
             }
             continue;
         }
         if fragment.is_empty() {
             continue;
         }
-        if file.is_none() {
-            file = Some(open_output(config)?);
+        if out.is_none() {
+            out = Some(open_output(config, existed)?);
         }
-        let f = file.as_mut().unwrap();
-        match write_parts(f, &fragment.parts) {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(StageReport::default()),
-            r => r?,
-        }
-        match durability {
-            Durability::Fsync if regular => {
-                f.sync_data()?;
-                if first {
-                    sync_parent(&config.path)?;
+        let o = out.as_mut().unwrap();
+        let regular = o.regular;
+        let written = write_parts(&mut o.file, &fragment.parts).and_then(|()| match durability {
+            Durability::Fsync if regular => o.file.sync_data(),
+            Durability::Fsync | Durability::Flush => o.file.flush(),
+            Durability::None => Ok(()),
+        });
+        if let Err(e) = written {
+            if regular {
+                // A torn fragment at the end is cut off: the file keeps every complete one.
+                if o.file.set_len(complete).is_ok() {
+                    let _ = o.file.sync_data();
                 }
             }
-            Durability::Fsync | Durability::Flush => f.flush()?,
-            Durability::None => {}
+            return Err(fail(e));
+        }
+        if regular {
+            complete += fragment.len();
+            if first && durability == Durability::Fsync {
+                sync_parent(&config.path)?;
+            }
         }
         first = false;
     }

@@ -6,6 +6,9 @@
 //!
 //! A complete MP4 file whose `moov` comes after the media is read `moov` first (one extra
 //! seek), so that it is remuxed in one pass with no buffering.
+//!
+//! A followed file that shrinks below what was already read (truncated by its writer) is an
+//! error: the output keeps what was read, and the run ends with exit 1.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -259,6 +262,16 @@ fn follow(
             last_growth = Instant::now();
             closed_at = None;
             continue;
+        }
+        // Cut below what was read: the bytes already sent are gone from the file, and what
+        // the writer adds next would land at offsets that no longer line up with them.
+        let len = file.metadata()?.len();
+        if len < offset {
+            return Err(std::io::Error::other(format!(
+                "{} was truncated while being followed: it is now {len} bytes, {offset} bytes were already read \
+                 (the writer restarted or replaced it); stopped, the output keeps what was read",
+                path.display()
+            )));
         }
         let closed_now =
             watcher.as_mut().and_then(|w| w.read_events(&mut events).ok()).is_some_and(|mut evs| evs.next().is_some());
