@@ -50,8 +50,8 @@ fn input_file(graph: &Graph, mut i: usize) -> Option<std::path::PathBuf> {
     }
 }
 
-/// Runs every stage to its end. Returns the first error in stage order; the other stages
-/// stop on their own when a neighbour's channel closes.
+/// Runs every stage to its end. Returns the first stage failure (in time); a failure also
+/// ends the input, and the other stages stop when a neighbour's channel closes.
 pub async fn run(graph: Graph, mut external: External, stop: CancellationToken) -> Result<RunReport, StageError> {
     // Cancelled by the caller, or here when a stage fails.
     let stop = stop.child_token();
@@ -130,24 +130,28 @@ pub async fn run(graph: Graph, mut external: External, stop: CancellationToken) 
             _ => unreachable!("graph::build checked every edge's type"),
         }
     }
-    let mut results: Vec<(usize, StageResult)> = Vec::new();
+    let mut results: Vec<(usize, StageReport)> = Vec::new();
+    let mut first_error: Option<StageError> = None;
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok(r) => {
+            Ok((i, Ok(r))) => results.push((i, r)),
+            Ok((_, Err(e))) => {
                 // A failed stage ends the input too: a source blocked on an idle pipe would
-                // otherwise keep the run alive after its sink failed (a closed stdout).
-                if r.1.is_err() {
-                    stop.cancel();
-                }
-                results.push(r)
+                // otherwise keep the run alive after its sink failed (a closed stdout). The
+                // stages that then fail for want of input are not the cause: the first
+                // failure is the one reported.
+                stop.cancel();
+                first_error.get_or_insert(e);
             }
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
     }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
     results.sort_by_key(|(i, _)| graph.order.iter().position(|o| o == i));
     let mut report = RunReport::default();
     for (i, r) in results {
-        let r = r?;
         report.notes.extend(r.notes.into_iter().map(|n| (graph.stages[i].name.clone(), n)));
     }
     Ok(report)

@@ -154,6 +154,10 @@ pub fn describe_write_error(path: &Path, e: io::Error) -> io::Error {
     if !is_no_space(&e) {
         return e;
     }
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        // A device (/dev/full) or a pipe: no file system to name.
+        return io::Error::new(e.kind(), format!("no space left on device while writing {}", path.display()));
+    }
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -306,7 +310,13 @@ fn write_all(
     let mut first = true;
     // End of the last complete fragment in a regular file: a failed write is cut back to it.
     let mut complete = 0u64;
-    let name = if config.is_stdout() { Path::new("stdout") } else { config.path.as_path() };
+    // stdout redirected to a file is named by that file.
+    let name = if config.is_stdout() {
+        std::fs::read_link("/proc/self/fd/1").unwrap_or_else(|_| PathBuf::from("stdout"))
+    } else {
+        config.path.clone()
+    };
+    let name = name.as_path();
     let fail = |e: io::Error| -> io::Error {
         if e.kind() == io::ErrorKind::BrokenPipe {
             output_closed()
