@@ -7,8 +7,24 @@
 //! holds with rare keyframes. A non-lead track that alone spans twice `max_ms` (a video
 //! track that stalled) also ends it. Cuts depend only on packet timestamps and flags,
 //! never on when bytes arrived.
+//!
+//! A fragment also ends before a packet that would take it past [`MAX_FRAGMENT_BYTES`],
+//! wherever that falls (mid-GOP too): a muxer holds the open fragment in memory, and
+//! input whose timestamps do not advance would otherwise grow it without end.
 
 use crate::model::{Packet, Ticks, Track, TrackKind};
+
+/// Most payload bytes of one fragment. Far above what a 2 s fragment holds at any bitrate
+/// a recorder uses (64 MiB is 256 Mbit/s), so it only decides on hostile or broken timing.
+pub const MAX_FRAGMENT_BYTES: u64 = 64 << 20;
+/// What one packet costs against [`MAX_FRAGMENT_BYTES`] besides its payload: the muxer's
+/// own record of it. Tiny packets then also end a fragment before their count explodes
+/// (at most 256 Ki packets per fragment; a 2 s fragment of 48 kHz PCM samples is 96 Ki).
+pub const PACKET_OVERHEAD_BYTES: u64 = 256;
+
+fn cost(p: &Packet) -> u64 {
+    (p.data.len() as u64).saturating_add(PACKET_OVERHEAD_BYTES)
+}
 
 /// Fragment durations, in milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +50,8 @@ pub struct Fragmenter {
     /// End (dts + duration) of the last lead packet in the open fragment.
     last_lead_end: Option<i64>,
     packets: usize,
+    /// Payload bytes in the open fragment.
+    bytes: u64,
 }
 
 impl Fragmenter {
@@ -49,6 +67,7 @@ impl Fragmenter {
             first_dts: vec![None; tracks.len()],
             last_lead_end: None,
             packets: 0,
+            bytes: 0,
         }
     }
 
@@ -63,6 +82,9 @@ impl Fragmenter {
 
     /// Whether the open fragment must end before `p`.
     pub fn cut_before(&self, p: &Packet) -> bool {
+        if self.packets > 0 && self.bytes.saturating_add(cost(p)) > MAX_FRAGMENT_BYTES {
+            return true;
+        }
         let Some(span) = self.span_ms(p.track, p.dts_ticks) else {
             return false;
         };
@@ -95,6 +117,7 @@ impl Fragmenter {
             self.last_lead_end = Some(p.dts_ticks + p.duration_ticks as i64);
         }
         self.packets += 1;
+        self.bytes = self.bytes.saturating_add(cost(p));
     }
 
     /// Starts a new fragment.
@@ -102,6 +125,7 @@ impl Fragmenter {
         self.first_dts.iter_mut().for_each(|d| *d = None);
         self.last_lead_end = None;
         self.packets = 0;
+        self.bytes = 0;
     }
 }
 
@@ -157,6 +181,27 @@ mod tests {
         let mut f = Fragmenter::new(&[track(TrackKind::Audio)], FragmentPolicy::default());
         let packets: Vec<_> = (0..35).map(|i| pkt(0, i * 100, false)).collect();
         assert_eq!(cuts(&mut f, &packets), [0, 1000, 2000, 3000]);
+    }
+
+    #[test]
+    fn a_fragment_ends_at_the_byte_cap_whatever_the_timestamps() {
+        let tracks = [track(TrackKind::Video)];
+        let mut f = Fragmenter::new(&tracks, FragmentPolicy::default());
+        let big = |keyframe| Packet {
+            data: Bytes::from(vec![0u8; 1 << 20]).into(),
+            ..pkt(0, 0, keyframe)
+        };
+        let mut cuts = 0;
+        for i in 0..200 {
+            let p = big(i == 0);
+            if !f.is_empty() && f.cut_before(&p) {
+                cuts += 1;
+                f.reset();
+            }
+            f.add(&p);
+        }
+        // 200 MiB of packets that all have the same time: cut every 64 MiB.
+        assert_eq!(cuts, 3);
     }
 
     #[test]

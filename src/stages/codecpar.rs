@@ -319,6 +319,16 @@ fn pair<'r>(stream: &[&Mp4Track], reference: &'r Reference) -> Result<Vec<&'r Re
 /// tracks whose parameters are in the bitstream (VP9, H.264 without CodecPrivate).
 pub const MAX_HELD_BYTES: u64 = 64 << 20;
 
+/// What holding an event costs against [`MAX_HELD_BYTES`]: its bytes and its own record.
+fn held_cost(ev: &ContainerEvent) -> u64 {
+    let data = match ev {
+        ContainerEvent::Media(c) => c.data.len(),
+        ContainerEvent::Meta(m) => m.data.len(),
+        _ => 0,
+    };
+    data as u64 + 128
+}
+
 /// Codec parameters of a Matroska input: Tracks, completed by each track's first
 /// keyframe where the codec keeps its parameters in the bitstream.
 #[derive(Default)]
@@ -420,7 +430,6 @@ pub async fn run(
                     m.first_frames = vec![None; m.entries.len()];
                 }
                 ContainerEvent::Media(c) if !m.entries.is_empty() => {
-                    m.held_bytes += c.data.len() as u64;
                     for e in elements(c.offset, &c.data).map_while(Result::ok) {
                         m.look_at(&e);
                     }
@@ -435,9 +444,12 @@ pub async fn run(
                 send.push(ContainerEvent::Tracks(Arc::new(tracks)));
                 send.append(&mut m.held);
             } else if media || !m.held.is_empty() {
+                // Everything held counts, Tracks known or not, empty Clusters too.
+                m.held_bytes += held_cost(&ev);
                 if m.held_bytes > MAX_HELD_BYTES {
+                    let why = if m.entries.is_empty() { "no Tracks element" } else { "no keyframe describing every track" };
                     return Err(ctx.error(Failure::Unsupported(format!(
-                        "no keyframe describing every track in the first {MAX_HELD_BYTES} bytes of media"
+                        "{why} in the first {MAX_HELD_BYTES} bytes of media (livemux holds no more than that)"
                     ))));
                 }
                 if end {

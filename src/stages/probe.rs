@@ -74,6 +74,14 @@ impl Walker {
         }
     }
 
+    /// Damaged stretches skipped, and the like.
+    fn notes(&self) -> Vec<String> {
+        match self {
+            Walker::Mp4(_) => Vec::new(),
+            Walker::Matroska(r) => r.notes(),
+        }
+    }
+
     fn finish(&self) -> EndState {
         match self {
             Walker::Mp4(w) => w.finish(),
@@ -111,7 +119,7 @@ pub async fn run(
     }
     let (kind, mut walker) = match sniff(&first) {
         Some(ContainerKind::Mp4) => (ContainerKind::Mp4, Walker::Mp4(Mp4Walker::new())),
-        Some(ContainerKind::Matroska) => (ContainerKind::Matroska, Walker::Matroska(MkvReader::new())),
+        Some(ContainerKind::Matroska) => (ContainerKind::Matroska, Walker::Matroska(MkvReader::resynchronising())),
         None => return Err(ctx.error(Failure::NotMedia { head: hex_head(&first) })),
     };
     if out.send(ContainerEvent::Container(kind)).await.is_err() {
@@ -129,7 +137,7 @@ pub async fn run(
         }
         if ended {
             let _ = out.send(ContainerEvent::End(walker.finish())).await;
-            return Ok(StageReport::default());
+            return Ok(StageReport { notes: walker.notes() });
         }
         match input.recv().await {
             Some(c) => pending.push(c),

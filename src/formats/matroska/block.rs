@@ -75,55 +75,78 @@ fn parse_block_body(body: &Bytes, offset: u64) -> Result<(Block, u8), MkvError> 
         let count = *body.get(pos).ok_or_else(|| bad(pos, "lace count missing"))? as usize + 1;
         pos += 1;
         let mut sizes = Vec::with_capacity(count);
+        // Sizes come from the input: their running sum must stay within the block, checked
+        // at each step so that no sum can wrap.
+        let mut known = 0usize;
+        let mut add = |sizes: &mut Vec<usize>, size: u64, at: usize| -> Result<(), MkvError> {
+            let total = usize::try_from(size).ok().and_then(|s| known.checked_add(s));
+            match total {
+                Some(t) if t <= body.len() => {
+                    known = t;
+                    sizes.push(size as usize);
+                    Ok(())
+                }
+                _ => Err(bad(at, "lace sizes exceed the block")),
+            }
+        };
         match lacing {
             1 => {
                 // Xiph: each size is a run of 255s and a last byte below 255.
                 for _ in 0..count - 1 {
-                    let mut size = 0usize;
+                    let mut size = 0u64;
+                    let start = pos;
                     loop {
                         let b = *body.get(pos).ok_or_else(|| bad(pos, "Xiph lace sizes cut short"))?;
                         pos += 1;
-                        size += b as usize;
+                        size += b as u64;
                         if b != 255 {
                             break;
                         }
                     }
-                    sizes.push(size);
+                    add(&mut sizes, size, start)?;
                 }
             }
             3 => {
                 // EBML: the first size, then signed differences.
-                let (first, l) = read_vint(&body[pos..]).ok_or_else(|| bad(pos, "EBML lace sizes cut short"))?;
-                pos += l;
-                let mut size = first as i64;
-                sizes.push(first as usize);
-                for _ in 1..count.saturating_sub(1) {
-                    let (raw, l) = read_vint(&body[pos..]).ok_or_else(|| bad(pos, "EBML lace sizes cut short"))?;
-                    let bias = (1i64 << (7 * l - 1)) - 1;
-                    size += raw as i64 - bias;
-                    if size < 0 {
-                        return Err(bad(pos, "negative EBML lace size"));
-                    }
+                let mut first = 0;
+                if count > 1 {
+                    let rest = body.get(pos..).unwrap_or_default();
+                    let (value, l) = read_vint(rest).ok_or_else(|| bad(pos, "EBML lace sizes cut short"))?;
+                    add(&mut sizes, value, pos)?;
+                    first = value;
                     pos += l;
-                    sizes.push(size as usize);
                 }
-                if count == 1 {
-                    sizes.clear();
+                // `first` is at most the block length (checked above), a difference at
+                // most 2^56: no i64 arithmetic below can overflow.
+                let mut size = first as i64;
+                for _ in 1..count.saturating_sub(1) {
+                    let rest = body.get(pos..).unwrap_or_default();
+                    let (raw, l) = read_vint(rest).ok_or_else(|| bad(pos, "EBML lace sizes cut short"))?;
+                    let bias = (1i64 << (7 * l - 1)) - 1;
+                    size = size
+                        .checked_add(raw as i64 - bias)
+                        .filter(|&s| s >= 0)
+                        .ok_or_else(|| bad(pos, "negative EBML lace size"))?;
+                    add(&mut sizes, size as u64, pos)?;
+                    pos += l;
                 }
             }
             _ => {
-                let each = (body.len() - pos) / count;
-                if each * count != body.len() - pos {
+                let left = body.len().checked_sub(pos).ok_or_else(|| bad(pos, "lace count past the block"))?;
+                let each = left / count;
+                if each * count != left {
                     return Err(bad(pos, "fixed-size lacing does not divide the block evenly"));
                 }
-                sizes.extend(std::iter::repeat_n(each, count - 1));
+                for _ in 0..count - 1 {
+                    add(&mut sizes, each as u64, pos)?;
+                }
             }
         }
-        let known: usize = sizes.iter().sum();
-        if pos + known > body.len() {
-            return Err(bad(pos, "lace sizes exceed the block"));
-        }
-        sizes.push(body.len() - pos - known);
+        let last = pos
+            .checked_add(known)
+            .and_then(|end| body.len().checked_sub(end))
+            .ok_or_else(|| bad(pos, "lace sizes exceed the block"))?;
+        sizes.push(last);
         let mut frames = Vec::with_capacity(count);
         for size in sizes {
             frames.push(body.slice(pos..pos + size));
@@ -194,6 +217,35 @@ mod tests {
             assert!(parse_block(&element(ids::SIMPLE_BLOCK, &body)).is_err());
         }
         assert!(parse_block(&element(ids::SIMPLE_BLOCK, &[0x81, 0, 0, 0x02, 3, 200])).is_err());
+    }
+
+    #[test]
+    fn lace_sizes_that_wrap_are_refused() {
+        // 256 frames; EBML lacing: a first size of 2^56 - 2 and 254 zero differences sum
+        // past 2^64 (the sum used to wrap and pass the bounds check).
+        let mut body = vec![0x81, 0, 0, 0x06, 255];
+        body.extend([0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE]);
+        body.extend(std::iter::repeat_n(0xBFu8, 254));
+        body.extend([0u8; 64]);
+        assert!(parse_block(&element(ids::SIMPLE_BLOCK, &body)).is_err());
+        // Sizes each within the block whose sum is not.
+        let mut body = vec![0x81, 0, 0, 0x06, 3, 0x80 | 40];
+        body.extend([0xBF, 0xBF]);
+        body.extend([0u8; 100]);
+        assert!(parse_block(&element(ids::SIMPLE_BLOCK, &body)).is_err());
+        // Xiph sizes of 255 * 255 each.
+        let mut body = vec![0x81, 0, 0, 0x02, 254];
+        for _ in 0..254 {
+            body.extend([255u8; 4]);
+            body.push(0);
+        }
+        assert!(parse_block(&element(ids::SIMPLE_BLOCK, &body)).is_err());
+        // Every truncation of a valid laced block is an error or a block, never a panic.
+        let mut body = vec![0x82, 0xFF, 0xFE, 0x86, 2, 0x84, 0xBD];
+        body.extend([1u8; 9]);
+        for cut in 0..body.len() {
+            let _ = parse_block(&element(ids::SIMPLE_BLOCK, &body[..cut]));
+        }
     }
 
     #[test]

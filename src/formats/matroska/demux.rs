@@ -27,6 +27,9 @@ use crate::model::{Edit, Packet, Payload, Track, TrackKind, TrackSet};
 /// Packets a video track is looked ahead to find decode times (deepest B-frame pyramid
 /// this recovers exactly).
 pub const REORDER_WINDOW: usize = 8;
+/// Largest timestamp accepted, in a track's ticks (2^53: over 3,000 years at 90 kHz):
+/// with it, no sum of timestamps and 32-bit durations can overflow.
+pub const MAX_TIMESTAMP_TICKS: i64 = 1 << 53;
 
 #[derive(Debug, Default)]
 struct TrackState {
@@ -44,9 +47,11 @@ struct TrackState {
 }
 
 impl TrackState {
-    fn ticks(&self, timestamp: i64, scale: u64) -> i64 {
-        let ns = timestamp as i128 * scale as i128;
-        (ns * self.timescale as i128).div_euclid(1_000_000_000) as i64
+    /// A timestamp in this track's ticks; `None` beyond [`MAX_TIMESTAMP_TICKS`].
+    fn ticks(&self, timestamp: i64, scale: u64) -> Option<i64> {
+        let ns = i128::from(timestamp).checked_mul(i128::from(scale))?;
+        let ticks = ns.checked_mul(i128::from(self.timescale))?.div_euclid(1_000_000_000);
+        (ticks.abs() <= i128::from(MAX_TIMESTAMP_TICKS)).then_some(ticks as i64)
     }
 
     /// The delay that keeps every held packet's decode time at or before its
@@ -139,7 +144,9 @@ impl MkvSplitter {
                 let entry = self.entries.iter().find(|e| e.number == t.input_id).cloned().unwrap_or_default();
                 let fallback_duration = match &t.codec {
                     CodecConfig::Aac { .. } => Some((1024u64 * t.timescale as u64 / 48_000).max(1) as u32),
-                    _ => entry.default_duration_ns.map(|ns| (ns as u128 * t.timescale as u128 / 1_000_000_000) as u32),
+                    _ => entry.default_duration_ns.map(|ns| {
+                        (ns as u128 * t.timescale as u128 / 1_000_000_000).min(u32::MAX as u128) as u32
+                    }),
                 };
                 TrackState {
                     entry,
@@ -170,9 +177,24 @@ impl MkvSplitter {
         };
         let scale = self.info.timestamp_scale;
         let st = &mut self.state[index];
-        let timestamp = self.cluster_timestamp as i64 + block.relative_timestamp as i64;
-        let mut pts = st.ticks(timestamp, scale);
-        let block_duration = block.duration.map(|d| st.ticks(d as i64, scale) as u32);
+        let timestamp = i64::try_from(self.cluster_timestamp)
+            .ok()
+            .and_then(|t| t.checked_add(block.relative_timestamp as i64))
+            .and_then(|t| st.ticks(t, scale));
+        let Some(mut pts) = timestamp else {
+            self.skipped_blocks += 1;
+            if self.skipped_blocks <= 3 {
+                self.summary.notes.push(format!(
+                    "block at byte {} skipped: its timestamp ({} + {}) is out of range",
+                    e.offset, self.cluster_timestamp, block.relative_timestamp
+                ));
+            }
+            return Ok(());
+        };
+        let block_duration = block.duration.map(|d| {
+            let d = i64::try_from(d).ok().and_then(|d| st.ticks(d, scale)).unwrap_or(0);
+            d.clamp(0, u32::MAX as i64) as u32
+        });
         let count = block.frames.len() as u32;
         for frame in block.frames {
             let data = self.payload(index, frame);
@@ -191,7 +213,7 @@ impl MkvSplitter {
             };
             st.unused_pts.push(Reverse(pts));
             st.held.push_back(packet);
-            pts += per_frame as i64;
+            pts = pts.saturating_add(per_frame as i64);
         }
         self.release(out, false);
         Ok(())

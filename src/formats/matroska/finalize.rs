@@ -30,6 +30,10 @@ use super::tracks::{parse_tracks, SegmentInfo, TrackEntry, DEFAULT_TIMESTAMP_SCA
 use crate::formats::{FinalizePlan, WriteStep};
 use crate::model::TrackKind;
 
+/// Largest Cluster timestamp or duration used, in timestamp units (2^53): sums of a few
+/// of them cannot overflow.
+const MAX_TIME: i64 = 1 << 53;
+
 /// Bytes of the Void header that hides the Cues until the last step (ID + 8-byte size).
 const HIDING_VOID_HEADER: usize = 9;
 
@@ -193,7 +197,8 @@ fn layout(
     if unknown && segment_size_len != 8 {
         return None;
     }
-    let cluster_size = front.first_cluster_end - front.first_cluster - front.first_cluster_header_len as u64;
+    let cluster_size =
+        front.first_cluster_end.checked_sub(front.first_cluster + front.first_cluster_header_len as u64)?;
     let cluster_header_len = 4 + size_len(cluster_size);
     // Positions depend on the SeekHead's own length: iterate to a fixed point.
     let mut seek_len = 0;
@@ -355,6 +360,20 @@ pub struct Scanner {
     has_duration: bool,
     /// Start of a trailing Void (hidden Cues of an interrupted finalize).
     trailing_void: Option<u64>,
+    /// The last Cluster seen, to find one torn by the end of the file.
+    last_cluster: Option<OpenCluster>,
+}
+
+/// The last Cluster read, and what the scan knew before it began.
+#[derive(Clone, Copy, Debug)]
+struct OpenCluster {
+    offset: u64,
+    header_len: usize,
+    /// Where its declared size ends it.
+    declared_end: Option<u64>,
+    has_timestamp: bool,
+    has_blocks: bool,
+    end_time_before: f64,
 }
 
 /// What [`Scanner::finish`] found.
@@ -428,9 +447,25 @@ impl Scanner {
                     }
                     self.cluster_offset = offset;
                     self.cluster_timestamp = 0;
+                    self.last_cluster = Some(OpenCluster {
+                        offset,
+                        header_len,
+                        declared_end: size.and_then(|s| offset.checked_add(header_len as u64)?.checked_add(s)),
+                        has_timestamp: false,
+                        has_blocks: false,
+                        end_time_before: self.end_time,
+                    });
                 }
-                MkvItem::ClusterTimestamp { timestamp, .. } => self.cluster_timestamp = timestamp,
+                MkvItem::ClusterTimestamp { timestamp, .. } => {
+                    self.cluster_timestamp = timestamp;
+                    if let Some(c) = self.last_cluster.as_mut() {
+                        c.has_timestamp = true;
+                    }
+                }
                 MkvItem::Blocks { offset, data } => {
+                    if let Some(c) = self.last_cluster.as_mut() {
+                        c.has_blocks = true;
+                    }
                     for e in elements(offset, &data) {
                         self.block(&e?);
                     }
@@ -454,13 +489,17 @@ impl Scanner {
 
     fn block(&mut self, e: &Element) {
         let Ok(b) = parse_block(e) else { return };
-        let time = self.cluster_timestamp as i64 + b.relative_timestamp as i64;
+        // Times come from the input: a block whose time is out of range is left out.
+        let time = match i64::try_from(self.cluster_timestamp) {
+            Ok(t) if t <= MAX_TIME => t + b.relative_timestamp as i64,
+            _ => return,
+        };
         let default = self
             .entries
             .iter()
             .find(|t| t.number == b.track)
             .and_then(|t| t.default_duration_ns)
-            .map(|ns| (ns / self.scale.unwrap_or(DEFAULT_TIMESTAMP_SCALE)) as i64);
+            .map(|ns| (ns / self.scale.unwrap_or(DEFAULT_TIMESTAMP_SCALE)).min(MAX_TIME as u64) as i64);
         let gap = match self.last.iter_mut().find(|l| l.0 == b.track) {
             Some(l) => {
                 if time > l.1 {
@@ -474,8 +513,9 @@ impl Scanner {
                 0
             }
         };
-        let duration = b.duration.map(|d| d as i64).or(default).unwrap_or(gap) * b.frames.len().max(1) as i64;
-        self.end_time = self.end_time.max((time + duration) as f64);
+        let each = b.duration.map(|d| d.min(MAX_TIME as u64) as i64).or(default).unwrap_or(gap);
+        let duration = each.saturating_mul(b.frames.len().max(1) as i64);
+        self.end_time = self.end_time.max(time.saturating_add(duration) as f64);
         if let Some((track, video)) = self.cue_track {
             let new_cluster = self.cued_cluster != Some(self.cluster_offset);
             if b.track == track && ((video && b.keyframe) || (!video && new_cluster)) && time >= 0 {
@@ -497,6 +537,32 @@ impl Scanner {
         let ebml = self.ebml.ok_or("no EBML header")?;
         let info = self.info.ok_or("no Info element before the first cluster")?;
         let (first_cluster, first_cluster_header_len) = self.first_cluster.ok_or("no cluster: no media")?;
+        // A Cluster with a declared size that the end of the file cuts (a crash or a full
+        // disk while it was written) must not keep that size: the Cues would land inside
+        // it. It ends at its last complete block (its size is rewritten below), or, with
+        // none, it goes.
+        let mut cues = self.cues;
+        let mut end_time = self.end_time;
+        let mut open_sized = self.open_sized;
+        let mut unsized_ends = self.unsized_ends;
+        if let Some(c) = self.last_cluster {
+            let torn = c.declared_end.is_some_and(|e| end < e) && end >= c.offset;
+            if torn && c.has_timestamp && c.has_blocks {
+                if c.offset != first_cluster {
+                    open_sized.retain(|&(o, _)| o != c.offset);
+                    unsized_ends.truncate(open_sized.len());
+                    open_sized.push((c.offset, c.header_len - 4));
+                    unsized_ends.push(end);
+                }
+            } else if torn {
+                if c.offset == first_cluster {
+                    return Err("the only cluster is cut before its first block: no media".into());
+                }
+                end = c.offset;
+                end_time = c.end_time_before;
+                cues.retain(|q| q.cluster_offset < c.offset);
+            }
+        }
         if self.has_cues {
             return Err("the file has Cues but no SeekHead or Duration: not a layout livemux finalizes".into());
         }
@@ -508,18 +574,16 @@ impl Scanner {
             first_cluster_header_len,
             first_cluster_end: self.first_cluster_end.unwrap_or(end).min(end),
         };
-        let mut unsized_ends = self.unsized_ends;
-        if self.open_sized.len() > unsized_ends.len() {
+        if open_sized.len() > unsized_ends.len() {
             unsized_ends.push(end);
         }
-        let unsized_clusters = self
-            .open_sized
+        let unsized_clusters = open_sized
             .iter()
             .zip(unsized_ends)
             .filter(|(&(offset, _), e)| offset < end && *e <= end)
             .map(|(&(offset, len), e)| (offset, len, e))
             .collect();
-        let index = Index { unsized_clusters, duration: self.end_time, cues: self.cues, end };
+        let index = Index { unsized_clusters, duration: end_time, cues, end };
         Ok(Scanned::Found { front, index, input_len: state.input_len })
     }
 }

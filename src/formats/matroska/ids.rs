@@ -74,6 +74,7 @@ pub const CUE_CLUSTER_POSITION: u32 = 0xF1;
 pub const CUE_RELATIVE_POSITION: u32 = 0xF0;
 
 pub const TAGS: u32 = 0x1254_C367;
+pub const TAG: u32 = 0x7373;
 pub const CHAPTERS: u32 = 0x1043_A770;
 pub const ATTACHMENTS: u32 = 0x1941_A469;
 

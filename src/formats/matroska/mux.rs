@@ -32,6 +32,8 @@ pub struct MkvMuxer {
     fragmenter: Fragmenter,
     /// The open Cluster's packets, in arrival order, with their timestamps in ms.
     pending: Vec<(Packet, i64)>,
+    /// Smallest and largest timestamp in `pending`.
+    pending_span: Option<(i64, i64)>,
     written: u64,
     front: Option<Front>,
     /// The header, held until the first Cluster so that both go out in one write: a
@@ -53,6 +55,7 @@ impl MkvMuxer {
             tracks,
             webm,
             pending: Vec::new(),
+            pending_span: None,
             written: 0,
             front: None,
             header: None,
@@ -136,6 +139,7 @@ impl MkvMuxer {
             f.first_cluster_end = cluster_offset + f.first_cluster_header_len as u64 + body_len as u64;
         }
         self.fragmenter.reset();
+        self.pending_span = None;
         let dur = (self.end_ms - cluster_ms).max(0) as u64;
         Some(self.emit(FragmentKind::Media, parts, count, Some(cluster_ms), dur))
     }
@@ -182,13 +186,16 @@ impl Muxer for MkvMuxer {
             return Err(MuxError::NoSuchTrack { track: packet.track, tracks: self.tracks.len() });
         }
         let ms = self.timestamp_ms(&packet);
-        let too_far = self.pending.iter().any(|(_, t)| (ms - t).abs() > MAX_CLUSTER_SPAN_MS);
+        let too_far = self
+            .pending_span
+            .is_some_and(|(lo, hi)| ms.saturating_sub(lo) > MAX_CLUSTER_SPAN_MS || hi.saturating_sub(ms) > MAX_CLUSTER_SPAN_MS);
         let closed = if !self.fragmenter.is_empty() && (self.fragmenter.cut_before(&packet) || too_far) {
             self.flush()
         } else {
             None
         };
         self.fragmenter.add(&packet);
+        self.pending_span = Some(self.pending_span.map_or((ms, ms), |(lo, hi)| (lo.min(ms), hi.max(ms))));
         self.pending.push((packet, ms));
         Ok(closed)
     }

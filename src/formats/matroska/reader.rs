@@ -24,6 +24,13 @@ pub const MAX_META_ELEMENT: u64 = 64 << 20;
 pub const MAX_BLOCK_ELEMENT: u64 = 256 << 20;
 /// Most bytes of consecutive blocks handed out as one item.
 const MAX_BLOCK_RUN: usize = 4 << 20;
+/// Most bytes passed over looking for a Cluster after damaged data before giving up with
+/// the error that started the search.
+pub const MAX_RESYNC_SCAN: u64 = 64 << 20;
+/// Bytes searched at a time while resynchronising.
+const RESYNC_WINDOW: usize = 64 << 10;
+/// Notes kept about damaged stretches (more are counted).
+const MAX_RESYNC_NOTES: usize = 20;
 
 /// The whole elements in `data` (which starts at input offset `offset`), in order.
 pub fn elements(offset: u64, data: &Bytes) -> impl Iterator<Item = Result<Element, MkvError>> + '_ {
@@ -130,6 +137,22 @@ pub struct MkvReader {
     /// The element whose bytes are being passed over, for [`EndState`].
     open: Option<(u32, u64, Option<u64>)>,
     seen_header: bool,
+    /// Whether damaged data inside a Segment is skipped up to the next Cluster.
+    resync_enabled: bool,
+    /// The search for a place to resume, while one runs.
+    resync: Option<Resync>,
+    /// Where the last search resumed: an error there again starts one byte further.
+    resumed_at: Option<u64>,
+    notes: Vec<String>,
+    damaged: u64,
+}
+
+/// A search for the next level-1 element after damaged data.
+#[derive(Debug)]
+struct Resync {
+    /// First byte skipped.
+    start: u64,
+    error: MkvError,
 }
 
 impl Default for MkvReader {
@@ -148,7 +171,37 @@ impl MkvReader {
             skipping: 0,
             open: None,
             seen_header: false,
+            resync_enabled: false,
+            resync: None,
+            resumed_at: None,
+            notes: Vec::new(),
+            damaged: 0,
         }
+    }
+
+    /// A reader that skips damaged data inside a Segment (a lost upload chunk, overwritten
+    /// bytes) up to the next Cluster, Cues, Tags or EBML header, instead of stopping, and
+    /// says which bytes it skipped in [`MkvReader::notes`]. At most [`MAX_RESYNC_SCAN`]
+    /// bytes are searched after each damage.
+    pub fn resynchronising() -> Self {
+        MkvReader { resync_enabled: true, ..Self::new() }
+    }
+
+    /// What the reader has to say about the input: damaged stretches skipped.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = self.notes.clone();
+        if self.damaged > MAX_RESYNC_NOTES as u64 {
+            notes.push(format!("{} damaged stretches skipped in all", self.damaged));
+        }
+        if let Some(r) = &self.resync {
+            notes.push(format!(
+                "damaged data from byte {} to the end of the input ({} bytes) skipped: {}",
+                r.start,
+                self.input_end().saturating_sub(r.start),
+                r.error
+            ));
+        }
+        notes
     }
 
     /// Offset one past the last byte pushed.
@@ -232,6 +285,12 @@ impl MkvReader {
             if self.skipping > 0 {
                 return Ok(None);
             }
+            if self.resync.is_some() {
+                if self.scan()? {
+                    continue;
+                }
+                return Ok(None);
+            }
             self.open = None;
             // Leave a Cluster or Segment whose known size is used up.
             match self.level {
@@ -247,18 +306,140 @@ impl MkvReader {
             }
             let offset = self.offset;
             let head = self.peek(MAX_HEADER_LEN);
-            let h = match parse_header(head, offset)? {
-                HeaderParse::Header(h) => h,
-                HeaderParse::NeedMore => return Ok(None),
+            let parsed = match parse_header(head, offset) {
+                Ok(HeaderParse::Header(h)) => self.element(h, offset),
+                Ok(HeaderParse::NeedMore) => return Ok(None),
+                Err(e) => Err(e),
             };
-            if let Some(item) = self.element(h, offset)? {
-                return Ok(Some(item));
+            match parsed {
+                Ok(Some(item)) => return Ok(Some(item)),
+                Ok(None) => {}
+                Err(e) if self.resync_enabled && self.level != Level::Top => {
+                    self.open = None;
+                    self.skipping = 0;
+                    self.resync = Some(Resync { start: self.offset.min(e.offset()), error: e });
+                    continue;
+                }
+                Err(e) => return Err(e),
             }
             if self.open.is_some() {
                 // Waiting for the rest of an element.
                 return Ok(None);
             }
         }
+    }
+
+    /// Searches the queued bytes for a level-1 element to resume at, dropping the bytes
+    /// before it. `true` when found (the reader is at it), `false` when more input is
+    /// needed; the error that started the search when none is found in
+    /// [`MAX_RESYNC_SCAN`] bytes.
+    fn scan(&mut self) -> Result<bool, MkvError> {
+        loop {
+            let start = self.resync.as_ref().expect("searching").start;
+            let window = (self.queued as usize).min(RESYNC_WINDOW);
+            if window == 0 {
+                return Ok(false);
+            }
+            self.ensure(window);
+            let data = &self.queue[0][..window];
+            // A search that resumes where the last one did would find the same place.
+            let from = usize::from(self.resumed_at == Some(self.offset));
+            let mut found = None;
+            let mut need_more = None;
+            for i in from..window {
+                if !matches!(data[i], 0x1F | 0x1C | 0x12 | 0x1A) {
+                    continue;
+                }
+                match self.candidate(&data[i..], self.offset + i as u64) {
+                    Some(Some(level)) => {
+                        found = Some((i, level));
+                        break;
+                    }
+                    Some(None) => {}
+                    None => {
+                        need_more = Some(i);
+                        break;
+                    }
+                }
+            }
+            let drop = match (found, need_more) {
+                (Some((i, level)), _) => {
+                    self.skipping = i as u64;
+                    self.drop_skipped();
+                    let r = self.resync.take().expect("searching");
+                    self.damaged += 1;
+                    if self.notes.len() < MAX_RESYNC_NOTES {
+                        self.notes.push(format!(
+                            "damaged data at bytes {}..{} ({} bytes) skipped: {}; resumed at byte {}",
+                            r.start,
+                            self.offset,
+                            self.offset - r.start,
+                            r.error,
+                            self.offset
+                        ));
+                    }
+                    self.level = level;
+                    self.resumed_at = Some(self.offset);
+                    return Ok(true);
+                }
+                (None, Some(i)) => i,
+                (None, None) => window,
+            };
+            if drop == 0 {
+                return Ok(false);
+            }
+            self.skipping = drop as u64;
+            self.drop_skipped();
+            if self.offset - start > MAX_RESYNC_SCAN {
+                let r = self.resync.take().expect("searching");
+                return Err(r.error);
+            }
+        }
+    }
+
+    /// Whether `data` starts with an element to resume at: `Some(Some(level))` yes (the
+    /// level to resume in), `Some(None)` no, `None` too few bytes to tell.
+    fn candidate(&self, data: &[u8], offset: u64) -> Option<Option<Level>> {
+        // A header at `at`: Some(Some(h)), Some(None) if invalid, None if cut short.
+        let header = |at: usize| -> Option<Option<Header>> {
+            let rest = data.get(at..).unwrap_or_default();
+            match parse_header(rest, offset + at as u64) {
+                Ok(HeaderParse::Header(h)) => Some(Some(h)),
+                Ok(HeaderParse::NeedMore) => None,
+                Err(_) => Some(None),
+            }
+        };
+        let Some(h) = header(0)? else { return Some(None) };
+        if !matches!(h.id, ids::CLUSTER | ids::CUES | ids::TAGS | ids::EBML) {
+            return Some(None);
+        }
+        let Some(mut first) = header(h.header_len)? else { return Some(None) };
+        let segment_end = match self.level {
+            Level::Segment { end } | Level::Cluster { segment_end: end, .. } => end,
+            Level::Top => None,
+        };
+        let segment = Level::Segment { end: segment_end };
+        let sized = h.size.is_some_and(|s| s <= MAX_META_ELEMENT);
+        let ok = match h.id {
+            // A Cluster starts with its Timestamp (perhaps after a CRC-32).
+            ids::CLUSTER => {
+                if first.id == ids::CRC32 && first.size == Some(4) {
+                    match header(h.header_len + first.header_len + 4)? {
+                        Some(t) => first = t,
+                        None => return Some(None),
+                    }
+                }
+                first.id == ids::TIMESTAMP && first.size.is_some_and(|s| (1..=8).contains(&s))
+            }
+            ids::CUES => sized && first.id == ids::CUE_POINT && first.size.is_some(),
+            ids::TAGS => sized && first.id == ids::TAG && first.size.is_some(),
+            _ => {
+                let ok = h.size.is_some_and(|s| s <= 4096)
+                    && matches!(first.id, ids::EBML_VERSION | ids::EBML_READ_VERSION | ids::DOC_TYPE);
+                return Some(ok.then_some(Level::Top));
+            }
+        };
+        Some(ok.then_some(segment))
     }
 
     /// Handles the element whose header is at the front. `Ok(None)` with `self.open` set
@@ -395,6 +576,10 @@ impl MkvReader {
     /// How the input ended: cut inside an element, or cleanly.
     pub fn finish(&self) -> EndState {
         let input_len = self.input_end();
+        if let Some(r) = &self.resync {
+            let cut = Cut { kind: None, offset: r.start, declared_end: None };
+            return EndState { input_len, cut: Some(cut) };
+        }
         let open = match self.open {
             Some(o) if self.skipping > 0 || self.queued > 0 => Some(o),
             _ if self.queued > 0 => Some((0, self.offset, None)),
@@ -510,6 +695,70 @@ mod tests {
         assert_eq!(kinds(&got), ["ebml", "segment", "meta", "skip", "cluster", "ts", "blocks"]);
         let c = end.cut.unwrap();
         assert_eq!(c.kind, Some(ElementKind::Ebml(0xA3)));
+    }
+
+    /// Items of a resynchronising reader fed in pieces of `step` bytes.
+    fn resync_items(data: &[u8], step: usize) -> (Vec<MkvItem>, Vec<String>, EndState) {
+        let mut r = MkvReader::resynchronising();
+        let mut out = Vec::new();
+        for piece in data.chunks(step) {
+            r.push(Bytes::copy_from_slice(piece));
+            while let Some(i) = r.poll().unwrap() {
+                out.push(i);
+            }
+        }
+        (flat(out), r.notes(), r.finish())
+    }
+
+    #[test]
+    fn damaged_data_is_skipped_up_to_the_next_cluster() {
+        let mut data = sample();
+        // Overwrite the second block of the unknown-size cluster (at 50..57) with garbage.
+        data[50..57].copy_from_slice(&[0x0A, 0x00, 0x33, 0x1F, 0x43, 0xB6, 0x00]);
+        let (got, notes, end) = resync_items(&data, data.len());
+        assert_eq!(kinds(&got), ["ebml", "segment", "meta", "skip", "cluster", "ts", "blocks", "cluster", "ts", "blocks"]);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("bytes 50..57 (7 bytes) skipped"), "{notes:?}");
+        assert_eq!(end.cut, None);
+        for step in 1..data.len() {
+            let (again, notes_again, _) = resync_items(&data, step);
+            assert_eq!(again, got, "pieces of {step}");
+            assert_eq!(notes_again, notes, "pieces of {step}");
+        }
+        // Without the option, the same bytes are an error.
+        let mut r = MkvReader::new();
+        r.push(Bytes::from(data.clone()));
+        assert!(std::iter::from_fn(|| r.poll().transpose()).any(|i| i.is_err()));
+        // Damage that runs to the end of the input is a cut there.
+        let cut = data.len() - 14;
+        let (got, notes, end) = resync_items(&data[..cut], 5);
+        assert_eq!(kinds(&got), ["ebml", "segment", "meta", "skip", "cluster", "ts", "blocks"]);
+        assert!(notes[0].contains("from byte 50 to the end of the input"), "{notes:?}");
+        assert_eq!(end.cut.map(|c| c.offset), Some(50));
+    }
+
+    #[test]
+    fn a_search_without_a_cluster_gives_up_with_the_first_error() {
+        let mut data = sample();
+        data.truncate(50);
+        data.push(0x0A);
+        let mut r = MkvReader::resynchronising();
+        r.push(Bytes::from(data));
+        while r.poll().unwrap().is_some() {}
+        let mut fed = 0u64;
+        let zeros = Bytes::from(vec![0u8; 1 << 20]);
+        let err = loop {
+            r.push(zeros.clone());
+            fed += zeros.len() as u64;
+            match r.poll() {
+                Ok(None) => assert!(fed <= MAX_RESYNC_SCAN + (2 << 20), "searched past the bound"),
+                Ok(Some(i)) => panic!("found {i:?} in zeros"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.offset(), 50);
+        // The search held at most a window of bytes.
+        assert!(r.queued <= RESYNC_WINDOW as u64 + (1 << 20));
     }
 
     #[test]

@@ -259,6 +259,11 @@ pub fn parse_tracks(body: &[u8], body_offset: u64) -> Result<Vec<TrackEntry>, Mk
     Ok(out)
 }
 
+/// Longest header-stripping prefix accepted. Muxers strip a few bytes (a start code, a
+/// sync word); each frame carries the prefix again on output, so a long one multiplies the
+/// input.
+pub const MAX_HEADER_STRIP: usize = 4096;
+
 /// The header-stripping prefix of a ContentEncodings element; other encodings
 /// (compression, encryption) cannot be passed through and are refused.
 fn header_strip(body: &[u8], offset: u64) -> Result<Option<Bytes>, MkvError> {
@@ -292,6 +297,16 @@ fn header_strip(body: &[u8], offset: u64) -> Result<Option<Bytes>, MkvError> {
             }
         }
         if kind == 0 && algo == Some(3) && scope & 1 == 1 {
+            // Every frame grows by the prefix: a big one turns a small input into a huge
+            // output (a 1 MB prefix made 2 GB from 1 MB).
+            if settings.len() > MAX_HEADER_STRIP {
+                return Err(MkvError::TooLarge {
+                    what: "header-stripping prefix (ContentCompSettings)".into(),
+                    offset: enc.offset,
+                    size: settings.len() as u64,
+                    limit: MAX_HEADER_STRIP as u64,
+                });
+            }
             prefix = Some(settings);
         } else if scope & 1 == 1 {
             return Err(MkvError::invalid(

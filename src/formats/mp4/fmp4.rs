@@ -29,6 +29,10 @@ pub struct Fmp4Muxer {
     /// Size of the `free` box reserved after `ftyp` (0: none).
     reserve: u64,
     layout: Option<HeaderLayout>,
+    /// Per track: ticks added to every decode time so that the first is not negative
+    /// (decided by the track's first packet; presentation times are kept, the difference
+    /// goes into the composition offsets).
+    dts_shift: Vec<Option<i64>>,
 }
 
 impl Fmp4Muxer {
@@ -39,6 +43,7 @@ impl Fmp4Muxer {
     /// A muxer whose header holds a `free` box of `reserve` bytes between `ftyp` and `moov`
     /// (see [`fragmented_header_reserved`]): room for a regular `moov` at the end.
     pub fn with_reserve(tracks: TrackSet, policy: FragmentPolicy, reserve: u64) -> Self {
+        let tracks_len = tracks.len();
         Fmp4Muxer {
             fragmenter: Fragmenter::new(&tracks, policy),
             pending: vec![Vec::new(); tracks.len()],
@@ -47,6 +52,7 @@ impl Fmp4Muxer {
             written: 0,
             reserve,
             layout: None,
+            dts_shift: vec![None; tracks_len],
         }
     }
 
@@ -196,6 +202,16 @@ impl Muxer for Fmp4Muxer {
         if packet.track >= self.tracks.len() {
             return Err(MuxError::NoSuchTrack { track: packet.track, tracks: self.tracks.len() });
         }
+        // A track whose first decode time is negative (Matroska keeps AAC priming and
+        // B-frame delay as negative timestamps) is shifted so that it starts at 0: a
+        // `tfdt` cannot be negative. Presentation times stay where they were, through
+        // composition offsets (negative where needed, `trun` version 1).
+        let mut packet = packet;
+        let shift = *self.dts_shift[packet.track].get_or_insert((-packet.dts_ticks).max(0));
+        packet.dts_ticks = packet.dts_ticks.checked_add(shift).ok_or_else(|| MuxError::Timing {
+            track: packet.track,
+            reason: format!("decode time {} is out of range", packet.dts_ticks),
+        })?;
         let closed =
             if !self.fragmenter.is_empty() && self.fragmenter.cut_before(&packet) { self.flush()? } else { None };
         self.fragmenter.add(&packet);
@@ -213,5 +229,20 @@ impl Muxer for Fmp4Muxer {
 
     fn finish(&mut self) -> Result<Vec<Fragment>, MuxError> {
         Ok(self.flush()?.into_iter().collect())
+    }
+
+    fn notes(&self) -> Vec<String> {
+        self.dts_shift
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((i, (*s)?)).filter(|&(_, s)| s > 0))
+            .map(|(i, s)| {
+                format!(
+                    "track {}: decode times start at -{s} ticks; shifted to 0, presentation times unchanged \
+                     (negative composition offsets)",
+                    i + 1
+                )
+            })
+            .collect()
     }
 }

@@ -154,7 +154,9 @@ impl Muxer for RegularMp4Muxer {
     }
 
     fn notes(&self) -> Vec<String> {
-        self.notes.clone()
+        let mut notes = self.inner.notes();
+        notes.extend(self.notes.iter().cloned());
+        notes
     }
 }
 
