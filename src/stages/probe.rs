@@ -80,6 +80,14 @@ impl Walker {
             Walker::Matroska(r) => r.finish(),
         }
     }
+
+    /// What the walker has to say about the input (damaged stretches it skipped).
+    fn notes(&mut self) -> Vec<String> {
+        match self {
+            Walker::Mp4(w) => w.take_notes(),
+            Walker::Matroska(_) => Vec::new(),
+        }
+    }
 }
 
 /// Runs `probe`.
@@ -129,7 +137,7 @@ pub async fn run(
         }
         if ended {
             let _ = out.send(ContainerEvent::End(walker.finish())).await;
-            return Ok(StageReport::default());
+            return Ok(StageReport { notes: walker.notes() });
         }
         match input.recv().await {
             Some(c) => pending.push(c),
