@@ -134,12 +134,11 @@ fn a_missing_upload_chunk_is_skipped_and_everything_else_kept() {
             .unwrap();
         let theirs = String::from_utf8_lossy(&ffmpeg_reads.stdout).lines().filter(|l| !l.starts_with('#')).count();
         assert!(got.len() + 2 >= theirs, "piece {drop}: livemux kept {}, FFmpeg reads {theirs}", got.len());
-        // Every packet kept before the gap is the original's.
-        for st in 0..2 {
-            let (a, b) = (stream(&all, st), stream(&got, st));
-            let same_prefix = a.iter().zip(&b).take_while(|(x, y)| x.md5 == y.md5).count();
-            assert!(same_prefix > 0, "piece {drop} stream {st}: packets before the gap are kept");
-        }
+        // The video packets that lie before the gap are the original's. (Chromium writes a
+        // fragment's video, then its audio: the first fragment's audio lies after the gap.)
+        let (a, b) = (stream(&all, 0), stream(&got, 0));
+        let same_prefix = a.iter().zip(&b).take_while(|(x, y)| x.md5 == y.md5).count();
+        assert!(same_prefix > 30, "piece {drop}: video packets before the gap are kept ({same_prefix})");
         if drop == 2 {
             // The second fragment, found inside the first one's 'mdat', is kept whole.
             for (track_id, start) in fragment_starts(&whole_data, moofs[1]) {
@@ -263,8 +262,8 @@ fn a_moov_after_the_media_on_a_pipe_is_used_for_the_packets() {
     }
 }
 
-/// A copy of the reference whose video `stsz` claims 2^32-1 samples of 1000 bytes (a
-/// constant size: no per-sample bytes back the count).
+/// A copy of the reference whose first track's `stsz` claims 2^32-1 samples of 1000 bytes
+/// (a constant size: no per-sample bytes back the count), all in its first chunk.
 fn lying_reference(dir: &Path) -> PathBuf {
     let mut d = std::fs::read(root().join("tests/fixtures/tools/h264_aac_reference_1s.mp4")).unwrap();
     let (moov, size) = find(&d, 0, d.len(), b"moov").unwrap();
@@ -276,6 +275,9 @@ fn lying_reference(dir: &Path) -> PathBuf {
     let (stsz, _) = find(&d, at.0 + 8, at.0 + at.1, b"stsz").unwrap();
     d[stsz + 12..stsz + 16].copy_from_slice(&1000u32.to_be_bytes());
     d[stsz + 16..stsz + 20].copy_from_slice(&u32::MAX.to_be_bytes());
+    // ... all in the first chunk (first_chunk, samples_per_chunk of the first entry).
+    let (stsc, _) = find(&d, at.0 + 8, at.0 + at.1, b"stsc").unwrap();
+    d[stsc + 20..stsc + 24].copy_from_slice(&u32::MAX.to_be_bytes());
     let path = dir.join("lying_reference.mp4");
     std::fs::write(&path, d).unwrap();
     path
@@ -315,8 +317,6 @@ fn ftyp() -> Vec<u8> {
 #[test]
 fn hostile_streams_on_stdin_keep_memory_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out.mp4");
-    let out_s = out.to_str().unwrap().to_string();
     let zeros = [ftyp(), vec![0u8; 200 << 20]].concat();
     let mut tiny = ftyp();
     for _ in 0..1_000_000 {
@@ -334,7 +334,8 @@ fn hostile_streams_on_stdin_keep_memory_bounded() {
     for (name, input) in
         [("200 MB of zeros", zeros), ("10^6 tiny boxes", tiny), ("moov of 3 GB", moov_3g), ("mdat of 2^40", mdat_huge)]
     {
-        let args = ["remux", "-", "-o", &out_s, "--to", "fmp4", "-y", "--durability", "none"];
+        let out = dir.path().join(format!("{}.mp4", name.replace(' ', "_")));
+        let args = ["remux", "-", "-o", out.to_str().unwrap(), "--to", "fmp4", "--durability", "none"];
         let started = Instant::now();
         let (status, err, peak) = run_piped(&args, input, 1 << 16, Duration::from_secs(60));
         eprintln!("{name}: {:?}, peak RSS {} KiB, {:.1} s", status.code(), peak, started.elapsed().as_secs_f64());
