@@ -99,14 +99,37 @@ fn load_mp4(file: &mut File) -> Result<Vec<RefTrack>, String> {
             .clone()
             .map_err(|e| format!("track {} ({}): codec parameters unusable: {e}", i + 1, t.describe()))?;
         let first_byte = first_packet_byte(file, t);
-        let samples = t.table.samples().map_while(Result::ok).map(|s| (s.size, s.duration, s.cts_offset));
-        let stats = PacketStats::from_packets(samples, first_byte);
+        let samples = reference_samples(t, len).map_err(|e| format!("track {} ({}): {e}", i + 1, t.describe()))?;
+        let stats = PacketStats::from_packets(samples.into_iter(), first_byte);
         let mut track = t.to_track(movie.timescale, codec.clone(), ParamOrigin::Reference);
         // The stream's length is not the reference's.
         for e in &mut track.edits {
             e.segment_duration_movie_ticks = 0;
         }
         out.push(RefTrack { kind: t.kind, codec, mp4_timescale: Some(t.timescale), track, stats });
+    }
+    Ok(out)
+}
+
+/// Most packets of an MP4 reference track learnt from (a one-minute recording has a few
+/// thousand); the layout statistics of the first ones stand for the rest.
+pub const MAX_REFERENCE_MP4_PACKETS: usize = 1 << 18;
+
+/// `(size, duration, cts_offset)` of the first samples of a reference track, each checked
+/// to lie within the file of `file_len` bytes: a sample table claims any count it likes
+/// (a constant-size `stsz` holds no per-sample bytes), the file's bytes do not.
+fn reference_samples(t: &Mp4Track, file_len: u64) -> Result<Vec<(u32, u32, i64)>, String> {
+    let mut out = Vec::new();
+    for s in t.table.samples().take(MAX_REFERENCE_MP4_PACKETS) {
+        let s = s.map_err(|e| e.to_string())?;
+        if s.offset.checked_add(u64::from(s.size)).is_none_or(|end| end > file_len) {
+            return Err(format!(
+                "its sample table describes {} samples, but sample {} ({} bytes at byte offset {}) lies past the \
+                 end of the file ({file_len} bytes): the index is damaged or not this file's",
+                t.table.sample_count, s.index, s.size, s.offset
+            ));
+        }
+        out.push((s.size, s.duration, s.cts_offset));
     }
     Ok(out)
 }

@@ -494,12 +494,23 @@ pub async fn run(
                 let (tracks, _) = check.finish(&mut report.notes);
                 send.push(ContainerEvent::Tracks(Arc::new(tracks)));
             }
+            // An index after media that was scanned without one: `packet-split` still holds
+            // the scanned packets unless there were too many, and then uses this index
+            // instead. Its tracks go first, chosen as for an index that comes first.
             ContainerEvent::Meta(m) if m.kind == ElementKind::Mp4(FourCc::new(b"moov")) && unindexed => {
-                report.notes.push(format!(
-                    "a 'moov' index arrived at offset {} after the media was split without one; it was not used",
-                    m.offset
-                ));
-                continue;
+                let chosen = parse_movie(&m.data, m.offset, m.header_len)
+                    .map_err(|e| e.to_string())
+                    .and_then(|movie| choose_tracks(&movie, reference.as_ref(), config.params).map_err(|e| e.to_string()));
+                match chosen {
+                    Ok(mut chosen) => {
+                        report.notes.append(&mut chosen.notes);
+                        send.push(ContainerEvent::Tracks(Arc::new(chosen.tracks)));
+                    }
+                    Err(e) => report.notes.push(format!(
+                        "a 'moov' index arrived at offset {} after the media was split without one; it cannot be used: {e}",
+                        m.offset
+                    )),
+                }
             }
             // Media before any index, with a reference: the index may never come (a
             // recorder that crashed or is still recording), so the media is split with

@@ -1,6 +1,8 @@
 //! `packet-split`: cuts media into packets using the index the stream carries (MP4), or
 //! the blocks themselves (Matroska).
 
+use std::time::{Duration, Instant};
+
 use tokio::sync::mpsc;
 
 use super::{Outputs, StageContext, StageReport, StageResult};
@@ -27,6 +29,31 @@ enum Splitter {
     Matroska(MkvSplitter),
 }
 
+/// Past this, a stream whose packets are held for a late index (see
+/// [`Mp4Splitter::held_media_secs`]) is taken for a live recording: a pipe of a whole file
+/// brings media far faster than it plays, a live recording at about the speed it plays.
+pub const LIVE_SLACK: Duration = Duration::from_secs(5);
+
+/// Releases held packets once the input comes no faster than twice real time (plus
+/// [`LIVE_SLACK`]): a live recording is split as it comes rather than held until it ends.
+fn live_pace(splitter: &mut Splitter, started: &mut Option<Instant>, batch: &mut Vec<PacketEvent>) {
+    let Splitter::Mp4(s) = splitter else { return };
+    let Some(secs) = s.held_media_secs() else {
+        *started = None;
+        return;
+    };
+    let started = *started.get_or_insert_with(Instant::now);
+    if started.elapsed() > LIVE_SLACK + Duration::from_secs_f64(secs.clamp(0.0, 1e6) / 2.0) {
+        let note = format!(
+            "the media came at about the speed it plays ({secs:.1} s of media in {:.1} s), as from a live \
+             recording: it is split with the reference's layout as it comes, and a 'moov' index that comes \
+             later is not used",
+            started.elapsed().as_secs_f64()
+        );
+        s.release_hold(Some(note), batch);
+    }
+}
+
 /// Runs `packet-split`.
 pub async fn run(
     ctx: StageContext,
@@ -36,7 +63,28 @@ pub async fn run(
 ) -> StageResult {
     let mut splitter = Splitter::Mp4(Mp4Splitter::new(config.buffer_limit));
     let mut batch = Vec::new();
-    while let Some(ev) = input.recv().await {
+    let mut hold_started: Option<Instant> = None;
+    loop {
+        // While packets are held for a late index, the input's pace is watched, also while
+        // it is idle.
+        let holding = matches!(&splitter, Splitter::Mp4(s) if s.held_media_secs().is_some());
+        let ev = if holding {
+            match tokio::time::timeout(Duration::from_millis(500), input.recv()).await {
+                Ok(ev) => ev,
+                Err(_) => {
+                    live_pace(&mut splitter, &mut hold_started, &mut batch);
+                    for item in batch.drain(..) {
+                        if out.send(item).await.is_err() {
+                            return Ok(StageReport::default());
+                        }
+                    }
+                    continue;
+                }
+            }
+        } else {
+            input.recv().await
+        };
+        let Some(ev) = ev else { break };
         if ev == ContainerEvent::Container(ContainerKind::Matroska) {
             splitter = Splitter::Matroska(MkvSplitter::new());
         }
@@ -58,6 +106,7 @@ pub async fn run(
             Splitter::Mp4(s) => s.handle(ev, &mut batch).map_err(|e| ctx.error(e))?,
             Splitter::Matroska(s) => s.handle(ev, &mut batch).map_err(|e| ctx.error(e))?,
         }
+        live_pace(&mut splitter, &mut hold_started, &mut batch);
         for item in batch.drain(..) {
             if out.send(item).await.is_err() {
                 return Ok(StageReport::default());

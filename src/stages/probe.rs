@@ -88,6 +88,14 @@ impl Walker {
             Walker::Matroska(r) => r.finish(),
         }
     }
+
+    /// What the walker has to say about the input (damaged stretches it skipped).
+    fn notes(&mut self) -> Vec<String> {
+        match self {
+            Walker::Mp4(w) => w.take_notes(),
+            Walker::Matroska(_) => Vec::new(),
+        }
+    }
 }
 
 /// Runs `probe`.

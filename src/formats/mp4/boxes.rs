@@ -11,10 +11,15 @@ pub const MAX_MOOF: u64 = 64 << 20;
 pub const MAX_DEPTH: usize = 12;
 /// Most tracks in one movie.
 pub const MAX_TRACKS: usize = 64;
-/// Most samples in one track fragment run.
+/// Most samples in one track fragment run, and in all the runs of one `moof`.
 pub const MAX_TRUN_SAMPLES: u32 = 1 << 20;
 /// Largest single sample accepted (a 4K intra frame is a few MiB).
 pub const MAX_SAMPLE_SIZE: u32 = 256 << 20;
+
+/// The kind of a [`crate::formats::ContainerEvent::Skipped`] region that is damaged input
+/// rather than a box: no real box is named with characters other than letters, digits and
+/// spaces, so this cannot clash with one.
+pub const DAMAGED: FourCc = FourCc(*b"????");
 
 /// A box type.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -45,7 +45,12 @@ pub fn parse_moof(
                 b"tfdt" => {
                     let mut r = c.reader();
                     let (version, _) = r.full_header()?;
-                    tfdt = Some(if version == 1 { r.u64()? as i64 } else { r.u32()? as i64 });
+                    let at = r.offset();
+                    let t = if version == 1 { r.u64()? } else { r.u32()? as u64 };
+                    let t = i64::try_from(t).map_err(|_| {
+                        Mp4Error::invalid("'tfdt' box", at, format!("base media decode time {t} is past 2^63"))
+                    })?;
+                    tfdt = Some(t);
                 }
                 _ => {}
             }
@@ -95,6 +100,15 @@ pub fn parse_moof(
             let first_flags = if tr_flags & 0x4 != 0 { Some(r.u32()?) } else { None };
             let per_sample = [0x100, 0x200, 0x400, 0x800].iter().filter(|&&f| tr_flags & f != 0).count() * 4;
             r.check_entries(count as u64, per_sample, "trun sample_count")?;
+            // Runs with no per-sample fields take no bytes per sample: bound the fragment.
+            if samples.len() + count as usize > MAX_TRUN_SAMPLES as usize {
+                return Err(Mp4Error::TooLarge {
+                    what: "samples of one 'moof'".into(),
+                    offset: c.offset,
+                    size: (samples.len() + count as usize) as u64,
+                    limit: MAX_TRUN_SAMPLES as u64,
+                });
+            }
             for i in 0..count {
                 let duration = if tr_flags & 0x100 != 0 { r.u32()? } else { default_duration };
                 let size = if tr_flags & 0x200 != 0 { r.u32()? } else { default_size };
@@ -128,13 +142,122 @@ pub fn parse_moof(
                     sync: sflags & FLAG_NON_SYNC == 0,
                     description,
                 };
+                let (Some(next_pos), Some(next_dts), Some(_pts)) =
+                    (pos.checked_add(size as u64), dts.checked_add(duration as i64), dts.checked_add(cts_offset))
+                else {
+                    return Err(Mp4Error::invalid(
+                        "'trun' box",
+                        c.offset,
+                        format!(
+                            "sample {i} of track {track_id} (offset {pos}, {size} bytes, decode time {dts}) runs past \
+                             2^64 bytes or 2^63 ticks"
+                        ),
+                    ));
+                };
                 samples.push(FragSample { track, info, flags: sflags });
-                pos += size as u64;
-                dts += duration as i64;
+                pos = next_pos;
+                dts = next_dts;
             }
         }
         next_dts[track] = dts;
         prev_traf_end = Some(pos);
     }
     Ok(samples)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codecs::CodecError;
+    use crate::formats::mp4::moov::Mp4Track;
+    use crate::model::TrackKind;
+
+    fn bx(fourcc: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut v = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(fourcc);
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn movie() -> Movie {
+        let track = Mp4Track {
+            track_id: 1,
+            kind: TrackKind::Video,
+            handler: FourCc::new(b"vide"),
+            timescale: 1000,
+            language: *b"und",
+            edits: Vec::new(),
+            sample_entry: bytes::Bytes::new(),
+            sample_entry_fourcc: FourCc::new(b"avc1"),
+            sample_entry_count: 1,
+            dims: None,
+            codec: Err(CodecError::Invalid { what: "test", reason: String::new() }),
+            table: Default::default(),
+            trex: None,
+        };
+        Movie { timescale: 1000, duration: 0, tracks: vec![track], fragmented: true }
+    }
+
+    /// A moof with one traf: tfhd (base data offset `base`), tfdt (version 1, `tfdt`), and
+    /// a trun of `sizes` (duration 10 each).
+    fn moof(base: u64, tfdt: u64, sizes: &[u32]) -> Vec<u8> {
+        let mut tfhd = vec![0, 0, 0, 1, 0, 0, 0, 1];
+        tfhd.extend_from_slice(&base.to_be_bytes());
+        let mut tfdt_body = vec![1, 0, 0, 0];
+        tfdt_body.extend_from_slice(&tfdt.to_be_bytes());
+        let mut trun = vec![0, 0, 0x03, 0x00];
+        trun.extend_from_slice(&(sizes.len() as u32).to_be_bytes());
+        for s in sizes {
+            trun.extend_from_slice(&10u32.to_be_bytes());
+            trun.extend_from_slice(&s.to_be_bytes());
+        }
+        let traf = [bx(b"tfhd", &tfhd), bx(b"tfdt", &tfdt_body), bx(b"trun", &trun)].concat();
+        bx(b"moof", &[bx(b"mfhd", &[0, 0, 0, 0, 0, 0, 0, 1]), bx(b"traf", &traf)].concat())
+    }
+
+    fn parse(m: &[u8]) -> Result<Vec<FragSample>, Mp4Error> {
+        parse_moof(m, 0, 8, &movie(), &mut [0])
+    }
+
+    #[test]
+    fn plain_fragment_parses() {
+        let s = parse(&moof(1000, 5, &[3, 4])).unwrap();
+        assert_eq!(s.iter().map(|s| (s.info.offset, s.info.dts)).collect::<Vec<_>>(), [(1000, 5), (1003, 15)]);
+    }
+
+    #[test]
+    fn offsets_near_2_64_are_an_error_not_a_wrap() {
+        let err = parse(&moof(u64::MAX - 5, 0, &[3, 4])).unwrap_err();
+        assert!(err.to_string().contains("2^64"), "{err}");
+    }
+
+    #[test]
+    fn decode_times_past_2_63_are_an_error() {
+        let err = parse(&moof(0, u64::MAX, &[3])).unwrap_err();
+        assert!(err.to_string().contains("2^63"), "{err}");
+        let err = parse(&moof(0, i64::MAX as u64 - 5, &[3])).unwrap_err();
+        assert!(err.to_string().contains("2^63"), "{err}");
+    }
+
+    #[test]
+    fn runs_without_per_sample_fields_are_bounded_per_moof() {
+        // Two runs of 2^20 default-sized samples take 16 bytes each but would be 2^21 samples.
+        let mut tfhd = vec![0, 0, 0, 0x18, 0, 0, 0, 1];
+        tfhd.extend_from_slice(&10u32.to_be_bytes());
+        tfhd.extend_from_slice(&1u32.to_be_bytes());
+        let mut trun = vec![0, 0, 0, 0];
+        trun.extend_from_slice(&MAX_TRUN_SAMPLES.to_be_bytes());
+        let traf = [bx(b"tfhd", &tfhd), bx(b"trun", &trun), bx(b"trun", &trun)].concat();
+        let m = bx(b"moof", &[bx(b"mfhd", &[0; 8]), bx(b"traf", &traf)].concat());
+        assert!(matches!(parse(&m), Err(Mp4Error::TooLarge { .. })));
+    }
+
+    #[test]
+    fn counts_past_the_run_bytes_are_refused() {
+        let mut m = moof(0, 0, &[3, 4]);
+        // Claim 1000 samples in the trun that holds 2.
+        let at = m.windows(4).position(|w| w == b"trun").unwrap() + 8;
+        m[at..at + 4].copy_from_slice(&1000u32.to_be_bytes());
+        assert!(parse(&m).unwrap_err().to_string().contains("entries of"));
+    }
 }

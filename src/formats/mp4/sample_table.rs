@@ -195,13 +195,14 @@ impl SampleTable {
         }
     }
 
-    /// Sum of all sample durations.
+    /// Sum of all sample durations (saturating: a table cannot describe more than
+    /// 2^32 samples of under 2^32 ticks, but the sum of its entries can still wrap).
     pub fn total_duration(&self) -> u64 {
         let mut total = 0u64;
         let mut left = self.sample_count as u64;
         for i in 0..self.stts.len() / 8 {
             let n = (be32(&self.stts, i * 8) as u64).min(left);
-            total += n * be32(&self.stts, i * 8 + 4) as u64;
+            total = total.saturating_add(n * be32(&self.stts, i * 8 + 4) as u64);
             left -= n;
         }
         total
@@ -353,8 +354,20 @@ impl SampleCursor {
             sync,
             description: self.description,
         };
-        self.dts += duration as i64;
-        self.offset += size as u64;
+        let (Some(next_offset), Some(next_dts), Some(_pts)) = (
+            self.offset.checked_add(size as u64),
+            self.dts.checked_add(duration as i64),
+            self.dts.checked_add(cts_offset),
+        ) else {
+            self.next = t.sample_count;
+            return Some(Err(Mp4Error::invalid(
+                "sample table",
+                self.offset,
+                format!("sample {index} (offset {}, {size} bytes, decode time {}) runs past 2^63 ticks or 2^64 bytes", self.offset, self.dts),
+            )));
+        };
+        self.dts = next_dts;
+        self.offset = next_offset;
         self.in_chunk_left -= 1;
         self.next += 1;
         if t.grouped {
@@ -382,8 +395,16 @@ impl SampleCursor {
             }
             info.size = total as u32;
             info.duration = ticks.min(u32::MAX as u64) as u32;
-            self.dts = info.dts + ticks as i64;
-            self.offset += bytes;
+            let (Some(dts), Some(offset)) = (info.dts.checked_add(ticks as i64), self.offset.checked_add(bytes)) else {
+                self.next = t.sample_count;
+                return Some(Err(Mp4Error::invalid(
+                    "sample table",
+                    info.offset,
+                    format!("chunk of samples from {index} runs past 2^63 ticks or 2^64 bytes"),
+                )));
+            };
+            self.dts = dts;
+            self.offset = offset;
             self.in_chunk_left -= n;
             self.next += n;
         }
@@ -460,6 +481,66 @@ mod tests {
         assert!(table(c).is_err());
         let c = full(b"stco", &words(&[u32::MAX]));
         assert!(table(c).is_err());
+    }
+
+    #[test]
+    fn every_table_count_is_checked_against_its_bytes() {
+        for (fourcc, entry) in [(b"stts", 8), (b"ctts", 8), (b"stss", 4), (b"stsc", 12), (b"stco", 4), (b"co64", 8)] {
+            // One entry's bytes, a count of two, and a count near 2^32.
+            for count in [2, u32::MAX] {
+                let mut body = count.to_be_bytes().to_vec();
+                body.extend(vec![0u8; entry]);
+                let err = table(full(fourcc, &body)).unwrap_err();
+                assert!(err.to_string().contains("entries of"), "{}: {err}", String::from_utf8_lossy(fourcc));
+            }
+        }
+        let mut stz2 = vec![0, 0, 0, 16];
+        stz2.extend_from_slice(&u32::MAX.to_be_bytes());
+        stz2.extend([0u8; 6]);
+        assert!(table(full(b"stz2", &stz2)).is_err());
+    }
+
+    #[test]
+    fn co64_offsets_near_2_64_are_an_error_not_a_wrap() {
+        let mut c = full(b"stts", &words(&[1, 3, 1]));
+        c.extend(full(b"stsz", &words(&[100, 3])));
+        c.extend(full(b"stsc", &words(&[1, 1, 3, 1])));
+        let mut co64 = 1u32.to_be_bytes().to_vec();
+        co64.extend_from_slice(&(u64::MAX - 150).to_be_bytes());
+        c.extend(full(b"co64", &co64));
+        let t = table(c).unwrap();
+        let s: Vec<_> = t.samples().collect();
+        assert_eq!(s.len(), 2, "{s:?}");
+        assert_eq!(s[0].as_ref().unwrap().offset, u64::MAX - 150);
+        let err = s[1].as_ref().unwrap_err();
+        assert!(err.to_string().contains("2^64"), "{err}");
+    }
+
+    #[test]
+    fn decode_times_past_2_63_are_an_error_not_a_wrap() {
+        // 2^32-1 samples of 2^32-1 ticks would pass 2^63 ticks; also a constant size that
+        // claims them without a table must not be walked into a wrap.
+        let mut c = full(b"stts", &words(&[1, u32::MAX, u32::MAX]));
+        c.extend(full(b"stsz", &words(&[1, u32::MAX])));
+        c.extend(full(b"stsc", &words(&[1, 1, u32::MAX, 1])));
+        c.extend(full(b"stco", &words(&[1, 0])));
+        let t = table(c).unwrap();
+        assert_eq!(t.total_duration(), (u32::MAX as u64) * (u32::MAX as u64));
+        let mut cursor = SampleCursor { dts: i64::MAX - 10, ..SampleCursor::default() };
+        let first = cursor.next(&t).unwrap();
+        assert!(first.unwrap_err().to_string().contains("2^63"));
+        assert!(cursor.next(&t).is_none(), "the table ends at the error");
+        // Summing entries saturates instead of wrapping.
+        let mut many = Vec::new();
+        for _ in 0..4 {
+            many.extend_from_slice(&[u32::MAX, u32::MAX]);
+        }
+        let mut words_many = vec![4u32];
+        words_many.extend(many);
+        let mut c = full(b"stts", &words(&words_many));
+        c.extend(full(b"stsz", &words(&[1, u32::MAX])));
+        let t = table(c).unwrap();
+        assert!(t.total_duration() > 0);
     }
 
     #[test]
