@@ -23,7 +23,8 @@ pub fn top_level<R: Read + Seek>(r: &mut R, len: u64) -> Result<Vec<(u64, BoxHea
     let mut out = Vec::new();
     let mut offset = 0u64;
     let mut head = [0u8; 32];
-    while offset + 8 <= len {
+    // `offset` comes from declared sizes: compare by what is left, which cannot wrap.
+    while offset < len && len - offset >= 8 {
         r.seek(SeekFrom::Start(offset))?;
         let n = (len - offset).min(head.len() as u64) as usize;
         r.read_exact(&mut head[..n])?;
@@ -36,6 +37,24 @@ pub fn top_level<R: Read + Seek>(r: &mut R, len: u64) -> Result<Vec<(u64, BoxHea
         offset = offset.saturating_add(size);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    #[test]
+    fn a_size_that_runs_to_the_end_of_64_bits_stops_the_walk() {
+        // A 64-bit size of 2^64 - 1 after an 8-byte box: the next offset saturates.
+        let mut f = vec![0, 0, 0, 8, b'f', b't', b'y', b'p'];
+        f.extend_from_slice(&[0, 0, 0, 1, b'm', b'd', b'a', b't']);
+        f.extend_from_slice(&u64::MAX.to_be_bytes());
+        f.extend_from_slice(&[0; 16]);
+        let boxes = top_level(&mut Cursor::new(&f), f.len() as u64).unwrap();
+        assert_eq!(boxes.len(), 2);
+        assert_eq!(boxes[1].1.size, Some(u64::MAX));
+    }
 }
 
 /// Reads the first top-level `moov` of a complete file: `(offset, whole box)`.
