@@ -230,6 +230,14 @@ impl FragmentIndex {
         for s in samples {
             let t = &mut self.tracks[s.track];
             let info = &s.info;
+            if t.tables.sample_count() == u32::MAX {
+                return Err(Mp4Error::TooLarge {
+                    what: format!("samples of track {}", self.movie.tracks[s.track].track_id),
+                    offset: info.offset,
+                    size: u32::MAX as u64 + 1,
+                    limit: u32::MAX as u64,
+                });
+            }
             match t.first_dts {
                 None => t.first_dts = Some(info.dts),
                 Some(_) if info.dts != t.end_dts => {
@@ -258,7 +266,7 @@ impl FragmentIndex {
             t.last_cts = info.cts_offset;
             t.end_dts = info.dts.saturating_add(info.duration as i64);
             t.pts_end = t.pts_end.max(t.end_dts.saturating_add(info.cts_offset));
-            t.chunk = Some((info.offset + info.size as u64, info.description));
+            t.chunk = info.offset.checked_add(info.size as u64).map(|end| (end, info.description));
         }
         Ok(())
     }
@@ -278,13 +286,13 @@ impl FragmentIndex {
         notes
     }
 
-    fn timing(&self, i: usize) -> TrackTiming {
+    fn timing(&self, i: usize) -> Result<TrackTiming, Mp4Error> {
         let t = &self.tracks[i];
         let m = &self.movie.tracks[i];
         let movie_ts = self.movie.timescale;
         let media_duration = t.tables.duration();
         if t.tables.sample_count() == 0 {
-            return TrackTiming { media_duration: 0, track_duration_movie: 0, edits: None };
+            return Ok(TrackTiming { media_duration: 0, track_duration_movie: 0, edits: None });
         }
         let shift = t.first_dts.unwrap_or(0);
         let mut edits: Vec<Edit> = m.edits.clone();
@@ -313,15 +321,25 @@ impl FragmentIndex {
         }
         if edits.is_empty() {
             let track_duration_movie = rescale_up(media_duration, movie_ts, m.timescale);
-            return TrackTiming { media_duration, track_duration_movie, edits: None };
+            return Ok(TrackTiming { media_duration, track_duration_movie, edits: None });
         }
-        let track_duration_movie = edits.iter().map(|e| e.segment_duration_movie_ticks).sum();
-        TrackTiming { media_duration, track_duration_movie, edits: Some(edits) }
+        let track_duration_movie = edits
+            .iter()
+            .try_fold(0u64, |sum, e| sum.checked_add(e.segment_duration_movie_ticks))
+            .ok_or_else(|| Mp4Error::Unsupported {
+                what: format!("edit list of track {}", m.track_id),
+                offset: self.moov_offset,
+                reason: format!(
+                    "its {} segment durations add up to more than 64 bits can hold",
+                    edits.len()
+                ),
+            })?;
+        Ok(TrackTiming { media_duration, track_duration_movie, edits: Some(edits) })
     }
 
     /// The regular `moov`: the fragmented one with full sample tables and no `mvex`.
     pub fn final_moov(&self) -> Result<Bytes, Mp4Error> {
-        let timings: Vec<TrackTiming> = (0..self.tracks.len()).map(|i| self.timing(i)).collect();
+        let timings = (0..self.tracks.len()).map(|i| self.timing(i)).collect::<Result<Vec<TrackTiming>, _>>()?;
         let movie_duration = timings.iter().map(|t| t.track_duration_movie).max().unwrap_or(0);
         let tables_len: usize = self.tracks.iter().map(|t| t.tables.encoded_len()).sum();
         let mut out = BytesMut::with_capacity(self.moov.len() + tables_len + 64 * self.tracks.len());
@@ -640,20 +658,70 @@ pub fn scan<R: Read + Seek>(r: &mut R, len: u64) -> Result<Scanned, FinalizeMp4E
     let movie = parse_movie(&data, moov.offset, moov.header_len)?;
     if !movie.fragmented {
         let samples = movie.tracks.iter().map(|t| t.table.sample_count).collect();
-        return Ok(Scanned::Regular { samples });
+        return match first_moof_after(r, moov.end(), len)? {
+            None => Ok(Scanned::Regular { samples }),
+            Some(stray) => scan_mixed(r, len, &moov, &movie, stray),
+        };
     }
     let mut index = FragmentIndex::new(data, moov.offset, moov.header_len)?;
     let reserve = padding.iter().filter(|b| b.size >= 16).max_by_key(|b| (b.size, u64::MAX - b.offset));
     let reserve = reserve.map(|b| (b.offset, b.size));
+    let walk = index_fragments(r, len, &mut index, moov.end())?;
+    let notes = walk.notes(len, &index);
+    let layout = Layout { reserve, moov_offset: moov.offset, end: walk.end, len };
+    Ok(Scanned::Fragmented { index: Box::new(index), layout, notes })
+}
 
-    // Fragments: parsed when their moof is read, added once the media they point at is
-    // inside complete boxes.
+/// What [`index_fragments`] found.
+struct FragmentWalk {
+    /// End of the last complete fragment (T).
+    end: u64,
+    /// Complete fragments, and the offset of each one's `moof`.
+    moofs: Vec<u64>,
+    damaged: Option<(u64, Mp4Error)>,
+    stop: Stop,
+    /// The `moof` of the first fragment whose media is not all in the file.
+    incomplete: Option<u64>,
+}
+
+impl FragmentWalk {
+    /// The notes for the user: what is cut, what the index holds.
+    fn notes(&self, len: u64, index: &FragmentIndex) -> Vec<String> {
+        let mut notes = Vec::new();
+        if len > self.end {
+            let what = match (&self.damaged, &self.stop, self.incomplete) {
+                (Some((at, e)), _, _) => format!("a damaged fragment at offset {at} ({e}) and what follows it"),
+                (None, _, Some(at)) => format!("an incomplete last fragment (its moof is at offset {at})"),
+                (None, Stop::Cut(at), None) => format!("a box cut short at offset {at}"),
+                (None, Stop::Garbage(at, e), None) => format!("bytes that are no box at offset {at} ({e})"),
+                (None, Stop::End, None) => "boxes after the last fragment".to_string(),
+            };
+            notes.push(format!("cut {} bytes at offset {}: {what}", len - self.end, self.end));
+        }
+        notes.extend(index.notes());
+        notes.push(format!(
+            "{} fragments, {} samples",
+            self.moofs.len(),
+            index.sample_counts().iter().map(|&n| n as u64).sum::<u64>()
+        ));
+        notes
+    }
+}
+
+/// Walks the top-level boxes from `from` (the end of the fragmented `moov`) and adds every
+/// complete fragment to `index`: parsed when its `moof` is read, added once the media it
+/// points at is inside complete boxes. Refuses a damaged fragment followed by complete ones.
+fn index_fragments<R: Read + Seek>(
+    r: &mut R,
+    len: u64,
+    index: &mut FragmentIndex,
+    from: u64,
+) -> Result<FragmentWalk, FinalizeMp4Error> {
     let mut pending: std::collections::VecDeque<(Vec<FragSample>, u64, u64)> = Default::default();
-    let mut end = moov.end();
-    let mut complete = 0u64;
+    let mut end = from;
+    let mut moofs = Vec::new();
     let mut damaged: Option<(u64, Mp4Error)> = None;
-    let mut notes = Vec::new();
-    offset = moov.end();
+    let mut offset = from;
     let stop = loop {
         let b = match top_box(r, offset, len)? {
             Ok(b) => b,
@@ -679,7 +747,12 @@ pub fn scan<R: Read + Seek>(r: &mut R, len: u64) -> Result<Scanned, FinalizeMp4E
                 let data = read_at(r, b.offset, b.size as usize)?;
                 match index.parse_fragment(&data, b.offset, b.header_len) {
                     Ok(samples) => {
-                        let max_end = samples.iter().map(|s| s.info.offset + s.info.size as u64).max().unwrap_or(0);
+                        // An end past 64 bits is past the file: the fragment never completes.
+                        let max_end = samples
+                            .iter()
+                            .map(|s| s.info.offset.checked_add(s.info.size as u64).unwrap_or(u64::MAX))
+                            .max()
+                            .unwrap_or(0);
                         pending.push_back((samples, b.offset, max_end));
                     }
                     Err(e) => damaged = Some((b.offset, e)),
@@ -688,10 +761,10 @@ pub fn scan<R: Read + Seek>(r: &mut R, len: u64) -> Result<Scanned, FinalizeMp4E
         }
         if damaged.is_none() {
             while pending.front().is_some_and(|(_, _, max_end)| *max_end <= b.end()) {
-                let (samples, _, _) = pending.pop_front().unwrap();
+                let (samples, at, _) = pending.pop_front().expect("a pending fragment");
                 index.add(&samples)?;
                 end = b.end();
-                complete += 1;
+                moofs.push(at);
             }
         }
         offset = b.end();
@@ -702,23 +775,144 @@ pub fn scan<R: Read + Seek>(r: &mut R, len: u64) -> Result<Scanned, FinalizeMp4E
             None => "no complete fragment: the recording stopped before its first fragment was written".into(),
         }));
     }
-    if len > end {
-        let what = match (&damaged, &stop, pending.front()) {
-            (Some((at, e)), _, _) => format!("a damaged fragment at offset {at} ({e}) and what follows it"),
-            (None, _, Some((_, at, _))) => format!("an incomplete last fragment (its moof is at offset {at})"),
-            (None, Stop::Cut(at), None) => format!("a box cut short at offset {at}"),
-            (None, Stop::Garbage(at, e), None) => format!("bytes that are no box at offset {at} ({e})"),
-            (None, Stop::End, None) => "boxes after the last fragment".to_string(),
-        };
-        notes.push(format!("cut {} bytes at offset {end}: {what}", len - end));
+    let incomplete = pending.front().map(|(_, at, _)| *at);
+    Ok(FragmentWalk { end, moofs, damaged, stop, incomplete })
+}
+
+/// The first top-level `moof` at or after `from`, if the boxes from there lead to one.
+fn first_moof_after<R: Read + Seek>(r: &mut R, from: u64, len: u64) -> std::io::Result<Option<TopBox>> {
+    let mut offset = from;
+    while let Ok(b) = top_box(r, offset, len)? {
+        if b.fourcc.0 == *b"moof" {
+            return Ok(Some(b));
+        }
+        if b.open_ended {
+            break;
+        }
+        offset = b.end();
     }
-    notes.extend(index.notes());
-    notes.push(format!(
-        "{} fragments, {} samples",
-        complete,
-        index.sample_counts().iter().map(|&n| n as u64).sum::<u64>()
-    ));
-    let layout = Layout { reserve, moov_offset: moov.offset, end, len };
+    Ok(None)
+}
+
+/// Bytes of an `mdat` searched for the fragmented `moov` of a file finalized while its
+/// recorder kept writing (the reserve that preceded it is at most this large).
+pub const MAX_OLD_MOOV_SEARCH: u64 = 256 << 20;
+
+/// The fragmented `moov` a regular file was finalized from, inside the top-level `mdat`
+/// boxes before `until` (finalizing covers it with the `mdat`): the first `moov` box there
+/// that parses, is fragmented and declares the same track ids, in order, as `regular`.
+fn find_old_moov<R: Read + Seek>(
+    r: &mut R,
+    len: u64,
+    regular: &Movie,
+    until: u64,
+) -> Result<Option<(TopBox, Bytes)>, FinalizeMp4Error> {
+    const BLOCK: usize = 1 << 20;
+    let ids: Vec<u32> = regular.tracks.iter().map(|t| t.track_id).collect();
+    let mut offset = 0;
+    while let Ok(b) = top_box(r, offset, len)? {
+        if b.offset >= until {
+            break;
+        }
+        if b.fourcc.0 == *b"mdat" {
+            let (from, to) = (b.offset + b.header_len as u64, b.end().min(b.offset + MAX_OLD_MOOV_SEARCH));
+            let mut at = from;
+            while at + 8 <= to {
+                let n = (to - at).min(BLOCK as u64 + 16) as usize;
+                let buf = read_at(r, at, n)?;
+                for i in buf.windows(4).enumerate().filter(|(_, w)| *w == b"moov").map(|(i, _)| i) {
+                    let Some(start) = (at + i as u64).checked_sub(4).filter(|&s| s >= from) else { continue };
+                    let Ok(Ok(cand)) = top_box(r, start, b.end()) else { continue };
+                    if cand.fourcc.0 != *b"moov" || cand.size > MAX_META_BOX || cand.size < 16 {
+                        continue;
+                    }
+                    // Read a candidate only if its first child looks like a moov's.
+                    let first = read_at(r, cand.offset + cand.header_len as u64, 8)?;
+                    let child = u32::from_be_bytes(first[..4].try_into().expect("4 bytes")) as u64;
+                    let plausible = matches!(&first[4..8], b"mvhd" | b"trak" | b"mvex" | b"udta" | b"meta" | b"iods");
+                    if !plausible || child < 8 || child > cand.size - cand.header_len as u64 {
+                        continue;
+                    }
+                    let data: Bytes = read_at(r, cand.offset, cand.size as usize)?.into();
+                    let Ok(movie) = parse_movie(&data, cand.offset, cand.header_len) else { continue };
+                    if movie.fragmented && movie.tracks.iter().map(|t| t.track_id).eq(ids.iter().copied()) {
+                        return Ok(Some((cand, data)));
+                    }
+                }
+                if n < BLOCK + 16 {
+                    break;
+                }
+                at += BLOCK as u64;
+            }
+        }
+        if b.open_ended {
+            break;
+        }
+        offset = b.end();
+    }
+    Ok(None)
+}
+
+/// A regular MP4 followed by fragments: `livemux finalize` ran while the recorder was
+/// still appending fragments, which then referred to a `moov` that no longer has `mvex`
+/// (FFmpeg: "trun track id unknown, no tfhd"). The fragmented `moov` it was finalized
+/// from is still in the file, inside the `mdat`, and so is every fragment before the
+/// finalize: the index is built again from it over all fragments, the stray ones
+/// included, as if the finalize had run at the end. The switch goes over the first box
+/// of the regular layout (the regular `moov` before its `mdat`, or the `mdat` before it),
+/// so the new `mdat` covers the old index and every fragment: the plan is the one of a
+/// `moov` at the end, and a crash before the switch leaves the file as it was.
+fn scan_mixed<R: Read + Seek>(
+    r: &mut R,
+    len: u64,
+    regular_moov: &TopBox,
+    regular: &Movie,
+    stray: TopBox,
+) -> Result<Scanned, FinalizeMp4Error> {
+    let mixed = format!(
+        "a regular MP4 (moov at offset {}) followed by fragments (the first 'moof' at offset {}): it was \
+         finalized while its recorder was still writing",
+        regular_moov.offset, stray.offset
+    );
+    let Some((old, data)) = find_old_moov(r, len, regular, stray.offset)? else {
+        return Err(FinalizeMp4Error::Unusable(format!(
+            "{mixed}, and the fragmented moov it was finalized from is not found in its mdat, so the fragments \
+             after it cannot be indexed; `livemux remux` copies what the regular moov indexes"
+        )));
+    };
+    // The first box of the regular layout after the leading boxes: the regular moov
+    // (faststart) or the mdat before it (moov at the end); its header takes the switch.
+    let mut switch_at = regular_moov.offset;
+    let mut offset = 0;
+    while let Ok(b) = top_box(r, offset, len)? {
+        if b.offset >= regular_moov.offset {
+            break;
+        }
+        if b.fourcc.0 == *b"mdat" && b.end() > old.offset {
+            switch_at = b.offset;
+            break;
+        }
+        offset = b.end();
+    }
+    let mut index = FragmentIndex::new(data, old.offset, old.header_len)?;
+    let walk = index_fragments(r, len, &mut index, old.end())?;
+    let stray_fragments = walk.moofs.iter().filter(|&&at| at >= stray.offset).count();
+    let counts = index.sample_counts();
+    let regular_counts = regular.tracks.iter().map(|t| t.table.sample_count);
+    if stray_fragments == 0 || counts.iter().zip(regular_counts).any(|(&n, r)| n < r) {
+        return Err(FinalizeMp4Error::Unusable(format!(
+            "{mixed}, but the fragmented moov found at offset {} and its fragments do not hold what the regular \
+             moov indexes plus the fragments after it; not changing the file",
+            old.offset
+        )));
+    }
+    let mut notes = vec![format!(
+        "{mixed}; its {stray_fragments} later fragments are indexed with the rest, from the fragmented moov at \
+         offset {}",
+        old.offset
+    )];
+    notes.extend(walk.notes(len, &index));
+    let layout = Layout { reserve: None, moov_offset: switch_at, end: walk.end, len };
     Ok(Scanned::Fragmented { index: Box::new(index), layout, notes })
 }
 
@@ -1124,6 +1318,70 @@ mod tests {
         for (t, want) in rebuilt.tracks.iter().zip(&regular) {
             let got: Vec<SampleInfo> = t.table.samples().map(|s| s.unwrap()).collect();
             assert_eq!(&got, want);
+        }
+    }
+
+    #[test]
+    fn edit_durations_past_64_bits_are_an_error_not_a_panic() {
+        // An empty edit of almost 2^64 ticks, then the media: the track duration overflows.
+        let packets = packets(4, 0);
+        let empty = Edit { segment_duration_movie_ticks: u64::MAX - 10, media_time_ticks: -1, media_rate_integer: 1 };
+        let main = Edit { segment_duration_movie_ticks: 1000, media_time_ticks: 0, media_rate_integer: 1 };
+        let tracks = vec![track(TrackKind::Video, 15360, vec![empty, main]), track(TrackKind::Audio, 48000, vec![])];
+        let mut m = RegularMp4Muxer::with_reserve_bytes(Arc::new(tracks), FragmentPolicy::default(), 0);
+        let mut recorded = m.header().unwrap().to_bytes().to_vec();
+        for p in &packets {
+            m.push(p.clone()).unwrap().iter().for_each(|f| recorded.extend_from_slice(&f.to_bytes()));
+        }
+        let err = m.finish().unwrap_err();
+        assert!(err.to_string().contains("add up to more than 64 bits"), "{err}");
+        // The same file left by a crash: `livemux finalize` says so too.
+        match plan(&mut Cursor::new(&recorded), recorded.len() as u64) {
+            Err(FinalizeMp4Error::Mp4(e)) => assert!(e.to_string().contains("add up to more than 64 bits"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The mixed state: `recorded` finalized after `k` fragments, then the rest appended.
+    fn mixed(m: &Muxed, k: usize) -> (Vec<u8>, Vec<u8>) {
+        let boxes = top_level(&mut Cursor::new(&m.recorded), m.recorded.len() as u64).unwrap();
+        let moofs: Vec<usize> = boxes.iter().filter(|(_, h)| h.fourcc.0 == *b"moof").map(|(o, _)| *o as usize).collect();
+        let cut = moofs[k];
+        let mut file = m.recorded[..cut].to_vec();
+        let p = plan(&mut Cursor::new(&file), file.len() as u64).unwrap();
+        apply(&mut file, &p.steps);
+        file.extend_from_slice(&m.recorded[cut..]);
+        let mut whole = m.recorded.clone();
+        apply(&mut whole, &m.steps);
+        (file, whole)
+    }
+
+    #[test]
+    fn fragments_after_a_regular_moov_are_indexed_with_the_rest() {
+        let packets = packets(5, 0);
+        for reserve in [64 << 10, 100] {
+            let tracks = vec![track(TrackKind::Video, 15360, vec![]), track(TrackKind::Audio, 48000, vec![])];
+            let m = mux(tracks, &packets, reserve);
+            let (mut file, whole) = mixed(&m, 2);
+            let p = plan(&mut Cursor::new(&file), file.len() as u64).unwrap();
+            assert!(p.notes[0].contains("later fragments are indexed"), "{:?}", p.notes);
+            assert_eq!(p.steps.len(), 2, "hidden moov, then the switch: {:?}", p.notes);
+            apply(&mut file, &p.steps);
+            check_packets(&file, &packets);
+            // As if finalized once at the end (offsets aside: appended strays move).
+            let timing = |f: &[u8]| -> Vec<Vec<(u32, i64, i64, u32, bool)>> {
+                let samples = regular_samples(f);
+                samples.iter().map(|t| t.iter().map(|s| (s.size, s.dts, s.cts_offset, s.duration, s.sync)).collect()).collect()
+            };
+            assert_eq!(timing(&file), timing(&whole), "reserve {reserve}");
+        }
+        // Without a reserve the old moov's header is gone: refused, with the reason.
+        let tracks = vec![track(TrackKind::Video, 15360, vec![]), track(TrackKind::Audio, 48000, vec![])];
+        let m = mux(tracks, &packets, 0);
+        let (file, _) = mixed(&m, 2);
+        match plan(&mut Cursor::new(&file), file.len() as u64) {
+            Err(FinalizeMp4Error::Unusable(e)) => assert!(e.contains("is not found in its mdat"), "{e}"),
+            other => panic!("{other:?}"),
         }
     }
 

@@ -135,9 +135,12 @@ impl TableBuilder {
         runs
     }
 
+    /// The size every sample has, when there is one and `stsz` can say it: a
+    /// `sample_size` of 0 means "a table follows", so samples that are all empty still get
+    /// the table (of zeros).
     fn constant_size(&self) -> Option<u32> {
         let first = *self.sizes.first()?;
-        self.sizes.iter().all(|&s| s == first).then_some(first)
+        (first != 0 && self.sizes.iter().all(|&s| s == first)).then_some(first)
     }
 
     fn all_sync(&self) -> bool {
@@ -313,5 +316,24 @@ mod tests {
         assert_eq!(s[5].0, 1106);
         // stts 1 run, stsz constant, stsc 1 run, no stss, no ctts.
         assert_eq!(t.encoded_len(), 24 + 20 + 28 + 28);
+    }
+
+    #[test]
+    fn empty_samples_get_a_table_of_zeros() {
+        // sample_size 0 means "a table follows": samples that are all 0 bytes cannot use
+        // the constant form, or readers take the next box for the table.
+        let mut t = TableBuilder::new();
+        t.start_chunk(100, 1);
+        for _ in 0..3 {
+            t.push(0, 1000, 0, true);
+        }
+        let mut buf = BytesMut::new();
+        t.write(&mut buf);
+        assert_eq!(buf.len(), t.encoded_len());
+        let at = buf.windows(4).position(|w| w == b"stsz").unwrap() - 4;
+        assert_eq!(u32::from_be_bytes(buf[at..at + 4].try_into().unwrap()), 20 + 12);
+        assert_eq!(&buf[at + 12..at + 32], &[0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let s = read_back(&t);
+        assert_eq!(s.iter().map(|s| (s.0, s.1)).collect::<Vec<_>>(), [(100, 0), (100, 0), (100, 0)]);
     }
 }

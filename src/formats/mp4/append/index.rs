@@ -27,6 +27,8 @@ pub const MAX_SAMPLE_ENTRIES: usize = 4096;
 pub const MAX_FTYP: u64 = 64 << 10;
 /// Most samples indexed per track (16 bytes each in memory).
 pub const MAX_TRACK_SAMPLES: usize = 1 << 25;
+/// Most samples indexed per input, all tracks together (1 GiB of index in memory).
+pub const MAX_INPUT_SAMPLES: usize = 1 << 26;
 
 /// What `append` reads from a file before planning: the top-level layout and the metadata
 /// boxes, never the media.
@@ -326,6 +328,50 @@ fn constant_size(stbl: &Child<'_>) -> Result<Option<u32>, Mp4Error> {
     Ok((size != 0).then_some(size))
 }
 
+/// Checks the sample count a track's tables claim before anything is allocated for it:
+/// against the limits, and, when `stsz` states one size for every sample (so that a
+/// 20-byte box can claim billions of samples), against the bytes of the file that must
+/// hold them. Per-sample size tables are already bounded by the bytes they take in the
+/// `moov`. `total` counts the samples of the input's earlier tracks.
+fn check_sample_count(
+    track_id: u32,
+    count: u64,
+    sample_bytes: Option<u32>,
+    total: u64,
+    file_len: u64,
+) -> Result<(), String> {
+    if count > MAX_TRACK_SAMPLES as u64 {
+        return Err(format!("track {track_id} has {count} samples, over the limit of {MAX_TRACK_SAMPLES}"));
+    }
+    if total.saturating_add(count) > MAX_INPUT_SAMPLES as u64 {
+        return Err(format!(
+            "its tracks have over {MAX_INPUT_SAMPLES} samples together (track {track_id} adds {count}), the limit"
+        ));
+    }
+    if let Some(size) = sample_bytes {
+        let need = count.checked_mul(size as u64);
+        if need.is_none_or(|n| n > file_len) {
+            return Err(format!(
+                "track {track_id} claims {count} samples of {size} bytes ({} bytes), but the file has only {file_len} \
+                 bytes: its sample tables are damaged or the file is cut short",
+                need.map_or_else(|| "over 2^64".to_string(), |n| n.to_string())
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) fn tests_check_sample_count(
+    track_id: u32,
+    count: u64,
+    sample_bytes: Option<u32>,
+    total: u64,
+    file_len: u64,
+) -> Result<(), String> {
+    check_sample_count(track_id, count, sample_bytes, total, file_len)
+}
+
 /// Adds a sample to the last piece, or opens a piece when the sample does not continue it.
 fn push_piece(pieces: &mut Vec<Piece>, from: usize, track: usize, offset: u64, bytes: u64, index: usize, desc: u16) {
     if let Some(p) = pieces[from..].last_mut() {
@@ -363,6 +409,7 @@ impl InputIndex {
         let mut notes = Vec::new();
         let mut tracks = Vec::with_capacity(traks.len());
         let mut pieces: Vec<Piece> = Vec::new();
+        let mut total_samples = 0usize;
         for (i, (trak, t)) in traks.iter().zip(&movie.tracks).enumerate() {
             let stbl = children_path(trak, &[b"mdia", b"minf", b"stbl"])
                 .map_err(mp4)?
@@ -372,17 +419,21 @@ impl InputIndex {
                 .ok_or_else(|| unusable(format!("track {} has no 'stsd'", t.track_id)))?;
             let entries = sample_entries(moov, *moov_offset, &stsd, t.kind).map_err(mp4)?;
             let table = SampleTable::parse(moov, *moov_offset, &stbl.reader()).map_err(mp4)?;
-            if table.sample_count as usize > MAX_TRACK_SAMPLES {
-                return Err(unusable(format!(
-                    "track {} has {} samples, over the limit of {MAX_TRACK_SAMPLES}",
-                    t.track_id, table.sample_count
-                )));
-            }
             // QuickTime PCM states a sample size of 1 for "one frame, see the sound description".
-            let byte_size = match (&entries[0].config, constant_size(&stbl).map_err(mp4)?) {
+            let constant = constant_size(&stbl).map_err(mp4)?;
+            let byte_size = match (&entries[0].config, constant) {
                 (Ok(CodecConfig::Pcm { pcm }), Some(1)) => Some(pcm.bytes_per_frame().max(1)),
                 _ => None,
             };
+            check_sample_count(
+                t.track_id,
+                table.sample_count as u64,
+                byte_size.or(constant),
+                total_samples as u64,
+                data.len,
+            )
+            .map_err(unusable)?;
+            total_samples += table.sample_count as usize;
             let sdtp = sdtp(&stbl).map_err(mp4)?;
             let groups = sample_groups(moov, *moov_offset, &stbl).map_err(mp4)?;
             let mut samples = Vec::with_capacity(table.sample_count as usize);
@@ -404,6 +455,13 @@ impl InputIndex {
                     unusable(format!("track {}: composition offset {} too large", t.track_id, s.cts_offset))
                 })?;
                 let bytes = byte_size.unwrap_or(s.size) as u64;
+                if s.offset.checked_add(bytes).is_none_or(|end| end > data.len) {
+                    return Err(unusable(format!(
+                        "track {}: sample {} at offset {} ({bytes} bytes) runs past the end of the file ({} bytes): \
+                         the file is cut short or its tables are damaged",
+                        t.track_id, s.index, s.offset, data.len
+                    )));
+                }
                 let index = samples.len();
                 if cursor.chunk() != chunk {
                     chunk = cursor.chunk();
@@ -474,12 +532,14 @@ impl InputIndex {
                             t.entries.len()
                         )));
                     }
-                    if t.samples.len() >= MAX_TRACK_SAMPLES {
+                    if t.samples.len() >= MAX_TRACK_SAMPLES || total_samples >= MAX_INPUT_SAMPLES {
                         return Err(unusable(format!(
-                            "track {} has over {MAX_TRACK_SAMPLES} samples, the limit",
+                            "track {} has over {MAX_TRACK_SAMPLES} samples, or the input over {MAX_INPUT_SAMPLES}, \
+                             the limits",
                             t.track_id
                         )));
                     }
+                    total_samples += 1;
                     let cts = i32::try_from(s.info.cts_offset).map_err(|_| {
                         unusable(format!("track {}: composition offset {} too large", t.track_id, s.info.cts_offset))
                     })?;
@@ -504,9 +564,8 @@ impl InputIndex {
             for (t, dts) in tracks.iter_mut().zip(&dts) {
                 let first = t.samples.len() - dts.len();
                 for (k, w) in dts.windows(2).enumerate() {
-                    let d = w[1] - w[0];
-                    if d > 0 && d <= u32::MAX as i64 {
-                        t.samples[first + k].duration = d as u32;
+                    if let Some(d) = w[1].checked_sub(w[0]).and_then(|d| u32::try_from(d).ok()).filter(|&d| d > 0) {
+                        t.samples[first + k].duration = d;
                     }
                 }
             }

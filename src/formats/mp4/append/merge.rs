@@ -340,6 +340,10 @@ fn merge_track(
         input: clip.input.name.clone(),
         reason: format!("track {}: {reason}", t + 1),
     };
+    // Times come from the inputs' tables: sums that do not fit 64 bits are refused.
+    let overflow = |clip: &Clip<'_>, what: &str| {
+        refuse(clip, format!("{what} does not fit 64 bits in timescale units (damaged tables or edit list?)"))
+    };
     let ranges: Vec<Range<usize>> = clips.iter().map(|c| c.input.sample_range(&c.chunks, t)).collect();
 
     // Sample entries.
@@ -440,7 +444,7 @@ fn merge_track(
             if d > u32::MAX as u64 {
                 return Err(refuse(clip, format!("a sample duration overflows in timescale {timescale}")));
             }
-            dur += d;
+            dur = dur.checked_add(d).ok_or_else(|| overflow(clip, "its duration"))?;
         }
         let mut delay = 0i64;
         if video {
@@ -464,13 +468,52 @@ fn merge_track(
             groups: Vec::new(),
             sdtp: st.has_sdtp,
         });
-        dts_shift += dur;
+        dts_shift = dts_shift.checked_add(dur).ok_or_else(|| overflow(clip, "the joined duration"))?;
         durations.push(dur);
         delays.push(delay);
     }
+    let mut presentation_ends: Vec<Option<i64>> = vec![None; clips.len()];
     if video {
-        for (k, c) in cts.iter_mut().enumerate().skip(1) {
-            c.cts_shift = delays[0] - delays[k];
+        // Each clip's first frame is shown right after the previous clips' last one: its
+        // delay is made TARGET's, and when a previous clip was cut inside a group of
+        // B-frames (its last frames in decode order are shown after frames that were cut
+        // off), its presentation runs past its decode end; the clip's frames are then
+        // shown that much later (larger composition offsets). Decode times stay continuous.
+        let mut shown_until: Option<i64> = None;
+        for (k, (clip, range)) in clips.iter().zip(&ranges).enumerate() {
+            if range.is_empty() {
+                continue;
+            }
+            let c = &mut cts[k];
+            let dts_start = i64::try_from(c.dts_shift).map_err(|_| overflow(clip, "the joined duration"))?;
+            if k > 0 {
+                c.cts_shift = delays[0] - delays[k];
+                let starts = dts_start + delays[0];
+                if let Some(until) = shown_until.filter(|&u| u > starts) {
+                    c.cts_shift += until - starts;
+                    notes.push(format!(
+                        "{}: track {}: the clip before it ends inside a group of B-frames (frames shown after \
+                         its last one were cut off): its frames are shown {} ticks later so that presentation \
+                         times do not overlap",
+                        clip.input.name,
+                        t + 1,
+                        until - starts
+                    ));
+                }
+            }
+            // Latest presentation end of this clip's frames, on the output timeline.
+            let st = &clip.input.tracks[t];
+            let (mul, div) = (c.mul as i128, c.div as i128);
+            let mut dts = dts_start as i128;
+            let mut end = i128::MIN;
+            for s in &st.samples[range.clone()] {
+                let d = s.duration as i128 * mul / div;
+                end = end.max(dts + s.cts as i128 * mul / div + c.cts_shift as i128 + d);
+                dts += d;
+            }
+            let end = i64::try_from(end).map_err(|_| overflow(clip, "its presentation end"))?;
+            shown_until = Some(shown_until.map_or(end, |u| u.max(end)));
+            presentation_ends[k] = Some(end);
         }
     }
     let media_duration = dts_shift;
@@ -499,7 +542,9 @@ fn merge_track(
                 reason: format!("track {}: its edit list shows no media", t + 1),
             });
         };
-        let target_mt = div_round(main.media_time_ticks as u128 * timescale as u128, tt.timescale as u128) as i64;
+        let target_mt =
+            i64::try_from(div_round(main.media_time_ticks as u128 * timescale as u128, tt.timescale as u128))
+                .map_err(|_| overflow(&clips[0], "its edit's media time"))?;
         // The last clip with samples in this track decides where presentation ends.
         let k = (0..clips.len()).rev().find(|&k| !ranges[k].is_empty()).unwrap_or(0);
         let clip = &clips[k];
@@ -508,18 +553,39 @@ fn merge_track(
         let end_in_clip = match clip_mains[k] {
             Some(e) if complete => {
                 let (mul, div) = (timescale as u128, st.timescale as u128);
-                let mt = div_round(e.media_time_ticks as u128 * mul, div) as i64;
-                let seg = div_round(
+                let mt = i64::try_from(div_round(e.media_time_ticks as u128 * mul, div)).ok();
+                let seg = i64::try_from(div_round(
                     e.segment_duration_movie_ticks as u128 * timescale as u128,
-                    clip.input.movie_timescale as u128,
-                ) as i64;
+                    clip.input.movie_timescale.max(1) as u128,
+                ))
+                .ok();
                 let before: u64 = st.samples[..ranges[k].start].iter().map(|s| s.duration as u64).sum();
-                mt + seg - (before as u128 * mul / div) as i64
+                let before = i64::try_from(before as u128 * mul / div).ok();
+                mt.zip(seg)
+                    .and_then(|(mt, seg)| mt.checked_add(seg))
+                    .zip(before)
+                    .and_then(|(end, before)| end.checked_sub(before))
+                    .ok_or_else(|| overflow(clip, "the end of its edit"))?
             }
-            _ => durations[k] as i64 + delays[k],
+            // A video clip cut inside a group of B-frames shows its last frames past its
+            // decode end plus its delay: up to the last one's end.
+            _ => match presentation_ends[k] {
+                Some(end) => end
+                    .checked_sub(cts[k].dts_shift as i64)
+                    .and_then(|e| e.checked_sub(cts[k].cts_shift))
+                    .ok_or_else(|| overflow(clip, "its presentation end"))?,
+                None => i64::try_from(durations[k])
+                    .ok()
+                    .and_then(|d| d.checked_add(delays[k]))
+                    .ok_or_else(|| overflow(clip, "its duration"))?,
+            },
         };
-        let m_end = cts[k].dts_shift as i64 + end_in_clip + cts[k].cts_shift;
-        let seg = (m_end - target_mt).max(0) as u128;
+        let m_end = i64::try_from(cts[k].dts_shift)
+            .ok()
+            .and_then(|d| d.checked_add(end_in_clip))
+            .and_then(|e| e.checked_add(cts[k].cts_shift))
+            .ok_or_else(|| overflow(clip, "the end of the joined track"))?;
+        let seg = m_end.saturating_sub(target_mt).max(0) as u128;
         let seg_movie = div_round(seg * movie_ts as u128, timescale as u128);
         let mut list: Vec<OutEdit> = target_empties
             .iter()
@@ -529,7 +595,10 @@ fn merge_track(
         Some(list)
     };
     let tkhd_duration = match &edits {
-        Some(list) => list.iter().map(|e| e.0).sum(),
+        Some(list) => list
+            .iter()
+            .try_fold(0u64, |sum, e| sum.checked_add(e.0))
+            .ok_or_else(|| overflow(&clips[0], "the sum of its edit durations"))?,
         None => div_round(media_duration as u128 * movie_ts as u128, timescale as u128),
     };
 

@@ -596,3 +596,77 @@ fn damaged_inputs_give_errors_not_panics() {
     }
     assert!(errors > 50, "damage was noticed ({errors} errors)");
 }
+
+#[test]
+fn a_cut_inside_a_group_of_b_frames_does_not_overlap_the_next_clip() {
+    // Chunks of 11 samples: the first video chunk ends with a frame shown after one that is
+    // in the next chunk (decode order I P B: the cut keeps the P, drops its B).
+    let a = synth_file(&av_tracks(2, 1), 1, true, 11);
+    let (ad, td) = (data(&a), data(&a));
+    let slice = |start, stop| ChunkSlice::Range { start: Some(start), stop: Some(stop) };
+    let sources =
+        [SourceInput { data: &ad, name: "a", slice: slice(0, 1) }, SourceInput { data: &ad, name: "a", slice: slice(0, 3) }];
+    let p = plan(&td, "t", slice(0, -1), &sources, &AppendOptions::default()).unwrap();
+    assert!(p.notes.iter().any(|n| n.contains("group of B-frames")), "{:?}", p.notes);
+    let mut target = a.clone();
+    run(&mut target, &[&a, &a, &a], &p);
+    let c = content(&target).unwrap();
+    let video = &c[0].1;
+    // Decode times continue exactly (every frame lasts 512 ticks)...
+    assert!(video.windows(2).all(|w| w[1].1 - w[0].1 == 512), "decode times continue");
+    // ...and no two frames are shown at the same time.
+    let mut pts: Vec<i64> = video.iter().map(|s| s.2).collect();
+    pts.sort();
+    assert!(pts.windows(2).all(|w| w[0] < w[1]), "presentation times overlap: {pts:?}");
+    assert!(video.iter().all(|s| s.2 >= s.1));
+    // The edit list shows up to the last frame.
+    let index = InputIndex::build(&data(&target), "t").unwrap();
+    let edit = index.tracks[0].edits[0];
+    let shown = (pts.last().unwrap() + 512 - edit.media_time_ticks) as u64;
+    assert_eq!(edit.segment_duration_movie_ticks, (shown * 1000 + 7680) / 15360, "{edit:?}");
+}
+
+#[test]
+fn edit_and_duration_sums_past_64_bits_are_refused() {
+    // TARGET's empty edit is almost 2^64 ticks: the track duration overflows.
+    let mut t = av_tracks(1, 1);
+    t[0].edits.insert(
+        0,
+        Edit { segment_duration_movie_ticks: u64::MAX - 10, media_time_ticks: -1, media_rate_integer: 1 },
+    );
+    let a = synth_file(&t, 1, true, 10);
+    let b = synth_file(&av_tracks(1, 2), 2, true, 10);
+    let (ad, bd) = (data(&a), data(&b));
+    let e = plan(&ad, "a", ChunkSlice::All, &[src(&bd, "b")], &AppendOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("does not fit 64 bits"), "{e}");
+    // A media time near 2^63 in the source's edit: its end overflows.
+    let mut t = av_tracks(1, 2);
+    t[0].edits[0].media_time_ticks = i64::MAX - 100;
+    let b = synth_file(&t, 2, true, 10);
+    let bd = data(&b);
+    let a = synth_file(&av_tracks(1, 1), 1, true, 10);
+    let ad = data(&a);
+    let e = plan(&ad, "a", ChunkSlice::All, &[src(&bd, "b")], &AppendOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("does not fit 64 bits"), "{e}");
+}
+
+#[test]
+fn sample_counts_are_checked_against_the_file_before_allocating() {
+    // A constant-size stsz claiming 2^25 samples of 7 bytes in a small file.
+    let a = synth_file(&av_tracks(1, 1), 1, true, 10);
+    let mut bad = a.clone();
+    let at = bad.windows(4).rposition(|w| w == b"stsz").unwrap() - 4;
+    // The audio track's stsz: make it constant (7 bytes) with 2^25 samples.
+    bad[at + 12..at + 16].copy_from_slice(&7u32.to_be_bytes());
+    bad[at + 16..at + 20].copy_from_slice(&(1u32 << 25).to_be_bytes());
+    let e = InputIndex::build(&data(&bad), "bad").unwrap_err();
+    assert!(e.to_string().contains("claims 33554432 samples of 7 bytes"), "{e}");
+    assert!(e.to_string().contains(&format!("has only {} bytes", bad.len())), "{e}");
+    // The largest claims, and the limit over all tracks.
+    let check = super::index::tests_check_sample_count;
+    assert!(check(1, 1 << 25, Some(u32::MAX), 0, u64::MAX).is_ok());
+    let e = check(1, 1 << 25, Some(u32::MAX), 0, 1000).unwrap_err();
+    assert!(e.contains("(144115188042301440 bytes), but the file has only 1000 bytes"), "{e}");
+    let e = check(3, 1 << 25, None, (1 << 26) - 10, u64::MAX).unwrap_err();
+    assert!(e.contains("over 67108864 samples together"), "{e}");
+}
