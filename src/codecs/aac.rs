@@ -261,10 +261,7 @@ fn read_descriptor(data: &[u8], pos: usize, end: usize) -> Result<(u8, Range<usi
             });
         }
     }
-    let body_end = p + size;
-    if body_end > end {
-        return Err(truncated(body_end));
-    }
+    let body_end = p.checked_add(size).filter(|&e| e <= end).ok_or(truncated(p.saturating_add(size)))?;
     Ok((tag, p..body_end))
 }
 
@@ -297,8 +294,8 @@ fn decoder_config(esds: &[u8]) -> Result<(u8, Range<usize>), CodecError> {
         pos += 2; // dependsOn_ES_ID
     }
     if flags & 0x40 != 0 {
-        let url_len = *esds.get(pos).filter(|_| pos < es.end).ok_or(truncated(pos + 1))?;
-        pos += 1 + usize::from(url_len);
+        let url_len = *esds.get(pos).filter(|_| pos < es.end).ok_or(truncated(pos.saturating_add(1)))?;
+        pos = pos.saturating_add(1 + usize::from(url_len));
     }
     if flags & 0x20 != 0 {
         pos += 2; // OCR_ES_Id
@@ -534,18 +531,22 @@ fn section_data(r: &mut BitReader<'_>, ics: &IcsInfo) -> Option<()> {
             if r.read_bits(4).ok()? == 12 {
                 return None;
             }
-            let mut len = 0;
+            let mut len = 0u32;
             loop {
                 let incr = r.read_bits(len_bits).ok()?;
-                len += incr;
+                len = len.checked_add(incr)?;
                 if incr != escape {
                     break;
+                }
+                // No section is longer than the bands it must cover.
+                if len > u32::from(ics.max_sfb) {
+                    return None;
                 }
             }
             if len == 0 {
                 return None;
             }
-            k += len;
+            k = k.checked_add(len)?;
         }
         if k != u32::from(ics.max_sfb) {
             return None;
@@ -568,9 +569,11 @@ pub fn raw_frame_start(data: &[u8], channel_config: u8, sf_index: usize) -> Opti
         let id = r.read_bits(3).ok()?;
         match id {
             ID_FIL => {
+                // fill_element (§4.4.2.1): cnt 15 escapes to 15 + esc_count - 1, which is
+                // 14 for esc_count 0 (subtracting first would wrap).
                 let mut count = r.read_bits(4).ok()?;
                 if count == 15 {
-                    count += r.read_bits(8).ok()? - 1;
+                    count = 14 + r.read_bits(8).ok()?;
                 }
                 for _ in 0..count {
                     r.read_bits(8).ok()?;
@@ -916,6 +919,51 @@ mod tests {
         assert_eq!(raw_frame_start(&bytes, 1, 3).map(|s| s.global_gain), Some(Some(150)));
         // Mono data is not a stereo frame start.
         assert_eq!(raw_frame_start(&bytes, 2, 3), None);
+    }
+
+    /// Values that overflowed: a fill element whose escaped count is 0 (cnt = 15 + 0 - 1,
+    /// computed as `0 - 1` first), long runs of escaped section lengths, and descriptor
+    /// sizes near the top of the expandable encoding.
+    #[test]
+    fn crafted_values_that_overflowed_are_handled() {
+        let sce =
+            "000".to_string() + "0000" + "10010110" + "0" + "00" + "0" + "101000" + "0" + "0001" + "11111" + "01001";
+        // FIL with cnt 15 and esc_count 0: 14 bytes of fill, then the SCE.
+        let fill = "110".to_string() + "1111" + "00000000" + &"10101010".repeat(14);
+        let bytes = from_bits(&(fill + &sce));
+        assert_eq!(raw_frame_start(&bytes, 1, 3).map(|s| s.global_gain), Some(Some(150)));
+        // The same with esc_count 0 and too few bytes after it: not a frame start.
+        assert_eq!(raw_frame_start(&from_bits("11011110000000010101010"), 1, 3), None);
+        // A section length escaped forever (all ones) ends without overflow.
+        let escaped = "000".to_string() + "0000" + "10010110" + "0" + "00" + "0" + "101000" + "0" + "0001";
+        let mut v = from_bits(&escaped);
+        v.extend(std::iter::repeat_n(0xff, 4096));
+        assert_eq!(raw_frame_start(&v, 1, 3), None);
+        // Every byte pattern after a FIL escape, and random bytes at every channel config.
+        for esc in 0..=255u8 {
+            let mut v = vec![0b1101_1110 | (esc >> 7), esc << 1];
+            v.extend([0u8; 8]);
+            for cc in 0..=3 {
+                let _ = raw_frame_start(&v, cc, 3);
+            }
+        }
+        // Descriptor sizes of 2^28 - 1 that run past the record.
+        let esds = [0x03, 0xff, 0xff, 0xff, 0x7f, 0x00];
+        assert!(esds_decoder_specific_info(&esds).is_err());
+        let esds = [0x03, 0x80, 0x80, 0x80, 0x05, 0x00, 0x01, 0x40, 0xff, 0x00];
+        assert!(esds_decoder_specific_info(&esds).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn aac_parsers_never_panic(data in proptest::collection::vec(proptest::num::u8::ANY, 0..96), cc in 0u8..4, sf in 0usize..16) {
+            let _ = AudioSpecificConfig::parse(&data);
+            let _ = esds_decoder_specific_info(&data);
+            let _ = esds_object_type_indication(&data);
+            let _ = AdtsHeader::parse(&data).map(|h| h.map(|h| h.to_audio_specific_config()));
+            let _ = raw_frame_start(&data, cc, sf);
+            let _ = raw_frame_can_end(&data);
+        }
     }
 
     #[test]

@@ -715,6 +715,9 @@ pub(crate) mod tests {
         pub(crate) fn finish(self) -> Vec<u8> {
             self.bytes
         }
+        pub(crate) fn bit_count(&self) -> usize {
+            self.bits
+        }
     }
 
     /// Inserts emulation-prevention bytes.

@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 
-use super::{av1, h264, hevc, CodecConfig};
+use super::{av1, h264, hevc, slices, CodecConfig};
 
 /// Compares the parameter sets in `sample`, one access unit as MP4 stores it, with those
 /// of `config`'s record. Returns why they disagree; `None` when they agree, when the
@@ -88,6 +88,87 @@ pub fn disagreement(config: &CodecConfig, sample: &[u8]) -> Option<String> {
             None
         }
         _ => None,
+    }
+}
+
+/// What `--params auto` keeps for a track whose own record parses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// Take the reference's record instead of the stream's.
+    pub use_reference: bool,
+    /// Why, for the run's notes (without the track number); `None` when there is nothing
+    /// to say (the stream's record fits and the reference's is the same or was not needed).
+    pub note: Option<String>,
+}
+
+/// Decides between the stream's record and the reference's from the first samples of the
+/// stream (access units in decode order, `samples[0]` its first):
+///
+/// 1. parameter sets the first sample carries in-band must be the record's
+///    ([`disagreement`]); decoders follow the in-band ones;
+/// 2. the first slice headers must parse with the record's parameter sets
+///    ([`slices::check_h264`], [`slices::check_hevc`]): this is what catches a wrong but
+///    parseable record in a stream without in-band parameter sets.
+///
+/// The record under which the bitstream reads is kept; when both do, the stream's.
+pub fn decide(stream: &CodecConfig, reference: &CodecConfig, samples: &[&[u8]]) -> Decision {
+    let keep = |note: Option<String>| Decision { use_reference: false, note };
+    let Some(first) = samples.first() else { return keep(None) };
+    if let Some(why) = disagreement(stream, first) {
+        return match disagreement(reference, first) {
+            None => Decision {
+                use_reference: true,
+                note: Some(format!(
+                    "stream's codec parameters disagree with its bitstream ({why}); using the reference's"
+                )),
+            },
+            Some(also) => keep(Some(format!(
+                "stream's codec parameters disagree with its bitstream ({why}), and so do the reference's \
+                 ({also}); keeping the stream's (decoders follow the bitstream)"
+            ))),
+        };
+    }
+    let check = |config: &CodecConfig| match config {
+        CodecConfig::H264 { avcc, .. } => Some(slices::check_h264(avcc, samples)),
+        CodecConfig::Hevc { hvcc, .. } => Some(slices::check_hevc(hvcc, samples)),
+        _ => None,
+    };
+    let Some(own) = check(stream) else { return keep(None) };
+    let same = match (stream, reference) {
+        (CodecConfig::H264 { avcc: a, .. }, CodecConfig::H264 { avcc: b, .. }) => a == b,
+        (CodecConfig::Hevc { hvcc: a, .. }, CodecConfig::Hevc { hvcc: b, .. }) => a == b,
+        _ => false,
+    };
+    match own {
+        Ok(c) if c.slices == 0 => keep(None),
+        Ok(c) if same || c.inband_parameter_sets => keep(None),
+        Ok(c) => keep(Some(format!(
+            "the first {} slice headers parse with the stream's codec parameters; keeping them (the \
+             reference's differ{})",
+            c.slices,
+            match check(reference) {
+                Some(Ok(_)) => ", and the slices parse with them too",
+                Some(Err(_)) => ", and the slices do not parse with them",
+                None => "",
+            }
+        ))),
+        Err(why) => match check(reference) {
+            Some(Ok(r)) if r.slices > 0 => Decision {
+                use_reference: true,
+                note: Some(format!(
+                    "the stream's first slices do not parse with its own codec parameters ({why}); they do with \
+                     the reference's ({} slice headers read): using the reference's",
+                    r.slices
+                )),
+            },
+            Some(Err(also)) if !same => keep(Some(format!(
+                "the stream's first slices do not parse with its own codec parameters ({why}), nor with the \
+                 reference's ({also}); keeping the stream's"
+            ))),
+            _ => keep(Some(format!(
+                "the stream's first slices do not parse with its codec parameters ({why}); keeping them"
+            ))),
+        },
     }
 }
 

@@ -14,6 +14,7 @@ pub mod inband;
 pub mod opus;
 pub mod pcm;
 pub mod poc;
+pub mod slices;
 pub mod vp9;
 
 use bytes::Bytes;

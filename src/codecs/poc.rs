@@ -379,7 +379,7 @@ impl H264PocState {
                 // §8.2.1.2
                 let offset = self.frame_num_offset(h, max_frame_num);
                 let n = sps.offset_for_ref_frame.len() as i64;
-                let mut abs_frame_num = if n != 0 { offset + frame_num } else { 0 };
+                let mut abs_frame_num = if n != 0 { offset.saturating_add(frame_num) } else { 0 };
                 if h.nal_ref_idc == 0 && abs_frame_num > 0 {
                     abs_frame_num -= 1;
                 }
@@ -388,20 +388,21 @@ impl H264PocState {
                     let cycle_cnt = (abs_frame_num - 1) / n;
                     let in_cycle = ((abs_frame_num - 1) % n) as usize;
                     let delta_per_cycle: i64 = sps.offset_for_ref_frame.iter().sum();
+                    // Saturating: the counts grow with the stream and the offsets are input
+                    // values; a result out of i32 range is refused below.
                     expected = cycle_cnt.saturating_mul(delta_per_cycle);
-                    expected += sps.offset_for_ref_frame[..=in_cycle].iter().sum::<i64>();
+                    expected = expected.saturating_add(sps.offset_for_ref_frame[..=in_cycle].iter().sum::<i64>());
                 }
                 if h.nal_ref_idc == 0 {
-                    expected += sps.offset_for_non_ref_pic;
+                    expected = expected.saturating_add(sps.offset_for_non_ref_pic);
                 }
                 let [d0, d1] = h.delta_poc.map(i64::from);
-                if !h.field_pic {
-                    top = expected + d0;
-                    bottom = top + sps.offset_for_top_to_bottom_field + d1;
+                top = expected.saturating_add(d0);
+                bottom = if !h.field_pic {
+                    top.saturating_add(sps.offset_for_top_to_bottom_field).saturating_add(d1)
                 } else {
-                    top = expected + d0;
-                    bottom = expected + sps.offset_for_top_to_bottom_field + d0;
-                }
+                    expected.saturating_add(sps.offset_for_top_to_bottom_field).saturating_add(d0)
+                };
                 self.prev_frame_num_offset = offset;
                 self.prev_frame_num = h.frame_num;
             }
@@ -411,9 +412,9 @@ impl H264PocState {
                 let temp = if h.idr {
                     0
                 } else if h.nal_ref_idc == 0 {
-                    2 * (offset + frame_num) - 1
+                    offset.saturating_add(frame_num).saturating_mul(2).saturating_sub(1)
                 } else {
-                    2 * (offset + frame_num)
+                    offset.saturating_add(frame_num).saturating_mul(2)
                 };
                 (top, bottom) = (temp, temp);
                 self.prev_frame_num_offset = offset;

@@ -95,9 +95,13 @@ struct Recheck {
     /// Index in [`Movie::tracks`].
     movie_track: usize,
     reference: Track,
-    /// Offset and size of the track's first sample, once known.
-    first_sample: Option<(u64, u32)>,
+    /// Offset and size of the track's first samples (at most [`CHECK_SAMPLES`]), once known.
+    samples: Vec<(u64, u32)>,
 }
+
+/// Samples at the start of a track whose slice headers are read to decide between the
+/// stream's and the reference's parameter sets (see [`inband::decide`]).
+pub const CHECK_SAMPLES: usize = 8;
 
 /// The track made from a stream track and its reference's parameters and sample entry.
 fn reference_track(t: &Mp4Track, movie_timescale: u32, r: &RefTrack) -> Track {
@@ -147,9 +151,10 @@ fn choose_tracks(movie: &Movie, reference: Option<&Reference>, policy: ParamPoli
                 reason: format!("{e}; give a reference recording (--reference) to take them from it"),
             })?;
             if let (ParamPolicy::Auto, Some(r)) = (policy, from_ref) {
-                let first_sample = t.table.samples().next().and_then(Result::ok).map(|s| (s.offset, s.size));
+                let samples =
+                    t.table.samples().take(CHECK_SAMPLES).map_while(Result::ok).map(|s| (s.offset, s.size)).collect();
                 let reference = reference_track(t, movie.timescale, r);
-                chosen.to_check.push(Recheck { track: i, movie_track, reference, first_sample });
+                chosen.to_check.push(Recheck { track: i, movie_track, reference, samples });
             }
             t.to_track(movie.timescale, codec, ParamOrigin::Stream)
         };
@@ -172,12 +177,14 @@ struct InbandCheck {
     media_bytes: u64,
     next_dts: Vec<i64>,
     held: Vec<ContainerEvent>,
+    /// The input ended: decide with the samples at hand.
+    ended: bool,
 }
 
 impl InbandCheck {
     fn new(chosen: Chosen, movie: Movie) -> Self {
         let next_dts = vec![0; movie.tracks.len()];
-        InbandCheck { chosen, movie, media: Vec::new(), media_bytes: 0, next_dts, held: Vec::new() }
+        InbandCheck { chosen, movie, media: Vec::new(), media_bytes: 0, next_dts, held: Vec::new(), ended: false }
     }
 
     /// Looks at one more event: media is kept, and a fragment's `moof` says where a track's
@@ -192,38 +199,35 @@ impl InbandCheck {
                 let Ok(samples) = parse_moof(&u.data, u.offset, u.header_len, &self.movie, &mut self.next_dts) else {
                     return;
                 };
-                for check in self.chosen.to_check.iter_mut().filter(|c| c.first_sample.is_none()) {
-                    if let Some(s) = samples.iter().find(|s| s.track == check.movie_track) {
-                        check.first_sample = Some((s.info.offset, s.info.size));
-                    }
+                for check in self.chosen.to_check.iter_mut().filter(|c| c.samples.is_empty()) {
+                    let own = samples.iter().filter(|s| s.track == check.movie_track).take(CHECK_SAMPLES);
+                    check.samples = own.map(|s| (s.info.offset, s.info.size)).collect();
                 }
             }
+            ContainerEvent::End(_) => self.ended = true,
             _ => {}
         }
     }
 
     /// Compares every track whose first sample is at hand; true when none is left.
     fn settle(&mut self) -> bool {
+        let last_chance = self.gave_up() || self.ended;
         let Chosen { tracks, notes, to_check } = &mut self.chosen;
         to_check.retain_mut(|check| {
-            let Some(sample) = check.first_sample.and_then(|(at, size)| read_media(&self.media, at, size)) else {
+            // Every known first sample, or (when no more media will be kept) those at hand.
+            let read: Vec<Vec<u8>> =
+                check.samples.iter().map_while(|&(at, size)| read_media(&self.media, at, size)).collect();
+            if read.is_empty() || (read.len() < check.samples.len() && !last_chance) {
                 return true;
-            };
+            }
+            let samples: Vec<&[u8]> = read.iter().map(Vec::as_slice).collect();
             let track = &mut tracks[check.track];
-            if let Some(why) = inband::disagreement(&track.codec, &sample) {
-                let n = check.track + 1;
-                match inband::disagreement(&check.reference.codec, &sample) {
-                    None => {
-                        notes.push(format!(
-                            "track {n}: stream's codec parameters disagree with its bitstream ({why}); using the reference's"
-                        ));
-                        *track = check.reference.clone();
-                    }
-                    Some(also) => notes.push(format!(
-                        "track {n}: stream's codec parameters disagree with its bitstream ({why}), and so do the \
-                         reference's ({also}); keeping the stream's (decoders follow the bitstream)"
-                    )),
-                }
+            let decision = inband::decide(&track.codec, &check.reference.codec, &samples);
+            if let Some(note) = decision.note {
+                notes.push(format!("track {}: {note}", check.track + 1));
+            }
+            if decision.use_reference {
+                *track = check.reference.clone();
             }
             false
         });

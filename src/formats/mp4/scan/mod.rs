@@ -346,8 +346,9 @@ impl MdatScanner {
     /// each side's ticks are scaled by the other's timescale.
     fn due_cmp(&self, a: usize, dts_a: i64, b: usize, dts_b: i64) -> std::cmp::Ordering {
         let (la, lb) = (&self.layout.tracks[a], &self.layout.tracks[b]);
-        let at = i128::from(dts_a - la.media_time_ticks) * i128::from(lb.timescale);
-        let bt = i128::from(dts_b - lb.media_time_ticks) * i128::from(la.timescale);
+        // In i128: the reference's media times are input values.
+        let at = (i128::from(dts_a) - i128::from(la.media_time_ticks)) * i128::from(lb.timescale);
+        let bt = (i128::from(dts_b) - i128::from(lb.media_time_ticks)) * i128::from(la.timescale);
         at.cmp(&bt).then(a.cmp(&b))
     }
 
@@ -384,6 +385,12 @@ impl MdatScanner {
             &Framing::Pcm { packet_bytes } => {
                 if self.buf.len() < packet_bytes as usize {
                     return if at_end { Step::NoFit } else { Step::NeedMore };
+                }
+                // PCM has no syntax to check: any bytes would do. Bytes that hold a video
+                // access unit (or, at the end of the input, begin one that was cut off) are
+                // not audio, so they are not taken for it.
+                if self.video_starts_here(at_end) {
+                    return Step::NoFit;
                 }
                 self.cut(t, packet_bytes as usize, true, None);
                 Step::Cut
@@ -606,6 +613,18 @@ impl MdatScanner {
         }))
     }
 
+    /// Whether the buffered bytes hold a whole access unit of a video track, or, at the end
+    /// of the input, begin like one whose end was cut off.
+    fn video_starts_here(&self, at_end: bool) -> bool {
+        self.layout.tracks.iter().any(|l| match &l.framing {
+            Framing::Nal { rules, .. } => match access_unit(&self.buf, rules, at_end) {
+                AuParse::Unit { .. } => true,
+                AuParse::NotAnAccessUnit | AuParse::NeedMore => at_end && starts_like_access_unit(&self.buf, rules),
+            },
+            _ => false,
+        })
+    }
+
     /// Whether the buffered bytes begin like a packet of some track whose end was cut off.
     fn cut_packet_starts_here(&self) -> bool {
         self.layout.tracks.iter().any(|l| match &l.framing {
@@ -702,7 +721,7 @@ impl MdatScanner {
                         v.poc = PocState::None;
                         self.summary.no_poc.push(t);
                     }
-                    pts = dts + layout.first_cts_ticks;
+                    pts = dts.saturating_add(layout.first_cts_ticks);
                 }
             }
         }
@@ -786,9 +805,12 @@ fn split_cut_run(
 fn resolve(t: usize, layout: &TrackLayout, v: &mut VideoState, queue: &mut VecDeque<Packet>, base: u64) {
     while let Some(rank) = v.order.pop() {
         let Some(at) = v.waiting.pop_front() else { break };
-        if let Some(p) = queue.get_mut((at - base) as usize) {
+        let Some(i) = at.checked_sub(base).and_then(|i| usize::try_from(i).ok()) else { continue };
+        if let Some(p) = queue.get_mut(i) {
             debug_assert_eq!(p.track, t);
-            p.pts_ticks = rank as i64 * i64::from(layout.packet_ticks) + layout.first_cts_ticks;
+            // The reference's composition offset is an input value: saturate, never wrap.
+            let rank = i64::try_from(rank).unwrap_or(i64::MAX);
+            p.pts_ticks = rank.saturating_mul(i64::from(layout.packet_ticks)).saturating_add(layout.first_cts_ticks);
         }
     }
 }
