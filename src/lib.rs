@@ -28,6 +28,8 @@ pub mod append;
 pub mod codecs;
 pub mod finalize;
 pub mod formats;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod model;
 pub mod pipeline;
 pub mod reference;

@@ -605,14 +605,6 @@ pub fn print_error(e: &dyn std::error::Error) {
 
 fn report_file_error(e: &PipelineFileError) -> ExitCode {
     eprintln!("error: {e}");
-    let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor());
-    for (d, pos) in e.diagnostics().into_iter().zip(e.positions()) {
-        let mut out = String::new();
-        if let Some((line, col)) = pos {
-            out.push_str(&format!("{}:{line}:{col}: ", e.name));
-        }
-        let _ = handler.render_report(&mut out, &d);
-        eprintln!("{}", out.trim_end());
-    }
+    eprint!("{}", e.render(livemux::pipeline::MAX_RENDERED_ERRORS));
     ExitCode::from(EXIT_USAGE)
 }

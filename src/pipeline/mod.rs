@@ -5,6 +5,7 @@ pub mod runtime;
 pub mod spec;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
@@ -27,9 +28,20 @@ use crate::stages::StageError;
 #[error("{} in pipeline file {name}", plural(errors.len()))]
 pub struct PipelineFileError {
     pub name: String,
-    pub source_text: String,
+    /// The file's text, shared by every diagnostic (a file with thousands of errors must
+    /// not be copied once per error).
+    pub source_text: Arc<str>,
     pub errors: Vec<SpecError>,
 }
+
+/// Errors [`PipelineFileError::render`] shows in full under `livemux validate` and `run`;
+/// the rest are counted. A generated file can hold thousands.
+pub const MAX_RENDERED_ERRORS: usize = 100;
+
+/// Longest stretch of the file (from the start of the first line an error points at to
+/// the end of its last) shown under an error; a longer one (a whole file on one line, a
+/// stage spanning thousands of lines) is located by line and column only.
+pub const MAX_SNIPPET_BYTES: usize = 2048;
 
 fn plural(n: usize) -> String {
     if n == 1 {
@@ -46,7 +58,7 @@ struct OneError {
     message: String,
     help: Option<String>,
     label: Option<SourceSpan>,
-    src: NamedSource<String>,
+    src: NamedSource<Arc<str>>,
 }
 
 impl Diagnostic for OneError {
@@ -61,35 +73,92 @@ impl Diagnostic for OneError {
     }
 }
 
+/// Where each line of a text starts.
+struct Lines {
+    starts: Vec<usize>,
+    len: usize,
+}
+
+impl Lines {
+    fn new(text: &str) -> Self {
+        let starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        Lines { starts, len: text.len() }
+    }
+
+    /// 0-based line of byte `at`.
+    fn line(&self, at: usize) -> usize {
+        self.starts.partition_point(|&s| s <= at).saturating_sub(1)
+    }
+
+    /// (line, column), 1-based, of byte `at` (columns count bytes).
+    fn position(&self, at: usize) -> (usize, usize) {
+        let at = at.min(self.len);
+        let line = self.line(at);
+        (line + 1, at - self.starts[line] + 1)
+    }
+
+    /// Bytes from the start of the line of `span.start` to the end of the line of `span.end`.
+    fn snippet_len(&self, span: &std::ops::Range<usize>) -> usize {
+        let first = self.starts[self.line(span.start.min(self.len))];
+        let last = self.line(span.end.min(self.len));
+        let end = self.starts.get(last + 1).copied().unwrap_or(self.len);
+        end.saturating_sub(first)
+    }
+}
+
 impl PipelineFileError {
-    /// One diagnostic per error, each pointing at its place in the file.
-    pub fn diagnostics(&self) -> Vec<impl Diagnostic + Send + Sync + 'static> {
-        self.errors
-            .iter()
-            .map(|e| {
-                let from_set = e.span == Some(spec::OVERRIDE_SPAN);
-                OneError {
-                    message: e.message.clone(),
-                    help: e.help.clone().or_else(|| from_set.then(|| "this value comes from --set".into())),
-                    label: e.span.clone().filter(|_| !from_set).map(|s| SourceSpan::from(s.start..s.end.max(s.start))),
-                    src: NamedSource::new(self.name.clone(), self.source_text.clone()),
-                }
-            })
-            .collect()
+    /// One diagnostic per error, each pointing at its place in the file (made as they are
+    /// taken: take only those to show).
+    pub fn diagnostics(&self) -> impl Iterator<Item = impl Diagnostic + Send + Sync + 'static> + '_ {
+        let lines = Lines::new(&self.source_text);
+        self.errors.iter().map(move |e| {
+            let from_set = e.span == Some(spec::OVERRIDE_SPAN);
+            OneError {
+                message: e.message.clone(),
+                help: e.help.clone().or_else(|| from_set.then(|| "this value comes from --set".into())),
+                label: e
+                    .span
+                    .clone()
+                    .filter(|s| !from_set && lines.snippet_len(s) <= MAX_SNIPPET_BYTES)
+                    .map(|s| SourceSpan::from(s.start..s.end.max(s.start))),
+                src: NamedSource::new(&self.name, Arc::clone(&self.source_text)),
+            }
+        })
     }
 
     /// (line, column), 1-based, of each error that has a place in the file.
     pub fn positions(&self) -> Vec<Option<(usize, usize)>> {
+        let lines = Lines::new(&self.source_text);
         self.errors
             .iter()
             .map(|e| {
                 let span = e.span.clone().filter(|s| *s != spec::OVERRIDE_SPAN)?;
-                let before = &self.source_text[..span.start.min(self.source_text.len())];
-                let line = before.matches('\n').count() + 1;
-                let col = before.len() - before.rfind('\n').map_or(0, |p| p + 1) + 1;
-                Some((line, col))
+                Some(lines.position(span.start))
             })
             .collect()
+    }
+
+    /// The first `max` errors as `livemux validate` shows them, each with the lines it
+    /// points at, then how many were left out. Memory and time grow with the text and
+    /// the number of errors, not with their product.
+    pub fn render(&self, max: usize) -> String {
+        let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor());
+        let mut out = String::new();
+        for (d, pos) in self.diagnostics().zip(self.positions()).take(max) {
+            let mut one = String::new();
+            if let Some((line, col)) = pos {
+                one.push_str(&format!("{}:{line}:{col}: ", self.name));
+            }
+            let _ = handler.render_report(&mut one, &d);
+            out.push_str(one.trim_end());
+            out.push('\n');
+        }
+        if self.errors.len() > max {
+            let more = self.errors.len() - max;
+            let s = if more == 1 { "" } else { "s" };
+            out.push_str(&format!("... and {more} more error{s} (only the first {max} are shown)\n"));
+        }
+        out
     }
 }
 
@@ -133,7 +202,7 @@ impl Pipeline {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| PipelineFileError {
             name: name.clone(),
-            source_text: String::new(),
+            source_text: Arc::from(""),
             errors: vec![SpecError::new(format!("cannot read it: {e}"), None)],
         })?;
         Self::parse(&text, &name, overrides)
@@ -148,7 +217,7 @@ impl Pipeline {
         let mut errors = Vec::new();
         match graph::build(specs, &mut errors) {
             Some(graph) if errors.is_empty() => Ok(Pipeline { graph, external: External::default() }),
-            _ => Err(PipelineFileError { name: "pipeline built in code".into(), source_text: String::new(), errors }),
+            _ => Err(PipelineFileError { name: "pipeline built in code".into(), source_text: Arc::from(""), errors }),
         }
     }
 

@@ -1,0 +1,3 @@
+#![no_main]
+// The entry is shared with tests/fuzz_regressions.rs: see livemux::fuzzing::codec_vpcc.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| livemux::fuzzing::codec_vpcc(data));
