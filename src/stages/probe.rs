@@ -74,14 +74,6 @@ impl Walker {
         }
     }
 
-    /// Damaged stretches skipped, and the like.
-    fn notes(&self) -> Vec<String> {
-        match self {
-            Walker::Mp4(_) => Vec::new(),
-            Walker::Matroska(r) => r.notes(),
-        }
-    }
-
     fn finish(&self) -> EndState {
         match self {
             Walker::Mp4(w) => w.finish(),
@@ -93,7 +85,7 @@ impl Walker {
     fn notes(&mut self) -> Vec<String> {
         match self {
             Walker::Mp4(w) => w.take_notes(),
-            Walker::Matroska(_) => Vec::new(),
+            Walker::Matroska(r) => r.notes(),
         }
     }
 }
