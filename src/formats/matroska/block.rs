@@ -228,8 +228,8 @@ mod tests {
         let (each, extra) = ((rest / 254) as u64, (rest % 254) as u64);
         let mut body = vec![0x81, 0, 0, 0x86, 255];
         body.extend([0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE]); // 2^56 - 2
-        // The second size as an 8-byte signed difference, then 252 zero differences,
-        // then the last one as a 2-byte difference.
+                                                                       // The second size as an 8-byte signed difference, then 252 zero differences,
+                                                                       // then the last one as a 2-byte difference.
         let raw = (each - first) + ((1u64 << 55) - 1);
         body.push(0x01);
         body.extend(&raw.to_be_bytes()[1..]);

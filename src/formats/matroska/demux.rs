@@ -150,9 +150,9 @@ impl MkvSplitter {
                 let entry = self.entries.iter().find(|e| e.number == t.input_id).cloned().unwrap_or_default();
                 let fallback_duration = match &t.codec {
                     CodecConfig::Aac { .. } => Some((1024u64 * t.timescale as u64 / 48_000).max(1) as u32),
-                    _ => entry.default_duration_ns.map(|ns| {
-                        (ns as u128 * t.timescale as u128 / 1_000_000_000).min(u32::MAX as u128) as u32
-                    }),
+                    _ => entry
+                        .default_duration_ns
+                        .map(|ns| (ns as u128 * t.timescale as u128 / 1_000_000_000).min(u32::MAX as u128) as u32),
                 };
                 TrackState {
                     entry,

@@ -716,7 +716,10 @@ mod tests {
         // Overwrite the second block of the unknown-size cluster (at 50..57) with garbage.
         data[50..57].copy_from_slice(&[0x0A, 0x00, 0x33, 0x1F, 0x43, 0xB6, 0x00]);
         let (got, notes, end) = resync_items(&data, data.len());
-        assert_eq!(kinds(&got), ["ebml", "segment", "meta", "skip", "cluster", "ts", "blocks", "cluster", "ts", "blocks"]);
+        assert_eq!(
+            kinds(&got),
+            ["ebml", "segment", "meta", "skip", "cluster", "ts", "blocks", "cluster", "ts", "blocks"]
+        );
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert!(notes[0].contains("bytes 50..57 (7 bytes) skipped"), "{notes:?}");
         assert_eq!(end.cut, None);
