@@ -6,6 +6,12 @@
 //! block element are handed out whole; an element that lies inside one input chunk is a
 //! slice of it, one that straddles chunks is copied once into its own buffer.
 //!
+//! Damaged input (a lost upload chunk, overwritten bytes): a reader made with
+//! [`MkvReader::resynchronising`] does not stop at the first invalid element inside a
+//! Segment but searches forward, at most [`MAX_RESYNC_SCAN`] bytes, for a Cluster ID with
+//! a plausible size followed by a Timestamp (or Cues, Tags, a new EBML header), drops the
+//! bytes before it and says which in [`MkvReader::notes`].
+//!
 //! Hand-written rather than on a crate: matroska-demuxer and its peers read finished
 //! files through `Read + Seek` and stop at unknown sizes; a live reader must tell "need
 //! more bytes" from "invalid at offset X" and resume where it stopped.
