@@ -66,9 +66,16 @@ fn a_lost_upload_chunk_is_skipped_up_to_the_next_cluster() {
             })
             .next();
         let (from, to) = range.unwrap_or_else(|| panic!("chunk {lost} lost: no skipped range in: {err}"));
-        assert!(from <= gap + 1 && to > gap && to - from < 200_000, "chunk {lost}: skipped {from}..{to}, gap at {gap}");
+        // The damage is found where the first element after the gap does not parse
+        // (a block whose size ran over the gap swallows bytes past it).
+        assert!(
+            from + 65536 >= gap && from <= gap + 65536 && to > gap && to - from < 65536,
+            "chunk {lost}: skipped {from}..{to}, gap at {gap}"
+        );
+        eprintln!("chunk {lost} lost: skipped {from}..{to}");
         let theirs = packet_counts(&input);
         let ours = packet_counts(&output);
+        eprintln!("chunk {lost} lost: livemux keeps {ours:?} packets, FFmpeg reads {theirs:?}");
         assert_eq!(ours.len(), 2, "chunk {lost}: {ours:?}");
         for (s, (o, t)) in ours.iter().zip(&theirs).enumerate() {
             assert!(o + 3 >= *t, "chunk {lost} stream {s}: livemux keeps {o} packets, FFmpeg reads {t}");
@@ -314,9 +321,18 @@ fn a_huge_header_stripping_prefix_is_refused() {
 #[test]
 fn lace_sizes_that_wrap_do_not_panic() {
     let dir = tempfile::tempdir().unwrap();
-    let mut block = vec![0x81, 0, 0, 0x86, 255];
-    block.extend([0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE]);
-    block.extend(std::iter::repeat_n(0xBFu8, 254));
+    // 256 frames, EBML lacing: coded sizes 2^56 - 2, then 253 equal ones (an 8-byte
+    // difference, 252 zero differences), then a 2-byte difference: they sum to 2^64 + 10.
+    let first = (1u64 << 56) - 2;
+    let rest = (1u128 << 64) + 10 - first as u128;
+    let (each, extra) = ((rest / 254) as u64, (rest % 254) as u64);
+    let mut block = vec![0x81, 0, 0, 0x86, 255, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE];
+    let raw = (each - first) + ((1u64 << 55) - 1);
+    block.push(0x01);
+    block.extend(&raw.to_be_bytes()[1..]);
+    block.extend(std::iter::repeat_n(0xBFu8, 252));
+    let raw = extra + ((1 << 13) - 1);
+    block.extend([0x40 | (raw >> 8) as u8, raw as u8]);
     block.extend([0u8; 1500]);
     let mut data = stream_head(Some("V_VP8"));
     data.extend([0x1F, 0x43, 0xB6, 0x75]);
@@ -377,7 +393,14 @@ fn own_b_frame_matroska_goes_back_to_mp4() {
         let back = dir.path().join(format!("back.{to}.mp4"));
         let out = livemux().arg("remux").arg(&mkv).args(["--to", to, "-o"]).arg(&back).output().unwrap();
         assert!(out.status.success(), "--to {to}: {}", String::from_utf8_lossy(&out.stderr));
-        let got = frame_pts(&back);
+        let mut got = frame_pts(&back);
+        let mut expected = expected.clone();
+        if to == "mp4" {
+            // FFmpeg drops frames that a regular MP4's edit list hides entirely (the AAC
+            // priming frame before 0), as it does for the x264+AAC MP4 it wrote itself.
+            got.retain(|f| f.1 >= 0.0);
+            expected.retain(|f| f.1 >= 0.0);
+        }
         assert_eq!(got.len(), expected.len(), "--to {to}: frame count");
         for (i, (a, b)) in got.iter().zip(&expected).enumerate() {
             assert!(a.0 == b.0 && (a.1 - b.1).abs() < 0.0015, "--to {to}: frame {i} is {a:?}, the mkv's {b:?}");

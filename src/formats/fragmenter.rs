@@ -14,12 +14,14 @@
 
 use crate::model::{Packet, Ticks, Track, TrackKind};
 
-/// Most payload bytes of one fragment. Far above what a 2 s fragment holds at any bitrate
-/// a recorder uses (64 MiB is 256 Mbit/s), so it only decides on hostile or broken timing.
-pub const MAX_FRAGMENT_BYTES: u64 = 64 << 20;
+/// Most payload bytes of one fragment. Far above what a 2 s fragment holds at the
+/// bitrates recorders use (32 MiB in 2 s is 134 Mbit/s), so it decides on broken or
+/// hostile timing only. A muxer holds the open fragment and a sink up to two closed ones,
+/// so this bounds memory at about three times as much.
+pub const MAX_FRAGMENT_BYTES: u64 = 32 << 20;
 /// What one packet costs against [`MAX_FRAGMENT_BYTES`] besides its payload: the muxer's
 /// own record of it. Tiny packets then also end a fragment before their count explodes
-/// (at most 256 Ki packets per fragment; a 2 s fragment of 48 kHz PCM samples is 96 Ki).
+/// (at most 128 Ki packets per fragment; a 2 s fragment of 48 kHz PCM samples is 96 Ki).
 pub const PACKET_OVERHEAD_BYTES: u64 = 256;
 
 fn cost(p: &Packet) -> u64 {
@@ -187,10 +189,7 @@ mod tests {
     fn a_fragment_ends_at_the_byte_cap_whatever_the_timestamps() {
         let tracks = [track(TrackKind::Video)];
         let mut f = Fragmenter::new(&tracks, FragmentPolicy::default());
-        let big = |keyframe| Packet {
-            data: Bytes::from(vec![0u8; 1 << 20]).into(),
-            ..pkt(0, 0, keyframe)
-        };
+        let big = |keyframe| Packet { data: Bytes::from(vec![0u8; 1 << 20]).into(), ..pkt(0, 0, keyframe) };
         let mut cuts = 0;
         for i in 0..200 {
             let p = big(i == 0);
@@ -200,8 +199,8 @@ mod tests {
             }
             f.add(&p);
         }
-        // 200 MiB of packets that all have the same time: cut every 64 MiB.
-        assert_eq!(cuts, 3);
+        // 200 MiB of packets that all have the same time: cut before 32 MiB.
+        assert_eq!(cuts, 6);
     }
 
     #[test]

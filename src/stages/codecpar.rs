@@ -451,7 +451,8 @@ pub async fn run(
                 // Everything held counts, Tracks known or not, empty Clusters too.
                 m.held_bytes += held_cost(&ev);
                 if m.held_bytes > MAX_HELD_BYTES {
-                    let why = if m.entries.is_empty() { "no Tracks element" } else { "no keyframe describing every track" };
+                    let why =
+                        if m.entries.is_empty() { "no Tracks element" } else { "no keyframe describing every track" };
                     return Err(ctx.error(Failure::Unsupported(format!(
                         "{why} in the first {MAX_HELD_BYTES} bytes of media (livemux holds no more than that)"
                     ))));

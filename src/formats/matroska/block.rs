@@ -219,10 +219,32 @@ mod tests {
         assert!(parse_block(&element(ids::SIMPLE_BLOCK, &[0x81, 0, 0, 0x02, 3, 200])).is_err());
     }
 
+    /// A block of 256 EBML-laced frames whose 255 coded sizes sum to 2^64 + 10: wrapped,
+    /// the sum is 10 and passes a bounds check; the frames then slice far past the block.
+    pub(crate) fn wrapping_lace_block() -> Vec<u8> {
+        let first = (1u64 << 56) - 2;
+        let total = (1u128 << 64) + 10;
+        let rest = total - first as u128;
+        let (each, extra) = ((rest / 254) as u64, (rest % 254) as u64);
+        let mut body = vec![0x81, 0, 0, 0x86, 255];
+        body.extend([0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE]); // 2^56 - 2
+                                                                       // The second size as an 8-byte signed difference, then 252 zero differences,
+                                                                       // then the last one as a 2-byte difference.
+        let raw = (each - first) + ((1u64 << 55) - 1);
+        body.push(0x01);
+        body.extend(&raw.to_be_bytes()[1..]);
+        body.extend(std::iter::repeat_n(0xBFu8, 252));
+        let raw = extra + ((1 << 13) - 1);
+        body.extend([0x40 | (raw >> 8) as u8, raw as u8]);
+        body.extend([0u8; 1500]);
+        body
+    }
+
     #[test]
     fn lace_sizes_that_wrap_are_refused() {
-        // 256 frames; EBML lacing: a first size of 2^56 - 2 and 254 zero differences sum
-        // past 2^64 (the sum used to wrap and pass the bounds check).
+        let body = wrapping_lace_block();
+        assert!(parse_block(&element(ids::SIMPLE_BLOCK, &body)).is_err());
+        // 256 frames; a first size of 2^56 - 2 and 254 zero differences.
         let mut body = vec![0x81, 0, 0, 0x06, 255];
         body.extend([0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE]);
         body.extend(std::iter::repeat_n(0xBFu8, 254));

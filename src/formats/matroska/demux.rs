@@ -6,6 +6,8 @@
 //! presentation time), found with a lookahead of [`REORDER_WINDOW`] packets; when that
 //! puts a decode time after its presentation time (B-frames), presentation times are
 //! delayed by the largest such gap and an edit list entry says so, as MP4 muxers do.
+//! A track whose first timestamp is negative (AAC priming, as FFmpeg and livemux write
+//! it) is moved to start at 0 the same way, with an edit that keeps the presentation.
 //! Durations are the distance to the track's next packet; the last packet's comes from
 //! BlockDuration, DefaultDuration, the codec, or the previous packet.
 
@@ -42,6 +44,10 @@ struct TrackState {
     window: usize,
     /// Delay added to presentation times, once decided.
     shift: Option<i64>,
+    /// Added to decode and presentation times so that the first decode time is not
+    /// negative (AAC priming, a B-frame delay kept as negative timestamps); an edit
+    /// keeps the presentation where it was.
+    offset: i64,
     last_duration: u32,
     fallback_duration: Option<u32>,
 }
@@ -83,8 +89,8 @@ impl TrackState {
             _ => self.last_duration,
         };
         self.last_duration = duration;
-        p.dts_ticks = dts;
-        p.pts_ticks += shift;
+        p.dts_ticks = dts + self.offset;
+        p.pts_ticks += shift + self.offset;
         p.duration_ticks = duration;
         out.push(p);
     }
@@ -144,9 +150,9 @@ impl MkvSplitter {
                 let entry = self.entries.iter().find(|e| e.number == t.input_id).cloned().unwrap_or_default();
                 let fallback_duration = match &t.codec {
                     CodecConfig::Aac { .. } => Some((1024u64 * t.timescale as u64 / 48_000).max(1) as u32),
-                    _ => entry.default_duration_ns.map(|ns| {
-                        (ns as u128 * t.timescale as u128 / 1_000_000_000).min(u32::MAX as u128) as u32
-                    }),
+                    _ => entry
+                        .default_duration_ns
+                        .map(|ns| (ns as u128 * t.timescale as u128 / 1_000_000_000).min(u32::MAX as u128) as u32),
                 };
                 TrackState {
                     entry,
@@ -249,14 +255,20 @@ impl MkvSplitter {
             }
             let mut tracks: Vec<Track> = tracks.as_ref().clone();
             for (t, st) in tracks.iter_mut().zip(&mut self.state) {
-                if st.window > 1 {
-                    let shift = st.decide_shift();
-                    if shift > 0 {
-                        t.edits = vec![Edit {
-                            segment_duration_movie_ticks: 0,
-                            media_time_ticks: shift,
-                            media_rate_integer: 1,
-                        }];
+                let shift = if st.window > 1 { st.decide_shift() } else { 0 };
+                // The smallest presentation time held is the first decode time.
+                st.offset = st.unused_pts.peek().map_or(0, |r| (-r.0).max(0));
+                let delay = shift + st.offset;
+                if delay > 0 {
+                    match t.edits.first_mut() {
+                        Some(e) => e.media_time_ticks += delay,
+                        None => {
+                            t.edits = vec![Edit {
+                                segment_duration_movie_ticks: 0,
+                                media_time_ticks: delay,
+                                media_rate_integer: 1,
+                            }]
+                        }
                     }
                 }
             }

@@ -47,7 +47,7 @@ pub struct Header {
 impl Header {
     /// Total length, when the size is known.
     pub fn total(&self) -> Option<u64> {
-        self.size.map(|s| s + self.header_len as u64)
+        self.size.and_then(|s| s.checked_add(self.header_len as u64))
     }
 }
 

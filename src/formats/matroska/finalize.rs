@@ -11,6 +11,10 @@
 //!
 //! Write order (each step durable before the next, see [`crate::finalize::apply`]):
 //! 1. (A file cut inside an element) truncate to the end of the last complete element.
+//!    A Cluster with a declared size that the cut tore keeps its complete blocks: its
+//!    size field is rewritten (same length) to end at the last of them, after the
+//!    truncation, so that the Cues do not land inside it; one cut before its first block
+//!    is truncated away whole. (Unknown-size Clusters get their sizes in this step too.)
 //! 2. Append the Cues wrapped in a Void: readers skip it, the file is as before.
 //! 3. Write the new front in one write at offset 0. Its SeekHead points at the Cues
 //!    inside the Void, which SeekHead-following readers find; the positions in the Cues

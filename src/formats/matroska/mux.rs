@@ -73,7 +73,8 @@ impl MkvMuxer {
             (CodecConfig::Opus { .. }, _) | (_, None) => 0,
             (_, Some(e)) => e.media_time_ticks.max(0),
         };
-        ((p.pts_ticks - offset) as i128 * 1000).div_euclid(t.timescale.max(1) as i128) as i64
+        let ms = ((p.pts_ticks as i128 - offset as i128) * 1000).div_euclid(t.timescale.max(1) as i128);
+        ms.clamp(i64::MIN as i128, i64::MAX as i128) as i64
     }
 
     fn emit(
@@ -105,7 +106,7 @@ impl MkvMuxer {
         let mut blocks: Vec<(BytesMut, Vec<Bytes>)> = Vec::with_capacity(self.pending.len());
         let mut cued = false;
         for (p, ms) in self.pending.drain(..) {
-            let rel = (ms - cluster_ms).clamp(i16::MIN as i64, i16::MAX as i64) as i16;
+            let rel = ms.saturating_sub(cluster_ms).clamp(i16::MIN as i64, i16::MAX as i64) as i16;
             let mut h = BytesMut::with_capacity(16);
             simple_block_header(&mut h, p.track as u64 + 1, rel, p.keyframe, p.data.len());
             body_len += h.len() + p.data.len();
@@ -117,7 +118,7 @@ impl MkvMuxer {
             }
             let t = &self.tracks[p.track];
             let dur_ms = (p.duration_ticks as i64 * 1000) / t.timescale.max(1) as i64;
-            self.end_ms = self.end_ms.max(ms + dur_ms);
+            self.end_ms = self.end_ms.max(ms.saturating_add(dur_ms));
             blocks.push((h, p.data.into_parts()));
         }
         put_id(&mut head, ids::CLUSTER);
@@ -186,9 +187,9 @@ impl Muxer for MkvMuxer {
             return Err(MuxError::NoSuchTrack { track: packet.track, tracks: self.tracks.len() });
         }
         let ms = self.timestamp_ms(&packet);
-        let too_far = self
-            .pending_span
-            .is_some_and(|(lo, hi)| ms.saturating_sub(lo) > MAX_CLUSTER_SPAN_MS || hi.saturating_sub(ms) > MAX_CLUSTER_SPAN_MS);
+        let too_far = self.pending_span.is_some_and(|(lo, hi)| {
+            ms.saturating_sub(lo) > MAX_CLUSTER_SPAN_MS || hi.saturating_sub(ms) > MAX_CLUSTER_SPAN_MS
+        });
         let closed = if !self.fragmenter.is_empty() && (self.fragmenter.cut_before(&packet) || too_far) {
             self.flush()
         } else {

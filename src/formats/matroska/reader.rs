@@ -6,6 +6,12 @@
 //! block element are handed out whole; an element that lies inside one input chunk is a
 //! slice of it, one that straddles chunks is copied once into its own buffer.
 //!
+//! Damaged input (a lost upload chunk, overwritten bytes): a reader made with
+//! [`MkvReader::resynchronising`] does not stop at the first invalid element inside a
+//! Segment but searches forward, at most [`MAX_RESYNC_SCAN`] bytes, for a Cluster ID with
+//! a plausible size followed by a Timestamp (or Cues, Tags, a new EBML header), drops the
+//! bytes before it and says which in [`MkvReader::notes`].
+//!
 //! Hand-written rather than on a crate: matroska-demuxer and its peers read finished
 //! files through `Read + Seek` and stop at unknown sizes; a live reader must tell "need
 //! more bytes" from "invalid at offset X" and resume where it stopped.
@@ -716,7 +722,10 @@ mod tests {
         // Overwrite the second block of the unknown-size cluster (at 50..57) with garbage.
         data[50..57].copy_from_slice(&[0x0A, 0x00, 0x33, 0x1F, 0x43, 0xB6, 0x00]);
         let (got, notes, end) = resync_items(&data, data.len());
-        assert_eq!(kinds(&got), ["ebml", "segment", "meta", "skip", "cluster", "ts", "blocks", "cluster", "ts", "blocks"]);
+        assert_eq!(
+            kinds(&got),
+            ["ebml", "segment", "meta", "skip", "cluster", "ts", "blocks", "cluster", "ts", "blocks"]
+        );
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert!(notes[0].contains("bytes 50..57 (7 bytes) skipped"), "{notes:?}");
         assert_eq!(end.cut, None);

@@ -183,7 +183,8 @@ impl TrackEntry {
         let timescale = self.timescale(info);
         let mut edits = Vec::new();
         if self.codec_delay_ns > 0 {
-            let media_time = (u128::from(self.codec_delay_ns) * u128::from(timescale) / 1_000_000_000) as i64;
+            let media_time = (u128::from(self.codec_delay_ns) * u128::from(timescale) / 1_000_000_000)
+                .min(crate::formats::matroska::demux::MAX_TIMESTAMP_TICKS as u128) as i64;
             edits.push(Edit { segment_duration_movie_ticks: 0, media_time_ticks: media_time, media_rate_integer: 1 });
         }
         let mut language = *b"und";
