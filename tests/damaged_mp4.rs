@@ -317,7 +317,8 @@ fn ftyp() -> Vec<u8> {
 #[test]
 fn hostile_streams_on_stdin_keep_memory_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let zeros = [ftyp(), vec![0u8; 200 << 20]].concat();
+    // After an index, zeros are damage that is scanned (and dropped) to the end.
+    let zeros = [browser_chunks("chrome_mp4_avc1_opus")[0].clone(), vec![0u8; 200 << 20]].concat();
     let mut tiny = ftyp();
     for _ in 0..1_000_000 {
         tiny.extend_from_slice(b"\0\0\0\x08free");

@@ -32,7 +32,7 @@ enum Splitter {
 /// Past this, a stream whose packets are held for a late index (see
 /// [`Mp4Splitter::held_media_secs`]) is taken for a live recording: a pipe of a whole file
 /// brings media far faster than it plays, a live recording at about the speed it plays.
-pub const LIVE_SLACK: Duration = Duration::from_secs(5);
+pub const LIVE_SLACK: Duration = Duration::from_millis(1500);
 
 /// Releases held packets once the input comes no faster than twice real time (plus
 /// [`LIVE_SLACK`]): a live recording is split as it comes rather than held until it ends.
@@ -69,7 +69,7 @@ pub async fn run(
         // it is idle.
         let holding = matches!(&splitter, Splitter::Mp4(s) if s.held_media_secs().is_some());
         let ev = if holding {
-            match tokio::time::timeout(Duration::from_millis(500), input.recv()).await {
+            match tokio::time::timeout(Duration::from_millis(250), input.recv()).await {
                 Ok(ev) => ev,
                 Err(_) => {
                     live_pace(&mut splitter, &mut hold_started, &mut batch);
