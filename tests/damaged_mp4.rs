@@ -39,13 +39,8 @@ fn find(d: &[u8], start: usize, end: usize, fourcc: &[u8; 4]) -> Option<(usize, 
 /// Runs livemux with `input` on its stdin (written from a thread, in `chunk`-sized writes),
 /// returning its status, stderr and the highest VmHWM (KiB) seen while it ran.
 fn run_piped(args: &[&str], input: Vec<u8>, chunk: usize, timeout: Duration) -> (ExitStatus, String, u64) {
-    let mut child = livemux()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        livemux().args(args).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let writer = std::thread::spawn(move || {
         for c in input.chunks(chunk.max(1)) {
@@ -104,11 +99,8 @@ fn a_missing_upload_chunk_is_skipped_and_everything_else_kept() {
     let whole = dir.path().join("whole.mp4");
     std::fs::write(&whole, &whole_data).unwrap();
     let all = framemd5(&whole);
-    let moofs: Vec<usize> = children(&whole_data, 0, whole_data.len())
-        .iter()
-        .filter(|c| &c.0 == b"moof")
-        .map(|c| c.1)
-        .collect();
+    let moofs: Vec<usize> =
+        children(&whole_data, 0, whole_data.len()).iter().filter(|c| &c.0 == b"moof").map(|c| c.1).collect();
     assert_eq!(moofs.len(), 2, "the fixture has two fragments");
     // Uploads of 32 KiB: drop one inside the first fragment's media (its 'mdat' then seems
     // to swallow the second 'moof'), and the one that holds the second 'moof' header.

@@ -486,9 +486,10 @@ pub async fn run(
             // the scanned packets unless there were too many, and then uses this index
             // instead. Its tracks go first, chosen as for an index that comes first.
             ContainerEvent::Meta(m) if m.kind == ElementKind::Mp4(FourCc::new(b"moov")) && unindexed => {
-                let chosen = parse_movie(&m.data, m.offset, m.header_len)
-                    .map_err(|e| e.to_string())
-                    .and_then(|movie| choose_tracks(&movie, reference.as_ref(), config.params).map_err(|e| e.to_string()));
+                let chosen =
+                    parse_movie(&m.data, m.offset, m.header_len).map_err(|e| e.to_string()).and_then(|movie| {
+                        choose_tracks(&movie, reference.as_ref(), config.params).map_err(|e| e.to_string())
+                    });
                 match chosen {
                     Ok(mut chosen) => {
                         report.notes.append(&mut chosen.notes);

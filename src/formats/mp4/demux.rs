@@ -18,8 +18,8 @@ use super::moof::{parse_moof, FragSample};
 use super::moov::{parse_movie, Movie};
 use super::sample_table::{SampleCursor, SampleInfo};
 use super::scan::{MdatScanner, ScanError};
-use crate::formats::{push_packet, ContainerEvent, ElementKind, EndState, PacketEvent, SplitSummary};
 use crate::codecs::{h264::AvcConfig, hevc::HvcConfig, CodecConfig};
+use crate::formats::{push_packet, ContainerEvent, ElementKind, EndState, PacketEvent, SplitSummary};
 use crate::model::{Chunk, Packet, Payload, TrackSet};
 
 /// Default for [`Mp4Splitter::new`]'s buffer limit: media held while waiting for an index.

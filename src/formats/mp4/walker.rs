@@ -112,9 +112,7 @@ fn plausible_box(b: &[u8], more_may_come: bool) -> Option<bool> {
     let child = b.get(12..16).map(|c| [c[0], c[1], c[2], c[3]]);
     let child_size = b.get(8..12).map(be32);
     Some(match &fourcc {
-        b"moof" => {
-            (24..=MAX_MOOF).contains(&size) && child == Some(*b"mfhd") && child_size == Some(16)
-        }
+        b"moof" => (24..=MAX_MOOF).contains(&size) && child == Some(*b"mfhd") && child_size == Some(16),
         b"moov" => {
             (16..=MAX_META_BOX).contains(&size)
                 && child.is_some_and(|c| matches!(&c, b"mvhd" | b"trak" | b"mvex" | b"udta" | b"meta" | b"iods"))
@@ -225,7 +223,6 @@ impl Mp4Walker {
             _ => None,
         }
     }
-
 
     /// Offset one past the last byte pushed.
     pub fn input_end(&self) -> u64 {
@@ -432,8 +429,7 @@ impl Mp4Walker {
                     match self.find_box() {
                         Some(n) => {
                             self.drop_front(n);
-                            let State::Resync { reason, .. } = std::mem::replace(&mut self.state, State::Header)
-                            else {
+                            let State::Resync { reason, .. } = std::mem::replace(&mut self.state, State::Header) else {
                                 unreachable!()
                             };
                             let len = self.pos - from;
@@ -479,8 +475,7 @@ impl Mp4Walker {
             let whole = chunk.len().saturating_sub(CANDIDATE_LEN - 1);
             for i in 0..whole {
                 // Every top-level box type begins with a lowercase letter.
-                if chunk[i + 4].is_ascii_lowercase()
-                    && plausible_box(&chunk[i..i + CANDIDATE_LEN], true) == Some(true)
+                if chunk[i + 4].is_ascii_lowercase() && plausible_box(&chunk[i..i + CANDIDATE_LEN], true) == Some(true)
                 {
                     return Some(base + i);
                 }
@@ -684,7 +679,11 @@ mod tests {
     }
 
     fn media_of(events: &[ContainerEvent]) -> Vec<u8> {
-        events.iter().filter_map(|e| if let ContainerEvent::Media(c) = e { Some(c.data.to_vec()) } else { None }).collect::<Vec<_>>().concat()
+        events
+            .iter()
+            .filter_map(|e| if let ContainerEvent::Media(c) = e { Some(c.data.to_vec()) } else { None })
+            .collect::<Vec<_>>()
+            .concat()
     }
 
     fn damage(events: &[ContainerEvent]) -> Vec<(u64, u64)> {
