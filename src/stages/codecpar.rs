@@ -251,7 +251,8 @@ impl InbandCheck {
 /// The `size` bytes at input offset `at`, if `media` holds all of them.
 fn read_media(media: &[Chunk], at: u64, size: u32) -> Option<Vec<u8>> {
     let end = at.checked_add(size as u64)?;
-    let mut out = Vec::with_capacity(size as usize);
+    // Grown as bytes are found, not sized by a count from the input.
+    let mut out = Vec::new();
     for c in media {
         if out.len() as u64 == size as u64 {
             break;

@@ -15,11 +15,14 @@ use crate::formats::{ContainerEvent, ContainerKind, PacketEvent};
 pub struct SplitConfig {
     /// Most media bytes held while waiting for an index that comes after the media.
     pub buffer_limit: u64,
+    /// The input may bring its index after the media (a stream): packets found by scanning
+    /// media without an index are held, up to `buffer_limit`, in case it comes.
+    pub late_index: bool,
 }
 
 impl Default for SplitConfig {
     fn default() -> Self {
-        SplitConfig { buffer_limit: DEFAULT_BUFFER_LIMIT }
+        SplitConfig { buffer_limit: DEFAULT_BUFFER_LIMIT, late_index: true }
     }
 }
 
@@ -61,7 +64,7 @@ pub async fn run(
     mut input: mpsc::Receiver<ContainerEvent>,
     out: Outputs<PacketEvent>,
 ) -> StageResult {
-    let mut splitter = Splitter::Mp4(Mp4Splitter::new(config.buffer_limit));
+    let mut splitter = Splitter::Mp4(Mp4Splitter::new(config.buffer_limit).hold_for_late_index(config.late_index));
     let mut batch = Vec::new();
     let mut hold_started: Option<Instant> = None;
     loop {
