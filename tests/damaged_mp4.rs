@@ -338,3 +338,41 @@ fn hostile_streams_on_stdin_keep_memory_bounded() {
         assert!(started.elapsed() < Duration::from_secs(40), "{name}: took {:?}", started.elapsed());
     }
 }
+
+/// Past the buffer limit, the packets found by scanning go out as they are, and the late
+/// index is noted as unused: the output is the scan's (as before late indexes were used).
+#[test]
+fn past_the_buffer_limit_a_late_moov_is_not_used() {
+    if !tools(&["ffmpeg"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = root().join("tests/fixtures/tools");
+    let data = std::fs::read(fixtures.join("h264_aac_moov_end.mp4")).unwrap();
+    assert!(data.len() > 1 << 20, "more media than the 1 MiB limit below");
+    let output = dir.path().join("out.mp4");
+    let pipeline = dir.path().join("p.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            r#"stage = [
+  {{ kind = "source", path = "-" }},
+  {{ kind = "probe" }},
+  {{ kind = "codecpar-extract", reference = "{}" }},
+  {{ kind = "packet-split", buffer_limit_mb = 1 }},
+  {{ kind = "mux", format = "fmp4" }},
+  {{ kind = "sink", path = "{}", durability = "none" }},
+]
+"#,
+            fixtures.join("h264_aac_reference_1s.mp4").display(),
+            output.display()
+        ),
+    )
+    .unwrap();
+    let (status, err, _) = run_piped(&["run", pipeline.to_str().unwrap()], data, 1 << 16, Duration::from_secs(60));
+    assert!(status.success(), "{err}");
+    assert!(err.contains("over the limit of 1048576"), "{err}");
+    assert!(err.contains("it was not used"), "{err}");
+    let got = framemd5(&output);
+    assert!(got.len() > 700, "the scanned packets are kept: {}", got.len());
+}
