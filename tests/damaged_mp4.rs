@@ -39,13 +39,8 @@ fn find(d: &[u8], start: usize, end: usize, fourcc: &[u8; 4]) -> Option<(usize, 
 /// Runs livemux with `input` on its stdin (written from a thread, in `chunk`-sized writes),
 /// returning its status, stderr and the highest VmHWM (KiB) seen while it ran.
 fn run_piped(args: &[&str], input: Vec<u8>, chunk: usize, timeout: Duration) -> (ExitStatus, String, u64) {
-    let mut child = livemux()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        livemux().args(args).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let writer = std::thread::spawn(move || {
         for c in input.chunks(chunk.max(1)) {
@@ -104,11 +99,8 @@ fn a_missing_upload_chunk_is_skipped_and_everything_else_kept() {
     let whole = dir.path().join("whole.mp4");
     std::fs::write(&whole, &whole_data).unwrap();
     let all = framemd5(&whole);
-    let moofs: Vec<usize> = children(&whole_data, 0, whole_data.len())
-        .iter()
-        .filter(|c| &c.0 == b"moof")
-        .map(|c| c.1)
-        .collect();
+    let moofs: Vec<usize> =
+        children(&whole_data, 0, whole_data.len()).iter().filter(|c| &c.0 == b"moof").map(|c| c.1).collect();
     assert_eq!(moofs.len(), 2, "the fixture has two fragments");
     // Uploads of 32 KiB: drop one inside the first fragment's media (its 'mdat' then seems
     // to swallow the second 'moof'), and the one that holds the second 'moof' header.
@@ -317,7 +309,8 @@ fn ftyp() -> Vec<u8> {
 #[test]
 fn hostile_streams_on_stdin_keep_memory_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let zeros = [ftyp(), vec![0u8; 200 << 20]].concat();
+    // After an index, zeros are damage that is scanned (and dropped) to the end.
+    let zeros = [browser_chunks("chrome_mp4_avc1_opus")[0].clone(), vec![0u8; 200 << 20]].concat();
     let mut tiny = ftyp();
     for _ in 0..1_000_000 {
         tiny.extend_from_slice(b"\0\0\0\x08free");
@@ -344,4 +337,42 @@ fn hostile_streams_on_stdin_keep_memory_bounded() {
         assert!(peak < 100 << 10, "{name}: peak RSS {} MiB", peak >> 10);
         assert!(started.elapsed() < Duration::from_secs(40), "{name}: took {:?}", started.elapsed());
     }
+}
+
+/// Past the buffer limit, the packets found by scanning go out as they are, and the late
+/// index is noted as unused: the output is the scan's (as before late indexes were used).
+#[test]
+fn past_the_buffer_limit_a_late_moov_is_not_used() {
+    if !tools(&["ffmpeg"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = root().join("tests/fixtures/tools");
+    let data = std::fs::read(fixtures.join("h264_aac_moov_end.mp4")).unwrap();
+    assert!(data.len() > 1 << 20, "more media than the 1 MiB limit below");
+    let output = dir.path().join("out.mp4");
+    let pipeline = dir.path().join("p.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            r#"stage = [
+  {{ kind = "source", path = "-" }},
+  {{ kind = "probe" }},
+  {{ kind = "codecpar-extract", reference = "{}" }},
+  {{ kind = "packet-split", buffer_limit_mb = 1 }},
+  {{ kind = "mux", format = "fmp4" }},
+  {{ kind = "sink", path = "{}", durability = "none" }},
+]
+"#,
+            fixtures.join("h264_aac_reference_1s.mp4").display(),
+            output.display()
+        ),
+    )
+    .unwrap();
+    let (status, err, _) = run_piped(&["run", pipeline.to_str().unwrap()], data, 1 << 16, Duration::from_secs(60));
+    assert!(status.success(), "{err}");
+    assert!(err.contains("over the limit of 1048576"), "{err}");
+    assert!(err.contains("it was not used"), "{err}");
+    let got = framemd5(&output);
+    assert!(got.len() > 700, "the scanned packets are kept: {}", got.len());
 }

@@ -229,11 +229,15 @@ impl Pipeline {
         mux: MuxConfig,
         sink: SinkConfig,
     ) -> Result<Self, PipelineFileError> {
+        use crate::stages::packet_split::SplitConfig;
+        // A file read whole gives its trailing index first, if it has one: packets scanned
+        // from it need not wait for one.
+        let split = SplitConfig { late_index: source.may_index_late(), ..Default::default() };
         Self::linear(vec![
             ("source", StageConfig::Source(source)),
             ("probe", StageConfig::Probe(Default::default())),
             ("codecpar-extract", StageConfig::Codecpar(params)),
-            ("packet-split", StageConfig::Split(Default::default())),
+            ("packet-split", StageConfig::Split(split)),
             ("mux", StageConfig::Mux(mux)),
             ("sink", StageConfig::Sink(sink)),
         ])

@@ -261,6 +261,7 @@ fn stage_config(f: &mut Fields<'_>) -> StageConfig {
                 .int("buffer_limit_mb", 1..1 << 20)
                 .map(|mb| mb << 20)
                 .unwrap_or(SplitConfig::default().buffer_limit),
+            ..SplitConfig::default()
         }),
         StageKind::Mux => {
             let d = FragmentPolicy::default();

@@ -255,7 +255,8 @@ impl InbandCheck {
 /// The `size` bytes at input offset `at`, if `media` holds all of them.
 fn read_media(media: &[Chunk], at: u64, size: u32) -> Option<Vec<u8>> {
     let end = at.checked_add(size as u64)?;
-    let mut out = Vec::with_capacity(size as usize);
+    // Grown as bytes are found, not sized by a count from the input.
+    let mut out = Vec::new();
     for c in media {
         if out.len() as u64 == size as u64 {
             break;
@@ -503,9 +504,10 @@ pub async fn run(
             // the scanned packets unless there were too many, and then uses this index
             // instead. Its tracks go first, chosen as for an index that comes first.
             ContainerEvent::Meta(m) if m.kind == ElementKind::Mp4(FourCc::new(b"moov")) && unindexed => {
-                let chosen = parse_movie(&m.data, m.offset, m.header_len)
-                    .map_err(|e| e.to_string())
-                    .and_then(|movie| choose_tracks(&movie, reference.as_ref(), config.params).map_err(|e| e.to_string()));
+                let chosen =
+                    parse_movie(&m.data, m.offset, m.header_len).map_err(|e| e.to_string()).and_then(|movie| {
+                        choose_tracks(&movie, reference.as_ref(), config.params).map_err(|e| e.to_string())
+                    });
                 match chosen {
                     Ok(mut chosen) => {
                         report.notes.append(&mut chosen.notes);

@@ -15,11 +15,14 @@ use crate::formats::{ContainerEvent, ContainerKind, PacketEvent};
 pub struct SplitConfig {
     /// Most media bytes held while waiting for an index that comes after the media.
     pub buffer_limit: u64,
+    /// The input may bring its index after the media (a stream): packets found by scanning
+    /// media without an index are held, up to `buffer_limit`, in case it comes.
+    pub late_index: bool,
 }
 
 impl Default for SplitConfig {
     fn default() -> Self {
-        SplitConfig { buffer_limit: DEFAULT_BUFFER_LIMIT }
+        SplitConfig { buffer_limit: DEFAULT_BUFFER_LIMIT, late_index: true }
     }
 }
 
@@ -32,7 +35,7 @@ enum Splitter {
 /// Past this, a stream whose packets are held for a late index (see
 /// [`Mp4Splitter::held_media_secs`]) is taken for a live recording: a pipe of a whole file
 /// brings media far faster than it plays, a live recording at about the speed it plays.
-pub const LIVE_SLACK: Duration = Duration::from_secs(5);
+pub const LIVE_SLACK: Duration = Duration::from_millis(1500);
 
 /// Releases held packets once the input comes no faster than twice real time (plus
 /// [`LIVE_SLACK`]): a live recording is split as it comes rather than held until it ends.
@@ -61,7 +64,7 @@ pub async fn run(
     mut input: mpsc::Receiver<ContainerEvent>,
     out: Outputs<PacketEvent>,
 ) -> StageResult {
-    let mut splitter = Splitter::Mp4(Mp4Splitter::new(config.buffer_limit));
+    let mut splitter = Splitter::Mp4(Mp4Splitter::new(config.buffer_limit).hold_for_late_index(config.late_index));
     let mut batch = Vec::new();
     let mut hold_started: Option<Instant> = None;
     loop {
@@ -69,7 +72,7 @@ pub async fn run(
         // it is idle.
         let holding = matches!(&splitter, Splitter::Mp4(s) if s.held_media_secs().is_some());
         let ev = if holding {
-            match tokio::time::timeout(Duration::from_millis(500), input.recv()).await {
+            match tokio::time::timeout(Duration::from_millis(250), input.recv()).await {
                 Ok(ev) => ev,
                 Err(_) => {
                     live_pace(&mut splitter, &mut hold_started, &mut batch);

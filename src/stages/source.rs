@@ -59,6 +59,12 @@ impl Default for SourceConfig {
 }
 
 impl SourceConfig {
+    /// Whether an MP4 index may arrive after the media: a stream, a growing file, or a
+    /// file not searched for a trailing index first.
+    pub fn may_index_late(&self) -> bool {
+        self.is_stdin() || self.follow || !self.moov_first
+    }
+
     pub fn is_stdin(&self) -> bool {
         self.path.as_os_str() == "-"
     }

@@ -18,8 +18,8 @@ use super::moof::{parse_moof, FragSample};
 use super::moov::{parse_movie, Movie};
 use super::sample_table::{SampleCursor, SampleInfo};
 use super::scan::{MdatScanner, ScanError};
-use crate::formats::{push_packet, ContainerEvent, ElementKind, EndState, PacketEvent, SplitSummary};
 use crate::codecs::{h264::AvcConfig, hevc::HvcConfig, CodecConfig};
+use crate::formats::{push_packet, ContainerEvent, ElementKind, EndState, PacketEvent, SplitSummary};
 use crate::model::{Chunk, Packet, Payload, TrackSet};
 
 /// Default for [`Mp4Splitter::new`]'s buffer limit: media held while waiting for an index.
@@ -235,6 +235,8 @@ pub struct Mp4Splitter {
     hold: Option<Hold>,
     /// Scanned packets have gone out: a late index can no longer be used.
     scan_emitted: bool,
+    /// Hold scanned packets for a late index (see [`Mp4Splitter::hold_for_late_index`]).
+    late_index: bool,
 }
 
 impl Mp4Splitter {
@@ -256,7 +258,15 @@ impl Mp4Splitter {
             missing: NoteLimiter::default(),
             hold: None,
             scan_emitted: false,
+            late_index: true,
         }
+    }
+
+    /// Whether packets found by scanning media without an index are held (up to the
+    /// buffer limit) in case the index comes after the media; on by default.
+    pub fn hold_for_late_index(mut self, hold: bool) -> Self {
+        self.late_index = hold;
+        self
     }
 
     /// Takes one event; appends what it can cut to `out`.
@@ -307,7 +317,7 @@ impl Mp4Splitter {
         match ev {
             ContainerEvent::Unindexed(layout) => {
                 self.scanner = Some(MdatScanner::new((*layout).clone()));
-                self.hold = (self.buffer_limit > 0).then(Hold::default);
+                self.hold = (self.late_index && self.buffer_limit > 0).then(Hold::default);
             }
             ContainerEvent::Tracks(tracks) => {
                 self.summary.packets = vec![0; tracks.len()];

@@ -363,7 +363,10 @@ impl SampleCursor {
             return Some(Err(Mp4Error::invalid(
                 "sample table",
                 self.offset,
-                format!("sample {index} (offset {}, {size} bytes, decode time {}) runs past 2^63 ticks or 2^64 bytes", self.offset, self.dts),
+                format!(
+                    "sample {index} (offset {}, {size} bytes, decode time {}) runs past 2^63 ticks or 2^64 bytes",
+                    self.offset, self.dts
+                ),
             )));
         };
         self.dts = next_dts;

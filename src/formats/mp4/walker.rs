@@ -53,8 +53,9 @@ pub struct Mp4Walker {
     /// Absolute offset of the first queued byte.
     pos: u64,
     state: State,
-    /// Top-level boxes read so far (damage is resynchronised only after the first).
-    boxes: u64,
+    /// A `moov`, `moof` or `mdat` was read: from then on, damage is skipped rather than
+    /// an error (before, there is nothing to save and the input is likely not MP4).
+    content: bool,
     /// A `moof` was seen: the stream is fragmented, and its `mdat`s hold no boxes.
     fragmented: bool,
     /// A damaged stretch was met: unknown box types are no longer trusted.
@@ -111,9 +112,7 @@ fn plausible_box(b: &[u8], more_may_come: bool) -> Option<bool> {
     let child = b.get(12..16).map(|c| [c[0], c[1], c[2], c[3]]);
     let child_size = b.get(8..12).map(be32);
     Some(match &fourcc {
-        b"moof" => {
-            (24..=MAX_MOOF).contains(&size) && child == Some(*b"mfhd") && child_size == Some(16)
-        }
+        b"moof" => (24..=MAX_MOOF).contains(&size) && child == Some(*b"mfhd") && child_size == Some(16),
         b"moov" => {
             (16..=MAX_META_BOX).contains(&size)
                 && child.is_some_and(|c| matches!(&c, b"mvhd" | b"trak" | b"mvex" | b"udta" | b"meta" | b"iods"))
@@ -138,7 +137,7 @@ impl Mp4Walker {
             queued: 0,
             pos: 0,
             state: State::Header,
-            boxes: 0,
+            content: false,
             fragmented: false,
             strict: false,
             notes: Vec::new(),
@@ -225,7 +224,6 @@ impl Mp4Walker {
         }
     }
 
-
     /// Offset one past the last byte pushed.
     pub fn input_end(&self) -> u64 {
         self.pos + self.queued as u64
@@ -285,24 +283,29 @@ impl Mp4Walker {
                         return Ok(None);
                     }
                     let (head, len) = self.peek(MAX_HEADER);
-                    let parsed = parse_header(&head[..len], self.pos);
-                    let damage = match &parsed {
+                    // Damage is skipped once the input has shown media or an index worth
+                    // keeping; before that, it is an error.
+                    let resync = self.content;
+                    let damage = match parse_header(&head[..len], self.pos) {
                         Ok(HeaderParse::NeedMore) => return Ok(None),
-                        Ok(HeaderParse::Header(h)) => self.damaged_header(h, self.pos),
-                        Err(e) => Some(e.to_string()),
+                        Ok(HeaderParse::Header(h)) if resync => self.damaged_header(&h, self.pos).ok_or(h),
+                        Ok(HeaderParse::Header(h)) => Err(h),
+                        Err(e) if resync => Ok(e.to_string()),
+                        Err(e) => return Err(e),
                     };
-                    if let Some(reason) = damage {
-                        if self.boxes == 0 {
-                            return Err(parsed.err().unwrap_or_else(|| Mp4Error::invalid("box header", self.pos, reason)));
+                    let header = match damage {
+                        Err(header) => header,
+                        Ok(reason) => {
+                            self.strict = true;
+                            self.state = State::Resync { from: self.pos, reason };
+                            // The bytes here are not a box: look from the next one on.
+                            self.drop_front(1);
+                            continue;
                         }
-                        self.strict = true;
-                        self.state = State::Resync { from: self.pos, reason };
-                        // The bytes here are not a box: look from the next one on.
-                        self.drop_front(1);
-                        continue;
+                    };
+                    if matches!(&header.fourcc.0, b"moov" | b"moof" | b"mdat") {
+                        self.content = true;
                     }
-                    let Ok(HeaderParse::Header(header)) = parsed else { unreachable!("damage checked") };
-                    self.boxes += 1;
                     if header.fourcc.0 == *b"moof" {
                         self.fragmented = true;
                     }
@@ -328,6 +331,13 @@ impl Mp4Walker {
                         }
                         self.state = State::Meta { header, start, buf: BytesMut::new() };
                         continue;
+                    }
+                    if header.size.is_some_and(|s| start.checked_add(s).is_none()) {
+                        return Err(Mp4Error::invalid(
+                            format!("'{}' box", header.fourcc),
+                            start,
+                            format!("size {} runs past 2^64", header.size.unwrap_or(0)),
+                        ));
                     }
                     let media = header.fourcc.0 == *b"mdat";
                     let hl = header.header_len as usize;
@@ -419,8 +429,7 @@ impl Mp4Walker {
                     match self.find_box() {
                         Some(n) => {
                             self.drop_front(n);
-                            let State::Resync { reason, .. } = std::mem::replace(&mut self.state, State::Header)
-                            else {
+                            let State::Resync { reason, .. } = std::mem::replace(&mut self.state, State::Header) else {
                                 unreachable!()
                             };
                             let len = self.pos - from;
@@ -466,8 +475,7 @@ impl Mp4Walker {
             let whole = chunk.len().saturating_sub(CANDIDATE_LEN - 1);
             for i in 0..whole {
                 // Every top-level box type begins with a lowercase letter.
-                if chunk[i + 4].is_ascii_lowercase()
-                    && plausible_box(&chunk[i..i + CANDIDATE_LEN], true) == Some(true)
+                if chunk[i + 4].is_ascii_lowercase() && plausible_box(&chunk[i..i + CANDIDATE_LEN], true) == Some(true)
                 {
                     return Some(base + i);
                 }
@@ -671,7 +679,11 @@ mod tests {
     }
 
     fn media_of(events: &[ContainerEvent]) -> Vec<u8> {
-        events.iter().filter_map(|e| if let ContainerEvent::Media(c) = e { Some(c.data.to_vec()) } else { None }).collect::<Vec<_>>().concat()
+        events
+            .iter()
+            .filter_map(|e| if let ContainerEvent::Media(c) = e { Some(c.data.to_vec()) } else { None })
+            .collect::<Vec<_>>()
+            .concat()
     }
 
     fn damage(events: &[ContainerEvent]) -> Vec<(u64, u64)> {
@@ -738,6 +750,7 @@ mod tests {
     #[test]
     fn damage_with_no_box_after_it_is_bounded_and_reported() {
         let mut f = bx(b"ftyp", b"isomiso2");
+        f.extend(moof(1));
         f.extend(vec![0u8; 100_000]);
         let (events, result, notes) = run_all(&f, 4096);
         result.unwrap();
@@ -751,9 +764,12 @@ mod tests {
     }
 
     #[test]
-    fn damage_before_the_first_box_is_an_error() {
+    fn damage_before_any_media_or_index_is_an_error() {
         let f = [0, 0, 0, 4, b'm', b'o', b'o', b'v'];
         assert!(run_all(&f, 8).1.is_err());
+        let mut g = bx(b"ftyp", b"isomiso2");
+        g.extend_from_slice(&f);
+        assert_eq!(run_all(&g, 8).1.unwrap_err().offset(), 16);
     }
 
     #[test]
@@ -768,8 +784,9 @@ mod tests {
         assert_eq!(w.finish().cut, Some(Cut { kind: None, offset: 100, declared_end: None }));
         // After a first box, the same header is damage and is skipped.
         let mut g = bx(b"ftyp", b"isomiso2");
-        g.extend(&f);
         g.extend(moof(1));
+        g.extend(&f);
+        g.extend(moof(2));
         let (events, result, _) = run_all(&g, 9);
         result.unwrap();
         assert_eq!(damage(&events).len(), 1);
@@ -785,6 +802,7 @@ mod tests {
     #[test]
     fn many_damaged_stretches_are_counted_after_the_first_few() {
         let mut f = bx(b"ftyp", b"isomiso2");
+        f.extend(moof(99));
         for i in 0..20 {
             f.extend([0xEEu8; 40]);
             f.extend(moof(i));
