@@ -67,7 +67,10 @@ enum Command {
     #[command(after_help = "Examples:
   livemux remux in.mp4 -o out.mp4
   cat in.mp4 | livemux remux - -o - > out.mp4
-  livemux remux recording.mp4 --follow -o safe.mp4 --fragment-ms 500")]
+  livemux remux recording.mp4 --follow -o safe.mp4 --fragment-ms 500
+
+An output file that exists is replaced only with -y (never when it is the input).
+SIGINT, SIGTERM and SIGHUP finish the output (exit 0); a second one stops at once.")]
     Remux {
         /// Input file, or - for stdin.
         input: PathBuf,
@@ -130,7 +133,8 @@ The reference is a short complete recording made with the same recorder and sett
   livemux finalize browser.webm    # adds Duration, Cues and SeekHead
 
 Every intermediate state of the file is valid: a crash during finalize leaves a file
-that plays, and running finalize again completes it.")]
+that plays, and running finalize again completes it. A file that another program is
+writing (a running livemux remux holds its lock) is refused.")]
     Finalize {
         /// The file to change in place.
         file: PathBuf,
@@ -154,13 +158,14 @@ the new index and a 4-byte switch are written. Otherwise it is rewritten once, t
 temporary file beside it, with room for --future-frames more frames and never less than twice
 the index, so a file that keeps growing is rewritten log(n) times. Every state of TARGET during
 an append, a crash included, is the old file or the new one. Two appends to one TARGET wait
-for each other."
+for each other; a TARGET that another program is writing (a running livemux remux holds its
+lock) is refused. Sources are MP4/MOV files (remux others to MP4 first)."
     )]
     Append {
         /// The MP4 to change in place, with an optional slice ('a.mp4[0:-1]').
         target: String,
-        /// Recordings to append, in order, each with an optional slice ('b.mp4[2:]').
-        #[arg(required = true)]
+        /// Recordings to append, in order, each with an optional slice ('b.mp4[2:]'). At least
+        /// one, unless TARGET has a slice (which only cuts its end).
         sources: Vec<String>,
         /// When TARGET is rewritten, reserve index room for this many more frames.
         #[arg(long, default_value_t = 0, value_name = "N")]
@@ -396,7 +401,7 @@ fn finalize(path: &std::path::Path) -> ExitCode {
 
 fn append(target: &str, sources: &[String], options: AppendOptions) -> ExitCode {
     use livemux::append::AppendRequest;
-    use livemux::formats::mp4::append::{parse_input_arg, Mode};
+    use livemux::formats::mp4::append::{parse_input_arg, ChunkSlice, Mode};
     let exists = |p: &str| std::path::Path::new(p).exists();
     let mut parsed = Vec::with_capacity(sources.len() + 1);
     for arg in std::iter::once(target).chain(sources.iter().map(String::as_str)) {
@@ -409,6 +414,11 @@ fn append(target: &str, sources: &[String], options: AppendOptions) -> ExitCode 
         }
     }
     let (target_path, target_slice) = parsed.remove(0);
+    if parsed.is_empty() && target_slice == ChunkSlice::All {
+        eprintln!("error: nothing to append to {}: give at least one SOURCE", target_path.display());
+        eprintln!("  usage: livemux append TARGET SOURCE... (or 'TARGET[0:-1]' alone to cut TARGET's last chunk)");
+        return ExitCode::from(EXIT_USAGE);
+    }
     let request = AppendRequest {
         target: target_path.clone(),
         target_slice,
