@@ -241,8 +241,7 @@ fn a_written_output_is_locked_against_finalize_append_and_other_writers() {
     assert!(stderr(&o).contains("is being written by another process (locked)"), "{}", stderr(&o));
 
     // append refuses at once instead of waiting for the recording to end.
-    let mut append =
-        livemux().arg("append").arg(&out).arg(short_input()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut append = livemux().arg("append").arg(&out).arg(short_input()).stderr(Stdio::piped()).spawn().unwrap();
     let status = wait_at_most(&mut append, Duration::from_secs(20), "append onto a file being written");
     let err = child_stderr(&mut append);
     assert_eq!(status.code(), Some(1), "{err}");
@@ -279,7 +278,10 @@ fn append_needs_sources_and_takes_mp4_only() {
     let o = run(&[os("append"), target.as_os_str(), webm.as_os_str()]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("append takes MP4/MOV files only") && err.contains("WebM") && !err.contains("recover"), "{err}");
+    assert!(
+        err.contains("append takes MP4/MOV files only") && err.contains("WebM") && !err.contains("recover"),
+        "{err}"
+    );
     let o = run(&[os("append"), webm.as_os_str(), target.as_os_str()]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("append takes MP4/MOV files only"), "{}", stderr(&o));

@@ -535,7 +535,7 @@ impl StopSignals {
 fn check_outputs(inputs: &[PathBuf], outputs: &[PathBuf], policy: OverwriteArgs) -> Result<bool, ExitCode> {
     use std::os::unix::fs::MetadataExt;
     let id = |m: &std::fs::Metadata| (m.dev(), m.ino());
-    let stdin_id = std::fs::File::open("/dev/stdin").ok().and_then(|f| f.metadata().ok()).filter(|m| m.is_file());
+    let stdin_id = inputs.iter().any(|i| i.as_os_str() == "-").then(stdin_file_id).flatten();
     let mut seen: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut run = true;
     for out in outputs.iter().filter(|o| o.as_os_str() != "-") {
@@ -551,12 +551,13 @@ fn check_outputs(inputs: &[PathBuf], outputs: &[PathBuf], policy: OverwriteArgs)
         };
         for input in inputs {
             let same = if input.as_os_str() == "-" {
-                stdin_id.as_ref().is_some_and(|s| id(s) == id(&meta))
+                stdin_id == Some(id(&meta))
             } else {
                 std::fs::metadata(input).is_ok_and(|m| id(&m) == id(&meta))
             };
             if same {
-                let what = if input.as_os_str() == "-" { "stdin's file".to_string() } else { input.display().to_string() };
+                let what =
+                    if input.as_os_str() == "-" { "stdin's file".to_string() } else { input.display().to_string() };
                 eprintln!(
                     "error: the output {} is the input {what} (the same file): writing it would destroy the input",
                     out.display()
@@ -586,6 +587,17 @@ fn check_outputs(inputs: &[PathBuf], outputs: &[PathBuf], policy: OverwriteArgs)
         }
     }
     Ok(run)
+}
+
+/// (device, inode) of the regular file stdin reads, if it reads one (`< file`). Asked of
+/// fd 0 itself: opening /dev/stdin could block on a FIFO.
+fn stdin_file_id() -> Option<(u64, u64)> {
+    // SAFETY: fstat fills the struct it is given; fd 0 may be closed, which is an error.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(0, &mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return None;
+    }
+    Some((st.st_dev, st.st_ino))
 }
 
 /// `path` with its directory resolved (the file itself may not exist yet).
