@@ -224,6 +224,32 @@ fn an_existing_output_is_replaced_only_with_y() {
 }
 
 #[test]
+fn an_output_created_by_someone_else_during_the_run_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let stream = std::fs::read(fragmented(d, "frag.mp4", &short_input())).unwrap();
+    let out = d.join("out.mp4");
+    // The output is opened at the first fragment; before that, another program makes it.
+    let mut child = livemux()
+        .args(["remux", "-", "--to", "fmp4", "-o"])
+        .arg(&out)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(&out, b"someone else's").unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(&stream);
+    drop(stdin);
+    let status = wait_at_most(&mut child, Duration::from_secs(20), "remux");
+    let err = child_stderr(&mut child);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("created by another program"), "{err}");
+    assert_eq!(std::fs::read(&out).unwrap(), b"someone else's");
+}
+
+#[test]
 fn a_written_output_is_locked_against_finalize_append_and_other_writers() {
     if !tools(&["ffmpeg", "ffprobe"]) {
         return;
