@@ -164,13 +164,16 @@ pub fn describe_write_error(path: &Path, e: io::Error) -> io::Error {
     };
     let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
     let mount = mount_point(&dir);
-    let free = free_bytes(&dir).map(|b| format!(", {b} bytes free")).unwrap_or_default();
-    let what = if e.raw_os_error() == Some(libc::EDQUOT) { "disk quota exceeded" } else { "no space left on device" };
-    let full = if e.raw_os_error() == Some(libc::EDQUOT) { "your quota on it is used up" } else { "it is full" };
+    let free = free_bytes(&dir).map(|b| format!(" ({b} bytes free)")).unwrap_or_default();
+    let (what, state) = if e.raw_os_error() == Some(libc::EDQUOT) {
+        ("disk quota exceeded", "your quota on it is used up")
+    } else {
+        ("no space left on device", "it is full")
+    };
     io::Error::new(
         e.kind(),
         format!(
-            "{what} while writing {}: the file system of {} (mounted at {}) is full: {full}{free}",
+            "{what} while writing {}: the file system of {} (mounted at {}): {state}{free}",
             path.display(),
             dir.display(),
             mount.display()
