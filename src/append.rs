@@ -132,10 +132,9 @@ fn check_mp4(file: &File, path: &Path) -> Result<(), AppendFileError> {
         }
     }
     match sniff(&head[..n]) {
-        Some(ContainerKind::Matroska) => Err(AppendFileError::NotMp4 {
-            path: path.to_path_buf(),
-            what: "a Matroska/WebM file".into(),
-        }),
+        Some(ContainerKind::Matroska) => {
+            Err(AppendFileError::NotMp4 { path: path.to_path_buf(), what: "a Matroska/WebM file".into() })
+        }
         _ => Ok(()),
     }
 }

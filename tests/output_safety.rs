@@ -224,6 +224,32 @@ fn an_existing_output_is_replaced_only_with_y() {
 }
 
 #[test]
+fn an_output_created_by_someone_else_during_the_run_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let stream = std::fs::read(fragmented(d, "frag.mp4", &short_input())).unwrap();
+    let out = d.join("out.mp4");
+    // The output is opened at the first fragment; before that, another program makes it.
+    let mut child = livemux()
+        .args(["remux", "-", "--to", "fmp4", "-o"])
+        .arg(&out)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(&out, b"someone else's").unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(&stream);
+    drop(stdin);
+    let status = wait_at_most(&mut child, Duration::from_secs(20), "remux");
+    let err = child_stderr(&mut child);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("created by another program"), "{err}");
+    assert_eq!(std::fs::read(&out).unwrap(), b"someone else's");
+}
+
+#[test]
 fn a_written_output_is_locked_against_finalize_append_and_other_writers() {
     if !tools(&["ffmpeg", "ffprobe"]) {
         return;
@@ -241,8 +267,7 @@ fn a_written_output_is_locked_against_finalize_append_and_other_writers() {
     assert!(stderr(&o).contains("is being written by another process (locked)"), "{}", stderr(&o));
 
     // append refuses at once instead of waiting for the recording to end.
-    let mut append =
-        livemux().arg("append").arg(&out).arg(short_input()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut append = livemux().arg("append").arg(&out).arg(short_input()).stderr(Stdio::piped()).spawn().unwrap();
     let status = wait_at_most(&mut append, Duration::from_secs(20), "append onto a file being written");
     let err = child_stderr(&mut append);
     assert_eq!(status.code(), Some(1), "{err}");
@@ -279,7 +304,10 @@ fn append_needs_sources_and_takes_mp4_only() {
     let o = run(&[os("append"), target.as_os_str(), webm.as_os_str()]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("append takes MP4/MOV files only") && err.contains("WebM") && !err.contains("recover"), "{err}");
+    assert!(
+        err.contains("append takes MP4/MOV files only") && err.contains("WebM") && !err.contains("recover"),
+        "{err}"
+    );
     let o = run(&[os("append"), webm.as_os_str(), target.as_os_str()]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("append takes MP4/MOV files only"), "{}", stderr(&o));

@@ -196,15 +196,16 @@ fn parameters_that_disagree_with_the_bitstream_are_taken_from_the_reference() {
             data[config_range(&data, name)].to_vec()
         };
 
-        // The stream's own parameters are kept when asked for.
-        let out = dir.path().join("kept.mp4");
+        // The stream's own parameters are kept when asked for. (Each run gets its own output:
+        // livemux refuses to replace an existing file without -y.)
+        let out = dir.path().join(format!("kept_{file}"));
         let res = livemux().arg("remux").arg(&spoiled).arg("-o").arg(&out).output().unwrap();
         assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
         assert_eq!(record_of(&out), &wrong[config_range(&wrong, name)], "{file}");
 
         // Under auto, the reference's replace them, whole file and from a pipe.
         for piped in [false, true] {
-            let out = dir.path().join("fixed.mp4");
+            let out = dir.path().join(format!("fixed_{piped}_{file}"));
             let mut cmd = livemux();
             cmd.arg("recover").arg(if piped { Path::new("-") } else { &spoiled }).arg("--reference").arg(&original);
             cmd.arg("-o").arg(&out);
@@ -221,7 +222,7 @@ fn parameters_that_disagree_with_the_bitstream_are_taken_from_the_reference() {
         }
 
         // A reference that disagrees as well is no better: the stream's record is kept.
-        let out = dir.path().join("both.mp4");
+        let out = dir.path().join(format!("both_{file}"));
         let mut cmd = livemux();
         let res = cmd.arg("recover").arg(&spoiled).arg("--reference").arg(&spoiled).arg("-o").arg(&out).output();
         let res = res.unwrap();
@@ -231,7 +232,7 @@ fn parameters_that_disagree_with_the_bitstream_are_taken_from_the_reference() {
         assert_eq!(record_of(&out), &wrong[config_range(&wrong, name)], "{file}");
 
         // A record that agrees is kept, and nothing is said about it.
-        let out = dir.path().join("agrees.mp4");
+        let out = dir.path().join(format!("agrees_{file}"));
         let mut cmd = livemux();
         let res = cmd.arg("recover").arg(&original).arg("--reference").arg(&spoiled).arg("-o").arg(&out).output();
         let res = res.unwrap();

@@ -243,7 +243,8 @@ fn recovered_timestamps_equal_the_originals() {
     ] {
         let original = d.join(original);
         let cut = cut_copy(&original, cut_len, dir.path());
-        let output = dir.path().join("out.mp4");
+        // One output per recording: livemux refuses to replace an existing file without -y.
+        let output = dir.path().join(format!("out-{cut_len}.mp4"));
         assert!(recover(&cut, &d.join(reference), &output).status.success());
         let (want, got) = (framemd5(&original), framemd5(&output));
         let tbs = time_bases(&original);

@@ -67,7 +67,10 @@ enum Command {
     #[command(after_help = "Examples:
   livemux remux in.mp4 -o out.mp4
   cat in.mp4 | livemux remux - -o - > out.mp4
-  livemux remux recording.mp4 --follow -o safe.mp4 --fragment-ms 500")]
+  livemux remux recording.mp4 --follow -o safe.mp4 --fragment-ms 500
+
+An output file that exists is replaced only with -y (never when it is the input).
+SIGINT, SIGTERM and SIGHUP finish the output (exit 0); a second one stops at once.")]
     Remux {
         /// Input file, or - for stdin.
         input: PathBuf,
@@ -130,7 +133,8 @@ The reference is a short complete recording made with the same recorder and sett
   livemux finalize browser.webm    # adds Duration, Cues and SeekHead
 
 Every intermediate state of the file is valid: a crash during finalize leaves a file
-that plays, and running finalize again completes it.")]
+that plays, and running finalize again completes it. A file that another program is
+writing (a running livemux remux holds its lock) is refused.")]
     Finalize {
         /// The file to change in place.
         file: PathBuf,
@@ -154,13 +158,14 @@ the new index and a 4-byte switch are written. Otherwise it is rewritten once, t
 temporary file beside it, with room for --future-frames more frames and never less than twice
 the index, so a file that keeps growing is rewritten log(n) times. Every state of TARGET during
 an append, a crash included, is the old file or the new one. Two appends to one TARGET wait
-for each other."
+for each other; a TARGET that another program is writing (a running livemux remux holds its
+lock) is refused. Sources are MP4/MOV files (remux others to MP4 first)."
     )]
     Append {
         /// The MP4 to change in place, with an optional slice ('a.mp4[0:-1]').
         target: String,
-        /// Recordings to append, in order, each with an optional slice ('b.mp4[2:]').
-        #[arg(required = true)]
+        /// Recordings to append, in order, each with an optional slice ('b.mp4[2:]'). At least
+        /// one, unless TARGET has a slice (which only cuts its end).
         sources: Vec<String>,
         /// When TARGET is rewritten, reserve index room for this many more frames.
         #[arg(long, default_value_t = 0, value_name = "N")]
@@ -396,7 +401,7 @@ fn finalize(path: &std::path::Path) -> ExitCode {
 
 fn append(target: &str, sources: &[String], options: AppendOptions) -> ExitCode {
     use livemux::append::AppendRequest;
-    use livemux::formats::mp4::append::{parse_input_arg, Mode};
+    use livemux::formats::mp4::append::{parse_input_arg, ChunkSlice, Mode};
     let exists = |p: &str| std::path::Path::new(p).exists();
     let mut parsed = Vec::with_capacity(sources.len() + 1);
     for arg in std::iter::once(target).chain(sources.iter().map(String::as_str)) {
@@ -409,6 +414,11 @@ fn append(target: &str, sources: &[String], options: AppendOptions) -> ExitCode 
         }
     }
     let (target_path, target_slice) = parsed.remove(0);
+    if parsed.is_empty() && target_slice == ChunkSlice::All {
+        eprintln!("error: nothing to append to {}: give at least one SOURCE", target_path.display());
+        eprintln!("  usage: livemux append TARGET SOURCE... (or 'TARGET[0:-1]' alone to cut TARGET's last chunk)");
+        return ExitCode::from(EXIT_USAGE);
+    }
     let request = AppendRequest {
         target: target_path.clone(),
         target_slice,
@@ -525,7 +535,7 @@ impl StopSignals {
 fn check_outputs(inputs: &[PathBuf], outputs: &[PathBuf], policy: OverwriteArgs) -> Result<bool, ExitCode> {
     use std::os::unix::fs::MetadataExt;
     let id = |m: &std::fs::Metadata| (m.dev(), m.ino());
-    let stdin_id = std::fs::File::open("/dev/stdin").ok().and_then(|f| f.metadata().ok()).filter(|m| m.is_file());
+    let stdin_id = inputs.iter().any(|i| i.as_os_str() == "-").then(stdin_file_id).flatten();
     let mut seen: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut run = true;
     for out in outputs.iter().filter(|o| o.as_os_str() != "-") {
@@ -541,12 +551,13 @@ fn check_outputs(inputs: &[PathBuf], outputs: &[PathBuf], policy: OverwriteArgs)
         };
         for input in inputs {
             let same = if input.as_os_str() == "-" {
-                stdin_id.as_ref().is_some_and(|s| id(s) == id(&meta))
+                stdin_id == Some(id(&meta))
             } else {
                 std::fs::metadata(input).is_ok_and(|m| id(&m) == id(&meta))
             };
             if same {
-                let what = if input.as_os_str() == "-" { "stdin's file".to_string() } else { input.display().to_string() };
+                let what =
+                    if input.as_os_str() == "-" { "stdin's file".to_string() } else { input.display().to_string() };
                 eprintln!(
                     "error: the output {} is the input {what} (the same file): writing it would destroy the input",
                     out.display()
@@ -576,6 +587,17 @@ fn check_outputs(inputs: &[PathBuf], outputs: &[PathBuf], policy: OverwriteArgs)
         }
     }
     Ok(run)
+}
+
+/// (device, inode) of the regular file stdin reads, if it reads one (`< file`). Asked of
+/// fd 0 itself: opening /dev/stdin could block on a FIFO.
+fn stdin_file_id() -> Option<(u64, u64)> {
+    // SAFETY: fstat fills the struct it is given; fd 0 may be closed, which is an error.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(0, &mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return None;
+    }
+    Some((st.st_dev, st.st_ino))
 }
 
 /// `path` with its directory resolved (the file itself may not exist yet).

@@ -164,13 +164,16 @@ pub fn describe_write_error(path: &Path, e: io::Error) -> io::Error {
     };
     let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
     let mount = mount_point(&dir);
-    let free = free_bytes(&dir).map(|b| format!(", {b} bytes free")).unwrap_or_default();
-    let what = if e.raw_os_error() == Some(libc::EDQUOT) { "disk quota exceeded" } else { "no space left on device" };
-    let full = if e.raw_os_error() == Some(libc::EDQUOT) { "your quota on it is used up" } else { "it is full" };
+    let free = free_bytes(&dir).map(|b| format!(" ({b} bytes free)")).unwrap_or_default();
+    let (what, state) = if e.raw_os_error() == Some(libc::EDQUOT) {
+        ("disk quota exceeded", "your quota on it is used up")
+    } else {
+        ("no space left on device", "it is full")
+    };
     io::Error::new(
         e.kind(),
         format!(
-            "{what} while writing {}: the file system of {} (mounted at {}) is full: {full}{free}",
+            "{what} while writing {}: the file system of {} (mounted at {}): {state}{free}",
             path.display(),
             dir.display(),
             mount.display()
@@ -350,8 +353,11 @@ fn write_all(
         });
         if let Err(e) = written {
             if regular {
-                // A torn fragment at the end is cut off: the file keeps every complete one.
-                if o.file.set_len(complete).is_ok() {
+                if complete == 0 && !existed {
+                    // Nothing complete in a file this run made: leave no file at all.
+                    let _ = std::fs::remove_file(&config.path);
+                } else if o.file.set_len(complete).is_ok() {
+                    // A torn fragment at the end is cut off: the file keeps every complete one.
                     let _ = o.file.sync_data();
                 }
             }
@@ -366,4 +372,57 @@ fn write_all(
         first = false;
     }
     Ok(StageReport::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_on_a_locked_file_is_refused_with_its_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.mp4");
+        let first = File::create(&path).unwrap();
+        lock_or_refuse(&first, &path).unwrap();
+        // flock locks belong to the open file: a second open conflicts, even in one process.
+        let second = OpenOptions::new().write(true).open(&path).unwrap();
+        let e = lock_or_refuse(&second, &path).unwrap_err();
+        assert_eq!(e.to_string(), format!("{} is being written by another process (locked)", path.display()));
+        drop(first);
+        lock_or_refuse(&second, &path).unwrap();
+    }
+
+    #[test]
+    fn a_full_disk_is_named_by_its_mount_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.mp4");
+        let e = describe_write_error(&path, io::Error::from_raw_os_error(libc::ENOSPC));
+        let text = e.to_string();
+        assert!(text.starts_with(&format!("no space left on device while writing {}", path.display())), "{text}");
+        assert!(text.contains("mounted at /"), "{text}");
+        assert_eq!(e.raw_os_error(), None, "a new error with the same kind");
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+        // Other errors pass unchanged.
+        let other = describe_write_error(&path, io::Error::from_raw_os_error(libc::EIO));
+        assert_eq!(other.raw_os_error(), Some(libc::EIO));
+    }
+
+    #[test]
+    fn a_pipe_whose_reader_closed_is_noticed() {
+        let mut fds = [0i32; 2];
+        // SAFETY: pipe fills two descriptors, closed below.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        assert!(fd_is_pipe_or_socket(fds[1]));
+        assert!(!reader_gone(fds[1]));
+        unsafe { libc::close(fds[0]) };
+        assert!(reader_gone(fds[1]));
+        unsafe { libc::close(fds[1]) };
+    }
+
+    #[test]
+    fn the_mount_point_is_the_highest_directory_on_the_same_device() {
+        assert_eq!(mount_point(Path::new("/")), PathBuf::from("/"));
+        let proc_self = mount_point(Path::new("/proc/self"));
+        assert_eq!(proc_self, PathBuf::from("/proc"));
+    }
 }
