@@ -70,7 +70,16 @@ fn livemux_ok(args: &[&str]) -> String {
 fn fragmented(dir: &Path) -> Vec<u8> {
     let input = make_input(dir, "in.mp4", 4, 15);
     let out = dir.join("full.mp4");
-    livemux_ok(&["remux", input.to_str().unwrap(), "--to", "fmp4", "--fragment-ms", "400", "-o", out.to_str().unwrap()]);
+    livemux_ok(&[
+        "remux",
+        input.to_str().unwrap(),
+        "--to",
+        "fmp4",
+        "--fragment-ms",
+        "400",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     std::fs::read(out).unwrap()
 }
 
@@ -110,8 +119,9 @@ fn parts(data: &[u8]) -> Parts {
 
 /// The state a recorder leaves when `livemux finalize` ran while it was writing: the first
 /// `k` fragments (behind a `reserve`-byte free box, if any) finalized, then the rest of
-/// the fragments appended after the finalized file.
-fn mixed_state(p: &Parts, k: usize, reserve: usize, dir: &Path) -> Vec<u8> {
+/// the fragments appended after the finalized file, or, with `overwrite`, written where
+/// the recorder's file ended (over a moov that finalize put at the end).
+fn mixed_state(p: &Parts, k: usize, reserve: usize, overwrite: bool, dir: &Path) -> Vec<u8> {
     let mut partial = p.ftyp.clone();
     if reserve > 0 {
         partial.extend_from_slice(&(reserve as u32).to_be_bytes());
@@ -124,9 +134,17 @@ fn mixed_state(p: &Parts, k: usize, reserve: usize, dir: &Path) -> Vec<u8> {
     std::fs::write(&path, &partial).unwrap();
     livemux_ok(&["finalize", path.to_str().unwrap()]);
     let mut mixed = std::fs::read(&path).unwrap();
+    if overwrite {
+        assert!(mixed.len() > partial.len(), "the moov went at the end");
+        mixed.truncate(partial.len());
+    }
     p.fragments[k..].iter().for_each(|f| mixed.extend_from_slice(f));
     mixed
 }
+
+/// (name, reserve, the recorder overwrote the moov at the end)
+const MIXED: [(&str, usize, bool); 3] =
+    [("faststart", 64 << 10, false), ("moov-end", 64, false), ("moov-end-overwritten", 64, true)];
 
 #[test]
 fn finalize_indexes_fragments_written_after_a_finalize() {
@@ -141,8 +159,8 @@ fn finalize_indexes_fragments_written_after_a_finalize() {
     assert!(p.fragments.len() >= 6, "{} fragments", p.fragments.len());
     let k = p.fragments.len() / 2;
     // A reserve that takes the index (faststart), and one too small (moov at the end).
-    for (what, reserve) in [("faststart", 64 << 10), ("moov-end", 64)] {
-        let mixed = mixed_state(&p, k, reserve, dir.path());
+    for (what, reserve, overwrite) in MIXED {
+        let mixed = mixed_state(&p, k, reserve, overwrite, dir.path());
         let path = dir.path().join(format!("mixed-{what}.mp4"));
         std::fs::write(&path, &mixed).unwrap();
         // What FFmpeg makes of it: it stops at the first stray fragment.
@@ -152,6 +170,7 @@ fn finalize_indexes_fragments_written_after_a_finalize() {
 
         let err = livemux_ok(&["finalize", path.to_str().unwrap()]);
         assert!(err.contains("later fragments are indexed"), "{what}: {err}");
+        eprintln!("{what}: {err}");
         let (ok, text) = ffprobe(&path, "format=format_name");
         assert!(ok, "{what}: ffprobe after finalize: {text}");
         assert_eq!(packet_bytes(&path), want, "{what}: every packet of the fragmented recording");
@@ -161,7 +180,7 @@ fn finalize_indexes_fragments_written_after_a_finalize() {
         assert!(err.contains("nothing to do"), "{what}: {err}");
     }
     // Without a reserve the old moov's header is under the mdat header: refused, unchanged.
-    let mixed = mixed_state(&p, k, 0, dir.path());
+    let mixed = mixed_state(&p, k, 0, false, dir.path());
     let path = dir.path().join("mixed-noreserve.mp4");
     std::fs::write(&path, &mixed).unwrap();
     let out = livemux().args(["finalize", path.to_str().unwrap()]).output().unwrap();
@@ -235,8 +254,8 @@ fn repairing_the_mixed_state_survives_a_crash_at_every_write() {
     let p = parts(&full);
     let k = p.fragments.len() / 2;
     let mut total = 0;
-    for (what, reserve) in [("faststart", 64 << 10), ("moov-end", 64)] {
-        let mut mixed = mixed_state(&p, k, reserve, dir.path());
+    for (what, reserve, overwrite) in MIXED {
+        let mut mixed = mixed_state(&p, k, reserve, overwrite, dir.path());
         // An incomplete stray fragment at the end, as a killed recorder leaves it.
         mixed.extend_from_slice(&p.fragments[1][..p.fragments[1].len() / 2]);
         let pl = plan(&mut Cursor::new(&mixed), mixed.len() as u64).unwrap();
@@ -404,7 +423,11 @@ fn a_track_of_empty_samples_gets_a_table_of_zero_sizes() {
             .unwrap_or_else(|| panic!("{}: no stsz with a table of zeros", out.display()));
         assert_eq!(be32(&bytes, audio + 12), 0, "sample_size 0: a table follows");
         assert_eq!(be32(&bytes, audio) as usize, 20 + 4 * be32(&bytes, audio + 16) as usize);
-        eprintln!("{}: {} empty audio samples in a table, ffprobe counts {counts:?}", out.display(), be32(&bytes, audio + 16));
+        eprintln!(
+            "{}: {} empty audio samples in a table, ffprobe counts {counts:?}",
+            out.display(),
+            be32(&bytes, audio + 16)
+        );
     }
 }
 

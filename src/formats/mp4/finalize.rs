@@ -329,10 +329,7 @@ impl FragmentIndex {
             .ok_or_else(|| Mp4Error::Unsupported {
                 what: format!("edit list of track {}", m.track_id),
                 offset: self.moov_offset,
-                reason: format!(
-                    "its {} segment durations add up to more than 64 bits can hold",
-                    edits.len()
-                ),
+                reason: format!("its {} segment durations add up to more than 64 bits can hold", edits.len()),
             })?;
         Ok(TrackTiming { media_duration, track_duration_movie, edits: Some(edits) })
     }
@@ -609,35 +606,44 @@ pub fn scan<R: Read + Seek>(r: &mut R, len: u64) -> Result<Scanned, FinalizeMp4E
     // Up to the moov: remember the run of padding boxes just before it.
     let mut offset = 0;
     let mut padding: Vec<TopBox> = Vec::new();
+    // No moov before the first fragment or the end: the file may be one finalized while
+    // its recorder kept writing over the new moov (see `scan_hidden`).
     let moov = loop {
         let b = match top_box(r, offset, len)? {
             Ok(b) => b,
-            Err(Stop::Cut(at)) => {
-                return Err(FinalizeMp4Error::Unusable(format!(
-                    "no complete 'moov' box: the file is cut at offset {at} before one; \
-                     a recording without its index needs `livemux recover` with a reference"
-                )))
-            }
-            Err(Stop::End) | Err(Stop::Garbage(..)) => {
-                return Err(FinalizeMp4Error::Unusable(
-                    "no 'moov' box: not an MP4 that can be finalized; a recording without its index \
-                     needs `livemux recover` with a reference"
+            Err(stop) => {
+                if let Some(hidden) = scan_hidden(r, len)? {
+                    return Ok(hidden);
+                }
+                return Err(FinalizeMp4Error::Unusable(match stop {
+                    Stop::Cut(at) => format!(
+                        "no complete 'moov' box: the file is cut at offset {at} before one; \
+                         a recording without its index needs `livemux recover` with a reference"
+                    ),
+                    Stop::End | Stop::Garbage(..) => "no 'moov' box: not an MP4 that can be finalized; a recording \
+                                                      without its index needs `livemux recover` with a reference"
                         .into(),
-                ))
+                }));
             }
         };
         match &b.fourcc.0 {
             b"moov" => break b,
             b"moof" => {
+                if let Some(hidden) = scan_hidden(r, len)? {
+                    return Ok(hidden);
+                }
                 return Err(FinalizeMp4Error::Unusable(format!(
                     "a 'moof' at offset {} comes before any 'moov'",
                     b.offset
-                )))
+                )));
             }
             _ if is_padding(b.fourcc) && b.offset > 0 => padding.push(b),
             _ => padding.clear(),
         }
         if b.open_ended {
+            if let Some(hidden) = scan_hidden(r, len)? {
+                return Ok(hidden);
+            }
             return Err(FinalizeMp4Error::Unusable(format!(
                 "no 'moov' box before the '{}' box at offset {} that runs to the end of the file",
                 b.fourcc, b.offset
@@ -798,17 +804,18 @@ fn first_moof_after<R: Read + Seek>(r: &mut R, from: u64, len: u64) -> std::io::
 /// recorder kept writing (the reserve that preceded it is at most this large).
 pub const MAX_OLD_MOOV_SEARCH: u64 = 256 << 20;
 
-/// The fragmented `moov` a regular file was finalized from, inside the top-level `mdat`
-/// boxes before `until` (finalizing covers it with the `mdat`): the first `moov` box there
-/// that parses, is fragmented and declares the same track ids, in order, as `regular`.
+/// The fragmented `moov` a file was finalized from, inside the top-level `mdat` boxes
+/// before `until` (finalizing covers it with the `mdat`): the first `moov` box there that
+/// parses, is fragmented and declares the same track ids, in order, as `regular` (if
+/// given). Returns the `mdat`, the `moov` and its bytes.
 fn find_old_moov<R: Read + Seek>(
     r: &mut R,
     len: u64,
-    regular: &Movie,
+    regular: Option<&Movie>,
     until: u64,
-) -> Result<Option<(TopBox, Bytes)>, FinalizeMp4Error> {
+) -> Result<Option<(TopBox, TopBox, Bytes)>, FinalizeMp4Error> {
     const BLOCK: usize = 1 << 20;
-    let ids: Vec<u32> = regular.tracks.iter().map(|t| t.track_id).collect();
+    let ids: Option<Vec<u32>> = regular.map(|m| m.tracks.iter().map(|t| t.track_id).collect());
     let mut offset = 0;
     while let Ok(b) = top_box(r, offset, len)? {
         if b.offset >= until {
@@ -835,8 +842,10 @@ fn find_old_moov<R: Read + Seek>(
                     }
                     let data: Bytes = read_at(r, cand.offset, cand.size as usize)?.into();
                     let Ok(movie) = parse_movie(&data, cand.offset, cand.header_len) else { continue };
-                    if movie.fragmented && movie.tracks.iter().map(|t| t.track_id).eq(ids.iter().copied()) {
-                        return Ok(Some((cand, data)));
+                    let same_ids =
+                        ids.as_ref().is_none_or(|ids| movie.tracks.iter().map(|t| t.track_id).eq(ids.iter().copied()));
+                    if movie.fragmented && !movie.tracks.is_empty() && same_ids {
+                        return Ok(Some((b, cand, data)));
                     }
                 }
                 if n < BLOCK + 16 {
@@ -851,6 +860,34 @@ fn find_old_moov<R: Read + Seek>(
         offset = b.end();
     }
     Ok(None)
+}
+
+/// A file with no top-level `moov` whose first `mdat` hides a fragmented `moov` and its
+/// fragments, which go on past the `mdat`'s end: `livemux finalize` put the index at the
+/// end (behind a reserve too small for it) while the recorder was still writing, and the
+/// recorder's next fragment went over the new `moov`. The index is built from the hidden
+/// `moov` over every fragment, and the switch rewrites that `mdat`'s header. `None` when
+/// the file is not in that state.
+fn scan_hidden<R: Read + Seek>(r: &mut R, len: u64) -> Result<Option<Scanned>, FinalizeMp4Error> {
+    let Some((mdat, old, data)) = find_old_moov(r, len, None, len)? else { return Ok(None) };
+    // Not that state after all: the caller reports the missing moov.
+    let Ok(mut index) = FragmentIndex::new(data, old.offset, old.header_len) else { return Ok(None) };
+    let Ok(walk) = index_fragments(r, len, &mut index, old.end()) else { return Ok(None) };
+    let header = if in_one_sector(mdat.offset, 16) { 16 } else { 8 };
+    if walk.end <= mdat.end() || mdat.offset + header > old.offset {
+        return Ok(None);
+    }
+    let mut notes = vec![format!(
+        "no top-level moov: the mdat at offset {} hides the fragmented moov (offset {}) of fragments that go on \
+         past its end (offset {}): it was finalized while its recorder was still writing, which then wrote over \
+         the new moov; its later fragments are indexed with the rest",
+        mdat.offset,
+        old.offset,
+        mdat.end()
+    )];
+    notes.extend(walk.notes(len, &index));
+    let layout = Layout { reserve: None, moov_offset: mdat.offset, end: walk.end, len };
+    Ok(Some(Scanned::Fragmented { index: Box::new(index), layout, notes }))
 }
 
 /// A regular MP4 followed by fragments: `livemux finalize` ran while the recorder was
@@ -874,7 +911,7 @@ fn scan_mixed<R: Read + Seek>(
          finalized while its recorder was still writing",
         regular_moov.offset, stray.offset
     );
-    let Some((old, data)) = find_old_moov(r, len, regular, stray.offset)? else {
+    let Some((_, old, data)) = find_old_moov(r, len, Some(regular), stray.offset)? else {
         return Err(FinalizeMp4Error::Unusable(format!(
             "{mixed}, and the fragmented moov it was finalized from is not found in its mdat, so the fragments \
              after it cannot be indexed; `livemux remux` copies what the regular moov indexes"
@@ -1345,7 +1382,8 @@ mod tests {
     /// The mixed state: `recorded` finalized after `k` fragments, then the rest appended.
     fn mixed(m: &Muxed, k: usize) -> (Vec<u8>, Vec<u8>) {
         let boxes = top_level(&mut Cursor::new(&m.recorded), m.recorded.len() as u64).unwrap();
-        let moofs: Vec<usize> = boxes.iter().filter(|(_, h)| h.fourcc.0 == *b"moof").map(|(o, _)| *o as usize).collect();
+        let moofs: Vec<usize> =
+            boxes.iter().filter(|(_, h)| h.fourcc.0 == *b"moof").map(|(o, _)| *o as usize).collect();
         let cut = moofs[k];
         let mut file = m.recorded[..cut].to_vec();
         let p = plan(&mut Cursor::new(&file), file.len() as u64).unwrap();
@@ -1371,10 +1409,29 @@ mod tests {
             // As if finalized once at the end (offsets aside: appended strays move).
             let timing = |f: &[u8]| -> Vec<Vec<(u32, i64, i64, u32, bool)>> {
                 let samples = regular_samples(f);
-                samples.iter().map(|t| t.iter().map(|s| (s.size, s.dts, s.cts_offset, s.duration, s.sync)).collect()).collect()
+                samples
+                    .iter()
+                    .map(|t| t.iter().map(|s| (s.size, s.dts, s.cts_offset, s.duration, s.sync)).collect())
+                    .collect()
             };
             assert_eq!(timing(&file), timing(&whole), "reserve {reserve}");
         }
+        // The recorder went on writing at the old end, over the hidden moov: no top-level
+        // moov, and the mdat's header covers the first 8 bytes of the next moof.
+        let tracks = vec![track(TrackKind::Video, 15360, vec![]), track(TrackKind::Audio, 48000, vec![])];
+        let m = mux(tracks, &packets, 100);
+        let boxes = top_level(&mut Cursor::new(&m.recorded), m.recorded.len() as u64).unwrap();
+        let cut = boxes.iter().filter(|(_, h)| h.fourcc.0 == *b"moof").nth(2).unwrap().0 as usize;
+        let mut file = m.recorded[..cut].to_vec();
+        let p = plan(&mut Cursor::new(&file), file.len() as u64).unwrap();
+        apply(&mut file, &p.steps);
+        assert!(file.len() > cut);
+        file.truncate(cut);
+        file.extend_from_slice(&m.recorded[cut..]);
+        let p = plan(&mut Cursor::new(&file), file.len() as u64).unwrap();
+        assert!(p.notes[0].contains("wrote over the new moov"), "{:?}", p.notes);
+        apply(&mut file, &p.steps);
+        check_packets(&file, &packets);
         // Without a reserve the old moov's header is gone: refused, with the reason.
         let tracks = vec![track(TrackKind::Video, 15360, vec![]), track(TrackKind::Audio, 48000, vec![])];
         let m = mux(tracks, &packets, 0);
