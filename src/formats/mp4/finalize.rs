@@ -754,11 +754,8 @@ fn index_fragments<R: Read + Seek>(
                 match index.parse_fragment(&data, b.offset, b.header_len) {
                     Ok(samples) => {
                         // An end past 64 bits is past the file: the fragment never completes.
-                        let max_end = samples
-                            .iter()
-                            .map(|s| s.info.offset.checked_add(s.info.size as u64).unwrap_or(u64::MAX))
-                            .max()
-                            .unwrap_or(0);
+                        let max_end =
+                            samples.iter().map(|s| s.info.offset.saturating_add(s.info.size as u64)).max().unwrap_or(0);
                         pending.push_back((samples, b.offset, max_end));
                     }
                     Err(e) => damaged = Some((b.offset, e)),
@@ -1407,7 +1404,8 @@ mod tests {
             apply(&mut file, &p.steps);
             check_packets(&file, &packets);
             // As if finalized once at the end (offsets aside: appended strays move).
-            let timing = |f: &[u8]| -> Vec<Vec<(u32, i64, i64, u32, bool)>> {
+            type Timing = Vec<Vec<(u32, i64, i64, u32, bool)>>;
+            let timing = |f: &[u8]| -> Timing {
                 let samples = regular_samples(f);
                 samples
                     .iter()
