@@ -166,6 +166,16 @@ impl FragmentIndex {
     /// Samples the `moov` itself indexes (a fragmented file may start with some) come
     /// first.
     pub fn new(moov: Bytes, offset: u64, header_len: u32) -> Result<Self, Mp4Error> {
+        Self::in_file(moov, offset, header_len, u64::MAX)
+    }
+
+    /// [`FragmentIndex::new`] for a `moov` read from a file of `file_len` bytes: a sample
+    /// the `moov` indexes itself must lie inside the file (so that a constant-size `stsz`
+    /// claiming billions of samples fails at the first one past the end instead of
+    /// filling memory).
+    pub fn in_file(moov: Bytes, offset: u64, header_len: u32, file_len: u64) -> Result<Self, Mp4Error> {
+        /// Samples of the `moov`'s own tables added at a time.
+        const BATCH: usize = 4096;
         let movie = parse_movie(&moov, offset, header_len)?;
         let mut index = FragmentIndex {
             tracks: vec![TrackIndex::default(); movie.tracks.len()],
@@ -176,15 +186,28 @@ impl FragmentIndex {
             moov_header_len: header_len,
             fragments: 0,
         };
-        let mut initial = Vec::new();
-        for (track, t) in index.movie.tracks.iter().enumerate() {
-            for info in t.table.samples() {
+        let mut batch = Vec::with_capacity(BATCH);
+        for track in 0..index.movie.tracks.len() {
+            let table = index.movie.tracks[track].table.clone();
+            for info in table.samples() {
                 let info = info?;
+                if info.offset.checked_add(info.size as u64).is_none_or(|end| end > file_len) {
+                    return Err(Mp4Error::invalid(
+                        format!("sample {} of track {}", info.index, index.movie.tracks[track].track_id),
+                        info.offset,
+                        format!("{} bytes that run past the end of the file ({file_len} bytes)", info.size),
+                    ));
+                }
                 let flags = if info.sync { 0x0200_0000 } else { 0x0101_0000 };
-                initial.push(FragSample { track, info, flags });
+                batch.push(FragSample { track, info, flags });
+                if batch.len() == BATCH {
+                    index.continue_samples(&batch)?;
+                    batch.clear();
+                }
             }
+            index.continue_samples(&batch)?;
+            batch.clear();
         }
-        index.push_samples(&initial)?;
         for (next, t) in index.next_dts.iter_mut().zip(&index.tracks) {
             if t.first_dts.is_some() {
                 *next = t.end_dts;
@@ -223,10 +246,16 @@ impl FragmentIndex {
         self.push_samples(samples)
     }
 
+    /// Adds a fragment's samples: each track's first one opens a chunk.
     fn push_samples(&mut self, samples: &[FragSample]) -> Result<(), Mp4Error> {
         for t in &mut self.tracks {
             t.chunk = None;
         }
+        self.continue_samples(samples)
+    }
+
+    /// Adds samples; one that starts where the track's last one ended stays in its chunk.
+    fn continue_samples(&mut self, samples: &[FragSample]) -> Result<(), Mp4Error> {
         for s in samples {
             let t = &mut self.tracks[s.track];
             let info = &s.info;
@@ -669,7 +698,7 @@ pub fn scan<R: Read + Seek>(r: &mut R, len: u64) -> Result<Scanned, FinalizeMp4E
             Some(stray) => scan_mixed(r, len, &moov, &movie, stray),
         };
     }
-    let mut index = FragmentIndex::new(data, moov.offset, moov.header_len)?;
+    let mut index = FragmentIndex::in_file(data, moov.offset, moov.header_len, len)?;
     let reserve = padding.iter().filter(|b| b.size >= 16).max_by_key(|b| (b.size, u64::MAX - b.offset));
     let reserve = reserve.map(|b| (b.offset, b.size));
     let walk = index_fragments(r, len, &mut index, moov.end())?;
@@ -868,7 +897,7 @@ fn find_old_moov<R: Read + Seek>(
 fn scan_hidden<R: Read + Seek>(r: &mut R, len: u64) -> Result<Option<Scanned>, FinalizeMp4Error> {
     let Some((mdat, old, data)) = find_old_moov(r, len, None, len)? else { return Ok(None) };
     // Not that state after all: the caller reports the missing moov.
-    let Ok(mut index) = FragmentIndex::new(data, old.offset, old.header_len) else { return Ok(None) };
+    let Ok(mut index) = FragmentIndex::in_file(data, old.offset, old.header_len, len) else { return Ok(None) };
     let Ok(walk) = index_fragments(r, len, &mut index, old.end()) else { return Ok(None) };
     let header = if in_one_sector(mdat.offset, 16) { 16 } else { 8 };
     if walk.end <= mdat.end() || mdat.offset + header > old.offset {
@@ -928,7 +957,7 @@ fn scan_mixed<R: Read + Seek>(
         }
         offset = b.end();
     }
-    let mut index = FragmentIndex::new(data, old.offset, old.header_len)?;
+    let mut index = FragmentIndex::in_file(data, old.offset, old.header_len, len)?;
     let walk = index_fragments(r, len, &mut index, old.end())?;
     let stray_fragments = walk.moofs.iter().filter(|&&at| at >= stray.offset).count();
     let counts = index.sample_counts();
@@ -1343,7 +1372,11 @@ mod tests {
         }
         close(&mut hybrid, mvex);
         close(&mut hybrid, 0);
-        let index = FragmentIndex::new(hybrid.freeze(), offset, hl).unwrap();
+        let hybrid = hybrid.freeze();
+        // Samples the moov indexes must be inside the file, checked as they are read.
+        let e = FragmentIndex::in_file(hybrid.clone(), offset, hl, offset - 10).unwrap_err();
+        assert!(e.to_string().contains("run past the end of the file"), "{e}");
+        let index = FragmentIndex::in_file(hybrid, offset, hl, file.len() as u64).unwrap();
         let regular = regular_samples(&file);
         assert_eq!(index.sample_counts(), regular.iter().map(|t| t.len() as u32).collect::<Vec<_>>());
         assert_eq!(index.next_dts[1], packets.iter().filter(|p| p.track == 1).count() as i64 * 1024);
