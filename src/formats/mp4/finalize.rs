@@ -541,7 +541,7 @@ pub fn plan_steps(layout: &Layout, moov: Bytes) -> FinalizePlan {
         Some((f, r)) if r >= 16 && in_one_sector(f, 16) => {
             (f, format!("it does not fit the {r} bytes reserved at offset {f}"))
         }
-        _ => (layout.moov_offset, "no space was reserved before the fragmented moov".to_string()),
+        _ => (layout.moov_offset, "no free space is reserved before the index for it".to_string()),
     };
     let mut tail = BytesMut::with_capacity(moov.len() + 8);
     tail.put_u32((s + 8) as u32);
