@@ -75,6 +75,18 @@
 //!   goes at the end.
 //! - A regular MP4 (a `moov` without `mvex`) is "nothing to do", whether livemux finalized
 //!   it or another tool wrote it: the two cannot be told apart, and neither needs work.
+//!   Unless fragments follow it: finalize ran while the recorder was still writing, and
+//!   the recorder's later fragments refer to a `moov` that lost its `mvex` (FFmpeg: "trun
+//!   track id unknown, no tfhd"). Their media is the user's, so they are indexed rather
+//!   than hidden: the fragmented `moov` the file was finalized from is still inside the
+//!   `mdat` (after the reserve, or behind the `free` box the switch went over), and the
+//!   index is rebuilt from it over every fragment, as if finalize had run at the end. The
+//!   switch then goes over the first box of the regular layout (the regular `moov`, or
+//!   the `mdat` before it), with the same write order as a `moov` at the end: before the
+//!   switch the file is the one the user had; after it, a regular MP4 with every fragment.
+//!   The same holds when the recorder wrote over a `moov` put at the end (no top-level
+//!   `moov` then). Refused, file untouched: a fragmented file without a reserve, whose old
+//!   `moov` header is under the `mdat` header.
 //!   Refused: no `moov`, no complete fragment, or a damaged fragment followed by complete
 //!   ones (cutting those off would lose media; a damaged *last* fragment is cut like an
 //!   incomplete one).
