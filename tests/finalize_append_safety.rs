@@ -143,8 +143,13 @@ fn mixed_state(p: &Parts, k: usize, reserve: usize, overwrite: bool, dir: &Path)
 }
 
 /// (name, reserve, the recorder overwrote the moov at the end)
-const MIXED: [(&str, usize, bool); 3] =
-    [("faststart", 64 << 10, false), ("moov-end", 64, false), ("moov-end-overwritten", 64, true)];
+const MIXED: [(&str, usize, bool); 5] = [
+    ("faststart", 64 << 10, false),
+    ("moov-end", 64, false),
+    ("moov-end-overwritten", 64, true),
+    ("no-reserve", 0, false),
+    ("no-reserve-overwritten", 0, true),
+];
 
 #[test]
 fn finalize_indexes_fragments_written_after_a_finalize() {
@@ -179,9 +184,13 @@ fn finalize_indexes_fragments_written_after_a_finalize() {
         let err = livemux_ok(&["finalize", path.to_str().unwrap()]);
         assert!(err.contains("nothing to do"), "{what}: {err}");
     }
-    // Without a reserve the old moov's header is under the mdat header: refused, unchanged.
-    let mixed = mixed_state(&p, k, 0, false, dir.path());
-    let path = dir.path().join("mixed-noreserve.mp4");
+    // The fragmented moov damaged as well: nothing to index the fragments from. Refused,
+    // and the file is left as it was.
+    let mut mixed = mixed_state(&p, k, 0, false, dir.path());
+    let at = p.ftyp.len() + 16;
+    assert_eq!(&mixed[at - 12..at - 8], b"mdat");
+    mixed[at] = 7; // the mvhd version
+    let path = dir.path().join("mixed-damaged.mp4");
     std::fs::write(&path, &mixed).unwrap();
     let out = livemux().args(["finalize", path.to_str().unwrap()]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

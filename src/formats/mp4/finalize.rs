@@ -860,6 +860,15 @@ fn find_old_moov<R: Read + Seek>(
             break;
         }
         if b.fourcc.0 == *b"mdat" {
+            if let Some((cand, data)) = overwritten_moov(r, &b)? {
+                if let Ok(movie) = parse_movie(&data, cand.offset, cand.header_len) {
+                    let same_ids =
+                        ids.as_ref().is_none_or(|ids| movie.tracks.iter().map(|t| t.track_id).eq(ids.iter().copied()));
+                    if movie.fragmented && !movie.tracks.is_empty() && same_ids {
+                        return Ok(Some((b, cand, data)));
+                    }
+                }
+            }
             let (from, to) = (b.offset + b.header_len as u64, b.end().min(b.offset + MAX_OLD_MOOV_SEARCH));
             let mut at = from;
             while at + 8 <= to {
@@ -900,6 +909,63 @@ fn find_old_moov<R: Read + Seek>(
     Ok(None)
 }
 
+/// The fragmented `moov` under the header of `mdat`, rebuilt: without a reserve, the
+/// switch of a `moov` at the end is written over the fragmented `moov`'s header and, with
+/// a 16-byte `mdat` header, its `mvhd`'s header. The rest is intact: the `mvhd` body (whose
+/// size its version gives), then the other children up to the first box that no `moov`
+/// holds (the first `moof`). `None` if the bytes do not read that way.
+fn overwritten_moov<R: Read + Seek>(r: &mut R, mdat: &TopBox) -> Result<Option<(TopBox, Bytes)>, FinalizeMp4Error> {
+    let (m, h) = (mdat.offset, mdat.header_len as u64);
+    let child = |fourcc: &[u8]| matches!(fourcc, b"mvhd" | b"trak" | b"mvex" | b"udta" | b"meta" | b"iods" | b"free");
+    let head = |r: &mut R, at: u64| -> std::io::Result<Option<(u64, [u8; 4])>> {
+        if at.saturating_add(8) > mdat.end() {
+            return Ok(None);
+        }
+        let b = read_at(r, at, 8)?;
+        let size = u32::from_be_bytes(b[..4].try_into().expect("4 bytes")) as u64;
+        Ok(Some((size, b[4..8].try_into().expect("4 bytes"))))
+    };
+    // The first child: an intact mvhd (8-byte mdat header) or its body (16 bytes).
+    let (mut at, mvhd_header) = match h {
+        8 => match head(r, m + 8)? {
+            Some((size, f)) if &f == b"mvhd" && (108..=120).contains(&size) => (m + 8 + size, None),
+            _ => return Ok(None),
+        },
+        16 => {
+            let Some(&[version, 0, 0, 0]) = read_at(r, m + 16, 4).ok().as_deref() else { return Ok(None) };
+            let size = match version {
+                0 => 108u64,
+                1 => 120,
+                _ => return Ok(None),
+            };
+            (m + 8 + size, Some(size))
+        }
+        _ => return Ok(None),
+    };
+    let mut traks = 0;
+    while let Some((size, f)) = head(r, at)? {
+        if !child(&f) || size < 8 || at + size > mdat.end() {
+            break;
+        }
+        traks += (&f == b"trak") as usize;
+        at += size;
+    }
+    let size = at - m;
+    if traks == 0 || size > MAX_META_BOX {
+        return Ok(None);
+    }
+    let mut data = BytesMut::with_capacity(size as usize);
+    data.put_u32(size as u32);
+    data.put_slice(b"moov");
+    if let Some(mvhd) = mvhd_header {
+        data.put_u32(mvhd as u32);
+        data.put_slice(b"mvhd");
+    }
+    data.put_slice(&read_at(r, m + h, (at - m - h) as usize)?);
+    let cand = TopBox { offset: m, fourcc: FourCc::new(b"moov"), header_len: 8, size, open_ended: false };
+    Ok(Some((cand, data.freeze())))
+}
+
 /// A file with no top-level `moov` whose first `mdat` hides a fragmented `moov` and its
 /// fragments, which go on past the `mdat`'s end: `livemux finalize` put the index at the
 /// end (behind a reserve too small for it) while the recorder was still writing, and the
@@ -911,8 +977,10 @@ fn scan_hidden<R: Read + Seek>(r: &mut R, len: u64) -> Result<Option<Scanned>, F
     // Not that state after all: the caller reports the missing moov.
     let Ok(mut index) = FragmentIndex::in_file(data, old.offset, old.header_len, len) else { return Ok(None) };
     let Ok(walk) = index_fragments(r, len, &mut index, old.end()) else { return Ok(None) };
+    // The switch rewrites the mdat header: it may go over the old moov (read already),
+    // never over media, which starts after it.
     let header = if in_one_sector(mdat.offset, 16) { 16 } else { 8 };
-    if walk.end <= mdat.end() || mdat.offset + header > old.offset {
+    if walk.end <= mdat.end() || mdat.offset + header > old.end() {
         return Ok(None);
     }
     let mut notes = vec![format!(
@@ -1475,10 +1543,18 @@ mod tests {
         assert!(p.notes[0].contains("wrote over the new moov"), "{:?}", p.notes);
         apply(&mut file, &p.steps);
         check_packets(&file, &packets);
-        // Without a reserve the old moov's header is gone: refused, with the reason.
+        // Without a reserve the switch went over the old moov's header: it is rebuilt.
         let tracks = vec![track(TrackKind::Video, 15360, vec![]), track(TrackKind::Audio, 48000, vec![])];
         let m = mux(tracks, &packets, 0);
-        let (file, _) = mixed(&m, 2);
+        let (mut file, _) = mixed(&m, 2);
+        let p = plan(&mut Cursor::new(&file), file.len() as u64).unwrap();
+        assert!(p.notes[0].contains("later fragments are indexed"), "{:?}", p.notes);
+        let mut repaired = file.clone();
+        apply(&mut repaired, &p.steps);
+        check_packets(&repaired, &packets);
+        // Its mvhd damaged too: nothing to index from; refused, with the reason.
+        let ftyp = u32::from_be_bytes(file[..4].try_into().unwrap()) as usize;
+        file[ftyp + 16] = 7;
         match plan(&mut Cursor::new(&file), file.len() as u64) {
             Err(FinalizeMp4Error::Unusable(e)) => assert!(e.contains("is not found in its mdat"), "{e}"),
             other => panic!("{other:?}"),
