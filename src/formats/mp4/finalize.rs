@@ -85,8 +85,10 @@
 //!   the `mdat` before it), with the same write order as a `moov` at the end: before the
 //!   switch the file is the one the user had; after it, a regular MP4 with every fragment.
 //!   The same holds when the recorder wrote over a `moov` put at the end (no top-level
-//!   `moov` then). Refused, file untouched: a fragmented file without a reserve, whose old
-//!   `moov` header is under the `mdat` header.
+//!   `moov` then), and when there was no reserve (the switch went over the old `moov`'s
+//!   header and its `mvhd`'s; both are rebuilt, the rest is intact). Refused, file
+//!   untouched, when no such `moov` is found (the search reads at most
+//!   [`MAX_OLD_MOOV_SEARCH`] bytes of each `mdat`).
 //!   Refused: no `moov`, no complete fragment, or a damaged fragment followed by complete
 //!   ones (cutting those off would lose media; a damaged *last* fragment is cut like an
 //!   incomplete one).
