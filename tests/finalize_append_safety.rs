@@ -70,7 +70,16 @@ fn livemux_ok(args: &[&str]) -> String {
 fn fragmented(dir: &Path) -> Vec<u8> {
     let input = make_input(dir, "in.mp4", 4, 15);
     let out = dir.join("full.mp4");
-    livemux_ok(&["remux", input.to_str().unwrap(), "--to", "fmp4", "--fragment-ms", "400", "-o", out.to_str().unwrap()]);
+    livemux_ok(&[
+        "remux",
+        input.to_str().unwrap(),
+        "--to",
+        "fmp4",
+        "--fragment-ms",
+        "400",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     std::fs::read(out).unwrap()
 }
 
@@ -110,8 +119,9 @@ fn parts(data: &[u8]) -> Parts {
 
 /// The state a recorder leaves when `livemux finalize` ran while it was writing: the first
 /// `k` fragments (behind a `reserve`-byte free box, if any) finalized, then the rest of
-/// the fragments appended after the finalized file.
-fn mixed_state(p: &Parts, k: usize, reserve: usize, dir: &Path) -> Vec<u8> {
+/// the fragments appended after the finalized file, or, with `overwrite`, written where
+/// the recorder's file ended (over a moov that finalize put at the end).
+fn mixed_state(p: &Parts, k: usize, reserve: usize, overwrite: bool, dir: &Path) -> Vec<u8> {
     let mut partial = p.ftyp.clone();
     if reserve > 0 {
         partial.extend_from_slice(&(reserve as u32).to_be_bytes());
@@ -124,9 +134,22 @@ fn mixed_state(p: &Parts, k: usize, reserve: usize, dir: &Path) -> Vec<u8> {
     std::fs::write(&path, &partial).unwrap();
     livemux_ok(&["finalize", path.to_str().unwrap()]);
     let mut mixed = std::fs::read(&path).unwrap();
+    if overwrite {
+        assert!(mixed.len() > partial.len(), "the moov went at the end");
+        mixed.truncate(partial.len());
+    }
     p.fragments[k..].iter().for_each(|f| mixed.extend_from_slice(f));
     mixed
 }
+
+/// (name, reserve, the recorder overwrote the moov at the end)
+const MIXED: [(&str, usize, bool); 5] = [
+    ("faststart", 64 << 10, false),
+    ("moov-end", 64, false),
+    ("moov-end-overwritten", 64, true),
+    ("no-reserve", 0, false),
+    ("no-reserve-overwritten", 0, true),
+];
 
 #[test]
 fn finalize_indexes_fragments_written_after_a_finalize() {
@@ -141,8 +164,8 @@ fn finalize_indexes_fragments_written_after_a_finalize() {
     assert!(p.fragments.len() >= 6, "{} fragments", p.fragments.len());
     let k = p.fragments.len() / 2;
     // A reserve that takes the index (faststart), and one too small (moov at the end).
-    for (what, reserve) in [("faststart", 64 << 10), ("moov-end", 64)] {
-        let mixed = mixed_state(&p, k, reserve, dir.path());
+    for (what, reserve, overwrite) in MIXED {
+        let mixed = mixed_state(&p, k, reserve, overwrite, dir.path());
         let path = dir.path().join(format!("mixed-{what}.mp4"));
         std::fs::write(&path, &mixed).unwrap();
         // What FFmpeg makes of it: it stops at the first stray fragment.
@@ -152,6 +175,7 @@ fn finalize_indexes_fragments_written_after_a_finalize() {
 
         let err = livemux_ok(&["finalize", path.to_str().unwrap()]);
         assert!(err.contains("later fragments are indexed"), "{what}: {err}");
+        eprintln!("{what}: {err}");
         let (ok, text) = ffprobe(&path, "format=format_name");
         assert!(ok, "{what}: ffprobe after finalize: {text}");
         assert_eq!(packet_bytes(&path), want, "{what}: every packet of the fragmented recording");
@@ -160,9 +184,13 @@ fn finalize_indexes_fragments_written_after_a_finalize() {
         let err = livemux_ok(&["finalize", path.to_str().unwrap()]);
         assert!(err.contains("nothing to do"), "{what}: {err}");
     }
-    // Without a reserve the old moov's header is under the mdat header: refused, unchanged.
-    let mixed = mixed_state(&p, k, 0, dir.path());
-    let path = dir.path().join("mixed-noreserve.mp4");
+    // The fragmented moov damaged as well: nothing to index the fragments from. Refused,
+    // and the file is left as it was.
+    let mut mixed = mixed_state(&p, k, 0, false, dir.path());
+    let at = p.ftyp.len() + 16;
+    assert_eq!(&mixed[at - 12..at - 8], b"mdat");
+    mixed[at] = 7; // the mvhd version
+    let path = dir.path().join("mixed-damaged.mp4");
     std::fs::write(&path, &mixed).unwrap();
     let out = livemux().args(["finalize", path.to_str().unwrap()]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -235,8 +263,8 @@ fn repairing_the_mixed_state_survives_a_crash_at_every_write() {
     let p = parts(&full);
     let k = p.fragments.len() / 2;
     let mut total = 0;
-    for (what, reserve) in [("faststart", 64 << 10), ("moov-end", 64)] {
-        let mut mixed = mixed_state(&p, k, reserve, dir.path());
+    for (what, reserve, overwrite) in MIXED {
+        let mut mixed = mixed_state(&p, k, reserve, overwrite, dir.path());
         // An incomplete stray fragment at the end, as a killed recorder leaves it.
         mixed.extend_from_slice(&p.fragments[1][..p.fragments[1].len() / 2]);
         let pl = plan(&mut Cursor::new(&mixed), mixed.len() as u64).unwrap();
@@ -390,6 +418,7 @@ fn a_track_of_empty_samples_gets_a_table_of_zero_sizes() {
         let counts = count_packets(out);
         assert_eq!(counts.len(), 2, "{}", out.display());
         assert_eq!(counts[0], video, "{}: video packets", out.display());
+        assert_eq!(counts[1], emptied as u64, "{}: every empty audio sample", out.display());
         let bytes = std::fs::read(out).unwrap();
         let stsz: Vec<usize> = bytes.windows(4).enumerate().filter(|(_, w)| w == b"stsz").map(|(i, _)| i - 4).collect();
         // The audio stsz: sample_size 0 and a table of zeros, one per sample.
@@ -403,7 +432,11 @@ fn a_track_of_empty_samples_gets_a_table_of_zero_sizes() {
             .unwrap_or_else(|| panic!("{}: no stsz with a table of zeros", out.display()));
         assert_eq!(be32(&bytes, audio + 12), 0, "sample_size 0: a table follows");
         assert_eq!(be32(&bytes, audio) as usize, 20 + 4 * be32(&bytes, audio + 16) as usize);
-        eprintln!("{}: {} empty audio samples in a table, ffprobe counts {counts:?}", out.display(), be32(&bytes, audio + 16));
+        eprintln!(
+            "{}: {} empty audio samples in a table, ffprobe counts {counts:?}",
+            out.display(),
+            be32(&bytes, audio + 16)
+        );
     }
 }
 
@@ -511,14 +544,14 @@ fn append_refuses_counts_the_file_cannot_hold_before_allocating() {
     ] {
         let (out, rss, took) = run_measured(&args);
         let err = String::from_utf8_lossy(&out.stderr);
+        eprintln!("{args:?}: exit {:?} in {took:?}, peak RSS {rss:?} KiB: {err}", out.status.code());
+        if let Some(kib) = rss {
+            assert!(kib < 200 << 10, "{args:?}: peak RSS {kib} KiB");
+        }
+        assert!(took < Duration::from_secs(20), "{args:?}: {took:?}");
         assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
         assert!(err.contains("claims 33554432 samples of 1 bytes"), "{args:?}: {err}");
         assert!(err.contains("has only"), "{err}");
-        assert!(took < Duration::from_secs(20), "{args:?}: {took:?}");
-        if let Some(kib) = rss {
-            assert!(kib < 200 << 10, "{args:?}: peak RSS {kib} KiB");
-            eprintln!("{args:?}: refused in {took:?}, peak RSS {kib} KiB");
-        }
     }
     assert_eq!(std::fs::read(&target).unwrap(), before, "TARGET unchanged");
     assert_eq!(std::fs::read(&hostile).unwrap(), bytes, "the hostile TARGET unchanged");
@@ -555,11 +588,11 @@ fn append_slices_inside_a_group_of_b_frames_keep_time_monotonic() {
     let t_slice = format!("{}[0:-1]", t.display());
     let a_slice = format!("{}[0:1]", a.display());
     let err = livemux_ok(&["append", &t_slice, &a_slice, a.to_str().unwrap()]);
-    assert!(err.contains("B-frames"), "the cut inside a group of B-frames is reported: {err}");
 
     let errors = decode_errors(&t);
     assert!(!errors.contains("non monotonically increasing dts"), "{errors}");
     assert!(errors.is_empty(), "{errors}");
+    assert!(err.contains("B-frames"), "the cut inside a group of B-frames is reported: {err}");
     let times = video_times(&t);
     assert!(times.windows(2).all(|w| w[0].0 < w[1].0), "DTS strictly increase: {times:?}");
     let mut pts: Vec<i64> = times.iter().map(|t| t.1).collect();

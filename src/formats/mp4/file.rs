@@ -39,24 +39,6 @@ pub fn top_level<R: Read + Seek>(r: &mut R, len: u64) -> Result<Vec<(u64, BoxHea
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Cursor;
-
-    #[test]
-    fn a_size_that_runs_to_the_end_of_64_bits_stops_the_walk() {
-        // A 64-bit size of 2^64 - 1 after an 8-byte box: the next offset saturates.
-        let mut f = vec![0, 0, 0, 8, b'f', b't', b'y', b'p'];
-        f.extend_from_slice(&[0, 0, 0, 1, b'm', b'd', b'a', b't']);
-        f.extend_from_slice(&u64::MAX.to_be_bytes());
-        f.extend_from_slice(&[0; 16]);
-        let boxes = top_level(&mut Cursor::new(&f), f.len() as u64).unwrap();
-        assert_eq!(boxes.len(), 2);
-        assert_eq!(boxes[1].1.size, Some(u64::MAX));
-    }
-}
-
 /// Reads the first top-level `moov` of a complete file: `(offset, whole box)`.
 pub fn read_moov<R: Read + Seek>(r: &mut R, len: u64) -> Result<Option<(u64, u32, Bytes)>, FileError> {
     let boxes = top_level(r, len)?;
@@ -79,4 +61,22 @@ pub fn read_moov<R: Read + Seek>(r: &mut R, len: u64) -> Result<Option<(u64, u32
     r.seek(SeekFrom::Start(offset))?;
     r.read_exact(&mut data)?;
     Ok(Some((offset, header.header_len, data.into())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    #[test]
+    fn a_size_that_runs_to_the_end_of_64_bits_stops_the_walk() {
+        // A 64-bit size of 2^64 - 1 after an 8-byte box: the next offset saturates.
+        let mut f = vec![0, 0, 0, 8, b'f', b't', b'y', b'p'];
+        f.extend_from_slice(&[0, 0, 0, 1, b'm', b'd', b'a', b't']);
+        f.extend_from_slice(&u64::MAX.to_be_bytes());
+        f.extend_from_slice(&[0; 16]);
+        let boxes = top_level(&mut Cursor::new(&f), f.len() as u64).unwrap();
+        assert_eq!(boxes.len(), 2);
+        assert_eq!(boxes[1].1.size, Some(u64::MAX));
+    }
 }

@@ -75,6 +75,20 @@
 //!   goes at the end.
 //! - A regular MP4 (a `moov` without `mvex`) is "nothing to do", whether livemux finalized
 //!   it or another tool wrote it: the two cannot be told apart, and neither needs work.
+//!   Unless fragments follow it: finalize ran while the recorder was still writing, and
+//!   the recorder's later fragments refer to a `moov` that lost its `mvex` (FFmpeg: "trun
+//!   track id unknown, no tfhd"). Their media is the user's, so they are indexed rather
+//!   than hidden: the fragmented `moov` the file was finalized from is still inside the
+//!   `mdat` (after the reserve, or behind the `free` box the switch went over), and the
+//!   index is rebuilt from it over every fragment, as if finalize had run at the end. The
+//!   switch then goes over the first box of the regular layout (the regular `moov`, or
+//!   the `mdat` before it), with the same write order as a `moov` at the end: before the
+//!   switch the file is the one the user had; after it, a regular MP4 with every fragment.
+//!   The same holds when the recorder wrote over a `moov` put at the end (no top-level
+//!   `moov` then), and when there was no reserve (the switch went over the old `moov`'s
+//!   header and its `mvhd`'s; both are rebuilt, the rest is intact). Refused, file
+//!   untouched, when no such `moov` is found (the search reads at most
+//!   [`MAX_OLD_MOOV_SEARCH`] bytes of each `mdat`).
 //!   Refused: no `moov`, no complete fragment, or a damaged fragment followed by complete
 //!   ones (cutting those off would lose media; a damaged *last* fragment is cut like an
 //!   incomplete one).
@@ -166,6 +180,16 @@ impl FragmentIndex {
     /// Samples the `moov` itself indexes (a fragmented file may start with some) come
     /// first.
     pub fn new(moov: Bytes, offset: u64, header_len: u32) -> Result<Self, Mp4Error> {
+        Self::in_file(moov, offset, header_len, u64::MAX)
+    }
+
+    /// [`FragmentIndex::new`] for a `moov` read from a file of `file_len` bytes: a sample
+    /// the `moov` indexes itself must lie inside the file (so that a constant-size `stsz`
+    /// claiming billions of samples fails at the first one past the end instead of
+    /// filling memory).
+    pub fn in_file(moov: Bytes, offset: u64, header_len: u32, file_len: u64) -> Result<Self, Mp4Error> {
+        /// Samples of the `moov`'s own tables added at a time.
+        const BATCH: usize = 4096;
         let movie = parse_movie(&moov, offset, header_len)?;
         let mut index = FragmentIndex {
             tracks: vec![TrackIndex::default(); movie.tracks.len()],
@@ -176,15 +200,28 @@ impl FragmentIndex {
             moov_header_len: header_len,
             fragments: 0,
         };
-        let mut initial = Vec::new();
-        for (track, t) in index.movie.tracks.iter().enumerate() {
-            for info in t.table.samples() {
+        let mut batch = Vec::with_capacity(BATCH);
+        for track in 0..index.movie.tracks.len() {
+            let table = index.movie.tracks[track].table.clone();
+            for info in table.samples() {
                 let info = info?;
+                if info.offset.checked_add(info.size as u64).is_none_or(|end| end > file_len) {
+                    return Err(Mp4Error::invalid(
+                        format!("sample {} of track {}", info.index, index.movie.tracks[track].track_id),
+                        info.offset,
+                        format!("{} bytes that run past the end of the file ({file_len} bytes)", info.size),
+                    ));
+                }
                 let flags = if info.sync { 0x0200_0000 } else { 0x0101_0000 };
-                initial.push(FragSample { track, info, flags });
+                batch.push(FragSample { track, info, flags });
+                if batch.len() == BATCH {
+                    index.continue_samples(&batch)?;
+                    batch.clear();
+                }
             }
+            index.continue_samples(&batch)?;
+            batch.clear();
         }
-        index.push_samples(&initial)?;
         for (next, t) in index.next_dts.iter_mut().zip(&index.tracks) {
             if t.first_dts.is_some() {
                 *next = t.end_dts;
@@ -223,10 +260,16 @@ impl FragmentIndex {
         self.push_samples(samples)
     }
 
+    /// Adds a fragment's samples: each track's first one opens a chunk.
     fn push_samples(&mut self, samples: &[FragSample]) -> Result<(), Mp4Error> {
         for t in &mut self.tracks {
             t.chunk = None;
         }
+        self.continue_samples(samples)
+    }
+
+    /// Adds samples; one that starts where the track's last one ended stays in its chunk.
+    fn continue_samples(&mut self, samples: &[FragSample]) -> Result<(), Mp4Error> {
         for s in samples {
             let t = &mut self.tracks[s.track];
             let info = &s.info;
@@ -329,10 +372,7 @@ impl FragmentIndex {
             .ok_or_else(|| Mp4Error::Unsupported {
                 what: format!("edit list of track {}", m.track_id),
                 offset: self.moov_offset,
-                reason: format!(
-                    "its {} segment durations add up to more than 64 bits can hold",
-                    edits.len()
-                ),
+                reason: format!("its {} segment durations add up to more than 64 bits can hold", edits.len()),
             })?;
         Ok(TrackTiming { media_duration, track_duration_movie, edits: Some(edits) })
     }
@@ -515,7 +555,7 @@ pub fn plan_steps(layout: &Layout, moov: Bytes) -> FinalizePlan {
         Some((f, r)) if r >= 16 && in_one_sector(f, 16) => {
             (f, format!("it does not fit the {r} bytes reserved at offset {f}"))
         }
-        _ => (layout.moov_offset, "no space was reserved before the fragmented moov".to_string()),
+        _ => (layout.moov_offset, "no free space is reserved before the index for it".to_string()),
     };
     let mut tail = BytesMut::with_capacity(moov.len() + 8);
     tail.put_u32((s + 8) as u32);
@@ -609,35 +649,44 @@ pub fn scan<R: Read + Seek>(r: &mut R, len: u64) -> Result<Scanned, FinalizeMp4E
     // Up to the moov: remember the run of padding boxes just before it.
     let mut offset = 0;
     let mut padding: Vec<TopBox> = Vec::new();
+    // No moov before the first fragment or the end: the file may be one finalized while
+    // its recorder kept writing over the new moov (see `scan_hidden`).
     let moov = loop {
         let b = match top_box(r, offset, len)? {
             Ok(b) => b,
-            Err(Stop::Cut(at)) => {
-                return Err(FinalizeMp4Error::Unusable(format!(
-                    "no complete 'moov' box: the file is cut at offset {at} before one; \
-                     a recording without its index needs `livemux recover` with a reference"
-                )))
-            }
-            Err(Stop::End) | Err(Stop::Garbage(..)) => {
-                return Err(FinalizeMp4Error::Unusable(
-                    "no 'moov' box: not an MP4 that can be finalized; a recording without its index \
-                     needs `livemux recover` with a reference"
+            Err(stop) => {
+                if let Some(hidden) = scan_hidden(r, len)? {
+                    return Ok(hidden);
+                }
+                return Err(FinalizeMp4Error::Unusable(match stop {
+                    Stop::Cut(at) => format!(
+                        "no complete 'moov' box: the file is cut at offset {at} before one; \
+                         a recording without its index needs `livemux recover` with a reference"
+                    ),
+                    Stop::End | Stop::Garbage(..) => "no 'moov' box: not an MP4 that can be finalized; a recording \
+                                                      without its index needs `livemux recover` with a reference"
                         .into(),
-                ))
+                }));
             }
         };
         match &b.fourcc.0 {
             b"moov" => break b,
             b"moof" => {
+                if let Some(hidden) = scan_hidden(r, len)? {
+                    return Ok(hidden);
+                }
                 return Err(FinalizeMp4Error::Unusable(format!(
                     "a 'moof' at offset {} comes before any 'moov'",
                     b.offset
-                )))
+                )));
             }
             _ if is_padding(b.fourcc) && b.offset > 0 => padding.push(b),
             _ => padding.clear(),
         }
         if b.open_ended {
+            if let Some(hidden) = scan_hidden(r, len)? {
+                return Ok(hidden);
+            }
             return Err(FinalizeMp4Error::Unusable(format!(
                 "no 'moov' box before the '{}' box at offset {} that runs to the end of the file",
                 b.fourcc, b.offset
@@ -663,7 +712,7 @@ pub fn scan<R: Read + Seek>(r: &mut R, len: u64) -> Result<Scanned, FinalizeMp4E
             Some(stray) => scan_mixed(r, len, &moov, &movie, stray),
         };
     }
-    let mut index = FragmentIndex::new(data, moov.offset, moov.header_len)?;
+    let mut index = FragmentIndex::in_file(data, moov.offset, moov.header_len, len)?;
     let reserve = padding.iter().filter(|b| b.size >= 16).max_by_key(|b| (b.size, u64::MAX - b.offset));
     let reserve = reserve.map(|b| (b.offset, b.size));
     let walk = index_fragments(r, len, &mut index, moov.end())?;
@@ -748,11 +797,8 @@ fn index_fragments<R: Read + Seek>(
                 match index.parse_fragment(&data, b.offset, b.header_len) {
                     Ok(samples) => {
                         // An end past 64 bits is past the file: the fragment never completes.
-                        let max_end = samples
-                            .iter()
-                            .map(|s| s.info.offset.checked_add(s.info.size as u64).unwrap_or(u64::MAX))
-                            .max()
-                            .unwrap_or(0);
+                        let max_end =
+                            samples.iter().map(|s| s.info.offset.saturating_add(s.info.size as u64)).max().unwrap_or(0);
                         pending.push_back((samples, b.offset, max_end));
                     }
                     Err(e) => damaged = Some((b.offset, e)),
@@ -798,23 +844,33 @@ fn first_moof_after<R: Read + Seek>(r: &mut R, from: u64, len: u64) -> std::io::
 /// recorder kept writing (the reserve that preceded it is at most this large).
 pub const MAX_OLD_MOOV_SEARCH: u64 = 256 << 20;
 
-/// The fragmented `moov` a regular file was finalized from, inside the top-level `mdat`
-/// boxes before `until` (finalizing covers it with the `mdat`): the first `moov` box there
-/// that parses, is fragmented and declares the same track ids, in order, as `regular`.
+/// The fragmented `moov` a file was finalized from, inside the top-level `mdat` boxes
+/// before `until` (finalizing covers it with the `mdat`): the first `moov` box there that
+/// parses, is fragmented and declares the same track ids, in order, as `regular` (if
+/// given). Returns the `mdat`, the `moov` and its bytes.
 fn find_old_moov<R: Read + Seek>(
     r: &mut R,
     len: u64,
-    regular: &Movie,
+    regular: Option<&Movie>,
     until: u64,
-) -> Result<Option<(TopBox, Bytes)>, FinalizeMp4Error> {
+) -> Result<Option<(TopBox, TopBox, Bytes)>, FinalizeMp4Error> {
     const BLOCK: usize = 1 << 20;
-    let ids: Vec<u32> = regular.tracks.iter().map(|t| t.track_id).collect();
+    let ids: Option<Vec<u32>> = regular.map(|m| m.tracks.iter().map(|t| t.track_id).collect());
     let mut offset = 0;
     while let Ok(b) = top_box(r, offset, len)? {
         if b.offset >= until {
             break;
         }
         if b.fourcc.0 == *b"mdat" {
+            if let Some((cand, data)) = overwritten_moov(r, &b)? {
+                if let Ok(movie) = parse_movie(&data, cand.offset, cand.header_len) {
+                    let same_ids =
+                        ids.as_ref().is_none_or(|ids| movie.tracks.iter().map(|t| t.track_id).eq(ids.iter().copied()));
+                    if movie.fragmented && !movie.tracks.is_empty() && same_ids {
+                        return Ok(Some((b, cand, data)));
+                    }
+                }
+            }
             let (from, to) = (b.offset + b.header_len as u64, b.end().min(b.offset + MAX_OLD_MOOV_SEARCH));
             let mut at = from;
             while at + 8 <= to {
@@ -835,8 +891,10 @@ fn find_old_moov<R: Read + Seek>(
                     }
                     let data: Bytes = read_at(r, cand.offset, cand.size as usize)?.into();
                     let Ok(movie) = parse_movie(&data, cand.offset, cand.header_len) else { continue };
-                    if movie.fragmented && movie.tracks.iter().map(|t| t.track_id).eq(ids.iter().copied()) {
-                        return Ok(Some((cand, data)));
+                    let same_ids =
+                        ids.as_ref().is_none_or(|ids| movie.tracks.iter().map(|t| t.track_id).eq(ids.iter().copied()));
+                    if movie.fragmented && !movie.tracks.is_empty() && same_ids {
+                        return Ok(Some((b, cand, data)));
                     }
                 }
                 if n < BLOCK + 16 {
@@ -851,6 +909,93 @@ fn find_old_moov<R: Read + Seek>(
         offset = b.end();
     }
     Ok(None)
+}
+
+/// The fragmented `moov` under the header of `mdat`, rebuilt: without a reserve, the
+/// switch of a `moov` at the end is written over the fragmented `moov`'s header and, with
+/// a 16-byte `mdat` header, its `mvhd`'s header. The rest is intact: the `mvhd` body (whose
+/// size its version gives), then the other children up to the first box that no `moov`
+/// holds (the first `moof`). `None` if the bytes do not read that way.
+fn overwritten_moov<R: Read + Seek>(r: &mut R, mdat: &TopBox) -> Result<Option<(TopBox, Bytes)>, FinalizeMp4Error> {
+    let (m, h) = (mdat.offset, mdat.header_len as u64);
+    let child = |fourcc: &[u8]| matches!(fourcc, b"mvhd" | b"trak" | b"mvex" | b"udta" | b"meta" | b"iods" | b"free");
+    let head = |r: &mut R, at: u64| -> std::io::Result<Option<(u64, [u8; 4])>> {
+        if at.saturating_add(8) > mdat.end() {
+            return Ok(None);
+        }
+        let b = read_at(r, at, 8)?;
+        let size = u32::from_be_bytes(b[..4].try_into().expect("4 bytes")) as u64;
+        Ok(Some((size, b[4..8].try_into().expect("4 bytes"))))
+    };
+    // The first child: an intact mvhd (8-byte mdat header) or its body (16 bytes).
+    let (mut at, mvhd_header) = match h {
+        8 => match head(r, m + 8)? {
+            Some((size, f)) if &f == b"mvhd" && (108..=120).contains(&size) => (m + 8 + size, None),
+            _ => return Ok(None),
+        },
+        16 => {
+            let Some(&[version, 0, 0, 0]) = read_at(r, m + 16, 4).ok().as_deref() else { return Ok(None) };
+            let size = match version {
+                0 => 108u64,
+                1 => 120,
+                _ => return Ok(None),
+            };
+            (m + 8 + size, Some(size))
+        }
+        _ => return Ok(None),
+    };
+    let mut traks = 0;
+    while let Some((size, f)) = head(r, at)? {
+        if !child(&f) || size < 8 || at + size > mdat.end() {
+            break;
+        }
+        traks += (&f == b"trak") as usize;
+        at += size;
+    }
+    let size = at - m;
+    if traks == 0 || size > MAX_META_BOX {
+        return Ok(None);
+    }
+    let mut data = BytesMut::with_capacity(size as usize);
+    data.put_u32(size as u32);
+    data.put_slice(b"moov");
+    if let Some(mvhd) = mvhd_header {
+        data.put_u32(mvhd as u32);
+        data.put_slice(b"mvhd");
+    }
+    data.put_slice(&read_at(r, m + h, (at - m - h) as usize)?);
+    let cand = TopBox { offset: m, fourcc: FourCc::new(b"moov"), header_len: 8, size, open_ended: false };
+    Ok(Some((cand, data.freeze())))
+}
+
+/// A file with no top-level `moov` whose first `mdat` hides a fragmented `moov` and its
+/// fragments, which go on past the `mdat`'s end: `livemux finalize` put the index at the
+/// end (behind a reserve too small for it) while the recorder was still writing, and the
+/// recorder's next fragment went over the new `moov`. The index is built from the hidden
+/// `moov` over every fragment, and the switch rewrites that `mdat`'s header. `None` when
+/// the file is not in that state.
+fn scan_hidden<R: Read + Seek>(r: &mut R, len: u64) -> Result<Option<Scanned>, FinalizeMp4Error> {
+    let Some((mdat, old, data)) = find_old_moov(r, len, None, len)? else { return Ok(None) };
+    // Not that state after all: the caller reports the missing moov.
+    let Ok(mut index) = FragmentIndex::in_file(data, old.offset, old.header_len, len) else { return Ok(None) };
+    let Ok(walk) = index_fragments(r, len, &mut index, old.end()) else { return Ok(None) };
+    // The switch rewrites the mdat header: it may go over the old moov (read already),
+    // never over media, which starts after it.
+    let header = if in_one_sector(mdat.offset, 16) { 16 } else { 8 };
+    if walk.end <= mdat.end() || mdat.offset + header > old.end() {
+        return Ok(None);
+    }
+    let mut notes = vec![format!(
+        "no top-level moov: the mdat at offset {} hides the fragmented moov (offset {}) of fragments that go on \
+         past its end (offset {}): it was finalized while its recorder was still writing, which then wrote over \
+         the new moov; its later fragments are indexed with the rest",
+        mdat.offset,
+        old.offset,
+        mdat.end()
+    )];
+    notes.extend(walk.notes(len, &index));
+    let layout = Layout { reserve: None, moov_offset: mdat.offset, end: walk.end, len };
+    Ok(Some(Scanned::Fragmented { index: Box::new(index), layout, notes }))
 }
 
 /// A regular MP4 followed by fragments: `livemux finalize` ran while the recorder was
@@ -874,7 +1019,7 @@ fn scan_mixed<R: Read + Seek>(
          finalized while its recorder was still writing",
         regular_moov.offset, stray.offset
     );
-    let Some((old, data)) = find_old_moov(r, len, regular, stray.offset)? else {
+    let Some((_, old, data)) = find_old_moov(r, len, Some(regular), stray.offset)? else {
         return Err(FinalizeMp4Error::Unusable(format!(
             "{mixed}, and the fragmented moov it was finalized from is not found in its mdat, so the fragments \
              after it cannot be indexed; `livemux remux` copies what the regular moov indexes"
@@ -894,7 +1039,7 @@ fn scan_mixed<R: Read + Seek>(
         }
         offset = b.end();
     }
-    let mut index = FragmentIndex::new(data, old.offset, old.header_len)?;
+    let mut index = FragmentIndex::in_file(data, old.offset, old.header_len, len)?;
     let walk = index_fragments(r, len, &mut index, old.end())?;
     let stray_fragments = walk.moofs.iter().filter(|&&at| at >= stray.offset).count();
     let counts = index.sample_counts();
@@ -1309,7 +1454,11 @@ mod tests {
         }
         close(&mut hybrid, mvex);
         close(&mut hybrid, 0);
-        let index = FragmentIndex::new(hybrid.freeze(), offset, hl).unwrap();
+        let hybrid = hybrid.freeze();
+        // Samples the moov indexes must be inside the file, checked as they are read.
+        let e = FragmentIndex::in_file(hybrid.clone(), offset, hl, offset - 10).unwrap_err();
+        assert!(e.to_string().contains("run past the end of the file"), "{e}");
+        let index = FragmentIndex::in_file(hybrid, offset, hl, file.len() as u64).unwrap();
         let regular = regular_samples(&file);
         assert_eq!(index.sample_counts(), regular.iter().map(|t| t.len() as u32).collect::<Vec<_>>());
         assert_eq!(index.next_dts[1], packets.iter().filter(|p| p.track == 1).count() as i64 * 1024);
@@ -1345,7 +1494,8 @@ mod tests {
     /// The mixed state: `recorded` finalized after `k` fragments, then the rest appended.
     fn mixed(m: &Muxed, k: usize) -> (Vec<u8>, Vec<u8>) {
         let boxes = top_level(&mut Cursor::new(&m.recorded), m.recorded.len() as u64).unwrap();
-        let moofs: Vec<usize> = boxes.iter().filter(|(_, h)| h.fourcc.0 == *b"moof").map(|(o, _)| *o as usize).collect();
+        let moofs: Vec<usize> =
+            boxes.iter().filter(|(_, h)| h.fourcc.0 == *b"moof").map(|(o, _)| *o as usize).collect();
         let cut = moofs[k];
         let mut file = m.recorded[..cut].to_vec();
         let p = plan(&mut Cursor::new(&file), file.len() as u64).unwrap();
@@ -1369,16 +1519,44 @@ mod tests {
             apply(&mut file, &p.steps);
             check_packets(&file, &packets);
             // As if finalized once at the end (offsets aside: appended strays move).
-            let timing = |f: &[u8]| -> Vec<Vec<(u32, i64, i64, u32, bool)>> {
+            type Timing = Vec<Vec<(u32, i64, i64, u32, bool)>>;
+            let timing = |f: &[u8]| -> Timing {
                 let samples = regular_samples(f);
-                samples.iter().map(|t| t.iter().map(|s| (s.size, s.dts, s.cts_offset, s.duration, s.sync)).collect()).collect()
+                samples
+                    .iter()
+                    .map(|t| t.iter().map(|s| (s.size, s.dts, s.cts_offset, s.duration, s.sync)).collect())
+                    .collect()
             };
             assert_eq!(timing(&file), timing(&whole), "reserve {reserve}");
         }
-        // Without a reserve the old moov's header is gone: refused, with the reason.
+        // The recorder went on writing at the old end, over the hidden moov: no top-level
+        // moov, and the mdat's header covers the first 8 bytes of the next moof.
+        let tracks = vec![track(TrackKind::Video, 15360, vec![]), track(TrackKind::Audio, 48000, vec![])];
+        let m = mux(tracks, &packets, 100);
+        let boxes = top_level(&mut Cursor::new(&m.recorded), m.recorded.len() as u64).unwrap();
+        let cut = boxes.iter().filter(|(_, h)| h.fourcc.0 == *b"moof").nth(2).unwrap().0 as usize;
+        let mut file = m.recorded[..cut].to_vec();
+        let p = plan(&mut Cursor::new(&file), file.len() as u64).unwrap();
+        apply(&mut file, &p.steps);
+        assert!(file.len() > cut);
+        file.truncate(cut);
+        file.extend_from_slice(&m.recorded[cut..]);
+        let p = plan(&mut Cursor::new(&file), file.len() as u64).unwrap();
+        assert!(p.notes[0].contains("wrote over the new moov"), "{:?}", p.notes);
+        apply(&mut file, &p.steps);
+        check_packets(&file, &packets);
+        // Without a reserve the switch went over the old moov's header: it is rebuilt.
         let tracks = vec![track(TrackKind::Video, 15360, vec![]), track(TrackKind::Audio, 48000, vec![])];
         let m = mux(tracks, &packets, 0);
-        let (file, _) = mixed(&m, 2);
+        let (mut file, _) = mixed(&m, 2);
+        let p = plan(&mut Cursor::new(&file), file.len() as u64).unwrap();
+        assert!(p.notes[0].contains("later fragments are indexed"), "{:?}", p.notes);
+        let mut repaired = file.clone();
+        apply(&mut repaired, &p.steps);
+        check_packets(&repaired, &packets);
+        // Its mvhd damaged too: nothing to index from; refused, with the reason.
+        let ftyp = u32::from_be_bytes(file[..4].try_into().unwrap()) as usize;
+        file[ftyp + 16] = 7;
         match plan(&mut Cursor::new(&file), file.len() as u64) {
             Err(FinalizeMp4Error::Unusable(e)) => assert!(e.contains("is not found in its mdat"), "{e}"),
             other => panic!("{other:?}"),

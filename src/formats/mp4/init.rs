@@ -156,7 +156,8 @@ fn write_edits(buf: &mut BytesMut, track: &Track, movie_timescale: u32) {
         .edits
         .iter()
         .map(|e| {
-            let d = (e.segment_duration_movie_ticks as u128 * movie_timescale as u128 / from) as u64;
+            let d =
+                (e.segment_duration_movie_ticks as u128 * movie_timescale as u128 / from).min(u64::MAX as u128) as u64;
             (d, e.media_time_ticks, e.media_rate_integer)
         })
         .collect();

@@ -345,6 +345,13 @@ fn merge_track(
         refuse(clip, format!("{what} does not fit 64 bits in timescale units (damaged tables or edit list?)"))
     };
     let ranges: Vec<Range<usize>> = clips.iter().map(|c| c.input.sample_range(&c.chunks, t)).collect();
+    // The tables count samples in 32 bits.
+    if ranges.iter().map(|r| r.len() as u64).sum::<u64>() > u32::MAX as u64 {
+        return Err(refuse(
+            clips.last().expect("TARGET is a clip"),
+            "the joined track has over 2^32 - 1 samples".into(),
+        ));
+    }
 
     // Sample entries.
     let mut entries: Vec<Entry> = tt.entries.clone();

@@ -604,8 +604,10 @@ fn a_cut_inside_a_group_of_b_frames_does_not_overlap_the_next_clip() {
     let a = synth_file(&av_tracks(2, 1), 1, true, 11);
     let (ad, td) = (data(&a), data(&a));
     let slice = |start, stop| ChunkSlice::Range { start: Some(start), stop: Some(stop) };
-    let sources =
-        [SourceInput { data: &ad, name: "a", slice: slice(0, 1) }, SourceInput { data: &ad, name: "a", slice: slice(0, 3) }];
+    let sources = [
+        SourceInput { data: &ad, name: "a", slice: slice(0, 1) },
+        SourceInput { data: &ad, name: "a", slice: slice(0, 3) },
+    ];
     let p = plan(&td, "t", slice(0, -1), &sources, &AppendOptions::default()).unwrap();
     assert!(p.notes.iter().any(|n| n.contains("group of B-frames")), "{:?}", p.notes);
     let mut target = a.clone();
@@ -630,10 +632,8 @@ fn a_cut_inside_a_group_of_b_frames_does_not_overlap_the_next_clip() {
 fn edit_and_duration_sums_past_64_bits_are_refused() {
     // TARGET's empty edit is almost 2^64 ticks: the track duration overflows.
     let mut t = av_tracks(1, 1);
-    t[0].edits.insert(
-        0,
-        Edit { segment_duration_movie_ticks: u64::MAX - 10, media_time_ticks: -1, media_rate_integer: 1 },
-    );
+    t[0].edits
+        .insert(0, Edit { segment_duration_movie_ticks: u64::MAX - 10, media_time_ticks: -1, media_rate_integer: 1 });
     let a = synth_file(&t, 1, true, 10);
     let b = synth_file(&av_tracks(1, 2), 2, true, 10);
     let (ad, bd) = (data(&a), data(&b));
