@@ -35,6 +35,7 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use self::audio::{frame_start, split_run, FrameStart, RunEnd, Scratch};
 use self::layout::{Framing, ScanLayout, TrackLayout};
+use crate::codecs::access_unit::AuRules;
 use crate::codecs::access_unit::{access_unit, starts_like_access_unit, AuParse};
 use crate::codecs::poc::{H264PocState, HevcPocState, PresentationOrder};
 use crate::codecs::{h264, hevc, opus, CodecConfig};
@@ -91,6 +92,9 @@ pub struct ScanSummary {
     pub cut_tail: Option<(u64, u64)>,
     /// Video tracks whose presentation times fell back to decode time plus a fixed delay.
     pub no_poc: Vec<usize>,
+    /// (track, offset, length) of PCM packets shorter than the reference's, cut where a
+    /// video access unit starts inside the usual size: the audio ended there.
+    pub short_packets: Vec<(usize, u64, u64)>,
 }
 
 impl ScanSummary {
@@ -123,6 +127,13 @@ impl ScanSummary {
         }
         if let Some((offset, len)) = self.cut_tail {
             notes.push(format!("the last {len} bytes (from offset {offset}) hold no complete packet; dropped"));
+        }
+        for (t, offset, len) in &self.short_packets {
+            notes.push(format!(
+                "track {}: a video access unit starts inside the audio packet at offset {offset}: its audio ends \
+                 there, and only the {len} bytes before it were kept as a packet",
+                t + 1
+            ));
         }
         for t in &self.no_poc {
             notes.push(format!(
@@ -382,18 +393,11 @@ impl MdatScanner {
                 AuParse::NeedMore => Step::NeedMore,
                 AuParse::NotAnAccessUnit => Step::NoFit,
             },
-            &Framing::Pcm { packet_bytes } => {
+            &Framing::Pcm { packet_bytes, frame_bytes } => {
                 if self.buf.len() < packet_bytes as usize {
                     return if at_end { Step::NoFit } else { Step::NeedMore };
                 }
-                // PCM has no syntax to check: any bytes would do. Bytes that hold a video
-                // access unit (or, at the end of the input, begin one that was cut off) are
-                // not audio, so they are not taken for it.
-                if self.video_starts_here(at_end) {
-                    return Step::NoFit;
-                }
-                self.cut(t, packet_bytes as usize, true, None);
-                Step::Cut
+                self.pcm_packet(t, packet_bytes as usize, frame_bytes as usize, at_end)
             }
             Framing::Aac { .. } | Framing::Opus { .. } => self.audio_run(t, at_end),
         }
@@ -613,6 +617,71 @@ impl MdatScanner {
         }))
     }
 
+    /// Cuts a PCM packet of track `t`. PCM has no syntax to check: any bytes would do, so
+    /// the bytes around the packet are: bytes that hold a video access unit (or, at the end
+    /// of the input, begin one that was cut off) are not audio. A packet that is not
+    /// followed by video may be followed by more audio, unless a video access unit starts
+    /// inside it: then the audio ended there (a recording whose audio stops before its
+    /// video writes a last, shorter packet), and only the bytes before it are the packet.
+    fn pcm_packet(&mut self, t: usize, packet_bytes: usize, frame: usize, at_end: bool) -> Step {
+        /// Bytes after a packet enough to tell whether video starts there.
+        const LOOKAHEAD: usize = 32;
+        if self.video_starts_here(at_end) {
+            return Step::NoFit;
+        }
+        let rest = &self.buf[packet_bytes..];
+        if rest.len() < LOOKAHEAD && !at_end {
+            return Step::NeedMore;
+        }
+        let video_rules: Vec<AuRules> = self
+            .layout
+            .tracks
+            .iter()
+            .filter_map(|l| match &l.framing {
+                Framing::Nal { rules, .. } => Some(*rules),
+                _ => None,
+            })
+            .collect();
+        let video_follows = rest.is_empty() || video_rules.iter().any(|r| starts_like_access_unit(rest, r));
+        if !video_follows && !video_rules.is_empty() {
+            let frame = frame.max(1);
+            let mut k = frame;
+            while k < packet_bytes {
+                let here = &self.buf[k..];
+                for rules in &video_rules {
+                    match access_unit(here, rules, at_end) {
+                        AuParse::Unit { len, .. } => {
+                            let after = &here[len..];
+                            if after.is_empty() || starts_like_access_unit(after, rules) {
+                                // The audio's last packet ends where this access unit starts.
+                                let ticks = u64::from(self.layout.tracks[t].packet_ticks) * k as u64
+                                    / packet_bytes as u64;
+                                if self.summary.short_packets.len() < MAX_LISTED_SKIPS {
+                                    self.summary.short_packets.push((t, self.pos, k as u64));
+                                }
+                                self.cut_timed(t, k, true, None, Some(u32::try_from(ticks).unwrap_or(u32::MAX)));
+                                return Step::Cut;
+                            }
+                        }
+                        // Wait for the unit's end before taking these bytes for audio.
+                        AuParse::NeedMore if !at_end && starts_like_access_unit(here, rules) => return Step::NeedMore,
+                        // The input ends inside a unit that starts here: what comes before it
+                        // cannot be told to be a whole packet.
+                        AuParse::NotAnAccessUnit | AuParse::NeedMore
+                            if at_end && starts_like_access_unit(here, rules) =>
+                        {
+                            return Step::NoFit
+                        }
+                        _ => {}
+                    }
+                }
+                k += frame;
+            }
+        }
+        self.cut(t, packet_bytes, true, None);
+        Step::Cut
+    }
+
     /// Whether the buffered bytes hold a whole access unit of a video track, or, at the end
     /// of the input, begin like one whose end was cut off.
     fn video_starts_here(&self, at_end: bool) -> bool {
@@ -629,7 +698,7 @@ impl MdatScanner {
     fn cut_packet_starts_here(&self) -> bool {
         self.layout.tracks.iter().any(|l| match &l.framing {
             Framing::Nal { rules, .. } => starts_like_access_unit(&self.buf, rules),
-            Framing::Pcm { packet_bytes } => self.buf.len() < *packet_bytes as usize,
+            Framing::Pcm { packet_bytes, .. } => self.buf.len() < *packet_bytes as usize,
             Framing::Aac { .. } | Framing::Opus { .. } => frame_start(&self.buf, l).is_some(),
         })
     }
@@ -675,13 +744,19 @@ impl MdatScanner {
 
     /// Cuts the first `len` buffered bytes as a packet of track `t`.
     fn cut(&mut self, t: usize, len: usize, keyframe: bool, start: Option<FrameStart>) {
+        self.cut_timed(t, len, keyframe, start, None);
+    }
+
+    /// [`MdatScanner::cut`] with a duration other than the track's usual one.
+    fn cut_timed(&mut self, t: usize, len: usize, keyframe: bool, start: Option<FrameStart>, ticks: Option<u32>) {
         let data: Bytes = self.buf.split_to(len).freeze();
         self.pos += len as u64;
         let layout = &self.layout.tracks[t];
         let state = &mut self.tracks[t];
         let dts = state.next_dts;
-        let duration = match layout.framing {
-            Framing::Opus { .. } => opus::packet_duration_48k(&data)
+        let duration = match (ticks, &layout.framing) {
+            (Some(ticks), _) => ticks,
+            (None, Framing::Opus { .. }) => opus::packet_duration_48k(&data)
                 .map(|d| (u64::from(d) * u64::from(layout.timescale) / 48_000) as u32)
                 .unwrap_or(layout.packet_ticks),
             _ => layout.packet_ticks,
