@@ -30,9 +30,8 @@ pub enum Framing {
     /// Opus packets, back to back, no lengths: boundaries where the TOC byte matches the
     /// reference's (configuration and stereo flag).
     Opus { toc_mask: u8, toc: u8 },
-    /// Uncompressed audio: packets of a fixed size.
-    /// Packets of `packet_bytes`, made of sample frames of `frame_bytes` (one sample of
-    /// every channel).
+    /// Uncompressed audio: packets of a fixed size, `packet_bytes`, made of sample frames
+    /// of `frame_bytes` (one sample of every channel).
     Pcm { packet_bytes: u32, frame_bytes: u32 },
 }
 
