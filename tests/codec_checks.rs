@@ -144,19 +144,34 @@ fn wrong_parameters_without_inband_sets_are_taken_from_the_reference() {
 
     // auto (the default with a reference): the reference's record is written.
     let out = d.join("fixed.mp4");
-    let args: Vec<&std::ffi::OsStr> =
-        vec!["remux".as_ref(), spoiled.as_os_str(), "--reference".as_ref(), reference.as_os_str(), "-o".as_ref(), out.as_os_str()];
+    let args: Vec<&std::ffi::OsStr> = vec![
+        "remux".as_ref(),
+        spoiled.as_os_str(),
+        "--reference".as_ref(),
+        reference.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ];
     let (ok, err) = run(&args);
     assert!(ok, "{err}");
-    assert!(err.contains("do not parse with its own codec parameters") && err.contains("using the reference's"), "{err}");
+    assert!(
+        err.contains("do not parse with its own codec parameters") && err.contains("using the reference's"),
+        "{err}"
+    );
     assert_eq!(record(&std::fs::read(&out).unwrap(), b"avcC"), good);
     assert_eq!(decode_errors(&out), "", "the output decodes cleanly");
     assert_eq!(framemd5(&out).len(), framemd5(&main).len());
 
     // A correct stream record is kept, whatever the reference says.
     let out = d.join("kept.mp4");
-    let args: Vec<&std::ffi::OsStr> =
-        vec!["remux".as_ref(), main.as_os_str(), "--reference".as_ref(), wrong_ref.as_os_str(), "-o".as_ref(), out.as_os_str()];
+    let args: Vec<&std::ffi::OsStr> = vec![
+        "remux".as_ref(),
+        main.as_os_str(),
+        "--reference".as_ref(),
+        wrong_ref.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ];
     let (ok, err) = run(&args);
     assert!(ok, "{err}");
     assert!(err.contains("parse with the stream's codec parameters; keeping them"), "{err}");
@@ -165,8 +180,14 @@ fn wrong_parameters_without_inband_sets_are_taken_from_the_reference() {
 
     // The same record on both sides: nothing to decide, nothing said.
     let out = d.join("same.mp4");
-    let args: Vec<&std::ffi::OsStr> =
-        vec!["remux".as_ref(), main.as_os_str(), "--reference".as_ref(), reference.as_os_str(), "-o".as_ref(), out.as_os_str()];
+    let args: Vec<&std::ffi::OsStr> = vec![
+        "remux".as_ref(),
+        main.as_os_str(),
+        "--reference".as_ref(),
+        reference.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ];
     let (ok, err) = run(&args);
     assert!(ok, "{err}");
     assert!(!err.contains("slice"), "{err}");
@@ -198,8 +219,14 @@ fn without_moov(path: &Path) -> Vec<u8> {
 
 fn recover(input: &Path, reference: &Path, out: &Path) -> String {
     let _ = std::fs::remove_file(out);
-    let args: Vec<&std::ffi::OsStr> =
-        vec!["recover".as_ref(), input.as_os_str(), "--reference".as_ref(), reference.as_os_str(), "-o".as_ref(), out.as_os_str()];
+    let args: Vec<&std::ffi::OsStr> = vec![
+        "recover".as_ref(),
+        input.as_os_str(),
+        "--reference".as_ref(),
+        reference.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ];
     let (ok, err) = run(&args);
     assert!(ok, "{}: {err}", input.display());
     err

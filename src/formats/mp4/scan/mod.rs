@@ -645,8 +645,7 @@ impl MdatScanner {
                 _ => None,
             })
             .collect();
-        let video_follows =
-            whole && (rest.is_empty() || video_rules.iter().any(|r| starts_like_access_unit(rest, r)));
+        let video_follows = whole && (rest.is_empty() || video_rules.iter().any(|r| starts_like_access_unit(rest, r)));
         if !video_follows && !video_rules.is_empty() {
             let frame = frame.max(1);
             let mut k = frame;
@@ -658,8 +657,8 @@ impl MdatScanner {
                             let after = &here[len..];
                             if after.is_empty() || starts_like_access_unit(after, rules) {
                                 // The audio's last packet ends where this access unit starts.
-                                let ticks = u64::from(self.layout.tracks[t].packet_ticks) * k as u64
-                                    / packet_bytes as u64;
+                                let ticks =
+                                    u64::from(self.layout.tracks[t].packet_ticks) * k as u64 / packet_bytes as u64;
                                 if self.summary.short_packets.len() < MAX_LISTED_SKIPS {
                                     self.summary.short_packets.push((t, self.pos, k as u64));
                                 }
@@ -1044,7 +1043,11 @@ mod tests {
             let last = out.iter().rfind(|p| p.track == 1).unwrap();
             assert_eq!(last.duration_ticks, 512, "2048 bytes of 4-byte frames");
             assert_eq!(summary.short_packets.len(), 1);
-            assert!(summary.notes().iter().any(|n| n.contains("only the 2048 bytes before it")), "{:?}", summary.notes());
+            assert!(
+                summary.notes().iter().any(|n| n.contains("only the 2048 bytes before it")),
+                "{:?}",
+                summary.notes()
+            );
         }
         // Cut inside the access unit that follows the short packet: the bytes before it
         // cannot be told to be a whole packet, and are dropped with a note.
