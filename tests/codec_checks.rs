@@ -82,7 +82,9 @@ fn with_record(data: &[u8], name: &[u8; 4], payload: &[u8]) -> Vec<u8> {
     let at = *path.last().unwrap();
     let old = u32::from_be_bytes(data[at..at + 4].try_into().unwrap()) as usize;
     let moov = path[0];
-    assert!(data[..moov].windows(4).any(|w| w == b"mdat"), "the moov follows the media");
+    // A fragmented file's fragments address their media from their own moof.
+    let fragmented = data.windows(4).any(|w| w == b"mvex");
+    assert!(fragmented || data[..moov].windows(4).any(|w| w == b"mdat"), "the moov follows the media");
     let delta = payload.len() as i64 - (old as i64 - 8);
     let mut out = data[..at + 8].to_vec();
     out.extend_from_slice(payload);
@@ -192,6 +194,41 @@ fn wrong_parameters_without_inband_sets_are_taken_from_the_reference() {
     assert!(ok, "{err}");
     assert!(!err.contains("slice"), "{err}");
     assert_eq!(record(&std::fs::read(&out).unwrap(), b"avcC"), good);
+}
+
+/// Chromium's fragmented MP4 (OpenH264, no in-band parameter sets) with an x264 `avcC`
+/// of the same size in its place: under `auto` with the browser's probe recording as the
+/// reference, the probe's record is written and the output decodes like the original.
+#[test]
+fn chromium_mp4_with_a_wrong_record_takes_the_probes() {
+    if !tools(&["ffmpeg"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let original = browser_file("chrome_mp4_avc1_opus", d);
+    let probe = browser_file("chrome_mp4_avc1_opus_probe", d);
+    let x264 = ffmpeg(
+        d,
+        "x264.mp4",
+        &["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-t", "1", "-c:v", "libx264", "-preset", "veryfast"],
+    );
+    let bytes = std::fs::read(&original).unwrap();
+    let good = record(&bytes, b"avcC");
+    assert_eq!(record(&std::fs::read(&probe).unwrap(), b"avcC"), good);
+    let wrong = record(&std::fs::read(&x264).unwrap(), b"avcC");
+    let spoiled = d.join("spoiled.mp4");
+    std::fs::write(&spoiled, with_record(&bytes, b"avcC", &wrong)).unwrap();
+    let out = d.join("fixed.mp4");
+    let args: Vec<&std::ffi::OsStr> =
+        vec!["remux".as_ref(), spoiled.as_os_str(), "--reference".as_ref(), probe.as_os_str(), "-o".as_ref(), out.as_os_str()];
+    let (ok, err) = run(&args);
+    assert!(ok, "{err}");
+    assert!(err.contains("using the reference's"), "{err}");
+    assert_eq!(record(&std::fs::read(&out).unwrap(), b"avcC"), good);
+    assert_eq!(decode_errors(&out), "");
+    let frames = |p: &Path| stream(&decoded_framemd5(p), 0).into_iter().map(|f| f.md5).collect::<Vec<_>>();
+    assert_eq!(frames(&out), frames(&original), "decoded frames equal the original's");
 }
 
 /// (stream, pos, size) of each packet, by ffprobe.
