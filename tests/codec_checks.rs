@@ -220,8 +220,14 @@ fn chromium_mp4_with_a_wrong_record_takes_the_probes() {
     let spoiled = d.join("spoiled.mp4");
     std::fs::write(&spoiled, with_record(&bytes, b"avcC", &wrong)).unwrap();
     let out = d.join("fixed.mp4");
-    let args: Vec<&std::ffi::OsStr> =
-        vec!["remux".as_ref(), spoiled.as_os_str(), "--reference".as_ref(), probe.as_os_str(), "-o".as_ref(), out.as_os_str()];
+    let args: Vec<&std::ffi::OsStr> = vec![
+        "remux".as_ref(),
+        spoiled.as_os_str(),
+        "--reference".as_ref(),
+        probe.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ];
     let (ok, err) = run(&args);
     assert!(ok, "{err}");
     assert!(err.contains("using the reference's"), "{err}");
