@@ -96,7 +96,7 @@ fn parse_obu_inner(data: &[u8], clamp: bool) -> Result<Obu, CodecError> {
     let payload = if has_size_field {
         let (size, n) = read_leb128(&data[pos..])?;
         let start = pos + n;
-        let mut end = start + size as usize;
+        let mut end = start.saturating_add(size as usize);
         if clamp {
             end = end.min(data.len());
         }

@@ -142,3 +142,71 @@ impl CodecConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::access_unit::{access_unit, may_start_access_unit, starts_like_access_unit, AuRules, NalSyntax};
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::num::u8::ANY;
+
+    // Every parser of codec configuration records and bitstream headers on arbitrary
+    // bytes: an error is fine, a panic (index out of bounds, arithmetic overflow) is not.
+    proptest::proptest! {
+        #[test]
+        fn config_parsers_never_panic(data in vec(ANY, 0..160)) {
+            let b = Bytes::from(data.clone());
+            let _ = h264::AvcConfig::parse(&data).map(|c| (c.to_bytes(), c.dimensions()));
+            let _ = h264::parse_sps(&data);
+            let _ = h264::first_mb_in_slice(&data);
+            let _ = h264::annexb_nal_ranges(&data);
+            let _ = hevc::HvcConfig::parse(&data).map(|c| (c.to_bytes(), c.dimensions(), c.missing_parameter_sets()));
+            let _ = hevc::parse_sps(&data);
+            let _ = av1::Av1Config::parse(&data).map(|c| (c.to_bytes(), c.dimensions()));
+            let _ = av1::parse_sequence_header(&data);
+            let _ = av1::config_from_sequence_header(&data);
+            let _ = av1::obus(&data).take(64).count();
+            let _ = av1::is_keyframe(&data);
+            let _ = av1::sequence_header_from_obus(&data);
+            let _ = vp9::VpcConfig::parse(&data).map(|c| c.to_bytes());
+            let _ = vp9::superframe_index(&data);
+            let _ = vp9::is_keyframe(&data);
+            let _ = vp9::config_from_keyframe(&data);
+            let _ = opus::OpusHead::from_dops(&data).map(|h| h.to_opus_head());
+            let _ = opus::OpusHead::from_opus_head(&data).map(|h| h.to_dops());
+            let _ = opus::packet_duration_48k(&data);
+            let _ = pcm::PcmFormat::from_pcmc(&data, false, 2, 48_000);
+            for config in [
+                CodecConfig::H264 { avcc: b.clone(), dims: Dimensions::default() },
+                CodecConfig::Hevc { hvcc: b.clone(), dims: Dimensions::default() },
+                CodecConfig::Av1 { av1c: b.clone(), dims: Dimensions::default() },
+                CodecConfig::Vp9 { vpcc: b.clone(), dims: Dimensions::default() },
+                CodecConfig::Aac { asc: b.clone(), format: AudioFormat::default() },
+            ] {
+                let _ = config.validate();
+                let _ = inband::disagreement(&config, &data);
+                let _ = inband::decide(&config, &config, &[&data, &data]);
+            }
+        }
+
+        #[test]
+        fn bitstream_walkers_never_panic(data in vec(ANY, 0..400), ls in 0u8..6, at_end in proptest::bool::ANY) {
+            for syntax in [NalSyntax::H264, NalSyntax::Hevc] {
+                let rules = AuRules { syntax, length_size: ls, max_nal_size: 1 << 20 };
+                if matches!(ls, 1 | 2 | 4) {
+                    let _ = access_unit(&data, &rules, at_end);
+                    let _ = may_start_access_unit(&data, &rules);
+                    let _ = starts_like_access_unit(&data, &rules);
+                }
+            }
+            let _ = h264::length_prefixed(&data, ls).take(64).count();
+            let nals: Vec<&[u8]> = data.chunks(37).collect();
+            if let Ok(mut s) = poc::H264PocState::from_avcc(&data) {
+                let _ = s.picture(&nals);
+            }
+            if let Ok(mut s) = poc::HevcPocState::from_hvcc(&data) {
+                let _ = s.picture(&nals);
+            }
+        }
+    }
+}

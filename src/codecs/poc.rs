@@ -936,6 +936,25 @@ mod tests {
         check_order(&pocs, &pts);
     }
 
+    /// Every slice header of real x264 (B-frames, CABAC, weighted prediction, several
+    /// references) and x265 streams parses with the stream's own record in
+    /// [`crate::codecs::slices`], and an x264 record of other settings does not fit.
+    #[test]
+    fn real_slice_headers_parse_with_their_own_records() {
+        use crate::codecs::slices::{check_h264, check_hevc};
+        let (avcc, samples, _) = video_track(&generated().join("h264_aac_moov_end.mp4"), b"avcC");
+        let refs: Vec<&[u8]> = samples.iter().map(Vec::as_slice).collect();
+        let c = check_h264(&avcc, &refs).unwrap();
+        assert!(c.slices >= samples.len() && !c.inband_parameter_sets, "{c:?}");
+        let (other, _, _) = video_track(&generated().join("recover_small_25fps_nob_44k_stereo.mp4"), b"avcC");
+        assert_ne!(other, avcc);
+        assert!(check_h264(&other, &refs[..8]).is_err());
+        let (hvcc, samples, _) = video_track(&generated().join("hevc_aac_moov_end.mov"), b"hvcC");
+        let refs: Vec<&[u8]> = samples.iter().map(Vec::as_slice).collect();
+        let c = check_hevc(&hvcc, &refs).unwrap();
+        assert!(c.slices >= samples.len(), "{c:?}");
+    }
+
     /// Encodes a clip with FFmpeg (libx264) using `args`; `None` when FFmpeg is missing.
     fn encode(name: &str, args: &[&str]) -> Option<PathBuf> {
         let path = std::env::temp_dir().join(format!("livemux-poc-{}-{name}.mp4", std::process::id()));
@@ -977,6 +996,9 @@ mod tests {
     fn h264_poc_type2_and_mbaff() {
         // Without B-frames x264 signals pic_order_cnt_type 2.
         if let Some(path) = encode("t2", &["-bf", "0"]) {
+            let (avcc, samples, _) = video_track(&path, b"avcC");
+            let refs: Vec<&[u8]> = samples.iter().map(Vec::as_slice).collect();
+            crate::codecs::slices::check_h264(&avcc, &refs).unwrap();
             let (pocs, pts, poc_type) = h264_pocs(&path);
             let _ = std::fs::remove_file(&path);
             assert_eq!(poc_type, 2);
@@ -986,9 +1008,12 @@ mod tests {
         }
         // Interlaced (MBAFF: frame pictures with delta_pic_order_cnt_bottom) with B-frames.
         if let Some(path) = encode("mbaff", &["-flags", "+ildct", "-x264-params", "interlaced=1", "-bf", "2"]) {
-            let (avcc, _, _) = video_track(&path, b"avcC");
+            let (avcc, samples, _) = video_track(&path, b"avcC");
             let config = h264::AvcConfig::parse(&avcc).unwrap();
             assert!(!h264::parse_sps(&config.sps[0]).unwrap().frame_mbs_only);
+            // Their slice headers (MBAFF, fields) read as the stream's.
+            let refs: Vec<&[u8]> = samples.iter().map(Vec::as_slice).collect();
+            crate::codecs::slices::check_h264(&avcc, &refs).unwrap();
             let (pocs, pts, poc_type) = h264_pocs(&path);
             let _ = std::fs::remove_file(&path);
             assert_eq!(poc_type, 0);

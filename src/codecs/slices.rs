@@ -247,7 +247,10 @@ impl H264Sets {
             }
             for (list, &n) in num_ref_idx.iter().enumerate().take(if kind == 1 { 2 } else { 1 }) {
                 if n > max_refs {
-                    return Err(invalid(WHAT_SLICE, format!("{n} active references in list {list}, at most {max_refs}")));
+                    return Err(invalid(
+                        WHAT_SLICE,
+                        format!("{n} active references in list {list}, at most {max_refs}"),
+                    ));
                 }
             }
         }
@@ -262,7 +265,7 @@ impl H264Sets {
                 let mut done = false;
                 for _ in 0..=max_refs {
                     match r.read_ue_max("modification_of_pic_nums_idc", 5)? {
-                        0 | 1 | 2 => {
+                        0..=2 => {
                             r.read_ue()?;
                         }
                         3 => {
@@ -343,11 +346,9 @@ impl H264Sets {
             }
             r.read_se()?; // slice_qs_delta
         }
-        if pps.deblocking_filter_control_present {
-            if r.read_ue_max("disable_deblocking_filter_idc", 2)? != 1 {
-                se_in(&mut r, "slice_alpha_c0_offset_div2", -6, 6)?;
-                se_in(&mut r, "slice_beta_offset_div2", -6, 6)?;
-            }
+        if pps.deblocking_filter_control_present && r.read_ue_max("disable_deblocking_filter_idc", 2)? != 1 {
+            se_in(&mut r, "slice_alpha_c0_offset_div2", -6, 6)?;
+            se_in(&mut r, "slice_beta_offset_div2", -6, 6)?;
         }
         // slice_data() opens with cabac_alignment_one_bit up to the byte boundary.
         if pps.entropy_coding_mode {
@@ -457,8 +458,7 @@ fn parse_sps(nal: &[u8]) -> Result<(usize, Sps), CodecError> {
     let frame_mbs_only = r.read_bit()?;
     let mbaff = !frame_mbs_only && r.read_bit()?;
     let field_factor = if info.frame_mbs_only { 1 } else { 2 };
-    let pic_size_in_mbs =
-        u64::from(info.pic_width_in_mbs) * u64::from(info.pic_height_in_map_units) * field_factor;
+    let pic_size_in_mbs = u64::from(info.pic_width_in_mbs) * u64::from(info.pic_height_in_map_units) * field_factor;
     Ok((
         info.seq_parameter_set_id as usize,
         Sps {
@@ -501,7 +501,10 @@ fn parse_pps(nal: &[u8]) -> Result<(usize, Pps), CodecError> {
     let bottom_field_pic_order_in_frame_present = r.read_bit()?;
     let groups = r.read_ue_max("num_slice_groups_minus1", 7)?;
     if groups > 0 {
-        return Err(CodecError::Unsupported { what: WHAT_PPS, reason: "slice groups (flexible macroblock ordering)".into() });
+        return Err(CodecError::Unsupported {
+            what: WHAT_PPS,
+            reason: "slice groups (flexible macroblock ordering)".into(),
+        });
     }
     let l0 = r.read_ue_max("num_ref_idx_l0_default_active_minus1", 31)? + 1;
     let l1 = r.read_ue_max("num_ref_idx_l1_default_active_minus1", 31)? + 1;
@@ -916,7 +919,7 @@ mod tests {
         fail(vec![sample(&[bad_pps])], "IDR slice has slice_type");
         // In-band parameter sets replace the record's.
         let rec = h264::AvcConfig::parse(&avcc(GOOD)).unwrap();
-        let with_sets = vec![sample(&[rec.sps[0].to_vec(), rec.pps[0].to_vec(), slice(GOOD, 'I', 0, 0, 0, 0)])];
+        let with_sets = [sample(&[rec.sps[0].to_vec(), rec.pps[0].to_vec(), slice(GOOD, 'I', 0, 0, 0, 0)])];
         let refs: Vec<&[u8]> = with_sets.iter().map(Vec::as_slice).collect();
         let wrong = avcc(Params { poc_type: 2, ..GOOD });
         assert_eq!(check_h264(&wrong, &refs), Ok(SliceCheck { slices: 1, inband_parameter_sets: true }));

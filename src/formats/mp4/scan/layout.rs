@@ -30,8 +30,9 @@ pub enum Framing {
     /// Opus packets, back to back, no lengths: boundaries where the TOC byte matches the
     /// reference's (configuration and stereo flag).
     Opus { toc_mask: u8, toc: u8 },
-    /// Uncompressed audio: packets of a fixed size.
-    Pcm { packet_bytes: u32 },
+    /// Uncompressed audio: packets of a fixed size, `packet_bytes`, made of sample frames
+    /// of `frame_bytes` (one sample of every channel).
+    Pcm { packet_bytes: u32, frame_bytes: u32 },
 }
 
 impl Framing {
@@ -199,7 +200,7 @@ fn track_layout(number: usize, track: &Track, stats: &PacketStats) -> Result<Tra
             if packet_bytes == 0 || packet_bytes > MAX_SAMPLE_SIZE {
                 return Err(unsupported("no usable packet size"));
             }
-            (Framing::Pcm { packet_bytes }, packet_bytes, packet_bytes)
+            (Framing::Pcm { packet_bytes, frame_bytes: pcm.bytes_per_frame().max(1) }, packet_bytes, packet_bytes)
         }
         _ => return Err(unsupported("only H.264, HEVC, AAC, Opus and PCM can be split without an index")),
     };

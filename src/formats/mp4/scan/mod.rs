@@ -35,6 +35,7 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use self::audio::{frame_start, split_run, FrameStart, RunEnd, Scratch};
 use self::layout::{Framing, ScanLayout, TrackLayout};
+use crate::codecs::access_unit::AuRules;
 use crate::codecs::access_unit::{access_unit, starts_like_access_unit, AuParse};
 use crate::codecs::poc::{H264PocState, HevcPocState, PresentationOrder};
 use crate::codecs::{h264, hevc, opus, CodecConfig};
@@ -91,6 +92,9 @@ pub struct ScanSummary {
     pub cut_tail: Option<(u64, u64)>,
     /// Video tracks whose presentation times fell back to decode time plus a fixed delay.
     pub no_poc: Vec<usize>,
+    /// (track, offset, length) of PCM packets shorter than the reference's, cut where a
+    /// video access unit starts inside the usual size: the audio ended there.
+    pub short_packets: Vec<(usize, u64, u64)>,
 }
 
 impl ScanSummary {
@@ -123,6 +127,13 @@ impl ScanSummary {
         }
         if let Some((offset, len)) = self.cut_tail {
             notes.push(format!("the last {len} bytes (from offset {offset}) hold no complete packet; dropped"));
+        }
+        for (t, offset, len) in &self.short_packets {
+            notes.push(format!(
+                "track {}: a video access unit starts inside the audio packet at offset {offset}: its audio ends \
+                 there, and only the {len} bytes before it were kept as a packet",
+                t + 1
+            ));
         }
         for t in &self.no_poc {
             notes.push(format!(
@@ -382,18 +393,11 @@ impl MdatScanner {
                 AuParse::NeedMore => Step::NeedMore,
                 AuParse::NotAnAccessUnit => Step::NoFit,
             },
-            &Framing::Pcm { packet_bytes } => {
-                if self.buf.len() < packet_bytes as usize {
-                    return if at_end { Step::NoFit } else { Step::NeedMore };
+            &Framing::Pcm { packet_bytes, frame_bytes } => {
+                if self.buf.len() < packet_bytes as usize && !at_end {
+                    return Step::NeedMore;
                 }
-                // PCM has no syntax to check: any bytes would do. Bytes that hold a video
-                // access unit (or, at the end of the input, begin one that was cut off) are
-                // not audio, so they are not taken for it.
-                if self.video_starts_here(at_end) {
-                    return Step::NoFit;
-                }
-                self.cut(t, packet_bytes as usize, true, None);
-                Step::Cut
+                self.pcm_packet(t, packet_bytes as usize, frame_bytes as usize, at_end)
             }
             Framing::Aac { .. } | Framing::Opus { .. } => self.audio_run(t, at_end),
         }
@@ -613,6 +617,77 @@ impl MdatScanner {
         }))
     }
 
+    /// Cuts a PCM packet of track `t`. PCM has no syntax to check: any bytes would do, so
+    /// the bytes around the packet are: bytes that hold a video access unit (or, at the end
+    /// of the input, begin one that was cut off) are not audio. A packet that is not
+    /// followed by video may be followed by more audio, unless a video access unit starts
+    /// inside it: then the audio ended there (a recording whose audio stops before its
+    /// video writes a last, shorter packet), and only the bytes before it are the packet.
+    fn pcm_packet(&mut self, t: usize, packet_bytes: usize, frame: usize, at_end: bool) -> Step {
+        /// Bytes after a packet enough to tell whether video starts there.
+        const LOOKAHEAD: usize = 32;
+        if self.video_starts_here(at_end) {
+            return Step::NoFit;
+        }
+        // At the end of the input, fewer bytes than a packet: only a packet that ends
+        // where video starts can be told whole.
+        let whole = self.buf.len() >= packet_bytes;
+        let rest = &self.buf[packet_bytes.min(self.buf.len())..];
+        if rest.len() < LOOKAHEAD && whole && !at_end {
+            return Step::NeedMore;
+        }
+        let video_rules: Vec<AuRules> = self
+            .layout
+            .tracks
+            .iter()
+            .filter_map(|l| match &l.framing {
+                Framing::Nal { rules, .. } => Some(*rules),
+                _ => None,
+            })
+            .collect();
+        let video_follows = whole && (rest.is_empty() || video_rules.iter().any(|r| starts_like_access_unit(rest, r)));
+        if !video_follows && !video_rules.is_empty() {
+            let frame = frame.max(1);
+            let mut k = frame;
+            while k < packet_bytes.min(self.buf.len()) {
+                let here = &self.buf[k..];
+                for rules in &video_rules {
+                    match access_unit(here, rules, at_end) {
+                        AuParse::Unit { len, .. } => {
+                            let after = &here[len..];
+                            if after.is_empty() || starts_like_access_unit(after, rules) {
+                                // The audio's last packet ends where this access unit starts.
+                                let ticks =
+                                    u64::from(self.layout.tracks[t].packet_ticks) * k as u64 / packet_bytes as u64;
+                                if self.summary.short_packets.len() < MAX_LISTED_SKIPS {
+                                    self.summary.short_packets.push((t, self.pos, k as u64));
+                                }
+                                self.cut_timed(t, k, true, None, Some(u32::try_from(ticks).unwrap_or(u32::MAX)));
+                                return Step::Cut;
+                            }
+                        }
+                        // Wait for the unit's end before taking these bytes for audio.
+                        AuParse::NeedMore if !at_end && starts_like_access_unit(here, rules) => return Step::NeedMore,
+                        // The input ends inside a unit that starts here: what comes before it
+                        // cannot be told to be a whole packet.
+                        AuParse::NotAnAccessUnit | AuParse::NeedMore
+                            if at_end && starts_like_access_unit(here, rules) =>
+                        {
+                            return Step::NoFit
+                        }
+                        _ => {}
+                    }
+                }
+                k += frame;
+            }
+        }
+        if !whole {
+            return Step::NoFit;
+        }
+        self.cut(t, packet_bytes, true, None);
+        Step::Cut
+    }
+
     /// Whether the buffered bytes hold a whole access unit of a video track, or, at the end
     /// of the input, begin like one whose end was cut off.
     fn video_starts_here(&self, at_end: bool) -> bool {
@@ -629,7 +704,7 @@ impl MdatScanner {
     fn cut_packet_starts_here(&self) -> bool {
         self.layout.tracks.iter().any(|l| match &l.framing {
             Framing::Nal { rules, .. } => starts_like_access_unit(&self.buf, rules),
-            Framing::Pcm { packet_bytes } => self.buf.len() < *packet_bytes as usize,
+            Framing::Pcm { packet_bytes, .. } => self.buf.len() < *packet_bytes as usize,
             Framing::Aac { .. } | Framing::Opus { .. } => frame_start(&self.buf, l).is_some(),
         })
     }
@@ -675,13 +750,19 @@ impl MdatScanner {
 
     /// Cuts the first `len` buffered bytes as a packet of track `t`.
     fn cut(&mut self, t: usize, len: usize, keyframe: bool, start: Option<FrameStart>) {
+        self.cut_timed(t, len, keyframe, start, None);
+    }
+
+    /// [`MdatScanner::cut`] with a duration other than the track's usual one.
+    fn cut_timed(&mut self, t: usize, len: usize, keyframe: bool, start: Option<FrameStart>, ticks: Option<u32>) {
         let data: Bytes = self.buf.split_to(len).freeze();
         self.pos += len as u64;
         let layout = &self.layout.tracks[t];
         let state = &mut self.tracks[t];
         let dts = state.next_dts;
-        let duration = match layout.framing {
-            Framing::Opus { .. } => opus::packet_duration_48k(&data)
+        let duration = match (ticks, &layout.framing) {
+            (Some(ticks), _) => ticks,
+            (None, Framing::Opus { .. }) => opus::packet_duration_48k(&data)
                 .map(|d| (u64::from(d) * u64::from(layout.timescale) / 48_000) as u32)
                 .unwrap_or(layout.packet_ticks),
             _ => layout.packet_ticks,
@@ -848,6 +929,138 @@ mod tests {
             assert!(out.is_empty(), "{len} random bytes gave {} packets", out.len());
             assert!(len == 0 || pushed.is_err() || finished.is_err(), "{len} random bytes accepted");
         }
+    }
+
+    /// A layout of a synthetic 16x16 H.264 track (IDR pictures only, POC type 2) at 30 fps
+    /// and a 48 kHz stereo 16-bit PCM track with packets of 1/30 s, and one IDR access unit.
+    fn pcm_layout() -> (ScanLayout, Vec<u8>) {
+        use crate::codecs::h264::tests::{escape, BitWriter};
+        let mut w = BitWriter::default();
+        w.bits(24, 0x42_00_1e);
+        w.ue(0); // seq_parameter_set_id
+        w.ue(0); // log2_max_frame_num_minus4
+        w.ue(2); // pic_order_cnt_type
+        w.ue(1); // max_num_ref_frames
+        w.bit(false);
+        w.ue(0); // 1 macroblock wide
+        w.ue(0); // 1 high
+        w.bits(4, 0b1100);
+        let sps = [&[0x67][..], &escape(&w.finish_rbsp())].concat();
+        let mut w = BitWriter::default();
+        w.ue(0);
+        w.ue(0);
+        w.bits(2, 0);
+        for _ in 0..3 {
+            w.ue(0);
+        }
+        w.bits(3, 0);
+        for _ in 0..3 {
+            w.se(0);
+        }
+        w.bits(3, 0);
+        let pps = [&[0x68][..], &escape(&w.finish_rbsp())].concat();
+        let avcc = h264::AvcConfig::from_parameter_sets(&[sps.into()], &[pps.into()]).unwrap().to_bytes();
+        let mut w = BitWriter::default();
+        w.ue(0); // first_mb_in_slice
+        w.ue(7); // I
+        w.ue(0); // pic_parameter_set_id
+        w.bits(4, 0); // frame_num
+        w.ue(0); // idr_pic_id
+        w.bits(2, 0); // dec_ref_pic_marking
+        w.se(0); // slice_qp_delta
+        w.bits(40, 0x55_aa_55_aa_55);
+        let idr = [&[0x65][..], &escape(&w.finish_rbsp())].concat();
+        let mut au = (idr.len() as u32).to_be_bytes().to_vec();
+        au.extend_from_slice(&idr);
+        let video = TrackLayout {
+            framing: Framing::Nal {
+                rules: crate::codecs::access_unit::AuRules {
+                    syntax: crate::codecs::access_unit::NalSyntax::H264,
+                    length_size: 4,
+                    max_nal_size: 1 << 20,
+                },
+                config: CodecConfig::H264 { avcc, dims: crate::codecs::Dimensions { width: 16, height: 16 } },
+            },
+            timescale: 30,
+            packet_ticks: 1,
+            media_time_ticks: 0,
+            first_cts_ticks: 0,
+            min_size: 1,
+            max_size: 1 << 20,
+            mean_size: au.len() as f64,
+            sd_size: 0.0,
+        };
+        let audio = TrackLayout {
+            framing: Framing::Pcm { packet_bytes: 6400, frame_bytes: 4 },
+            timescale: 48_000,
+            packet_ticks: 1600,
+            media_time_ticks: 0,
+            first_cts_ticks: 0,
+            min_size: 6400,
+            max_size: 6400,
+            mean_size: 6400.0,
+            sd_size: 0.0,
+        };
+        (ScanLayout { tracks: vec![video, audio] }, au)
+    }
+
+    /// PCM samples whose every 4-byte word reads as a NAL length far too large.
+    fn pcm_bytes(n: usize) -> Vec<u8> {
+        (0..n).map(|i| if i % 2 == 0 { 0x10 + (i % 7) as u8 } else { 0x7f - (i % 5) as u8 }).collect()
+    }
+
+    /// Audio that stops before the video: its last packet is shorter, and video follows it.
+    /// That packet is cut where the video starts; a packet is never made of video bytes.
+    #[test]
+    fn pcm_packets_end_where_video_starts() {
+        let (layout, au) = pcm_layout();
+        let mut media = Vec::new();
+        let mut audio = Vec::new();
+        for _ in 0..30 {
+            media.extend_from_slice(&au);
+            let p = pcm_bytes(6400);
+            media.extend_from_slice(&p);
+            audio.push(p);
+        }
+        media.extend_from_slice(&au);
+        let short = pcm_bytes(2048);
+        media.extend_from_slice(&short);
+        audio.push(short);
+        for _ in 0..5 {
+            media.extend_from_slice(&au);
+        }
+        for at_once in [media.len(), 1000, 7] {
+            let mut scanner = MdatScanner::new(layout.clone());
+            let mut out = Vec::new();
+            for (i, piece) in media.chunks(at_once).enumerate() {
+                scanner.push((40 + i * at_once) as u64, piece, &mut out).unwrap();
+            }
+            let summary = scanner.finish(&mut out).unwrap();
+            let got: Vec<Vec<u8>> = out.iter().filter(|p| p.track == 1).map(|p| p.data.contiguous().to_vec()).collect();
+            let sizes: Vec<usize> = got.iter().map(Vec::len).collect();
+            assert!(got == audio, "pieces of {at_once}: sizes {sizes:?}, {:?}", summary.notes());
+            assert_eq!(out.iter().filter(|p| p.track == 0).count(), 36, "pieces of {at_once}");
+            let last = out.iter().rfind(|p| p.track == 1).unwrap();
+            assert_eq!(last.duration_ticks, 512, "2048 bytes of 4-byte frames");
+            assert_eq!(summary.short_packets.len(), 1);
+            assert!(
+                summary.notes().iter().any(|n| n.contains("only the 2048 bytes before it")),
+                "{:?}",
+                summary.notes()
+            );
+        }
+        // Cut inside the access unit that follows the short packet: the bytes before it
+        // cannot be told to be a whole packet, and are dropped with a note.
+        let cut = media.len() - 5 * au.len() + 10;
+        let mut scanner = MdatScanner::new(layout.clone());
+        let mut out = Vec::new();
+        scanner.push(40, &media[..cut], &mut out).unwrap();
+        let summary = scanner.finish(&mut out).unwrap();
+        let got: Vec<Vec<u8>> = out.iter().filter(|p| p.track == 1).map(|p| p.data.contiguous().to_vec()).collect();
+        let sizes: Vec<usize> = got.iter().map(Vec::len).collect();
+        assert!(got == audio[..30], "no packet made of the cut tail: sizes {sizes:?}, {:?}", summary.notes());
+        let notes = summary.notes().join("\n");
+        assert!(notes.contains("2058 bytes") || notes.contains("skipped"), "{notes}");
     }
 
     /// The same media pushed in pieces of any size gives the same packets.
