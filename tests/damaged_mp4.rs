@@ -13,24 +13,7 @@ use common::*;
 
 const REMUX_ARGS: [&str; 4] = ["--to", "fmp4", "--durability", "none"];
 
-fn be32(d: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes(d[at..at + 4].try_into().unwrap())
-}
 
-/// Boxes directly inside `d[start..end]`: (type, offset, size).
-fn children(d: &[u8], start: usize, end: usize) -> Vec<([u8; 4], usize, usize)> {
-    let mut out = Vec::new();
-    let mut at = start;
-    while at + 8 <= end {
-        let size = be32(d, at) as usize;
-        if size < 8 || at + size > end {
-            break;
-        }
-        out.push((d[at + 4..at + 8].try_into().unwrap(), at, size));
-        at += size;
-    }
-    out
-}
 
 fn find(d: &[u8], start: usize, end: usize, fourcc: &[u8; 4]) -> Option<(usize, usize)> {
     children(d, start, end).into_iter().find(|c| &c.0 == fourcc).map(|c| (c.1, c.2))

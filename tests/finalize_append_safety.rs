@@ -300,24 +300,7 @@ fn repairing_the_mixed_state_survives_a_crash_at_every_write() {
 // ---------------------------------------------------------------------------------------
 // 2. A track whose samples are all empty.
 
-fn be32(d: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes(d[at..at + 4].try_into().unwrap())
-}
 
-/// Child boxes of the box body `d[start..end]`: (type, offset, size).
-fn children(d: &[u8], start: usize, end: usize) -> Vec<([u8; 4], usize, usize)> {
-    let mut out = Vec::new();
-    let mut at = start;
-    while at + 8 <= end {
-        let size = be32(d, at) as usize;
-        if size < 8 || at + size > end {
-            break;
-        }
-        out.push((d[at + 4..at + 8].try_into().unwrap(), at, size));
-        at += size;
-    }
-    out
-}
 
 /// Track id of the first sound track of a moov.
 fn audio_track_id(d: &[u8], moov: (usize, usize)) -> u32 {

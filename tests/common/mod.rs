@@ -207,6 +207,27 @@ pub fn top_level_boxes(data: &[u8]) -> Vec<([u8; 4], usize, usize)> {
     out
 }
 
+/// A big-endian u32 at `at`.
+pub fn be32(d: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(d[at..at + 4].try_into().unwrap())
+}
+
+/// Boxes directly inside `d[start..end]`: (type, offset, size); stops at a box that does
+/// not fit.
+pub fn children(d: &[u8], start: usize, end: usize) -> Vec<([u8; 4], usize, usize)> {
+    let mut out = Vec::new();
+    let mut at = start;
+    while at + 8 <= end {
+        let size = be32(d, at) as usize;
+        if size < 8 || at + size > end {
+            break;
+        }
+        out.push((d[at + 4..at + 8].try_into().unwrap(), at, size));
+        at += size;
+    }
+    out
+}
+
 /// The longest prefix of a fragmented MP4 that ends after a complete moof+mdat.
 pub fn complete_fragments_prefix(data: &[u8]) -> &[u8] {
     let boxes = top_level_boxes(data);
