@@ -40,7 +40,9 @@ fn run(f: fn(&[u8]), data: &[u8]) -> Result<(), String> {
 fn run_saved(dir: &Path) -> (usize, Vec<String>) {
     let mut count = 0;
     let mut failures = Vec::new();
-    for sub in std::fs::read_dir(dir).map(|rd| rd.map(|e| e.unwrap().path()).collect()).unwrap_or(Vec::<PathBuf>::new())
+    for sub in std::fs::read_dir(dir)
+        .map(|rd| rd.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_else(|_| Vec::<PathBuf>::new())
     {
         if !sub.is_dir() || sub.file_name().is_some_and(|n| n == "pending") {
             continue;
@@ -195,6 +197,7 @@ fn many_errors(stages: usize) -> String {
 }
 
 /// Peak RSS (KiB) and exit code of a command, with its stderr in `stderr`.
+#[allow(clippy::zombie_processes)] // reaped by wait4, which also gives its peak RSS
 fn run_measured(cmd: &mut std::process::Command, stderr: &Path) -> (u64, i32) {
     let child = cmd.stderr(std::fs::File::create(stderr).unwrap()).stdout(std::process::Stdio::null()).spawn().unwrap();
     let mut status = 0;
