@@ -217,10 +217,9 @@ if [ "${1:-}" = --committed ]; then
     $F -i "$T/h264_aac_moov_end.mp4" -map 0:a -c copy -frames:a 2 -f data "$OUT/codec_aac/aac_raw_frames"
     $F -f lavfi -i sine=r=48000:d=0.05 -c:a aac -b:a 16k -f adts "$OUT/codec_aac/sine.adts"
     # The moov-less scanner reads media recorded like its references (tests/fixtures/tools).
-    mdat_cut "$FIX/tools/h264_aac_moov_end.mp4" 0 12000 "$OUT/mp4_scan/h264_head"
-    mdat_cut "$FIX/tools/h264_aac_moov_end.mp4" 2 12000 "$OUT/mp4_scan/h264_head_sized"
-    mdat_cut "$FIX/tools/hevc_aac_moov_end.mov" 1 12000 "$OUT/mp4_scan/hevc_head"
-    mdat_cut "$FIX/tools/hevc_aac_moov_end.mov" 3 12000 "$OUT/mp4_scan/hevc_head_sized"
+    # (A cut of 40 KB holds a few dozen packets of each track past the first keyframe.)
+    mdat_cut "$FIX/tools/h264_aac_moov_end.mp4" 2 40000 "$OUT/mp4_scan/h264_head"
+    mdat_cut "$FIX/tools/hevc_aac_moov_end.mov" 1 40000 "$OUT/mp4_scan/hevc_head"
     pipeline_seeds "$OUT"
     find "$OUT" -type f -empty -delete
     du -sh "$OUT"
@@ -245,15 +244,14 @@ for d in "$FIX"/browser/*.chunks; do
 done
 cp "$FIX"/tools/*_reference_1s.* "$T/"
 from_media "$OUT" "$T"/*
-# Longer cuts for the moov-less scanner, from the start and from the middle of the media.
-mdat_cut "$FIX/tools/h264_aac_moov_end.mp4" 0 262144 "$OUT/mp4_scan/h264_256k"
-mdat_cut "$FIX/tools/hevc_aac_moov_end.mov" 1 262144 "$OUT/mp4_scan/hevc_256k"
-for sel in 0 1; do
+# More cuts for the moov-less scanner, from the middle of the media: 40 KB each (the
+# scanner reads every byte position of damaged media; bigger inputs fuzz slowly).
+for sel in 0 1 2 3; do
     src=$FIX/tools/h264_aac_moov_end.mp4
-    [ $sel = 1 ] && src=$FIX/tools/hevc_aac_moov_end.mov
+    [ $((sel % 2)) = 1 ] && src=$FIX/tools/hevc_aac_moov_end.mov
     {
         printf "\\$(printf %03o $sel)"
-        slice "$src" 300000 65536
+        slice "$src" $((150000 + sel * 100000)) 40000
     } >"$OUT/mp4_scan/middle_$sel"
 done
 for t in $TARGETS; do printf '%-14s %4d files\n' "$t" "$(ls "$OUT/$t" | wc -l)"; done

@@ -46,9 +46,12 @@ const MAX_MUXED_PACKETS: usize = 10_000;
 /// not by this harness running out of memory).
 const MAX_PLAN_GROWTH: u64 = 64 << 20;
 
+/// A fuzz entry: takes any bytes, never panics.
+pub type Entry = fn(&[u8]);
+
 /// Every target: its name (the file in `fuzz/fuzz_targets/` and the directory under
 /// `tests/fuzz_regressions/`) and its entry.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Entry)] = &[
     ("mp4_walker", mp4_walker),
     ("mp4_demux", mp4_demux),
     ("mp4_moov", mp4_moov),
@@ -67,7 +70,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
 ];
 
 /// The entry of the target named `name`.
-pub fn entry(name: &str) -> Option<fn(&[u8])> {
+pub fn entry(name: &str) -> Option<Entry> {
     TARGETS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
 }
 
@@ -533,7 +536,8 @@ pub fn codec_avcc(data: &[u8]) {
     }
     let _ = h264::parse_sps(data);
     let _ = h264::first_mb_in_slice(data);
-    let _ = h264::AvcConfig::from_parameter_sets(&[bytes.clone()], &[bytes.clone()]);
+    let one = std::slice::from_ref(&bytes);
+    let _ = h264::AvcConfig::from_parameter_sets(one, one);
     let mut annexb = bytes::BytesMut::new();
     h264::annexb_to_length_prefixed(data, &mut annexb);
     let reference = scan_avcc();
@@ -592,8 +596,8 @@ pub fn codec_hvcc(data: &[u8]) {
     }
     let _ = hevc::parse_sps(data);
     let _ = hevc::first_slice_segment_in_pic(data);
-    let one = [bytes.clone()];
-    let _ = hevc::HvcConfig::from_parameter_sets(&one, &one, &one);
+    let one = std::slice::from_ref(&bytes);
+    let _ = hevc::HvcConfig::from_parameter_sets(one, one, one);
     let reference = scan_hvcc();
     if let Ok(mut state) = poc::HevcPocState::from_hvcc(reference) {
         let _ = state.picture(&nal_units(data));

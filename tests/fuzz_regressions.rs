@@ -2,7 +2,8 @@
 //! runs through the same entry as its fuzz target (`livemux::fuzzing`), and a short smoke
 //! run mutates the committed seeds (`fuzz/seeds/TARGET/`) a few thousand times. Inputs
 //! whose fix lives on another branch wait in `tests/fuzz_regressions/pending/TARGET/`, run
-//! only with `--ignored`.
+//! only with `--ignored`; those that exhaust time or memory until then wait in
+//! `pending-oom/TARGET/`, never run here (they would take the test process down).
 //!
 //! Also: `livemux validate` of a pipeline file with 10,000 errors stays small and quick.
 
@@ -40,9 +41,11 @@ fn run(f: fn(&[u8]), data: &[u8]) -> Result<(), String> {
 fn run_saved(dir: &Path) -> (usize, Vec<String>) {
     let mut count = 0;
     let mut failures = Vec::new();
-    for sub in std::fs::read_dir(dir).map(|rd| rd.map(|e| e.unwrap().path()).collect()).unwrap_or(Vec::<PathBuf>::new())
+    for sub in std::fs::read_dir(dir)
+        .map(|rd| rd.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_else(|_| Vec::<PathBuf>::new())
     {
-        if !sub.is_dir() || sub.file_name().is_some_and(|n| n == "pending") {
+        if !sub.is_dir() || sub.file_name().is_some_and(|n| n.to_string_lossy().starts_with("pending")) {
             continue;
         }
         let name = sub.file_name().unwrap().to_string_lossy().to_string();
@@ -142,7 +145,7 @@ fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
 }
 
 /// Mutated inputs run per target: a few thousand in all, a few seconds in release.
-const SMOKE_MUTATIONS: usize = 300;
+const SMOKE_MUTATIONS: usize = 400;
 
 #[test]
 fn fuzz_smoke_on_mutated_seeds() {
@@ -195,6 +198,7 @@ fn many_errors(stages: usize) -> String {
 }
 
 /// Peak RSS (KiB) and exit code of a command, with its stderr in `stderr`.
+#[allow(clippy::zombie_processes)] // reaped by wait4, which also gives its peak RSS
 fn run_measured(cmd: &mut std::process::Command, stderr: &Path) -> (u64, i32) {
     let child = cmd.stderr(std::fs::File::create(stderr).unwrap()).stdout(std::process::Stdio::null()).spawn().unwrap();
     let mut status = 0;
@@ -236,4 +240,28 @@ fn validate_of_a_file_with_10000_errors_is_small_and_quick() {
     let more = livemux::pipeline::MAX_RENDERED_ERRORS;
     assert!(err.contains(&format!("... and {} more errors (only the first {more} are shown)", errors - more)));
     assert!(err.len() < 200_000, "{} bytes of messages", err.len());
+}
+
+/// The same errors with the whole file on one line: each error is located by line and
+/// column, without a copy of the line.
+#[test]
+fn validate_of_a_one_line_file_does_not_print_the_line_per_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("one-line.toml");
+    let stages: Vec<String> =
+        (0..3_000).map(|i| format!("{{ kind = \"mux\", name = \"m{i}\", format = \"avi\" }}")).collect();
+    let text = format!(
+        "stage = [ {{ kind = \"source\", path = \"-\" }}, {}, {{ kind = \"sink\", path = \"-\" }} ]\n",
+        stages.join(", ")
+    );
+    std::fs::write(&path, &text).unwrap();
+    let stderr = dir.path().join("stderr");
+    let (peak_kib, code) =
+        run_measured(std::process::Command::new(env!("CARGO_BIN_EXE_livemux")).arg("validate").arg(&path), &stderr);
+    let err = std::fs::read_to_string(&stderr).unwrap();
+    eprintln!("{} bytes on one line: {}; peak RSS {peak_kib} KiB", text.len(), err.lines().next().unwrap_or(""));
+    assert_eq!(code, 2);
+    assert!(err.contains("one-line.toml:1:"), "{}", &err[..err.len().min(2000)]);
+    assert!(err.len() < 100_000, "{} bytes of messages", err.len());
+    assert!(peak_kib < 200 << 10, "peak RSS {peak_kib} KiB");
 }
