@@ -259,7 +259,9 @@ pub fn mp4_moov(data: &[u8]) {
         }
     }
     let _ = movie_tracks(&movie);
-    if let Ok(index) = mp4_finalize::FragmentIndex::new(moov, 0, 8) {
+    // As `livemux finalize` reads it: from a file that holds just this box.
+    let len = moov.len() as u64;
+    if let Ok(index) = mp4_finalize::FragmentIndex::in_file(moov, 0, 8, len) {
         let _ = index.final_moov();
         let _ = index.notes();
     }
@@ -294,7 +296,7 @@ pub fn mp4_moof(data: &[u8]) {
     };
     let Ok(movie) = parse_movie(&moov, offset, header_len) else { return };
     let mut next_dts = vec![0i64; movie.tracks.len()];
-    let mut index = mp4_finalize::FragmentIndex::new(moov, offset, header_len).ok();
+    let mut index = mp4_finalize::FragmentIndex::in_file(moov, offset, header_len, data.len() as u64).ok();
     for (offset, header_len, fourcc, moof) in &boxes {
         if *fourcc != FourCc::new(b"moof") {
             continue;
