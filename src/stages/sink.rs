@@ -117,9 +117,16 @@ fn reader_gone(fd: i32) -> bool {
     n > 0 && p.revents & (libc::POLLERR | libc::POLLHUP) != 0
 }
 
-/// Takes an exclusive `flock` on `file` without waiting; a lock held elsewhere is an error
-/// that says so. The lock lasts as long as the file stays open.
+/// How long [`lock_or_refuse`] retries a lock held elsewhere before refusing. A process that
+/// forks (to run a child) holds a copy of every descriptor, and so of every `flock`, until
+/// the child's `exec` closes them: a moment, not a writer.
+pub const LOCK_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Takes an exclusive `flock` on `file` without waiting for a writer; a lock still held
+/// elsewhere after [`LOCK_GRACE`] is an error that says so. The lock lasts as long as the
+/// file stays open.
 pub fn lock_or_refuse(file: &File, path: &Path) -> io::Result<()> {
+    let start = std::time::Instant::now();
     loop {
         // SAFETY: flock takes a file descriptor that `file` keeps open for the call.
         let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
@@ -129,6 +136,9 @@ pub fn lock_or_refuse(file: &File, path: &Path) -> io::Result<()> {
         let e = io::Error::last_os_error();
         match e.raw_os_error() {
             Some(libc::EINTR) => continue,
+            Some(libc::EWOULDBLOCK) if start.elapsed() < LOCK_GRACE => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
             Some(libc::EWOULDBLOCK) => return Err(locked_error(path)),
             _ => return Err(e),
         }
