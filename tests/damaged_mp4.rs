@@ -13,8 +13,6 @@ use common::*;
 
 const REMUX_ARGS: [&str; 4] = ["--to", "fmp4", "--durability", "none"];
 
-
-
 fn find(d: &[u8], start: usize, end: usize, fourcc: &[u8; 4]) -> Option<(usize, usize)> {
     children(d, start, end).into_iter().find(|c| &c.0 == fourcc).map(|c| (c.1, c.2))
 }

@@ -300,8 +300,6 @@ fn repairing_the_mixed_state_survives_a_crash_at_every_write() {
 // ---------------------------------------------------------------------------------------
 // 2. A track whose samples are all empty.
 
-
-
 /// Track id of the first sound track of a moov.
 fn audio_track_id(d: &[u8], moov: (usize, usize)) -> u32 {
     for (name, at, size) in children(d, moov.0 + 8, moov.0 + moov.1) {
