@@ -87,6 +87,10 @@ pub fn check_nal_lengths(data: &Payload, len_size: usize) -> Result<(), String> 
             ));
         }
         let len = prefix(pos);
+        if len == 0 {
+            // What zeroed bytes (a hole, pages never flushed) look like.
+            return Err(format!("NAL unit {units} at byte {pos} has length 0"));
+        }
         let end = pos + len_size as u64 + len;
         if end > total {
             return Err(format!(

@@ -23,10 +23,6 @@ use crate::model::Chunk;
 /// Largest header the walker waits for: 64-bit size plus a `uuid` user type.
 const MAX_HEADER: usize = 32;
 
-/// Most bytes scanned for the next plausible box after a damaged header before the input
-/// is given up as not MP4. The scan holds no bytes, so this bounds time, not memory.
-pub const MAX_RESYNC_SCAN: u64 = 256 << 20;
-
 /// Notes about damage kept word for word; past this they are counted.
 const MAX_DAMAGE_NOTES: usize = 8;
 
@@ -390,7 +386,9 @@ impl Mp4Walker {
                     }
                     let mut want = remaining.map_or(usize::MAX, |r| r.min(usize::MAX as u64) as usize);
                     let media = *media;
-                    if media && self.fragmented {
+                    // An 'mdat' of size 0 runs to the end by definition: nothing inside it
+                    // can be a box, and its last bytes must never wait for one.
+                    if media && self.fragmented && remaining.is_some() {
                         match self.moof_inside(want) {
                             Inside::None => {}
                             Inside::At(0) => {
@@ -449,16 +447,6 @@ impl Mp4Walker {
                             // Keep only what a candidate at the end may still need.
                             let keep = (CANDIDATE_LEN - 1).min(self.queued);
                             self.drop_front(self.queued - keep);
-                            if self.pos - from > MAX_RESYNC_SCAN {
-                                let State::Resync { reason, .. } = &self.state else { unreachable!() };
-                                return Err(Mp4Error::invalid(
-                                    "input",
-                                    from,
-                                    format!(
-                                        "damaged ({reason}), and no box header follows in the next {MAX_RESYNC_SCAN} bytes"
-                                    ),
-                                ));
-                            }
                             return Ok(None);
                         }
                     }
