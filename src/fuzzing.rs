@@ -406,7 +406,8 @@ fn mkv_event(item: MkvItem) -> ContainerEvent {
 /// a fragmented-MP4 muxer, as `remux` runs them on a Matroska input.
 pub fn mkv_reader(data: &[u8]) {
     let data = Bytes::copy_from_slice(data);
-    let mut reader = MkvReader::new();
+    // As `probe` reads it: skipping damaged stretches.
+    let mut reader = MkvReader::resynchronising();
     let mut splitter = MkvSplitter::new();
     let mut mux = MuxDriver::new(fmp4_muxer);
     let mut info = SegmentInfo::default();

@@ -473,11 +473,16 @@ async fn run_pipeline(p: Pipeline) -> ExitCode {
     match StopSignals::new() {
         Ok(mut signals) => {
             tokio::spawn(async move {
+                use std::io::Write;
                 let first = signals.next().await;
-                eprintln!("note: {first}: finishing the output (send it again to stop at once)");
+                // Stop first: after a hang-up, stderr may be gone (writes fail with EIO),
+                // so nothing here may panic on a failed write.
                 on_signal.cancel();
+                let _ =
+                    writeln!(std::io::stderr(), "note: {first}: finishing the output (send it again to stop at once)");
                 let second = signals.next().await;
-                eprintln!(
+                let _ = writeln!(
+                    std::io::stderr(),
                     "error: {second} again: stopped at once; the output keeps every complete fragment \
                      but was not finished (livemux finalize can finish a file)"
                 );
@@ -488,8 +493,10 @@ async fn run_pipeline(p: Pipeline) -> ExitCode {
     }
     match p.run(stop).await {
         Ok(report) => {
+            use std::io::Write;
             for (stage, note) in report.notes {
-                eprintln!("note: {stage}: {note}");
+                // stderr may be a terminal that hung up: the run succeeded all the same.
+                let _ = writeln!(std::io::stderr(), "note: {stage}: {note}");
             }
             ExitCode::SUCCESS
         }
@@ -507,7 +514,8 @@ const EXIT_INTERRUPTED: u8 = 130;
 struct StopSignals {
     int: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
+    /// None when SIGHUP was ignored at start (`nohup`): it stays ignored.
+    hup: Option<tokio::signal::unix::Signal>,
 }
 
 impl StopSignals {
@@ -516,16 +524,31 @@ impl StopSignals {
         Ok(StopSignals {
             int: signal(SignalKind::interrupt())?,
             term: signal(SignalKind::terminate())?,
-            hup: signal(SignalKind::hangup())?,
+            hup: if ignored(libc::SIGHUP) { None } else { Some(signal(SignalKind::hangup())?) },
         })
     }
 
     async fn next(&mut self) -> &'static str {
+        let hup = async {
+            match &mut self.hup {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = self.int.recv() => "interrupted (SIGINT)",
             _ = self.term.recv() => "terminated (SIGTERM)",
-            _ = self.hup.recv() => "hung up (SIGHUP)",
+            _ = hup => "hung up (SIGHUP)",
         }
+    }
+}
+
+/// Whether `signal` is ignored (as `nohup` leaves SIGHUP).
+fn ignored(signal: libc::c_int) -> bool {
+    // SAFETY: sigaction with a null new action only reads the current one into `old`.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
     }
 }
 

@@ -262,8 +262,8 @@ pub fn parse_tracks(body: &[u8], body_offset: u64) -> Result<Vec<TrackEntry>, Mk
 
 /// Longest header-stripping prefix accepted. Muxers strip a few bytes (a start code, a
 /// sync word); each frame carries the prefix again on output, so a long one multiplies the
-/// input.
-pub const MAX_HEADER_STRIP: usize = 4096;
+/// input: a laced block of 256 empty frames in about 7 bytes still becomes 256 × 64 bytes.
+pub const MAX_HEADER_STRIP: usize = 64;
 
 /// The header-stripping prefix of a ContentEncodings element; other encodings
 /// (compression, encryption) cannot be passed through and are refused.
