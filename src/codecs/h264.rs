@@ -34,7 +34,7 @@ pub fn nal_type(first_byte: u8) -> u8 {
 
 /// Profiles whose SPS carries chroma_format_idc, bit depths and scaling matrices
 /// (ITU-T H.264 §7.3.2.1.1).
-fn profile_has_chroma_info(profile_idc: u8) -> bool {
+pub(crate) fn profile_has_chroma_info(profile_idc: u8) -> bool {
     matches!(profile_idc, 100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135)
 }
 
@@ -512,7 +512,7 @@ pub fn parse_sps(sps_nal: &[u8]) -> Result<SpsInfo, CodecError> {
 }
 
 /// scaling_list() of H.264 §7.3.2.1.1.1, values discarded.
-fn skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Result<(), CodecError> {
+pub(crate) fn skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Result<(), CodecError> {
     let mut last_scale: i32 = 8;
     let mut next_scale: i32 = 8;
     for _ in 0..size {

@@ -405,11 +405,7 @@ impl FrameNums {
     }
 }
 
-/// Whether the profile's SPS carries chroma format and bit depths (§7.3.2.1.1).
-fn has_chroma_info(profile_idc: u8) -> bool {
-    matches!(profile_idc, 100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135)
-}
-
+/// The SPS fields slice headers need, with its id.
 fn parse_sps(nal: &[u8]) -> Result<(usize, Sps), CodecError> {
     // Validates the SPS as far as the cropping window (ranges, sizes) first.
     let info = h264::parse_sps(nal)?;
@@ -418,7 +414,7 @@ fn parse_sps(nal: &[u8]) -> Result<(usize, Sps), CodecError> {
     let profile_idc = r.read_u8(8)?;
     r.skip_bits(16)?;
     r.read_ue()?; // seq_parameter_set_id
-    if has_chroma_info(profile_idc) {
+    if h264::profile_has_chroma_info(profile_idc) {
         if r.read_ue()? == 3 {
             r.skip_bits(1)?;
         }
@@ -429,7 +425,7 @@ fn parse_sps(nal: &[u8]) -> Result<(usize, Sps), CodecError> {
             let lists = if info.chroma_format_idc == 3 { 12 } else { 8 };
             for i in 0..lists {
                 if r.read_bit()? {
-                    skip_scaling_list(&mut r, if i < 6 { 16 } else { 64 })?;
+                    h264::skip_scaling_list(&mut r, if i < 6 { 16 } else { 64 })?;
                 }
             }
         }
@@ -476,20 +472,6 @@ fn parse_sps(nal: &[u8]) -> Result<(usize, Sps), CodecError> {
             mbaff,
         },
     ))
-}
-
-fn skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Result<(), CodecError> {
-    let (mut last, mut next) = (8i32, 8i32);
-    for _ in 0..size {
-        if next != 0 {
-            let delta = r.read_se()?.clamp(-128, 127);
-            next = (last + delta + 256) % 256;
-        }
-        if next != 0 {
-            last = next;
-        }
-    }
-    Ok(())
 }
 
 fn parse_pps(nal: &[u8]) -> Result<(usize, Pps), CodecError> {

@@ -333,7 +333,7 @@ fn constant_size(stbl: &Child<'_>) -> Result<Option<u32>, Mp4Error> {
 /// 20-byte box can claim billions of samples), against the bytes of the file that must
 /// hold them. Per-sample size tables are already bounded by the bytes they take in the
 /// `moov`. `total` counts the samples of the input's earlier tracks.
-fn check_sample_count(
+pub(super) fn check_sample_count(
     track_id: u32,
     count: u64,
     sample_bytes: Option<u32>,
@@ -359,17 +359,6 @@ fn check_sample_count(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-pub(crate) fn tests_check_sample_count(
-    track_id: u32,
-    count: u64,
-    sample_bytes: Option<u32>,
-    total: u64,
-    file_len: u64,
-) -> Result<(), String> {
-    check_sample_count(track_id, count, sample_bytes, total, file_len)
 }
 
 /// Adds a sample to the last piece, or opens a piece when the sample does not continue it.

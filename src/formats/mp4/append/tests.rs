@@ -663,7 +663,7 @@ fn sample_counts_are_checked_against_the_file_before_allocating() {
     assert!(e.to_string().contains("claims 33554432 samples of 7 bytes"), "{e}");
     assert!(e.to_string().contains(&format!("has only {} bytes", bad.len())), "{e}");
     // The largest claims, and the limit over all tracks.
-    let check = super::index::tests_check_sample_count;
+    let check = super::index::check_sample_count;
     assert!(check(1, 1 << 25, Some(u32::MAX), 0, u64::MAX).is_ok());
     let e = check(1, 1 << 25, Some(u32::MAX), 0, 1000).unwrap_err();
     assert!(e.contains("(144115188042301440 bytes), but the file has only 1000 bytes"), "{e}");
