@@ -16,7 +16,7 @@ use crate::codecs::{aac, av1, h264, hevc, inband, opus, poc, vp9, CodecConfig};
 use crate::formats::matroska::block::parse_block;
 use crate::formats::matroska::demux::MkvSplitter;
 use crate::formats::matroska::mux::MkvMuxer;
-use crate::formats::matroska::reader::{elements, Element, MkvItem, MkvReader};
+use crate::formats::matroska::reader::{elements, MkvItem, MkvReader};
 use crate::formats::matroska::tracks::{parse_tracks, SegmentInfo};
 use crate::formats::matroska::{finalize as mkv_finalize, ids};
 use crate::formats::mp4::boxes::{parse_header, HeaderParse};
@@ -28,9 +28,7 @@ use crate::formats::mp4::scan::layout::ScanLayout;
 use crate::formats::mp4::scan::MdatScanner;
 use crate::formats::mp4::walker::Mp4Walker;
 use crate::formats::mp4::{finalize as mp4_finalize, FourCc};
-use crate::formats::{
-    ContainerEvent, ContainerKind, ElementKind, FinalizePlan, MetaUnit, Muxer, PacketEvent, Region, WriteStep,
-};
+use crate::formats::{ContainerEvent, ContainerKind, ElementKind, FinalizePlan, Muxer, PacketEvent, WriteStep};
 use crate::model::{Chunk, ParamOrigin, Track, TrackKind};
 use crate::pipeline::{Override, Pipeline};
 
@@ -370,38 +368,6 @@ pub fn mkv_finalize(data: &[u8]) {
     }
 }
 
-/// A Matroska reader item as `probe` passes it on.
-fn mkv_event(item: MkvItem) -> ContainerEvent {
-    let meta = |e: Element| {
-        ContainerEvent::Meta(MetaUnit {
-            kind: ElementKind::Ebml(e.id),
-            offset: e.offset,
-            header_len: e.header_len as u32,
-            data: e.data,
-        })
-    };
-    let region = |id: u32, offset: u64, header_len: usize, size: Option<u64>| Region {
-        kind: ElementKind::Ebml(id),
-        offset,
-        header_len: header_len as u32,
-        size: size.map(|s| s + header_len as u64),
-    };
-    match item {
-        MkvItem::EbmlHeader(e) | MkvItem::Meta(e) => meta(e),
-        MkvItem::ClusterTimestamp { element, .. } => meta(element),
-        MkvItem::SegmentStart { offset, header_len, size } => {
-            ContainerEvent::Skipped(region(ids::SEGMENT, offset, header_len, size))
-        }
-        MkvItem::ClusterStart { offset, header_len, size } => {
-            ContainerEvent::MediaStart(region(ids::CLUSTER, offset, header_len, size))
-        }
-        MkvItem::Blocks { offset, data } => ContainerEvent::Media(Chunk { offset, data }),
-        MkvItem::Skipped { id, offset, len } => {
-            ContainerEvent::Skipped(Region { kind: ElementKind::Ebml(id), offset, header_len: 0, size: Some(len) })
-        }
-    }
-}
-
 /// The Matroska reader, Info/Tracks and block parsing (lacing included), the splitter and
 /// a fragmented-MP4 muxer, as `remux` runs them on a Matroska input.
 pub fn mkv_reader(data: &[u8]) {
@@ -455,7 +421,7 @@ pub fn mkv_reader(data: &[u8]) {
                 }
                 _ => {}
             }
-            if splitter.handle(mkv_event(item), &mut out).is_err() {
+            if splitter.handle(item.into_event(), &mut out).is_err() {
                 return;
             }
             if let Some(set) = tracks {

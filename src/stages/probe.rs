@@ -3,9 +3,9 @@
 use tokio::sync::mpsc;
 
 use super::{Failure, Outputs, StageContext, StageReport, StageResult};
-use crate::formats::matroska::reader::{Element, MkvItem, MkvReader};
+use crate::formats::matroska::reader::{MkvItem, MkvReader};
 use crate::formats::mp4::walker::Mp4Walker;
-use crate::formats::{sniff, ContainerEvent, ContainerKind, ElementKind, EndState, MetaUnit, Region, SNIFF_LEN};
+use crate::formats::{sniff, ContainerEvent, ContainerKind, EndState, SNIFF_LEN};
 use crate::model::Chunk;
 
 /// Settings of `probe` (none yet: the container is recognized from its bytes).
@@ -22,24 +22,6 @@ enum Walker {
     Matroska(MkvReader),
 }
 
-fn meta(e: Element) -> ContainerEvent {
-    ContainerEvent::Meta(MetaUnit {
-        kind: ElementKind::Ebml(e.id),
-        offset: e.offset,
-        header_len: e.header_len as u32,
-        data: e.data,
-    })
-}
-
-fn region(id: u32, offset: u64, header_len: usize, size: Option<u64>) -> Region {
-    Region {
-        kind: ElementKind::Ebml(id),
-        offset,
-        header_len: header_len as u32,
-        size: size.map(|s| s + header_len as u64),
-    }
-}
-
 impl Walker {
     fn push(&mut self, c: Chunk) -> Result<(), Failure> {
         match self {
@@ -54,23 +36,7 @@ impl Walker {
     fn poll(&mut self) -> Result<Option<ContainerEvent>, Failure> {
         match self {
             Walker::Mp4(w) => Ok(w.poll()?),
-            Walker::Matroska(r) => Ok(r.poll()?.map(|item| match item {
-                MkvItem::EbmlHeader(e) | MkvItem::Meta(e) => meta(e),
-                MkvItem::ClusterTimestamp { element, .. } => meta(element),
-                MkvItem::SegmentStart { offset, header_len, size } => {
-                    ContainerEvent::Skipped(region(crate::formats::matroska::ids::SEGMENT, offset, header_len, size))
-                }
-                MkvItem::ClusterStart { offset, header_len, size } => {
-                    ContainerEvent::MediaStart(region(crate::formats::matroska::ids::CLUSTER, offset, header_len, size))
-                }
-                MkvItem::Blocks { offset, data } => ContainerEvent::Media(Chunk { offset, data }),
-                MkvItem::Skipped { id, offset, len } => ContainerEvent::Skipped(Region {
-                    kind: ElementKind::Ebml(id),
-                    offset,
-                    header_len: 0,
-                    size: Some(len),
-                }),
-            })),
+            Walker::Matroska(r) => Ok(r.poll()?.map(MkvItem::into_event)),
         }
     }
 

@@ -22,7 +22,8 @@ use bytes::{Bytes, BytesMut};
 
 use super::ebml::{parse_header, Header, HeaderParse, MkvError, MAX_HEADER_LEN};
 use super::ids;
-use crate::formats::{Cut, ElementKind, EndState};
+use crate::formats::{ContainerEvent, Cut, ElementKind, EndState, MetaUnit, Region};
+use crate::model::Chunk;
 
 /// Largest metadata element read whole (Tracks with big CodecPrivate, Tags, Cues).
 pub const MAX_META_ELEMENT: u64 = 64 << 20;
@@ -115,6 +116,42 @@ pub enum MkvItem {
     Blocks { offset: u64, data: Bytes },
     /// Bytes passed over: Void, CRC-32, elements livemux does not use.
     Skipped { id: u32, offset: u64, len: u64 },
+}
+
+impl MkvItem {
+    /// The item as a container event, as `probe` passes it on.
+    pub fn into_event(self) -> ContainerEvent {
+        fn meta(e: Element) -> ContainerEvent {
+            ContainerEvent::Meta(MetaUnit {
+                kind: ElementKind::Ebml(e.id),
+                offset: e.offset,
+                header_len: e.header_len as u32,
+                data: e.data,
+            })
+        }
+        fn region(id: u32, offset: u64, header_len: usize, size: Option<u64>) -> Region {
+            Region {
+                kind: ElementKind::Ebml(id),
+                offset,
+                header_len: header_len as u32,
+                size: size.map(|s| s.saturating_add(header_len as u64)),
+            }
+        }
+        match self {
+            MkvItem::EbmlHeader(e) | MkvItem::Meta(e) => meta(e),
+            MkvItem::ClusterTimestamp { element, .. } => meta(element),
+            MkvItem::SegmentStart { offset, header_len, size } => {
+                ContainerEvent::Skipped(region(ids::SEGMENT, offset, header_len, size))
+            }
+            MkvItem::ClusterStart { offset, header_len, size } => {
+                ContainerEvent::MediaStart(region(ids::CLUSTER, offset, header_len, size))
+            }
+            MkvItem::Blocks { offset, data } => ContainerEvent::Media(Chunk { offset, data }),
+            MkvItem::Skipped { id, offset, len } => {
+                ContainerEvent::Skipped(Region { kind: ElementKind::Ebml(id), offset, header_len: 0, size: Some(len) })
+            }
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
