@@ -194,7 +194,7 @@ pub fn mp4_demux(data: &[u8]) {
                     return false;
                 }
                 *have_tracks = true;
-                if splitter.handle(ContainerEvent::Tracks(Arc::new(tracks)), out).is_err() {
+                if splitter.handle(ContainerEvent::Tracks(Arc::new(tracks.into())), out).is_err() {
                     return false;
                 }
             }
@@ -425,7 +425,7 @@ pub fn mkv_reader(data: &[u8]) {
                 return;
             }
             if let Some(set) = tracks {
-                if splitter.handle(ContainerEvent::Tracks(Arc::new(set)), &mut out).is_err() {
+                if splitter.handle(ContainerEvent::Tracks(Arc::new(set.into())), &mut out).is_err() {
                     return;
                 }
             }

@@ -115,6 +115,73 @@ pub struct Track {
     /// The MP4 sample entry the parameters came from, when they came from one: a muxer
     /// writes it back verbatim for codecs it cannot describe itself.
     pub mp4_sample_entry: Option<Bytes>,
+    /// How the track is shown and named, beyond its codec parameters.
+    pub meta: TrackMeta,
+}
+
+/// What a viewer sees of a track beyond its codec: kept across a remux wherever the output
+/// container can hold it (MP4 `tkhd`, `pasp`, `colr`, `mdcv`, `clli`; Matroska `Video`,
+/// `Colour`, `Projection`, `Name`). `None` means "not said", which writers leave unsaid.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct TrackMeta {
+    /// The track's name (Matroska `Name`, MP4 `udta/name`).
+    pub name: Option<String>,
+    /// Display matrix as in `tkhd` (a, b, u, c, d, v, x, y, w: 16.16 fixed point, u, v and w
+    /// 2.30), when it is not the identity.
+    pub matrix: Option<[i32; 9]>,
+    /// Pixel aspect ratio (horizontal spacing, vertical spacing), when it is not 1:1.
+    pub pixel_aspect: Option<(u32, u32)>,
+    pub colour: Option<Colour>,
+    pub mastering: Option<MasteringDisplay>,
+    pub light_level: Option<ContentLightLevel>,
+}
+
+/// Colour description, as code points of ISO/IEC 23091-2 (H.273), which MP4 `colr`/`nclx`,
+/// Matroska `Colour` and the codecs' VUI all use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Colour {
+    pub primaries: u8,
+    pub transfer: u8,
+    pub matrix: u8,
+    pub full_range: bool,
+}
+
+/// Mastering display colour volume (SMPTE ST 2086), in the units of MP4 `mdcv`:
+/// chromaticity in 0.00002, luminance in 0.0001 cd/m².
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MasteringDisplay {
+    /// Display primaries (x, y) in the order green, blue, red, as `mdcv` stores them.
+    pub primaries: [(u16, u16); 3],
+    pub white_point: (u16, u16),
+    pub max_luminance: u32,
+    pub min_luminance: u32,
+}
+
+/// Content light level (CTA-861.3), in cd/m².
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContentLightLevel {
+    pub max_cll: u16,
+    pub max_fall: u16,
+}
+
+/// Metadata of the whole recording: kept wherever the output can hold it (MP4 `mvhd` and
+/// `udta/meta/ilst`, Matroska `Info` and `Tags`).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct MovieMeta {
+    pub title: Option<String>,
+    /// Creation time, seconds since 1970-01-01 UTC.
+    pub creation_time: Option<i64>,
+    /// Other tags as (key, value), keys as FFmpeg names them ("artist", "comment", ...).
+    pub tags: Vec<(String, String)>,
+    pub cover: Option<CoverArt>,
+}
+
+/// An attached picture (MP4 `covr`, a Matroska attachment).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoverArt {
+    /// "image/jpeg" or "image/png".
+    pub mime: &'static str,
+    pub data: Bytes,
 }
 
 impl Track {
@@ -123,8 +190,51 @@ impl Track {
     }
 }
 
-/// The tracks of a stream, in output order. Index `i` is what [`Packet::track`] refers to.
-pub type TrackSet = Arc<Vec<Track>>;
+/// The tracks of a stream, in output order, with the recording's own metadata. Index `i`
+/// is what [`Packet::track`] refers to.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Tracks {
+    list: Vec<Track>,
+    pub movie: MovieMeta,
+}
+
+impl Tracks {
+    pub fn new(list: Vec<Track>, movie: MovieMeta) -> Self {
+        Tracks { list, movie }
+    }
+
+    pub fn into_vec(self) -> Vec<Track> {
+        self.list
+    }
+}
+
+impl From<Vec<Track>> for Tracks {
+    fn from(list: Vec<Track>) -> Self {
+        Tracks { list, movie: MovieMeta::default() }
+    }
+}
+
+impl FromIterator<Track> for Tracks {
+    fn from_iter<I: IntoIterator<Item = Track>>(iter: I) -> Self {
+        Vec::from_iter(iter).into()
+    }
+}
+
+impl std::ops::Deref for Tracks {
+    type Target = [Track];
+    fn deref(&self) -> &[Track] {
+        &self.list
+    }
+}
+
+impl std::ops::DerefMut for Tracks {
+    fn deref_mut(&mut self) -> &mut [Track] {
+        &mut self.list
+    }
+}
+
+/// Shared, immutable [`Tracks`], as events carry them.
+pub type TrackSet = Arc<Tracks>;
 
 /// One coded frame (or audio access unit).
 #[derive(Clone, Debug, PartialEq, Eq)]

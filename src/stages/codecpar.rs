@@ -446,7 +446,7 @@ pub async fn run(
             if (media && !m.entries.is_empty() && m.ready()) || (end && !m.entries.is_empty()) {
                 let tracks = m.tracks(&mut report.notes).map_err(|e| ctx.error(e))?;
                 have_tracks = true;
-                send.push(ContainerEvent::Tracks(Arc::new(tracks)));
+                send.push(ContainerEvent::Tracks(Arc::new(tracks.into())));
                 send.append(&mut m.held);
             } else if media || !m.held.is_empty() {
                 // Everything held counts, Tracks known or not, empty Clusters too.
@@ -483,7 +483,7 @@ pub async fn run(
             }
             // Settled: the tracks, what was held, then this event as usual.
             let (tracks, held) = pending.take().expect("checked").finish(&mut report.notes);
-            send.push(ContainerEvent::Tracks(Arc::new(tracks)));
+            send.push(ContainerEvent::Tracks(Arc::new(tracks.into())));
             send.extend(held);
         }
         match &ev {
@@ -498,7 +498,7 @@ pub async fn run(
                     continue;
                 }
                 let (tracks, _) = check.finish(&mut report.notes);
-                send.push(ContainerEvent::Tracks(Arc::new(tracks)));
+                send.push(ContainerEvent::Tracks(Arc::new(tracks.into())));
             }
             // An index after media that was scanned without one: `packet-split` still holds
             // the scanned packets unless there were too many, and then uses this index
@@ -511,7 +511,7 @@ pub async fn run(
                 match chosen {
                     Ok(mut chosen) => {
                         report.notes.append(&mut chosen.notes);
-                        send.push(ContainerEvent::Tracks(Arc::new(chosen.tracks)));
+                        send.push(ContainerEvent::Tracks(Arc::new(chosen.tracks.into())));
                     }
                     Err(e) => report.notes.push(format!(
                         "a 'moov' index arrived at offset {} after the media was split without one; it cannot be used: {e}",
@@ -532,7 +532,7 @@ pub async fn run(
                 have_tracks = true;
                 unindexed = true;
                 send.push(ContainerEvent::Unindexed(Arc::new(layout)));
-                send.push(ContainerEvent::Tracks(Arc::new(tracks)));
+                send.push(ContainerEvent::Tracks(Arc::new(tracks.into())));
             }
             ContainerEvent::Media(c) => media_bytes += c.data.len() as u64,
             ContainerEvent::End(_) if !have_tracks && reference.is_some() => {

@@ -24,7 +24,7 @@ use super::reader::{elements, Element};
 use super::tracks::{parse_tracks, SegmentInfo, TrackEntry};
 use crate::codecs::{h264, opus, CodecConfig};
 use crate::formats::{push_packet, ContainerEvent, ElementKind, EndState, PacketEvent, SplitSummary};
-use crate::model::{Edit, Packet, Payload, Track, TrackKind, TrackSet};
+use crate::model::{Edit, Packet, Payload, TrackKind, TrackSet};
 
 /// Packets a video track is looked ahead to find decode times (deepest B-frame pyramid
 /// this recovers exactly).
@@ -253,7 +253,7 @@ impl MkvSplitter {
             if !ready && !end {
                 return;
             }
-            let mut tracks: Vec<Track> = tracks.as_ref().clone();
+            let mut tracks: crate::model::Tracks = tracks.as_ref().clone();
             for (t, st) in tracks.iter_mut().zip(&mut self.state) {
                 let shift = if st.window > 1 { st.decide_shift() } else { 0 };
                 // The smallest presentation time held is the first decode time.

@@ -266,8 +266,9 @@ mod tests {
             movie_timescale: 1000,
             origin: ParamOrigin::Stream,
             mp4_sample_entry: None,
+            meta: Default::default(),
         };
-        let mut m = MkvMuxer::new(Arc::new(vec![track]), FragmentPolicy::default(), true);
+        let mut m = MkvMuxer::new(Arc::new(vec![track].into()), FragmentPolicy::default(), true);
         let mut frags = vec![m.header().unwrap()];
         for i in 0..90i64 {
             let p = Packet {

@@ -201,6 +201,7 @@ impl TrackEntry {
             movie_timescale: 1000,
             origin: ParamOrigin::Stream,
             mp4_sample_entry: None,
+            meta: Default::default(),
         }
     }
 }
@@ -439,6 +440,7 @@ mod tests {
             movie_timescale: 1000,
             origin: ParamOrigin::Stream,
             mp4_sample_entry: None,
+            meta: Default::default(),
         };
         let vp8 = Track {
             kind: TrackKind::Video,
@@ -471,6 +473,7 @@ mod tests {
             movie_timescale: 1000,
             origin: ParamOrigin::Stream,
             mp4_sample_entry: None,
+            meta: Default::default(),
         };
         assert!(matches!(codec_id_and_private(0, &t, true), Err(MuxError::Unsupported { .. })));
         assert!(codec_id_and_private(0, &t, false).is_ok());

@@ -431,6 +431,7 @@ impl Mp4Track {
             movie_timescale,
             origin,
             mp4_sample_entry: Some(self.sample_entry.clone()),
+            meta: Default::default(),
         }
     }
 }

@@ -177,6 +177,7 @@ mod tests {
             movie_timescale: 1000,
             origin: ParamOrigin::Stream,
             mp4_sample_entry: None,
+            meta: Default::default(),
         }
     }
 

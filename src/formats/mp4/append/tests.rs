@@ -134,6 +134,7 @@ fn synth_file(tracks: &[SynthTrack], seed: u32, faststart: bool, per_chunk: usiz
                 movie_timescale: movie_ts,
                 origin: ParamOrigin::Stream,
                 mp4_sample_entry: Some(tr.entry.clone()),
+                meta: Default::default(),
             };
             let timing = TrakTiming {
                 duration_movie: durations[t],
