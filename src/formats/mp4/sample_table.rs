@@ -151,24 +151,64 @@ impl SampleTable {
         if !have_sizes {
             t.sample_count = 0;
         }
-        t.check_stsc(stbl)?;
+        t.check_stsc();
         Ok(t)
     }
 
-    fn check_stsc(&self, stbl: &Reader<'_>) -> Result<(), Mp4Error> {
-        let mut prev = 0;
-        for i in 0..self.stsc.len() / 12 {
-            let first = be32(&self.stsc, i * 12);
-            if first == 0 || first <= prev {
-                return Err(Mp4Error::invalid(
-                    "'stsc' box",
-                    stbl.offset(),
-                    format!("entry {i}: first_chunk {first} does not increase"),
-                ));
-            }
-            prev = first;
+    /// Entries whose first_chunk does not increase (Firefox wrote a run of `(1, 1, 1)`
+    /// entries), or whose samples_per_chunk or description index is 0, are repaired as
+    /// FFmpeg does, from the last entry back: a bad last entry is raised to follow the one
+    /// before it (or dropped when it has no samples), any other takes the next entry's values
+    /// for the chunk before that entry. A valid table is kept as its bytes; a repaired one
+    /// costs one copy of the `stsc` (already bounded by the box size).
+    fn check_stsc(&mut self) {
+        let n = self.stsc.len() / 12;
+        let entry = |b: &[u8], i: usize| (be32(b, i * 12), be32(b, i * 12 + 4), be32(b, i * 12 + 8));
+        let valid = (0..n).all(|i| {
+            let (first, count, id) = entry(&self.stsc, i);
+            first as u64 > i as u64 && count > 0 && id > 0 && (i == 0 || first > be32(&self.stsc, (i - 1) * 12))
+        });
+        if valid {
+            return;
         }
-        Ok(())
+        let mut e: Vec<(u32, u32, u32)> = (0..n).map(|i| entry(&self.stsc, i)).collect();
+        let mut len = n;
+        for i in (0..n).rev() {
+            let (first, count, id) = e[i];
+            // first_chunk is 1-based and at least the entry's own number (i + 1).
+            let first_min = (i as u64 + 1).min(u32::MAX as u64) as u32;
+            let bad = (i + 1 < len && first >= e[i + 1].0)
+                || (i > 0 && first <= e[i - 1].0)
+                || first < first_min
+                || count == 0
+                || id == 0;
+            if !bad {
+                continue;
+            }
+            if i + 1 >= len {
+                if count == 0 && i > 0 {
+                    len -= 1;
+                    continue;
+                }
+                let mut f = first.max(first_min);
+                if i > 0 && f <= e[i - 1].0 {
+                    f = e[i - 1].0.saturating_add(1);
+                }
+                e[i] = (f, count.max(1), id.max(1));
+            } else {
+                // The next entry is valid (repaired before this one) and starts at 2 or later.
+                let next = e[i + 1];
+                e[i] = (next.0.saturating_sub(1).max(1), next.1, next.2);
+            }
+        }
+        e.truncate(len);
+        let mut out = Vec::with_capacity(len * 12);
+        for (f, c, d) in e {
+            out.extend_from_slice(&f.to_be_bytes());
+            out.extend_from_slice(&c.to_be_bytes());
+            out.extend_from_slice(&d.to_be_bytes());
+        }
+        self.stsc = Bytes::from(out);
     }
 
     fn size(&self, i: u32) -> u32 {
@@ -544,6 +584,43 @@ mod tests {
         c.extend(full(b"stsz", &words(&[1, u32::MAX])));
         let t = table(c).unwrap();
         assert!(t.total_duration() > 0);
+    }
+
+    fn stsc_of(t: &SampleTable) -> Vec<u32> {
+        (0..t.stsc.len() / 4).map(|i| be32(&t.stsc, i * 4)).collect()
+    }
+
+    #[test]
+    fn stsc_repaired_as_ffmpeg_does() {
+        let stsc = |entries: &[u32]| {
+            let mut w = vec![entries.len() as u32 / 3];
+            w.extend_from_slice(entries);
+            let mut c = full(b"stts", &words(&[1, 6, 1]));
+            c.extend(full(b"stsz", &words(&[0, 6, 1, 2, 3, 4, 5, 6])));
+            c.extend(full(b"stsc", &words(&w)));
+            c.extend(full(b"stco", &words(&[4, 100, 200, 300, 400])));
+            table(c).unwrap()
+        };
+        // Firefox: every entry (1, 1, 1): entry i stands for chunk i + 1.
+        let t = stsc(&[1, 1, 1, 1, 1, 1, 1, 1, 1]);
+        assert_eq!(stsc_of(&t), [1, 1, 1, 2, 1, 1, 3, 1, 1]);
+        let s: Vec<_> = t.samples().map(|s| s.unwrap().offset).collect();
+        assert_eq!(s, [100, 200, 300, 400], "one sample per chunk, the last entry repeating");
+        // A valid table is kept as it is (no copy).
+        let t = stsc(&[1, 2, 1, 3, 1, 1]);
+        assert_eq!(stsc_of(&t), [1, 2, 1, 3, 1, 1]);
+        // A middle entry with 0 samples takes the next entry's values for the chunk before it;
+        // a last entry with 0 samples is dropped.
+        let t = stsc(&[1, 1, 1, 2, 0, 1, 3, 2, 1, 4, 0, 1]);
+        assert_eq!(stsc_of(&t), [1, 1, 1, 2, 2, 1, 3, 2, 1]);
+        let s: Vec<_> = t.samples().map(|s| s.unwrap().offset).collect();
+        assert_eq!(s, [100, 200, 202, 300, 304, 400]);
+        // A description index of 0 in the last entry becomes 1; a first_chunk of 0 is raised.
+        let t = stsc(&[0, 1, 0]);
+        assert_eq!(stsc_of(&t), [1, 1, 1]);
+        // Huge first_chunk values do not overflow.
+        let t = stsc(&[u32::MAX, 1, 1, u32::MAX, 1, 1]);
+        assert_eq!(t.samples().count(), 0);
     }
 
     #[test]
