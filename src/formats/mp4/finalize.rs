@@ -108,7 +108,7 @@ use std::io::{Read, Seek, SeekFrom};
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::boxes::{parse_header, FourCc, HeaderParse, Mp4Error, Reader, MAX_META_BOX, MAX_MOOF};
-use super::init::SECTOR;
+use super::init::{write_mvhd, SECTOR};
 use super::moof::{parse_moof, FragSample};
 use super::moov::{parse_movie, Movie};
 use super::tables::TableBuilder;
@@ -386,11 +386,20 @@ impl FragmentIndex {
         let hl = self.moov_header_len as usize;
         let moov = Reader::new(&self.moov[hl..], self.moov_offset + hl as u64, FourCc::new(b"moov"));
         let start = open(&mut out, b"moov");
+        // A `moov` without `mvhd` (or with its timescale 0) gets one: readers need it.
+        let mut has_mvhd = false;
+        for child in moov.children() {
+            has_mvhd |= child?.fourcc.0 == *b"mvhd";
+        }
+        if !has_mvhd {
+            let next_id = self.movie.tracks.iter().map(|t| t.track_id).max().unwrap_or(0).saturating_add(1);
+            write_mvhd(&mut out, self.movie.timescale, movie_duration, next_id);
+        }
         let mut trak_index = 0;
         for child in moov.children() {
             let child = child?;
             match &child.fourcc.0 {
-                b"mvhd" => rewrite_timed(&mut out, &child, None, movie_duration)?,
+                b"mvhd" => rewrite_timed(&mut out, &child, Some(self.movie.timescale), movie_duration)?,
                 b"mvex" => {}
                 b"trak" => {
                     // parse_movie keeps every trak, in order.

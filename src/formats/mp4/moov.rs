@@ -110,7 +110,10 @@ pub fn parse_movie(data: &Bytes, offset: u64, header_len: u32) -> Result<Movie, 
         }
     }
     if movie.timescale == 0 {
-        return Err(moov.error("mvhd timescale is 0"));
+        // FFmpeg reads on with a default too; edit-list segment durations, the one thing
+        // in movie ticks, then mean little, and writers that lose the timescale write 0
+        // there ("to the end").
+        movie.timescale = 1000;
     }
     for (id, trex) in trexes {
         if let Some(t) = movie.tracks.iter_mut().find(|t| t.track_id == id) {

@@ -152,6 +152,21 @@ impl SampleTable {
             t.sample_count = 0;
         }
         t.check_stsc();
+        // What FFmpeg refuses too ("contradictionary STSC and STCO"): after the repair, the
+        // last entry starts past the chunk table, so entries and chunks do not match.
+        if let Some(last) = (t.stsc.len() / 12).checked_sub(1) {
+            let first = be32(&t.stsc, last * 12);
+            if first as u64 > t.chunk_count() as u64 {
+                return Err(Mp4Error::invalid(
+                    "'stsc' box",
+                    stbl.offset(),
+                    format!(
+                        "its last entry starts at chunk {first}, but the chunk table has {} chunks",
+                        t.chunk_count()
+                    ),
+                ));
+            }
+        }
         Ok(t)
     }
 
@@ -160,7 +175,8 @@ impl SampleTable {
     /// FFmpeg does, from the last entry back: a bad last entry is raised to follow the one
     /// before it (or dropped when it has no samples), any other takes the next entry's values
     /// for the chunk before that entry. A valid table is kept as its bytes; a repaired one
-    /// costs one copy of the `stsc` (already bounded by the box size).
+    /// costs one copy of the `stsc` (already bounded by the box size). A table that still
+    /// names chunks the chunk table lacks is refused by the caller.
     fn check_stsc(&mut self) {
         let n = self.stsc.len() / 12;
         let entry = |b: &[u8], i: usize| (be32(b, i * 12), be32(b, i * 12 + 4), be32(b, i * 12 + 8));
@@ -618,9 +634,18 @@ mod tests {
         // A description index of 0 in the last entry becomes 1; a first_chunk of 0 is raised.
         let t = stsc(&[0, 1, 0]);
         assert_eq!(stsc_of(&t), [1, 1, 1]);
-        // Huge first_chunk values do not overflow.
-        let t = stsc(&[u32::MAX, 1, 1, u32::MAX, 1, 1]);
-        assert_eq!(t.samples().count(), 0);
+        // Huge first_chunk values do not overflow, and entries past the 4 chunks are
+        // refused, as FFmpeg does.
+        let c = |entries: &[u32]| {
+            let mut w = vec![entries.len() as u32 / 3];
+            w.extend_from_slice(entries);
+            let mut c = full(b"stsc", &words(&w));
+            c.extend(full(b"stco", &words(&[4, 100, 200, 300, 400])));
+            table(c)
+        };
+        assert!(c(&[u32::MAX, 1, 1, u32::MAX, 1, 1]).unwrap_err().to_string().contains("has 4 chunks"));
+        assert!(c(&[1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]).is_err(), "5 entries for 4 chunks");
+        assert!(c(&[1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1]).is_ok(), "the empty 5th is dropped");
     }
 
     #[test]

@@ -1,0 +1,242 @@
+//! MP4 inputs other tools accept that are odd in one place: an `stsc` with repeated
+//! first_chunk values or empty entries (Firefox), a `moov` without a usable `mvhd`, a data
+//! track's last sample, encrypted (CENC) tracks. Inputs are made with FFmpeg in a temp dir
+//! and patched where FFmpeg would not write the oddity; FFmpeg reads the patched input and
+//! livemux's output, and both must agree.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+fn ffmpeg(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
+    let out = dir.join(name);
+    let res = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y"])
+        .args(args)
+        .arg(&out)
+        .output()
+        .expect("run ffmpeg");
+    assert!(res.status.success(), "ffmpeg {name}: {}", String::from_utf8_lossy(&res.stderr));
+    out
+}
+
+/// A short H.264 + AAC source, encoded once per test.
+fn source(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    let mut args = vec![
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=160x120:rate=25:duration=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000:duration=2",
+        "-c:v",
+        "libx264",
+        "-g",
+        "10",
+        "-bf",
+        "2",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "64k",
+    ];
+    args.extend_from_slice(extra);
+    ffmpeg(dir, name, &args)
+}
+
+/// Offset and size of the first box found by walking `path` from the top level.
+fn find_box(d: &[u8], path: &[&[u8; 4]], nth_trak: usize) -> Option<Vec<(usize, usize)>> {
+    let mut chain = Vec::new();
+    let (mut start, mut end) = (0, d.len());
+    for name in path {
+        let kids = if chain.is_empty() {
+            top_level_boxes(d).into_iter().filter(|b| &b.0 == *name).collect::<Vec<_>>()
+        } else {
+            children(d, start, end).into_iter().filter(|b| &b.0 == *name).collect()
+        };
+        let pick = if **name == *b"trak" { nth_trak } else { 0 };
+        let (_, off, size) = *kids.get(pick)?;
+        chain.push((off, size));
+        // Full boxes with children: stsd (8 more bytes) is not walked into here.
+        start = off + 8;
+        end = off + size;
+    }
+    Some(chain)
+}
+
+/// Replaces the body of the box at the end of `chain` (after its 12-byte full-box header)
+/// and fixes the sizes of every box around it. The `moov` must be the file's last box, so
+/// no chunk offset moves.
+fn replace_full_box_body(d: &mut Vec<u8>, chain: &[(usize, usize)], body: &[u8]) {
+    let (off, size) = *chain.last().unwrap();
+    let new_size = 12 + body.len();
+    let delta = new_size as i64 - size as i64;
+    d.splice(off + 12..off + size, body.iter().copied());
+    for &(o, s) in chain {
+        let n = (s as i64 + delta) as u32;
+        d[o..o + 4].copy_from_slice(&n.to_be_bytes());
+    }
+}
+
+const STBL: [&[u8; 4]; 5] = [b"moov", b"trak", b"mdia", b"minf", b"stbl"];
+
+fn stbl_child(d: &[u8], trak: usize, name: &[u8; 4]) -> Vec<(usize, usize)> {
+    let mut path = STBL.to_vec();
+    path.push(name);
+    find_box(d, &path, trak).unwrap_or_else(|| panic!("no {}", String::from_utf8_lossy(name)))
+}
+
+fn words(w: &[u32]) -> Vec<u8> {
+    w.iter().flat_map(|x| x.to_be_bytes()).collect()
+}
+
+/// Samples per chunk, one number per chunk, from a valid `stsc` and the chunk count.
+fn per_chunk(d: &[u8], trak: usize) -> Vec<u32> {
+    let stsc = *stbl_child(d, trak, b"stsc").last().unwrap();
+    let stco = *stbl_child(d, trak, b"stco").last().unwrap();
+    let chunks = be32(d, stco.0 + 12) as usize;
+    let n = be32(d, stsc.0 + 12) as usize;
+    let e: Vec<(u32, u32)> = (0..n).map(|i| (be32(d, stsc.0 + 16 + 12 * i), be32(d, stsc.0 + 20 + 12 * i))).collect();
+    (1..=chunks as u32).map(|c| e.iter().rev().find(|x| x.0 <= c).unwrap().1).collect()
+}
+
+fn remux(input: &Path, output: &Path, to: &str) -> std::process::Output {
+    livemux().arg("remux").arg(input).arg("-o").arg(output).args(["-y", "--to", to]).output().unwrap()
+}
+
+/// Packet bytes per stream, in decode order (sizes and MD5s only: timing is another matter).
+fn payloads(p: &Path) -> Vec<(u32, u64, String)> {
+    framemd5(p).into_iter().map(|f| (f.stream, f.size, f.md5)).collect()
+}
+
+/// Rewrites both tracks' `stsc` from their samples-per-chunk list.
+fn patch_stsc(d: &mut Vec<u8>, entries: impl Fn(&[u32]) -> Vec<u32>) {
+    for trak in 0..2 {
+        let counts = per_chunk(d, trak);
+        assert!(counts.len() > 3, "a few chunks");
+        let e = entries(&counts);
+        let mut w = vec![e.len() as u32 / 3];
+        w.extend(e);
+        let chain = stbl_child(d, trak, b"stsc");
+        replace_full_box_body(d, &chain, &words(&w));
+    }
+}
+
+#[test]
+fn stsc_with_repeated_first_chunks_and_empty_entries_is_read_as_ffmpeg_reads_it() {
+    if !tools(&["ffmpeg", "ffprobe"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // moov at the end, so a bigger stsc moves no media.
+    let src = source(dir.path(), "src.mp4", &[]);
+    let d = std::fs::read(&src).unwrap();
+    assert_eq!(top_level_boxes(&d).last().unwrap().0, *b"moov");
+    type Form = fn(&[u32]) -> Vec<u32>;
+    let forms: [(&str, Form); 2] = [
+        // Firefox's form: one entry per chunk, each saying first_chunk 1, and a last entry
+        // with 0 samples.
+        ("first_chunk 1 everywhere", |counts| {
+            let mut w: Vec<u32> = counts.iter().flat_map(|&n| [1, n, 1]).collect();
+            w.extend_from_slice(&[1, 0, 1]);
+            w
+        }),
+        // Valid entries, one per chunk, but with an entry of 0 samples (and a description
+        // index of 0) in place of the third.
+        ("an empty entry in the middle", |counts| {
+            let mut w = Vec::new();
+            for (i, &n) in counts.iter().enumerate() {
+                let c = i as u32 + 1;
+                w.extend_from_slice(&if i == 2 { [c, 0, 0] } else { [c, n, 1] });
+            }
+            w
+        }),
+    ];
+    for (what, form) in forms {
+        let mut p = d.clone();
+        patch_stsc(&mut p, form);
+        let patched = dir.path().join("patched.mp4");
+        std::fs::write(&patched, &p).unwrap();
+        // FFmpeg repairs such a table (an entry it finds bad takes the next entry's values),
+        // which moves samples between chunks: whatever it reads, livemux must read the same.
+        let ffmpeg_reads = payloads(&patched);
+        assert!(ffmpeg_reads.len() > 100, "{what}: FFmpeg reads the patched input");
+        for to in ["mp4", "fmp4", "mkv"] {
+            let out = dir.path().join(format!("out.{to}"));
+            let res = remux(&patched, &out, to);
+            assert!(res.status.success(), "{what}, --to {to}: {}", String::from_utf8_lossy(&res.stderr));
+            for s in 0..2 {
+                let of = |v: &[(u32, u64, String)]| v.iter().filter(|p| p.0 == s).cloned().collect::<Vec<_>>();
+                assert_eq!(of(&payloads(&out)), of(&ffmpeg_reads), "{what}, --to {to}: stream {s} as FFmpeg reads it");
+            }
+        }
+    }
+}
+
+#[test]
+fn stsc_naming_more_chunks_than_the_chunk_table_is_refused_as_ffmpeg_does() {
+    if !tools(&["ffmpeg", "ffprobe"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(dir.path(), "src.mp4", &[]);
+    let mut d = std::fs::read(&src).unwrap();
+    // One entry per chunk plus one more: the last names a chunk that does not exist.
+    patch_stsc(&mut d, |counts| (1..=counts.len() as u32 + 1).flat_map(|c| [c, 1, 1]).collect());
+    let patched = dir.path().join("patched.mp4");
+    std::fs::write(&patched, &d).unwrap();
+    let (ok, probe) = ffprobe(&patched, "stream=codec_name");
+    assert!(!ok, "FFmpeg refuses it too: {probe}");
+    let out = dir.path().join("out.mp4");
+    let res = remux(&patched, &out, "mp4");
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(1), "{err}");
+    assert!(err.contains("stsc") && err.contains("chunk table has"), "{err}");
+}
+
+/// A fragmented file whose `mvhd` is renamed (no `mvhd` at all) or whose timescale is 0.
+#[test]
+fn finalize_writes_an_mvhd_when_the_input_has_none_or_a_zero_timescale() {
+    if !tools(&["ffmpeg", "ffprobe"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(dir.path(), "frag.mp4", &["-movflags", "+frag_keyframe+empty_moov"]);
+    let original = payloads(&src);
+    let d = std::fs::read(&src).unwrap();
+    let mvhd = *find_box(&d, &[b"moov", b"mvhd"], 0).unwrap().last().unwrap();
+    for case in ["renamed", "timescale 0"] {
+        let mut p = d.clone();
+        if case == "renamed" {
+            p[mvhd.0 + 4..mvhd.0 + 8].copy_from_slice(b"mhd ");
+        } else {
+            let version = p[mvhd.0 + 8];
+            let at = mvhd.0 + 12 + if version == 1 { 16 } else { 8 };
+            p[at..at + 4].copy_from_slice(&[0; 4]);
+        }
+        let file = dir.path().join("patched.mp4");
+        std::fs::write(&file, &p).unwrap();
+        let res = livemux().arg("finalize").arg(&file).output().unwrap();
+        assert!(res.status.success(), "{case}: {}", String::from_utf8_lossy(&res.stderr));
+        let out = std::fs::read(&file).unwrap();
+        let mvhd = find_box(&out, &[b"moov", b"mvhd"], 0).unwrap_or_else(|| panic!("{case}: no mvhd"));
+        let (o, _) = *mvhd.last().unwrap();
+        let at = o + 12 + if out[o + 8] == 1 { 16 } else { 8 };
+        assert_ne!(be32(&out, at), 0, "{case}: timescale");
+        assert_eq!(payloads(&file), original, "{case}: FFmpeg reads every packet of the finalized file");
+        let (_, probe) = ffprobe(&file, "format=duration");
+        let secs: f64 = probe.trim().trim_start_matches("duration=").parse().unwrap_or(0.0);
+        assert!((1.9..2.2).contains(&secs), "{case}: duration {probe}");
+        // Remux of the patched fragmented input reads it too.
+        std::fs::write(&file, &p).unwrap();
+        let out = dir.path().join("out.mp4");
+        let res = remux(&file, &out, "mp4");
+        assert!(res.status.success(), "{case}: {}", String::from_utf8_lossy(&res.stderr));
+        assert_eq!(payloads(&out), original, "{case}: remux");
+    }
+}
