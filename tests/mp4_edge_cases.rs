@@ -240,3 +240,74 @@ fn finalize_writes_an_mvhd_when_the_input_has_none_or_a_zero_timescale() {
         assert_eq!(payloads(&out), original, "{case}: remux");
     }
 }
+
+/// A fragmented file whose last sample lasts 0 ticks and whose edit list ends where the
+/// media ends (Adobe's F4V data tracks end with such a sample): FFmpeg shows the sample in
+/// the fragmented file, so the finalized file's edit must go past it.
+#[test]
+fn finalize_keeps_a_last_sample_of_zero_duration() {
+    if !tools(&["ffmpeg", "ffprobe"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // 26 frames, all keyframes (FFmpeg ends an edit at the first keyframe that reaches its
+    // end, which includes that keyframe): the last fragment holds one frame.
+    let src = ffmpeg(
+        dir.path(),
+        "frag.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x120:rate=25",
+            "-frames:v",
+            "26",
+            "-c:v",
+            "libx264",
+            "-g",
+            "1",
+            "-movflags",
+            "+frag_keyframe+empty_moov+default_base_moof",
+        ],
+    );
+    let mut d = std::fs::read(&src).unwrap();
+    // Drop the mfra (absolute offsets) so that the moov can grow.
+    let boxes = top_level_boxes(&d);
+    if let Some(mfra) = boxes.iter().find(|b| &b.0 == b"mfra") {
+        d.truncate(mfra.1);
+    }
+    let boxes = top_level_boxes(&d);
+    // The last fragment's one sample gets duration 0 (tfhd default_sample_duration).
+    let moof = *boxes.iter().rev().find(|b| &b.0 == b"moof").unwrap();
+    let traf = children(&d, moof.1 + 8, moof.1 + moof.2).into_iter().find(|b| &b.0 == b"traf").unwrap();
+    let kids = children(&d, traf.1 + 8, traf.1 + traf.2);
+    let trun = kids.iter().find(|b| &b.0 == b"trun").unwrap();
+    assert_eq!(be32(&d, trun.1 + 12), 1, "one sample in the last fragment");
+    assert_eq!(be32(&d, trun.1 + 8) & 0x100, 0, "no per-sample durations");
+    let tfhd = kids.iter().find(|b| &b.0 == b"tfhd").unwrap();
+    let flags = be32(&d, tfhd.1 + 8) & 0xFF_FFFF;
+    assert_ne!(flags & 0x08, 0, "tfhd has a default duration");
+    let at = tfhd.1 + 16 + if flags & 1 != 0 { 8 } else { 0 } + if flags & 2 != 0 { 4 } else { 0 };
+    d[at..at + 4].copy_from_slice(&0u32.to_be_bytes());
+    // An edit list that ends where the media ends: 25 frames of 40 ms, in mvhd's 1000.
+    let mvhd = find_box(&d, &[b"moov", b"mvhd"], 0).unwrap()[1];
+    assert_eq!(be32(&d, mvhd.0 + 20), 1000, "FFmpeg's movie timescale");
+    let chain = find_box(&d, &[b"moov", b"trak", b"tkhd"], 0).unwrap();
+    let tkhd = chain[2];
+    let mut edts = words(&[36, u32::from_be_bytes(*b"edts"), 28, u32::from_be_bytes(*b"elst"), 0, 1, 1000, 0]);
+    edts.extend_from_slice(&[0, 1, 0, 0]);
+    let insert = tkhd.0 + tkhd.1;
+    d.splice(insert..insert, edts.iter().copied());
+    for &(o, s) in &chain[..2] {
+        d[o..o + 4].copy_from_slice(&((s + edts.len()) as u32).to_be_bytes());
+    }
+    let file = dir.path().join("patched.mp4");
+    std::fs::write(&file, &d).unwrap();
+    let before = framemd5(&file);
+    assert_eq!(before.len(), 26, "FFmpeg reads every frame of the fragmented file");
+    let res = livemux().arg("finalize").arg(&file).output().unwrap();
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let after = framemd5(&file);
+    assert_eq!(after.len(), 26, "the last frame survives finalize");
+    assert_eq!(after.last().unwrap().md5, before.last().unwrap().md5);
+}

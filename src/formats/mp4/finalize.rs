@@ -140,6 +140,9 @@ struct TrackIndex {
     last_cts: i64,
     /// Latest end of a sample on the presentation timeline (dts + cts offset + duration).
     pts_end: i64,
+    /// Latest start of a sample on the presentation timeline (dts + cts offset): at or
+    /// past `pts_end` when the last sample lasts 0 ticks (a closing metadata sample).
+    pts_last_start: i64,
     /// End of the open chunk in the file, and its sample description.
     chunk: Option<(u64, u32)>,
     /// Decode times that went backwards or stood still between samples.
@@ -309,6 +312,7 @@ impl FragmentIndex {
             t.last_cts = info.cts_offset;
             t.end_dts = info.dts.saturating_add(info.duration as i64);
             t.pts_end = t.pts_end.max(t.end_dts.saturating_add(info.cts_offset));
+            t.pts_last_start = t.pts_last_start.max(info.dts.saturating_add(info.cts_offset));
             t.chunk = info.offset.checked_add(info.size as u64).map(|end| (end, info.description));
         }
         Ok(())
@@ -358,8 +362,16 @@ impl FragmentIndex {
         if let Some(e) = edits.iter_mut().rev().find(|e| e.media_time_ticks >= 0) {
             let left = media_end.saturating_sub(e.media_time_ticks as u64);
             let avail = rescale_up(left, movie_ts, m.timescale);
-            if e.segment_duration_movie_ticks == 0 || e.segment_duration_movie_ticks > avail {
-                e.segment_duration_movie_ticks = avail;
+            // An edit that ends with the media covers a last sample of 0 ticks too, which
+            // starts where the media ends (FFmpeg shows it from the fragmented file, and
+            // leaves it out of a regular one whose edit ends there).
+            let last_start = t.pts_last_start.saturating_sub(shift).max(0) as u64;
+            let cover = match last_start >= media_end {
+                true => rescale_up(last_start.saturating_add(1).saturating_sub(e.media_time_ticks as u64), movie_ts, m.timescale),
+                false => avail,
+            };
+            if e.segment_duration_movie_ticks == 0 || e.segment_duration_movie_ticks >= avail {
+                e.segment_duration_movie_ticks = cover.max(avail);
             }
         }
         if edits.is_empty() {
