@@ -311,3 +311,120 @@ fn finalize_keeps_a_last_sample_of_zero_duration() {
     assert_eq!(after.len(), 26, "the last frame survives finalize");
     assert_eq!(after.last().unwrap().md5, before.last().unwrap().md5);
 }
+
+const KEY: &str = "00112233445566778899aabbccddeeff";
+
+/// CENC-encrypted inputs (FFmpeg's `-encryption_scheme cenc-aes-ctr`), fragmented and
+/// regular: livemux cannot carry `senc`/`saiz`/`saio`/`pssh`, so it refuses them by name,
+/// in every output format and in `finalize` (which leaves the file as it was), instead of
+/// writing a file that cannot be decrypted.
+#[test]
+fn cenc_encrypted_tracks_are_refused_clearly() {
+    if !tools(&["ffmpeg", "ffprobe"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(dir.path(), "src.mp4", &[]);
+    let enc = |name: &str, extra: &[&str]| {
+        let mut args = vec!["-i", src.to_str().unwrap(), "-map", "0", "-c", "copy"];
+        args.extend_from_slice(&["-encryption_scheme", "cenc-aes-ctr", "-encryption_key", KEY, "-encryption_kid", KEY]);
+        args.extend_from_slice(extra);
+        ffmpeg(dir.path(), name, &args)
+    };
+    let inputs = [enc("frag.mp4", &["-movflags", "+frag_keyframe+empty_moov"]), enc("regular.mp4", &[])];
+    for input in &inputs {
+        let name = input.file_name().unwrap().to_string_lossy().into_owned();
+        // The input is sound: FFmpeg decrypts its video with the key to the source's packets.
+        // (FFmpeg 5.1 cannot read its own fragmented CENC back: "saio atom found without
+        // saiz"; the regular one it reads.)
+        if name == "regular.mp4" {
+            let decrypted = Command::new("ffmpeg")
+                .args(["-nostdin", "-v", "error", "-decryption_key", KEY, "-i"])
+                .arg(input)
+                .args(["-map", "0", "-c", "copy", "-f", "framemd5", "-"])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&decrypted.stdout);
+            let md5s: Vec<&str> = text
+                .lines()
+                .filter(|l| l.starts_with("0,"))
+                .filter_map(|l| l.rsplit(',').next())
+                .map(str::trim)
+                .collect();
+            let source: Vec<String> = framemd5(&src).into_iter().filter(|p| p.stream == 0).map(|p| p.md5).collect();
+            assert_eq!(md5s, source, "{name}: the video decrypts to the source's");
+        }
+        for to in ["fmp4", "mp4", "mkv"] {
+            let out = dir.path().join(format!("out.{to}"));
+            let res = remux(input, &out, to);
+            let err = String::from_utf8_lossy(&res.stderr);
+            assert_eq!(res.status.code(), Some(1), "{name} --to {to}: {err}");
+            assert!(
+                err.contains("track 1 is encrypted (cenc): livemux cannot carry its sample encryption data"),
+                "{name} --to {to}: {err}"
+            );
+            assert!(std::fs::metadata(&out).is_err(), "{name} --to {to}: no output left behind");
+        }
+        let copy = dir.path().join("finalize.mp4");
+        std::fs::copy(input, &copy).unwrap();
+        let res = livemux().arg("finalize").arg(&copy).output().unwrap();
+        let err = String::from_utf8_lossy(&res.stderr);
+        if name == "frag.mp4" {
+            assert_eq!(res.status.code(), Some(1), "{name} finalize: {err}");
+            assert!(err.contains("track 1 is encrypted (cenc)") && err.contains("left as it is"), "{err}");
+        } else {
+            assert!(res.status.success(), "{name}: a regular file needs no finalize: {err}");
+        }
+        assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(input).unwrap(), "{name}: finalize changed nothing");
+    }
+}
+
+/// An 8-byte EBML size.
+fn vsize(n: u64) -> Vec<u8> {
+    (n | 1 << 56).to_be_bytes().to_vec()
+}
+
+fn el(id: u32, body: &[u8]) -> Vec<u8> {
+    let id_len = (4 - id.leading_zeros() / 8) as usize;
+    let mut v = id.to_be_bytes()[4 - id_len..].to_vec();
+    v.extend(vsize(body.len() as u64));
+    v.extend_from_slice(body);
+    v
+}
+
+fn uint(id: u32, v: u64) -> Vec<u8> {
+    let n = (8 - v.leading_zeros() as usize / 8).max(1);
+    el(id, &v.to_be_bytes()[8 - n..])
+}
+
+/// A WebM whose track is encrypted (ContentEncodings with ContentEncryption, as WebM
+/// encryption writes it): refused by name, not passed on.
+#[test]
+fn webm_content_encryption_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let aes = el(0x47E7, &uint(0x47E8, 1));
+    let encryption = el(0x5035, &[uint(0x47E1, 5), el(0x47E2, &[0x11; 16]), aes].concat());
+    let encoding = el(0x6240, &[uint(0x5031, 0), uint(0x5032, 1), uint(0x5033, 1), encryption].concat());
+    let video = el(0xE0, &[uint(0xB0, 64), uint(0xBA, 64)].concat());
+    let entry =
+        [uint(0xD7, 1), uint(0x73C5, 1), uint(0x83, 1), el(0x86, b"V_VP8"), video, el(0x6D80, &encoding)].concat();
+    let mut data = el(0x1A45DFA3, &[el(0x4282, b"webm"), uint(0x4287, 4), uint(0x4285, 2)].concat());
+    data.extend([0x18, 0x53, 0x80, 0x67, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]);
+    data.extend(el(0x1549A966, &uint(0x2AD7B1, 1_000_000)));
+    data.extend(el(0x1654AE6B, &el(0xAE, &entry)));
+    let mut cluster = uint(0xE7, 0);
+    for t in 0..10u8 {
+        // Signal byte 0x01 (encrypted), an 8-byte IV, then the "encrypted" frame.
+        cluster.extend(el(0xA3, &[&[0x81, 0, t * 20, 0x80, 0x01][..], &[0; 8], &[0x9D; 20]].concat()));
+    }
+    data.extend(el(0x1F43B675, &cluster));
+    let input = dir.path().join("encrypted.webm");
+    std::fs::write(&input, &data).unwrap();
+    for to in ["webm", "mp4"] {
+        let out = dir.path().join(format!("out.{to}"));
+        let res = remux(&input, &out, to);
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(1), "--to {to}: {err}");
+        assert!(err.contains("encrypted (ContentEncryption)"), "--to {to}: {err}");
+    }
+}

@@ -122,6 +122,11 @@ fn choose_tracks(movie: &Movie, reference: Option<&Reference>, policy: ParamPoli
     if stream.is_empty() {
         return Err(Failure::Other("the input has no audio or video track".into()));
     }
+    // Encrypted samples without their sample auxiliary information (senc/saiz/saio) and
+    // pssh cannot be decrypted: refused rather than written broken.
+    if let Some(why) = stream.iter().enumerate().find_map(|(i, (_, t))| t.encryption_refusal(i + 1)) {
+        return Err(Failure::Other(why));
+    }
     let matched = match reference {
         Some(r) => Some(pair(&stream.iter().map(|(_, t)| *t).collect::<Vec<_>>(), r)?),
         None => None,

@@ -310,6 +310,14 @@ fn header_strip(body: &[u8], offset: u64) -> Result<Option<Bytes>, MkvError> {
                 });
             }
             prefix = Some(settings);
+        } else if kind == 1 {
+            // ContentEncryption (WebM encryption): the frames cannot be passed on without
+            // their encryption settings and keys, which livemux does not carry.
+            return Err(MkvError::invalid(
+                "ContentEncoding",
+                enc.offset,
+                "the track is encrypted (ContentEncryption): livemux cannot carry its encryption data",
+            ));
         } else if scope & 1 == 1 {
             return Err(MkvError::invalid(
                 "ContentEncoding",

@@ -367,7 +367,11 @@ impl FragmentIndex {
             // leaves it out of a regular one whose edit ends there).
             let last_start = t.pts_last_start.saturating_sub(shift).max(0) as u64;
             let cover = match last_start >= media_end {
-                true => rescale_up(last_start.saturating_add(1).saturating_sub(e.media_time_ticks as u64), movie_ts, m.timescale),
+                true => rescale_up(
+                    last_start.saturating_add(1).saturating_sub(e.media_time_ticks as u64),
+                    movie_ts,
+                    m.timescale,
+                ),
                 false => avail,
             };
             if e.segment_duration_movie_ticks == 0 || e.segment_duration_movie_ticks >= avail {
@@ -1091,6 +1095,11 @@ pub fn plan<R: Read + Seek>(r: &mut R, len: u64) -> Result<FinalizePlan, Finaliz
             notes: vec!["already a regular MP4 (its moov indexes the media, no fragments): nothing to do".into()],
         }),
         Scanned::Fragmented { index, layout, notes } => {
+            // Its `senc`/`saiz`/`saio` would end up hidden in the mdat: refused, untouched.
+            let tracks = &index.movie().tracks;
+            if let Some(why) = tracks.iter().enumerate().find_map(|(i, t)| t.encryption_refusal(i + 1)) {
+                return Err(FinalizeMp4Error::Unusable(format!("{why}; the file is left as it is")));
+            }
             let moov = index.final_moov()?;
             let mut plan = plan_steps(&layout, moov);
             let mut all = notes;

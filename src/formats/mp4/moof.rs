@@ -194,6 +194,7 @@ mod tests {
             codec: Err(CodecError::Invalid { what: "test", reason: String::new() }),
             table: Default::default(),
             trex: None,
+            encryption: None,
         };
         Movie { timescale: 1000, duration: 0, tracks: vec![track], fragmented: true }
     }

@@ -36,6 +36,10 @@ pub struct Mp4Track {
     pub codec: Result<CodecConfig, CodecError>,
     pub table: SampleTable,
     pub trex: Option<Trex>,
+    /// The protection scheme (`sinf/schm`: `cenc`, `cbcs`, ...) of an encrypted track
+    /// (`encv`/`enca` sample entry, or any entry holding a `sinf`). Its samples cannot be
+    /// passed on without their sample auxiliary information, which livemux does not carry.
+    pub encryption: Option<FourCc>,
 }
 
 /// A parsed `moov`.
@@ -207,6 +211,7 @@ fn parse_trak(src: &Bytes, src_offset: u64, trak: &Reader<'_>) -> Result<Option<
     };
     let sample_entry = src.slice(entry.range_in(src_offset));
     let codec = parse_sample_entry(&entry, kind, &sample_entry);
+    let encryption = encryption_scheme(&entry);
     let dims = match kind {
         TrackKind::Video => {
             let mut r = entry.reader();
@@ -232,7 +237,40 @@ fn parse_trak(src: &Bytes, src_offset: u64, trak: &Reader<'_>) -> Result<Option<
         codec,
         table,
         trex: None,
+        encryption,
     }))
+}
+
+/// Sample entries of protected tracks: ISO common encryption (`encv`, `enca`, `enct`,
+/// `encs`) and Apple's FairPlay (`drms`, `drmi`).
+const PROTECTED_ENTRIES: [&[u8; 4]; 6] = [b"encv", b"enca", b"enct", b"encs", b"drms", b"drmi"];
+
+/// Visual and audio sample entries put their child boxes after a fixed header; `sinf` is
+/// looked for after each of the header lengths (78 video, 28/44/64 audio by version).
+fn encryption_scheme(entry: &super::boxes::Child<'_>) -> Option<FourCc> {
+    let protected = PROTECTED_ENTRIES.contains(&&entry.fourcc.0);
+    let mut found = None;
+    for skip in [78, 28, 44, 64] {
+        let mut r = entry.reader();
+        if r.skip(skip).is_err() {
+            continue;
+        }
+        let Ok(Some(sinf)) = find_child(&r, b"sinf") else { continue };
+        let schm = find_child(&sinf.reader(), b"schm").ok().flatten();
+        let scheme = schm.and_then(|c| {
+            let mut r = c.reader();
+            r.full_header().ok()?;
+            r.fourcc().ok()
+        });
+        found = Some(scheme.unwrap_or(FourCc::new(b"cenc")));
+        break;
+    }
+    match (found, protected) {
+        (Some(s), _) => Some(s),
+        (None, true) if entry.fourcc.0.starts_with(b"drm") => Some(FourCc::new(b"drm ")),
+        (None, true) => Some(FourCc::new(b"cenc")),
+        (None, false) => None,
+    }
 }
 
 fn codec_err(what: &'static str, e: Mp4Error) -> CodecError {
@@ -414,7 +452,17 @@ impl Mp4Track {
                 s += &format!(" {} Hz {} ch", a.sample_rate, a.channels);
             }
         }
+        if let Some(scheme) = self.encryption {
+            s += &format!(", encrypted ({scheme})");
+        }
         s + &format!(", timescale {}", self.timescale)
+    }
+
+    /// Why this track cannot be remuxed, when it is encrypted.
+    pub fn encryption_refusal(&self, track: usize) -> Option<String> {
+        self.encryption.map(|scheme| {
+            format!("track {track} is encrypted ({scheme}): livemux cannot carry its sample encryption data")
+        })
     }
 
     /// The pipeline's view of this track, with the given codec parameters.
