@@ -428,3 +428,73 @@ fn webm_content_encryption_is_refused_clearly() {
         assert!(err.contains("encrypted (ContentEncryption)"), "--to {to}: {err}");
     }
 }
+
+/// Presentation times of stream 0 in seconds, as FFmpeg's demuxer gives them (ffprobe,
+/// before the `ffmpeg` tool's own pts >= dts repair that `-f framemd5` output shows).
+fn probe_pts(p: &Path) -> Vec<f64> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time", "-of", "csv=p=0"])
+        .arg(p)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+/// `water_180_mvhevc_5frames.mov` has a version-0 `ctts` with negative offsets and no edit
+/// that shifts them: one frame's presentation time comes before its decode time. FFmpeg's
+/// demuxer reads the true times, but it takes no decode-time shift from the last two
+/// `ctts` entries, and the `ffmpeg` tool then moves that frame's pts up to its dts (the
+/// 11-35 ms "move" the comparison saw: in FFmpeg's reading of the input, not in livemux's
+/// output). livemux keeps every presentation time the tables give, in every format.
+#[test]
+fn negative_composition_offsets_keep_their_presentation_times() {
+    if !tools(&["ffmpeg", "ffprobe"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = ffmpeg(
+        dir.path(),
+        "bframes.mp4",
+        &["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-frames:v", "9", "-c:v", "libx264", "-bf", "3"],
+    );
+    let mut d = std::fs::read(&src).unwrap();
+    assert_eq!(top_level_boxes(&d).last().unwrap().0, *b"moov");
+    // ctts made relative to the first frame (version 1, negative offsets), edit list
+    // removed (renamed to 'free'): the first frame starts at 0, later ones come before
+    // their decode times.
+    let ctts = *stbl_child(&d, 0, b"ctts").last().unwrap();
+    let n = be32(&d, ctts.0 + 12) as usize;
+    let first = be32(&d, ctts.0 + 20) as i32;
+    assert!(first > 0, "B-frames delay the first frame");
+    d[ctts.0 + 8] = 1;
+    let mut negative = 0;
+    for i in 0..n {
+        let at = ctts.0 + 20 + 8 * i;
+        let v = be32(&d, at) as i32 - first;
+        negative += (v < 0) as u32;
+        d[at..at + 4].copy_from_slice(&v.to_be_bytes());
+    }
+    assert!(negative > 0, "some frames are shown before they are decoded");
+    if let Some(edts) = find_box(&d, &[b"moov", b"trak", b"edts"], 0) {
+        let (o, _) = *edts.last().unwrap();
+        d[o + 4..o + 8].copy_from_slice(b"free");
+    }
+    let patched = dir.path().join("negative.mp4");
+    std::fs::write(&patched, &d).unwrap();
+    let truth = probe_pts(&patched);
+    assert_eq!(truth.len(), 9);
+    assert_eq!(truth[0], 0.0);
+    for to in ["mp4", "mkv"] {
+        let out = dir.path().join(format!("out.{to}"));
+        let res = remux(&patched, &out, to);
+        assert!(res.status.success(), "--to {to}: {}", String::from_utf8_lossy(&res.stderr));
+        let got = probe_pts(&out);
+        assert_eq!(got.len(), truth.len(), "--to {to}");
+        for (i, (a, b)) in truth.iter().zip(&got).enumerate() {
+            assert!(
+                (a - b).abs() < 0.0015,
+                "--to {to}: frame {i} at {b} s, the input says {a} s ({got:?} vs {truth:?})"
+            );
+        }
+    }
+}
