@@ -498,3 +498,81 @@ fn negative_composition_offsets_keep_their_presentation_times() {
         }
     }
 }
+
+/// Packets FFmpeg shows (not flagged discard by an edit list) per stream, as sizes and MD5s.
+fn shown(p: &Path) -> Vec<(u32, String)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "packet=stream_index,flags", "-show_data_hash", "MD5"])
+        .args(["-show_entries", "packet=data_hash", "-of", "csv=p=0"])
+        .arg(p)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.contains("_D"))
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].parse().unwrap_or(99), f.last().unwrap().to_string())
+        })
+        .collect()
+}
+
+/// A fragmented file whose edit list (written before the fragments, as Adobe's F4V
+/// recorder does) lasts the decode-time total from media time 0, while B-frames put the
+/// last frames' presentation past it. FFmpeg gives fragmented files' edit lists no end, so
+/// it shows every frame; the finalized file must too (example.f4v lost its last frame).
+#[test]
+fn finalize_runs_a_foreign_edit_list_to_the_end_of_the_media() {
+    if !tools(&["ffmpeg", "ffprobe"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = ffmpeg(
+        dir.path(),
+        "frag.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x120:rate=25",
+            "-frames:v",
+            "25",
+            "-c:v",
+            "libx264",
+            "-g",
+            "5",
+            "-bf",
+            "2",
+            "-movflags",
+            "+frag_keyframe+empty_moov+default_base_moof",
+        ],
+    );
+    let mut d = std::fs::read(&src).unwrap();
+    let boxes = top_level_boxes(&d);
+    if let Some(mfra) = boxes.iter().find(|b| &b.0 == b"mfra") {
+        d.truncate(mfra.1);
+    }
+    assert!(find_box(&d, &[b"moov", b"trak", b"edts"], 0).is_none(), "FFmpeg wrote no edit list");
+    // 25 frames of 40 ms from media time 0: 1000 ms in mvhd's timescale.
+    let chain = find_box(&d, &[b"moov", b"trak", b"tkhd"], 0).unwrap();
+    let tkhd = chain[2];
+    let mut edts = words(&[36, u32::from_be_bytes(*b"edts"), 28, u32::from_be_bytes(*b"elst"), 0, 1, 1000, 0]);
+    edts.extend_from_slice(&[0, 1, 0, 0]);
+    let insert = tkhd.0 + tkhd.1;
+    d.splice(insert..insert, edts.iter().copied());
+    for &(o, s) in &chain[..2] {
+        d[o..o + 4].copy_from_slice(&((s + edts.len()) as u32).to_be_bytes());
+    }
+    let file = dir.path().join("patched.mp4");
+    std::fs::write(&file, &d).unwrap();
+    let before = shown(&file);
+    assert_eq!(before.len(), 25, "FFmpeg shows every frame of the fragmented file");
+    let res = livemux().arg("finalize").arg(&file).output().unwrap();
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert!(find_box(&std::fs::read(&file).unwrap(), &[b"moov", b"trak", b"edts"], 0).is_some());
+    let mut after = shown(&file);
+    let mut before = before;
+    after.sort();
+    before.sort();
+    assert_eq!(after, before, "every frame is still shown after finalize");
+}

@@ -161,6 +161,12 @@ pub struct FragmentIndex {
     tracks: Vec<TrackIndex>,
     next_dts: Vec<i64>,
     fragments: u64,
+    /// A foreign fragmented file (`livemux finalize`): the last edit that shows media is
+    /// taken to run to the end of the media, as FFmpeg reads fragmented files (their edit
+    /// lists give a start, never an end: a recorder writes the duration it knew before
+    /// the fragments, often the decode-time total, which cuts the last frame's composition
+    /// offset off). The muxer's own file keeps an end its input's edit list gave.
+    edits_run_to_media_end: bool,
 }
 
 /// What [`FragmentIndex::final_moov`] decided for one track.
@@ -202,6 +208,7 @@ impl FragmentIndex {
             moov_offset: offset,
             moov_header_len: header_len,
             fragments: 0,
+            edits_run_to_media_end: false,
         };
         let mut batch = Vec::with_capacity(BATCH);
         for track in 0..index.movie.tracks.len() {
@@ -374,7 +381,8 @@ impl FragmentIndex {
                 ),
                 false => avail,
             };
-            if e.segment_duration_movie_ticks == 0 || e.segment_duration_movie_ticks >= avail {
+            let to_end = e.segment_duration_movie_ticks == 0 || self.edits_run_to_media_end;
+            if to_end || e.segment_duration_movie_ticks >= avail {
                 e.segment_duration_movie_ticks = cover.max(avail);
             }
         }
@@ -1094,7 +1102,8 @@ pub fn plan<R: Read + Seek>(r: &mut R, len: u64) -> Result<FinalizePlan, Finaliz
             steps: Vec::new(),
             notes: vec!["already a regular MP4 (its moov indexes the media, no fragments): nothing to do".into()],
         }),
-        Scanned::Fragmented { index, layout, notes } => {
+        Scanned::Fragmented { mut index, layout, notes } => {
+            index.edits_run_to_media_end = true;
             // Its `senc`/`saiz`/`saio` would end up hidden in the mdat: refused, untouched.
             let tracks = &index.movie().tracks;
             if let Some(why) = tracks.iter().enumerate().find_map(|(i, t)| t.encryption_refusal(i + 1)) {
