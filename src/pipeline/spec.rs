@@ -277,6 +277,7 @@ fn stage_config(f: &mut Fields<'_>) -> StageConfig {
                 format: f.parsed("format").unwrap_or_default(),
                 fragment: FragmentPolicy { min_ms, max_ms },
                 reserve_ms: f.int("reserve_ms", 0..1_000_000_000).unwrap_or(MuxConfig::default().reserve_ms),
+                skip_unsupported: f.bool("skip_unsupported").unwrap_or(false),
             })
         }
         StageKind::Sink => {
@@ -291,7 +292,7 @@ fn known_keys(kind: StageKind) -> &'static [&'static str] {
         StageKind::Probe => &[],
         StageKind::Codecpar => &["params", "reference"],
         StageKind::Split => &["buffer_limit_mb"],
-        StageKind::Mux => &["format", "fragment_ms", "max_fragment_ms", "reserve_ms"],
+        StageKind::Mux => &["format", "fragment_ms", "max_fragment_ms", "reserve_ms", "skip_unsupported"],
         StageKind::Sink => &["path", "durability"],
     }
 }
