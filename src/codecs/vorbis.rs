@@ -46,10 +46,10 @@ pub fn parse_private(data: &[u8]) -> Result<VorbisPrivate, CodecError> {
         return Err(truncated(second.end));
     }
     let third = second.end..data.len();
-    for (range, kind) in [(&first, 1u8), (&second, 3), (&third, 5)] {
+    for (n, range, kind) in [(1, &first, 1u8), (2, &second, 3), (3, &third, 5)] {
         let h = &data[range.clone()];
         if h.len() < 7 || h[0] != kind || &h[1..7] != b"vorbis" {
-            return Err(invalid(format!("header {} is not a Vorbis header of type {kind}", (kind + 1) / 2)));
+            return Err(invalid(format!("header {n} is not a Vorbis header of type {kind}")));
         }
     }
     let id = &data[first.clone()];
@@ -96,7 +96,7 @@ pub(crate) mod tests {
         assert_eq!(v.headers[0], 3..33);
         assert_eq!(v.headers[2].end, p.len());
         assert_truncations_fail(&p[..40], parse_private);
-        assert!(parse_private(&p[..p.len() - 300]).is_err());
+        assert!(parse_private(&p[..p.len() - 301]).is_err());
         fuzz(&p, parse_private);
     }
 }
