@@ -126,8 +126,8 @@ const CASES: &[Case] = &[
         name: "vorbis",
         probe_name: "vorbis",
         args: &["-c:a", "libvorbis"],
-        containers: &["mkv", "webm"],
-        refused_by: &["mp4", "fmp4"],
+        containers: &["mkv", "webm", "mp4"],
+        refused_by: &[],
     },
     Case {
         name: "flac",
@@ -213,7 +213,7 @@ fn audio_codecs_pass_through_where_the_target_carries_them() {
 }
 
 #[test]
-fn vp8_vorbis_webm_remuxes_and_is_refused_or_skipped_for_mp4() {
+fn vp8_vorbis_webm_remuxes_to_webm_mkv_and_mp4() {
     if !tools(&["ffmpeg", "ffprobe"]) {
         return;
     }
@@ -227,26 +227,57 @@ fn vp8_vorbis_webm_remuxes_and_is_refused_or_skipped_for_mp4() {
         return;
     }
     let want = framemd5(&input);
-    for (to, ext) in [("webm", "webm"), ("mkv", "mkv"), ("matroska", "webm")] {
+    for (to, ext, format) in [
+        ("webm", "webm", "matroska,webm"),
+        ("mkv", "mkv", "matroska,webm"),
+        ("matroska", "webm", "matroska,webm"),
+        // Vorbis in MP4 as FFmpeg writes it (esds objectTypeIndication 0xDD).
+        ("mp4", "mp4", "mov,mp4"),
+    ] {
         let out = dir.join(format!("out-{to}.{ext}"));
         let (ok, err) = remux(&input, &out, to, &[]);
         assert!(ok, "-> {to}: {err}");
         assert_eq!(codec_names(&out), ["vp8", "vorbis"], "-> {to}");
         assert_same_bytes(&want, &framemd5(&out), to);
-        let (_, format) = ffprobe(&out, "format=format_name");
-        assert!(format.contains("matroska,webm"), "{format}");
+        let (_, probed) = ffprobe(&out, "format=format_name");
+        assert!(probed.contains(format), "{probed}");
+        assert_eq!(decode_errors(&out), "", "-> {to}");
     }
-    // MP4 cannot carry Vorbis: refused by name and track...
+}
+
+#[test]
+fn tracks_the_target_cannot_carry_are_refused_by_name_or_skipped() {
+    if !tools(&["ffmpeg", "ffprobe"]) {
+        return;
+    }
+    let dir = tmp("skip");
+    let input = dir.join("in.mkv");
+    let args = ["-f", "lavfi", "-i", "testsrc=s=160x120:d=1:r=25", "-f", "lavfi", "-i", "sine=d=1"];
+    let mut a = args.to_vec();
+    a.extend(["-map", "0", "-map", "1", "-c:v", "libvpx", "-c:a", "dca", "-strict", "-2", "-ac", "2"]);
+    if !ffmpeg(&a, &input) {
+        assert!(!tools_required(), "FFmpeg cannot make VP8 + DTS");
+        return;
+    }
+    let want = framemd5(&input);
     let out = dir.join("out.mp4");
     let (ok, err) = remux(&input, &out, "mp4", &[]);
-    assert!(!ok && err.contains("track 2: vorbis cannot be written to mp4"), "{err}");
+    assert!(!ok && err.contains("track 2: dts cannot be written to mp4"), "{err}");
     assert!(!out.exists(), "a refused run left {}", out.display());
-    // ...or dropped, with a note.
     let (ok, err) = remux(&input, &out, "mp4", &["--skip-unsupported"]);
     assert!(ok, "{err}");
-    assert!(err.contains("track 2: vorbis cannot be written to mp4") && err.contains("dropped"), "{err}");
+    assert!(err.contains("track 2: dts cannot be written to mp4") && err.contains("dropped"), "{err}");
     assert_eq!(codec_names(&out), ["vp8"]);
     assert_same_bytes(&stream(&want, 0), &framemd5(&out), "vp8 alone");
+    // WebM drops the DTS track the same way; mkv keeps both.
+    let webm = dir.join("out.webm");
+    let (ok, err) = remux(&input, &webm, "webm", &["--skip-unsupported"]);
+    assert!(ok && err.contains("track 2: dts cannot be written to webm"), "{err}");
+    assert_eq!(codec_names(&webm), ["vp8"]);
+    let mkv = dir.join("out.mkv");
+    let (ok, err) = remux(&input, &mkv, "mkv", &["--skip-unsupported"]);
+    assert!(ok && !err.contains("dropped"), "{err}");
+    assert_same_bytes(&want, &framemd5(&mkv), "mkv");
 }
 
 #[test]
@@ -301,6 +332,7 @@ fn probe_names_the_codecs() {
         ("alac", &["-c:a", "alac"][..], "mp4", "ALAC magic cookie"),
         ("mp3", &["-c:a", "libmp3lame"][..], "mp4", "none"),
         ("vorbis", &["-c:a", "libvorbis"][..], "mkv", "Vorbis headers"),
+        ("vorbis", &["-c:a", "libvorbis"][..], "mp4", "Vorbis headers"),
     ] {
         let input = dir.join(format!("in-{name}.{container}"));
         let mut a = vec!["-f", "lavfi", "-i", "sine=d=1:r=48000", "-ac", "2"];

@@ -365,6 +365,14 @@ pub fn esds_decoder_specific_info(esds_payload: &[u8]) -> Result<Range<usize>, C
     })
 }
 
+/// The range of the DecoderSpecificInfo within `esds_payload` whatever the
+/// objectTypeIndication (FFmpeg stores Vorbis headers there under 0xDD); `None` when
+/// there is none.
+pub fn esds_any_decoder_specific_info(esds_payload: &[u8]) -> Result<Option<Range<usize>>, CodecError> {
+    let (_, dcd) = decoder_config(esds_payload)?;
+    find_descriptor(esds_payload, dcd.start + 13..dcd.end, 5)
+}
+
 fn put_descriptor_header(out: &mut Vec<u8>, tag: u8, size: usize) {
     // The 4-byte expandable size FFmpeg writes; sizes of 2^28 or more cannot be coded.
     let size = size.min(0x0fff_ffff) as u32;

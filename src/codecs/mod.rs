@@ -250,6 +250,7 @@ mod tests {
             let _ = ac3::Dec3::from_frame(&data).map(|d| d.to_bytes());
             let _ = ac3::Dec3::parse(&data).map(|d| (d.to_bytes(), d.audio_format()));
             let _ = ac3::Eac3Header::parse(&data).map(|h| h.bit_rate_kbps());
+            let _ = aac::esds_any_decoder_specific_info(&data);
             let _ = flac::parse_blocks(&data);
             let _ = flac::blocks_of_private(&data);
             let _ = vorbis::parse_private(&data);

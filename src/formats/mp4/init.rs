@@ -305,8 +305,12 @@ pub fn write_sample_entry(buf: &mut BytesMut, index: usize, track: &Track) -> Re
                         close(b, e);
                     });
                 }
-                AudioCodec::Mpeg4Audio { .. } => {
-                    let esds = codecs::aac::build_esds_payload(config, index as u16 + 1, 0, 0, 0);
+                AudioCodec::Mpeg4Audio { .. } | AudioCodec::Vorbis => {
+                    // Vorbis as FFmpeg writes (and FFmpeg and GStreamer read) it: the
+                    // Xiph-laced headers as DecoderSpecificInfo, objectTypeIndication 0xDD.
+                    let oti = if *codec == AudioCodec::Vorbis { 0xDD } else { 0x40 };
+                    let esds =
+                        codecs::aac::build_esds_payload_for(oti, Some(config), index as u16 + 1, 0, 0, 0);
                     audio_entry(buf, b"mp4a", channels, 16, rate, |b| {
                         let e = open_full(b, b"esds", 0, 0);
                         b.put_slice(&esds);
@@ -323,12 +327,9 @@ pub fn write_sample_entry(buf: &mut BytesMut, index: usize, track: &Track) -> Re
                         close(b, e);
                     });
                 }
-                AudioCodec::Dts | AudioCodec::Vorbis => match &track.mp4_sample_entry {
+                AudioCodec::Dts => match &track.mp4_sample_entry {
                     // An MP4 input's own entry (DTS's `ddts` is not rebuilt).
                     Some(entry) => buf.put_slice(entry),
-                    None if *codec == AudioCodec::Vorbis => {
-                        return Err(unsupported("MP4 has no Vorbis sample entry that players read (use mkv or webm)"))
-                    }
                     None => return Err(unsupported("livemux does not build its MP4 sample entry (use mkv)")),
                 },
             }

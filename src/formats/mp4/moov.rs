@@ -354,6 +354,16 @@ fn parse_audio_entry(
             match oti {
                 // MPEG-1 audio and MPEG-2 (lower rates) audio: MP3 as muxers store it.
                 0x69 | 0x6B => return Ok(audio_blob(AudioCodec::Mp3, Bytes::new(), fallback)),
+                // DTS under an esds: the entry is copied for MP4, A_DTS needs nothing.
+                0xA9 => return Ok(audio_blob(AudioCodec::Dts, Bytes::new(), fallback)),
+                // Vorbis as FFmpeg writes it in MP4: the Xiph-laced headers as DSI.
+                0xDD => {
+                    let range = codecs::aac::esds_any_decoder_specific_info(&payload)?
+                        .ok_or_else(|| missing("esds DecoderSpecificInfo"))?;
+                    let headers = payload.slice(range);
+                    let format = codecs::vorbis::parse_private(&headers)?.format;
+                    return Ok(CodecConfig::Audio { codec: AudioCodec::Vorbis, config: headers, format });
+                }
                 0x40 | 0x66 | 0x67 | 0x68 => {}
                 _ => return Ok(CodecConfig::Unknown { fourcc, dims: None, audio: Some(fallback) }),
             }
