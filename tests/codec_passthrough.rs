@@ -81,17 +81,21 @@ fn pcm_decodes_to_the_same_samples_in_every_byte_order() {
     }
     let dir = tmp("pcm");
     let mut checked = 0;
-    for fmt in ["s16le", "s16be", "s24le", "s24be", "s32le", "s32be", "f32le", "f32be", "f64le", "f64be"] {
+    let formats = ["s16le", "s16be", "s24le", "s24be", "s32le", "s32be", "f32le", "f32be", "f64le", "f64be"];
+    // 96 kHz does not fit the 16.16 rate of a version 0/1 sound description.
+    let cases = formats.iter().map(|f| (*f, 44_100)).chain([("s24le", 96_000), ("f32be", 96_000), ("s16le", 192_000)]);
+    for (fmt, rate) in cases {
         for container in ["mov", "mp4", "mkv"] {
-            let input = dir.join(format!("in-{fmt}.{container}"));
+            let input = dir.join(format!("in-{fmt}-{rate}.{container}"));
             let codec = format!("pcm_{fmt}");
+            let source = format!("sine=f=440:d=1:r={rate}");
             // Matroska has no big-endian float; MP4 (ISO) PCM needs FFmpeg 6.
-            if !ffmpeg(&["-f", "lavfi", "-i", "sine=f=440:d=1:r=44100", "-ac", "2", "-c:a", &codec], &input) {
+            if !ffmpeg(&["-f", "lavfi", "-i", &source, "-ac", "2", "-c:a", &codec], &input) {
                 continue;
             }
             let want = decoded_md5(&input);
             for (to, ext) in TARGETS.iter().filter(|(to, _)| *to != "webm") {
-                let out = dir.join(format!("out-{fmt}-{container}-{to}.{ext}"));
+                let out = dir.join(format!("out-{fmt}-{rate}-{container}-{to}.{ext}"));
                 let (ok, err) = remux(&input, &out, to, &[]);
                 assert!(ok, "{fmt} {container} -> {to}: {err}");
                 assert_eq!(decoded_md5(&out), want, "{fmt} {container} -> {to}: decoded samples differ");
@@ -102,12 +106,14 @@ fn pcm_decodes_to_the_same_samples_in_every_byte_order() {
                     expect = expect.replace("be", "le");
                 }
                 assert_eq!(codec_names(&out), [expect], "{fmt} {container} -> {to}");
+                let (_, probed) = ffprobe(&out, "stream=sample_rate");
+                assert_eq!(probed.trim(), format!("sample_rate={rate}"), "{fmt} {container} -> {to}");
                 checked += 1;
             }
         }
     }
     // Every format at least from MOV and Matroska (not ISO MP4 with FFmpeg 5).
-    assert!(checked >= 10 * 3 + 8 * 3, "only {checked} PCM remuxes checked");
+    assert!(checked >= 13 * 3 + 11 * 3, "only {checked} PCM remuxes checked");
 }
 
 /// An input made by FFmpeg with one audio codec.

@@ -232,6 +232,31 @@ fn pcm_entry_with_enda(buf: &mut BytesMut, pcm: &codecs::pcm::PcmFormat) {
     close(buf, start);
 }
 
+/// A QuickTime `lpcm` sound sample description version 2: the rate as a 64-bit float
+/// (rates above 65535 Hz do not fit the 16.16 field) and the LinearPCM format flags
+/// (float, byte order), as FFmpeg writes and reads it.
+fn lpcm_entry_v2(buf: &mut BytesMut, pcm: &codecs::pcm::PcmFormat) {
+    let start = open(buf, b"lpcm");
+    buf.put_bytes(0, 6);
+    buf.put_u16(1);
+    buf.put_u16(2); // version 2
+    buf.put_bytes(0, 6);
+    buf.put_u16(3);
+    buf.put_u16(16);
+    buf.put_u16(0xFFFE);
+    buf.put_u16(0);
+    buf.put_u32(0x0001_0000);
+    buf.put_u32(72); // sizeOfStructOnly
+    buf.put_u64(f64::from(pcm.sample_rate).to_bits());
+    buf.put_u32(u32::from(pcm.channels));
+    buf.put_u32(0x7F00_0000);
+    buf.put_u32(u32::from(pcm.bits_per_sample));
+    buf.put_u32(pcm.lpcm_flags());
+    buf.put_u32(pcm.bytes_per_frame()); // bytes per audio packet
+    buf.put_u32(1); // LPCM frames per audio packet
+    close(buf, start);
+}
+
 fn has_parameter_sets_hevc(hvcc: &[u8]) -> bool {
     codecs::hevc::HvcConfig::parse(hvcc)
         .map(|c| [32u8, 33, 34].iter().all(|t| c.arrays.iter().any(|(nt, nals)| nt == t && !nals.is_empty())))
@@ -281,6 +306,9 @@ pub fn write_sample_entry(buf: &mut BytesMut, index: usize, track: &Track) -> Re
         CodecConfig::Opus { head } => {
             let dops = head.to_dops();
             audio_entry(buf, b"Opus", head.channels as u16, 16, 48_000, |b| leaf(b, b"dOps", &dops));
+        }
+        CodecConfig::Pcm { pcm } if pcm.sample_rate > u32::from(u16::MAX) || pcm.qt_fourcc() == *b"lpcm" => {
+            lpcm_entry_v2(buf, pcm)
         }
         CodecConfig::Pcm { pcm } if pcm.needs_enda() => pcm_entry_with_enda(buf, pcm),
         CodecConfig::Pcm { pcm } => {
