@@ -457,6 +457,21 @@ kind = "teleport"
     }
 
     #[test]
+    fn mux_skip_unsupported() {
+        let (stages, _) = parse(GOOD, &[]);
+        let StageConfig::Mux(m) = &stages[4].config else { panic!() };
+        assert!(!m.skip_unsupported);
+        let text = GOOD.replace("format = \"fmp4\"", "format = \"mp4\", skip_unsupported = true");
+        let (stages, errors) = parse(&text, &[]);
+        assert!(errors.is_empty(), "{errors:?}");
+        let StageConfig::Mux(m) = &stages[4].config else { panic!() };
+        assert!(m.skip_unsupported);
+        let text = GOOD.replace("format = \"fmp4\"", "skip_unsupported = 1");
+        let (_, errors) = parse(&text, &[]);
+        assert!(errors.iter().any(|e| e.message.contains("'skip_unsupported' must be true or false")), "{errors:?}");
+    }
+
+    #[test]
     fn regular_mp4_with_a_reserve() {
         let text = GOOD.replace("format = \"fmp4\"", "format = \"mp4\", reserve_ms = 0");
         let (stages, errors) = parse(&text, &[]);

@@ -337,8 +337,7 @@ pub fn write_sample_entry(buf: &mut BytesMut, index: usize, track: &Track) -> Re
                     // Vorbis as FFmpeg writes (and FFmpeg and GStreamer read) it: the
                     // Xiph-laced headers as DecoderSpecificInfo, objectTypeIndication 0xDD.
                     let oti = if *codec == AudioCodec::Vorbis { 0xDD } else { 0x40 };
-                    let esds =
-                        codecs::aac::build_esds_payload_for(oti, Some(config), index as u16 + 1, 0, 0, 0);
+                    let esds = codecs::aac::build_esds_payload_for(oti, Some(config), index as u16 + 1, 0, 0, 0);
                     audio_entry(buf, b"mp4a", channels, 16, rate, |b| {
                         let e = open_full(b, b"esds", 0, 0);
                         b.put_slice(&esds);
