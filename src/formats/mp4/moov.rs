@@ -503,3 +503,74 @@ impl Mp4Track {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codecs::pcm::PcmFormat;
+    use crate::formats::mp4::init::fragmented_header;
+    use crate::model::{ParamOrigin, Track};
+
+    fn audio_track(codec: CodecConfig) -> Track {
+        Track {
+            input_id: 1,
+            kind: TrackKind::Audio,
+            timescale: 48_000,
+            codec,
+            language: *b"und",
+            edits: vec![],
+            movie_timescale: 1000,
+            origin: ParamOrigin::Stream,
+            mp4_sample_entry: None,
+            meta: Default::default(),
+        }
+    }
+
+    /// What livemux writes in a sample entry, it reads back as the same codec parameters.
+    #[test]
+    fn audio_sample_entries_read_back() {
+        let pcm = |bits, float, little_endian, sample_rate| CodecConfig::Pcm {
+            pcm: PcmFormat { sample_rate, channels: 2, bits_per_sample: bits, float, little_endian },
+        };
+        let blob = |codec, config: Vec<u8>, sample_rate, channels| CodecConfig::Audio {
+            codec,
+            config: Bytes::from(config),
+            format: AudioFormat { sample_rate, channels },
+        };
+        let mut als = vec![0xF8, 0x9E, 0x01, 0x77, 0x20, 0x00];
+        als.extend_from_slice(b"ALS\0");
+        als.extend_from_slice(&[0, 0, 0xBB, 0x80, 0, 0, 8, 0, 0, 0]);
+        let configs = [
+            pcm(16, false, true, 48_000),
+            pcm(16, false, false, 48_000),
+            pcm(24, false, true, 48_000),
+            pcm(24, false, false, 48_000),
+            pcm(32, false, true, 44_100),
+            pcm(32, true, true, 44_100),
+            pcm(64, true, true, 44_100),
+            pcm(64, true, false, 44_100),
+            pcm(24, false, true, 96_000),
+            pcm(64, false, true, 48_000),
+            blob(AudioCodec::Flac, codecs::flac::tests::streaminfo(), 44_100, 2),
+            blob(AudioCodec::Vorbis, codecs::vorbis::tests::private(), 44_100, 2),
+            blob(AudioCodec::Ac3, vec![0x10, 0x11, 0x40], 48_000, 2),
+            blob(AudioCodec::Eac3, vec![0x06, 0x00, 0x20, 0x0F, 0x00], 48_000, 6),
+            blob(
+                AudioCodec::Alac,
+                vec![0, 0, 16, 0, 0, 16, 40, 10, 14, 2, 0, 255, 0, 0, 0x18, 0x0C, 0, 0, 0, 0, 0, 0, 0xAC, 0x44],
+                44_100,
+                2,
+            ),
+            blob(AudioCodec::Mp3, vec![], 44_100, 2),
+            blob(AudioCodec::Mpeg4Audio { object_type: 36 }, als, 48_000, 1),
+        ];
+        for config in configs {
+            assert!(config.validate().is_ok(), "{config:?}");
+            let header = fragmented_header(&[audio_track(config.clone())]).unwrap();
+            let moov_at = header.windows(4).position(|w| w == b"moov").unwrap() - 4;
+            let movie = parse_movie(&header.slice(moov_at..), moov_at as u64, 8).unwrap();
+            assert_eq!(movie.tracks[0].codec.as_ref(), Ok(&config));
+            assert_eq!(movie.tracks[0].codec_family(), config.name());
+        }
+    }
+}
