@@ -405,7 +405,10 @@ pub fn codec_id_and_private(index: usize, track: &Track, webm: bool) -> Result<(
         | CodecConfig::Audio { .. } => {
             return Err(unsupported("WebM carries only VP8, VP9, AV1, Opus and Vorbis; write Matroska (mkv) instead"))
         }
-        CodecConfig::Unknown { .. } => return Err(unsupported("no Matroska codec ID for it")),
+        CodecConfig::Unknown { fourcc, .. } => {
+            let entry = String::from_utf8_lossy(fourcc).into_owned();
+            return Err(unsupported(&format!("no Matroska codec ID for its MP4 sample entry '{entry}'")));
+        }
     };
     Ok((id, private))
 }
