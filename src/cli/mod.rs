@@ -104,6 +104,10 @@ SIGINT, SIGTERM and SIGHUP finish the output (exit 0); a second one stops at onc
         /// With --follow: end after this many milliseconds without growth.
         #[arg(long, default_value_t = 5000)]
         idle_timeout_ms: u64,
+        /// Drop the tracks the output format cannot carry (each named in a note) instead
+        /// of refusing the input.
+        #[arg(long)]
+        skip_unsupported: bool,
         #[command(flatten)]
         params: ParamArgs,
     },
@@ -126,6 +130,10 @@ The reference is a short complete recording made with the same recorder and sett
         /// Output format: fmp4, mp4, mkv, webm or matroska (default: from the output's name).
         #[arg(long, value_parser = ["fmp4", "mp4", "mkv", "webm", "matroska"])]
         to: Option<String>,
+        /// Drop the tracks the output format cannot carry (each named in a note) instead
+        /// of refusing the input.
+        #[arg(long)]
+        skip_unsupported: bool,
     },
     /// Make a recording left by a crash or a browser seekable and indexed, in place.
     #[command(after_help = "Examples:
@@ -274,6 +282,7 @@ pub fn main() -> ExitCode {
                 durability,
                 follow,
                 idle_timeout_ms,
+                skip_unsupported,
                 params,
             } => {
                 if max_fragment_ms < fragment_ms {
@@ -306,13 +315,14 @@ pub fn main() -> ExitCode {
                     format,
                     fragment: FragmentPolicy { min_ms: fragment_ms, max_ms: max_fragment_ms },
                     reserve_ms,
+                    skip_unsupported,
                 };
                 match Pipeline::remux(source, params.config(), mux, sink) {
                     Ok(p) => run_pipeline(p).await,
                     Err(e) => report_file_error(&e),
                 }
             }
-            Command::Recover { input, reference, output, overwrite, to } => {
+            Command::Recover { input, reference, output, overwrite, to, skip_unsupported } => {
                 match check_outputs(&[input.clone(), reference.clone()], std::slice::from_ref(&output), overwrite) {
                     Ok(true) => {}
                     Ok(false) => return ExitCode::SUCCESS,
@@ -324,7 +334,7 @@ pub fn main() -> ExitCode {
                     Ok(f) => f,
                     Err(code) => return code,
                 };
-                let mux = MuxConfig { format, ..MuxConfig::default() };
+                let mux = MuxConfig { format, skip_unsupported, ..MuxConfig::default() };
                 let sink = SinkConfig { path: output, durability: None };
                 match Pipeline::remux(source, params, mux, sink) {
                     Ok(p) => run_pipeline(p).await,

@@ -74,6 +74,22 @@ fn describe_config(c: &CodecConfig) -> String {
             if pcm.float { "float" } else { "integer" },
             if pcm.little_endian { " little-endian" } else { " big-endian" }
         ),
+        CodecConfig::Audio { config, .. } if config.is_empty() => "none (in the frames)".into(),
+        CodecConfig::Audio { codec, config, .. } => {
+            let what = match codec {
+                livemux::codecs::AudioCodec::Vorbis => "Vorbis headers",
+                livemux::codecs::AudioCodec::Flac => "FLAC metadata blocks",
+                livemux::codecs::AudioCodec::Ac3 => "dac3",
+                livemux::codecs::AudioCodec::Eac3 => "dec3",
+                livemux::codecs::AudioCodec::Alac => "ALAC magic cookie",
+                _ => "AudioSpecificConfig",
+            };
+            if config.len() <= 32 {
+                format!("{what} {}", hex(config))
+            } else {
+                format!("{what} {} bytes", config.len())
+            }
+        }
         CodecConfig::Unknown { fourcc, .. } => format!("sample entry '{}'", String::from_utf8_lossy(fourcc)),
     }
 }

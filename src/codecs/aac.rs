@@ -154,6 +154,27 @@ impl AudioSpecificConfig {
                 // ELDSpecificConfig starts with frameLengthFlag.
                 frame_length = if r.read_bit()? { 480 } else { 512 };
             }
+            36 => {
+                // ALS: 5 fill bits, then ALSSpecificConfig ("ALS\0", samp_freq, samples,
+                // channels - 1), whose rate is the real one (the ASC's may be off).
+                r.skip_bits(5)?;
+                const ALS: u32 = u32::from_be_bytes(*b"ALS\0");
+                let mut found = r.bits_left() >= 32 && r.read_bits(32)? == ALS;
+                if !found && r.bits_left() >= 24 + 32 {
+                    // FFmpeg also accepts the id 24 bits further on.
+                    r.skip_bits(24)?;
+                    found = r.read_bits(32)? == ALS;
+                }
+                if found && r.bits_left() >= 32 + 32 + 16 {
+                    let rate = r.read_bits(32)?;
+                    r.skip_bits(32)?;
+                    let ch = r.read_bits(16)?;
+                    if rate > 0 {
+                        sample_rate = rate;
+                    }
+                    channels = u16::try_from(ch + 1).unwrap_or(u16::MAX);
+                }
+            }
             _ => {}
         }
         if complete && !explicit_sbr && r.bits_left() >= 16 {
@@ -179,6 +200,14 @@ impl AudioSpecificConfig {
             core_sample_rate,
             channel_configuration,
         })
+    }
+
+    /// Whether the (core) object type is one of AAC's, which players decode as AAC: Main,
+    /// LC, SSR, LTP, scalable, and their error-resilient, low-delay and BSAC forms (SBR
+    /// and PS, signalled explicitly, are resolved to their core type). ALS (36), USAC
+    /// (42), TwinVQ, CELP, HVXC, the MPEG-1/2 layers (32–34) and the rest are not.
+    pub fn is_aac(&self) -> bool {
+        matches!(self.object_type, 1 | 2 | 3 | 4 | 6 | 17 | 19 | 20 | 22 | 23 | 39)
     }
 
     /// The sample rate and channel count a player reports.
@@ -336,6 +365,14 @@ pub fn esds_decoder_specific_info(esds_payload: &[u8]) -> Result<Range<usize>, C
     })
 }
 
+/// The range of the DecoderSpecificInfo within `esds_payload` whatever the
+/// objectTypeIndication (FFmpeg stores Vorbis headers there under 0xDD); `None` when
+/// there is none.
+pub fn esds_any_decoder_specific_info(esds_payload: &[u8]) -> Result<Option<Range<usize>>, CodecError> {
+    let (_, dcd) = decoder_config(esds_payload)?;
+    find_descriptor(esds_payload, dcd.start + 13..dcd.end, 5)
+}
+
 fn put_descriptor_header(out: &mut Vec<u8>, tag: u8, size: usize) {
     // The 4-byte expandable size FFmpeg writes; sizes of 2^28 or more cannot be coded.
     let size = size.min(0x0fff_ffff) as u32;
@@ -353,7 +390,20 @@ fn put_descriptor_header(out: &mut Vec<u8>, tag: u8, size: usize) {
 /// DecoderConfigDescriptor, DecoderSpecificInfo with `asc`, and SLConfigDescriptor
 /// (predefined 2). `buffer_size` is clamped to 24 bits.
 pub fn build_esds_payload(asc: &[u8], es_id: u16, max_bitrate: u32, avg_bitrate: u32, buffer_size: u32) -> Vec<u8> {
-    let dsi_len = 5 + asc.len();
+    build_esds_payload_for(0x40, Some(asc), es_id, max_bitrate, avg_bitrate, buffer_size)
+}
+
+/// [`build_esds_payload`] for any objectTypeIndication (0x6B: MPEG-1 audio, as MP3 is
+/// stored), with a DecoderSpecificInfo only when `dsi` is given.
+pub fn build_esds_payload_for(
+    oti: u8,
+    dsi: Option<&[u8]>,
+    es_id: u16,
+    max_bitrate: u32,
+    avg_bitrate: u32,
+    buffer_size: u32,
+) -> Vec<u8> {
+    let dsi_len = dsi.map_or(0, |d| 5 + d.len());
     let dcd_body = 13 + dsi_len;
     let sl_len = 5 + 1;
     let es_body = 3 + 5 + dcd_body + sl_len;
@@ -362,13 +412,15 @@ pub fn build_esds_payload(asc: &[u8], es_id: u16, max_bitrate: u32, avg_bitrate:
     out.extend_from_slice(&es_id.to_be_bytes());
     out.push(0); // no dependsOn, URL or OCR; priority 0
     put_descriptor_header(&mut out, 4, dcd_body);
-    out.push(0x40);
+    out.push(oti);
     out.push(0x15); // streamType 5 (audio), upStream 0, reserved 1
     out.extend_from_slice(&buffer_size.min(0xff_ffff).to_be_bytes()[1..]);
     out.extend_from_slice(&max_bitrate.to_be_bytes());
     out.extend_from_slice(&avg_bitrate.to_be_bytes());
-    put_descriptor_header(&mut out, 5, asc.len());
-    out.extend_from_slice(asc);
+    if let Some(dsi) = dsi {
+        put_descriptor_header(&mut out, 5, dsi.len());
+        out.extend_from_slice(dsi);
+    }
     put_descriptor_header(&mut out, 6, 1);
     out.push(2);
     out
@@ -670,6 +722,30 @@ mod tests {
         let mut w = BitWriter::default();
         f(&mut w);
         w.finish()
+    }
+
+    #[test]
+    fn als_is_identified_with_its_own_rate() {
+        // AOT 36 (escape 31 + 4), explicit rate 44116 (off, as some muxers write it),
+        // channelConfiguration 0, 5 fill bits, ALSSpecificConfig: 44100 Hz, 2 channels.
+        let v = asc(|w| {
+            w.bits(5, 31);
+            w.bits(6, 4);
+            w.bits(4, 15);
+            w.bits(24, 44116);
+            w.bits(4, 0);
+            w.bits(5, 0);
+            for b in b"ALS\0" {
+                w.bits(8, u64::from(*b));
+            }
+            w.bits(32, 44100);
+            w.bits(32, 4096);
+            w.bits(16, 1);
+        });
+        let c = AudioSpecificConfig::parse(&v).unwrap();
+        assert_eq!((c.object_type, c.sample_rate, c.channels, c.is_aac()), (36, 44100, 2, false));
+        // Explicit SBR over LC is AAC; over nothing known it is not.
+        assert!(AudioSpecificConfig::parse(ASC_FFMPEG).unwrap().is_aac());
     }
 
     #[test]

@@ -6,8 +6,11 @@
 //! byte while validation and `probe` work on parsed values.
 
 pub mod aac;
+pub mod ac3;
 pub mod access_unit;
+pub mod alac;
 pub mod av1;
+pub mod flac;
 pub mod h264;
 pub mod hevc;
 pub mod inband;
@@ -15,6 +18,7 @@ pub mod opus;
 pub mod pcm;
 pub mod poc;
 pub mod slices;
+pub mod vorbis;
 pub mod vp9;
 
 use bytes::Bytes;
@@ -42,6 +46,61 @@ pub struct Dimensions {
 pub struct AudioFormat {
     pub sample_rate: u32,
     pub channels: u16,
+}
+
+/// Audio codecs livemux passes through with their configuration as one blob
+/// ([`CodecConfig::Audio`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum AudioCodec {
+    /// Config: Matroska's Xiph-laced identification, comment and setup headers.
+    Vorbis,
+    /// Config: the FLAC metadata blocks (STREAMINFO first), without the `fLaC` marker.
+    Flac,
+    /// MPEG-1/2 Layer III. No config.
+    Mp3,
+    /// Config: the `dac3` payload (3 bytes).
+    Ac3,
+    /// Config: the `dec3` payload.
+    Eac3,
+    /// DTS Coherent Acoustics. No config (Matroska `A_DTS`; MP4 `dtsc` entries are copied).
+    Dts,
+    /// Config: the 24-byte ALAC magic cookie.
+    Alac,
+    /// MPEG-4 audio that is not AAC (ALS, USAC, CELP, ...), by audio object type.
+    /// Config: the AudioSpecificConfig.
+    Mpeg4Audio { object_type: u8 },
+}
+
+impl AudioCodec {
+    /// Short name as FFmpeg prints it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AudioCodec::Vorbis => "vorbis",
+            AudioCodec::Flac => "flac",
+            AudioCodec::Mp3 => "mp3",
+            AudioCodec::Ac3 => "ac3",
+            AudioCodec::Eac3 => "eac3",
+            AudioCodec::Dts => "dts",
+            AudioCodec::Alac => "alac",
+            AudioCodec::Mpeg4Audio { object_type: 36 } => "mpeg-4 als",
+            AudioCodec::Mpeg4Audio { object_type: 42 } => "mpeg-4 usac",
+            AudioCodec::Mpeg4Audio { object_type: 32..=34 } => "mpeg-4 layer 1-3",
+            AudioCodec::Mpeg4Audio { .. } => "mpeg-4 audio (not aac)",
+        }
+    }
+
+    /// Checks `config` and reads the format it gives, when it gives one.
+    pub fn parse_config(&self, config: &[u8]) -> Result<Option<AudioFormat>, CodecError> {
+        Ok(match self {
+            AudioCodec::Vorbis => Some(vorbis::parse_private(config)?.format),
+            AudioCodec::Flac => Some(flac::parse_blocks(config)?.audio_format()),
+            AudioCodec::Ac3 => Some(ac3::Dac3::parse(config)?.audio_format()),
+            AudioCodec::Eac3 => Some(ac3::Dec3::parse(config)?.audio_format()),
+            AudioCodec::Alac => Some(alac::AlacConfig::parse(config)?.audio_format()),
+            AudioCodec::Mpeg4Audio { .. } => Some(aac::AudioSpecificConfig::parse(config)?.audio_format()),
+            AudioCodec::Mp3 | AudioCodec::Dts => None,
+        })
+    }
 }
 
 /// A track's codec and its parameters.
@@ -81,6 +140,13 @@ pub enum CodecConfig {
     Pcm {
         pcm: pcm::PcmFormat,
     },
+    /// Other audio codecs, passed through with their configuration (see [`AudioCodec`]
+    /// for what `config` holds).
+    Audio {
+        codec: AudioCodec,
+        config: Bytes,
+        format: AudioFormat,
+    },
     /// Anything else: carried through only when the container entry can be copied verbatim.
     Unknown {
         fourcc: [u8; 4],
@@ -101,6 +167,7 @@ impl CodecConfig {
             CodecConfig::Aac { .. } => "aac",
             CodecConfig::Opus { .. } => "opus",
             CodecConfig::Pcm { .. } => "pcm",
+            CodecConfig::Audio { codec, .. } => codec.name(),
             CodecConfig::Unknown { .. } => "unknown",
         }
     }
@@ -122,6 +189,7 @@ impl CodecConfig {
             CodecConfig::Aac { format, .. } => Some(*format),
             CodecConfig::Opus { head } => Some(AudioFormat { sample_rate: 48_000, channels: head.channels as u16 }),
             CodecConfig::Pcm { pcm } => Some(AudioFormat { sample_rate: pcm.sample_rate, channels: pcm.channels }),
+            CodecConfig::Audio { format, .. } => Some(*format),
             CodecConfig::Unknown { audio, .. } => *audio,
             _ => None,
         }
@@ -138,6 +206,7 @@ impl CodecConfig {
             CodecConfig::Aac { asc, .. } => aac::AudioSpecificConfig::parse(asc).map(drop),
             CodecConfig::Opus { head } => head.validate(),
             CodecConfig::Pcm { pcm } => pcm.validate(),
+            CodecConfig::Audio { codec, config, .. } => codec.parse_config(config).map(drop),
             CodecConfig::Vp8 { .. } | CodecConfig::Unknown { .. } => Ok(()),
         }
     }
@@ -176,12 +245,33 @@ mod tests {
             let _ = opus::OpusHead::from_opus_head(&data).map(|h| h.to_dops());
             let _ = opus::packet_duration_48k(&data);
             let _ = pcm::PcmFormat::from_pcmc(&data, false, 2, 48_000);
+            let _ = ac3::Dac3::from_frame(&data).map(|d| d.to_bytes());
+            let _ = ac3::Dac3::parse(&data);
+            let _ = ac3::Dec3::from_frame(&data).map(|d| d.to_bytes());
+            let _ = ac3::Dec3::parse(&data).map(|d| (d.to_bytes(), d.audio_format()));
+            let _ = ac3::Eac3Header::parse(&data).map(|h| h.bit_rate_kbps());
+            let _ = aac::esds_any_decoder_specific_info(&data);
+            let _ = flac::parse_blocks(&data);
+            let _ = flac::blocks_of_private(&data);
+            let _ = vorbis::parse_private(&data);
+            let _ = alac::AlacConfig::parse(&data);
+            let _ = aac::AudioSpecificConfig::parse(&data).map(|c| c.is_aac());
             for config in [
                 CodecConfig::H264 { avcc: b.clone(), dims: Dimensions::default() },
                 CodecConfig::Hevc { hvcc: b.clone(), dims: Dimensions::default() },
                 CodecConfig::Av1 { av1c: b.clone(), dims: Dimensions::default() },
                 CodecConfig::Vp9 { vpcc: b.clone(), dims: Dimensions::default() },
                 CodecConfig::Aac { asc: b.clone(), format: AudioFormat::default() },
+                CodecConfig::Audio { codec: AudioCodec::Vorbis, config: b.clone(), format: AudioFormat::default() },
+                CodecConfig::Audio { codec: AudioCodec::Flac, config: b.clone(), format: AudioFormat::default() },
+                CodecConfig::Audio { codec: AudioCodec::Ac3, config: b.clone(), format: AudioFormat::default() },
+                CodecConfig::Audio { codec: AudioCodec::Eac3, config: b.clone(), format: AudioFormat::default() },
+                CodecConfig::Audio { codec: AudioCodec::Alac, config: b.clone(), format: AudioFormat::default() },
+                CodecConfig::Audio {
+                    codec: AudioCodec::Mpeg4Audio { object_type: 36 },
+                    config: b.clone(),
+                    format: AudioFormat::default(),
+                },
             ] {
                 let _ = config.validate();
                 let _ = inband::disagreement(&config, &data);

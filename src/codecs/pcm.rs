@@ -150,6 +150,19 @@ impl PcmFormat {
     }
 }
 
+/// `data` with the bytes of each `width`-byte sample reversed (big-endian samples made
+/// little-endian or back). A trailing partial sample is kept as it is. This is the one
+/// copy of media livemux makes: Matroska's `A_PCM/FLOAT/IEEE` is little-endian only.
+pub fn swap_byte_order(data: &[u8], width: usize) -> Vec<u8> {
+    let mut out = data.to_vec();
+    if width > 1 {
+        for sample in out.chunks_exact_mut(width) {
+            sample.reverse();
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::h264::tests::{assert_truncations_fail, fuzz, Lcg};
@@ -206,6 +219,13 @@ mod tests {
         assert!(fmt(64, true, true).needs_enda());
         assert_eq!(fmt(64, false, true).qt_fourcc(), *b"lpcm");
         assert!(!fmt(64, false, true).needs_enda());
+    }
+
+    #[test]
+    fn byte_swap() {
+        assert_eq!(swap_byte_order(&[1, 2, 3, 4, 5, 6, 7, 8, 9], 4), [4, 3, 2, 1, 8, 7, 6, 5, 9]);
+        assert_eq!(swap_byte_order(&[1, 2, 3], 1), [1, 2, 3]);
+        assert_eq!(swap_byte_order(&[], 8), Vec::<u8>::new());
     }
 
     #[test]

@@ -192,7 +192,9 @@ pub fn push_packet(out: &mut Vec<PacketEvent>, packet: crate::model::Packet) {
 /// Why a muxer cannot write what it was given.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum MuxError {
-    #[error("track {track}: {codec} cannot be written to {format}: {reason}")]
+    /// `track` is the index in the track set; the message counts from 1, as outputs number
+    /// their tracks.
+    #[error("track {}: {} cannot be written to {}: {}", .track + 1, .codec, .format, .reason)]
     Unsupported { track: usize, codec: &'static str, format: &'static str, reason: String },
     #[error("track {track}: packet timing cannot be written: {reason}")]
     Timing { track: usize, reason: String },

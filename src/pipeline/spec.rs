@@ -277,6 +277,7 @@ fn stage_config(f: &mut Fields<'_>) -> StageConfig {
                 format: f.parsed("format").unwrap_or_default(),
                 fragment: FragmentPolicy { min_ms, max_ms },
                 reserve_ms: f.int("reserve_ms", 0..1_000_000_000).unwrap_or(MuxConfig::default().reserve_ms),
+                skip_unsupported: f.bool("skip_unsupported").unwrap_or(false),
             })
         }
         StageKind::Sink => {
@@ -291,7 +292,7 @@ fn known_keys(kind: StageKind) -> &'static [&'static str] {
         StageKind::Probe => &[],
         StageKind::Codecpar => &["params", "reference"],
         StageKind::Split => &["buffer_limit_mb"],
-        StageKind::Mux => &["format", "fragment_ms", "max_fragment_ms", "reserve_ms"],
+        StageKind::Mux => &["format", "fragment_ms", "max_fragment_ms", "reserve_ms", "skip_unsupported"],
         StageKind::Sink => &["path", "durability"],
     }
 }
@@ -453,6 +454,21 @@ kind = "teleport"
         assert_eq!(&text[unknown.span.clone().unwrap()], "pth");
         let avi = errors.iter().find(|e| e.message.contains("avi")).unwrap();
         assert_eq!(&text[avi.span.clone().unwrap()], "\"avi\"");
+    }
+
+    #[test]
+    fn mux_skip_unsupported() {
+        let (stages, _) = parse(GOOD, &[]);
+        let StageConfig::Mux(m) = &stages[4].config else { panic!() };
+        assert!(!m.skip_unsupported);
+        let text = GOOD.replace("format = \"fmp4\"", "format = \"mp4\", skip_unsupported = true");
+        let (stages, errors) = parse(&text, &[]);
+        assert!(errors.is_empty(), "{errors:?}");
+        let StageConfig::Mux(m) = &stages[4].config else { panic!() };
+        assert!(m.skip_unsupported);
+        let text = GOOD.replace("format = \"fmp4\"", "skip_unsupported = 1");
+        let (_, errors) = parse(&text, &[]);
+        assert!(errors.iter().any(|e| e.message.contains("'skip_unsupported' must be true or false")), "{errors:?}");
     }
 
     #[test]

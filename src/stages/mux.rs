@@ -1,15 +1,19 @@
 //! `mux`: packets in, output fragments out, through a sans-IO [`Muxer`].
 
+use std::sync::Arc;
+
+use bytes::BytesMut;
 use tokio::sync::mpsc;
 
-use super::{Outputs, StageContext, StageReport, StageResult};
+use super::{Failure, Outputs, StageContext, StageReport, StageResult};
 use crate::formats::fragmenter::FragmentPolicy;
 use crate::formats::matroska::mux::MkvMuxer;
-use crate::formats::matroska::tracks::webm_compatible;
+use crate::formats::matroska::tracks::{codec_id_and_private, webm_compatible};
 use crate::formats::mp4::fmp4::Fmp4Muxer;
+use crate::formats::mp4::init::write_sample_entry;
 use crate::formats::mp4::regular::{RegularMp4Muxer, DEFAULT_RESERVE_MS};
-use crate::formats::{Muxer, PacketEvent};
-use crate::model::{Fragment, TrackSet};
+use crate::formats::{MuxError, Muxer, PacketEvent};
+use crate::model::{Fragment, Track, TrackSet, Tracks};
 
 /// Output container.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -61,12 +65,49 @@ pub struct MuxConfig {
     /// `mp4`: the expected duration, for which room is reserved before the media so that
     /// the final index goes first (0: none, the index goes at the end).
     pub reserve_ms: u64,
+    /// Drop (with a note) the tracks the output format cannot carry, instead of refusing
+    /// the input.
+    pub skip_unsupported: bool,
 }
 
 impl Default for MuxConfig {
     fn default() -> Self {
-        MuxConfig { format: MuxFormat::default(), fragment: FragmentPolicy::default(), reserve_ms: DEFAULT_RESERVE_MS }
+        MuxConfig {
+            format: MuxFormat::default(),
+            fragment: FragmentPolicy::default(),
+            reserve_ms: DEFAULT_RESERVE_MS,
+            skip_unsupported: false,
+        }
     }
+}
+
+/// Whether `format` can carry track `index`: the muxer's own refusal when it cannot.
+pub fn check_writable(format: MuxFormat, index: usize, track: &Track) -> Result<(), MuxError> {
+    match format {
+        MuxFormat::Fmp4 | MuxFormat::Mp4 => write_sample_entry(&mut BytesMut::new(), index, track),
+        MuxFormat::Mkv | MuxFormat::Matroska => codec_id_and_private(index, track, false).map(drop),
+        MuxFormat::Webm => codec_id_and_private(index, track, true).map(drop),
+    }
+}
+
+/// The tracks `format` can carry, and for each input track its index among them (`None`:
+/// dropped, with a note naming it).
+fn writable_tracks(format: MuxFormat, tracks: &TrackSet, notes: &mut Vec<String>) -> (TrackSet, Vec<Option<usize>>) {
+    let mut kept = Vec::new();
+    let mut map = Vec::with_capacity(tracks.len());
+    for (i, t) in tracks.iter().enumerate() {
+        match check_writable(format, i, t) {
+            Ok(()) => {
+                map.push(Some(kept.len()));
+                kept.push(t.clone());
+            }
+            Err(e) => {
+                notes.push(format!("{e}; dropped (--skip-unsupported)"));
+                map.push(None);
+            }
+        }
+    }
+    (Arc::new(Tracks::new(kept, tracks.movie.clone())), map)
 }
 
 fn make_muxer(config: &MuxConfig, tracks: TrackSet) -> Box<dyn Muxer> {
@@ -91,10 +132,26 @@ pub async fn run(
 ) -> StageResult {
     let mut muxer: Option<Box<dyn Muxer>> = None;
     let mut fragments: Vec<Fragment> = Vec::new();
+    let mut notes = Vec::new();
+    // Input track index -> output track index, when --skip-unsupported dropped some.
+    let mut track_map: Option<Vec<Option<usize>>> = None;
     while let Some(ev) = input.recv().await {
         match ev {
             PacketEvent::Tracks(tracks) => {
                 if muxer.is_none() {
+                    let tracks = if config.skip_unsupported {
+                        let (kept, map) = writable_tracks(config.format, &tracks, &mut notes);
+                        if kept.is_empty() {
+                            let why = notes.join("; ");
+                            return Err(ctx.error(Failure::Unsupported(format!("no track can be written: {why}"))));
+                        }
+                        if map.iter().any(Option::is_none) {
+                            track_map = Some(map);
+                        }
+                        kept
+                    } else {
+                        tracks
+                    };
                     let mut m = make_muxer(&config, tracks);
                     fragments.push(m.header().map_err(|e| ctx.error(e))?);
                     muxer = Some(m);
@@ -102,7 +159,13 @@ pub async fn run(
             }
             PacketEvent::Packets(packets) => {
                 let m = muxer.as_mut().expect("packet-split sends tracks before packets");
-                for p in packets {
+                for mut p in packets {
+                    if let Some(map) = &track_map {
+                        match map.get(p.track).copied().flatten() {
+                            Some(t) => p.track = t,
+                            None => continue,
+                        }
+                    }
                     fragments.extend(m.push(p).map_err(|e| ctx.error(e))?);
                 }
             }
@@ -123,5 +186,6 @@ pub async fn run(
             }
         }
     }
-    Ok(StageReport { notes: muxer.map(|m| m.notes()).unwrap_or_default() })
+    notes.extend(muxer.map(|m| m.notes()).unwrap_or_default());
+    Ok(StageReport { notes })
 }

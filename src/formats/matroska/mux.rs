@@ -15,6 +15,7 @@ use super::ebml::{put_id, put_master, put_size, put_string, put_uint, put_void, 
 use super::finalize::{plan_in_place, Cue, Front, Index};
 use super::ids;
 use super::tracks::{write_tracks, DEFAULT_TIMESTAMP_SCALE};
+use crate::codecs::pcm::swap_byte_order;
 use crate::codecs::CodecConfig;
 use crate::formats::fragmenter::{FragmentPolicy, Fragmenter};
 use crate::formats::{MuxError, Muxer, WriteStep};
@@ -185,6 +186,14 @@ impl Muxer for MkvMuxer {
     fn push(&mut self, packet: Packet) -> Result<Option<Fragment>, MuxError> {
         if packet.track >= self.tracks.len() {
             return Err(MuxError::NoSuchTrack { track: packet.track, tracks: self.tracks.len() });
+        }
+        let mut packet = packet;
+        if let CodecConfig::Pcm { pcm } = &self.tracks[packet.track].codec {
+            // A_PCM/FLOAT/IEEE is little-endian only: big-endian floats are swapped.
+            if pcm.float && !pcm.little_endian {
+                let width = usize::from(pcm.bits_per_sample / 8);
+                packet.data = Bytes::from(swap_byte_order(&packet.data.contiguous(), width)).into();
+            }
         }
         let ms = self.timestamp_ms(&packet);
         let too_far = self.pending_span.is_some_and(|(lo, hi)| {

@@ -7,7 +7,9 @@ use super::ebml::{
     children, put_element, put_float, put_master, put_string, put_uint, read_float, read_string, read_uint, MkvError,
 };
 use super::ids;
-use crate::codecs::{av1, h264, hevc, opus, pcm, vp9, AudioFormat, CodecConfig, Dimensions};
+use crate::codecs::{
+    ac3, alac, av1, flac, h264, hevc, opus, pcm, vorbis, vp9, AudioCodec, AudioFormat, CodecConfig, Dimensions,
+};
 use crate::formats::MuxError;
 use crate::model::{Edit, ParamOrigin, Track, TrackKind};
 
@@ -85,6 +87,8 @@ impl TrackEntry {
     pub fn needs_first_frame(&self) -> bool {
         match self.codec_id.as_str() {
             "V_VP9" => true,
+            // AC-3 and E-AC-3 have no CodecPrivate: MP4's dac3/dec3 come from a frame.
+            "A_AC3" | "A_EAC3" => true,
             "V_MPEG4/ISO/AVC" | "V_MPEGH/ISO/HEVC" => self.private.is_empty(),
             // Chromium writes an av1C without configOBUs: the sequence header is in-band.
             "V_AV1" => self.private.len() <= 4,
@@ -116,6 +120,7 @@ impl TrackEntry {
     pub fn codec(&self, first_frame: Option<&[u8]>) -> Result<CodecConfig, String> {
         let e = |e: crate::codecs::CodecError| e.to_string();
         let dims = Dimensions { width: self.width, height: self.height };
+        let entry_format = AudioFormat { sample_rate: self.sampling_frequency as u32, channels: self.channels };
         let frame = || first_frame.ok_or_else(|| "no frame to read the codec parameters from".to_string());
         Ok(match self.codec_id.as_str() {
             "V_MPEG4/ISO/AVC" if self.private.is_empty() => {
@@ -162,7 +167,40 @@ impl TrackEntry {
             "V_VP8" => CodecConfig::Vp8 { dims },
             "A_AAC" => {
                 let asc = crate::codecs::aac::AudioSpecificConfig::parse(&self.private).map_err(e)?;
-                CodecConfig::Aac { asc: self.private.clone(), format: asc.audio_format() }
+                if asc.is_aac() {
+                    CodecConfig::Aac { asc: self.private.clone(), format: asc.audio_format() }
+                } else {
+                    let codec = AudioCodec::Mpeg4Audio { object_type: asc.object_type };
+                    CodecConfig::Audio { codec, config: self.private.clone(), format: asc.audio_format() }
+                }
+            }
+            "A_VORBIS" => {
+                let v = vorbis::parse_private(&self.private).map_err(e)?;
+                CodecConfig::Audio { codec: AudioCodec::Vorbis, config: self.private.clone(), format: v.format }
+            }
+            "A_FLAC" => {
+                let range = flac::blocks_of_private(&self.private).map_err(e)?;
+                let blocks = self.private.slice(range);
+                let format = flac::parse_blocks(&blocks).map_err(e)?.audio_format();
+                CodecConfig::Audio { codec: AudioCodec::Flac, config: blocks, format }
+            }
+            "A_MPEG/L3" => CodecConfig::Audio { codec: AudioCodec::Mp3, config: Bytes::new(), format: entry_format },
+            "A_DTS" => CodecConfig::Audio { codec: AudioCodec::Dts, config: Bytes::new(), format: entry_format },
+            "A_AC3" => {
+                let dac3 = ac3::Dac3::from_frame(frame()?).map_err(e)?;
+                let config = Bytes::copy_from_slice(&dac3.to_bytes());
+                CodecConfig::Audio { codec: AudioCodec::Ac3, config, format: dac3.audio_format() }
+            }
+            "A_EAC3" => {
+                let dec3 = ac3::Dec3::from_frame(frame()?).map_err(e)?;
+                let parsed = dec3.audio_format();
+                let format =
+                    AudioFormat { sample_rate: parsed.sample_rate, channels: parsed.channels.max(self.channels) };
+                CodecConfig::Audio { codec: AudioCodec::Eac3, config: Bytes::from(dec3.to_bytes()), format }
+            }
+            "A_ALAC" => {
+                let format = alac::AlacConfig::parse(&self.private).map_err(e)?.audio_format();
+                CodecConfig::Audio { codec: AudioCodec::Alac, config: self.private.clone(), format }
             }
             "A_OPUS" => CodecConfig::Opus { head: opus::OpusHead::from_opus_head(&self.private).map_err(e)? },
             "A_PCM/INT/LIT" | "A_PCM/INT/BIG" | "A_PCM/FLOAT/IEEE" => CodecConfig::Pcm {
@@ -353,10 +391,32 @@ pub fn codec_id_and_private(index: usize, track: &Track, webm: bool) -> Result<(
             };
             (id, Bytes::new())
         }
-        CodecConfig::H264 { .. } | CodecConfig::Hevc { .. } | CodecConfig::Aac { .. } | CodecConfig::Pcm { .. } => {
+        CodecConfig::Audio { codec: AudioCodec::Vorbis, config, .. } => ("A_VORBIS", config.clone()),
+        CodecConfig::Audio { codec: AudioCodec::Mpeg4Audio { .. }, .. } => {
+            return Err(unsupported("Matroska has no codec ID for MPEG-4 audio other than AAC that players read"))
+        }
+        CodecConfig::Audio { codec, config, .. } if !webm => match codec {
+            AudioCodec::Flac => ("A_FLAC", Bytes::from([&flac::MARKER[..], config].concat())),
+            AudioCodec::Mp3 => ("A_MPEG/L3", Bytes::new()),
+            AudioCodec::Ac3 => ("A_AC3", Bytes::new()),
+            AudioCodec::Eac3 => ("A_EAC3", Bytes::new()),
+            AudioCodec::Dts => ("A_DTS", Bytes::new()),
+            AudioCodec::Alac => ("A_ALAC", config.clone()),
+            AudioCodec::Vorbis | AudioCodec::Mpeg4Audio { .. } => {
+                return Err(unsupported("no Matroska codec ID for it"))
+            }
+        },
+        CodecConfig::H264 { .. }
+        | CodecConfig::Hevc { .. }
+        | CodecConfig::Aac { .. }
+        | CodecConfig::Pcm { .. }
+        | CodecConfig::Audio { .. } => {
             return Err(unsupported("WebM carries only VP8, VP9, AV1, Opus and Vorbis; write Matroska (mkv) instead"))
         }
-        CodecConfig::Unknown { .. } => return Err(unsupported("no Matroska codec ID for it")),
+        CodecConfig::Unknown { fourcc, .. } => {
+            let entry = String::from_utf8_lossy(fourcc).into_owned();
+            return Err(unsupported(&format!("no Matroska codec ID for its MP4 sample entry '{entry}'")));
+        }
     };
     Ok((id, private))
 }

@@ -4,7 +4,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::write::{close, leaf, open, open_full, pack_language, put_matrix, write_edts};
-use crate::codecs::{self, CodecConfig, Dimensions};
+use crate::codecs::{self, AudioCodec, CodecConfig, Dimensions};
 use crate::formats::MuxError;
 use crate::model::{Track, TrackKind};
 
@@ -204,6 +204,59 @@ fn audio_entry(
     close(buf, start);
 }
 
+/// A QuickTime sound sample description version 1 for little-endian `in24`/`in32`/
+/// `fl32`/`fl64` samples, with the `wave` extension holding `frma` and `enda` (1:
+/// little-endian), laid out as FFmpeg writes it and reads it back in MP4 and MOV.
+fn pcm_entry_with_enda(buf: &mut BytesMut, pcm: &codecs::pcm::PcmFormat) {
+    let fourcc = pcm.qt_fourcc();
+    let start = open(buf, &fourcc);
+    buf.put_bytes(0, 6);
+    buf.put_u16(1);
+    buf.put_u16(1); // version 1
+    buf.put_bytes(0, 6);
+    buf.put_u16(pcm.channels);
+    buf.put_u16(16);
+    buf.put_u32(0);
+    let rate = pcm.sample_rate;
+    buf.put_u32(if rate <= u16::MAX as u32 { rate << 16 } else { 0 });
+    let bytes = u32::from(pcm.bits_per_sample / 8);
+    buf.put_u32(1); // samples per packet
+    buf.put_u32(bytes); // bytes per packet (one channel)
+    buf.put_u32(bytes * u32::from(pcm.channels)); // bytes per frame
+    buf.put_u32(2); // bytes per sample (QuickTime's historic value)
+    let wave = open(buf, b"wave");
+    leaf(buf, b"frma", &fourcc);
+    leaf(buf, b"enda", &[0, 1]);
+    buf.put_bytes(0, 8); // terminator atom
+    close(buf, wave);
+    close(buf, start);
+}
+
+/// A QuickTime `lpcm` sound sample description version 2: the rate as a 64-bit float
+/// (rates above 65535 Hz do not fit the 16.16 field) and the LinearPCM format flags
+/// (float, byte order), as FFmpeg writes and reads it.
+fn lpcm_entry_v2(buf: &mut BytesMut, pcm: &codecs::pcm::PcmFormat) {
+    let start = open(buf, b"lpcm");
+    buf.put_bytes(0, 6);
+    buf.put_u16(1);
+    buf.put_u16(2); // version 2
+    buf.put_bytes(0, 6);
+    buf.put_u16(3);
+    buf.put_u16(16);
+    buf.put_u16(0xFFFE);
+    buf.put_u16(0);
+    buf.put_u32(0x0001_0000);
+    buf.put_u32(72); // sizeOfStructOnly
+    buf.put_u64(f64::from(pcm.sample_rate).to_bits());
+    buf.put_u32(u32::from(pcm.channels));
+    buf.put_u32(0x7F00_0000);
+    buf.put_u32(u32::from(pcm.bits_per_sample));
+    buf.put_u32(pcm.lpcm_flags());
+    buf.put_u32(pcm.bytes_per_frame()); // bytes per audio packet
+    buf.put_u32(1); // LPCM frames per audio packet
+    close(buf, start);
+}
+
 fn has_parameter_sets_hevc(hvcc: &[u8]) -> bool {
     codecs::hevc::HvcConfig::parse(hvcc)
         .map(|c| [32u8, 33, 34].iter().all(|t| c.arrays.iter().any(|(nt, nals)| nt == t && !nals.is_empty())))
@@ -254,8 +307,59 @@ pub fn write_sample_entry(buf: &mut BytesMut, index: usize, track: &Track) -> Re
             let dops = head.to_dops();
             audio_entry(buf, b"Opus", head.channels as u16, 16, 48_000, |b| leaf(b, b"dOps", &dops));
         }
+        CodecConfig::Pcm { pcm } if pcm.sample_rate > u32::from(u16::MAX) || pcm.qt_fourcc() == *b"lpcm" => {
+            lpcm_entry_v2(buf, pcm)
+        }
+        CodecConfig::Pcm { pcm } if pcm.needs_enda() => pcm_entry_with_enda(buf, pcm),
         CodecConfig::Pcm { pcm } => {
             audio_entry(buf, &pcm.qt_fourcc(), pcm.channels, pcm.bits_per_sample, pcm.sample_rate, |_| {});
+        }
+        CodecConfig::Audio { codec, config, format } => {
+            let (channels, rate) = (format.channels.max(1), format.sample_rate);
+            match codec {
+                AudioCodec::Flac => {
+                    let bits = codecs::flac::parse_blocks(config).map(|i| i.bits_per_sample).unwrap_or(16);
+                    audio_entry(buf, b"fLaC", channels, bits, rate, |b| {
+                        let e = open_full(b, b"dfLa", 0, 0);
+                        b.put_slice(config);
+                        close(b, e);
+                    });
+                }
+                AudioCodec::Mp3 => {
+                    let esds = codecs::aac::build_esds_payload_for(0x6B, None, index as u16 + 1, 0, 0, 0);
+                    audio_entry(buf, b"mp4a", channels, 16, rate, |b| {
+                        let e = open_full(b, b"esds", 0, 0);
+                        b.put_slice(&esds);
+                        close(b, e);
+                    });
+                }
+                AudioCodec::Mpeg4Audio { .. } | AudioCodec::Vorbis => {
+                    // Vorbis as FFmpeg writes (and FFmpeg and GStreamer read) it: the
+                    // Xiph-laced headers as DecoderSpecificInfo, objectTypeIndication 0xDD.
+                    let oti = if *codec == AudioCodec::Vorbis { 0xDD } else { 0x40 };
+                    let esds = codecs::aac::build_esds_payload_for(oti, Some(config), index as u16 + 1, 0, 0, 0);
+                    audio_entry(buf, b"mp4a", channels, 16, rate, |b| {
+                        let e = open_full(b, b"esds", 0, 0);
+                        b.put_slice(&esds);
+                        close(b, e);
+                    });
+                }
+                AudioCodec::Ac3 => audio_entry(buf, b"ac-3", channels, 16, rate, |b| leaf(b, b"dac3", config)),
+                AudioCodec::Eac3 => audio_entry(buf, b"ec-3", channels, 16, rate, |b| leaf(b, b"dec3", config)),
+                AudioCodec::Alac => {
+                    let bits = codecs::alac::AlacConfig::parse(config).map(|c| u16::from(c.bit_depth)).unwrap_or(16);
+                    audio_entry(buf, b"alac", channels, bits, rate, |b| {
+                        let e = open_full(b, b"alac", 0, 0);
+                        b.put_slice(config);
+                        close(b, e);
+                    });
+                }
+                AudioCodec::Dts => match &track.mp4_sample_entry {
+                    // An MP4 input's own entry (DTS's `ddts` is not rebuilt).
+                    Some(entry) => buf.put_slice(entry),
+                    None => return Err(unsupported("livemux does not build its MP4 sample entry (use mkv)")),
+                },
+            }
         }
         CodecConfig::Unknown { .. } => match &track.mp4_sample_entry {
             Some(entry) => buf.put_slice(entry),

@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use super::boxes::{find_child, FourCc, Mp4Error, Reader, MAX_DEPTH, MAX_TRACKS};
 use super::sample_table::SampleTable;
-use crate::codecs::{self, AudioFormat, CodecConfig, CodecError, Dimensions};
+use crate::codecs::{self, AudioCodec, AudioFormat, CodecConfig, CodecError, Dimensions};
 use crate::model::{Edit, TrackKind};
 
 /// Per-track fragment defaults from `mvex/trex`.
@@ -333,6 +333,10 @@ pub fn parse_sample_entry(
     }
 }
 
+fn audio_blob(codec: AudioCodec, config: Bytes, format: AudioFormat) -> CodecConfig {
+    CodecConfig::Audio { codec, config, format }
+}
+
 fn missing(what: &'static str) -> CodecError {
     CodecError::Invalid { what, reason: "configuration box missing from the sample entry".into() }
 }
@@ -388,8 +392,21 @@ fn parse_audio_entry(
             let c = find(b"esds").ok_or_else(|| missing("esds"))?;
             let payload = slice_of(c, 4);
             let oti = codecs::aac::esds_object_type_indication(&payload)?;
-            if !matches!(oti, 0x40 | 0x66 | 0x67 | 0x68) {
-                return Ok(CodecConfig::Unknown { fourcc, dims: None, audio: Some(fallback) });
+            match oti {
+                // MPEG-1 audio and MPEG-2 (lower rates) audio: MP3 as muxers store it.
+                0x69 | 0x6B => return Ok(audio_blob(AudioCodec::Mp3, Bytes::new(), fallback)),
+                // DTS under an esds: the entry is copied for MP4, A_DTS needs nothing.
+                0xA9 => return Ok(audio_blob(AudioCodec::Dts, Bytes::new(), fallback)),
+                // Vorbis as FFmpeg writes it in MP4: the Xiph-laced headers as DSI.
+                0xDD => {
+                    let range = codecs::aac::esds_any_decoder_specific_info(&payload)?
+                        .ok_or_else(|| missing("esds DecoderSpecificInfo"))?;
+                    let headers = payload.slice(range);
+                    let format = codecs::vorbis::parse_private(&headers)?.format;
+                    return Ok(CodecConfig::Audio { codec: AudioCodec::Vorbis, config: headers, format });
+                }
+                0x40 | 0x66 | 0x67 | 0x68 => {}
+                _ => return Ok(CodecConfig::Unknown { fourcc, dims: None, audio: Some(fallback) }),
             }
             let range = codecs::aac::esds_decoder_specific_info(&payload)?;
             let asc = payload.slice(range);
@@ -398,8 +415,40 @@ fn parse_audio_entry(
                 sample_rate: if parsed.sample_rate > 0 { parsed.sample_rate } else { sample_rate },
                 channels: if parsed.channels > 0 { parsed.channels } else { channels },
             };
+            if !parsed.is_aac() {
+                // ALS, USAC, CELP...: MPEG-4 audio, but not AAC.
+                let codec = AudioCodec::Mpeg4Audio { object_type: parsed.object_type };
+                return Ok(CodecConfig::Audio { codec, config: asc, format });
+            }
             Ok(CodecConfig::Aac { asc, format })
         }
+        b".mp3" => Ok(audio_blob(AudioCodec::Mp3, Bytes::new(), fallback)),
+        b"fLaC" => {
+            let c = find(b"dfLa").ok_or_else(|| missing("dfLa"))?;
+            let blocks = slice_of(c, 4);
+            let info = codecs::flac::parse_blocks(&blocks)?;
+            Ok(CodecConfig::Audio { codec: AudioCodec::Flac, config: blocks, format: info.audio_format() })
+        }
+        b"ac-3" => {
+            let c = find(b"dac3").ok_or_else(|| missing("dac3"))?;
+            let dac3 = slice_of(c, 0);
+            let format = codecs::ac3::Dac3::parse(&dac3)?.audio_format();
+            Ok(CodecConfig::Audio { codec: AudioCodec::Ac3, config: dac3, format })
+        }
+        b"ec-3" => {
+            let c = find(b"dec3").ok_or_else(|| missing("dec3"))?;
+            let dec3 = slice_of(c, 0);
+            let parsed = codecs::ac3::Dec3::parse(&dec3)?.audio_format();
+            let format = AudioFormat { sample_rate: parsed.sample_rate, channels: parsed.channels.max(channels) };
+            Ok(CodecConfig::Audio { codec: AudioCodec::Eac3, config: dec3, format })
+        }
+        b"alac" => {
+            let c = find(b"alac").ok_or_else(|| missing("alac"))?;
+            let cookie = slice_of(c, 4);
+            let format = codecs::alac::AlacConfig::parse(&cookie)?.audio_format();
+            Ok(CodecConfig::Audio { codec: AudioCodec::Alac, config: cookie, format })
+        }
+        b"dtsc" | b"dtsh" | b"dtsl" | b"dtse" => Ok(audio_blob(AudioCodec::Dts, Bytes::new(), fallback)),
         b"Opus" => {
             let c = find(b"dOps").ok_or_else(|| missing("dOps"))?;
             let head = codecs::opus::OpusHead::from_dops(&slice_of(c, 0))?;
@@ -414,7 +463,16 @@ fn parse_audio_entry(
             .map(|pcm| CodecConfig::Pcm { pcm })
             .ok_or_else(|| CodecError::Unsupported { what: "lpcm", reason: format!("flags 0x{lpcm_flags:x}") }),
         _ => match codecs::pcm::PcmFormat::from_qt_fourcc(fourcc, channels, sample_rate, bits) {
-            Some(pcm) => Ok(CodecConfig::Pcm { pcm }),
+            Some(mut pcm) => {
+                // QuickTime's `enda` (in the `wave` extension): 1 means little-endian.
+                if let Some(c) = find(b"enda") {
+                    let v = slice_of(c, 0);
+                    if matches!(&fourcc, b"in24" | b"in32" | b"fl32" | b"fl64") && v.len() >= 2 {
+                        pcm.little_endian = v[1] == 1;
+                    }
+                }
+                Ok(CodecConfig::Pcm { pcm })
+            }
             None => Ok(CodecConfig::Unknown { fourcc, dims: None, audio: Some(fallback) }),
         },
     }
@@ -430,15 +488,25 @@ pub fn codec_family(fourcc: FourCc) -> &'static str {
         b"vp08" => "vp8",
         b"mp4a" => "aac",
         b"Opus" => "opus",
+        b"fLaC" => "flac",
+        b".mp3" => "mp3",
+        b"ac-3" => "ac3",
+        b"ec-3" => "eac3",
+        b"alac" => "alac",
+        b"dtsc" | b"dtsh" | b"dtsl" | b"dtse" => "dts",
         b"sowt" | b"twos" | b"lpcm" | b"in24" | b"in32" | b"fl32" | b"fl64" | b"ipcm" | b"fpcm" | b"raw " => "pcm",
         _ => "unknown",
     }
 }
 
 impl Mp4Track {
-    /// The codec family its sample entry names, as FFmpeg prints it.
+    /// The codec family its sample entry names, as FFmpeg prints it (`mp4a` entries by
+    /// the codec they were read as: aac, mp3, mpeg-4 als...).
     pub fn codec_family(&self) -> &'static str {
-        codec_family(self.sample_entry_fourcc)
+        match &self.codec {
+            Ok(c @ (CodecConfig::Aac { .. } | CodecConfig::Audio { .. })) => c.name(),
+            _ => codec_family(self.sample_entry_fourcc),
+        }
     }
 
     /// "video h264 640x360, timescale 20000", for messages.
@@ -483,6 +551,77 @@ impl Mp4Track {
             origin,
             mp4_sample_entry: Some(self.sample_entry.clone()),
             meta: Default::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codecs::pcm::PcmFormat;
+    use crate::formats::mp4::init::fragmented_header;
+    use crate::model::{ParamOrigin, Track};
+
+    fn audio_track(codec: CodecConfig) -> Track {
+        Track {
+            input_id: 1,
+            kind: TrackKind::Audio,
+            timescale: 48_000,
+            codec,
+            language: *b"und",
+            edits: vec![],
+            movie_timescale: 1000,
+            origin: ParamOrigin::Stream,
+            mp4_sample_entry: None,
+            meta: Default::default(),
+        }
+    }
+
+    /// What livemux writes in a sample entry, it reads back as the same codec parameters.
+    #[test]
+    fn audio_sample_entries_read_back() {
+        let pcm = |bits, float, little_endian, sample_rate| CodecConfig::Pcm {
+            pcm: PcmFormat { sample_rate, channels: 2, bits_per_sample: bits, float, little_endian },
+        };
+        let blob = |codec, config: Vec<u8>, sample_rate, channels| CodecConfig::Audio {
+            codec,
+            config: Bytes::from(config),
+            format: AudioFormat { sample_rate, channels },
+        };
+        let mut als = vec![0xF8, 0x9E, 0x01, 0x77, 0x20, 0x00];
+        als.extend_from_slice(b"ALS\0");
+        als.extend_from_slice(&[0, 0, 0xBB, 0x80, 0, 0, 8, 0, 0, 0]);
+        let configs = [
+            pcm(16, false, true, 48_000),
+            pcm(16, false, false, 48_000),
+            pcm(24, false, true, 48_000),
+            pcm(24, false, false, 48_000),
+            pcm(32, false, true, 44_100),
+            pcm(32, true, true, 44_100),
+            pcm(64, true, true, 44_100),
+            pcm(64, true, false, 44_100),
+            pcm(24, false, true, 96_000),
+            pcm(64, false, true, 48_000),
+            blob(AudioCodec::Flac, codecs::flac::tests::streaminfo(), 44_100, 2),
+            blob(AudioCodec::Vorbis, codecs::vorbis::tests::private(), 44_100, 2),
+            blob(AudioCodec::Ac3, vec![0x10, 0x11, 0x40], 48_000, 2),
+            blob(AudioCodec::Eac3, vec![0x06, 0x00, 0x20, 0x0F, 0x00], 48_000, 6),
+            blob(
+                AudioCodec::Alac,
+                vec![0, 0, 16, 0, 0, 16, 40, 10, 14, 2, 0, 255, 0, 0, 0x18, 0x0C, 0, 0, 0, 0, 0, 0, 0xAC, 0x44],
+                44_100,
+                2,
+            ),
+            blob(AudioCodec::Mp3, vec![], 44_100, 2),
+            blob(AudioCodec::Mpeg4Audio { object_type: 36 }, als, 48_000, 1),
+        ];
+        for config in configs {
+            assert!(config.validate().is_ok(), "{config:?}");
+            let header = fragmented_header(&[audio_track(config.clone())]).unwrap();
+            let moov_at = header.windows(4).position(|w| w == b"moov").unwrap() - 4;
+            let movie = parse_movie(&header.slice(moov_at..), moov_at as u64, 8).unwrap();
+            assert_eq!(movie.tracks[0].codec.as_ref(), Ok(&config));
+            assert_eq!(movie.tracks[0].codec_family(), config.name());
         }
     }
 }
