@@ -29,7 +29,7 @@ use crate::formats::mp4::moov::{parse_movie, Movie, Mp4Track};
 use crate::formats::mp4::scan::layout::ScanLayout;
 use crate::formats::mp4::FourCc;
 use crate::formats::{ContainerEvent, ContainerKind, ElementKind};
-use crate::model::{Chunk, ParamOrigin, Track, TrackKind};
+use crate::model::{Chunk, MovieMeta, ParamOrigin, Track, TrackKind, Tracks};
 use crate::reference::{RefTrack, Reference};
 
 /// Where codec parameters come from.
@@ -85,6 +85,8 @@ struct Chosen {
     /// Tracks whose own parameters were kept under `auto`, still to be compared with the
     /// parameter sets their first sample carries in-band.
     to_check: Vec<Recheck>,
+    /// The movie's title, creation time and tags.
+    movie: MovieMeta,
 }
 
 /// A track waiting for its first sample, and what replaces its parameters if they
@@ -126,7 +128,7 @@ fn choose_tracks(movie: &Movie, reference: Option<&Reference>, policy: ParamPoli
         Some(r) => Some(pair(&stream.iter().map(|(_, t)| *t).collect::<Vec<_>>(), r)?),
         None => None,
     };
-    let mut chosen = Chosen { tracks: Vec::new(), notes, to_check: Vec::new() };
+    let mut chosen = Chosen { tracks: Vec::new(), notes, to_check: Vec::new(), movie: movie.meta.clone() };
     for (i, &(movie_track, t)) in stream.iter().enumerate() {
         let own = t.codec.clone().and_then(|c| c.validate().map(|_| c));
         let from_ref = matched.as_ref().map(|m| m[i]);
@@ -212,7 +214,7 @@ impl InbandCheck {
     /// Compares every track whose first sample is at hand; true when none is left.
     fn settle(&mut self) -> bool {
         let last_chance = self.gave_up() || self.ended;
-        let Chosen { tracks, notes, to_check } = &mut self.chosen;
+        let Chosen { tracks, notes, to_check, .. } = &mut self.chosen;
         to_check.retain_mut(|check| {
             // Every known first sample, or (when no more media will be kept) those at hand.
             let read: Vec<Vec<u8>> =
@@ -240,7 +242,7 @@ impl InbandCheck {
     }
 
     /// Ends the check, noting the tracks left unchecked; returns the tracks and the held events.
-    fn finish(mut self, notes: &mut Vec<String>) -> (Vec<Track>, Vec<ContainerEvent>) {
+    fn finish(mut self, notes: &mut Vec<String>) -> (Tracks, Vec<ContainerEvent>) {
         notes.append(&mut self.chosen.notes);
         for check in &self.chosen.to_check {
             notes.push(format!(
@@ -248,7 +250,7 @@ impl InbandCheck {
                 check.track + 1
             ));
         }
-        (self.chosen.tracks, self.held)
+        (Tracks::new(self.chosen.tracks, self.chosen.movie), self.held)
     }
 }
 
@@ -340,6 +342,8 @@ fn held_cost(ev: &ContainerEvent) -> u64 {
 struct MatroskaParams {
     info: SegmentInfo,
     entries: Vec<TrackEntry>,
+    /// The Segment's global tags, when they come before the media.
+    tags: Vec<(String, String)>,
     first_frames: Vec<Option<Bytes>>,
     held: Vec<ContainerEvent>,
     held_bytes: u64,
@@ -366,7 +370,7 @@ impl MatroskaParams {
         }
     }
 
-    fn tracks(&self, notes: &mut Vec<String>) -> Result<Vec<Track>, Failure> {
+    fn tracks(&self, notes: &mut Vec<String>) -> Result<Tracks, Failure> {
         let mut out = Vec::new();
         for (e, frame) in self.entries.iter().zip(&self.first_frames) {
             if e.kind() == TrackKind::Other {
@@ -381,7 +385,7 @@ impl MatroskaParams {
         if out.is_empty() {
             return Err(Failure::Unsupported("the Matroska input has no audio or video track".into()));
         }
-        Ok(out)
+        Ok(Tracks::new(out, self.info.movie_meta(self.tags.clone())))
     }
 }
 
@@ -433,6 +437,10 @@ pub async fn run(
                     let body = &u.data[u.header_len as usize..];
                     m.entries = parse_tracks(body, u.offset + u.header_len as u64).map_err(|e| ctx.error(e))?;
                     m.first_frames = vec![None; m.entries.len()];
+                }
+                ContainerEvent::Meta(u) if u.kind == ElementKind::Ebml(mkv_ids::TAGS) => {
+                    let body = &u.data[u.header_len as usize..];
+                    m.tags.extend(crate::formats::matroska::meta::parse_global_tags(body, u.offset + u.header_len as u64));
                 }
                 ContainerEvent::Media(c) if !m.entries.is_empty() => {
                     for e in elements(c.offset, &c.data).map_while(Result::ok) {
@@ -511,7 +519,7 @@ pub async fn run(
                 match chosen {
                     Ok(mut chosen) => {
                         report.notes.append(&mut chosen.notes);
-                        send.push(ContainerEvent::Tracks(Arc::new(chosen.tracks.into())));
+                        send.push(ContainerEvent::Tracks(Arc::new(Tracks::new(chosen.tracks, chosen.movie))));
                     }
                     Err(e) => report.notes.push(format!(
                         "a 'moov' index arrived at offset {} after the media was split without one; it cannot be used: {e}",
