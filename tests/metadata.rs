@@ -66,7 +66,12 @@ fn fraction(v: &Value) -> Option<f64> {
 
 /// A tag, by case-insensitive name (Matroska's are upper-case).
 fn tag(obj: &Value, name: &str) -> Option<String> {
-    obj.get("tags")?.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).and_then(|(_, v)| v.as_str()).map(String::from)
+    obj.get("tags")?
+        .as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v.as_str())
+        .map(String::from)
 }
 
 /// What ffprobe says of the things a remux must keep, normalised where formats say the
@@ -101,8 +106,16 @@ fn seen(path: &Path) -> Seen {
                 Some("Display Matrix") => put("rotation", format!("{}", d["rotation"].as_f64().unwrap_or(f64::NAN))),
                 Some("Mastering display metadata") => {
                     for k in [
-                        "red_x", "red_y", "green_x", "green_y", "blue_x", "blue_y", "white_point_x", "white_point_y",
-                        "min_luminance", "max_luminance",
+                        "red_x",
+                        "red_y",
+                        "green_x",
+                        "green_y",
+                        "blue_x",
+                        "blue_y",
+                        "white_point_x",
+                        "white_point_y",
+                        "min_luminance",
+                        "max_luminance",
                     ] {
                         put(k, format!("{:.5}", fraction(&d[k]).unwrap_or(f64::NAN)));
                     }
@@ -188,7 +201,10 @@ fn rotation_language_title_and_tags_from_mp4() {
         assert!(info.contains("Language: und"), "{info}");
     }
 
-    ffmpeg(d, &["-i", "base.mp4", "-c", "copy", "-metadata:s:v", "rotate=270", "-metadata:s:v", "language=eng", "rot270.mp4"]);
+    ffmpeg(
+        d,
+        &["-i", "base.mp4", "-c", "copy", "-metadata:s:v", "rotate=270", "-metadata:s:v", "language=eng", "rot270.mp4"],
+    );
     check_all(d, &d.join("rot270.mp4"), &ALL, |s| {
         assert_eq!(field(s, 0, "rotation"), Some("-90"), "{s:?}");
         assert_eq!(field(s, 0, "language"), Some("eng"));
@@ -290,4 +306,43 @@ fn vp9_to_webm_keeps_rotation_language_and_title() {
         assert_eq!(field(s, 0, "sar"), Some("2:1"));
         assert_eq!(format_tag(s, "title"), Some("VP9"));
     });
+}
+
+/// The attached picture ffprobe sees (codec, MD5 of its bytes), if any.
+fn cover_of(path: &Path) -> Option<(String, String)> {
+    let v = probe(path);
+    let s = v["streams"].as_array()?.iter().find(|s| s["disposition"]["attached_pic"] == 1)?.clone();
+    let index = s["index"].as_u64()?.to_string();
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", &format!("0:{index}"), "-c", "copy", "-f", "md5", "-"])
+        .output()
+        .expect("run ffmpeg");
+    Some((s["codec_name"].as_str()?.to_string(), String::from_utf8_lossy(&out.stdout).trim().to_string()))
+}
+
+#[test]
+fn cover_art_between_ilst_and_attachments() {
+    if !tools(&["ffmpeg", "ffprobe"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    base(d, false);
+    ffmpeg(d, &["-f", "lavfi", "-i", "color=blue:s=16x16", "-frames:v", "1", "cover.jpg"]);
+    #[rustfmt::skip]
+    ffmpeg(d, &["-i", "base.mp4", "-i", "cover.jpg", "-map", "0", "-map", "1", "-c", "copy",
+        "-disposition:v:1", "attached_pic", "-metadata", "title=Cover", "cover.mp4"]);
+    let want = cover_of(&d.join("cover.mp4"));
+    assert_eq!(want.as_ref().map(|c| c.0.as_str()), Some("mjpeg"), "the input has its cover");
+    let outs = check_all(d, &d.join("cover.mp4"), &ALL, |_| {});
+    for out in &outs {
+        assert_eq!(cover_of(out), want, "{}", out.display());
+    }
+    // And back from the Matroska attachment to an MP4 'covr'.
+    let mkv = outs.iter().find(|p| p.extension().unwrap() == "mkv").unwrap();
+    let back = d.join("cover_back.mp4");
+    run(livemux().arg("remux").arg(mkv).arg("-o").arg(&back).args(["--to", "mp4"]), "remux mkv to mp4");
+    assert_eq!(cover_of(&back), want);
 }

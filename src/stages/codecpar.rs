@@ -344,6 +344,7 @@ struct MatroskaParams {
     entries: Vec<TrackEntry>,
     /// The Segment's global tags, when they come before the media.
     tags: Vec<(String, String)>,
+    cover: Option<crate::model::CoverArt>,
     first_frames: Vec<Option<Bytes>>,
     held: Vec<ContainerEvent>,
     held_bytes: u64,
@@ -385,7 +386,9 @@ impl MatroskaParams {
         if out.is_empty() {
             return Err(Failure::Unsupported("the Matroska input has no audio or video track".into()));
         }
-        Ok(Tracks::new(out, self.info.movie_meta(self.tags.clone())))
+        let mut movie = self.info.movie_meta(self.tags.clone());
+        movie.cover = self.cover.clone();
+        Ok(Tracks::new(out, movie))
     }
 }
 
@@ -440,7 +443,13 @@ pub async fn run(
                 }
                 ContainerEvent::Meta(u) if u.kind == ElementKind::Ebml(mkv_ids::TAGS) => {
                     let body = &u.data[u.header_len as usize..];
-                    m.tags.extend(crate::formats::matroska::meta::parse_global_tags(body, u.offset + u.header_len as u64));
+                    m.tags.extend(crate::formats::matroska::meta::parse_global_tags(
+                        body,
+                        u.offset + u.header_len as u64,
+                    ));
+                }
+                ContainerEvent::Meta(u) if u.kind == ElementKind::Ebml(mkv_ids::ATTACHMENTS) && m.cover.is_none() => {
+                    m.cover = crate::formats::matroska::meta::parse_cover(&u.data, u.header_len as usize, u.offset);
                 }
                 ContainerEvent::Media(c) if !m.entries.is_empty() => {
                     for e in elements(c.offset, &c.data).map_while(Result::ok) {

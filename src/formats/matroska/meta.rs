@@ -6,12 +6,14 @@
 //!
 //! Reading is lenient: a damaged metadata element is left out, never an error.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
-use super::ebml::{children, put_element, put_float, put_master, put_string, put_uint, read_float, read_int, read_string, read_uint};
+use super::ebml::{
+    children, put_element, put_float, put_master, put_string, put_uint, read_float, read_int, read_string, read_uint,
+};
 use super::tracks::{SegmentInfo, TrackEntry};
 use crate::codecs::Dimensions;
-use crate::model::{Colour, ContentLightLevel, MasteringDisplay, MovieMeta, TrackMeta};
+use crate::model::{Colour, ContentLightLevel, CoverArt, MasteringDisplay, MovieMeta, TrackMeta};
 
 pub const NAME: u32 = 0x536E;
 pub const LANGUAGE_BCP47: u32 = 0x22B59D;
@@ -46,6 +48,14 @@ const SIMPLE_TAG: u32 = 0x67C8;
 const TAG_NAME: u32 = 0x45A3;
 const TAG_STRING: u32 = 0x4487;
 
+const ATTACHED_FILE: u32 = 0x61A7;
+const FILE_NAME: u32 = 0x466E;
+const FILE_MEDIA_TYPE: u32 = 0x4660;
+const FILE_DATA: u32 = 0x465C;
+const FILE_UID: u32 = 0x46AE;
+
+/// Largest cover picture kept, in bytes.
+pub const MAX_COVER: usize = 16 << 20;
 /// Longest tag value or name kept, in bytes.
 pub const MAX_TEXT: usize = 64 << 10;
 /// Most global tags kept.
@@ -176,8 +186,12 @@ fn read_colour(meta: &mut TrackMeta, body: &[u8], offset: u64) {
     }
     let code = |v: u64| v.min(255) as u8;
     if matrix != 2 || transfer != 2 || primaries != 2 || range == 1 || range == 2 {
-        meta.colour =
-            Some(Colour { primaries: code(primaries), transfer: code(transfer), matrix: code(matrix), full_range: range == 2 });
+        meta.colour = Some(Colour {
+            primaries: code(primaries),
+            transfer: code(transfer),
+            matrix: code(matrix),
+            full_range: range == 2,
+        });
     }
     if max_cll > 0 || max_fall > 0 {
         let l = |v: u64| v.min(u16::MAX as u64) as u16;
@@ -199,10 +213,7 @@ fn read_mastering(body: &[u8], offset: u64) -> Option<MasteringDisplay> {
         }
     }
     let xy = |i: usize| -> Option<(u16, u16)> {
-        Some((
-            scaled(f[i]?, 50_000.0, u16::MAX as u64)? as u16,
-            scaled(f[i + 1]?, 50_000.0, u16::MAX as u64)? as u16,
-        ))
+        Some((scaled(f[i]?, 50_000.0, u16::MAX as u64)? as u16, scaled(f[i + 1]?, 50_000.0, u16::MAX as u64)? as u16))
     };
     let lum = |v: Option<f64>| scaled(v.unwrap_or(0.0), 10_000.0, u32::MAX as u64).map(|v| v as u32);
     Some(MasteringDisplay {
@@ -362,7 +373,9 @@ pub fn put_info(b: &mut BytesMut, movie: &MovieMeta) {
     if let Some(t) = movie.title.as_deref().filter(|t| !t.is_empty() && t.len() <= MAX_TEXT) {
         put_string(b, TITLE, t);
     }
-    if let Some(ns) = movie.creation_time.and_then(|t| t.checked_sub(DATE_UTC_EPOCH)).and_then(|s| s.checked_mul(1_000_000_000)) {
+    if let Some(ns) =
+        movie.creation_time.and_then(|t| t.checked_sub(DATE_UTC_EPOCH)).and_then(|s| s.checked_mul(1_000_000_000))
+    {
         put_element(b, DATE_UTC, &ns.to_be_bytes());
     }
 }
@@ -537,5 +550,92 @@ mod tests {
             });
         });
         assert!(parse_global_tags(&b, 0).is_empty());
+    }
+}
+
+/// The cover picture among an Attachments element's files: a JPEG or PNG, the one named
+/// `cover.*` first. `data` is the whole element (header of `header_len` bytes), at `offset`;
+/// the picture is sliced from it.
+pub fn parse_cover(data: &Bytes, header_len: usize, offset: u64) -> Option<CoverArt> {
+    let body = data.get(header_len..)?;
+    let mut best: Option<(bool, CoverArt)> = None;
+    for file in children(body, offset + header_len as u64).map_while(Result::ok).filter(|c| c.id == ATTACHED_FILE) {
+        let (mut name, mut mime, mut range) = (String::new(), None, None);
+        for c in children(file.body, file.offset + file.header_len as u64).map_while(Result::ok) {
+            match c.id {
+                FILE_NAME if c.body.len() <= MAX_TEXT => name = read_string(c.body).to_ascii_lowercase(),
+                FILE_MEDIA_TYPE => {
+                    mime = match read_string(c.body).as_str() {
+                        "image/jpeg" => Some("image/jpeg"),
+                        "image/png" => Some("image/png"),
+                        _ => None,
+                    }
+                }
+                FILE_DATA if c.body.len() <= MAX_COVER => {
+                    let start = c
+                        .offset
+                        .checked_sub(offset)
+                        .and_then(|d| usize::try_from(d).ok())
+                        .and_then(|s| s.checked_add(c.header_len));
+                    range = start.map(|s| s..s + c.body.len());
+                }
+                _ => {}
+            }
+        }
+        let (Some(mime), Some(range)) = (mime, range) else { continue };
+        let Some(bytes) = (range.end <= data.len()).then(|| data.slice(range)) else { continue };
+        let named = name.starts_with("cover.");
+        if best.as_ref().is_none_or(|(b, _)| named && !b) {
+            best = Some((named, CoverArt { mime, data: bytes }));
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
+/// Writes an Attachments element with the movie's cover (`cover.jpg` or `cover.png`), when
+/// it has one.
+pub fn put_attachments(buf: &mut BytesMut, movie: &MovieMeta) {
+    let Some(cover) = movie.cover.as_ref().filter(|c| !c.data.is_empty() && c.data.len() <= MAX_COVER) else {
+        return;
+    };
+    put_master(buf, super::ids::ATTACHMENTS, |a| {
+        put_master(a, ATTACHED_FILE, |f| {
+            put_string(f, FILE_NAME, if cover.mime == "image/png" { "cover.png" } else { "cover.jpg" });
+            put_string(f, FILE_MEDIA_TYPE, cover.mime);
+            put_element(f, FILE_DATA, &cover.data);
+            put_uint(f, FILE_UID, 1);
+        });
+    });
+}
+
+#[cfg(test)]
+mod cover_tests {
+    use super::*;
+    use crate::formats::matroska::ebml::parse_header;
+
+    #[test]
+    fn cover_round_trip_and_choice() {
+        let movie = MovieMeta {
+            cover: Some(CoverArt { mime: "image/png", data: Bytes::from_static(b"\x89PNG....") }),
+            ..MovieMeta::default()
+        };
+        let mut b = BytesMut::new();
+        put_attachments(&mut b, &movie);
+        let data = b.freeze();
+        let Ok(super::super::ebml::HeaderParse::Header(h)) = parse_header(&data, 100) else { panic!() };
+        assert_eq!(parse_cover(&data, h.header_len, 100), movie.cover);
+        for n in 0..data.len() {
+            let _ = parse_cover(&data.slice(..n), h.header_len.min(n), 100);
+        }
+        // A font is not a cover.
+        let mut f = BytesMut::new();
+        put_master(&mut f, super::super::ids::ATTACHMENTS, |a| {
+            put_master(a, ATTACHED_FILE, |f| {
+                put_string(f, FILE_NAME, "font.ttf");
+                put_string(f, FILE_MEDIA_TYPE, "font/ttf");
+                put_element(f, FILE_DATA, b"x");
+            })
+        });
+        assert_eq!(parse_cover(&f.freeze(), 5, 0), None);
     }
 }

@@ -173,6 +173,7 @@ impl Muxer for MkvMuxer {
         buf.put_slice(&tracks);
         let mut tags = BytesMut::new();
         super::meta::put_tags(&mut tags, &self.tracks.movie);
+        super::meta::put_attachments(&mut tags, &self.tracks.movie);
         buf.put_slice(&tags);
         self.front = Some(Front {
             ebml_header: ebml.freeze(),

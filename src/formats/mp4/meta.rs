@@ -471,7 +471,10 @@ mod tests {
         assert_eq!(parse_pasp(&[0, 0, 0, 1, 0, 0, 0, 1]), None, "square");
         assert_eq!(parse_pasp(&[0, 0, 0, 0, 0, 0, 0, 1]), None, "zero");
         assert_eq!(parse_pasp(&[0, 0, 0, 4, 0, 0, 0, 2]), Some((2, 1)));
-        assert_eq!(parse_colr(b"nclc\0\x01\0\x01\0\x01"), Some(Colour { primaries: 1, transfer: 1, matrix: 1, full_range: false }));
+        assert_eq!(
+            parse_colr(b"nclc\0\x01\0\x01\0\x01"),
+            Some(Colour { primaries: 1, transfer: 1, matrix: 1, full_range: false })
+        );
         assert_eq!(parse_colr(b"prof\0\0"), None);
         assert_eq!(parse_colr(b"nclx\0\x01"), None);
     }
@@ -487,7 +490,10 @@ mod tests {
         let m = parse_smdm(&b).unwrap();
         assert_eq!(m.primaries[2], (34000, 16000), "red last");
         assert_eq!(m.max_luminance, 10_000_000);
-        assert_eq!(parse_clli(&[0, 0, 0, 0, 3, 232, 1, 144], true), Some(ContentLightLevel { max_cll: 1000, max_fall: 400 }));
+        assert_eq!(
+            parse_clli(&[0, 0, 0, 0, 3, 232, 1, 144], true),
+            Some(ContentLightLevel { max_cll: 1000, max_fall: 400 })
+        );
     }
 
     #[test]

@@ -3,9 +3,9 @@
 use bytes::Bytes;
 
 use super::boxes::{find_child, FourCc, Mp4Error, Reader, MAX_DEPTH, MAX_TRACKS};
+use super::meta;
 use super::sample_table::SampleTable;
 use crate::codecs::{self, AudioFormat, CodecConfig, CodecError, Dimensions};
-use super::meta;
 use crate::model::{Edit, MovieMeta, TrackKind, TrackMeta};
 
 /// Per-track fragment defaults from `mvex/trex`.
@@ -147,7 +147,8 @@ fn parse_trak(src: &Bytes, src_offset: u64, trak: &Reader<'_>) -> Result<Option<
     let Some(mut tkhd) = find_path(trak, &[b"tkhd"])? else {
         return Err(trak.error("track without 'tkhd'"));
     };
-    let mut track_meta = TrackMeta { matrix: meta::tkhd_matrix(tkhd.clone().bytes(tkhd.remaining())?), ..TrackMeta::default() };
+    let mut track_meta =
+        TrackMeta { matrix: meta::tkhd_matrix(tkhd.clone().bytes(tkhd.remaining())?), ..TrackMeta::default() };
     let (version, _) = tkhd.full_header()?;
     tkhd.skip(if version == 1 { 16 } else { 8 })?;
     let track_id = tkhd.u32()?;
