@@ -463,7 +463,7 @@ pub async fn run(
             if (media && !m.entries.is_empty() && m.ready()) || (end && !m.entries.is_empty()) {
                 let tracks = m.tracks(&mut report.notes).map_err(|e| ctx.error(e))?;
                 have_tracks = true;
-                send.push(ContainerEvent::Tracks(Arc::new(tracks.into())));
+                send.push(ContainerEvent::Tracks(Arc::new(tracks)));
                 send.append(&mut m.held);
             } else if media || !m.held.is_empty() {
                 // Everything held counts, Tracks known or not, empty Clusters too.
@@ -500,7 +500,7 @@ pub async fn run(
             }
             // Settled: the tracks, what was held, then this event as usual.
             let (tracks, held) = pending.take().expect("checked").finish(&mut report.notes);
-            send.push(ContainerEvent::Tracks(Arc::new(tracks.into())));
+            send.push(ContainerEvent::Tracks(Arc::new(tracks)));
             send.extend(held);
         }
         match &ev {
@@ -515,7 +515,7 @@ pub async fn run(
                     continue;
                 }
                 let (tracks, _) = check.finish(&mut report.notes);
-                send.push(ContainerEvent::Tracks(Arc::new(tracks.into())));
+                send.push(ContainerEvent::Tracks(Arc::new(tracks)));
             }
             // An index after media that was scanned without one: `packet-split` still holds
             // the scanned packets unless there were too many, and then uses this index
