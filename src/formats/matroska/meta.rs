@@ -23,6 +23,7 @@ pub const DATE_UTC: u32 = 0x4461;
 const DISPLAY_WIDTH: u32 = 0x54B0;
 const DISPLAY_HEIGHT: u32 = 0x54BA;
 const DISPLAY_UNIT: u32 = 0x54B2;
+const STEREO_MODE: u32 = 0x53B8;
 const COLOUR: u32 = 0x55B0;
 const MATRIX_COEFFICIENTS: u32 = 0x55B1;
 const RANGE: u32 = 0x55B9;
@@ -131,20 +132,27 @@ pub fn track_language(language: Option<&str>, bcp47: Option<&str>) -> [u8; 3] {
 /// Reads the metadata of a Video element's body into `t.meta`: pixel aspect, colour, HDR,
 /// rotation. `t.width` and `t.height` must be read already.
 pub fn read_video(t: &mut TrackEntry, body: &[u8], offset: u64) {
-    let (mut dw, mut dh, mut unit) = (None, None, 0);
+    let (mut dw, mut dh, mut unit, mut stereo) = (None, None, 0, 0);
     for c in children(body, offset).map_while(Result::ok) {
         match c.id {
             DISPLAY_WIDTH => dw = read_uint(c.body),
             DISPLAY_HEIGHT => dh = read_uint(c.body),
             DISPLAY_UNIT => unit = read_uint(c.body).unwrap_or(0),
+            STEREO_MODE => stereo = read_uint(c.body).unwrap_or(0),
             COLOUR => read_colour(&mut t.meta, c.body, c.offset + c.header_len as u64),
             PROJECTION => t.meta.matrix = read_projection(c.body, c.offset + c.header_len as u64),
             _ => {}
         }
     }
     // As FFmpeg: the picture's aspect over the display's, for any unit but "unknown".
+    // Side-by-side or stacked stereo: the display size is one view's.
+    let (w_mul, h_mul) = match stereo {
+        1 | 8 | 9 | 11 => (2, 1),
+        2 | 3 | 6 | 7 => (1, 2),
+        _ => (1, 1),
+    };
     if let (Some(dw), Some(dh), true) = (dw, dh, unit < 4) {
-        t.meta.pixel_aspect = pixel_aspect(t.width, t.height, dw, dh);
+        t.meta.pixel_aspect = pixel_aspect(t.width, t.height, dw.saturating_mul(w_mul), dh.saturating_mul(h_mul));
     }
 }
 

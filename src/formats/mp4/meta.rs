@@ -79,12 +79,14 @@ pub fn mdhd_language(code: u16) -> [u8; 3] {
     }
 }
 
-/// Unix time of an MP4 time (seconds since 1904); `None` for 0 ("not set").
+/// Unix time of an MP4 time (seconds since 1904); `None` for 0 ("not set"). Times
+/// before 1970 are taken as Unix times already, as FFmpeg does (some muxers write those).
 pub fn mac_to_unix(t: u64) -> Option<i64> {
     if t == 0 {
         return None;
     }
-    i64::try_from(t).ok()?.checked_sub(MAC_EPOCH_OFFSET)
+    let t = i64::try_from(t).ok()?;
+    Some(if t >= MAC_EPOCH_OFFSET { t - MAC_EPOCH_OFFSET } else { t })
 }
 
 /// MP4 time of a Unix time; 0 (not set) for times before 1904.
@@ -245,12 +247,13 @@ pub fn write_visual_boxes(buf: &mut BytesMut, meta: &TrackMeta) {
         body.extend_from_slice(&m.min_luminance.to_be_bytes());
         leaf(buf, b"mdcv", &body);
     }
-    if let Some((h, v)) = meta.pixel_aspect {
-        let mut body = Vec::with_capacity(8);
-        body.extend_from_slice(&h.to_be_bytes());
-        body.extend_from_slice(&v.to_be_bytes());
-        leaf(buf, b"pasp", &body);
-    }
+    // Always, 1:1 too (as FFmpeg writes it): without one, FFmpeg derives the aspect from
+    // the `tkhd` size, which a matrix or a cropped picture make differ from the codec's.
+    let (h, v) = meta.pixel_aspect.unwrap_or((1, 1));
+    let mut body = Vec::with_capacity(8);
+    body.extend_from_slice(&h.to_be_bytes());
+    body.extend_from_slice(&v.to_be_bytes());
+    leaf(buf, b"pasp", &body);
 }
 
 fn text(b: &[u8]) -> Option<String> {
@@ -415,6 +418,7 @@ mod tests {
     fn times() {
         assert_eq!(mac_to_unix(0), None);
         assert_eq!(mac_to_unix(MAC_EPOCH_OFFSET as u64 + 5), Some(5));
+        assert_eq!(mac_to_unix(2_000_000_000), Some(2_000_000_000), "a Unix time, as FFmpeg reads it");
         assert_eq!(unix_to_mac(5), MAC_EPOCH_OFFSET as u64 + 5);
         assert_eq!(unix_to_mac(i64::MIN), 0);
         assert_eq!(mac_to_unix(u64::MAX), None);
