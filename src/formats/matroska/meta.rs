@@ -145,23 +145,26 @@ pub fn read_video(t: &mut TrackEntry, body: &[u8], offset: u64) {
         }
     }
     // As FFmpeg: the picture's aspect over the display's, for any unit but "unknown".
+    // DisplayWidth and DisplayHeight default to the picture's size: a Matroska picture is
+    // square unless they say otherwise (what the codec says does not count, for FFmpeg too).
     // Side-by-side or stacked stereo: the display size is one view's.
     let (w_mul, h_mul) = match stereo {
         1 | 8 | 9 | 11 => (2, 1),
         2 | 3 | 6 | 7 => (1, 2),
         _ => (1, 1),
     };
-    if let (Some(dw), Some(dh), true) = (dw, dh, unit < 4) {
+    if unit < 4 {
+        let (dw, dh) = (dw.unwrap_or(t.width as u64), dh.unwrap_or(t.height as u64));
         t.meta.pixel_aspect = pixel_aspect(t.width, t.height, dw.saturating_mul(w_mul), dh.saturating_mul(h_mul));
     }
 }
 
 /// Pixel aspect of a picture shown at `dw` × `dh`: (height × dw) : (width × dh), reduced;
-/// `None` when square or not computable.
+/// `None` when not computable.
 pub fn pixel_aspect(width: u32, height: u32, dw: u64, dh: u64) -> Option<(u32, u32)> {
     let h = (height as u64).checked_mul(dw)?;
     let v = (width as u64).checked_mul(dh)?;
-    if h == 0 || v == 0 || h == v {
+    if h == 0 || v == 0 {
         return None;
     }
     let g = gcd64(h, v);
@@ -295,7 +298,7 @@ pub fn matrix_to_pose(m: &[i32; 9]) -> Option<(f64, f64)> {
 /// Writes the metadata children of a Video element: DisplayWidth/DisplayHeight (in
 /// pixels, for a pixel aspect other than 1:1), Colour, Projection.
 pub fn put_video(v: &mut BytesMut, meta: &TrackMeta, dims: Dimensions) {
-    if let Some((h, w)) = meta.pixel_aspect {
+    if let Some((h, w)) = meta.pixel_aspect.filter(|(h, w)| h != w) {
         let dw = dims.width as u64 * h as u64;
         let dh = dims.height as u64 * w as u64;
         let g = gcd64(dw, dh);
@@ -485,7 +488,8 @@ mod tests {
         assert_eq!(pose_to_matrix(0.0, 0.0, f64::NAN), None);
         // Through the Video element.
         let meta = TrackMeta { matrix: Some(m90), ..TrackMeta::default() };
-        assert_eq!(video_of(&meta, Dimensions { width: 64, height: 48 }), meta);
+        let square = TrackMeta { pixel_aspect: Some((1, 1)), ..meta.clone() };
+        assert_eq!(video_of(&meta, Dimensions { width: 64, height: 48 }), square, "no display size: square");
     }
 
     #[test]
@@ -503,7 +507,7 @@ mod tests {
             ..TrackMeta::default()
         };
         assert_eq!(video_of(&meta, Dimensions { width: 64, height: 48 }), meta);
-        assert_eq!(pixel_aspect(64, 48, 64, 48), None);
+        assert_eq!(pixel_aspect(64, 48, 64, 48), Some((1, 1)));
         assert_eq!(pixel_aspect(64, 48, 8, 3), Some((2, 1)), "display unit 3 (aspect ratio)");
         assert_eq!(pixel_aspect(0, 48, 8, 3), None);
         assert_eq!(pixel_aspect(u32::MAX, u32::MAX, u64::MAX, 1), None);

@@ -117,7 +117,13 @@ pub fn write_trak(
     buf.put_u32(0);
     buf.put_slice(handler);
     buf.put_bytes(0, 12);
-    buf.put_slice(name);
+    match track.meta.handler_name.as_deref().filter(|n| n.len() <= meta::MAX_TEXT) {
+        Some(n) => {
+            buf.put_slice(n.as_bytes());
+            buf.put_u8(0);
+        }
+        None => buf.put_slice(name),
+    }
     close(buf, hdlr);
 
     let minf = open(buf, b"minf");

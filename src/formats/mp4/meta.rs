@@ -134,12 +134,12 @@ fn body_reader<'a>(body: &'a [u8], what: &[u8; 4]) -> Reader<'a> {
     Reader::new(body, 0, FourCc::new(what))
 }
 
-/// `pasp` body: (horizontal spacing, vertical spacing), when not 1:1 and not zero.
+/// `pasp` body: (horizontal spacing, vertical spacing), reduced; `None` when zero.
 pub fn parse_pasp(body: &[u8]) -> Option<(u32, u32)> {
     let mut r = body_reader(body, b"pasp");
     let (h, v) = (r.u32().ok()?, r.u32().ok()?);
     let g = gcd(h, v);
-    (h > 0 && v > 0 && h != v).then(|| (h / g, v / g))
+    (h > 0 && v > 0).then(|| (h / g, v / g))
 }
 
 pub fn gcd(mut a: u32, mut b: u32) -> u32 {
@@ -247,18 +247,35 @@ pub fn write_visual_boxes(buf: &mut BytesMut, meta: &TrackMeta) {
         body.extend_from_slice(&m.min_luminance.to_be_bytes());
         leaf(buf, b"mdcv", &body);
     }
-    // Always, 1:1 too (as FFmpeg writes it): without one, FFmpeg derives the aspect from
-    // the `tkhd` size, which a matrix or a cropped picture make differ from the codec's.
-    let (h, v) = meta.pixel_aspect.unwrap_or((1, 1));
-    let mut body = Vec::with_capacity(8);
-    body.extend_from_slice(&h.to_be_bytes());
-    body.extend_from_slice(&v.to_be_bytes());
-    leaf(buf, b"pasp", &body);
+    // 1:1 too when the input said so: a stated aspect overrides the codec's, and without
+    // one FFmpeg derives it from the `tkhd` size. Unsaid stays unsaid (the codec's counts).
+    if let Some((h, v)) = meta.pixel_aspect {
+        let mut body = Vec::with_capacity(8);
+        body.extend_from_slice(&h.to_be_bytes());
+        body.extend_from_slice(&v.to_be_bytes());
+        leaf(buf, b"pasp", &body);
+    }
 }
 
 fn text(b: &[u8]) -> Option<String> {
     let b = b.strip_suffix(&[0]).unwrap_or(b);
     (b.len() <= MAX_TEXT && !b.is_empty()).then(|| String::from_utf8_lossy(b).into_owned())
+}
+
+/// The name of an `hdlr` box, from the bytes after its handler type (12 reserved bytes,
+/// then a C string, or in QuickTime a Pascal string). `None` when the box has no room for it.
+pub fn handler_name(rest: &[u8]) -> Option<String> {
+    let name = rest.get(12..)?;
+    if name.len() > MAX_TEXT {
+        return None;
+    }
+    // A Pascal string: its first byte counts the rest (as FFmpeg tells them apart).
+    let name = match name.first() {
+        Some(&n) if n > 0 && n as usize == name.len() - 1 => &name[1..],
+        _ => name,
+    };
+    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    Some(String::from_utf8_lossy(&name[..end]).into_owned())
 }
 
 /// The name in a track's `udta` body (`name` box, as FFmpeg writes it).
@@ -415,6 +432,19 @@ mod tests {
     }
 
     #[test]
+    fn handler_names() {
+        let mut b = vec![0u8; 12];
+        b.extend_from_slice(b"Core Media Video\0");
+        assert_eq!(handler_name(&b).as_deref(), Some("Core Media Video"));
+        let mut p = vec![0u8; 12];
+        p.push(5);
+        p.extend_from_slice(b"Alias");
+        assert_eq!(handler_name(&p).as_deref(), Some("Alias"), "QuickTime Pascal string");
+        assert_eq!(handler_name(&b[..12]).as_deref(), Some(""));
+        assert_eq!(handler_name(&b[..5]), None);
+    }
+
+    #[test]
     fn times() {
         assert_eq!(mac_to_unix(0), None);
         assert_eq!(mac_to_unix(MAC_EPOCH_OFFSET as u64 + 5), Some(5));
@@ -472,7 +502,7 @@ mod tests {
 
     #[test]
     fn pasp_colr_edge_cases() {
-        assert_eq!(parse_pasp(&[0, 0, 0, 1, 0, 0, 0, 1]), None, "square");
+        assert_eq!(parse_pasp(&[0, 1, 0, 0, 0, 1, 0, 0]), Some((1, 1)), "square, stated");
         assert_eq!(parse_pasp(&[0, 0, 0, 0, 0, 0, 0, 1]), None, "zero");
         assert_eq!(parse_pasp(&[0, 0, 0, 4, 0, 0, 0, 2]), Some((2, 1)));
         assert_eq!(

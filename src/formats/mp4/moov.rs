@@ -174,6 +174,7 @@ fn parse_trak(src: &Bytes, src_offset: u64, trak: &Reader<'_>) -> Result<Option<
     hdlr.full_header()?;
     hdlr.skip(4)?;
     let handler = hdlr.fourcc()?;
+    track_meta.handler_name = meta::handler_name(hdlr.clone().bytes(hdlr.remaining())?);
     let kind = match &handler.0 {
         b"vide" => TrackKind::Video,
         b"soun" => TrackKind::Audio,
