@@ -33,9 +33,10 @@ pub fn write_ftyp(buf: &mut BytesMut, major: &[u8; 4], compatible: &[&[u8; 4]]) 
     close(buf, start);
 }
 
-/// The header of mvhd, tkhd and mdhd: version 1 (64-bit times) only when the duration
-/// needs it, zero creation and modification times, a 32-bit field (timescale, or tkhd's
-/// track_ID followed by a reserved word), then the duration. Returns the box start.
+/// The header of mvhd, tkhd and mdhd: version 1 (64-bit times) only when a time needs
+/// it, `time` as creation and modification time (seconds since 1904, 0: not set), a
+/// 32-bit field (timescale, or tkhd's track_ID followed by a reserved word), then the
+/// duration. Returns the box start.
 fn open_timed_at(buf: &mut BytesMut, fourcc: &[u8; 4], flags: u32, field: &[u32], duration: u64, time: u64) -> usize {
     let v1 = duration > u32::MAX as u64 || time > u32::MAX as u64;
     let start = open_full(buf, fourcc, v1 as u8, flags);
