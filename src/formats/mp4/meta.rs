@@ -115,6 +115,34 @@ pub fn tkhd_matrix(body: &[u8]) -> Option<[i32; 9]> {
     (m != UNITY_MATRIX.map(|v| v as i32)).then_some(m)
 }
 
+/// The matrix of an `mvhd` box body, when it is not the identity.
+pub fn mvhd_matrix(body: &[u8]) -> Option<[i32; 9]> {
+    let mut r = Reader::new(body, 0, FourCc::new(b"mvhd"));
+    let (version, _) = r.full_header().ok()?;
+    // times, timescale, duration, rate, volume, reserved
+    r.skip(if version == 1 { 28 } else { 16 } + 16).ok()?;
+    let mut m = [0i32; 9];
+    for v in m.iter_mut() {
+        *v = r.i32().ok()?;
+    }
+    (m != UNITY_MATRIX.map(|v| v as i32)).then_some(m)
+}
+
+/// A track's matrix followed by the movie's (`track × movie`), as players and FFmpeg show
+/// a track: columns 0 and 1 in 16.16 fixed point, column 2 in 2.30.
+pub fn compose(track: &[i32; 9], movie: &[i32; 9]) -> [i32; 9] {
+    let mut out = [0i32; 9];
+    for i in 0..3 {
+        for j in 0..3 {
+            let sum: i64 = (0..3)
+                .map(|e| (track[i * 3 + e] as i64 * movie[e * 3 + j] as i64) >> if e == 2 { 30 } else { 16 })
+                .sum();
+            out[i * 3 + j] = sum.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+        }
+    }
+    out
+}
+
 /// Writes a matrix (the identity when `None`).
 pub fn put_matrix(buf: &mut BytesMut, m: Option<[i32; 9]>) {
     for v in m.unwrap_or(UNITY_MATRIX.map(|v| v as i32)) {
@@ -473,6 +501,24 @@ mod tests {
         unity.extend_from_slice(&m);
         assert_eq!(tkhd_matrix(&unity), None);
         assert_eq!(tkhd_matrix(&body[..50]), None, "cut");
+    }
+
+    #[test]
+    fn movie_matrix_composes_with_the_track_matrix() {
+        let unity = UNITY_MATRIX.map(|v| v as i32);
+        let rot90 = [0, 65536, 0, -65536, 0, 0, 0, 0, 1 << 30];
+        assert_eq!(compose(&unity, &rot90), rot90);
+        assert_eq!(compose(&rot90, &unity), rot90);
+        assert_eq!(compose(&rot90, &rot90), [-65536, 0, 0, 0, -65536, 0, 0, 0, 1 << 30], "twice 90 is 180");
+        assert_eq!(compose(&unity, &[0; 9]), [0; 9]);
+        let extreme = [i32::MIN; 9];
+        compose(&extreme, &extreme);
+        let mut mvhd = vec![0u8; 4 + 16 + 16];
+        let mut m = BytesMut::new();
+        put_matrix(&mut m, Some(rot90));
+        mvhd.extend_from_slice(&m);
+        assert_eq!(mvhd_matrix(&mvhd), Some(rot90));
+        assert_eq!(mvhd_matrix(&mvhd[..40]), None);
     }
 
     #[test]

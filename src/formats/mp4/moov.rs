@@ -65,11 +65,13 @@ pub fn parse_movie(data: &Bytes, offset: u64, header_len: u32) -> Result<Movie, 
     let mut movie =
         Movie { timescale: 1000, duration: 0, tracks: Vec::new(), fragmented: false, meta: MovieMeta::default() };
     let mut trexes = Vec::new();
+    let mut movie_matrix = None;
     for child in moov.children() {
         let child = child?;
         match &child.fourcc.0 {
             b"mvhd" => {
                 movie.meta.creation_time = meta::creation_time(child.body());
+                movie_matrix = meta::mvhd_matrix(child.body());
                 let mut r = child.reader();
                 let (version, _) = r.full_header()?;
                 if version == 1 {
@@ -119,6 +121,13 @@ pub fn parse_movie(data: &Bytes, offset: u64, header_len: u32) -> Result<Movie, 
     }
     if movie.timescale == 0 {
         return Err(moov.error("mvhd timescale is 0"));
+    }
+    // The movie's matrix applies to every track (livemux writes only track matrices).
+    if let Some(m) = movie_matrix {
+        for t in movie.tracks.iter_mut().filter(|t| t.kind == TrackKind::Video) {
+            let unity = super::write::UNITY_MATRIX.map(|v| v as i32);
+            t.meta.matrix = Some(meta::compose(&t.meta.matrix.unwrap_or(unity), &m)).filter(|c| *c != unity);
+        }
     }
     for (id, trex) in trexes {
         if let Some(t) = movie.tracks.iter_mut().find(|t| t.track_id == id) {
