@@ -126,10 +126,13 @@ pub struct Track {
 pub struct TrackMeta {
     /// The track's name (Matroska `Name`, MP4 `udta/name`).
     pub name: Option<String>,
+    /// The MP4 `hdlr` name (FFmpeg's `handler_name`), when the track came from MP4.
+    pub handler_name: Option<String>,
     /// Display matrix as in `tkhd` (a, b, u, c, d, v, x, y, w: 16.16 fixed point, u, v and w
     /// 2.30), when it is not the identity.
     pub matrix: Option<[i32; 9]>,
-    /// Pixel aspect ratio (horizontal spacing, vertical spacing), when it is not 1:1.
+    /// Pixel aspect ratio (horizontal spacing, vertical spacing), when the container states
+    /// one (1:1 included: a stated 1:1 overrides the codec's own aspect in players).
     pub pixel_aspect: Option<(u32, u32)>,
     pub colour: Option<Colour>,
     pub mastering: Option<MasteringDisplay>,

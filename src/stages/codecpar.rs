@@ -29,7 +29,7 @@ use crate::formats::mp4::moov::{parse_movie, Movie, Mp4Track};
 use crate::formats::mp4::scan::layout::ScanLayout;
 use crate::formats::mp4::FourCc;
 use crate::formats::{ContainerEvent, ContainerKind, ElementKind};
-use crate::model::{Chunk, ParamOrigin, Track, TrackKind};
+use crate::model::{Chunk, MovieMeta, ParamOrigin, Track, TrackKind, Tracks};
 use crate::reference::{RefTrack, Reference};
 
 /// Where codec parameters come from.
@@ -85,6 +85,8 @@ struct Chosen {
     /// Tracks whose own parameters were kept under `auto`, still to be compared with the
     /// parameter sets their first sample carries in-band.
     to_check: Vec<Recheck>,
+    /// The movie's title, creation time and tags.
+    movie: MovieMeta,
 }
 
 /// A track waiting for its first sample, and what replaces its parameters if they
@@ -131,7 +133,7 @@ fn choose_tracks(movie: &Movie, reference: Option<&Reference>, policy: ParamPoli
         Some(r) => Some(pair(&stream.iter().map(|(_, t)| *t).collect::<Vec<_>>(), r)?),
         None => None,
     };
-    let mut chosen = Chosen { tracks: Vec::new(), notes, to_check: Vec::new() };
+    let mut chosen = Chosen { tracks: Vec::new(), notes, to_check: Vec::new(), movie: movie.meta.clone() };
     for (i, &(movie_track, t)) in stream.iter().enumerate() {
         let own = t.codec.clone().and_then(|c| c.validate().map(|_| c));
         let from_ref = matched.as_ref().map(|m| m[i]);
@@ -217,7 +219,7 @@ impl InbandCheck {
     /// Compares every track whose first sample is at hand; true when none is left.
     fn settle(&mut self) -> bool {
         let last_chance = self.gave_up() || self.ended;
-        let Chosen { tracks, notes, to_check } = &mut self.chosen;
+        let Chosen { tracks, notes, to_check, .. } = &mut self.chosen;
         to_check.retain_mut(|check| {
             // Every known first sample, or (when no more media will be kept) those at hand.
             let read: Vec<Vec<u8>> =
@@ -245,7 +247,7 @@ impl InbandCheck {
     }
 
     /// Ends the check, noting the tracks left unchecked; returns the tracks and the held events.
-    fn finish(mut self, notes: &mut Vec<String>) -> (Vec<Track>, Vec<ContainerEvent>) {
+    fn finish(mut self, notes: &mut Vec<String>) -> (Tracks, Vec<ContainerEvent>) {
         notes.append(&mut self.chosen.notes);
         for check in &self.chosen.to_check {
             notes.push(format!(
@@ -253,7 +255,7 @@ impl InbandCheck {
                 check.track + 1
             ));
         }
-        (self.chosen.tracks, self.held)
+        (Tracks::new(self.chosen.tracks, self.chosen.movie), self.held)
     }
 }
 
@@ -345,6 +347,9 @@ fn held_cost(ev: &ContainerEvent) -> u64 {
 struct MatroskaParams {
     info: SegmentInfo,
     entries: Vec<TrackEntry>,
+    /// The Segment's global tags, when they come before the media.
+    tags: Vec<(String, String)>,
+    cover: Option<crate::model::CoverArt>,
     first_frames: Vec<Option<Bytes>>,
     held: Vec<ContainerEvent>,
     held_bytes: u64,
@@ -371,7 +376,7 @@ impl MatroskaParams {
         }
     }
 
-    fn tracks(&self, notes: &mut Vec<String>) -> Result<Vec<Track>, Failure> {
+    fn tracks(&self, notes: &mut Vec<String>) -> Result<Tracks, Failure> {
         let mut out = Vec::new();
         for (e, frame) in self.entries.iter().zip(&self.first_frames) {
             if e.kind() == TrackKind::Other {
@@ -386,7 +391,9 @@ impl MatroskaParams {
         if out.is_empty() {
             return Err(Failure::Unsupported("the Matroska input has no audio or video track".into()));
         }
-        Ok(out)
+        let mut movie = self.info.movie_meta(self.tags.clone());
+        movie.cover = self.cover.clone();
+        Ok(Tracks::new(out, movie))
     }
 }
 
@@ -439,6 +446,16 @@ pub async fn run(
                     m.entries = parse_tracks(body, u.offset + u.header_len as u64).map_err(|e| ctx.error(e))?;
                     m.first_frames = vec![None; m.entries.len()];
                 }
+                ContainerEvent::Meta(u) if u.kind == ElementKind::Ebml(mkv_ids::TAGS) => {
+                    let body = &u.data[u.header_len as usize..];
+                    m.tags.extend(crate::formats::matroska::meta::parse_global_tags(
+                        body,
+                        u.offset + u.header_len as u64,
+                    ));
+                }
+                ContainerEvent::Meta(u) if u.kind == ElementKind::Ebml(mkv_ids::ATTACHMENTS) && m.cover.is_none() => {
+                    m.cover = crate::formats::matroska::meta::parse_cover(&u.data, u.header_len as usize, u.offset);
+                }
                 ContainerEvent::Media(c) if !m.entries.is_empty() => {
                     for e in elements(c.offset, &c.data).map_while(Result::ok) {
                         m.look_at(&e);
@@ -451,7 +468,7 @@ pub async fn run(
             if (media && !m.entries.is_empty() && m.ready()) || (end && !m.entries.is_empty()) {
                 let tracks = m.tracks(&mut report.notes).map_err(|e| ctx.error(e))?;
                 have_tracks = true;
-                send.push(ContainerEvent::Tracks(Arc::new(tracks.into())));
+                send.push(ContainerEvent::Tracks(Arc::new(tracks)));
                 send.append(&mut m.held);
             } else if media || !m.held.is_empty() {
                 // Everything held counts, Tracks known or not, empty Clusters too.
@@ -488,7 +505,7 @@ pub async fn run(
             }
             // Settled: the tracks, what was held, then this event as usual.
             let (tracks, held) = pending.take().expect("checked").finish(&mut report.notes);
-            send.push(ContainerEvent::Tracks(Arc::new(tracks.into())));
+            send.push(ContainerEvent::Tracks(Arc::new(tracks)));
             send.extend(held);
         }
         match &ev {
@@ -503,7 +520,7 @@ pub async fn run(
                     continue;
                 }
                 let (tracks, _) = check.finish(&mut report.notes);
-                send.push(ContainerEvent::Tracks(Arc::new(tracks.into())));
+                send.push(ContainerEvent::Tracks(Arc::new(tracks)));
             }
             // An index after media that was scanned without one: `packet-split` still holds
             // the scanned packets unless there were too many, and then uses this index
@@ -516,7 +533,7 @@ pub async fn run(
                 match chosen {
                     Ok(mut chosen) => {
                         report.notes.append(&mut chosen.notes);
-                        send.push(ContainerEvent::Tracks(Arc::new(chosen.tracks.into())));
+                        send.push(ContainerEvent::Tracks(Arc::new(Tracks::new(chosen.tracks, chosen.movie))));
                     }
                     Err(e) => report.notes.push(format!(
                         "a 'moov' index arrived at offset {} after the media was split without one; it cannot be used: {e}",

@@ -7,6 +7,7 @@ pub mod demux;
 pub mod ebml;
 pub mod finalize;
 pub mod ids;
+pub mod meta;
 pub mod mux;
 pub mod reader;
 pub mod tracks;

@@ -166,15 +166,20 @@ impl Muxer for MkvMuxer {
             put_uint(b, ids::TIMESTAMP_SCALE, DEFAULT_TIMESTAMP_SCALE);
             put_string(b, ids::MUXING_APP, "livemux");
             put_string(b, ids::WRITING_APP, concat!("livemux ", env!("CARGO_PKG_VERSION")));
+            super::meta::put_info(b, &self.tracks.movie);
         });
         buf.put_slice(&info);
         let mut tracks = BytesMut::new();
         write_tracks(&mut tracks, &self.tracks, self.webm)?;
         buf.put_slice(&tracks);
+        let mut tags = BytesMut::new();
+        super::meta::put_tags(&mut tags, &self.tracks.movie);
+        super::meta::put_attachments(&mut tags, &self.tracks.movie);
+        buf.put_slice(&tags);
         self.front = Some(Front {
             ebml_header: ebml.freeze(),
             info: info.freeze(),
-            others: vec![tracks.freeze()],
+            others: [tracks.freeze(), tags.freeze()].into_iter().filter(|e| !e.is_empty()).collect(),
             first_cluster: 0,
             first_cluster_header_len: 0,
             first_cluster_end: 0,

@@ -27,6 +27,8 @@ use crate::model::Chunk;
 
 /// Largest metadata element read whole (Tracks with big CodecPrivate, Tags, Cues).
 pub const MAX_META_ELEMENT: u64 = 64 << 20;
+/// Largest Attachments element read (for a cover picture); larger ones are skipped.
+pub const MAX_ATTACHMENTS: u64 = 16 << 20;
 /// Largest block element (one coded frame, or a laced group of them).
 pub const MAX_BLOCK_ELEMENT: u64 = 256 << 20;
 /// Most bytes of consecutive blocks handed out as one item.
@@ -520,6 +522,11 @@ impl MkvReader {
                 ids::VOID | ids::CRC32 => self.skip(h, offset),
                 ids::SEEK_HEAD | ids::INFO | ids::TRACKS | ids::CUES | ids::TAGS | ids::CHAPTERS => {
                     let e = self.whole(h, offset, MAX_META_ELEMENT, "metadata element")?;
+                    Ok(e.map(MkvItem::Meta))
+                }
+                // Attachments small enough to hold are read (a cover picture), others skipped.
+                ids::ATTACHMENTS if h.size.is_some_and(|s| s <= MAX_ATTACHMENTS) => {
+                    let e = self.whole(h, offset, MAX_ATTACHMENTS, "Attachments")?;
                     Ok(e.map(MkvItem::Meta))
                 }
                 ids::ATTACHMENTS => self.skip(h, offset),

@@ -25,11 +25,14 @@ pub struct SegmentInfo {
     pub timestamp_scale: u64,
     /// In timestamp units.
     pub duration: Option<f64>,
+    pub title: Option<String>,
+    /// DateUTC, in seconds since 1970.
+    pub date_utc: Option<i64>,
 }
 
 impl Default for SegmentInfo {
     fn default() -> Self {
-        SegmentInfo { timestamp_scale: DEFAULT_TIMESTAMP_SCALE, duration: None }
+        SegmentInfo { timestamp_scale: DEFAULT_TIMESTAMP_SCALE, duration: None, title: None, date_utc: None }
     }
 }
 
@@ -46,7 +49,7 @@ impl SegmentInfo {
                         .ok_or_else(|| MkvError::invalid("TimestampScale", c.offset, "not a positive integer"))?;
                 }
                 ids::DURATION => info.duration = read_float(c.body),
-                _ => {}
+                id => super::meta::read_info_child(&mut info, id, c.body),
             }
         }
         Ok(info)
@@ -71,6 +74,9 @@ pub struct TrackEntry {
     pub bit_depth: Option<u16>,
     /// Bytes stripped from the start of every frame (ContentCompression algorithm 3).
     pub header_strip: Option<Bytes>,
+    pub language_bcp47: Option<String>,
+    /// Name, rotation, pixel aspect, colour, HDR.
+    pub meta: crate::model::TrackMeta,
 }
 
 impl TrackEntry {
@@ -225,10 +231,7 @@ impl TrackEntry {
                 .min(crate::formats::matroska::demux::MAX_TIMESTAMP_TICKS as u128) as i64;
             edits.push(Edit { segment_duration_movie_ticks: 0, media_time_ticks: media_time, media_rate_integer: 1 });
         }
-        let mut language = *b"und";
-        if let Some(l) = self.language.as_deref().filter(|l| l.len() == 3 && l.is_ascii()) {
-            language.copy_from_slice(l.as_bytes());
-        }
+        let language = super::meta::track_language(self.language.as_deref(), self.language_bcp47.as_deref());
         Track {
             input_id: self.number,
             kind: self.kind(),
@@ -239,7 +242,7 @@ impl TrackEntry {
             movie_timescale: 1000,
             origin: ParamOrigin::Stream,
             mp4_sample_entry: None,
-            meta: Default::default(),
+            meta: self.meta.clone(),
         }
     }
 }
@@ -275,6 +278,7 @@ pub fn parse_tracks(body: &[u8], body_offset: u64) -> Result<Vec<TrackEntry>, Mk
                             _ => {}
                         }
                     }
+                    super::meta::read_video(&mut t, c.body, c.offset + c.header_len as u64);
                 }
                 ids::AUDIO => {
                     for a in children(c.body, c.offset + c.header_len as u64) {
@@ -288,7 +292,7 @@ pub fn parse_tracks(body: &[u8], body_offset: u64) -> Result<Vec<TrackEntry>, Mk
                     }
                 }
                 ids::CONTENT_ENCODINGS => t.header_strip = header_strip(c.body, c.offset + c.header_len as u64)?,
-                _ => {}
+                id => super::meta::read_entry_child(&mut t, id, c.body),
             }
         }
         if t.number == 0 {
@@ -456,9 +460,7 @@ pub fn write_tracks(buf: &mut BytesMut, tracks: &[Track], webm: bool) -> Result<
                 };
                 put_uint(e, ids::TRACK_TYPE, kind);
                 put_uint(e, ids::FLAG_LACING, 0);
-                if t.language != *b"und" {
-                    put_string(e, ids::LANGUAGE, t.language_str());
-                }
+                super::meta::put_entry(e, &t.meta, t.language_str());
                 put_string(e, ids::CODEC_ID, codec_id);
                 if !private.is_empty() {
                     put_element(e, ids::CODEC_PRIVATE, &private);
@@ -471,6 +473,7 @@ pub fn write_tracks(buf: &mut BytesMut, tracks: &[Track], webm: bool) -> Result<
                     put_master(e, ids::VIDEO, |v| {
                         put_uint(v, ids::PIXEL_WIDTH, d.width as u64);
                         put_uint(v, ids::PIXEL_HEIGHT, d.height as u64);
+                        super::meta::put_video(v, &t.meta, d);
                     });
                 }
                 if let Some(AudioFormat { sample_rate, channels }) = t.codec.audio_format() {

@@ -6,7 +6,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::init::{fragmented_header_reserved, HeaderLayout};
+use super::init::{fragmented_header_with, HeaderLayout};
 use super::write::{close, open, open_full};
 use crate::formats::fragmenter::{FragmentPolicy, Fragmenter};
 use crate::formats::{MuxError, Muxer};
@@ -193,7 +193,7 @@ impl Fmp4Muxer {
 
 impl Muxer for Fmp4Muxer {
     fn header(&mut self) -> Result<Fragment, MuxError> {
-        let (data, layout) = fragmented_header_reserved(&self.tracks, self.reserve)?;
+        let (data, layout) = fragmented_header_with(&self.tracks, &self.tracks.movie, self.reserve)?;
         self.layout = Some(layout);
         Ok(self.emit(FragmentKind::Header, vec![data], 0, None, 0))
     }

@@ -3,10 +3,11 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::meta;
 use super::write::{close, leaf, open, open_full, pack_language, put_matrix, write_edts};
 use crate::codecs::{self, AudioCodec, CodecConfig, Dimensions};
 use crate::formats::MuxError;
-use crate::model::{Track, TrackKind};
+use crate::model::{MovieMeta, Track, TrackKind};
 
 /// Timescale of `mvhd` and of edit-list segment durations in files livemux writes, unless
 /// every track agrees on another.
@@ -32,22 +33,28 @@ pub fn write_ftyp(buf: &mut BytesMut, major: &[u8; 4], compatible: &[&[u8; 4]]) 
     close(buf, start);
 }
 
-/// The header of mvhd, tkhd and mdhd: version 1 (64-bit times) only when the duration
-/// needs it, zero creation and modification times, a 32-bit field (timescale, or tkhd's
-/// track_ID followed by a reserved word), then the duration. Returns the box start.
-fn open_timed(buf: &mut BytesMut, fourcc: &[u8; 4], flags: u32, field: &[u32], duration: u64) -> usize {
-    let v1 = duration > u32::MAX as u64;
+/// The header of mvhd, tkhd and mdhd: version 1 (64-bit times) only when a time needs
+/// it, `time` as creation and modification time (seconds since 1904, 0: not set), a
+/// 32-bit field (timescale, or tkhd's track_ID followed by a reserved word), then the
+/// duration. Returns the box start.
+fn open_timed_at(buf: &mut BytesMut, fourcc: &[u8; 4], flags: u32, field: &[u32], duration: u64, time: u64) -> usize {
+    let v1 = duration > u32::MAX as u64 || time > u32::MAX as u64;
     let start = open_full(buf, fourcc, v1 as u8, flags);
     let put_time = |buf: &mut BytesMut, t: u64| if v1 { buf.put_u64(t) } else { buf.put_u32(t as u32) };
-    put_time(buf, 0);
-    put_time(buf, 0);
+    put_time(buf, time);
+    put_time(buf, time);
     field.iter().for_each(|&v| buf.put_u32(v));
     put_time(buf, duration);
     start
 }
 
 pub fn write_mvhd(buf: &mut BytesMut, timescale: u32, duration: u64, next_track_id: u32) {
-    let start = open_timed(buf, b"mvhd", 0, &[timescale], duration);
+    write_mvhd_at(buf, timescale, duration, next_track_id, 0);
+}
+
+/// [`write_mvhd`] with a creation time (seconds since 1904, 0 for none).
+pub fn write_mvhd_at(buf: &mut BytesMut, timescale: u32, duration: u64, next_track_id: u32, created: u64) {
+    let start = open_timed_at(buf, b"mvhd", 0, &[timescale], duration, created);
     buf.put_u32(0x0001_0000);
     buf.put_u16(0x0100);
     buf.put_bytes(0, 10);
@@ -64,6 +71,8 @@ pub struct TrakTiming {
     /// Media duration in the track timescale.
     pub duration_media: u64,
     pub movie_timescale: u32,
+    /// Creation time of `tkhd` and `mdhd`, seconds since 1904 (0: not set).
+    pub created: u64,
 }
 
 /// Writes a `trak` whose `stbl` body is produced by `stbl_tables` (empty tables for a
@@ -78,15 +87,15 @@ pub fn write_trak(
     let track_id = index as u32 + 1;
     let trak = open(buf, b"trak");
 
-    let tkhd = open_timed(buf, b"tkhd", 3, &[track_id, 0], timing.duration_movie);
+    let tkhd = open_timed_at(buf, b"tkhd", 3, &[track_id, 0], timing.duration_movie, timing.created);
     buf.put_bytes(0, 8);
     buf.put_u16(0);
     buf.put_u16(if track.kind == TrackKind::Audio { 1 } else { 0 });
     buf.put_u16(if track.kind == TrackKind::Audio { 0x0100 } else { 0 });
     buf.put_u16(0);
-    put_matrix(buf);
+    meta::put_matrix(buf, track.meta.matrix);
     let dims = track.codec.dimensions().unwrap_or_default();
-    buf.put_u32(dims.width << 16);
+    buf.put_u32(meta::display_width(dims.width, &track.meta) << 16);
     buf.put_u32(dims.height << 16);
     close(buf, tkhd);
 
@@ -95,7 +104,7 @@ pub fn write_trak(
     }
 
     let mdia = open(buf, b"mdia");
-    let mdhd = open_timed(buf, b"mdhd", 0, &[track.timescale], timing.duration_media);
+    let mdhd = open_timed_at(buf, b"mdhd", 0, &[track.timescale], timing.duration_media, timing.created);
     buf.put_u16(pack_language(track.language));
     buf.put_u16(0);
     close(buf, mdhd);
@@ -109,7 +118,13 @@ pub fn write_trak(
     buf.put_u32(0);
     buf.put_slice(handler);
     buf.put_bytes(0, 12);
-    buf.put_slice(name);
+    match track.meta.handler_name.as_deref().filter(|n| n.len() <= meta::MAX_TEXT) {
+        Some(n) => {
+            buf.put_slice(n.as_bytes());
+            buf.put_u8(0);
+        }
+        None => buf.put_slice(name),
+    }
     close(buf, hdlr);
 
     let minf = open(buf, b"minf");
@@ -146,6 +161,7 @@ pub fn write_trak(
     close(buf, stbl);
     close(buf, minf);
     close(buf, mdia);
+    meta::write_track_udta(buf, &track.meta);
     close(buf, trak);
     Ok(())
 }
@@ -265,6 +281,7 @@ fn has_parameter_sets_hevc(hvcc: &[u8]) -> bool {
 
 /// Writes the sample entry for `track`, built from its typed codec parameters.
 pub fn write_sample_entry(buf: &mut BytesMut, index: usize, track: &Track) -> Result<(), MuxError> {
+    let entry = buf.len();
     let unsupported = |reason: &str| MuxError::Unsupported {
         track: index,
         codec: track.codec.name(),
@@ -366,6 +383,11 @@ pub fn write_sample_entry(buf: &mut BytesMut, index: usize, track: &Track) -> Re
             None => return Err(unsupported("no MP4 sample entry to carry it in")),
         },
     }
+    // Built entries get the pixel aspect, colour and HDR boxes (a copied one has its own).
+    if track.kind == TrackKind::Video && !matches!(track.codec, CodecConfig::Unknown { .. }) {
+        meta::write_visual_boxes(buf, &track.meta);
+        close(buf, entry);
+    }
     Ok(())
 }
 
@@ -407,6 +429,15 @@ pub const MIN_RESERVE: u64 = 16;
 /// otherwise) whose first 16 bytes sit inside one [`SECTOR`], then `moov` with `mvex`.
 /// The free box is where a regular `moov` can later go without moving media.
 pub fn fragmented_header_reserved(tracks: &[Track], reserve: u64) -> Result<(Bytes, HeaderLayout), MuxError> {
+    fragmented_header_with(tracks, &MovieMeta::default(), reserve)
+}
+
+/// [`fragmented_header_reserved`] with the movie's creation time, title and tags.
+pub fn fragmented_header_with(
+    tracks: &[Track],
+    movie: &MovieMeta,
+    reserve: u64,
+) -> Result<(Bytes, HeaderLayout), MuxError> {
     let mut buf = BytesMut::with_capacity(4096);
     let mut brands: Vec<&[u8; 4]> = vec![b"iso5", b"iso6", b"mp41"];
     if tracks.iter().any(|t| matches!(t.codec, CodecConfig::H264 { .. })) {
@@ -435,8 +466,9 @@ pub fn fragmented_header_reserved(tracks: &[Track], reserve: u64) -> Result<(Byt
     layout.moov_offset = buf.len() as u64;
     let movie_ts = movie_timescale(tracks);
     let moov = open(&mut buf, b"moov");
-    write_mvhd(&mut buf, movie_ts, 0, tracks.len() as u32 + 1);
-    let timing = TrakTiming { duration_movie: 0, duration_media: 0, movie_timescale: movie_ts };
+    let created = movie.creation_time.map_or(0, meta::unix_to_mac);
+    write_mvhd_at(&mut buf, movie_ts, 0, tracks.len() as u32 + 1, created);
+    let timing = TrakTiming { duration_movie: 0, duration_media: 0, movie_timescale: movie_ts, created };
     for (i, t) in tracks.iter().enumerate() {
         write_trak(&mut buf, i, t, &timing, write_empty_tables)?;
     }
@@ -451,6 +483,7 @@ pub fn fragmented_header_reserved(tracks: &[Track], reserve: u64) -> Result<(Byt
         close(&mut buf, trex);
     }
     close(&mut buf, mvex);
+    meta::write_movie_udta(&mut buf, movie);
     close(&mut buf, moov);
     Ok((buf.freeze(), layout))
 }

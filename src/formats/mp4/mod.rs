@@ -14,6 +14,7 @@ pub mod file;
 pub mod finalize;
 pub mod fmp4;
 pub mod init;
+pub mod meta;
 pub mod moof;
 pub mod moov;
 pub mod regular;

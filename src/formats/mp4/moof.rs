@@ -195,8 +195,9 @@ mod tests {
             table: Default::default(),
             trex: None,
             encryption: None,
+            meta: Default::default(),
         };
-        Movie { timescale: 1000, duration: 0, tracks: vec![track], fragmented: true }
+        Movie { timescale: 1000, duration: 0, tracks: vec![track], fragmented: true, meta: Default::default() }
     }
 
     /// A moof with one traf: tfhd (base data offset `base`), tfdt (version 1, `tfdt`), and

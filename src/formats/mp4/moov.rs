@@ -3,9 +3,10 @@
 use bytes::Bytes;
 
 use super::boxes::{find_child, FourCc, Mp4Error, Reader, MAX_DEPTH, MAX_TRACKS};
+use super::meta;
 use super::sample_table::SampleTable;
 use crate::codecs::{self, AudioCodec, AudioFormat, CodecConfig, CodecError, Dimensions};
-use crate::model::{Edit, TrackKind};
+use crate::model::{Edit, MovieMeta, TrackKind, TrackMeta};
 
 /// Per-track fragment defaults from `mvex/trex`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -40,6 +41,8 @@ pub struct Mp4Track {
     /// (`encv`/`enca` sample entry, or any entry holding a `sinf`). Its samples cannot be
     /// passed on without their sample auxiliary information, which livemux does not carry.
     pub encryption: Option<FourCc>,
+    /// Display matrix, name, pixel aspect, colour and HDR of the track.
+    pub meta: TrackMeta,
 }
 
 /// A parsed `moov`.
@@ -50,6 +53,8 @@ pub struct Movie {
     pub tracks: Vec<Mp4Track>,
     /// `mvex` present: media follows in fragments.
     pub fragmented: bool,
+    /// Title, creation time, tags and cover of the movie.
+    pub meta: MovieMeta,
 }
 
 impl Movie {
@@ -61,12 +66,16 @@ impl Movie {
 /// Parses a whole `moov` box (`data` includes its header) found at absolute `offset`.
 pub fn parse_movie(data: &Bytes, offset: u64, header_len: u32) -> Result<Movie, Mp4Error> {
     let moov = Reader::new(&data[header_len as usize..], offset + header_len as u64, FourCc::new(b"moov"));
-    let mut movie = Movie { timescale: 1000, duration: 0, tracks: Vec::new(), fragmented: false };
+    let mut movie =
+        Movie { timescale: 1000, duration: 0, tracks: Vec::new(), fragmented: false, meta: MovieMeta::default() };
     let mut trexes = Vec::new();
+    let mut movie_matrix = None;
     for child in moov.children() {
         let child = child?;
         match &child.fourcc.0 {
             b"mvhd" => {
+                movie.meta.creation_time = meta::creation_time(child.body());
+                movie_matrix = meta::mvhd_matrix(child.body());
                 let mut r = child.reader();
                 let (version, _) = r.full_header()?;
                 if version == 1 {
@@ -110,6 +119,7 @@ pub fn parse_movie(data: &Bytes, offset: u64, header_len: u32) -> Result<Movie, 
                     }
                 }
             }
+            b"udta" => meta::read_movie_udta(&child.reader(), &mut movie.meta, data, offset),
             _ => {}
         }
     }
@@ -118,6 +128,13 @@ pub fn parse_movie(data: &Bytes, offset: u64, header_len: u32) -> Result<Movie, 
         // in movie ticks, then mean little, and writers that lose the timescale write 0
         // there ("to the end").
         movie.timescale = 1000;
+    }
+    // The movie's matrix applies to every track (livemux writes only track matrices).
+    if let Some(m) = movie_matrix {
+        for t in movie.tracks.iter_mut().filter(|t| t.kind == TrackKind::Video) {
+            let unity = super::write::UNITY_MATRIX.map(|v| v as i32);
+            t.meta.matrix = Some(meta::compose(&t.meta.matrix.unwrap_or(unity), &m)).filter(|c| *c != unity);
+        }
     }
     for (id, trex) in trexes {
         if let Some(t) = movie.tracks.iter_mut().find(|t| t.track_id == id) {
@@ -146,9 +163,14 @@ fn parse_trak(src: &Bytes, src_offset: u64, trak: &Reader<'_>) -> Result<Option<
     let Some(mut tkhd) = find_path(trak, &[b"tkhd"])? else {
         return Err(trak.error("track without 'tkhd'"));
     };
+    let mut track_meta =
+        TrackMeta { matrix: meta::tkhd_matrix(tkhd.clone().bytes(tkhd.remaining())?), ..TrackMeta::default() };
     let (version, _) = tkhd.full_header()?;
     tkhd.skip(if version == 1 { 16 } else { 8 })?;
     let track_id = tkhd.u32()?;
+    if let Some(udta) = find_path(trak, &[b"udta"])? {
+        track_meta.name = meta::track_name(&udta);
+    }
 
     let Some(mut mdhd) = find_path(trak, &[b"mdia", b"mdhd"])? else {
         return Err(trak.error(format!("track {track_id} without 'mdhd'")));
@@ -160,16 +182,7 @@ fn parse_trak(src: &Bytes, src_offset: u64, trak: &Reader<'_>) -> Result<Option<
         return Err(mdhd.error(format!("track {track_id}: timescale is 0")));
     }
     mdhd.skip(if version == 1 { 8 } else { 4 })?;
-    let lang = mdhd.u16()?;
-    let language = if lang == 0 || lang == 0x7FFF || lang < 0x400 {
-        *b"und"
-    } else {
-        [
-            (((lang >> 10) & 31) as u8).wrapping_add(0x60),
-            (((lang >> 5) & 31) as u8).wrapping_add(0x60),
-            ((lang & 31) as u8).wrapping_add(0x60),
-        ]
-    };
+    let language = meta::mdhd_language(mdhd.u16()?);
 
     let Some(mut hdlr) = find_path(trak, &[b"mdia", b"hdlr"])? else {
         return Err(trak.error(format!("track {track_id} without 'hdlr'")));
@@ -177,6 +190,7 @@ fn parse_trak(src: &Bytes, src_offset: u64, trak: &Reader<'_>) -> Result<Option<
     hdlr.full_header()?;
     hdlr.skip(4)?;
     let handler = hdlr.fourcc()?;
+    track_meta.handler_name = meta::handler_name(hdlr.clone().bytes(hdlr.remaining())?);
     let kind = match &handler.0 {
         b"vide" => TrackKind::Video,
         b"soun" => TrackKind::Audio,
@@ -212,6 +226,12 @@ fn parse_trak(src: &Bytes, src_offset: u64, trak: &Reader<'_>) -> Result<Option<
     let sample_entry = src.slice(entry.range_in(src_offset));
     let codec = parse_sample_entry(&entry, kind, &sample_entry);
     let encryption = encryption_scheme(&entry);
+    if kind == TrackKind::Video {
+        let mut r = entry.reader();
+        if r.skip(78).is_ok() {
+            meta::read_visual_boxes(&r, &mut track_meta);
+        }
+    }
     let dims = match kind {
         TrackKind::Video => {
             let mut r = entry.reader();
@@ -238,6 +258,7 @@ fn parse_trak(src: &Bytes, src_offset: u64, trak: &Reader<'_>) -> Result<Option<
         table,
         trex: None,
         encryption,
+        meta: track_meta,
     }))
 }
 
@@ -550,7 +571,7 @@ impl Mp4Track {
             movie_timescale,
             origin,
             mp4_sample_entry: Some(self.sample_entry.clone()),
-            meta: Default::default(),
+            meta: self.meta.clone(),
         }
     }
 }

@@ -140,6 +140,7 @@ fn synth_file(tracks: &[SynthTrack], seed: u32, faststart: bool, per_chunk: usiz
                 duration_movie: durations[t],
                 duration_media: tr.samples.iter().map(|s| s.1 as u64).sum(),
                 movie_timescale: movie_ts,
+                created: 0,
             };
             write_trak(&mut buf, t, &track, &timing, |b| tb.write(b)).unwrap();
         }
