@@ -9,7 +9,8 @@ against the other tool's output). Python 3.11 standard library only; needs ffmpe
                       [--only SUBSTRING] [--keep DIR] [--json REPORT.json] [--timeout S]
     bench/faithful.py --self-test
 
-Targets (the peer command is `ffmpeg -nostdin -i IN -map 0 -c copy -strict experimental ...`):
+Targets (the peer is `ffmpeg -nostdin -i IN -map 0 -map_metadata 0 -c copy -strict experimental ...`;
+`-map_metadata 0` because FFmpeg 5.1 drops creation_time without it):
   fmp4      livemux remux IN -o OUT.mp4 --to fmp4 -y    ffmpeg -f mp4 -movflags
                                                          +frag_keyframe+empty_moov+default_base_moof
   mp4       livemux remux IN -o OUT.mp4 --to mp4 -y     ffmpeg -f mp4
@@ -58,7 +59,12 @@ in seconds; TOL = 1 ms, or half the output time base tick when that is coarser t
   (a') times  When the packets match, each visible packet's presentation time (pts, else dts)
             is within TOL of the input's (catches drift, zero-duration packets stretched, one
             frame moved).
-  (b) start The stream start_time (ffprobe applies edit lists) is within TOL of the input's.
+  (b) start The presentation start, the earliest pts of the visible packets, is within TOL of
+            the input's. FFmpeg's mov demuxer applies the edit list to every pts (also in
+            fragmented files), its Matroska demuxer subtracts CodecDelay. ffprobe's stream
+            start_time is NOT used: in MP4 it adds an audio stream's skip samples and in
+            Matroska it does not, so Opus pre-skip reads 0 in MP4 and -6.5 ms in WebM for the
+            same media.
   (c) end   The end of the last visible packet (max pts+duration) is within one packet
             duration (median of the input stream's packet durations, at least 1 ms) + TOL.
   (d) metadata, compared after normalising ffprobe's spellings:
@@ -78,8 +84,9 @@ lists and drops packets marked discard, shifting what is left by the trimmed amo
 `edit_list_positive_shift.mp4` video at 1.021 s instead of 1.000 s); its mp4 muxer writes edit
 lists (incl. AAC/Opus priming); `-map 0` makes it refuse a whole file when one stream (a data
 track, mov_text in Matroska) has no tag in the target format; it copies global metadata by
-default except creation_time, which FFmpeg 5.1 `-c copy` drops (so it fails creation_time on
-every input that has one). Its results use exactly the same checks as livemux's.
+default except creation_time, which FFmpeg 5.1 drops unless told `-map_metadata 0` (given here).
+Its fragmented MP4 (empty_moov) has no edit list, so B-frame delay and AAC priming show up as a
+late video start and an extra audio packet. Its results use exactly the same checks as livemux's.
 
 Output: one line per file and target ("livemux VERDICT reason | ffmpeg VERDICT reason"), then
 a summary: fully-right files per tool, and right/wrong/refused/broken per target and tool; the
@@ -93,6 +100,7 @@ import concurrent.futures
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -374,6 +382,11 @@ def match_streams(inp: dict, out: dict) -> tuple[list, list, list]:
     return pairs, lost, added
 
 
+def presentation_start(s: dict) -> float | None:
+    ts = [p["t"] for p in visible(s) if p["t"] is not None]
+    return min(ts) if ts else num(s.get("start_time"))
+
+
 def tolerance(out_s: dict) -> float:
     tick = float(out_s["_tb"])
     return (TOL_MS if tick <= 0.002 else tick / 2) + EPS
@@ -436,11 +449,7 @@ def judge(inp: dict, out: dict) -> tuple[list[str], list[str]]:
                 if s["_packets"][0]["key"] and not o["_packets"][0]["key"]:
                     reasons.append(f"decoding starts on a non-keyframe: {lab}")
         # (b) start
-        st_i, st_o = num(s.get("start_time")), num(o.get("start_time"))
-        if st_i is None and vi:
-            st_i = vi[0]["t"]
-        if st_o is None and vo:
-            st_o = vo[0]["t"]
+        st_i, st_o = presentation_start(s), presentation_start(o)
         if st_i is not None and st_o is not None and abs(st_i - st_o) > tol:
             reasons.append(f"start time off: {lab}: {st_o:.6f} s, input {st_i:.6f} s ({ms(st_o - st_i)})")
         # (a') per-packet times
@@ -527,6 +536,7 @@ def outcome(tool: str, r: dict, out_path: str | None, inp: dict) -> dict:
         clear = (r["rc"] in (1, 2) if tool == "livemux" else r["rc"] > 0) and not panicked and err.strip()
         if clear:
             why = first_error_line(err) if tool == "livemux" else err.strip().splitlines()[0][:300]
+            why = re.sub(r"stage '[^']*' \([^)]*\) on .*?: ", "", why.replace(inp["path"], "IN"))
             res.update(verdict="refused", reasons=[why])
         else:
             why = "panic" if panicked else (f"signal {-r['rc']}" if r["rc"] < 0 else f"exit {r['rc']}")
@@ -606,7 +616,7 @@ def process_file(path: str, rel: str, args, livemux: str) -> dict:
 
 def ffmpeg_target(path: str, t: str, work: str, inp: dict, args) -> dict:
     out = os.path.join(work, f"ffmpeg-{t}{EXT[t]}")
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", path, "-map", "0", "-c", "copy",
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", path, "-map", "0", "-map_metadata", "0", "-c", "copy",
            "-strict", "experimental", *FFMPEG_ARGS[t], out]
     r = run(cmd, args.timeout)
     return outcome("ffmpeg", r, out, inp)
@@ -681,6 +691,76 @@ def summary_text(s: dict) -> str:
     return "\n".join(out)
 
 
+def cause_key(reason: str, verdict: str, folder: str) -> str:
+    """A reason without the numbers that differ from file to file, so that files group by cause."""
+    r = reason
+    if verdict in ("refused", "broken"):
+        r = r.replace(folder + "/", "")
+        r = re.sub(r"\b(track|stream|Matroska track) \d+", r"\1 N", r)
+        r = re.sub(r"\d+", "N", r)
+        return f"{verdict}: {r[:160]}"
+    r = re.sub(r"(video|audio|subtitle) #\d+ \(([^)]*)\)", r"\1 (\2)", r)
+    head, _, rest = r.partition(": ")
+    stream = re.match(r"(video|audio|subtitle) \([^)]*\)", rest)
+    stream = stream.group(0) if stream else ""
+    if head in ("start time off", "end off", "packet times off"):
+        m = re.search(r"(?:\(|worst )(-?[\d.]+) ms", rest)
+        way = "late" if m and float(m.group(1)) > 0 else "early"
+        return f"{head} ({way}): {stream}"
+    if head == "language changed":
+        m = re.search(r": (\S+), input (\S+)$", rest)
+        return f"language changed: {m.group(2)} -> {m.group(1)}" if m else head
+    if head in ("colour lost", "codec changed", "rotation lost", "pixel aspect lost"):
+        detail = rest[len(stream):].lstrip(": ")
+        if head == "colour lost":
+            detail = detail.split(" ")[0]
+        if head in ("rotation lost", "pixel aspect lost"):
+            detail = ""
+        return f"{head}: {stream} {detail}".strip()
+    if head.startswith("tag ") or head.startswith("creation_time") or head.startswith("cover art"):
+        return head
+    if head in ("packets differ", "edit-list-trimmed packets visible", "decoding starts on a non-keyframe",
+                "PCM decodes differently", "HDR mastering display lost", "HDR content light level lost"):
+        return f"{head}: {stream}"
+    return f"{head}: {stream}" if stream else head
+
+
+def causes_text(entries: list[dict], folder: str) -> str:
+    """livemux's failures grouped by cause; each file with its targets and FFmpeg's verdict there."""
+    groups: dict[str, dict[str, dict[str, str]]] = {}
+    for e in entries:
+        for t, r in (e.get("results") or {}).items():
+            lm, ff = r["livemux"], r["ffmpeg"]
+            if lm["verdict"] == "right":
+                continue
+            for reason in lm["reasons"]:
+                key = cause_key(reason, lm["verdict"], folder)
+                groups.setdefault(key, {}).setdefault(e["file"], {})[t] = ff["verdict"]
+    out = [
+        "livemux failures grouped by cause (every reason of a failing output, not only the first).",
+        "Each file lists the targets where the cause shows, with FFmpeg's verdict for that target.",
+        "Regenerate with: bench/faithful.py FOLDER --causes FILE   (rules: top of bench/faithful.py)",
+        "",
+    ]
+    for key, files in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        per_t: dict[str, int] = {}
+        for ts in files.values():
+            for t in ts:
+                per_t[t] = per_t.get(t, 0) + 1
+        spread = ", ".join(f"{t} {n}" for t, n in sorted(per_t.items(), key=lambda x: TARGETS.index(x[0])))
+        out.append(f"{key}  ({len(files)} files; {spread})")
+        for f, ts in sorted(files.items()):
+            tl = ",".join(t for t in TARGETS if t in ts)
+            fv = " ".join(f"{t}={ts[t]}" for t in TARGETS if t in ts)
+            out.append(f"    {f}  [{tl}]  (ffmpeg: {fv})")
+        out.append("")
+    unread = [e["file"] + ": " + e["unreadable"] for e in entries if "unreadable" in e]
+    if unread:
+        out.append(f"unreadable inputs (not counted)  ({len(unread)} files)")
+        out += [f"    {u}" for u in unread]
+    return "\n".join(out) + "\n"
+
+
 def tool_versions(livemux: str, root: Path) -> dict:
     v = {}
     r = run(["ffmpeg", "-version"], 30)
@@ -706,6 +786,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds per livemux/ffmpeg command")
     ap.add_argument("--scratch", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
                     help="where outputs are written while judged (default /dev/shm)")
+    ap.add_argument("--causes", help="write livemux's failures grouped by cause (with file names) here")
     ap.add_argument("--quiet", action="store_true", help="no per-file lines, only the summary")
     ap.add_argument("--self-test", action="store_true", help="make two tiny inputs and run end to end")
     args = ap.parse_args(argv)
@@ -769,6 +850,8 @@ def main(argv: list[str] | None = None) -> int:
             "files": done,
         }
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+    if args.causes:
+        Path(args.causes).write_text(causes_text(done, os.path.abspath(args.folder)))
     return 1 if any(e.get("script_error") for e in done) else 0
 
 
