@@ -56,6 +56,10 @@ in seconds; TOL = 1 ms, or half the output time base tick when that is coarser t
             with a note "payload rewritten, frames equal". Audio/subtitle payloads must match.
             PCM (pcm_*) payloads are not compared (demuxers regroup PCM into packets of their
             own size, and a byte swap is allowed): see (e).
+            Fragmented MP4 (a top-level moof; input or output): FFmpeg shifts fragments by the
+            edit list but cannot mark the packets it trims, so a packet that ends at or before
+            0 there (an AAC priming packet at -23 ms) is read as trimmed. The same media then
+            reads the same whether fragmented or not.
   (a') times  When the packets match, each visible packet's presentation time (pts, else dts)
             is within TOL of the input's (catches drift, zero-duration packets stretched, one
             frame moved).
@@ -69,8 +73,10 @@ in seconds; TOL = 1 ms, or half the output time base tick when that is coarser t
             duration (median of the input stream's packet durations, at least 1 ms) + TOL.
   (d) metadata, compared after normalising ffprobe's spellings:
             rotation (displaymatrix side data "rotation", else tag rotate; mod 360, 0 if none),
-            language (missing = "und"; case-insensitive), sample_aspect_ratio (missing/0:1 =
-            1:1, compared as a number), color_primaries/transfer/space/range (missing = unknown),
+            language (missing or not a language code, e.g. mdhd 0x7fff = "und"; case-insensitive),
+            sample_aspect_ratio (missing/0:1 = 1:1, compared as a number),
+            color_primaries/transfer/space/range (judged only where the input states one;
+            an unstated range reads as tv: vpcC in MP4 has no "unstated" range),
             mastering display and content light level side data (every number, rel. 1e-3),
             format tags title/artist/album/genre/comment (case-insensitive keys; only those the
             input has; a lost GPS "location" tag is only a note), creation_time (when the input has one after 1971; within 1 s),
@@ -102,6 +108,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -224,7 +231,44 @@ def probe(path: str) -> dict:
     fmt = d.get("format", {})
     if not streams or not any(s["_packets"] for s in streams):
         raise ProbeError("no stream with packets")
-    return {"format": fmt, "streams": streams, "path": path}
+    fragmented = "mp4" in fmt.get("format_name", "") and has_moof(path)
+    if fragmented:
+        # FFmpeg shifts fragments by the edit list but cannot mark what it trims (see (a)).
+        for s in streams:
+            ps = s["_packets"]
+            for n, p in enumerate(ps):
+                d = p["d"]
+                if d <= 0 and n + 1 < len(ps) and p["t"] is not None and ps[n + 1]["t"] is not None:
+                    d = ps[n + 1]["t"] - p["t"]  # FFmpeg gives no duration to some first packets
+                if p["t"] is not None and d > 0 and p["t"] + d <= EPS and not p["discard"]:
+                    p["discard"] = p["before_zero"] = True
+    return {"format": fmt, "streams": streams, "path": path, "fragmented": fragmented}
+
+
+def has_moof(path: str) -> bool:
+    """True when a top-level 'moof' box is present (a fragmented MP4)."""
+    try:
+        with open(path, "rb") as f:
+            size_all = os.fstat(f.fileno()).st_size
+            pos = 0
+            for _ in range(100000):
+                f.seek(pos)
+                h = f.read(16)
+                if len(h) < 8:
+                    return False
+                size, kind = int.from_bytes(h[:4], "big"), h[4:8]
+                if kind == b"moof":
+                    return True
+                if size == 1 and len(h) == 16:
+                    size = int.from_bytes(h[8:16], "big")
+                elif size == 0:
+                    size = size_all - pos
+                if size < 8:
+                    return False
+                pos += size
+    except OSError:
+        pass
+    return False
 
 
 def is_webm(path: str) -> bool:
@@ -312,7 +356,8 @@ def rotation(s: dict) -> int:
 
 def language(s: dict) -> str:
     tags = {k.lower(): v for k, v in (s.get("tags") or {}).items()}
-    return (tags.get("language") or "und").strip().lower()
+    v = (tags.get("language") or "").strip().lower()
+    return v if re.fullmatch(r"[a-z]{2,3}([-_][a-z0-9]+)*", v) else "und"
 
 
 def sar(s: dict) -> float:
@@ -328,7 +373,8 @@ def sar(s: dict) -> float:
 
 def color(s: dict, k: str) -> str:
     v = s.get(k)
-    return "unknown" if not v or v in ("unknown", "reserved", "unspecified", "N/A") else v
+    v = "unknown" if not v or v in ("unknown", "reserved", "unspecified", "N/A") else v
+    return "tv" if k == "color_range" and v == "unknown" else v
 
 
 def side_numbers(s: dict, kind: str) -> dict | None:
@@ -378,7 +424,16 @@ def match_streams(inp: dict, out: dict) -> tuple[list, list, list]:
         else:
             used.add(pick["index"])
             pairs.append((s, pick))
-    added = [o for o in outs if o["index"] not in used]
+    unknown = [s.get("codec_type") for s in inp["streams"]
+               if s.get("codec_type") in JUDGED_TYPES and s["_packets"] and not known_codec(s)]
+    added = []
+    for o in outs:
+        if o["index"] in used:
+            continue
+        if o.get("codec_type") in unknown:  # the output of an input stream ffprobe cannot judge
+            unknown.remove(o.get("codec_type"))
+            continue
+        added.append(o)
     return pairs, lost, added
 
 
@@ -480,7 +535,7 @@ def judge(inp: dict, out: dict) -> tuple[list[str], list[str]]:
                 reasons.append(f"pixel aspect lost: {lab}: {o.get('sample_aspect_ratio', '-')}, "
                                f"input {s.get('sample_aspect_ratio')}")
             for k in COLOR_KEYS:
-                if color(s, k) != color(o, k):
+                if color(s, k) != "unknown" and color(s, k) != color(o, k):
                     reasons.append(f"colour lost: {lab}: {k} {color(o, k)}, input {color(s, k)}")
             for kind, name in (("mastering display", "mastering display"), ("content light", "content light level")):
                 a = side_numbers(s, kind)
@@ -928,4 +983,6 @@ def self_test(args) -> int:
 
 
 if __name__ == "__main__":
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head` ends the run quietly
     sys.exit(main())
