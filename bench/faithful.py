@@ -56,10 +56,11 @@ in seconds; TOL = 1 ms, or half the output time base tick when that is coarser t
             with a note "payload rewritten, frames equal". Audio/subtitle payloads must match.
             PCM (pcm_*) payloads are not compared (demuxers regroup PCM into packets of their
             own size, and a byte swap is allowed): see (e).
-            Fragmented MP4 (a top-level moof; input or output): FFmpeg shifts fragments by the
-            edit list but cannot mark the packets it trims, so a packet that ends at or before
-            0 there (an AAC priming packet at -23 ms) is read as trimmed. The same media then
-            reads the same whether fragmented or not.
+            A packet that ends at or before time 0 (pts + duration <= 0; with no duration, the
+            next packet's pts) is read as trimmed too, in input and output: FFmpeg shifts
+            fragmented MP4 by the edit list but cannot mark what it trims there, and Matroska
+            says the same with CodecDelay (an AAC priming packet at -23 ms). The same media then
+            reads the same in regular MP4, fragmented MP4 and Matroska.
   (a') times  When the packets match, each visible packet's presentation time (pts, else dts)
             is within TOL of the input's (catches drift, zero-duration packets stretched, one
             frame moved).
@@ -231,44 +232,16 @@ def probe(path: str) -> dict:
     fmt = d.get("format", {})
     if not streams or not any(s["_packets"] for s in streams):
         raise ProbeError("no stream with packets")
-    fragmented = "mp4" in fmt.get("format_name", "") and has_moof(path)
-    if fragmented:
-        # FFmpeg shifts fragments by the edit list but cannot mark what it trims (see (a)).
-        for s in streams:
-            ps = s["_packets"]
-            for n, p in enumerate(ps):
-                d = p["d"]
-                if d <= 0 and n + 1 < len(ps) and p["t"] is not None and ps[n + 1]["t"] is not None:
-                    d = ps[n + 1]["t"] - p["t"]  # FFmpeg gives no duration to some first packets
-                if p["t"] is not None and d > 0 and p["t"] + d <= EPS and not p["discard"]:
-                    p["discard"] = p["before_zero"] = True
-    return {"format": fmt, "streams": streams, "path": path, "fragmented": fragmented}
-
-
-def has_moof(path: str) -> bool:
-    """True when a top-level 'moof' box is present (a fragmented MP4)."""
-    try:
-        with open(path, "rb") as f:
-            size_all = os.fstat(f.fileno()).st_size
-            pos = 0
-            for _ in range(100000):
-                f.seek(pos)
-                h = f.read(16)
-                if len(h) < 8:
-                    return False
-                size, kind = int.from_bytes(h[:4], "big"), h[4:8]
-                if kind == b"moof":
-                    return True
-                if size == 1 and len(h) == 16:
-                    size = int.from_bytes(h[8:16], "big")
-                elif size == 0:
-                    size = size_all - pos
-                if size < 8:
-                    return False
-                pos += size
-    except OSError:
-        pass
-    return False
+    # A packet wholly before 0 is not presented, whatever the container says (see (a)).
+    for s in streams:
+        ps = s["_packets"]
+        for n, p in enumerate(ps):
+            d = p["d"]
+            if d <= 0 and n + 1 < len(ps) and p["t"] is not None and ps[n + 1]["t"] is not None:
+                d = ps[n + 1]["t"] - p["t"]  # FFmpeg gives no duration to some first packets
+            if p["t"] is not None and d > 0 and p["t"] + d <= EPS and not p["discard"]:
+                p["discard"] = p["before_zero"] = True
+    return {"format": fmt, "streams": streams, "path": path}
 
 
 def is_webm(path: str) -> bool:
@@ -706,6 +679,17 @@ def line_for(entry: dict, t: str) -> str:
     return f"{entry['file']}  {t}: livemux {one(r['livemux'])} | ffmpeg {one(r['ffmpeg'])}"
 
 
+METADATA_REASONS = ("rotation lost", "pixel aspect lost", "colour lost", "HDR ", "language changed",
+                    "tag ", "creation_time lost", "cover art lost")
+
+
+def media_right(res: dict) -> bool:
+    """Right when metadata is ignored: every reason is a metadata one."""
+    if res["verdict"] == "right":
+        return True
+    return res["verdict"] == "wrong" and all(r.startswith(METADATA_REASONS) for r in res["reasons"])
+
+
 def summarize(entries: list[dict], targets: list[str]) -> dict:
     readable = [e for e in entries if "results" in e]
     summ: dict = {
@@ -718,6 +702,11 @@ def summarize(entries: list[dict], targets: list[str]) -> dict:
     for tool in ("livemux", "ffmpeg"):
         summ["fully_right"][tool] = sum(
             1 for e in readable if e["results"] and all(r[tool]["verdict"] == "right" for r in e["results"].values())
+        )
+    summ["fully_right_media"] = {}
+    for tool in ("livemux", "ffmpeg"):
+        summ["fully_right_media"][tool] = sum(
+            1 for e in readable if e["results"] and all(media_right(r[tool]) for r in e["results"].values())
         )
     for t in targets:
         row = {}
@@ -736,6 +725,8 @@ def summary_text(s: dict) -> str:
         f"files: {s['files']}, readable inputs: {s['readable']}, unreadable inputs: {len(s['unreadable'])}",
         f"fully right (every target right): livemux {s['fully_right']['livemux']} of {s['readable']}, "
         f"ffmpeg {s['fully_right']['ffmpeg']} of {s['readable']}",
+        f"fully right on media only (packets, times, PCM; metadata ignored): livemux "
+        f"{s['fully_right_media']['livemux']}, ffmpeg {s['fully_right_media']['ffmpeg']}",
         f"{'target':9} {'tool':8} {'right':>6} {'wrong':>6} {'refused':>8} {'broken':>7}",
     ]
     for t, row in s["per_target"].items():
@@ -841,12 +832,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds per livemux/ffmpeg command")
     ap.add_argument("--scratch", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
                     help="where outputs are written while judged (default /dev/shm)")
+    ap.add_argument("--summarize", metavar="REPORT.json",
+                    help="print the lines and summary (and --causes) of a saved report, run nothing")
     ap.add_argument("--causes", help="write livemux's failures grouped by cause (with file names) here")
     ap.add_argument("--quiet", action="store_true", help="no per-file lines, only the summary")
     ap.add_argument("--self-test", action="store_true", help="make two tiny inputs and run end to end")
     args = ap.parse_args(argv)
     if args.self_test:
         return self_test(args)
+    if args.summarize:
+        rep = json.loads(Path(args.summarize).read_text())
+        files = rep["files"]
+        for e in files:
+            if "unreadable" in e:
+                print(f"{e['file']}  unreadable input ({e['unreadable']})")
+            elif not args.quiet:
+                for t in e["results"]:
+                    print(line_for(e, t))
+        print()
+        print(summary_text(summarize(files, rep["targets"])))
+        if args.causes:
+            Path(args.causes).write_text(causes_text(files, rep["folder"]))
+        return 0
     if not args.folder:
         ap.error("FOLDER is required (or --self-test)")
     args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
