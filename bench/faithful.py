@@ -6,8 +6,10 @@ write the same format, and each output is judged against the INPUT with ffprobe/
 against the other tool's output). Python 3.11 standard library only; needs ffmpeg and ffprobe.
 
     bench/faithful.py FOLDER [--targets fmp4,mp4,mkv,webm,finalize] [--jobs N] [--livemux PATH]
-                      [--only SUBSTRING] [--keep DIR] [--json REPORT.json] [--timeout S]
-    bench/faithful.py --self-test
+                      [--only SUBSTRING] [--keep DIR] [--json REPORT.json] [--causes CAUSES.txt]
+                      [--timeout S] [--scratch DIR] [--quiet]
+    bench/faithful.py --summarize REPORT.json [--causes CAUSES.txt]   # reprint a saved run
+    bench/faithful.py --self-test     # two tiny lavfi inputs end to end; exit 1 if anything breaks
 
 Targets (the peer is `ffmpeg -nostdin -i IN -map 0 -map_metadata 0 -c copy -strict experimental ...`;
 `-map_metadata 0` because FFmpeg 5.1 drops creation_time without it):
@@ -80,8 +82,8 @@ in seconds; TOL = 1 ms, or half the output time base tick when that is coarser t
             an unstated range reads as tv: vpcC in MP4 has no "unstated" range),
             mastering display and content light level side data (every number, rel. 1e-3),
             format tags title/artist/album/genre/comment (case-insensitive keys; only those the
-            input has; a lost GPS "location" tag is only a note), creation_time (when the input has one after 1971; within 1 s),
-            cover art (an attached_pic stream: its packet MD5 must be found in the output).
+            input has; a lost GPS "location" tag is only a note), creation_time (when the input
+            has one after 1971; within 1 s), cover art (an attached_pic stream: its packet MD5 must be found in the output).
   (e) PCM   For pcm_* input streams the decoded audio (`ffmpeg -map 0:N -c:a pcm_f64le -f md5`:
             exact for every integer and float PCM) must be the same: a wrong byte order label
             plays as noise and fails here.
@@ -95,9 +97,12 @@ default except creation_time, which FFmpeg 5.1 drops unless told `-map_metadata 
 Its fragmented MP4 (empty_moov) has no edit list, so B-frame delay and AAC priming show up as a
 late video start and an extra audio packet. Its results use exactly the same checks as livemux's.
 
-Output: one line per file and target ("livemux VERDICT reason | ffmpeg VERDICT reason"), then
-a summary: fully-right files per tool, and right/wrong/refused/broken per target and tool; the
-JSON report (--json) holds every reason, exit status, stderr tail and timing.
+Output: one line per file and target ("livemux VERDICT first-reason | ffmpeg VERDICT
+first-reason"), then a summary: fully-right files per tool, the same ignoring metadata reasons
+(d) ("media only"), and right/wrong/refused/broken per target and tool. --json keeps every
+reason, note, exit status, stderr tail and timing; --causes groups livemux's failures by cause
+(numbers and paths taken out) with the file names, targets and FFmpeg's verdict on each.
+Scratch outputs go to --scratch (default /dev/shm) in faithful-* folders, deleted per file.
 """
 
 from __future__ import annotations
@@ -742,8 +747,8 @@ def cause_key(reason: str, verdict: str, folder: str) -> str:
     r = reason
     if verdict in ("refused", "broken"):
         r = r.replace(folder + "/", "")
-        r = re.sub(r"\b(track|stream|Matroska track) \d+", r"\1 N", r)
-        r = re.sub(r"\d+", "N", r)
+        r = re.sub(r"/[^ ]*/faithful-[^/ ]*/", "", r)  # scratch paths
+        r = re.sub(r"(?<![A-Za-z_])\d+(?![A-Za-z])", "N", r)  # numbers, not A_AC3 or fmp4
         return f"{verdict}: {r[:160]}"
     r = re.sub(r"(video|audio|subtitle) #\d+ \(([^)]*)\)", r"\1 (\2)", r)
     head, _, rest = r.partition(": ")
@@ -774,6 +779,11 @@ def cause_key(reason: str, verdict: str, folder: str) -> str:
 def causes_text(entries: list[dict], folder: str) -> str:
     """livemux's failures grouped by cause; each file with its targets and FFmpeg's verdict there."""
     groups: dict[str, dict[str, dict[str, str]]] = {}
+    codecs = {
+        e["file"]: ",".join(re.sub(r"^(\w+) #\d+ \(([^)]*)\).*$", r"\2", x) for x in e["input"]["streams"])
+        for e in entries
+        if "input" in e
+    }
     for e in entries:
         for t, r in (e.get("results") or {}).items():
             lm, ff = r["livemux"], r["ffmpeg"]
@@ -798,7 +808,7 @@ def causes_text(entries: list[dict], folder: str) -> str:
         for f, ts in sorted(files.items()):
             tl = ",".join(t for t in TARGETS if t in ts)
             fv = " ".join(f"{t}={ts[t]}" for t in TARGETS if t in ts)
-            out.append(f"    {f}  [{tl}]  (ffmpeg: {fv})")
+            out.append(f"    {f}  [{tl}]  (ffmpeg: {fv})  streams: {codecs.get(f, '?')}")
         out.append("")
     unread = [e["file"] + ": " + e["unreadable"] for e in entries if "unreadable" in e]
     if unread:
@@ -813,6 +823,8 @@ def tool_versions(livemux: str, root: Path) -> dict:
     v["ffmpeg"] = r["stdout"].splitlines()[0] if r["stdout"] else "?"
     r = run(["git", "-C", str(root), "describe", "--always", "--dirty"], 30)
     v["livemux_commit"] = r["stdout"].strip() or "?"
+    r = run(["git", "-C", str(root), "log", "-1", "--format=%h %s", "--", "src", "Cargo.toml", "Cargo.lock"], 30)
+    v["livemux_src_last_commit"] = r["stdout"].strip() or "?"  # the binary may be built elsewhere: --livemux
     v["livemux"] = livemux
     return v
 
