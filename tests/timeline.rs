@@ -1,0 +1,480 @@
+//! Presentation timing across a remux (issue 13, "Timing (A/V sync)"): every stream starts
+//! where the input's does, and every packet keeps its presentation time, within 1 ms, after
+//! `--to fmp4`, `--to mp4`, `--to mkv`/`webm` and `livemux finalize`, as ffprobe reads them.
+//! Inputs are made with FFmpeg in a temporary directory (and patched where FFmpeg cannot
+//! make the case: per-track `tfdt`, a `tfdt` of a million seconds, repeated timestamps).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{livemux, tools};
+
+/// Tolerance on every start and presentation time, in seconds.
+const TOLERANCE: f64 = 0.001;
+
+fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg").args(["-nostdin", "-v", "error", "-y"]).args(args).output().expect("run ffmpeg");
+    assert!(out.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// One stream as ffprobe reads it: kind, start_time, presentation times of its packets in
+/// decode order, and the end of its last packet.
+#[derive(Debug)]
+struct Stream {
+    kind: String,
+    start: Option<f64>,
+    /// Audio the decoder drops at the start, as Matroska's CodecDelay says (seconds).
+    initial_padding: f64,
+    pts: Vec<f64>,
+}
+
+fn probe(path: &Path) -> (Vec<Stream>, Option<f64>) {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_streams", "-show_packets", "-show_format", "-of", "json"])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    assert!(out.status.success(), "ffprobe {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let num = |v: &serde_json::Value| v.as_str().and_then(|s| s.parse::<f64>().ok());
+    let mut streams: Vec<Stream> = j["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| Stream {
+            kind: s["codec_type"].as_str().unwrap().to_string(),
+            start: num(&s["start_time"]),
+            initial_padding: 0.0,
+            pts: vec![],
+        })
+        .collect();
+    if j["format"]["format_name"].as_str().is_some_and(|f| f.contains("matroska")) {
+        for (s, delay) in streams.iter_mut().zip(codec_delays(path)) {
+            s.initial_padding = delay;
+        }
+    }
+    for p in j["packets"].as_array().unwrap() {
+        let i = p["stream_index"].as_u64().unwrap() as usize;
+        if let Some(t) = num(&p["pts_time"]) {
+            streams[i].pts.push(t);
+        }
+    }
+    (streams, num(&j["format"]["duration"]))
+}
+
+/// CodecDelay of every track of a Matroska file, in seconds (0 where none), as mkvinfo reads
+/// it (ffprobe does not show it).
+fn codec_delays(path: &Path) -> Vec<f64> {
+    let out = Command::new("mkvinfo").arg(path).output().expect("run mkvinfo");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split("| + Track\n")
+        .skip(1)
+        .map(|track| {
+            track
+                .lines()
+                .find_map(|l| l.split_once("Codec-inherent delay: "))
+                .map_or(0.0, |(_, t)| t.trim().rsplit(':').next().unwrap().parse::<f64>().unwrap())
+        })
+        .collect()
+}
+
+fn remux(input: &Path, dir: &Path, to: &str) -> PathBuf {
+    let ext = match to {
+        "mkv" => "mkv",
+        "webm" => "webm",
+        _ => "mp4",
+    };
+    let out = dir.join(format!("{}.{to}.{ext}", input.file_stem().unwrap().to_string_lossy()));
+    let o = livemux().arg("remux").arg(input).arg("-o").arg(&out).args(["-y", "--to", to]).output().unwrap();
+    assert!(o.status.success(), "remux {} --to {to}: {}", input.display(), String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+fn finalize_copy(fragmented: &Path) -> PathBuf {
+    let out = fragmented.with_extension("finalized.mp4");
+    std::fs::copy(fragmented, &out).unwrap();
+    let o = livemux().arg("finalize").arg(&out).output().unwrap();
+    assert!(o.status.success(), "finalize {}: {}", out.display(), String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+/// How FFmpeg reads a container's audio start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reads {
+    /// A regular MP4: the edit list applied, the start after the trimmed priming.
+    Trimmed,
+    /// Matroska (CodecDelay) and fragmented MP4: the first packet's time.
+    FirstPacket,
+}
+
+/// What the outputs are compared with: the input's streams (read as `input_reads`), moved by
+/// `offset` seconds (the common start livemux takes off when it is over 1 s).
+fn assert_same_timing(input: &[Stream], input_reads: Reads, offset: f64, output: &Path, reads: Reads) {
+    let (out, _) = probe(output);
+    let what = output.display();
+    assert_eq!(out.len(), input.len(), "{what}: stream count");
+    for (i, (a, b)) in input.iter().zip(&out).enumerate() {
+        assert_eq!(a.kind, b.kind, "{what}: stream {i} kind");
+        let mut want: Vec<f64> = a.pts.iter().map(|t| t - offset).collect();
+        let mut got = b.pts.clone();
+        want.sort_by(f64::total_cmp);
+        got.sort_by(f64::total_cmp);
+        assert_eq!(want.len(), got.len(), "{what}: stream {i} packet count");
+        for (k, (x, y)) in want.iter().zip(&got).enumerate() {
+            assert!((x - y).abs() <= TOLERANCE, "{what}: stream {i} packet {k}: pts {y} where the input has {x}");
+        }
+        // A regular MP4 reader starts an audio stream after its trimmed priming; Matroska
+        // has no edit list: the priming is kept in place with CodecDelay, and FFmpeg reports
+        // the first packet's time as the start (as for the Opus WebM it writes itself), as
+        // it does for a fragmented MP4.
+        let Some(start) = a.start else { continue };
+        let first = want.first().copied().unwrap_or(0.0);
+        let start_want = match (a.kind.as_str(), input_reads, reads) {
+            ("audio", Reads::Trimmed, Reads::FirstPacket) => (start - offset).min(first),
+            ("audio", Reads::FirstPacket, Reads::Trimmed) => first + a.initial_padding,
+            _ => start - offset,
+        };
+        let start = b.start.unwrap_or(f64::NAN);
+        assert!(
+            (start - start_want).abs() <= TOLERANCE,
+            "{what}: stream {i} ({}) starts at {start} where the input's starts at {start_want}",
+            a.kind
+        );
+    }
+}
+
+/// Remuxes `input` (read as `reads`) to each format, and finalizes the fmp4; checks each
+/// against the input.
+fn check_all(input: &Path, reads: Reads, dir: &Path, offset: f64, formats: &[&str]) {
+    let (streams, _) = probe(input);
+    for to in formats {
+        let out = remux(input, dir, to);
+        let out_reads = if *to == "mp4" { Reads::Trimmed } else { Reads::FirstPacket };
+        assert_same_timing(&streams, reads, offset, &out, out_reads);
+        if *to == "fmp4" {
+            assert_same_timing(&streams, reads, offset, &finalize_copy(&out), Reads::Trimmed);
+        }
+    }
+}
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// Item 1: Matroska applies the edit lists: a video shown 1 s in (empty edit), AAC priming
+/// trimmed by the edit (kept in place, declared with CodecDelay), a QuickTime audio delay.
+#[test]
+fn matroska_applies_edit_lists() {
+    if !tools(&["ffmpeg", "ffprobe", "mkvinfo"]) {
+        return;
+    }
+    let dir = tempdir();
+    let shifted = dir.path().join("shifted.mp4");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=d=2:s=160x120:r=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=d=2",
+            "-vf",
+            "setpts=PTS+1/TB",
+            "-c:v",
+            "libx264",
+            "-bf",
+            "2",
+            "-c:a",
+            "aac",
+        ]
+        .iter()
+        .copied()
+        .chain([shifted.to_str().unwrap()])
+        .collect::<Vec<_>>(),
+    );
+    let (input, _) = probe(&shifted);
+    assert!((input[0].start.unwrap() - 1.0).abs() < 1e-6, "the input's video starts at 1 s: {input:?}");
+    assert!(input[1].pts[0] < -0.02, "the input's audio has a priming packet before 0");
+    check_all(&shifted, Reads::Trimmed, dir.path(), 0.0, &["fmp4", "mp4", "mkv"]);
+    // The priming is said with CodecDelay (23.2 ms), not moved to 0.
+    let mkv = dir.path().join("shifted.mkv.mkv");
+    let info = Command::new("mkvinfo").arg(&mkv).output().unwrap();
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(info.contains("Codec-inherent delay: 00:00:00.0232"), "{info}");
+
+    let delayed = dir.path().join("delayed.mov");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=d=2:s=160x120:r=25",
+            "-itsoffset",
+            "0.044",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=d=2",
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-c:v",
+            "libx264",
+            "-bf",
+            "2",
+            "-c:a",
+            "aac",
+        ]
+        .iter()
+        .copied()
+        .chain([delayed.to_str().unwrap()])
+        .collect::<Vec<_>>(),
+    );
+    let (input, _) = probe(&delayed);
+    assert!(input[1].start.unwrap() > 0.015, "the input's audio starts late: {input:?}");
+    check_all(&delayed, Reads::Trimmed, dir.path(), 0.0, &["fmp4", "mp4", "mkv"]);
+}
+
+/// Reads the top-level and nested boxes of an MP4 we patch: (offset, header length, size,
+/// type) of every box inside `moov`/`moof` containers.
+fn boxes(data: &[u8], from: usize, to: usize, out: &mut Vec<(usize, usize, usize, [u8; 4])>) {
+    let mut off = from;
+    while off + 8 <= to {
+        let size = u32::from_be_bytes(data[off..off + 4].try_into().unwrap()) as usize;
+        let kind: [u8; 4] = data[off + 4..off + 8].try_into().unwrap();
+        let (size, header) = match size {
+            1 => (u64::from_be_bytes(data[off + 8..off + 16].try_into().unwrap()) as usize, 16),
+            0 => (to - off, 8),
+            n => (n, 8),
+        };
+        if size < header || off + size > to {
+            break;
+        }
+        out.push((off, header, size, kind));
+        if matches!(&kind, b"moov" | b"trak" | b"moof" | b"traf") {
+            boxes(data, off + header, off + size, out);
+        }
+        off += size;
+    }
+}
+
+/// Turns livemux's fragmented `file` into one whose tracks start at the given decode times
+/// (seconds, per track) with no edit list: every `edts` becomes `free`, every `tfdt` moves.
+fn patch_tfdt(file: &Path, starts: &[f64], out: &Path) {
+    let mut data = std::fs::read(file).unwrap();
+    let mut list = Vec::new();
+    boxes(&data, 0, data.len(), &mut list);
+    let mut timescales = Vec::new();
+    for &(off, _, size, kind) in &list {
+        match &kind {
+            b"edts" => data[off + 4..off + 8].copy_from_slice(b"free"),
+            b"trak" => {
+                // mdhd's timescale: version 0 at +12 of its body, version 1 at +20.
+                let body = &data[off..off + size];
+                let at = body.windows(4).position(|w| w == b"mdhd").unwrap() + 4;
+                let v = body[at];
+                let ts_at = at + if v == 1 { 20 } else { 12 };
+                timescales.push(u32::from_be_bytes(body[ts_at..ts_at + 4].try_into().unwrap()));
+            }
+            _ => {}
+        }
+    }
+    let mut track = 0usize;
+    for &(off, header, _, kind) in &list {
+        match &kind {
+            b"tfhd" => track = u32::from_be_bytes(data[off + 12..off + 16].try_into().unwrap()) as usize - 1,
+            b"tfdt" => {
+                assert_eq!(data[off + header], 1, "livemux writes tfdt version 1");
+                let at = off + header + 4;
+                let t = u64::from_be_bytes(data[at..at + 8].try_into().unwrap());
+                let add = (starts[track] * timescales[track] as f64).round() as u64;
+                data[at..at + 8].copy_from_slice(&(t + add).to_be_bytes());
+            }
+            _ => {}
+        }
+    }
+    std::fs::write(out, data).unwrap();
+}
+
+/// A plain input: video (no B-frames) and AAC, no edit list.
+fn plain_input(dir: &Path) -> PathBuf {
+    let plain = dir.join("plain.mp4");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=d=2:s=160x120:r=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=d=2",
+            "-c:v",
+            "libx264",
+            "-bf",
+            "0",
+            "-c:a",
+            "aac",
+            "-use_editlist",
+            "0",
+        ]
+        .iter()
+        .copied()
+        .chain([plain.to_str().unwrap()])
+        .collect::<Vec<_>>(),
+    );
+    plain
+}
+
+/// Item 2: per-track starts are kept: audio 880 ms after video through `tfdt` alone (no
+/// edit list), and a first video frame at 80 ms (B-frames, no edit list).
+#[test]
+fn per_track_starts_are_kept() {
+    if !tools(&["ffmpeg", "ffprobe", "mkvinfo"]) {
+        return;
+    }
+    let dir = tempdir();
+    let plain = plain_input(dir.path());
+    let fragmented = remux(&plain, dir.path(), "fmp4");
+    let late_audio = dir.path().join("late_audio.mp4");
+    patch_tfdt(&fragmented, &[0.0, 0.88], &late_audio);
+    let (input, _) = probe(&late_audio);
+    assert!((input[1].start.unwrap() - 0.88).abs() < 0.001, "the patched input's audio starts at 0.88 s: {input:?}");
+    check_all(&late_audio, Reads::FirstPacket, dir.path(), 0.0, &["fmp4", "mp4", "mkv"]);
+    assert_same_timing(&input, Reads::FirstPacket, 0.0, &finalize_copy(&late_audio), Reads::Trimmed);
+
+    let b_frames = dir.path().join("b_frames.mp4");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=d=2:s=160x120:r=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=d=2",
+            "-c:v",
+            "libx264",
+            "-bf",
+            "2",
+            "-c:a",
+            "aac",
+            "-use_editlist",
+            "0",
+        ]
+        .iter()
+        .copied()
+        .chain([b_frames.to_str().unwrap()])
+        .collect::<Vec<_>>(),
+    );
+    let (input, _) = probe(&b_frames);
+    assert!(input[0].start.unwrap() > 0.03, "the input's first frame is shown late: {input:?}");
+    check_all(&b_frames, Reads::Trimmed, dir.path(), 0.0, &["fmp4", "mp4", "mkv"]);
+}
+
+/// Item 3: a start common to all tracks of a million seconds (a live capture's clock) is
+/// taken off every output alike, keeping the 880 ms between the tracks; it never becomes a
+/// huge empty edit.
+#[test]
+fn a_large_common_start_is_taken_off() {
+    if !tools(&["ffmpeg", "ffprobe", "mkvinfo"]) {
+        return;
+    }
+    let dir = tempdir();
+    let plain = plain_input(dir.path());
+    let fragmented = remux(&plain, dir.path(), "fmp4");
+    let live = dir.path().join("live.mp4");
+    patch_tfdt(&fragmented, &[1_000_000.0, 1_000_000.88], &live);
+    let (input, _) = probe(&live);
+    let common = input[0].start.unwrap();
+    assert!((common - 1_000_000.0).abs() < 0.001, "{input:?}");
+    check_all(&live, Reads::FirstPacket, dir.path(), common, &["fmp4", "mp4", "mkv"]);
+    let finalized = finalize_copy(&live);
+    assert_same_timing(&input, Reads::FirstPacket, common, &finalized, Reads::Trimmed);
+    let (_, duration) = probe(&finalized);
+    assert!(duration.unwrap() < 5.0, "the finalized file lasts {duration:?} s");
+}
+
+/// EBML: (id with its marker, size, header length) of the element at `at`.
+fn ebml_element(data: &[u8], at: usize) -> (u32, Option<usize>, usize) {
+    let vint_len = |b: u8| b.leading_zeros() as usize + 1;
+    let id_len = vint_len(data[at]);
+    let id = data[at..at + id_len].iter().fold(0u32, |a, &b| a << 8 | b as u32);
+    let size_len = vint_len(data[at + id_len]);
+    let mut size = (data[at + id_len] as u64) & (0xFF >> size_len);
+    let mut all_ones = size == (0xFF >> size_len) as u64;
+    for &b in &data[at + id_len + 1..at + id_len + size_len] {
+        size = size << 8 | b as u64;
+        all_ones &= b == 0xFF;
+    }
+    (id, (!all_ones).then_some(size as usize), id_len + size_len)
+}
+
+/// Offsets of every SimpleBlock body of a WebM.
+fn simple_blocks(data: &[u8]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut stack = vec![(0usize, data.len())];
+    while let Some((mut at, end)) = stack.pop() {
+        while at < end {
+            let (id, size, header) = ebml_element(data, at);
+            let body = at + header;
+            let size = size.unwrap_or(end - body);
+            match id {
+                0x1853_8067 | 0x1F43_B675 => stack.push((body, body + size)),
+                0xA3 => out.push(body),
+                _ => {}
+            }
+            at = body + size;
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// Item 4: packets that share a timestamp (Chrome 52 repeats Opus timestamps) keep it:
+/// a duration of 0, no drift in the regular MP4 or after finalize, and a Matroska Duration
+/// that ends with the packets.
+#[test]
+fn repeated_timestamps_keep_their_place() {
+    if !tools(&["ffmpeg", "ffprobe", "mkvinfo"]) {
+        return;
+    }
+    let dir = tempdir();
+    let clean = dir.path().join("clean.webm");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=d=3",
+        "-c:a",
+        "libopus",
+        "-cluster_time_limit",
+        "100000",
+        clean.to_str().unwrap(),
+    ]);
+    let mut data = std::fs::read(&clean).unwrap();
+    let blocks = simple_blocks(&data);
+    assert!(blocks.len() > 100, "{} blocks", blocks.len());
+    // Blocks 10, 40 and 80 take their predecessor's timestamp (all in the first Cluster).
+    for k in [10, 40, 80] {
+        let prev = blocks[k - 1];
+        let ts = [data[prev + 1], data[prev + 2]];
+        data[blocks[k] + 1..blocks[k] + 3].copy_from_slice(&ts);
+    }
+    let repeated = dir.path().join("repeated.webm");
+    std::fs::write(&repeated, data).unwrap();
+    let (input, _) = probe(&repeated);
+    let pts = &input[0].pts;
+    assert_eq!(pts[9], pts[10], "the patched input repeats a timestamp: {:?}", &pts[..12]);
+    let end = pts.iter().copied().fold(f64::MIN, f64::max) + 0.02;
+    check_all(&repeated, Reads::FirstPacket, dir.path(), 0.0, &["fmp4", "mp4", "webm"]);
+    let (_, duration) = probe(&dir.path().join("repeated.webm.webm"));
+    let duration = duration.unwrap();
+    assert!((duration - end).abs() <= 0.021, "WebM Duration {duration} s, packets end at {end} s");
+}
