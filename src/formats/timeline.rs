@@ -314,7 +314,7 @@ mod tests {
         assert_eq!((p.tracks[0].lead_in_ns, p.tracks[0].media_start), (NS, 0));
         assert_eq!((p.tracks[1].lead_in_ns, p.tracks[1].media_start), (0, 1024));
         assert_eq!(p.tracks[1].start_trim(0), 1024);
-        assert_eq!(p.tracks[1].presentation_ns(0), -ticks_to_ns(1024, 48_000));
+        assert_eq!(p.tracks[1].presentation_ns(0), ticks_to_ns(-1024, 48_000));
         let e = p.tracks[0].mp4_edits(1000);
         assert_eq!(
             e.iter().map(|e| (e.segment_duration_movie_ticks, e.media_time_ticks)).collect::<Vec<_>>(),
@@ -371,7 +371,7 @@ mod tests {
         let kept = p.tracks[1].kept_edits.as_ref().unwrap();
         assert_eq!(kept, &tracks[1].edits);
         assert_eq!(p.tracks[1].media_shift, 5000);
-        // Media time 5000 was shown at 0 and is at -5 s now, as the shift says.
+        // Its media moved by the 5 s shift: media time 5000 (now 0) is shown at 0.
         assert_eq!(p.tracks[1].presentation_ns(0), 0);
         let p = plan(tracks[..1].iter().map(Timing::from), &[None]);
         assert_eq!((p.shift_ns, p.tracks[0].media_shift), (0, 0));
