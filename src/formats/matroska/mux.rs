@@ -280,6 +280,11 @@ impl Muxer for MkvMuxer {
         } else {
             None
         };
+        // The first Cluster decided the plan: this packet's time may have changed with it.
+        let Some(ms) = self.timestamp_ms(&packet) else {
+            self.trimmed += 1;
+            return Ok(closed);
+        };
         self.fragmenter.add(&packet);
         self.pending_span = Some(self.pending_span.map_or((ms, ms), |(lo, hi)| (lo.min(ms), hi.max(ms))));
         self.pending.push((packet, ms));
