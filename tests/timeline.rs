@@ -19,15 +19,27 @@ fn ffmpeg(args: &[&str]) {
     assert!(out.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// One stream as ffprobe reads it: kind, start_time, presentation times of its packets in
-/// decode order, and the end of its last packet.
+/// One stream as ffprobe reads it: its kind and the presentation times of the packets a
+/// player shows, in decode order. Packets FFmpeg marks discarded (an edit list trims them
+/// whole) are not shown; in a fragmented MP4, where FFmpeg applies the edit list but cannot
+/// mark what it trims, a packet that ends at or before 0 is not shown either.
 #[derive(Debug)]
 struct Stream {
     kind: String,
-    start: Option<f64>,
-    /// Audio the decoder drops at the start, as Matroska's CodecDelay says (seconds).
-    initial_padding: f64,
     pts: Vec<f64>,
+}
+
+impl Stream {
+    /// The presentation start: the earliest time shown.
+    fn start(&self) -> f64 {
+        self.pts.iter().copied().fold(f64::INFINITY, f64::min)
+    }
+}
+
+fn fragmented(path: &Path) -> bool {
+    let data = std::fs::read(path).unwrap();
+    !data.starts_with(&[0x1A, 0x45, 0xDF, 0xA3])
+        && common::top_level_boxes(&data).iter().any(|(kind, _, _)| kind == b"moof")
 }
 
 fn probe(path: &Path) -> (Vec<Stream>, Option<f64>) {
@@ -43,41 +55,20 @@ fn probe(path: &Path) -> (Vec<Stream>, Option<f64>) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| Stream {
-            kind: s["codec_type"].as_str().unwrap().to_string(),
-            start: num(&s["start_time"]),
-            initial_padding: 0.0,
-            pts: vec![],
-        })
+        .map(|s| Stream { kind: s["codec_type"].as_str().unwrap().to_string(), pts: vec![] })
         .collect();
-    if j["format"]["format_name"].as_str().is_some_and(|f| f.contains("matroska")) {
-        for (s, delay) in streams.iter_mut().zip(codec_delays(path)) {
-            s.initial_padding = delay;
-        }
-    }
+    let fragmented = fragmented(path);
     for p in j["packets"].as_array().unwrap() {
         let i = p["stream_index"].as_u64().unwrap() as usize;
-        if let Some(t) = num(&p["pts_time"]) {
+        let discarded = p["flags"].as_str().is_some_and(|f| f.contains('D'));
+        let Some(t) = num(&p["pts_time"]) else { continue };
+        // (FFmpeg gives a fragment's first packet no duration: it is not judged trimmed.)
+        let ends_before_0 = num(&p["duration_time"]).is_some_and(|d| t + d <= 1e-6);
+        if !discarded && !(fragmented && ends_before_0) {
             streams[i].pts.push(t);
         }
     }
     (streams, num(&j["format"]["duration"]))
-}
-
-/// CodecDelay of every track of a Matroska file, in seconds (0 where none), as mkvinfo reads
-/// it (ffprobe does not show it).
-fn codec_delays(path: &Path) -> Vec<f64> {
-    let out = Command::new("mkvinfo").arg(path).output().expect("run mkvinfo");
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split("| + Track\n")
-        .skip(1)
-        .map(|track| {
-            track
-                .lines()
-                .find_map(|l| l.split_once("Codec-inherent delay: "))
-                .map_or(0.0, |(_, t)| t.trim().rsplit(':').next().unwrap().parse::<f64>().unwrap())
-        })
-        .collect()
 }
 
 fn remux(input: &Path, dir: &Path, to: &str) -> PathBuf {
@@ -100,23 +91,22 @@ fn finalize_copy(fragmented: &Path) -> PathBuf {
     out
 }
 
-/// How FFmpeg reads a container's audio start.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Reads {
-    /// A regular MP4: the edit list applied, the start after the trimmed priming.
-    Trimmed,
-    /// Matroska (CodecDelay) and fragmented MP4: the first packet's time.
-    FirstPacket,
-}
-
-/// What the outputs are compared with: the input's streams (read as `input_reads`), moved by
-/// `offset` seconds (the common start livemux takes off when it is over 1 s).
-fn assert_same_timing(input: &[Stream], input_reads: Reads, offset: f64, output: &Path, reads: Reads) {
+/// Checks `output` against the input's streams, moved by `offset` seconds (the common start
+/// livemux takes off when it is over 1 s): the same packets shown, each at the same time,
+/// and so the same start.
+fn assert_same_timing(input: &[Stream], offset: f64, output: &Path) {
     let (out, _) = probe(output);
     let what = output.display();
     assert_eq!(out.len(), input.len(), "{what}: stream count");
     for (i, (a, b)) in input.iter().zip(&out).enumerate() {
         assert_eq!(a.kind, b.kind, "{what}: stream {i} kind");
+        let start = b.start();
+        let start_want = a.start() - offset;
+        assert!(
+            (start - start_want).abs() <= TOLERANCE,
+            "{what}: stream {i} ({}) starts at {start} where the input's starts at {start_want}",
+            a.kind
+        );
         let mut want: Vec<f64> = a.pts.iter().map(|t| t - offset).collect();
         let mut got = b.pts.clone();
         want.sort_by(f64::total_cmp);
@@ -125,36 +115,18 @@ fn assert_same_timing(input: &[Stream], input_reads: Reads, offset: f64, output:
         for (k, (x, y)) in want.iter().zip(&got).enumerate() {
             assert!((x - y).abs() <= TOLERANCE, "{what}: stream {i} packet {k}: pts {y} where the input has {x}");
         }
-        // A regular MP4 reader starts an audio stream after its trimmed priming; Matroska
-        // has no edit list: the priming is kept in place with CodecDelay, and FFmpeg reports
-        // the first packet's time as the start (as for the Opus WebM it writes itself), as
-        // it does for a fragmented MP4.
-        let Some(start) = a.start else { continue };
-        let first = want.first().copied().unwrap_or(0.0);
-        let start_want = match (a.kind.as_str(), input_reads, reads) {
-            ("audio", Reads::Trimmed, Reads::FirstPacket) => (start - offset).min(first),
-            ("audio", Reads::FirstPacket, Reads::Trimmed) => first + a.initial_padding,
-            _ => start - offset,
-        };
-        let start = b.start.unwrap_or(f64::NAN);
-        assert!(
-            (start - start_want).abs() <= TOLERANCE,
-            "{what}: stream {i} ({}) starts at {start} where the input's starts at {start_want}",
-            a.kind
-        );
     }
 }
 
 /// Remuxes `input` (read as `reads`) to each format, and finalizes the fmp4; checks each
 /// against the input.
-fn check_all(input: &Path, reads: Reads, dir: &Path, offset: f64, formats: &[&str]) {
+fn check_all(input: &Path, dir: &Path, offset: f64, formats: &[&str]) {
     let (streams, _) = probe(input);
     for to in formats {
         let out = remux(input, dir, to);
-        let out_reads = if *to == "mp4" { Reads::Trimmed } else { Reads::FirstPacket };
-        assert_same_timing(&streams, reads, offset, &out, out_reads);
+        assert_same_timing(&streams, offset, &out);
         if *to == "fmp4" {
-            assert_same_timing(&streams, reads, offset, &finalize_copy(&out), Reads::Trimmed);
+            assert_same_timing(&streams, offset, &finalize_copy(&out));
         }
     }
 }
@@ -164,10 +136,10 @@ fn tempdir() -> tempfile::TempDir {
 }
 
 /// Item 1: Matroska applies the edit lists: a video shown 1 s in (empty edit), AAC priming
-/// trimmed by the edit (kept in place, declared with CodecDelay), a QuickTime audio delay.
+/// the edit trims whole (left out, the rest in place), a QuickTime audio delay.
 #[test]
 fn matroska_applies_edit_lists() {
-    if !tools(&["ffmpeg", "ffprobe", "mkvinfo"]) {
+    if !tools(&["ffmpeg", "ffprobe"]) {
         return;
     }
     let dir = tempdir();
@@ -197,14 +169,9 @@ fn matroska_applies_edit_lists() {
         .collect::<Vec<_>>(),
     );
     let (input, _) = probe(&shifted);
-    assert!((input[0].start.unwrap() - 1.0).abs() < 1e-6, "the input's video starts at 1 s: {input:?}");
-    assert!(input[1].pts[0] < -0.02, "the input's audio has a priming packet before 0");
-    check_all(&shifted, Reads::Trimmed, dir.path(), 0.0, &["fmp4", "mp4", "mkv"]);
-    // The priming is said with CodecDelay (23.2 ms), not moved to 0.
-    let mkv = dir.path().join("shifted.mkv.mkv");
-    let info = Command::new("mkvinfo").arg(&mkv).output().unwrap();
-    let info = String::from_utf8_lossy(&info.stdout);
-    assert!(info.contains("Codec-inherent delay: 00:00:00.0232"), "{info}");
+    assert!((input[0].start() - 1.0).abs() < 1e-6, "the input's video starts at 1 s: {input:?}");
+    assert!(input[1].start().abs() < 1e-6, "the input's audio starts at 0, after its trimmed priming");
+    check_all(&shifted, dir.path(), 0.0, &["fmp4", "mp4", "mkv"]);
 
     let delayed = dir.path().join("delayed.mov");
     ffmpeg(
@@ -236,8 +203,8 @@ fn matroska_applies_edit_lists() {
         .collect::<Vec<_>>(),
     );
     let (input, _) = probe(&delayed);
-    assert!(input[1].start.unwrap() > 0.015, "the input's audio starts late: {input:?}");
-    check_all(&delayed, Reads::Trimmed, dir.path(), 0.0, &["fmp4", "mp4", "mkv"]);
+    assert!(input[1].start() > 0.015, "the input's audio starts late: {input:?}");
+    check_all(&delayed, dir.path(), 0.0, &["fmp4", "mp4", "mkv"]);
 }
 
 /// Reads the top-level and nested boxes of an MP4 we patch: (offset, header length, size,
@@ -335,7 +302,7 @@ fn plain_input(dir: &Path) -> PathBuf {
 /// edit list), and a first video frame at 80 ms (B-frames, no edit list).
 #[test]
 fn per_track_starts_are_kept() {
-    if !tools(&["ffmpeg", "ffprobe", "mkvinfo"]) {
+    if !tools(&["ffmpeg", "ffprobe"]) {
         return;
     }
     let dir = tempdir();
@@ -344,9 +311,9 @@ fn per_track_starts_are_kept() {
     let late_audio = dir.path().join("late_audio.mp4");
     patch_tfdt(&fragmented, &[0.0, 0.88], &late_audio);
     let (input, _) = probe(&late_audio);
-    assert!((input[1].start.unwrap() - 0.88).abs() < 0.001, "the patched input's audio starts at 0.88 s: {input:?}");
-    check_all(&late_audio, Reads::FirstPacket, dir.path(), 0.0, &["fmp4", "mp4", "mkv"]);
-    assert_same_timing(&input, Reads::FirstPacket, 0.0, &finalize_copy(&late_audio), Reads::Trimmed);
+    assert!((input[1].start() - 0.88).abs() < 0.001, "the patched input's audio starts at 0.88 s: {input:?}");
+    check_all(&late_audio, dir.path(), 0.0, &["fmp4", "mp4", "mkv"]);
+    assert_same_timing(&input, 0.0, &finalize_copy(&late_audio));
 
     let b_frames = dir.path().join("b_frames.mp4");
     ffmpeg(
@@ -374,8 +341,8 @@ fn per_track_starts_are_kept() {
         .collect::<Vec<_>>(),
     );
     let (input, _) = probe(&b_frames);
-    assert!(input[0].start.unwrap() > 0.03, "the input's first frame is shown late: {input:?}");
-    check_all(&b_frames, Reads::Trimmed, dir.path(), 0.0, &["fmp4", "mp4", "mkv"]);
+    assert!(input[0].start() > 0.03, "the input's first frame is shown late: {input:?}");
+    check_all(&b_frames, dir.path(), 0.0, &["fmp4", "mp4", "mkv"]);
 }
 
 /// Item 3: a start common to all tracks of a million seconds (a live capture's clock) is
@@ -383,7 +350,7 @@ fn per_track_starts_are_kept() {
 /// huge empty edit.
 #[test]
 fn a_large_common_start_is_taken_off() {
-    if !tools(&["ffmpeg", "ffprobe", "mkvinfo"]) {
+    if !tools(&["ffmpeg", "ffprobe"]) {
         return;
     }
     let dir = tempdir();
@@ -392,11 +359,11 @@ fn a_large_common_start_is_taken_off() {
     let live = dir.path().join("live.mp4");
     patch_tfdt(&fragmented, &[1_000_000.0, 1_000_000.88], &live);
     let (input, _) = probe(&live);
-    let common = input[0].start.unwrap();
+    let common = input[0].start();
     assert!((common - 1_000_000.0).abs() < 0.001, "{input:?}");
-    check_all(&live, Reads::FirstPacket, dir.path(), common, &["fmp4", "mp4", "mkv"]);
+    check_all(&live, dir.path(), common, &["fmp4", "mp4", "mkv"]);
     let finalized = finalize_copy(&live);
-    assert_same_timing(&input, Reads::FirstPacket, common, &finalized, Reads::Trimmed);
+    assert_same_timing(&input, common, &finalized);
     let (_, duration) = probe(&finalized);
     assert!(duration.unwrap() < 5.0, "the finalized file lasts {duration:?} s");
 }
@@ -442,7 +409,7 @@ fn simple_blocks(data: &[u8]) -> Vec<usize> {
 /// that ends with the packets.
 #[test]
 fn repeated_timestamps_keep_their_place() {
-    if !tools(&["ffmpeg", "ffprobe", "mkvinfo"]) {
+    if !tools(&["ffmpeg", "ffprobe"]) {
         return;
     }
     let dir = tempdir();
@@ -473,7 +440,7 @@ fn repeated_timestamps_keep_their_place() {
     let pts = &input[0].pts;
     assert_eq!(pts[9], pts[10], "the patched input repeats a timestamp: {:?}", &pts[..12]);
     let end = pts.iter().copied().fold(f64::MIN, f64::max) + 0.02;
-    check_all(&repeated, Reads::FirstPacket, dir.path(), 0.0, &["fmp4", "mp4", "webm"]);
+    check_all(&repeated, dir.path(), 0.0, &["fmp4", "mp4", "webm"]);
     let (_, duration) = probe(&dir.path().join("repeated.webm.webm"));
     let duration = duration.unwrap();
     assert!((duration - end).abs() <= 0.021, "WebM Duration {duration} s, packets end at {end} s");

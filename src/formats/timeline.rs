@@ -26,11 +26,14 @@
 //!   edit list is rebuilt as at most one empty edit (the track's start less the common
 //!   shift) and one media edit (the first shown media time in the moved timeline, and the
 //!   input's end trim if it had one). Matroska has no edit lists: block timestamps are the
-//!   presentation times; audio samples the edit trims at the start are kept in place and
-//!   declared with `CodecDelay` (Matroska's "decode, then drop this much"; FFmpeg 5.1 reads
-//!   their timestamps unchanged and reports the first packet's time as the start, as for
-//!   the Opus it writes itself), audio packets past the end trim are dropped, and video
-//!   frames before the start keep their (earlier) times, since later frames need them.
+//!   presentation times. Audio packets the edit trims whole (AAC priming, what lies past
+//!   the end) are left out, as FFmpeg's MP4 reader marks them discarded; a packet it trims
+//!   in part is kept in place and the part declared with `CodecDelay` (Matroska's "decode,
+//!   then drop this much", which readers also subtract from every timestamp, so the packet
+//!   reads at the time it has in the MP4); an Opus track with nothing trimmed declares its
+//!   pre-skip, as WebM expects. Video frames before the start keep their (earlier) times,
+//!   since the frames after them need them. A fragmented MP4 keeps the edit list, but
+//!   leaves out audio packets past its end (FFmpeg ignores an edit's end in fragments).
 //! - A track with a more complex edit list (several media edits, a rate other than 1), or
 //!   one whose first packet a writer did not see before it had to commit (a fragmented
 //!   header), keeps its edit list as it is, and its media moves by the common shift.

@@ -17,7 +17,7 @@ use super::ids;
 use super::tracks::{write_tracks, DEFAULT_TIMESTAMP_SCALE};
 use crate::codecs::CodecConfig;
 use crate::formats::fragmenter::{FragmentPolicy, Fragmenter};
-use crate::formats::timeline::{self, ns_to_ticks, ticks_to_ns, MediaStart, Plan, Timing};
+use crate::formats::timeline::{self, ns_to_ticks, ticks_to_ns, MediaStart, Plan, Timing, TrackPlan};
 use crate::formats::{MuxError, Muxer, WriteStep};
 use crate::model::{Edit, Fragment, FragmentKind, Packet, Track, TrackKind, TrackSet};
 
@@ -78,8 +78,9 @@ impl MkvMuxer {
 
     /// A packet's block timestamp in ms: its presentation time on the planned timeline
     /// plus the track's `CodecDelay` (which readers take off again), rounded to the nearest
-    /// ms; `None` for audio the edit list cuts at the end. Before the plan is decided, the
-    /// packet's own presentation time (used only to bound a Cluster's span).
+    /// ms; `None` for audio the edit list trims whole (before its start or after its end).
+    /// Before the plan is decided, the packet's own presentation time (used only to bound a
+    /// Cluster's span).
     fn timestamp_ms(&self, p: &Packet) -> Option<i64> {
         let t = &self.tracks[p.track];
         let Some(plan) = &self.plan else {
@@ -87,7 +88,7 @@ impl MkvMuxer {
         };
         let tp = &plan.tracks[p.track];
         let pts = p.pts_ticks.saturating_sub(tp.media_shift);
-        if t.kind == TrackKind::Audio && tp.media_end.is_some_and(|end| pts >= end) {
+        if t.kind == TrackKind::Audio && trimmed_whole(tp, pts, p.duration_ticks) {
             return None;
         }
         let delay = self.codec_delay.get(p.track).copied().unwrap_or(0);
@@ -102,16 +103,26 @@ impl MkvMuxer {
             s.first_pts = s.first_pts.min(p.pts_ticks);
         }
         let plan = timeline::plan(self.tracks.iter().map(Timing::from), &starts);
+        // Per track, the first audio kept: the edit may trim part of it, which CodecDelay says.
+        let mut first_kept: Vec<Option<i64>> = vec![None; self.tracks.len()];
+        for (p, _) in &self.pending {
+            let tp = &plan.tracks[p.track];
+            let pts = p.pts_ticks.saturating_sub(tp.media_shift);
+            if !trimmed_whole(tp, pts, p.duration_ticks) {
+                let f = first_kept[p.track].get_or_insert(pts);
+                *f = (*f).min(pts);
+            }
+        }
         self.codec_delay = self
             .tracks
             .iter()
             .zip(&plan.tracks)
-            .zip(&starts)
-            .map(|((t, tp), start)| {
+            .zip(&first_kept)
+            .map(|((t, tp), first)| {
                 if t.kind != TrackKind::Audio {
                     return 0;
                 }
-                let trim = start.map_or(0, |s| tp.start_trim(s.first_pts.saturating_sub(tp.media_shift)));
+                let trim = first.map_or(0, |f| tp.start_trim(f));
                 match &t.codec {
                     CodecConfig::Opus { head } if trim == 0 => {
                         ns_to_ticks(ticks_to_ns(head.pre_skip as i128, 48_000), t.timescale) as i64
@@ -330,7 +341,7 @@ impl Muxer for MkvMuxer {
     fn notes(&self) -> Vec<String> {
         let mut notes = Vec::new();
         if self.trimmed > 0 {
-            notes.push(format!("{} audio packets after the end of their edit list were left out", self.trimmed));
+            notes.push(format!("{} audio packets the edit list trims whole were left out", self.trimmed));
         }
         if let Some(plan) = self.plan.as_ref().filter(|p| p.shift_ns != 0) {
             notes.push(format!(
@@ -340,6 +351,13 @@ impl Muxer for MkvMuxer {
         }
         notes
     }
+}
+
+/// Whether the edit list trims a packet at `pts` (moved media time) lasting `duration`
+/// whole: it ends before the shown media starts, or starts after it ends.
+fn trimmed_whole(plan: &TrackPlan, pts: i64, duration: u32) -> bool {
+    (pts < plan.media_start && pts.saturating_add(duration as i64) <= plan.media_start)
+        || plan.media_end.is_some_and(|end| pts >= end)
 }
 
 /// `ns` in ms, rounded to the nearest.

@@ -11,7 +11,7 @@ use super::write::{close, open, open_full};
 use crate::formats::fragmenter::{FragmentPolicy, Fragmenter};
 use crate::formats::timeline::{self, MediaStart, Plan, Timing};
 use crate::formats::{MuxError, Muxer};
-use crate::model::{Fragment, FragmentKind, Packet, Ticks, Track, TrackSet};
+use crate::model::{Fragment, FragmentKind, Packet, Ticks, Track, TrackKind, TrackSet};
 
 /// Sample flags of a sync sample: sample_depends_on = 2 (does not depend on others).
 const SYNC_FLAGS: u32 = 0x0200_0000;
@@ -35,6 +35,8 @@ pub struct Fmp4Muxer {
     /// first fragment.
     plan: Option<Plan>,
     header: Option<Bytes>,
+    /// Audio packets left out past the end of their edit list.
+    trimmed: u64,
     /// Per track: ticks added to every decode time so that the first is not negative
     /// (decided by the track's first packet; presentation times are kept, the difference
     /// goes into the composition offsets).
@@ -60,6 +62,7 @@ impl Fmp4Muxer {
             layout: None,
             plan: None,
             header: None,
+            trimmed: 0,
             dts_shift: vec![None; tracks_len],
         }
     }
@@ -159,7 +162,21 @@ impl Fmp4Muxer {
         let header = if self.plan.is_none() { Some(self.decide()?) } else { None };
         for track in 0..self.pending.len() {
             let packets = std::mem::take(&mut self.pending[track]);
-            self.pending[track] = packets.into_iter().map(|p| self.place(p)).collect::<Result<_, _>>()?;
+            // Audio past the end of the edit list: FFmpeg shows it in a fragmented file.
+            let end =
+                self.plan.as_ref().and_then(|p| p.tracks[track].media_end.map(|e| (e, p.tracks[track].media_shift)));
+            let audio = self.tracks[track].kind == TrackKind::Audio;
+            let before = packets.len();
+            let kept: Vec<Packet> = packets
+                .into_iter()
+                .filter(|p| !(audio && end.is_some_and(|(e, shift)| p.pts_ticks.saturating_sub(shift) >= e)))
+                .collect();
+            self.trimmed += (before - kept.len()) as u64;
+            self.pending[track] = kept.into_iter().map(|p| self.place(p)).collect::<Result<_, _>>()?;
+        }
+        if self.pending.iter().all(Vec::is_empty) {
+            self.fragmenter.reset();
+            return Ok(header.map(|h| self.emit(FragmentKind::Header, vec![h], 0, None, 0)));
         }
         self.sequence += 1;
         let payload: usize = self.pending.iter().flatten().map(|p| p.data.len()).sum();
@@ -305,6 +322,8 @@ impl Muxer for Fmp4Muxer {
     }
 
     fn notes(&self) -> Vec<String> {
+        let trimmed = (self.trimmed > 0)
+            .then(|| format!("{} audio packets past the end of their edit list were left out", self.trimmed));
         self.dts_shift
             .iter()
             .enumerate()
@@ -316,6 +335,7 @@ impl Muxer for Fmp4Muxer {
                     i + 1
                 )
             })
+            .chain(trimmed)
             .collect()
     }
 }

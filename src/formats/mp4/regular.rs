@@ -101,8 +101,10 @@ impl RegularMp4Muxer {
             let layout = self.inner.layout().ok_or_else(|| finalize_error("a fragment before the header"))?;
             let moov = header.slice(layout.moov_offset as usize..);
             self.index = Some(FragmentIndex::new(moov, layout.moov_offset, 8).map_err(finalize_error)?);
-            parts.next();
-            offset += header.len() as u64;
+            if fragment.offset == 0 {
+                parts.next();
+                offset += header.len() as u64;
+            }
         }
         let index = self.index.as_mut().expect("set above");
         let head = parts.next().ok_or_else(|| finalize_error("an empty fragment"))?;
