@@ -64,7 +64,9 @@ fn probe(path: &Path) -> (Vec<Stream>, Option<f64>) {
         let Some(t) = num(&p["pts_time"]) else { continue };
         // (FFmpeg gives a fragment's first packet no duration: it is not judged trimmed.)
         let ends_before_0 = num(&p["duration_time"]).is_some_and(|d| t + d <= 1e-6);
-        if !discarded && !(fragmented && ends_before_0) {
+        let trimmed = discarded || (fragmented && ends_before_0);
+        let shown = !trimmed;
+        if shown {
             streams[i].pts.push(t);
         }
     }

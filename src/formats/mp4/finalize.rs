@@ -59,9 +59,12 @@
 //! when an offset is negative), `sdtp` when the fragments' sample flags say more than
 //! "sync or not". Durations come from `trun`/`tfhd`/`trex`, corrected so that every decode
 //! time of the fragments survives; `mvhd`/`tkhd`/`mdhd` take version 1 when a duration
-//! does not fit 32 bits. A track whose first decode time D (its first `tfdt`) is not 0
-//! gets its edits shifted by D (or an empty edit of D), since a regular file's media
-//! timeline starts at its first sample. The last edit is cut to the media that exists
+//! does not fit 32 bits. A regular file's media timeline starts at its first sample, so
+//! each track's edits are rebuilt by [`crate::formats::timeline`] (the rule the muxers
+//! follow): a track whose first decode time is late keeps that lead-in as an empty edit,
+//! and a start common to all tracks over 1 s (a live capture's clock) is taken off rather
+//! than written as a years-long empty edit. Samples may last 0 (two at one decode time).
+//! The last edit is cut to the media that exists
 //! (a crash leaves less media than the recorder's edit list announced; a fragmented file
 //! may write 0 for "to the end"). Memory is the final tables only ([`TableBuilder`]).
 //!
