@@ -16,11 +16,14 @@
 //!   a media edit with a duration trims what lies after it. No edit list is `E = 0, M = 0`.
 //!   This is what FFmpeg reports as the stream's `start_time` for an MP4.
 //! - **Common start**: the smallest presentation start over all tracks that have packets.
-//!   When it is more than [`KEPT_COMMON_START_NS`] (1 s), it is taken off every track: a
-//!   live capture whose decode times count from 1970 (`tfdt` of 1.68e9 s) or an HLS segment
-//!   cut 30 s into a stream starts at 0, as with `ffmpeg -c copy`. Up to 1 s it is kept as
-//!   the input has it (a recorder's lead-in, an `-output_ts_offset`). Either way the
-//!   differences between tracks are kept exactly (to a tick, or to the output's 1 ms).
+//!   Up to [`KEPT_COMMON_START_NS`] (1 hour) it is kept as the input has it: a recorder's
+//!   lead-in, an `-output_ts_offset`, a test vector whose first frame is at 10 s, an HLS or
+//!   DASH segment 30 s into a programme all read the same after the remux. Beyond, it is a
+//!   clock rather than a position (a live capture whose decode times count from 1970, a
+//!   `tfdt` of 1.68e9 s; an encoder's uptime; a 90 kHz counter) and is taken off every
+//!   track, so that a regular MP4 does not open with a 53-year (or 19-hour) empty edit;
+//!   `ffmpeg -c copy` takes off any common start. Either way the differences between tracks
+//!   are kept exactly (to a tick, or to the output's 1 ms).
 //! - **Writing it**: each track's media is moved so that its first decode time is 0 (a
 //!   regular MP4's sample tables start there, and a `tfdt` cannot be negative), and the
 //!   edit list is rebuilt as at most one empty edit (the track's start less the common
@@ -43,9 +46,9 @@ use crate::model::{Edit, Track};
 /// Nanoseconds per second.
 const NS: i128 = 1_000_000_000;
 
-/// A common start up to this (1 s, in ns) is kept as the input has it; beyond, it is taken
-/// off every track.
-pub const KEPT_COMMON_START_NS: i128 = NS;
+/// A common start up to this (1 hour, in ns) is kept as the input has it; beyond, it is
+/// taken off every track.
+pub const KEPT_COMMON_START_NS: i128 = 3600 * NS;
 
 /// `ticks` of `timescale` in ns, rounded toward negative infinity.
 pub fn ticks_to_ns(ticks: i128, timescale: u32) -> i128 {
@@ -327,17 +330,23 @@ mod tests {
 
     #[test]
     fn a_late_media_clock_moves_into_the_lead_in() {
-        // HLS: empty edits of 900 and 29 ms, media from 0, decode times 29.029 / 29.909 s.
+        // HLS: empty edits of 900 and 29 ms, media from 0, decode times 29.029 / 29.909 s:
+        // a start under an hour is kept, the decode times become the lead-in.
         let tracks = [track(60_000, &[(900, -1), (0, 0)]), track(48_000, &[(29, -1), (0, 0)])];
         let p = plan(tracks.iter().map(Timing::from), &[at(1_741_740, 1_741_740), at(1_435_648, 1_435_648)]);
-        assert_eq!(p.shift_ns, 29_929_000_000);
-        assert_eq!((p.tracks[0].lead_in_ns, p.tracks[0].media_start, p.tracks[0].media_shift), (0, 0, 1_741_740));
-        // Audio 9.333 ms after video, as in the input.
+        assert_eq!(p.shift_ns, 0);
+        let v = &p.tracks[0];
+        assert_eq!((v.lead_in_ns, v.media_start, v.media_shift), (29_929_000_000, 0, 1_741_740));
+        assert_eq!(p.tracks[1].lead_in_ns, 29_938_333_333);
+        // The same 20 hours later: taken off, audio 9.333 ms after video as in the input.
+        let late: i64 = 20 * 3600;
+        let (v0, a0) = (1_741_740 + late * 60_000, 1_435_648 + late * 48_000);
+        let p = plan(tracks.iter().map(Timing::from), &[at(v0, v0), at(a0, a0)]);
+        assert_eq!(p.shift_ns, 29_929_000_000 + late as i128 * NS);
+        assert_eq!((p.tracks[0].lead_in_ns, p.tracks[0].media_start), (0, 0));
         assert_eq!(p.tracks[1].lead_in_ns, 9_333_333);
-        assert!(p.tracks[1]
-            .mp4_edits(1000)
-            .iter()
-            .any(|e| e.media_time_ticks == -1 && e.segment_duration_movie_ticks == 9));
+        let e = p.tracks[1].mp4_edits(1000);
+        assert!(e.iter().any(|e| e.media_time_ticks == -1 && e.segment_duration_movie_ticks == 9));
     }
 
     #[test]
@@ -369,12 +378,13 @@ mod tests {
     #[test]
     fn complex_or_unseen_tracks_keep_their_edits_and_move_their_media() {
         let tracks = [track(1000, &[]), track(1000, &[(500, 0), (500, 2000)])];
-        let p = plan(tracks.iter().map(Timing::from), &[at(5000, 5000), at(5000, 5000)]);
-        assert_eq!(p.shift_ns, 5 * NS);
+        let h = 5 * 3600 * 1000;
+        let p = plan(tracks.iter().map(Timing::from), &[at(h, h), at(h, h)]);
+        assert_eq!(p.shift_ns, 5 * 3600 * NS);
         let kept = p.tracks[1].kept_edits.as_ref().unwrap();
         assert_eq!(kept, &tracks[1].edits);
-        assert_eq!(p.tracks[1].media_shift, 5000);
-        // Its media moved by the 5 s shift: media time 5000 (now 0) is shown at 0.
+        assert_eq!(p.tracks[1].media_shift, h);
+        // Its media moved by the 5 h shift: media time 5 h (now 0) is shown at 0.
         assert_eq!(p.tracks[1].presentation_ns(0), 0);
         let p = plan(tracks[..1].iter().map(Timing::from), &[None]);
         assert_eq!((p.shift_ns, p.tracks[0].media_shift), (0, 0));
