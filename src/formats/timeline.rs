@@ -33,8 +33,9 @@
 //!   the end) are left out, as FFmpeg's MP4 reader marks them discarded; a packet it trims
 //!   in part is kept in place and the part declared with `CodecDelay` (Matroska's "decode,
 //!   then drop this much", which readers also subtract from every timestamp, so the packet
-//!   reads at the time it has in the MP4); an Opus track with nothing trimmed declares its
-//!   pre-skip, as WebM expects. Video frames before the start keep their (earlier) times,
+//!   reads at the time it has in the MP4). Opus keeps every packet, its whole trim in
+//!   `CodecDelay` (its pre-skip is the decoder's to drop; FFmpeg shows those packets from
+//!   an MP4 too), or its pre-skip when nothing is trimmed, as WebM expects. Video frames before the start keep their (earlier) times,
 //!   since the frames after them need them. A fragmented MP4 keeps the edit list, but
 //!   leaves out audio packets past its end (FFmpeg ignores an edit's end in fragments).
 //! - A track with a more complex edit list (several media edits, a rate other than 1), or
@@ -250,12 +251,20 @@ fn simple(timescale: u32, shape: &EditShape, start: &MediaStart, shift_ns: i128)
     let shown_at =
         shape.lead_in_ns + ticks_to_ns(first_shown as i128 - shape.media_start as i128, timescale) - shift_ns;
     let moved_start = first_shown as i128 - d as i128;
-    let (lead_in_ns, media_start) = if shown_at >= 0 {
+    let (mut lead_in_ns, mut media_start) = if shown_at >= 0 {
         (shown_at, moved_start)
     } else {
         // Shown before the output's 0: start later in the media instead.
         (0, moved_start + ns_to_ticks(-shown_at, timescale))
     };
+    // An edit that starts in the gap before the first sample is the same as a longer
+    // lead-in and an edit from that sample, which is how FFmpeg reads it (it maps an edit
+    // start between samples onto a sample by decode time).
+    let first_pts = start.first_pts as i128 - d as i128;
+    if first_pts > media_start {
+        lead_in_ns += ticks_to_ns(first_pts - media_start, timescale);
+        media_start = first_pts;
+    }
     TrackPlan {
         timescale,
         media_shift: d,
@@ -366,8 +375,14 @@ mod tests {
         let tracks = [track(57_600, &[]), track(48_000, &[])];
         let p = plan(tracks.iter().map(Timing::from), &[at(0, 4800), at(0, 0)]);
         assert_eq!(p.shift_ns, 0);
-        assert!(p.tracks[0].mp4_edits(1000).is_empty());
         assert_eq!(p.tracks[0].presentation_ns(4800), 83_333_333);
+        // Written as a lead-in and an edit from the first frame, as FFmpeg reads it.
+        let e = p.tracks[0].mp4_edits(1000);
+        assert_eq!(
+            e.iter().map(|e| (e.segment_duration_movie_ticks, e.media_time_ticks)).collect::<Vec<_>>(),
+            [(83, -1), (0, 4800)]
+        );
+        assert!(p.tracks[1].mp4_edits(1000).is_empty());
         // A track that starts 880 ms later in decode time gets an empty edit.
         let p = plan(tracks.iter().map(Timing::from), &[at(0, 0), at(42_240, 42_240)]);
         let e = p.tracks[1].mp4_edits(1000);

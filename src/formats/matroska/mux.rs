@@ -88,7 +88,7 @@ impl MkvMuxer {
         };
         let tp = &plan.tracks[p.track];
         let pts = p.pts_ticks.saturating_sub(tp.media_shift);
-        if t.kind == TrackKind::Audio && trimmed_whole(tp, pts, p.duration_ticks) {
+        if t.kind == TrackKind::Audio && trimmed_whole(tp, pts, p.duration_ticks, &t.codec) {
             return None;
         }
         let delay = self.codec_delay.get(p.track).copied().unwrap_or(0);
@@ -108,7 +108,7 @@ impl MkvMuxer {
         for (p, _) in &self.pending {
             let tp = &plan.tracks[p.track];
             let pts = p.pts_ticks.saturating_sub(tp.media_shift);
-            if !trimmed_whole(tp, pts, p.duration_ticks) {
+            if !trimmed_whole(tp, pts, p.duration_ticks, &self.tracks[p.track].codec) {
                 let f = first_kept[p.track].get_or_insert(pts);
                 *f = (*f).min(pts);
             }
@@ -354,10 +354,12 @@ impl Muxer for MkvMuxer {
 }
 
 /// Whether the edit list trims a packet at `pts` (moved media time) lasting `duration`
-/// whole: it ends before the shown media starts, or starts after it ends.
-fn trimmed_whole(plan: &TrackPlan, pts: i64, duration: u32) -> bool {
-    (pts < plan.media_start && pts.saturating_add(duration as i64) <= plan.media_start)
-        || plan.media_end.is_some_and(|end| pts >= end)
+/// whole: it ends before the shown media starts, or starts after it ends. Opus keeps its
+/// start: its pre-skip is the decoder's to drop (FFmpeg shows those packets from an MP4
+/// too, and a WebM's CodecDelay may span several packets).
+fn trimmed_whole(plan: &TrackPlan, pts: i64, duration: u32, codec: &CodecConfig) -> bool {
+    let before = pts < plan.media_start && pts.saturating_add(duration as i64) <= plan.media_start;
+    (before && !matches!(codec, CodecConfig::Opus { .. })) || plan.media_end.is_some_and(|end| pts >= end)
 }
 
 /// `ns` in ms, rounded to the nearest.
