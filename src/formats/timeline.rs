@@ -259,9 +259,10 @@ fn simple(timescale: u32, shape: &EditShape, start: &MediaStart, shift_ns: i128)
     };
     // An edit that starts in the gap before the first sample is the same as a longer
     // lead-in and an edit from that sample, which is how FFmpeg reads it (it maps an edit
-    // start between samples onto a sample by decode time).
+    // start between samples onto a sample by decode time). An edit from 0 stays: it adds
+    // nothing (and no lead-in rounded to the movie timescale).
     let first_pts = start.first_pts as i128 - d as i128;
-    if first_pts > media_start {
+    if media_start > 0 && first_pts > media_start {
         lead_in_ns += ticks_to_ns(first_pts - media_start, timescale);
         media_start = first_pts;
     }
@@ -376,13 +377,15 @@ mod tests {
         let p = plan(tracks.iter().map(Timing::from), &[at(0, 4800), at(0, 0)]);
         assert_eq!(p.shift_ns, 0);
         assert_eq!(p.tracks[0].presentation_ns(4800), 83_333_333);
-        // Written as a lead-in and an edit from the first frame, as FFmpeg reads it.
-        let e = p.tracks[0].mp4_edits(1000);
-        assert_eq!(
-            e.iter().map(|e| (e.segment_duration_movie_ticks, e.media_time_ticks)).collect::<Vec<_>>(),
-            [(83, -1), (0, 4800)]
-        );
+        assert!(p.tracks[0].mp4_edits(1000).is_empty());
         assert!(p.tracks[1].mp4_edits(1000).is_empty());
+        // An edit from a time between 0 and the first frame is written from the first frame
+        // after a longer lead-in (FFmpeg maps an edit start onto a sample by decode time).
+        let gap = [track(1000, &[(0, 400)])];
+        let p = plan(gap.iter().map(Timing::from), &[at(23, 423)]);
+        let e = p.tracks[0].mp4_edits(1000);
+        let e: Vec<_> = e.iter().map(|e| (e.segment_duration_movie_ticks, e.media_time_ticks)).collect();
+        assert_eq!(e, [(23, -1), (0, 400)]);
         // A track that starts 880 ms later in decode time gets an empty edit.
         let p = plan(tracks.iter().map(Timing::from), &[at(0, 0), at(42_240, 42_240)]);
         let e = p.tracks[1].mp4_edits(1000);
