@@ -4,6 +4,7 @@
 pub mod fragmenter;
 pub mod matroska;
 pub mod mp4;
+pub mod timeline;
 
 use bytes::Bytes;
 

@@ -79,6 +79,9 @@ impl TrackState {
         let next = self.unused_pts.peek().map(|r| r.0);
         let duration = match next {
             Some(n) if n > dts => (n - dts).min(u32::MAX as i64) as u32,
+            // Two packets at one timestamp (Chrome 52 repeats Opus timestamps): the
+            // first lasts 0, as the timestamps say.
+            Some(n) if n == dts => 0,
             _ if last || next.is_none() => {
                 if p.duration_ticks > 0 {
                     p.duration_ticks
@@ -88,7 +91,9 @@ impl TrackState {
             }
             _ => self.last_duration,
         };
-        self.last_duration = duration;
+        if duration > 0 {
+            self.last_duration = duration;
+        }
         p.dts_ticks = dts + self.offset;
         p.pts_ticks += shift + self.offset;
         p.duration_ticks = duration;

@@ -18,8 +18,9 @@ use super::tracks::{write_tracks, DEFAULT_TIMESTAMP_SCALE};
 use crate::codecs::pcm::swap_byte_order;
 use crate::codecs::CodecConfig;
 use crate::formats::fragmenter::{FragmentPolicy, Fragmenter};
+use crate::formats::timeline::{self, ns_to_ticks, ticks_to_ns, MediaStart, Plan, Timing, TrackPlan};
 use crate::formats::{MuxError, Muxer, WriteStep};
-use crate::model::{Fragment, FragmentKind, Packet, TrackKind, TrackSet};
+use crate::model::{Edit, Fragment, FragmentKind, Packet, Track, TrackKind, TrackSet};
 
 /// Bytes reserved after the Segment header for the SeekHead and Duration of the finalize.
 pub const RESERVED_FRONT: usize = 96;
@@ -43,6 +44,13 @@ pub struct MkvMuxer {
     cues: Vec<Cue>,
     end_ms: i64,
     cue_track: Option<(usize, bool)>,
+    /// Where each track goes on the timeline ([`timeline`]), decided at the first Cluster.
+    plan: Option<Plan>,
+    /// Per track, the `CodecDelay` written (ticks): audio the edit list trims at the start,
+    /// kept in place (or Opus pre-skip).
+    codec_delay: Vec<i64>,
+    /// Audio packets dropped because the edit list ends before them.
+    trimmed: u64,
 }
 
 impl MkvMuxer {
@@ -63,19 +71,123 @@ impl MkvMuxer {
             cues: Vec::new(),
             end_ms: 0,
             cue_track,
+            plan: None,
+            codec_delay: Vec::new(),
+            trimmed: 0,
         }
     }
 
-    /// A packet's block timestamp in ms: its presentation time, less the edit that
-    /// delays it (Opus keeps it and says so in CodecDelay).
-    fn timestamp_ms(&self, p: &Packet) -> i64 {
+    /// A packet's block timestamp in ms: its presentation time on the planned timeline
+    /// plus the track's `CodecDelay` (which readers take off again), rounded to the nearest
+    /// ms; `None` for audio the edit list trims whole (before its start or after its end).
+    /// Before the plan is decided, the packet's own presentation time (used only to bound a
+    /// Cluster's span).
+    fn timestamp_ms(&self, p: &Packet) -> Option<i64> {
         let t = &self.tracks[p.track];
-        let offset = match (&t.codec, t.edits.first()) {
-            (CodecConfig::Opus { .. }, _) | (_, None) => 0,
-            (_, Some(e)) => e.media_time_ticks.max(0),
+        let Some(plan) = &self.plan else {
+            return Some(round_ms(ticks_to_ns(p.pts_ticks as i128, t.timescale)));
         };
-        let ms = ((p.pts_ticks as i128 - offset as i128) * 1000).div_euclid(t.timescale.max(1) as i128);
-        ms.clamp(i64::MIN as i128, i64::MAX as i128) as i64
+        let tp = &plan.tracks[p.track];
+        let pts = p.pts_ticks.saturating_sub(tp.media_shift);
+        if t.kind == TrackKind::Audio && trimmed_whole(tp, pts, p.duration_ticks, &t.codec) {
+            return None;
+        }
+        let delay = self.codec_delay.get(p.track).copied().unwrap_or(0);
+        Some(round_ms(tp.presentation_ns(pts) + ticks_to_ns(delay as i128, t.timescale)))
+    }
+
+    /// Decides the plan from the first Cluster's packets, and builds the header with it.
+    fn decide(&mut self) -> Result<(), MuxError> {
+        let mut starts: Vec<Option<MediaStart>> = vec![None; self.tracks.len()];
+        for (p, _) in &self.pending {
+            let s = starts[p.track].get_or_insert(MediaStart { first_dts: p.dts_ticks, first_pts: p.pts_ticks });
+            s.first_pts = s.first_pts.min(p.pts_ticks);
+        }
+        let plan = timeline::plan(self.tracks.iter().map(Timing::from), &starts);
+        // Per track, the first audio kept: the edit may trim part of it, which CodecDelay says.
+        let mut first_kept: Vec<Option<i64>> = vec![None; self.tracks.len()];
+        for (p, _) in &self.pending {
+            let tp = &plan.tracks[p.track];
+            let pts = p.pts_ticks.saturating_sub(tp.media_shift);
+            if !trimmed_whole(tp, pts, p.duration_ticks, &self.tracks[p.track].codec) {
+                let f = first_kept[p.track].get_or_insert(pts);
+                *f = (*f).min(pts);
+            }
+        }
+        self.codec_delay = self
+            .tracks
+            .iter()
+            .zip(&plan.tracks)
+            .zip(&first_kept)
+            .map(|((t, tp), first)| {
+                if t.kind != TrackKind::Audio {
+                    return 0;
+                }
+                let trim = first.map_or(0, |f| tp.start_trim(f));
+                match &t.codec {
+                    CodecConfig::Opus { head } if trim == 0 => {
+                        ns_to_ticks(ticks_to_ns(head.pre_skip as i128, 48_000), t.timescale) as i64
+                    }
+                    _ => trim,
+                }
+            })
+            .collect();
+        let tracks: Vec<Track> = self
+            .tracks
+            .iter()
+            .zip(&self.codec_delay)
+            .map(|(t, &delay)| {
+                let mut t = t.clone();
+                t.edits = if delay > 0 {
+                    vec![Edit { segment_duration_movie_ticks: 0, media_time_ticks: delay, media_rate_integer: 1 }]
+                } else {
+                    Vec::new()
+                };
+                t
+            })
+            .collect();
+        self.plan = Some(plan);
+        self.build_header(&tracks)
+    }
+
+    fn build_header(&mut self, tracks: &[Track]) -> Result<(), MuxError> {
+        let mut buf = BytesMut::with_capacity(1024);
+        let doc_type = if self.webm { "webm" } else { "matroska" };
+        let mut ebml = BytesMut::new();
+        put_master(&mut ebml, ids::EBML, |b| {
+            put_string(b, ids::DOC_TYPE, doc_type);
+            put_uint(b, ids::DOC_TYPE_VERSION, 4);
+            put_uint(b, ids::DOC_TYPE_READ_VERSION, 2);
+        });
+        buf.put_slice(&ebml);
+        put_id(&mut buf, ids::SEGMENT);
+        buf.put_slice(&UNKNOWN_SIZE_8);
+        put_void(&mut buf, RESERVED_FRONT);
+        let mut info = BytesMut::new();
+        put_master(&mut info, ids::INFO, |b| {
+            put_uint(b, ids::TIMESTAMP_SCALE, DEFAULT_TIMESTAMP_SCALE);
+            put_string(b, ids::MUXING_APP, "livemux");
+            put_string(b, ids::WRITING_APP, concat!("livemux ", env!("CARGO_PKG_VERSION")));
+            super::meta::put_info(b, &self.tracks.movie);
+        });
+        buf.put_slice(&info);
+        let mut tracks_buf = BytesMut::new();
+        write_tracks(&mut tracks_buf, tracks, self.webm)?;
+        buf.put_slice(&tracks_buf);
+        let mut tags = BytesMut::new();
+        super::meta::put_tags(&mut tags, &self.tracks.movie);
+        super::meta::put_attachments(&mut tags, &self.tracks.movie);
+        buf.put_slice(&tags);
+        self.front = Some(Front {
+            ebml_header: ebml.freeze(),
+            info: info.freeze(),
+            others: [tracks_buf.freeze(), tags.freeze()].into_iter().filter(|e| !e.is_empty()).collect(),
+            first_cluster: 0,
+            first_cluster_header_len: 0,
+            first_cluster_end: 0,
+        });
+        self.header = Some(buf.freeze());
+        Ok(())
     }
 
     fn emit(
@@ -91,9 +203,22 @@ impl MkvMuxer {
         f
     }
 
-    fn flush(&mut self) -> Option<Fragment> {
+    fn flush(&mut self) -> Result<Option<Fragment>, MuxError> {
         if self.pending.is_empty() {
-            return None;
+            return Ok(None);
+        }
+        if self.plan.is_none() {
+            self.decide()?;
+            let pending = std::mem::take(&mut self.pending);
+            for (p, _) in pending {
+                match self.timestamp_ms(&p) {
+                    Some(ms) => self.pending.push((p, ms)),
+                    None => self.trimmed += 1,
+                }
+            }
+            if self.pending.is_empty() {
+                return Ok(None);
+            }
         }
         let cluster_ms = self.pending.iter().map(|(_, t)| *t).min().unwrap_or(0).max(0);
         let mut parts = Vec::with_capacity(self.pending.len() * 2 + 2);
@@ -143,48 +268,16 @@ impl MkvMuxer {
         self.fragmenter.reset();
         self.pending_span = None;
         let dur = (self.end_ms - cluster_ms).max(0) as u64;
-        Some(self.emit(FragmentKind::Media, parts, count, Some(cluster_ms), dur))
+        Ok(Some(self.emit(FragmentKind::Media, parts, count, Some(cluster_ms), dur)))
     }
 }
 
 impl Muxer for MkvMuxer {
     fn header(&mut self) -> Result<Fragment, MuxError> {
-        let mut buf = BytesMut::with_capacity(1024);
-        let doc_type = if self.webm { "webm" } else { "matroska" };
-        let mut ebml = BytesMut::new();
-        put_master(&mut ebml, ids::EBML, |b| {
-            put_string(b, ids::DOC_TYPE, doc_type);
-            put_uint(b, ids::DOC_TYPE_VERSION, 4);
-            put_uint(b, ids::DOC_TYPE_READ_VERSION, 2);
-        });
-        buf.put_slice(&ebml);
-        put_id(&mut buf, ids::SEGMENT);
-        buf.put_slice(&UNKNOWN_SIZE_8);
-        put_void(&mut buf, RESERVED_FRONT);
-        let mut info = BytesMut::new();
-        put_master(&mut info, ids::INFO, |b| {
-            put_uint(b, ids::TIMESTAMP_SCALE, DEFAULT_TIMESTAMP_SCALE);
-            put_string(b, ids::MUXING_APP, "livemux");
-            put_string(b, ids::WRITING_APP, concat!("livemux ", env!("CARGO_PKG_VERSION")));
-            super::meta::put_info(b, &self.tracks.movie);
-        });
-        buf.put_slice(&info);
-        let mut tracks = BytesMut::new();
-        write_tracks(&mut tracks, &self.tracks, self.webm)?;
-        buf.put_slice(&tracks);
-        let mut tags = BytesMut::new();
-        super::meta::put_tags(&mut tags, &self.tracks.movie);
-        super::meta::put_attachments(&mut tags, &self.tracks.movie);
-        buf.put_slice(&tags);
-        self.front = Some(Front {
-            ebml_header: ebml.freeze(),
-            info: info.freeze(),
-            others: [tracks.freeze(), tags.freeze()].into_iter().filter(|e| !e.is_empty()).collect(),
-            first_cluster: 0,
-            first_cluster_header_len: 0,
-            first_cluster_end: 0,
-        });
-        self.header = Some(buf.freeze());
+        // Built now to report what cannot be written; rebuilt with the `CodecDelay`s of the
+        // plan at the first Cluster, and written with it.
+        let tracks = self.tracks.clone();
+        self.build_header(&tracks)?;
         Ok(self.emit(FragmentKind::Header, vec![], 0, None, 0))
     }
 
@@ -200,14 +293,22 @@ impl Muxer for MkvMuxer {
                 packet.data = Bytes::from(swap_byte_order(&packet.data.contiguous(), width)).into();
             }
         }
-        let ms = self.timestamp_ms(&packet);
+        let Some(ms) = self.timestamp_ms(&packet) else {
+            self.trimmed += 1;
+            return Ok(None);
+        };
         let too_far = self.pending_span.is_some_and(|(lo, hi)| {
             ms.saturating_sub(lo) > MAX_CLUSTER_SPAN_MS || hi.saturating_sub(ms) > MAX_CLUSTER_SPAN_MS
         });
         let closed = if !self.fragmenter.is_empty() && (self.fragmenter.cut_before(&packet) || too_far) {
-            self.flush()
+            self.flush()?
         } else {
             None
+        };
+        // The first Cluster decided the plan: this packet's time may have changed with it.
+        let Some(ms) = self.timestamp_ms(&packet) else {
+            self.trimmed += 1;
+            return Ok(closed);
         };
         self.fragmenter.add(&packet);
         self.pending_span = Some(self.pending_span.map_or((ms, ms), |(lo, hi)| (lo.min(ms), hi.max(ms))));
@@ -216,11 +317,18 @@ impl Muxer for MkvMuxer {
     }
 
     fn boundary(&mut self) -> Result<Option<Fragment>, MuxError> {
-        Ok(if self.fragmenter.long_enough() { self.flush() } else { None })
+        if self.fragmenter.long_enough() {
+            self.flush()
+        } else {
+            Ok(None)
+        }
     }
 
     fn finish(&mut self) -> Result<Vec<Fragment>, MuxError> {
-        let mut out: Vec<Fragment> = self.flush().into_iter().collect();
+        let mut out: Vec<Fragment> = self.flush()?.into_iter().collect();
+        if self.plan.is_none() {
+            self.decide()?;
+        }
         if let Some(header) = self.header.take() {
             // No packet at all: the header alone.
             out.push(self.emit(FragmentKind::Header, vec![header], 0, None, 0));
@@ -243,6 +351,34 @@ impl Muxer for MkvMuxer {
         }
         Ok(out)
     }
+
+    fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.trimmed > 0 {
+            notes.push(format!("{} audio packets the edit list trims whole were left out", self.trimmed));
+        }
+        if let Some(plan) = self.plan.as_ref().filter(|p| p.shift_ns != 0) {
+            notes.push(format!(
+                "every track starts {:.3} s later in the input: that common start is taken off",
+                plan.shift_ns as f64 / 1e9
+            ));
+        }
+        notes
+    }
+}
+
+/// Whether the edit list trims a packet at `pts` (moved media time) lasting `duration`
+/// whole: it ends before the shown media starts, or starts after it ends. Opus keeps its
+/// start: its pre-skip is the decoder's to drop (FFmpeg shows those packets from an MP4
+/// too, and a WebM's CodecDelay may span several packets).
+fn trimmed_whole(plan: &TrackPlan, pts: i64, duration: u32, codec: &CodecConfig) -> bool {
+    let before = pts < plan.media_start && pts.saturating_add(duration as i64) <= plan.media_start;
+    (before && !matches!(codec, CodecConfig::Opus { .. })) || plan.media_end.is_some_and(|end| pts >= end)
+}
+
+/// `ns` in ms, rounded to the nearest.
+fn round_ms(ns: i128) -> i64 {
+    (ns + 500_000).div_euclid(1_000_000).clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 
 /// Writes the whole of `fragments` (a test helper's view of what a file sink does).

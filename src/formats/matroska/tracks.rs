@@ -430,10 +430,11 @@ pub fn webm_compatible(tracks: &[Track]) -> bool {
     tracks.iter().enumerate().all(|(i, t)| codec_id_and_private(i, t, true).is_ok())
 }
 
-/// The codec delay of a track in nanoseconds (Opus pre-skip, from the track's edit).
+/// The codec delay of a track in nanoseconds, from the track's edit (audio the edit trims
+/// at the start, such as AAC priming or Opus pre-skip), or an Opus track's pre-skip.
 pub fn codec_delay_ns(track: &Track) -> u64 {
     match (&track.codec, track.edits.first()) {
-        (CodecConfig::Opus { .. }, Some(e)) if e.media_time_ticks > 0 => {
+        (_, Some(e)) if track.kind == TrackKind::Audio && e.media_time_ticks > 0 => {
             (e.media_time_ticks as u128 * 1_000_000_000 / track.timescale.max(1) as u128) as u64
         }
         (CodecConfig::Opus { head }, _) => head.pre_skip as u64 * 1_000_000_000 / 48_000,
@@ -465,8 +466,11 @@ pub fn write_tracks(buf: &mut BytesMut, tracks: &[Track], webm: bool) -> Result<
                 if !private.is_empty() {
                     put_element(e, ids::CODEC_PRIVATE, &private);
                 }
+                let delay = codec_delay_ns(t);
+                if delay > 0 || matches!(t.codec, CodecConfig::Opus { .. }) {
+                    put_uint(e, ids::CODEC_DELAY, delay);
+                }
                 if let CodecConfig::Opus { .. } = t.codec {
-                    put_uint(e, ids::CODEC_DELAY, codec_delay_ns(t));
                     put_uint(e, ids::SEEK_PRE_ROLL, 80_000_000);
                 }
                 if let Some(d) = t.codec.dimensions() {

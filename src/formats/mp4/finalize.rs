@@ -59,9 +59,12 @@
 //! when an offset is negative), `sdtp` when the fragments' sample flags say more than
 //! "sync or not". Durations come from `trun`/`tfhd`/`trex`, corrected so that every decode
 //! time of the fragments survives; `mvhd`/`tkhd`/`mdhd` take version 1 when a duration
-//! does not fit 32 bits. A track whose first decode time D (its first `tfdt`) is not 0
-//! gets its edits shifted by D (or an empty edit of D), since a regular file's media
-//! timeline starts at its first sample. The last edit is cut to the media that exists
+//! does not fit 32 bits. A regular file's media timeline starts at its first sample, so
+//! each track's edits are rebuilt by [`crate::formats::timeline`] (the rule the muxers
+//! follow): a track whose first decode time is late keeps that lead-in as an empty edit,
+//! and a start common to all tracks over 1 s (a live capture's clock) is taken off rather
+//! than written as a years-long empty edit. Samples may last 0 (two at one decode time).
+//! The last edit is cut to the media that exists
 //! (a crash leaves less media than the recorder's edit list announced; a fragmented file
 //! may write 0 for "to the end"). Memory is the final tables only ([`TableBuilder`]).
 //!
@@ -113,6 +116,7 @@ use super::moof::{parse_moof, FragSample};
 use super::moov::{parse_movie, Movie};
 use super::tables::TableBuilder;
 use super::write::{close, open, rewrite_timed, write_edts};
+use crate::formats::timeline::{self, MediaStart, Plan, Timing, TrackPlan};
 use crate::formats::{FinalizePlan, WriteStep};
 use crate::model::Edit;
 
@@ -133,6 +137,8 @@ pub enum FinalizeMp4Error {
 struct TrackIndex {
     tables: TableBuilder,
     first_dts: Option<i64>,
+    /// Smallest presentation time of the first [`FIRST_PTS_SAMPLES`] samples.
+    first_pts: Option<i64>,
     last_dts: i64,
     /// Decode time the next sample has if nothing jumps: last dts + last duration.
     end_dts: i64,
@@ -148,6 +154,9 @@ struct TrackIndex {
     /// Decode times that went backwards or stood still between samples.
     overlaps: u64,
 }
+
+/// Samples looked at for a track's first presentation time (past any B-frame reordering).
+const FIRST_PTS_SAMPLES: u32 = 32;
 
 /// The index of a fragmented MP4, built from its `moov` and `moof` boxes, and the regular
 /// `moov` it becomes.
@@ -295,8 +304,9 @@ impl FragmentIndex {
                 None => t.first_dts = Some(info.dts),
                 Some(_) if info.dts != t.end_dts => {
                     // Keep every decode time: the previous sample lasts until this one.
+                    // 0 is a valid duration: two samples may share a decode time.
                     match info.dts.checked_sub(t.last_dts).and_then(|d| u32::try_from(d).ok()) {
-                        Some(d) if d > 0 => {
+                        Some(d) => {
                             t.tables.set_last_duration(d);
                             t.pts_end = t.pts_end.max(info.dts.saturating_add(t.last_cts));
                         }
@@ -313,6 +323,10 @@ impl FragmentIndex {
                 offset: info.offset,
                 reason: format!("{} does not fit the 32 bits of 'ctts'", info.cts_offset),
             })?;
+            if t.tables.sample_count() < FIRST_PTS_SAMPLES {
+                let pts = info.dts.saturating_add(info.cts_offset);
+                t.first_pts = Some(t.first_pts.map_or(pts, |p| p.min(pts)));
+            }
             t.tables.push(info.size, info.duration, cts, info.sync);
             t.tables.set_dependency((s.flags >> 20) as u8);
             t.last_dts = info.dts;
@@ -340,7 +354,23 @@ impl FragmentIndex {
         notes
     }
 
-    fn timing(&self, i: usize) -> Result<TrackTiming, Mp4Error> {
+    /// Where every track goes on the timeline ([`crate::formats::timeline`]): the same
+    /// rule the muxers follow.
+    fn plan(&self) -> Plan {
+        let movie_ts = self.movie.timescale;
+        let starts: Vec<Option<MediaStart>> =
+            self.tracks.iter().map(|t| Some(MediaStart { first_dts: t.first_dts?, first_pts: t.first_pts? })).collect();
+        timeline::plan(
+            self.movie.tracks.iter().map(|m| Timing {
+                timescale: m.timescale,
+                movie_timescale: movie_ts,
+                edits: &m.edits,
+            }),
+            &starts,
+        )
+    }
+
+    fn timing(&self, i: usize, plan: &TrackPlan) -> Result<TrackTiming, Mp4Error> {
         let t = &self.tracks[i];
         let m = &self.movie.tracks[i];
         let movie_ts = self.movie.timescale;
@@ -348,19 +378,14 @@ impl FragmentIndex {
         if t.tables.sample_count() == 0 {
             return Ok(TrackTiming { media_duration: 0, track_duration_movie: 0, edits: None });
         }
+        // A regular file's media timeline starts at its first sample: the plan moved it
+        // there (its media shift is the first decode time) and rebuilt the edits.
         let shift = t.first_dts.unwrap_or(0);
-        let mut edits: Vec<Edit> = m.edits.clone();
-        if shift != 0 {
-            if edits.is_empty() {
-                edits.push(Edit {
-                    segment_duration_movie_ticks: rescale_up(shift.unsigned_abs(), movie_ts, m.timescale),
-                    media_time_ticks: -1,
-                    media_rate_integer: 1,
-                });
-                edits.push(Edit { segment_duration_movie_ticks: 0, media_time_ticks: shift, media_rate_integer: 1 });
-            }
+        let mut edits: Vec<Edit> = plan.mp4_edits(movie_ts);
+        if plan.kept_edits.is_some() {
+            let extra = shift.saturating_sub(plan.media_shift);
             for e in edits.iter_mut().filter(|e| e.media_time_ticks >= 0) {
-                e.media_time_ticks = e.media_time_ticks.saturating_sub(shift).max(0);
+                e.media_time_ticks = e.media_time_ticks.saturating_sub(extra).max(0);
             }
         }
         // The last edit that shows media ends with the media (0 in a fragmented file
@@ -403,7 +428,9 @@ impl FragmentIndex {
 
     /// The regular `moov`: the fragmented one with full sample tables and no `mvex`.
     pub fn final_moov(&self) -> Result<Bytes, Mp4Error> {
-        let timings = (0..self.tracks.len()).map(|i| self.timing(i)).collect::<Result<Vec<TrackTiming>, _>>()?;
+        let plan = self.plan();
+        let timings =
+            plan.tracks.iter().enumerate().map(|(i, p)| self.timing(i, p)).collect::<Result<Vec<TrackTiming>, _>>()?;
         let movie_duration = timings.iter().map(|t| t.track_duration_movie).max().unwrap_or(0);
         let tables_len: usize = self.tracks.iter().map(|t| t.tables.encoded_len()).sum();
         let mut out = BytesMut::with_capacity(self.moov.len() + tables_len + 64 * self.tracks.len());

@@ -6,11 +6,12 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::init::{fragmented_header_with, HeaderLayout};
+use super::init::{fragmented_header_with, movie_timescale, HeaderLayout, DEFAULT_MOVIE_TIMESCALE};
 use super::write::{close, open, open_full};
 use crate::formats::fragmenter::{FragmentPolicy, Fragmenter};
+use crate::formats::timeline::{self, MediaStart, Plan, Timing};
 use crate::formats::{MuxError, Muxer};
-use crate::model::{Fragment, FragmentKind, Packet, Ticks, TrackSet};
+use crate::model::{Fragment, FragmentKind, Packet, Ticks, Track, TrackKind, TrackSet};
 
 /// Sample flags of a sync sample: sample_depends_on = 2 (does not depend on others).
 const SYNC_FLAGS: u32 = 0x0200_0000;
@@ -29,6 +30,13 @@ pub struct Fmp4Muxer {
     /// Size of the `free` box reserved after `ftyp` (0: none).
     reserve: u64,
     layout: Option<HeaderLayout>,
+    /// Where each track goes on the timeline ([`timeline`]), decided at the first fragment,
+    /// and the header (`ftyp`, reserve, `moov`) written with it, which goes out with the
+    /// first fragment.
+    plan: Option<Plan>,
+    header: Option<Bytes>,
+    /// Audio packets left out past the end of their edit list.
+    trimmed: u64,
     /// Per track: ticks added to every decode time so that the first is not negative
     /// (decided by the track's first packet; presentation times are kept, the difference
     /// goes into the composition offsets).
@@ -52,6 +60,9 @@ impl Fmp4Muxer {
             written: 0,
             reserve,
             layout: None,
+            plan: None,
+            header: None,
+            trimmed: 0,
             dts_shift: vec![None; tracks_len],
         }
     }
@@ -68,6 +79,66 @@ impl Fmp4Muxer {
 
     pub fn tracks(&self) -> &TrackSet {
         &self.tracks
+    }
+
+    /// The header as written (with the first fragment), once decided.
+    pub fn header_bytes(&self) -> Option<&Bytes> {
+        self.header.as_ref()
+    }
+
+    /// The tracks with the edit lists the timeline plan gives them.
+    fn planned_tracks(&self, plan: &Plan) -> Vec<Track> {
+        // Lead-ins are written in the movie timescale: at least ms.
+        let movie_ts = match movie_timescale(&self.tracks) {
+            ts if ts >= DEFAULT_MOVIE_TIMESCALE => ts,
+            _ => DEFAULT_MOVIE_TIMESCALE,
+        };
+        self.tracks
+            .iter()
+            .zip(&plan.tracks)
+            .map(|(t, p)| {
+                let mut t = t.clone();
+                t.edits = p.mp4_edits(movie_ts);
+                t.movie_timescale = movie_ts;
+                t
+            })
+            .collect()
+    }
+
+    /// Decides the timeline plan from the packets of the first fragment and builds the
+    /// header with it.
+    fn decide(&mut self) -> Result<Bytes, MuxError> {
+        let starts: Vec<Option<MediaStart>> = self
+            .pending
+            .iter()
+            .map(|packets| {
+                let first = packets.first()?;
+                let first_pts = packets.iter().map(|p| p.pts_ticks).min()?;
+                Some(MediaStart { first_dts: first.dts_ticks, first_pts })
+            })
+            .collect();
+        let plan = timeline::plan(self.tracks.iter().map(Timing::from), &starts);
+        let tracks = self.planned_tracks(&plan);
+        let (data, _) = fragmented_header_with(&tracks, &self.tracks.movie, self.reserve)?;
+        self.plan = Some(plan);
+        self.header = Some(data.clone());
+        Ok(data)
+    }
+
+    /// Moves a packet onto the planned timeline; a track whose first decode time is still
+    /// negative is shifted so that it starts at 0 (a `tfdt` cannot be negative), its
+    /// presentation times kept through composition offsets (negative where needed, `trun`
+    /// version 1).
+    fn place(&mut self, mut packet: Packet) -> Result<Packet, MuxError> {
+        let media_shift = self.plan.as_ref().map_or(0, |p| p.tracks[packet.track].media_shift);
+        let shift =
+            *self.dts_shift[packet.track].get_or_insert((-(packet.dts_ticks.saturating_sub(media_shift))).max(0));
+        let (track, dts) = (packet.track, packet.dts_ticks);
+        let out_of_range = || MuxError::Timing { track, reason: format!("decode time {dts} is out of range") };
+        packet.dts_ticks =
+            packet.dts_ticks.checked_sub(media_shift).and_then(|d| d.checked_add(shift)).ok_or_else(out_of_range)?;
+        packet.pts_ticks = packet.pts_ticks.checked_sub(media_shift).ok_or_else(out_of_range)?;
+        Ok(packet)
     }
 
     fn emit(
@@ -87,6 +158,25 @@ impl Fmp4Muxer {
     fn flush(&mut self) -> Result<Option<Fragment>, MuxError> {
         if self.pending.iter().all(Vec::is_empty) {
             return Ok(None);
+        }
+        let header = if self.plan.is_none() { Some(self.decide()?) } else { None };
+        for track in 0..self.pending.len() {
+            let packets = std::mem::take(&mut self.pending[track]);
+            // Audio past the end of the edit list: FFmpeg shows it in a fragmented file.
+            let end =
+                self.plan.as_ref().and_then(|p| p.tracks[track].media_end.map(|e| (e, p.tracks[track].media_shift)));
+            let audio = self.tracks[track].kind == TrackKind::Audio;
+            let before = packets.len();
+            let kept: Vec<Packet> = packets
+                .into_iter()
+                .filter(|p| !(audio && end.is_some_and(|(e, shift)| p.pts_ticks.saturating_sub(shift) >= e)))
+                .collect();
+            self.trimmed += (before - kept.len()) as u64;
+            self.pending[track] = kept.into_iter().map(|p| self.place(p)).collect::<Result<_, _>>()?;
+        }
+        if self.pending.iter().all(Vec::is_empty) {
+            self.fragmenter.reset();
+            return Ok(header.map(|h| self.emit(FragmentKind::Header, vec![h], 0, None, 0)));
         }
         self.sequence += 1;
         let payload: usize = self.pending.iter().flatten().map(|p| p.data.len()).sum();
@@ -169,7 +259,8 @@ impl Fmp4Muxer {
             buf.put_slice(b"mdat");
         }
         let (start_ms, duration_ms) = self.lead_span();
-        let mut parts = Vec::with_capacity(count + 1);
+        let mut parts = Vec::with_capacity(count + 2);
+        parts.extend(header);
         parts.push(buf.freeze());
         parts.extend(self.pending.iter_mut().flat_map(|p| p.drain(..)).flat_map(|p| p.data.into_parts()));
         self.fragmenter.reset();
@@ -193,25 +284,18 @@ impl Fmp4Muxer {
 
 impl Muxer for Fmp4Muxer {
     fn header(&mut self) -> Result<Fragment, MuxError> {
-        let (data, layout) = fragmented_header_with(&self.tracks, &self.tracks.movie, self.reserve)?;
+        // Built now to report what cannot be written and where the boxes go; written with
+        // the first fragment, once the timeline plan is known (the edits change, not the
+        // layout before the `moov`).
+        let (_, layout) = fragmented_header_with(&self.tracks, &self.tracks.movie, self.reserve)?;
         self.layout = Some(layout);
-        Ok(self.emit(FragmentKind::Header, vec![data], 0, None, 0))
+        Ok(self.emit(FragmentKind::Header, vec![], 0, None, 0))
     }
 
     fn push(&mut self, packet: Packet) -> Result<Option<Fragment>, MuxError> {
         if packet.track >= self.tracks.len() {
             return Err(MuxError::NoSuchTrack { track: packet.track, tracks: self.tracks.len() });
         }
-        // A track whose first decode time is negative (Matroska keeps AAC priming and
-        // B-frame delay as negative timestamps) is shifted so that it starts at 0: a
-        // `tfdt` cannot be negative. Presentation times stay where they were, through
-        // composition offsets (negative where needed, `trun` version 1).
-        let mut packet = packet;
-        let shift = *self.dts_shift[packet.track].get_or_insert((-packet.dts_ticks).max(0));
-        packet.dts_ticks = packet.dts_ticks.checked_add(shift).ok_or_else(|| MuxError::Timing {
-            track: packet.track,
-            reason: format!("decode time {} is out of range", packet.dts_ticks),
-        })?;
         let closed =
             if !self.fragmenter.is_empty() && self.fragmenter.cut_before(&packet) { self.flush()? } else { None };
         self.fragmenter.add(&packet);
@@ -228,10 +312,18 @@ impl Muxer for Fmp4Muxer {
     }
 
     fn finish(&mut self) -> Result<Vec<Fragment>, MuxError> {
-        Ok(self.flush()?.into_iter().collect())
+        let mut out: Vec<Fragment> = self.flush()?.into_iter().collect();
+        if self.plan.is_none() {
+            // No packet at all: the header alone.
+            let data = self.decide()?;
+            out.push(self.emit(FragmentKind::Header, vec![data], 0, None, 0));
+        }
+        Ok(out)
     }
 
     fn notes(&self) -> Vec<String> {
+        let trimmed = (self.trimmed > 0)
+            .then(|| format!("{} audio packets past the end of their edit list were left out", self.trimmed));
         self.dts_shift
             .iter()
             .enumerate()
@@ -243,6 +335,7 @@ impl Muxer for Fmp4Muxer {
                     i + 1
                 )
             })
+            .chain(trimmed)
             .collect()
     }
 }

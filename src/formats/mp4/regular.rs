@@ -9,8 +9,6 @@
 //! durable before the next; a stream skips them and stays a valid fragmented MP4. See
 //! [`super::finalize`] for the layout and the write order.
 
-use bytes::Bytes;
-
 use super::finalize::{plan_steps, FragmentIndex, Layout};
 use super::fmp4::Fmp4Muxer;
 use super::init::fragmented_header;
@@ -93,13 +91,26 @@ impl RegularMp4Muxer {
         RegularMp4Muxer { inner: Fmp4Muxer::with_reserve(tracks, policy, reserve), index: None, notes: Vec::new() }
     }
 
-    /// Reads an emitted media fragment's `moof` back into the index.
+    /// Reads an emitted media fragment's `moof` back into the index. The first fragment
+    /// carries the header before its `moof`; the index starts from that header's `moov`.
     fn index(&mut self, fragment: &Fragment) -> Result<(), MuxError> {
-        let index = self.index.as_mut().ok_or_else(|| finalize_error("a fragment before the header"))?;
-        let head = fragment.parts.first().ok_or_else(|| finalize_error("an empty fragment"))?;
+        let mut parts = fragment.parts.iter();
+        let mut offset = fragment.offset;
+        if self.index.is_none() {
+            let header = self.inner.header_bytes().ok_or_else(|| finalize_error("a fragment before the header"))?;
+            let layout = self.inner.layout().ok_or_else(|| finalize_error("a fragment before the header"))?;
+            let moov = header.slice(layout.moov_offset as usize..);
+            self.index = Some(FragmentIndex::new(moov, layout.moov_offset, 8).map_err(finalize_error)?);
+            if fragment.offset == 0 {
+                parts.next();
+                offset += header.len() as u64;
+            }
+        }
+        let index = self.index.as_mut().expect("set above");
+        let head = parts.next().ok_or_else(|| finalize_error("an empty fragment"))?;
         let size = head.get(..4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
         let moof = head.get(..size).ok_or_else(|| finalize_error("a fragment without its whole moof"))?;
-        let samples = index.parse_fragment(moof, fragment.offset, 8).map_err(finalize_error)?;
+        let samples = index.parse_fragment(moof, offset, 8).map_err(finalize_error)?;
         index.add(&samples).map_err(finalize_error)
     }
 
@@ -110,12 +121,8 @@ impl RegularMp4Muxer {
 
 impl Muxer for RegularMp4Muxer {
     fn header(&mut self) -> Result<Fragment, MuxError> {
-        let header = self.inner.header()?;
-        let layout = self.inner.layout().expect("header() sets the layout");
-        let data: Bytes = header.to_bytes();
-        let moov = data.slice(layout.moov_offset as usize..);
-        self.index = Some(FragmentIndex::new(moov, layout.moov_offset, 8).map_err(finalize_error)?);
-        Ok(header)
+        // The header goes out with the first fragment, where `index` picks it up.
+        self.inner.header()
     }
 
     fn push(&mut self, packet: Packet) -> Result<Option<Fragment>, MuxError> {
@@ -134,6 +141,7 @@ impl Muxer for RegularMp4Muxer {
         let mut out = self.inner.finish()?;
         self.index_all(&out)?;
         let (Some(index), Some(header)) = (&self.index, self.inner.layout()) else {
+            self.notes.push("no media was written: the output stays a fragmented MP4 without fragments".into());
             return Ok(out);
         };
         if index.fragments() == 0 {
