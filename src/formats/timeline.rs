@@ -29,13 +29,13 @@
 //!   edit list is rebuilt as at most one empty edit (the track's start less the common
 //!   shift) and one media edit (the first shown media time in the moved timeline, and the
 //!   input's end trim if it had one). Matroska has no edit lists: block timestamps are the
-//!   presentation times. Audio packets the edit trims whole (AAC priming, what lies past
-//!   the end) are left out, as FFmpeg's MP4 reader marks them discarded; a packet it trims
-//!   in part is kept in place and the part declared with `CodecDelay` (Matroska's "decode,
-//!   then drop this much", which readers also subtract from every timestamp, so the packet
-//!   reads at the time it has in the MP4). Opus keeps every packet, its whole trim in
-//!   `CodecDelay` (its pre-skip is the decoder's to drop; FFmpeg shows those packets from
-//!   an MP4 too), or its pre-skip when nothing is trimmed, as WebM expects. Video frames before the start keep their (earlier) times,
+//!   presentation times. Audio the edit trims at the start (AAC priming, Opus pre-skip)
+//!   is kept in place and declared with `CodecDelay` (Matroska's "decode, then drop this
+//!   much", which readers also subtract from every timestamp, so each packet reads at the
+//!   time it has in the MP4; FFmpeg 5.1 shows those packets, where its MP4 reader marks
+//!   them discarded), so that the first shown samples decode exactly; an Opus track with
+//!   nothing trimmed declares its pre-skip, as WebM expects. Audio past the edit's end is
+//!   left out. Video frames before the start keep their (earlier) times,
 //!   since the frames after them need them. A fragmented MP4 keeps the edit list, but
 //!   leaves out audio packets past its end (FFmpeg ignores an edit's end in fragments).
 //! - A track with a more complex edit list (several media edits, a rate other than 1), or

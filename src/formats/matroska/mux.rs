@@ -367,13 +367,11 @@ impl Muxer for MkvMuxer {
     }
 }
 
-/// Whether the edit list trims a packet at `pts` (moved media time) lasting `duration`
-/// whole: it ends before the shown media starts, or starts after it ends. Opus keeps its
-/// start: its pre-skip is the decoder's to drop (FFmpeg shows those packets from an MP4
-/// too, and a WebM's CodecDelay may span several packets).
-fn trimmed_whole(plan: &TrackPlan, pts: i64, duration: u32, codec: &CodecConfig) -> bool {
-    let before = pts < plan.media_start && pts.saturating_add(duration as i64) <= plan.media_start;
-    (before && !matches!(codec, CodecConfig::Opus { .. })) || plan.media_end.is_some_and(|end| pts >= end)
+/// Whether the edit list trims a packet at `pts` (moved media time) whole at its end. What
+/// it trims at the start (AAC priming, Opus pre-skip) is kept in place and said with
+/// `CodecDelay`: the decoder needs it to decode the first shown samples exactly.
+fn trimmed_whole(plan: &TrackPlan, pts: i64, _duration: u32, _codec: &CodecConfig) -> bool {
+    plan.media_end.is_some_and(|end| pts >= end)
 }
 
 /// `ns` in ms, rounded to the nearest.
