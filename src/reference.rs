@@ -94,6 +94,9 @@ fn load_mp4(file: &mut File) -> Result<Vec<RefTrack>, String> {
     let movie = parse_movie(&moov, offset, header_len).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     for (i, t) in movie.tracks.iter().enumerate().filter(|(_, t)| t.kind != TrackKind::Other) {
+        if let Some(why) = t.encryption_refusal(i + 1) {
+            return Err(why);
+        }
         let codec = t
             .codec
             .clone()

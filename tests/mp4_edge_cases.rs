@@ -377,6 +377,24 @@ fn cenc_encrypted_tracks_are_refused_clearly() {
         }
         assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(input).unwrap(), "{name}: finalize changed nothing");
     }
+    // append (target or source encrypted) and recover with an encrypted reference are
+    // refused the same way, and leave the target as it was.
+    let regular = &inputs[1];
+    let plain = dir.path().join("plain.mp4");
+    std::fs::copy(&src, &plain).unwrap();
+    for (target, source) in [(&plain, regular), (regular, &src)] {
+        let before = std::fs::read(target).unwrap();
+        let res = livemux().arg("append").arg(target).arg(source).output().unwrap();
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(1), "append {}: {err}", source.display());
+        assert!(err.contains("is encrypted (cenc)"), "append: {err}");
+        assert_eq!(std::fs::read(target).unwrap(), before, "append left the target as it was");
+    }
+    let out = dir.path().join("recovered.mp4");
+    let res = livemux().arg("recover").arg(&src).arg("--reference").arg(regular).arg("-o").arg(&out).output().unwrap();
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(1), "recover: {err}");
+    assert!(err.contains("is encrypted (cenc)"), "recover: {err}");
 }
 
 /// An 8-byte EBML size.

@@ -104,7 +104,7 @@ fn finalize_copy(fragmented: &Path) -> PathBuf {
 }
 
 /// Checks `output` against the input's streams, moved by `offset` seconds (the common start
-/// livemux takes off when it is over 1 s): the same packets shown, each at the same time,
+/// livemux takes off when it is over an hour): the same packets shown, each at the same time,
 /// and so the same start.
 fn assert_same_timing(input: &[Stream], offset: f64, output: &Path) {
     let (out, _) = probe(output);
@@ -374,4 +374,44 @@ fn repeated_timestamps_keep_their_place() {
     let duration = duration.unwrap();
     // Duration is on the Blocks' timeline, which CodecDelay (6.5 ms) is not taken off.
     assert!((duration - end).abs() <= 0.0085, "WebM Duration {duration} s, packets end at {end} s");
+}
+
+/// A track delayed by more than a Matroska block's 16-bit offset (40 s, an empty edit):
+/// its blocks go to their own Clusters at their planned times, not clamped to 32.767 s
+/// after the first Cluster's start.
+#[test]
+fn a_track_delayed_past_a_cluster_span_keeps_its_times() {
+    if !tools(&["ffmpeg", "ffprobe"]) {
+        return;
+    }
+    let dir = tempdir();
+    let delayed = dir.path().join("delayed40.mp4");
+    ffmpeg_to(
+        "-f lavfi -i testsrc=d=2:s=160x120:r=25 -itsoffset 40 -f lavfi -i sine=d=2 -map 0:v -map 1:a -c:v libx264 -bf 0 -c:a aac",
+        &delayed,
+    );
+    let (input, _) = probe(&delayed);
+    assert!(input[1].start() > 39.9, "the input's audio starts 40 s in: {:?}", input[1].start());
+    check_all(&delayed, dir.path(), 0.0, &["mkv"]);
+}
+
+/// An Opus WebM's CodecDelay (6.5 ms of pre-skip) comes back exactly, not rounded to the
+/// 1 ms ticks it is read in.
+#[test]
+fn opus_codec_delay_is_kept_exactly() {
+    if !tools(&["ffmpeg", "mkvinfo"]) {
+        return;
+    }
+    let dir = tempdir();
+    let input = dir.path().join("opus.webm");
+    ffmpeg_to("-f lavfi -i sine=d=1 -c:a libopus", &input);
+    let delay = |path: &Path| {
+        let out = Command::new("mkvinfo").arg(path).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines().find(|l| l.contains("Codec-inherent delay")).map(str::to_owned)
+    };
+    let before = delay(&input);
+    assert!(before.as_deref().is_some_and(|l| l.contains("00.006500000")), "{before:?}");
+    let out = remux(&input, dir.path(), "webm");
+    assert_eq!(delay(&out), before);
 }

@@ -206,7 +206,7 @@ impl TrackPlan {
 /// How every track is written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
-    /// Taken off every presentation time (ns): the common start when it is over 1 s.
+    /// Taken off every presentation time (ns): the common start when it is over an hour.
     pub shift_ns: i128,
     pub tracks: Vec<TrackPlan>,
 }

@@ -161,9 +161,13 @@ pub async fn run(
                 let m = muxer.as_mut().expect("packet-split sends tracks before packets");
                 for mut p in packets {
                     if let Some(map) = &track_map {
-                        match map.get(p.track).copied().flatten() {
-                            Some(t) => p.track = t,
-                            None => continue,
+                        match map.get(p.track) {
+                            Some(Some(t)) => p.track = *t,
+                            Some(None) => continue, // a track dropped by --skip-unsupported
+                            None => {
+                                let e = MuxError::NoSuchTrack { track: p.track, tracks: map.len() };
+                                return Err(ctx.error(e));
+                            }
                         }
                     }
                     fragments.extend(m.push(p).map_err(|e| ctx.error(e))?);

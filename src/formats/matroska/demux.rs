@@ -192,7 +192,7 @@ impl MkvSplitter {
             .ok()
             .and_then(|t| t.checked_add(block.relative_timestamp as i64))
             .and_then(|t| st.ticks(t, scale));
-        let Some(mut pts) = timestamp else {
+        let Some(pts) = timestamp else {
             self.skipped_blocks += 1;
             if self.skipped_blocks <= 3 {
                 self.summary.notes.push(format!(
@@ -206,25 +206,37 @@ impl MkvSplitter {
             let d = i64::try_from(d).ok().and_then(|d| st.ticks(d, scale)).unwrap_or(0);
             d.clamp(0, u32::MAX as i64) as u32
         });
-        let count = block.frames.len() as u32;
-        for frame in block.frames {
+        let count = block.frames.len() as u64;
+        let default_ns = self.state[index].entry.default_duration_ns;
+        // Frame i of the block starts `i * num / den` ticks after it: spaced exactly, not by
+        // a duration truncated to whole ticks (a 1 ms timescale would lose 0.8 ms a frame).
+        let mut spacing: Option<(u64, u64)> = None;
+        for (i, frame) in block.frames.into_iter().enumerate() {
             let data = self.payload(index, frame);
             let st = &mut self.state[index];
-            let per_frame = match (&block_duration, count) {
-                (Some(d), n) => d / n.max(1),
-                _ => frame_duration(&st.entry, &data, st.timescale).unwrap_or(0),
-            };
+            let (num, den) = *spacing.get_or_insert_with(|| match block_duration {
+                Some(d) => (u64::from(d), count.max(1)),
+                None => frame_duration(&st.entry, &data, st.timescale)
+                    .or(if count > 1 {
+                        default_ns.map(|ns| (ns.saturating_mul(u64::from(st.timescale)), 1_000_000_000))
+                    } else {
+                        None
+                    })
+                    .unwrap_or((0, 1)),
+            });
+            let at = |i: u64| i.checked_mul(num).map_or(0, |t| (t / den).min(u32::MAX as u64) as i64);
+            let i = i as u64;
+            let per_frame = (at(i + 1) - at(i)).clamp(0, u32::MAX as i64) as u32;
             let packet = Packet {
                 track: index,
-                dts_ticks: pts,
-                pts_ticks: pts,
+                dts_ticks: pts.saturating_add(at(i)),
+                pts_ticks: pts.saturating_add(at(i)),
                 duration_ticks: per_frame,
                 keyframe: block.keyframe,
                 data,
             };
-            st.unused_pts.push(Reverse(pts));
+            st.unused_pts.push(Reverse(packet.pts_ticks));
             st.held.push_back(packet);
-            pts = pts.saturating_add(per_frame as i64);
         }
         self.release(out, false);
         Ok(())
@@ -311,13 +323,39 @@ impl MkvSplitter {
     }
 }
 
-/// A frame's duration from its codec, when the codec says.
-fn frame_duration(entry: &TrackEntry, data: &Payload, timescale: u32) -> Option<u32> {
-    match entry.codec_id.as_str() {
-        "A_OPUS" => {
-            let first = data.parts().first()?;
-            opus::packet_duration_48k(first).map(|d| (d as u64 * timescale as u64 / 48_000) as u32)
-        }
+/// A frame's duration from its codec, when the codec says: Opus from its TOC, AC-3,
+/// E-AC-3 and MPEG audio from their frame headers (frames laced without a DefaultDuration
+/// are spaced by it, as FFmpeg spaces them).
+/// The duration in ticks is `num / den`.
+fn frame_duration(entry: &TrackEntry, data: &Payload, timescale: u32) -> Option<(u64, u64)> {
+    let first = data.parts().first()?;
+    let (samples, rate) = match entry.codec_id.as_str() {
+        "A_OPUS" => (u64::from(opus::packet_duration_48k(first)?), 48_000),
+        "A_AC3" => (1536, entry.sampling_frequency as u64),
+        "A_EAC3" => (
+            u64::from(crate::codecs::ac3::Eac3Header::parse(first).ok()?.blocks) * 256,
+            entry.sampling_frequency as u64,
+        ),
+        "A_MPEG/L3" | "A_MPEG/L2" | "A_MPEG/L1" => (mpeg_audio_samples(first)?, entry.sampling_frequency as u64),
+        _ => return None,
+    };
+    if rate == 0 {
+        return None;
+    }
+    Some((samples.checked_mul(u64::from(timescale))?, rate))
+}
+
+/// Samples in an MPEG-1/2/2.5 audio frame, from its header (ISO/IEC 11172-3, 13818-3).
+fn mpeg_audio_samples(frame: &[u8]) -> Option<u64> {
+    let (&b0, &b1) = (frame.first()?, frame.get(1)?);
+    if b0 != 0xFF || b1 & 0xE0 != 0xE0 {
+        return None;
+    }
+    let mpeg1 = (b1 >> 3) & 3 == 3;
+    match (b1 >> 1) & 3 {
+        3 => Some(384),
+        2 => Some(1152),
+        1 => Some(if mpeg1 { 1152 } else { 576 }),
         _ => None,
     }
 }

@@ -295,16 +295,25 @@ pub fn matrix_to_pose(m: &[i32; 9]) -> Option<(f64, f64)> {
     (yaw != 0.0 || roll != 0.0).then_some((yaw, roll))
 }
 
-/// Writes the metadata children of a Video element: DisplayWidth/DisplayHeight (in
-/// pixels, for a pixel aspect other than 1:1), Colour, Projection.
+/// Writes the metadata children of a Video element: DisplayWidth/DisplayHeight (for a
+/// pixel aspect other than 1:1: the display size in pixels when it is whole, as FFmpeg
+/// writes it, otherwise the display aspect ratio with DisplayUnit 3), Colour, Projection.
 pub fn put_video(v: &mut BytesMut, meta: &TrackMeta, dims: Dimensions) {
-    if let Some((h, w)) = meta.pixel_aspect.filter(|(h, w)| h != w) {
-        let dw = dims.width as u64 * h as u64;
-        let dh = dims.height as u64 * w as u64;
-        let g = gcd64(dw, dh);
-        if dw > 0 && dh > 0 {
-            put_uint(v, DISPLAY_WIDTH, dw / g);
-            put_uint(v, DISPLAY_HEIGHT, dh / g);
+    if let Some((h, w)) = meta.pixel_aspect.filter(|(h, w)| h != w && *w > 0) {
+        let (h, w) = (u64::from(h), u64::from(w));
+        let stretched = u64::from(dims.width) * h;
+        if stretched > 0 && dims.height > 0 && stretched % w == 0 {
+            put_uint(v, DISPLAY_WIDTH, stretched / w);
+            put_uint(v, DISPLAY_HEIGHT, u64::from(dims.height));
+        } else {
+            let dw = stretched;
+            let dh = u64::from(dims.height) * w;
+            let g = gcd64(dw, dh);
+            if dw > 0 && dh > 0 {
+                put_uint(v, DISPLAY_WIDTH, dw / g);
+                put_uint(v, DISPLAY_HEIGHT, dh / g);
+                put_uint(v, DISPLAY_UNIT, 3);
+            }
         }
     }
     if meta.colour.is_some() || meta.mastering.is_some() || meta.light_level.is_some() {

@@ -79,7 +79,7 @@ impl MkvMuxer {
 
     /// A packet's block timestamp in ms: its presentation time on the planned timeline
     /// plus the track's `CodecDelay` (which readers take off again), rounded to the nearest
-    /// ms; `None` for audio the edit list trims whole (before its start or after its end).
+    /// ms; `None` for audio that starts past the end of the track's edit.
     /// Before the plan is decided, the packet's own presentation time (used only to bound a
     /// Cluster's span).
     fn timestamp_ms(&self, p: &Packet) -> Option<i64> {
@@ -89,7 +89,7 @@ impl MkvMuxer {
         };
         let tp = &plan.tracks[p.track];
         let pts = p.pts_ticks.saturating_sub(tp.media_shift);
-        if t.kind == TrackKind::Audio && trimmed_whole(tp, pts, p.duration_ticks, &t.codec) {
+        if t.kind == TrackKind::Audio && trimmed_whole(tp, pts) {
             return None;
         }
         let delay = self.codec_delay.get(p.track).copied().unwrap_or(0);
@@ -109,7 +109,7 @@ impl MkvMuxer {
         for (p, _) in &self.pending {
             let tp = &plan.tracks[p.track];
             let pts = p.pts_ticks.saturating_sub(tp.media_shift);
-            if !trimmed_whole(tp, pts, p.duration_ticks, &self.tracks[p.track].codec) {
+            if !trimmed_whole(tp, pts) {
                 let f = first_kept[p.track].get_or_insert(pts);
                 *f = (*f).min(pts);
             }
@@ -217,10 +217,18 @@ impl MkvMuxer {
                 }
             }
             if self.pending.is_empty() {
+                self.fragmenter.reset();
+                self.pending_span = None;
                 return Ok(None);
             }
         }
         let cluster_ms = self.pending.iter().map(|(_, t)| *t).min().unwrap_or(0).max(0);
+        // The plan may have moved a track by more than a block's 16-bit offset can say:
+        // what lies too far after the Cluster's start waits for the next Cluster.
+        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|(_, ms)| ms.saturating_sub(cluster_ms) <= MAX_CLUSTER_SPAN_MS);
+        self.pending = now;
         let mut parts = Vec::with_capacity(self.pending.len() * 2 + 2);
         parts.extend(self.header.take());
         let cluster_offset = self.written + parts.first().map_or(0, |h| h.len() as u64);
@@ -266,7 +274,10 @@ impl MkvMuxer {
             f.first_cluster_end = cluster_offset + f.first_cluster_header_len as u64 + body_len as u64;
         }
         self.fragmenter.reset();
-        self.pending_span = None;
+        self.pending_span = later.iter().fold(None, |span, (_, ms)| {
+            Some(span.map_or((*ms, *ms), |(lo, hi): (i64, i64)| (lo.min(*ms), hi.max(*ms))))
+        });
+        self.pending = later;
         let dur = (self.end_ms - cluster_ms).max(0) as u64;
         Ok(Some(self.emit(FragmentKind::Media, parts, count, Some(cluster_ms), dur)))
     }
@@ -325,7 +336,11 @@ impl Muxer for MkvMuxer {
     }
 
     fn finish(&mut self) -> Result<Vec<Fragment>, MuxError> {
-        let mut out: Vec<Fragment> = self.flush()?.into_iter().collect();
+        let mut out: Vec<Fragment> = Vec::new();
+        // Each flush writes at least the earliest packet held: this ends.
+        while !self.pending.is_empty() {
+            out.extend(self.flush()?);
+        }
         if self.plan.is_none() {
             self.decide()?;
         }
@@ -370,7 +385,7 @@ impl Muxer for MkvMuxer {
 /// Whether the edit list trims a packet at `pts` (moved media time) whole at its end. What
 /// it trims at the start (AAC priming, Opus pre-skip) is kept in place and said with
 /// `CodecDelay`: the decoder needs it to decode the first shown samples exactly.
-fn trimmed_whole(plan: &TrackPlan, pts: i64, _duration: u32, _codec: &CodecConfig) -> bool {
+fn trimmed_whole(plan: &TrackPlan, pts: i64) -> bool {
     plan.media_end.is_some_and(|end| pts >= end)
 }
 

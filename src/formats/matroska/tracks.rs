@@ -432,12 +432,26 @@ pub fn webm_compatible(tracks: &[Track]) -> bool {
 
 /// The codec delay of a track in nanoseconds, from the track's edit (audio the edit trims
 /// at the start, such as AAC priming or Opus pre-skip), or an Opus track's pre-skip.
+///
+/// An edit within one tick of an Opus track's pre-skip is the pre-skip, written exactly:
+/// a Matroska input's 6.5 ms CodecDelay read in 1 ms ticks must not come back as 6 ms.
 pub fn codec_delay_ns(track: &Track) -> u64 {
-    match (&track.codec, track.edits.first()) {
-        (_, Some(e)) if track.kind == TrackKind::Audio && e.media_time_ticks > 0 => {
-            (e.media_time_ticks as u128 * 1_000_000_000 / track.timescale.max(1) as u128) as u64
+    let timescale = u128::from(track.timescale.max(1));
+    let edit_ns = match track.edits.first() {
+        Some(e) if track.kind == TrackKind::Audio && e.media_time_ticks > 0 => {
+            Some((e.media_time_ticks as u128 * 1_000_000_000 / timescale).min(u64::MAX as u128) as u64)
         }
-        (CodecConfig::Opus { head }, _) => head.pre_skip as u64 * 1_000_000_000 / 48_000,
+        _ => None,
+    };
+    match (&track.codec, edit_ns) {
+        (CodecConfig::Opus { head }, edit) => {
+            let pre_skip = u64::from(head.pre_skip) * 1_000_000_000 / 48_000;
+            match edit {
+                Some(ns) if u128::from(ns.abs_diff(pre_skip)) * timescale >= 1_000_000_000 => ns,
+                _ => pre_skip,
+            }
+        }
+        (_, Some(ns)) => ns,
         _ => 0,
     }
 }

@@ -62,7 +62,7 @@
 //! does not fit 32 bits. A regular file's media timeline starts at its first sample, so
 //! each track's edits are rebuilt by [`crate::formats::timeline`] (the rule the muxers
 //! follow): a track whose first decode time is late keeps that lead-in as an empty edit,
-//! and a start common to all tracks over 1 s (a live capture's clock) is taken off rather
+//! and a start common to all tracks over an hour (a live capture's clock) is taken off rather
 //! than written as a years-long empty edit. Samples may last 0 (two at one decode time).
 //! The last edit is cut to the media that exists
 //! (a crash leaves less media than the recorder's edit list announced; a fragmented file

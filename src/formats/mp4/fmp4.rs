@@ -99,7 +99,10 @@ impl Fmp4Muxer {
             .map(|(t, p)| {
                 let mut t = t.clone();
                 t.edits = p.mp4_edits(movie_ts);
-                t.movie_timescale = movie_ts;
+                // Kept edits are still in the input's movie timescale: the writer rescales them.
+                if p.kept_edits.is_none() {
+                    t.movie_timescale = movie_ts;
+                }
                 t
             })
             .collect()

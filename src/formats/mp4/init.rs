@@ -243,7 +243,8 @@ fn pcm_entry_with_enda(buf: &mut BytesMut, pcm: &codecs::pcm::PcmFormat) {
     let wave = open(buf, b"wave");
     leaf(buf, b"frma", &fourcc);
     leaf(buf, b"enda", &[0, 1]);
-    buf.put_bytes(0, 8); // terminator atom
+    buf.put_u32(8); // terminator atom: an empty box of type 0
+    buf.put_u32(0);
     close(buf, wave);
     close(buf, start);
 }

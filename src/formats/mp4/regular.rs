@@ -11,11 +11,11 @@
 
 use super::finalize::{plan_steps, FragmentIndex, Layout};
 use super::fmp4::Fmp4Muxer;
-use super::init::fragmented_header;
+use super::init::fragmented_header_with;
 use crate::codecs::CodecConfig;
 use crate::formats::fragmenter::FragmentPolicy;
 use crate::formats::{MuxError, Muxer, WriteStep};
-use crate::model::{Fragment, FragmentKind, Packet, Track, TrackKind, TrackSet};
+use crate::model::{Fragment, FragmentKind, Packet, Track, TrackKind, TrackSet, Tracks};
 
 /// Expected duration the reserved space is sized for, unless told otherwise: 1 minute
 /// (about 64 KB), small next to short clips; longer recordings set `reserve_ms`.
@@ -48,11 +48,14 @@ fn samples_per_second(track: &Track) -> u64 {
 /// `duration_ms` fits before the media: the fragmented `moov` plus index bytes per second
 /// (video taken at 60 fps with B-frames, audio at its frame rate, one chunk per track per
 /// fragment of `policy.min_ms`). 0 for a duration of 0: no reserve, the `moov` goes at the end.
-pub fn estimate_reserve(tracks: &[Track], duration_ms: u64, policy: FragmentPolicy) -> u64 {
+pub fn estimate_reserve(tracks: &Tracks, duration_ms: u64, policy: FragmentPolicy) -> u64 {
     if duration_ms == 0 {
         return 0;
     }
-    let base = fragmented_header(tracks).map_or(4096, |h| h.len() as u64) + TRACK_OVERHEAD * tracks.len() as u64;
+    // The header with the movie's `udta` (title, tags, cover art), which the regular
+    // `moov` keeps.
+    let base = fragmented_header_with(tracks, &tracks.movie, 0).map_or(4096, |h| h.0.len() as u64)
+        + TRACK_OVERHEAD * tracks.len() as u64;
     let fragments_per_second = 1000f64 / policy.min_ms.max(1) as f64;
     let per_second: f64 = tracks
         .iter()
@@ -196,10 +199,11 @@ mod tests {
             dims: None,
             audio: Some(AudioFormat { sample_rate: 48_000, channels: 2 }),
         };
-        let tracks = vec![
+        let tracks: Tracks = vec![
             track(TrackKind::Video, CodecConfig::Vp8 { dims: Dimensions { width: 640, height: 360 } }),
             track(TrackKind::Audio, audio),
-        ];
+        ]
+        .into();
         let policy = FragmentPolicy::default();
         assert_eq!(estimate_reserve(&tracks, 0, policy), 0);
         let ten_min = estimate_reserve(&tracks, 600_000, policy);

@@ -387,6 +387,9 @@ impl InputIndex {
         if movie.tracks.is_empty() {
             return Err(unusable("the movie has no track".into()));
         }
+        if let Some(why) = movie.tracks.iter().enumerate().find_map(|(i, t)| t.encryption_refusal(i + 1)) {
+            return Err(unusable(why));
+        }
         let root = Reader::new(&moov[*moov_hl as usize..], moov_offset + *moov_hl as u64, FourCc::new(b"moov"));
         let mut traks = Vec::new();
         for c in root.children() {
