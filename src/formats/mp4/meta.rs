@@ -108,11 +108,7 @@ pub fn tkhd_matrix(body: &[u8]) -> Option<[i32; 9]> {
     let (version, _) = r.full_header().ok()?;
     // times, track_ID, reserved, duration, reserved[2], layer, group, volume, reserved
     r.skip(if version == 1 { 32 } else { 20 } + 16).ok()?;
-    let mut m = [0i32; 9];
-    for v in m.iter_mut() {
-        *v = r.i32().ok()?;
-    }
-    (m != UNITY_MATRIX.map(|v| v as i32)).then_some(m)
+    read_matrix(&mut r)
 }
 
 /// The matrix of an `mvhd` box body, when it is not the identity.
@@ -121,6 +117,11 @@ pub fn mvhd_matrix(body: &[u8]) -> Option<[i32; 9]> {
     let (version, _) = r.full_header().ok()?;
     // times, timescale, duration, rate, volume, reserved
     r.skip(if version == 1 { 28 } else { 16 } + 16).ok()?;
+    read_matrix(&mut r)
+}
+
+/// Nine 32-bit matrix values at the reader's position, when they are not the identity.
+fn read_matrix(r: &mut Reader<'_>) -> Option<[i32; 9]> {
     let mut m = [0i32; 9];
     for v in m.iter_mut() {
         *v = r.i32().ok()?;
