@@ -179,6 +179,25 @@ pub struct MovieMeta {
     pub cover: Option<CoverArt>,
 }
 
+impl MovieMeta {
+    /// Longest text kept from a tag or a track name, in bytes (longer ones are left out).
+    pub const MAX_TEXT: usize = 64 << 10;
+    /// Most tags kept from one recording.
+    pub const MAX_TAGS: usize = 64;
+    /// Largest cover picture kept, in bytes.
+    pub const MAX_COVER: usize = 16 << 20;
+}
+
+/// `a : b` in lowest terms (`b` 0 or `a` 0 left as it is).
+pub fn reduced_ratio(a: u64, b: u64) -> (u64, u64) {
+    let (mut x, mut y) = (a, b);
+    while y != 0 {
+        (x, y) = (y, x % y);
+    }
+    let g = x.max(1);
+    (a / g, b / g)
+}
+
 /// An attached picture (MP4 `covr`, a Matroska attachment).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CoverArt {

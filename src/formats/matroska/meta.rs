@@ -55,12 +55,9 @@ const FILE_MEDIA_TYPE: u32 = 0x4660;
 const FILE_DATA: u32 = 0x465C;
 const FILE_UID: u32 = 0x46AE;
 
-/// Largest cover picture kept, in bytes.
-pub const MAX_COVER: usize = 16 << 20;
-/// Longest tag value or name kept, in bytes.
-pub const MAX_TEXT: usize = 64 << 10;
-/// Most global tags kept.
-pub const MAX_TAGS: usize = 64;
+const MAX_COVER: usize = MovieMeta::MAX_COVER;
+const MAX_TEXT: usize = MovieMeta::MAX_TEXT;
+const MAX_TAGS: usize = MovieMeta::MAX_TAGS;
 /// Seconds from 1970-01-01 (Unix time) to 2001-01-01 (Matroska's DateUTC origin).
 pub const DATE_UTC_EPOCH: i64 = 978_307_200;
 /// Tags another field carries, or that describe the file rather than the recording.
@@ -167,16 +164,8 @@ pub fn pixel_aspect(width: u32, height: u32, dw: u64, dh: u64) -> Option<(u32, u
     if h == 0 || v == 0 {
         return None;
     }
-    let g = gcd64(h, v);
-    let (h, v) = (h / g, v / g);
+    let (h, v) = crate::model::reduced_ratio(h, v);
     Some((u32::try_from(h).ok()?, u32::try_from(v).ok()?))
-}
-
-fn gcd64(mut a: u64, mut b: u64) -> u64 {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a.max(1)
 }
 
 fn read_colour(meta: &mut TrackMeta, body: &[u8], offset: u64) {
@@ -308,10 +297,10 @@ pub fn put_video(v: &mut BytesMut, meta: &TrackMeta, dims: Dimensions) {
         } else {
             let dw = stretched;
             let dh = u64::from(dims.height) * w;
-            let g = gcd64(dw, dh);
+            let (rw, rh) = crate::model::reduced_ratio(dw, dh);
             if dw > 0 && dh > 0 {
-                put_uint(v, DISPLAY_WIDTH, dw / g);
-                put_uint(v, DISPLAY_HEIGHT, dh / g);
+                put_uint(v, DISPLAY_WIDTH, rw);
+                put_uint(v, DISPLAY_HEIGHT, rh);
                 put_uint(v, DISPLAY_UNIT, 3);
             }
         }

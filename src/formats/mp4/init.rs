@@ -118,7 +118,7 @@ pub fn write_trak(
     buf.put_u32(0);
     buf.put_slice(handler);
     buf.put_bytes(0, 12);
-    match track.meta.handler_name.as_deref().filter(|n| n.len() <= meta::MAX_TEXT) {
+    match track.meta.handler_name.as_deref().filter(|n| n.len() <= crate::model::MovieMeta::MAX_TEXT) {
         Some(n) => {
             buf.put_slice(n.as_bytes());
             buf.put_u8(0);

@@ -16,12 +16,9 @@ use crate::model::{Colour, ContentLightLevel, CoverArt, MasteringDisplay, MovieM
 
 /// Seconds from 1904-01-01 (MP4 times) to 1970-01-01 (Unix time).
 pub const MAC_EPOCH_OFFSET: i64 = 2_082_844_800;
-/// Longest text kept from a tag or a track name, in bytes (longer ones are left out).
-pub const MAX_TEXT: usize = 64 << 10;
-/// Most tags kept from one movie.
-pub const MAX_TAGS: usize = 64;
-/// Largest cover picture kept, in bytes.
-pub const MAX_COVER: usize = 16 << 20;
+const MAX_TEXT: usize = MovieMeta::MAX_TEXT;
+const MAX_TAGS: usize = MovieMeta::MAX_TAGS;
+const MAX_COVER: usize = MovieMeta::MAX_COVER;
 
 /// The iTunes (`ilst`) item types and QuickTime `udta` strings, and the names FFmpeg gives
 /// them (which Matroska tags use, upper-cased).
@@ -167,15 +164,8 @@ fn body_reader<'a>(body: &'a [u8], what: &[u8; 4]) -> Reader<'a> {
 pub fn parse_pasp(body: &[u8]) -> Option<(u32, u32)> {
     let mut r = body_reader(body, b"pasp");
     let (h, v) = (r.u32().ok()?, r.u32().ok()?);
-    let g = gcd(h, v);
-    (h > 0 && v > 0).then(|| (h / g, v / g))
-}
-
-pub fn gcd(mut a: u32, mut b: u32) -> u32 {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a.max(1)
+    let (h, v) = crate::model::reduced_ratio(u64::from(h), u64::from(v));
+    (h > 0 && v > 0).then_some((h as u32, v as u32))
 }
 
 /// `colr` body of type `nclx` (ISO) or `nclc` (QuickTime, no range flag: limited).
