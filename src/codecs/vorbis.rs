@@ -5,9 +5,6 @@
 use super::{AudioFormat, CodecError};
 
 const WHAT: &str = "Vorbis CodecPrivate";
-/// Longest lacing run read for one header size (a header of 64 MiB: far beyond any real one).
-const MAX_LACING_BYTES: usize = 1 << 18;
-
 /// The three headers' byte ranges within the CodecPrivate, and the identification
 /// header's format.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,8 +29,8 @@ pub fn parse_private(data: &[u8]) -> Result<VorbisPrivate, CodecError> {
             let b = *data.get(pos).ok_or_else(|| truncated(pos + 1))?;
             pos += 1;
             *size += usize::from(b);
-            if *size > MAX_LACING_BYTES * 255 {
-                return Err(invalid("header size lacing too long".into()));
+            if *size > data.len() {
+                return Err(truncated(*size));
             }
             if b != 255 {
                 break;
