@@ -318,18 +318,25 @@ def decoded(path: str, index: int, kind: str) -> object:
 # the checks
 
 
-def rotation(s: dict) -> int:
+def rotation(s: dict) -> str:
+    """The display rotation in degrees, with " flipped" when the display matrix mirrors the
+    picture (a negative determinant), which the angle alone does not show."""
     for sd in s.get("side_data_list", []) or []:
         if "rotation" in sd:
             try:
-                return round(float(sd["rotation"])) % 360
+                angle = round(float(sd["rotation"])) % 360
             except (TypeError, ValueError):
-                pass
+                continue
+            # ffprobe prints the matrix as rows "NNNNNNNN: a b u"; a, b, c, d are the 2x2 part.
+            values = [int(v) for row in str(sd.get("displaymatrix", "")).splitlines()
+                      if ":" in row for v in row.split(":", 1)[1].split()]
+            flipped = len(values) >= 5 and values[0] * values[4] - values[1] * values[3] < 0
+            return f"{angle}{' flipped' if flipped else ''}"
     r = (s.get("tags") or {}).get("rotate")
     try:
-        return round(float(r)) % 360 if r is not None else 0
+        return str(round(float(r)) % 360) if r is not None else "0"
     except ValueError:
-        return 0
+        return "0"
 
 
 def language(s: dict) -> str:
