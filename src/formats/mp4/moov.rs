@@ -225,12 +225,10 @@ fn parse_trak(src: &Bytes, src_offset: u64, trak: &Reader<'_>) -> Result<Option<
     };
     let sample_entry = src.slice(entry.range_in(src_offset));
     let codec = parse_sample_entry(&entry, kind, &sample_entry);
-    let encryption = encryption_scheme(&entry);
-    if kind == TrackKind::Video {
-        let mut r = entry.reader();
-        if r.skip(78).is_ok() {
-            meta::read_visual_boxes(&r, &mut track_meta);
-        }
+    let boxes = entry_boxes(&entry, kind);
+    let encryption = encryption_scheme(&entry, boxes.as_ref());
+    if let (TrackKind::Video, Some(r)) = (kind, &boxes) {
+        meta::read_visual_boxes(r, &mut track_meta);
     }
     let dims = match kind {
         TrackKind::Video => {
@@ -266,26 +264,43 @@ fn parse_trak(src: &Bytes, src_offset: u64, trak: &Reader<'_>) -> Result<Option<
 /// `encs`) and Apple's FairPlay (`drms`, `drmi`).
 const PROTECTED_ENTRIES: [&[u8; 4]; 6] = [b"encv", b"enca", b"enct", b"encs", b"drms", b"drmi"];
 
-/// Visual and audio sample entries put their child boxes after a fixed header; `sinf` is
-/// looked for after each of the header lengths (78 video, 28/44/64 audio by version).
-fn encryption_scheme(entry: &super::boxes::Child<'_>) -> Option<FourCc> {
-    let protected = PROTECTED_ENTRIES.contains(&&entry.fourcc.0);
-    let mut found = None;
-    for skip in [78, 28, 44, 64] {
-        let mut r = entry.reader();
-        if r.skip(skip).is_err() {
-            continue;
+/// Where a sample entry's child boxes start: after the visual header (78 bytes), or after
+/// the sound header (28, 44 or 64 bytes by its version). `None` for other entries, or a
+/// header cut short.
+fn entry_boxes<'a>(entry: &super::boxes::Child<'a>, kind: TrackKind) -> Option<Reader<'a>> {
+    let skip = match kind {
+        TrackKind::Video => 78,
+        TrackKind::Audio => {
+            let mut r = entry.reader();
+            r.skip(8).ok()?;
+            match r.u16().ok()? {
+                0 => 28,
+                1 => 44,
+                2 => 64,
+                _ => return None,
+            }
         }
-        let Ok(Some(sinf)) = find_child(&r, b"sinf") else { continue };
+        TrackKind::Other => return None,
+    };
+    let mut r = entry.reader();
+    r.skip(skip).ok()?;
+    Some(r)
+}
+
+/// The protection scheme of a sample entry: its `sinf/schm` (among the child boxes
+/// `boxes`), or, for a protected entry type without one, `cenc` (`drm ` for FairPlay).
+fn encryption_scheme(entry: &super::boxes::Child<'_>, boxes: Option<&Reader<'_>>) -> Option<FourCc> {
+    let protected = PROTECTED_ENTRIES.contains(&&entry.fourcc.0);
+    let sinf = boxes.and_then(|r| find_child(r, b"sinf").ok().flatten());
+    let found = sinf.map(|sinf| {
         let schm = find_child(&sinf.reader(), b"schm").ok().flatten();
         let scheme = schm.and_then(|c| {
             let mut r = c.reader();
             r.full_header().ok()?;
             r.fourcc().ok()
         });
-        found = Some(scheme.unwrap_or(FourCc::new(b"cenc")));
-        break;
-    }
+        scheme.unwrap_or(FourCc::new(b"cenc"))
+    });
     match (found, protected) {
         (Some(s), _) => Some(s),
         (None, true) if entry.fourcc.0.starts_with(b"drm") => Some(FourCc::new(b"drm ")),
