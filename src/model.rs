@@ -207,6 +207,24 @@ pub struct CoverArt {
 }
 
 impl Track {
+    /// A track of `kind` with `codec` and defaults for the rest (input ID 1, `und`, no
+    /// edits, movie timescale 1000), for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_test(kind: TrackKind, timescale: u32, codec: CodecConfig) -> Track {
+        Track {
+            input_id: 1,
+            kind,
+            timescale,
+            codec,
+            language: *b"und",
+            edits: Vec::new(),
+            movie_timescale: 1000,
+            origin: ParamOrigin::Stream,
+            mp4_sample_entry: None,
+            meta: TrackMeta::default(),
+        }
+    }
+
     pub fn language_str(&self) -> &str {
         std::str::from_utf8(&self.language).unwrap_or("und")
     }

@@ -135,22 +135,10 @@ impl Fragmenter {
 mod tests {
     use super::*;
     use crate::codecs::{CodecConfig, Dimensions};
-    use crate::model::ParamOrigin;
     use bytes::Bytes;
 
     fn track(kind: TrackKind) -> Track {
-        Track {
-            input_id: 1,
-            kind,
-            timescale: 1000,
-            codec: CodecConfig::Vp8 { dims: Dimensions::default() },
-            language: *b"und",
-            edits: vec![],
-            movie_timescale: 1000,
-            origin: ParamOrigin::Stream,
-            mp4_sample_entry: None,
-            meta: Default::default(),
-        }
+        Track::for_test(kind, 1000, CodecConfig::Vp8 { dims: Dimensions::default() })
     }
 
     fn pkt(track: usize, dts: i64, keyframe: bool) -> Packet {

@@ -297,23 +297,16 @@ fn kept(t: Timing<'_>, shift_ns: i128) -> TrackPlan {
 mod tests {
     use super::*;
     use crate::codecs::CodecConfig;
-    use crate::model::{ParamOrigin, TrackKind};
+    use crate::model::TrackKind;
 
     fn track(timescale: u32, edits: &[(u64, i64)]) -> Track {
+        let codec = CodecConfig::Unknown { fourcc: *b"xxxx", dims: None, audio: None };
         Track {
-            input_id: 1,
-            kind: TrackKind::Video,
-            timescale,
-            codec: CodecConfig::Unknown { fourcc: *b"xxxx", dims: None, audio: None },
-            language: *b"und",
             edits: edits
                 .iter()
                 .map(|&(d, m)| Edit { segment_duration_movie_ticks: d, media_time_ticks: m, media_rate_integer: 1 })
                 .collect(),
-            movie_timescale: 1000,
-            origin: ParamOrigin::Stream,
-            mp4_sample_entry: None,
-            meta: Default::default(),
+            ..Track::for_test(TrackKind::Video, timescale, codec)
         }
     }
 

@@ -1155,7 +1155,7 @@ mod tests {
     use crate::formats::mp4::regular::RegularMp4Muxer;
     use crate::formats::mp4::sample_table::SampleInfo;
     use crate::formats::Muxer;
-    use crate::model::{FragmentKind, Packet, ParamOrigin, Track, TrackKind};
+    use crate::model::{FragmentKind, Packet, Track, TrackKind};
     use std::io::Cursor;
     use std::sync::Arc;
 
@@ -1170,18 +1170,7 @@ mod tests {
                 (CodecConfig::Unknown { fourcc: *b"xaud", dims: None, audio: None }, Some(Bytes::from(e)))
             }
         };
-        Track {
-            input_id: 1,
-            kind,
-            timescale,
-            codec,
-            language: *b"und",
-            edits,
-            movie_timescale: 1000,
-            origin: ParamOrigin::Stream,
-            mp4_sample_entry: entry,
-            meta: Default::default(),
-        }
+        Track { edits, mp4_sample_entry: entry, ..Track::for_test(kind, timescale, codec) }
     }
 
     /// Video at 30 fps (every 30th a keyframe, some B-frame-like offsets, one negative)

@@ -596,21 +596,10 @@ mod tests {
     use super::*;
     use crate::codecs::pcm::PcmFormat;
     use crate::formats::mp4::init::fragmented_header;
-    use crate::model::{ParamOrigin, Track};
+    use crate::model::Track;
 
     fn audio_track(codec: CodecConfig) -> Track {
-        Track {
-            input_id: 1,
-            kind: TrackKind::Audio,
-            timescale: 48_000,
-            codec,
-            language: *b"und",
-            edits: vec![],
-            movie_timescale: 1000,
-            origin: ParamOrigin::Stream,
-            mp4_sample_entry: None,
-            meta: Default::default(),
-        }
+        Track::for_test(TrackKind::Audio, 48_000, codec)
     }
 
     /// What livemux writes in a sample entry, it reads back as the same codec parameters.

@@ -175,21 +175,9 @@ impl Muxer for RegularMp4Muxer {
 mod tests {
     use super::*;
     use crate::codecs::{AudioFormat, Dimensions};
-    use crate::model::ParamOrigin;
 
     fn track(kind: TrackKind, codec: CodecConfig) -> Track {
-        Track {
-            input_id: 1,
-            kind,
-            timescale: 48_000,
-            codec,
-            language: *b"und",
-            edits: vec![],
-            movie_timescale: 1000,
-            origin: ParamOrigin::Stream,
-            mp4_sample_entry: None,
-            meta: Default::default(),
-        }
+        Track::for_test(kind, 48_000, codec)
     }
 
     #[test]
