@@ -72,13 +72,14 @@ pub fn parse_blocks(data: &[u8]) -> Result<StreamInfo, CodecError> {
     Err(CodecError::Invalid { what: WHAT, reason: format!("more than {MAX_BLOCKS} metadata blocks") })
 }
 
-/// The metadata blocks of a Matroska `A_FLAC` CodecPrivate (after the `fLaC` marker).
-pub fn blocks_of_private(private: &[u8]) -> Result<std::ops::Range<usize>, CodecError> {
+/// The metadata blocks of a Matroska `A_FLAC` CodecPrivate (after the `fLaC` marker), and
+/// their STREAMINFO.
+pub fn blocks_of_private(private: &[u8]) -> Result<(std::ops::Range<usize>, StreamInfo), CodecError> {
     if private.len() < 4 || &private[..4] != MARKER {
         return Err(CodecError::Invalid { what: WHAT, reason: "CodecPrivate does not start with 'fLaC'".into() });
     }
-    parse_blocks(&private[4..])?;
-    Ok(4..private.len())
+    let info = parse_blocks(&private[4..])?;
+    Ok((4..private.len(), info))
 }
 
 #[cfg(test)]
@@ -104,7 +105,7 @@ pub(crate) mod tests {
         assert_truncations_fail(&si, parse_blocks);
         let mut private = MARKER.to_vec();
         private.extend_from_slice(&si);
-        assert_eq!(blocks_of_private(&private).unwrap(), 4..42);
+        assert_eq!(blocks_of_private(&private).unwrap().0, 4..42);
         assert!(blocks_of_private(&si).is_err());
         // A second block after a STREAMINFO without the last flag.
         let mut two = si.clone();

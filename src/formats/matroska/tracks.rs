@@ -185,10 +185,12 @@ impl TrackEntry {
                 CodecConfig::Audio { codec: AudioCodec::Vorbis, config: self.private.clone(), format: v.format }
             }
             "A_FLAC" => {
-                let range = flac::blocks_of_private(&self.private).map_err(e)?;
-                let blocks = self.private.slice(range);
-                let format = flac::parse_blocks(&blocks).map_err(e)?.audio_format();
-                CodecConfig::Audio { codec: AudioCodec::Flac, config: blocks, format }
+                let (range, info) = flac::blocks_of_private(&self.private).map_err(e)?;
+                CodecConfig::Audio {
+                    codec: AudioCodec::Flac,
+                    config: self.private.slice(range),
+                    format: info.audio_format(),
+                }
             }
             "A_MPEG/L3" => CodecConfig::Audio { codec: AudioCodec::Mp3, config: Bytes::new(), format: entry_format },
             "A_DTS" => CodecConfig::Audio { codec: AudioCodec::Dts, config: Bytes::new(), format: entry_format },
