@@ -26,6 +26,7 @@
 
 pub mod append;
 pub mod codecs;
+mod error;
 pub mod finalize;
 pub mod formats;
 #[doc(hidden)]
@@ -35,6 +36,7 @@ pub mod pipeline;
 pub mod reference;
 pub mod stages;
 
+pub use error::{Error, ErrorKind, Result};
 pub use model::{Chunk, Fragment, FragmentKind, Packet, Payload, Track, TrackKind};
 pub use pipeline::{Pipeline, PipelineFileError};
 pub use stages::StageError;

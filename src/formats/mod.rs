@@ -206,6 +206,18 @@ pub enum MuxError {
     Finalize(String),
 }
 
+impl MuxError {
+    /// The track (0-based index in the track set) the error is about, when it is one.
+    pub fn track(&self) -> Option<usize> {
+        match self {
+            MuxError::Unsupported { track, .. }
+            | MuxError::Timing { track, .. }
+            | MuxError::NoSuchTrack { track, .. } => Some(*track),
+            MuxError::Finalize(_) => None,
+        }
+    }
+}
+
 /// A sans-IO muxer: packets in, output fragments out, each to be written whole.
 pub trait Muxer: Send {
     /// Everything before the first media fragment.
