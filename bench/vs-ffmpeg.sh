@@ -20,6 +20,8 @@
 #   bench/vs-ffmpeg.sh --small    # tiny inputs (seconds), a smoke run of the script itself
 #   BENCH_DIR=/some/dir bench/vs-ffmpeg.sh   # where inputs live (default bench/out/)
 #   RUNS=5 bench/vs-ffmpeg.sh     # more timed runs (default 3); tmpfs timings are noisy
+#   LIVEMUX_BIN=/path/livemux bench/vs-ffmpeg.sh   # time this binary instead of building one
+#                                 # (before/after comparisons of two builds on a quiet machine)
 # Inputs are reused when present (delete them to regenerate). Exit status 0 on PASS,
 # 1 on FAIL or error.
 set -euo pipefail
@@ -30,7 +32,7 @@ small=0
 for arg in "$@"; do
     case "$arg" in
         --small) small=1 ;;
-        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -50,13 +52,15 @@ long="$dir/long-360p-$tag.mp4"
 
 ff() { ffmpeg -nostdin -hide_banner -loglevel error -y "$@"; }
 
-echo "== building livemux (cargo build --release)"
-(cd "$root" && cargo build --release --quiet)
+if [ -z "${LIVEMUX_BIN:-}" ]; then
+    echo "== building livemux (cargo build --release)"
+    (cd "$root" && cargo build --release --quiet)
+fi
 # Time a private copy, so that a rebuild of target/ during the run cannot swap the binary.
 livemux=$(mktemp /tmp/livemux-bench-bin.XXXXXX)
 shm_out="/dev/shm/livemux-bench-$$"   # outputs: $shm_out-livemux.mp4 etc.
 trap 'rm -f "$shm_out"-*.mp4 "$livemux"' EXIT
-cp "$root/target/release/livemux" "$livemux"; chmod 755 "$livemux"
+cp "${LIVEMUX_BIN:-$root/target/release/livemux}" "$livemux"; chmod 755 "$livemux"
 echo "== timing livemux built from $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?')," \
      "binary sha256 $(sha256sum "$livemux" | cut -c1-12); $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
