@@ -254,7 +254,8 @@ mod tests {
             extra: &[],
             sample_groups: false,
         };
-        let patch = MoviePatch { timescale: 1000, duration: 33, next_track_id: 2, tracks: std::slice::from_ref(&track) };
+        let patch =
+            MoviePatch { timescale: 1000, duration: 33, next_track_id: 2, tracks: std::slice::from_ref(&track) };
         let out = patch_moov(&input, 0, 8, &patch).unwrap();
         let kids = stbl_children(&out);
         let names: Vec<&[u8]> = kids.iter().map(|k| k.as_slice()).collect();
@@ -285,11 +286,12 @@ mod tests {
             extra: &[],
             sample_groups: false,
         };
-        let patch = MoviePatch { timescale: 1000, duration: 10, next_track_id: 2, tracks: std::slice::from_ref(&track) };
+        let patch =
+            MoviePatch { timescale: 1000, duration: 10, next_track_id: 2, tracks: std::slice::from_ref(&track) };
         let with = patch_moov(&input, 0, 8, &patch).unwrap();
         assert!(with.windows(4).any(|w| w == b"elst"));
-        let again = patch_moov(&with, 0, 8, &MoviePatch { tracks: &[TrackPatch { edits: None, ..track }], ..patch })
-            .unwrap();
+        let again =
+            patch_moov(&with, 0, 8, &MoviePatch { tracks: &[TrackPatch { edits: None, ..track }], ..patch }).unwrap();
         assert!(!again.windows(4).any(|w| w == b"edts"));
         // Too few patches for the `trak` boxes is an error, not a panic.
         assert!(patch_moov(&input, 0, 8, &MoviePatch { tracks: &[], ..patch }).is_err());

@@ -123,8 +123,8 @@ mod scan;
 mod tests;
 
 pub use index::FragmentIndex;
-pub use scan::{scan, Scanned, MAX_OLD_MOOV_SEARCH};
 pub use plan::{plan_steps, Layout};
+pub use scan::{scan, Scanned, MAX_OLD_MOOV_SEARCH};
 
 /// Why a file cannot be finalized.
 #[derive(Debug, thiserror::Error)]

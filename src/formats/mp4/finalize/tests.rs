@@ -1,19 +1,19 @@
 //! Finalize on files the muxer writes: both layouts, the crash-safe order, edits.
 
 use super::*;
-use crate::formats::mp4::moof::FragSample;
-use crate::formats::mp4::moov::parse_movie;
-use crate::formats::WriteStep;
-use crate::model::Edit;
-use bytes::{BufMut, Bytes, BytesMut};
-use crate::formats::mp4::write::{close, open};
 use crate::codecs::{CodecConfig, Dimensions};
 use crate::formats::fragmenter::FragmentPolicy;
 use crate::formats::mp4::file::top_level;
+use crate::formats::mp4::moof::FragSample;
+use crate::formats::mp4::moov::parse_movie;
 use crate::formats::mp4::regular::RegularMp4Muxer;
 use crate::formats::mp4::sample_table::SampleInfo;
+use crate::formats::mp4::write::{close, open};
 use crate::formats::Muxer;
+use crate::formats::WriteStep;
+use crate::model::Edit;
 use crate::model::{FragmentKind, Packet, Track, TrackKind};
+use bytes::{BufMut, Bytes, BytesMut};
 use std::io::Cursor;
 use std::sync::Arc;
 
@@ -408,8 +408,7 @@ fn edit_durations_past_64_bits_are_an_error_not_a_panic() {
 /// The mixed state: `recorded` finalized after `k` fragments, then the rest appended.
 fn mixed(m: &Muxed, k: usize) -> (Vec<u8>, Vec<u8>) {
     let boxes = top_level(&mut Cursor::new(&m.recorded), m.recorded.len() as u64).unwrap();
-    let moofs: Vec<usize> =
-        boxes.iter().filter(|(_, h)| h.fourcc.0 == *b"moof").map(|(o, _)| *o as usize).collect();
+    let moofs: Vec<usize> = boxes.iter().filter(|(_, h)| h.fourcc.0 == *b"moof").map(|(o, _)| *o as usize).collect();
     let cut = moofs[k];
     let mut file = m.recorded[..cut].to_vec();
     let p = plan(&mut Cursor::new(&file), file.len() as u64).unwrap();
