@@ -17,6 +17,7 @@ pub mod init;
 pub mod meta;
 pub mod moof;
 pub mod moov;
+pub mod patch;
 pub mod regular;
 pub mod sample_table;
 pub mod scan;

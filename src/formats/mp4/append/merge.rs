@@ -23,20 +23,27 @@
 //!   difference is refused before anything is written.
 //! - `sdtp` and sample groups (`sbgp`/`sgpd`) follow their samples; samples of a source
 //!   without them get 0 ("unknown", "no group").
+//! - The new `moov` is TARGET's, patched by the one `moov` patcher ([`super::super::patch`],
+//!   shared with finalize and `--to mp4`): new `stsd`, tables, `sdtp` and sample groups;
+//!   TARGET's other per-sample boxes (`saiz`, `saio`, `subs`...) are dropped, since they
+//!   describe TARGET's samples only.
+//!
+//! `merge_track`, the rules above phase by phase, is in `merge/track.rs`.
 
 use std::ops::Range;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::super::boxes::{Child, FourCc, Mp4Error, Reader};
+use super::super::boxes::{FourCc, Mp4Error};
+use super::super::patch::{patch_moov, MoviePatch, TrackPatch};
 use super::super::tables::TableBuilder;
-use super::super::write::{close, open, open_full, rewrite_timed, write_edts};
+use super::super::write::{close, open_full};
 use super::index::{family, Entry, InputIndex, SampleGroup, TrackIndex};
 use super::AppendError;
 use crate::model::{Edit, TrackKind};
 
-/// Samples looked at to find a clip's presentation delay (deeper than any B-frame pyramid).
-const DELAY_WINDOW: usize = 256;
+mod track;
+use track::merge_track;
 
 /// A selection of chunks of one input.
 #[derive(Clone, Debug)]
@@ -63,9 +70,6 @@ struct ClipTrack {
     sdtp: bool,
 }
 
-/// An output edit: (segment duration in the movie timescale, media time, rate).
-type OutEdit = (u64, i64, i16);
-
 /// One output track.
 #[derive(Clone, Debug)]
 pub struct TrackOut {
@@ -73,7 +77,7 @@ pub struct TrackOut {
     pub kind: TrackKind,
     clips: Vec<ClipTrack>,
     pub entries: Vec<Bytes>,
-    edits: Option<Vec<OutEdit>>,
+    edits: Option<Vec<Edit>>,
     pub media_duration: u64,
     pub tkhd_duration: u64,
     sdtp: bool,
@@ -203,27 +207,29 @@ impl<'a> Merge<'a> {
             tables.push(self.tables(t, tr, out)?);
         }
         let tables_len = tables.iter().map(|(tb, extra)| tb.encoded_len() + extra.len()).sum();
-        let moov = &target.moov;
-        let hl = target.moov_header_len as usize;
-        let root = Reader::new(&moov[hl..], target.moov_offset + hl as u64, FourCc::new(b"moov"));
-        let mut buf = BytesMut::with_capacity(moov.len() + tables_len);
-        let m = open(&mut buf, b"moov");
-        let mut t = 0;
-        for child in root.children() {
-            let child = child.map_err(mp4)?;
-            match &child.fourcc.0 {
-                b"mvhd" => rewrite_timed(&mut buf, &child, None, self.movie_duration).map_err(mp4)?,
-                b"trak" => {
-                    let (tb, extra) = &tables[t];
-                    write_trak(&mut buf, &child, &self.tracks[t], tb, extra).map_err(mp4)?;
-                    t += 1;
-                }
-                b"mvex" => {}
-                _ => buf.put_slice(child.data),
-            }
-        }
-        close(&mut buf, m);
-        Ok((buf.freeze(), tables_len))
+        let patches: Vec<TrackPatch<'_>> = self
+            .tracks
+            .iter()
+            .zip(&tables)
+            .map(|(tr, (tb, extra))| TrackPatch {
+                track_duration: tr.tkhd_duration,
+                media_timescale: Some(tr.timescale),
+                media_duration: tr.media_duration,
+                edits: tr.edits.as_deref(),
+                entries: Some(&tr.entries),
+                tables: tb,
+                extra,
+                sample_groups: true,
+            })
+            .collect();
+        let patch = MoviePatch {
+            timescale: target.movie_timescale,
+            duration: self.movie_duration,
+            next_track_id: target.tracks.iter().map(|t| t.track_id).max().unwrap_or(0).saturating_add(1),
+            tracks: &patches,
+        };
+        let moov = patch_moov(&target.moov, target.moov_offset, target.moov_header_len, &patch).map_err(mp4)?;
+        Ok((moov, tables_len))
     }
 
     /// The tables of track `t`, and the boxes that follow them (`sdtp`, sample groups).
@@ -323,430 +329,5 @@ fn check_layout(target: &InputIndex, source: &InputIndex) -> Result<(), AppendEr
             return Err(refuse(format!("track {}: {what} differ: TARGET's is {sa}, the source's is {sb}", n + 1)));
         }
     }
-    Ok(())
-}
-
-/// Works out output track `t`.
-fn merge_track(
-    clips: &[Clip<'_>],
-    t: usize,
-    new_entries: bool,
-    notes: &mut Vec<String>,
-) -> Result<TrackOut, AppendError> {
-    let target = clips[0].input;
-    let tt = &target.tracks[t];
-    let refuse = |clip: &Clip<'_>, reason: String| AppendError::Incompatible {
-        target: target.name.clone(),
-        input: clip.input.name.clone(),
-        reason: format!("track {}: {reason}", t + 1),
-    };
-    // Times come from the inputs' tables: sums that do not fit 64 bits are refused.
-    let overflow = |clip: &Clip<'_>, what: &str| {
-        refuse(clip, format!("{what} does not fit 64 bits in timescale units (damaged tables or edit list?)"))
-    };
-    let ranges: Vec<Range<usize>> = clips.iter().map(|c| c.input.sample_range(&c.chunks, t)).collect();
-    // The tables count samples in 32 bits.
-    if ranges.iter().map(|r| r.len() as u64).sum::<u64>() > u32::MAX as u64 {
-        return Err(refuse(
-            clips.last().expect("TARGET is a clip"),
-            "the joined track has over 2^32 - 1 samples".into(),
-        ));
-    }
-
-    // Sample entries.
-    let mut entries: Vec<Entry> = tt.entries.clone();
-    let mut desc_maps = vec![(1..=tt.entries.len() as u16).collect::<Vec<u16>>()];
-    for clip in &clips[1..] {
-        let st = &clip.input.tracks[t];
-        let mut map = Vec::with_capacity(st.entries.len());
-        for e in &st.entries {
-            if let Some(j) = entries.iter().position(|x| same_entry(x, e)) {
-                map.push(j as u16 + 1);
-                continue;
-            }
-            let first = &tt.entries[0];
-            let name = family(e.fourcc);
-            if !switchable(e.fourcc) || name != family(first.fourcc) || e.config.is_err() {
-                return Err(refuse(
-                    clip,
-                    format!("its {name} parameters differ from TARGET's, and players do not switch {name} parameters within a track"),
-                ));
-            }
-            if entry_shape(e) != entry_shape(first) {
-                return Err(refuse(
-                    clip,
-                    format!("a sample entry is {}, TARGET's is {}", entry_shape(e), entry_shape(first)),
-                ));
-            }
-            if !new_entries {
-                return Err(refuse(
-                    clip,
-                    format!(
-                        "its {name} parameters differ from TARGET's (another encoder or settings); a second sample \
-                         entry plays in FFmpeg and GStreamer but not in Chromium, so it is only made with \
-                         --new-sample-entries"
-                    ),
-                ));
-            }
-            if entries.len() >= u16::MAX as usize {
-                return Err(refuse(clip, "too many sample entries".into()));
-            }
-            entries.push(e.clone());
-            map.push(entries.len() as u16);
-            notes.push(format!(
-                "{}: track {} has other {} parameters than TARGET; they get a sample entry of their own",
-                clip.input.name,
-                t + 1,
-                family(e.fourcc)
-            ));
-        }
-        desc_maps.push(map);
-    }
-
-    // Timescale.
-    let scales_into = |clip: &Clip<'_>, range: &Range<usize>, to: u64| {
-        let from = clip.input.tracks[t].timescale as u64;
-        to % from == 0
-            || clip.input.tracks[t].samples[range.clone()]
-                .iter()
-                .all(|s| (s.duration as u64 * to) % from == 0 && (s.cts as i64 * to as i64) % from as i64 == 0)
-    };
-    let mut timescale = tt.timescale as u64;
-    if !clips.iter().zip(&ranges).skip(1).all(|(c, r)| scales_into(c, r, timescale)) {
-        for clip in clips {
-            let ts = clip.input.tracks[t].timescale as u64;
-            timescale = timescale / gcd(timescale, ts) * ts;
-            if timescale > u32::MAX as u64 {
-                return Err(refuse(
-                    clip,
-                    format!(
-                        "its timescale {ts} and TARGET's {} cannot be combined exactly (no common timescale fits \
-                         32 bits)",
-                        tt.timescale
-                    ),
-                ));
-            }
-        }
-        notes.push(format!(
-            "track {}: timescale changed from {} to {} so that every source's timing is kept exactly",
-            t + 1,
-            tt.timescale,
-            timescale
-        ));
-    }
-
-    // Per clip: conversion, durations, delays.
-    let movie_ts = target.movie_timescale as u64;
-    let video = tt.kind == TrackKind::Video;
-    let mut cts: Vec<ClipTrack> = Vec::with_capacity(clips.len());
-    let mut durations = Vec::with_capacity(clips.len());
-    let mut delays = Vec::with_capacity(clips.len());
-    let mut dts_shift = 0u64;
-    for (k, (clip, range)) in clips.iter().zip(&ranges).enumerate() {
-        let st = &clip.input.tracks[t];
-        let (mul, div) = (timescale, st.timescale as u64);
-        let mut dur = 0u64;
-        for s in &st.samples[range.clone()] {
-            let d = s.duration as u64 * mul / div;
-            if d > u32::MAX as u64 {
-                return Err(refuse(clip, format!("a sample duration overflows in timescale {timescale}")));
-            }
-            dur = dur.checked_add(d).ok_or_else(|| overflow(clip, "its duration"))?;
-        }
-        let mut delay = 0i64;
-        if video {
-            let mut dts = 0i64;
-            delay = i64::MAX;
-            for s in st.samples[range.clone()].iter().take(DELAY_WINDOW) {
-                delay = delay.min(dts + s.cts as i64 * mul as i64 / div as i64);
-                dts += (s.duration as u64 * mul / div) as i64;
-            }
-            if delay == i64::MAX {
-                delay = 0;
-            }
-        }
-        cts.push(ClipTrack {
-            samples: range.clone(),
-            mul,
-            div,
-            dts_shift,
-            cts_shift: 0,
-            desc_map: desc_maps[k].clone(),
-            groups: Vec::new(),
-            sdtp: st.has_sdtp,
-        });
-        dts_shift = dts_shift.checked_add(dur).ok_or_else(|| overflow(clip, "the joined duration"))?;
-        durations.push(dur);
-        delays.push(delay);
-    }
-    let mut presentation_ends: Vec<Option<i64>> = vec![None; clips.len()];
-    if video {
-        // Each clip's first frame is shown right after the previous clips' last one: its
-        // delay is made TARGET's, and when a previous clip was cut inside a group of
-        // B-frames (its last frames in decode order are shown after frames that were cut
-        // off), its presentation runs past its decode end; the clip's frames are then
-        // shown that much later (larger composition offsets). Decode times stay continuous.
-        let mut shown_until: Option<i64> = None;
-        for (k, (clip, range)) in clips.iter().zip(&ranges).enumerate() {
-            if range.is_empty() {
-                continue;
-            }
-            let c = &mut cts[k];
-            let dts_start = i64::try_from(c.dts_shift).map_err(|_| overflow(clip, "the joined duration"))?;
-            if k > 0 {
-                c.cts_shift = delays[0] - delays[k];
-                let starts = dts_start + delays[0];
-                if let Some(until) = shown_until.filter(|&u| u > starts) {
-                    c.cts_shift += until - starts;
-                    notes.push(format!(
-                        "{}: track {}: the clip before it ends inside a group of B-frames (frames shown after \
-                         its last one were cut off): its frames are shown {} ticks later so that presentation \
-                         times do not overlap",
-                        clip.input.name,
-                        t + 1,
-                        until - starts
-                    ));
-                }
-            }
-            // Latest presentation end of this clip's frames, on the output timeline.
-            let st = &clip.input.tracks[t];
-            let (mul, div) = (c.mul as i128, c.div as i128);
-            let mut dts = dts_start as i128;
-            let mut end = i128::MIN;
-            for s in &st.samples[range.clone()] {
-                let d = s.duration as i128 * mul / div;
-                end = end.max(dts + s.cts as i128 * mul / div + c.cts_shift as i128 + d);
-                dts += d;
-            }
-            let end = i64::try_from(end).map_err(|_| overflow(clip, "its presentation end"))?;
-            shown_until = Some(shown_until.map_or(end, |u| u.max(end)));
-            presentation_ends[k] = Some(end);
-        }
-    }
-    let media_duration = dts_shift;
-
-    // Edit lists.
-    let (target_empties, target_main) = split_edits(&tt.edits)
-        .map_err(|e| AppendError::Unusable { input: target.name.clone(), reason: format!("track {}: {e}", t + 1) })?;
-    let mut clip_mains = vec![target_main];
-    for clip in &clips[1..] {
-        let (empties, main) = split_edits(&clip.input.tracks[t].edits).map_err(|e| refuse(clip, e))?;
-        if !empties.is_empty() {
-            notes.push(format!(
-                "{}: track {} starts with an empty edit (a delay); it is dropped in the middle of TARGET",
-                clip.input.name,
-                t + 1
-            ));
-        }
-        clip_mains.push(main);
-    }
-    let edits = if tt.edits.is_empty() {
-        None
-    } else {
-        let Some(main) = target_main else {
-            return Err(AppendError::Unusable {
-                input: target.name.clone(),
-                reason: format!("track {}: its edit list shows no media", t + 1),
-            });
-        };
-        let target_mt =
-            i64::try_from(div_round(main.media_time_ticks as u128 * timescale as u128, tt.timescale as u128))
-                .map_err(|_| overflow(&clips[0], "its edit's media time"))?;
-        // The last clip with samples in this track decides where presentation ends.
-        let k = (0..clips.len()).rev().find(|&k| !ranges[k].is_empty()).unwrap_or(0);
-        let clip = &clips[k];
-        let st = &clip.input.tracks[t];
-        let complete = ranges[k].end == st.samples.len();
-        let end_in_clip = match clip_mains[k] {
-            Some(e) if complete => {
-                let (mul, div) = (timescale as u128, st.timescale as u128);
-                let mt = i64::try_from(div_round(e.media_time_ticks as u128 * mul, div)).ok();
-                let seg = i64::try_from(div_round(
-                    e.segment_duration_movie_ticks as u128 * timescale as u128,
-                    clip.input.movie_timescale.max(1) as u128,
-                ))
-                .ok();
-                let before: u64 = st.samples[..ranges[k].start].iter().map(|s| s.duration as u64).sum();
-                let before = i64::try_from(before as u128 * mul / div).ok();
-                mt.zip(seg)
-                    .and_then(|(mt, seg)| mt.checked_add(seg))
-                    .zip(before)
-                    .and_then(|(end, before)| end.checked_sub(before))
-                    .ok_or_else(|| overflow(clip, "the end of its edit"))?
-            }
-            // A video clip cut inside a group of B-frames shows its last frames past its
-            // decode end plus its delay: up to the last one's end.
-            _ => match presentation_ends[k] {
-                Some(end) => end
-                    .checked_sub(cts[k].dts_shift as i64)
-                    .and_then(|e| e.checked_sub(cts[k].cts_shift))
-                    .ok_or_else(|| overflow(clip, "its presentation end"))?,
-                None => i64::try_from(durations[k])
-                    .ok()
-                    .and_then(|d| d.checked_add(delays[k]))
-                    .ok_or_else(|| overflow(clip, "its duration"))?,
-            },
-        };
-        let m_end = i64::try_from(cts[k].dts_shift)
-            .ok()
-            .and_then(|d| d.checked_add(end_in_clip))
-            .and_then(|e| e.checked_add(cts[k].cts_shift))
-            .ok_or_else(|| overflow(clip, "the end of the joined track"))?;
-        let seg = m_end.saturating_sub(target_mt).max(0) as u128;
-        let seg_movie = div_round(seg * movie_ts as u128, timescale as u128);
-        let mut list: Vec<OutEdit> = target_empties
-            .iter()
-            .map(|e| (e.segment_duration_movie_ticks, e.media_time_ticks, e.media_rate_integer))
-            .collect();
-        list.push((seg_movie, target_mt, 1));
-        Some(list)
-    };
-    let tkhd_duration = match &edits {
-        Some(list) => list
-            .iter()
-            .try_fold(0u64, |sum, e| sum.checked_add(e.0))
-            .ok_or_else(|| overflow(&clips[0], "the sum of its edit durations"))?,
-        None => div_round(media_duration as u128 * movie_ts as u128, timescale as u128),
-    };
-
-    // sdtp and sample groups.
-    let sdtp = clips.iter().any(|c| c.input.tracks[t].has_sdtp);
-    let groups = tt.groups.clone();
-    for (k, clip) in clips.iter().enumerate() {
-        let st = &clip.input.tracks[t];
-        for g in &groups {
-            let runs = if k == 0 {
-                g.runs_for(ranges[0].clone())
-            } else {
-                match st
-                    .groups
-                    .iter()
-                    .find(|h| h.grouping_type == g.grouping_type && h.parameter == g.parameter && h.sgpd == g.sgpd)
-                {
-                    Some(h) => h.runs_for(ranges[k].clone()),
-                    None => {
-                        if !ranges[k].is_empty() {
-                            notes.push(format!(
-                                "{}: track {} has no '{}' sample group like TARGET's; its samples join none",
-                                clip.input.name,
-                                t + 1,
-                                FourCc(g.grouping_type)
-                            ));
-                        }
-                        let n = ranges[k].len() as u64;
-                        let mut v = Vec::new();
-                        let mut left = n;
-                        while left > 0 {
-                            let c = left.min(u32::MAX as u64);
-                            v.push((c as u32, 0));
-                            left -= c;
-                        }
-                        v
-                    }
-                }
-            };
-            cts[k].groups.push(runs);
-        }
-        if k > 0 && !ranges[k].is_empty() {
-            for h in &st.groups {
-                if !groups.iter().any(|g| g.grouping_type == h.grouping_type) {
-                    notes.push(format!(
-                        "{}: track {}: its '{}' sample group is dropped (TARGET has none)",
-                        clip.input.name,
-                        t + 1,
-                        FourCc(h.grouping_type)
-                    ));
-                }
-            }
-        }
-    }
-
-    Ok(TrackOut {
-        timescale: timescale as u32,
-        kind: tt.kind,
-        clips: cts,
-        entries: entries.into_iter().map(|e| e.bytes).collect(),
-        edits,
-        media_duration,
-        tkhd_duration,
-        sdtp,
-        groups,
-    })
-}
-
-/// Boxes of `stbl` that describe samples one by one: rebuilt or dropped.
-const PER_SAMPLE: [&[u8; 4]; 15] = [
-    b"stts", b"ctts", b"stss", b"stsz", b"stz2", b"stsc", b"stco", b"co64", b"sdtp", b"sbgp", b"sgpd", b"cslg",
-    b"subs", b"stps", b"padb",
-];
-
-fn write_trak(
-    buf: &mut BytesMut,
-    trak: &Child<'_>,
-    tr: &TrackOut,
-    tables: &TableBuilder,
-    extra: &[u8],
-) -> Result<(), Mp4Error> {
-    let start = open(buf, b"trak");
-    for c in trak.reader().children() {
-        let c = c?;
-        match &c.fourcc.0 {
-            b"tkhd" => rewrite_timed(buf, &c, None, tr.tkhd_duration)?,
-            b"edts" => {
-                if let Some(edits) = &tr.edits {
-                    write_edts(buf, edits);
-                }
-            }
-            b"mdia" => {
-                let mdia = open(buf, b"mdia");
-                for m in c.reader().children() {
-                    let m = m?;
-                    match &m.fourcc.0 {
-                        b"mdhd" => rewrite_timed(buf, &m, Some(tr.timescale), tr.media_duration)?,
-                        b"minf" => {
-                            let minf = open(buf, b"minf");
-                            for n in m.reader().children() {
-                                let n = n?;
-                                if n.fourcc.0 == *b"stbl" {
-                                    write_stbl(buf, &n, tr, tables, extra)?;
-                                } else {
-                                    buf.put_slice(n.data);
-                                }
-                            }
-                            close(buf, minf);
-                        }
-                        _ => buf.put_slice(m.data),
-                    }
-                }
-                close(buf, mdia);
-            }
-            _ => buf.put_slice(c.data),
-        }
-    }
-    close(buf, start);
-    Ok(())
-}
-
-fn write_stbl(
-    buf: &mut BytesMut,
-    stbl: &Child<'_>,
-    tr: &TrackOut,
-    tables: &TableBuilder,
-    extra: &[u8],
-) -> Result<(), Mp4Error> {
-    let start = open(buf, b"stbl");
-    let stsd = open_full(buf, b"stsd", 0, 0);
-    buf.put_u32(tr.entries.len() as u32);
-    tr.entries.iter().for_each(|e| buf.put_slice(e));
-    close(buf, stsd);
-    tables.write(buf);
-    buf.put_slice(extra);
-    for c in stbl.reader().children() {
-        let c = c?;
-        if c.fourcc.0 != *b"stsd" && !PER_SAMPLE.contains(&&c.fourcc.0) {
-            buf.put_slice(c.data);
-        }
-    }
-    close(buf, start);
     Ok(())
 }

@@ -1,0 +1,299 @@
+//! The one `moov` patcher: an existing `moov` with new sample tables, durations and edit
+//! lists, every box it does not describe copied as it was.
+//!
+//! Used by `livemux finalize` and `--to mp4` (through
+//! [`FragmentIndex::final_moov`](super::finalize::FragmentIndex::final_moov)) and by
+//! `append` ([`Merge::build_moov`](super::append::merge::Merge::build_moov)), so that the
+//! three agree on what survives a rewrite. What it does, box by box:
+//!
+//! - `moov`: `mvhd` rewritten (timescale and duration; written anew when missing), `mvex`
+//!   dropped (the result is a regular file), `trak` patched, anything else copied.
+//! - `trak`: `tkhd` rewritten (duration), `edts` replaced by the new edit list or dropped
+//!   when there is none (a new list goes right after `tkhd` when the track had no
+//!   `edts`), `mdia` patched, anything else (`tref`, `udta`, `meta`...) copied.
+//! - `mdia`: `mdhd` rewritten (duration, optionally timescale), `minf` patched down to
+//!   `stbl`, anything else (`hdlr`, `elng`...) copied.
+//! - `stbl`: `stsd` copied, or rebuilt from new sample entries; every box of
+//!   [`PER_SAMPLE`] dropped; `sgpd` copied unless the caller writes the track's sample
+//!   groups itself ([`TrackPatch::sample_groups`]); anything else copied in order; then the
+//!   new tables ([`TableBuilder::write`]) and the caller's extra boxes.
+//!
+//! Written by hand: it rests on the crate's own box reader and writers, and no crate
+//! patches a `moov` while copying the boxes it does not know.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::boxes::{Child, FourCc, Mp4Error, Reader};
+use super::init::write_mvhd;
+use super::tables::TableBuilder;
+use super::write::{close, open, open_full, rewrite_timed, write_edts};
+use crate::model::Edit;
+
+/// Boxes of `stbl` that describe samples one by one (or per chunk, or per fragment):
+/// they are only true of the old sample list, so a patched `stbl` drops them all and the
+/// caller writes what it knows anew.
+///
+/// - `stts ctts cslg stss stps sdtp stsz stz2 stsc stco co64`: timing, sync, sizes and
+///   chunks; [`TableBuilder`] writes the new ones (`sdtp` when it says more than `stss`).
+/// - `sbgp`: sample-to-group runs. `append` writes joined runs; finalize has none to give.
+/// - `subs`: sub-sample sizes, `padb`: padding bits: per sample, not rebuilt.
+/// - `saiz`/`saio`: sample auxiliary information (CENC `senc` sizes and offsets): per
+///   sample and pointing at file offsets. Encrypted tracks are refused on input
+///   ([`super::moov`]), so they are only ever stale leftovers here.
+///
+/// `sgpd` (group descriptions) is not in the list: it describes groups, not samples, and is
+/// kept unless the caller writes its own (see [`TrackPatch::sample_groups`]).
+pub const PER_SAMPLE: [&[u8; 4]; 16] = [
+    b"stts", b"ctts", b"cslg", b"stss", b"stps", b"sdtp", b"stsz", b"stz2", b"stsc", b"stco", b"co64", b"sbgp",
+    b"subs", b"saiz", b"saio", b"padb",
+];
+
+/// What changes in the `moov` as a whole.
+#[derive(Clone, Debug)]
+pub struct MoviePatch<'a> {
+    /// The movie timescale `mvhd` gets.
+    pub timescale: u32,
+    /// The movie duration, in `timescale` units.
+    pub duration: u64,
+    /// `next_track_ID` of an `mvhd` written for a `moov` that has none.
+    pub next_track_id: u32,
+    /// One per `trak`, in order.
+    pub tracks: &'a [TrackPatch<'a>],
+}
+
+/// What changes in one `trak`.
+#[derive(Clone, Debug)]
+pub struct TrackPatch<'a> {
+    /// `tkhd` duration, in movie units.
+    pub track_duration: u64,
+    /// `mdhd` timescale (`None`: kept).
+    pub media_timescale: Option<u32>,
+    /// `mdhd` duration, in media units.
+    pub media_duration: u64,
+    /// The edit list (`None`: no `edts`).
+    pub edits: Option<&'a [Edit]>,
+    /// New sample entries for `stsd` (`None`: `stsd` copied).
+    pub entries: Option<&'a [Bytes]>,
+    /// The new sample tables.
+    pub tables: &'a TableBuilder,
+    /// Boxes written after the tables (`append`: `sdtp`, `sgpd` and `sbgp`).
+    pub extra: &'a [u8],
+    /// The caller writes the track's sample groups (`sgpd` with `sbgp`) in `extra`: the old
+    /// `sgpd` boxes are dropped too.
+    pub sample_groups: bool,
+}
+
+impl TrackPatch<'_> {
+    fn len_hint(&self) -> usize {
+        self.tables.encoded_len() + self.extra.len() + self.entries.map_or(0, |e| e.iter().map(Bytes::len).sum())
+    }
+}
+
+/// Writes `moov` (the whole box, at `offset`, with a header of `header_len` bytes) patched.
+pub fn patch_moov(moov: &[u8], offset: u64, header_len: u32, patch: &MoviePatch<'_>) -> Result<Bytes, Mp4Error> {
+    let hl = header_len as usize;
+    let body = moov.get(hl..).ok_or_else(|| Mp4Error::invalid("'moov' box", offset, "shorter than its header"))?;
+    let root = Reader::new(body, offset + hl as u64, FourCc::new(b"moov"));
+    let tables_len: usize = patch.tracks.iter().map(TrackPatch::len_hint).sum();
+    let mut out = BytesMut::with_capacity(moov.len() + tables_len + 64 * patch.tracks.len());
+    let start = open(&mut out, b"moov");
+    let mut has_mvhd = false;
+    for child in root.children() {
+        has_mvhd |= child?.fourcc.0 == *b"mvhd";
+    }
+    // A `moov` without `mvhd` gets one: readers need it.
+    if !has_mvhd {
+        write_mvhd(&mut out, patch.timescale, patch.duration, patch.next_track_id);
+    }
+    let mut traks = patch.tracks.iter();
+    for child in root.children() {
+        let child = child?;
+        match &child.fourcc.0 {
+            b"mvhd" => rewrite_timed(&mut out, &child, Some(patch.timescale), patch.duration)?,
+            b"mvex" => {}
+            b"trak" => {
+                let track = traks.next().ok_or_else(|| child.reader().error("more 'trak' boxes than tracks"))?;
+                patch_trak(&mut out, &child, track)?;
+            }
+            _ => out.put_slice(child.data),
+        }
+    }
+    close(&mut out, start);
+    Ok(out.freeze())
+}
+
+fn write_edits(out: &mut BytesMut, edits: &[Edit]) {
+    let entries: Vec<_> =
+        edits.iter().map(|e| (e.segment_duration_movie_ticks, e.media_time_ticks, e.media_rate_integer)).collect();
+    write_edts(out, &entries);
+}
+
+fn patch_trak(out: &mut BytesMut, trak: &Child<'_>, patch: &TrackPatch<'_>) -> Result<(), Mp4Error> {
+    let start = open(out, b"trak");
+    let mut has_edts = false;
+    for c in trak.reader().children() {
+        has_edts |= c?.fourcc.0 == *b"edts";
+    }
+    for c in trak.reader().children() {
+        let c = c?;
+        match &c.fourcc.0 {
+            b"tkhd" => {
+                rewrite_timed(out, &c, None, patch.track_duration)?;
+                if let (false, Some(edits)) = (has_edts, patch.edits) {
+                    write_edits(out, edits);
+                }
+            }
+            b"edts" => {
+                if let Some(edits) = patch.edits {
+                    write_edits(out, edits);
+                }
+            }
+            b"mdia" => patch_mdia(out, &c, patch)?,
+            _ => out.put_slice(c.data),
+        }
+    }
+    close(out, start);
+    Ok(())
+}
+
+fn patch_mdia(out: &mut BytesMut, mdia: &Child<'_>, patch: &TrackPatch<'_>) -> Result<(), Mp4Error> {
+    let start = open(out, b"mdia");
+    for m in mdia.reader().children() {
+        let m = m?;
+        match &m.fourcc.0 {
+            b"mdhd" => rewrite_timed(out, &m, patch.media_timescale, patch.media_duration)?,
+            b"minf" => {
+                let minf = open(out, b"minf");
+                for n in m.reader().children() {
+                    let n = n?;
+                    if n.fourcc.0 == *b"stbl" {
+                        patch_stbl(out, &n, patch)?;
+                    } else {
+                        out.put_slice(n.data);
+                    }
+                }
+                close(out, minf);
+            }
+            _ => out.put_slice(m.data),
+        }
+    }
+    close(out, start);
+    Ok(())
+}
+
+/// Whether an `stbl` child survives a patch as it was.
+pub fn kept_in_stbl(fourcc: FourCc, own_sample_groups: bool) -> bool {
+    !PER_SAMPLE.contains(&&fourcc.0) && !(own_sample_groups && fourcc.0 == *b"sgpd")
+}
+
+fn patch_stbl(out: &mut BytesMut, stbl: &Child<'_>, patch: &TrackPatch<'_>) -> Result<(), Mp4Error> {
+    let start = open(out, b"stbl");
+    for c in stbl.reader().children() {
+        let c = c?;
+        match (&c.fourcc.0, patch.entries) {
+            (b"stsd", Some(entries)) => {
+                let stsd = open_full(out, b"stsd", 0, 0);
+                out.put_u32(entries.len() as u32);
+                entries.iter().for_each(|e| out.put_slice(e));
+                close(out, stsd);
+            }
+            _ if kept_in_stbl(c.fourcc, patch.sample_groups) => out.put_slice(c.data),
+            _ => {}
+        }
+    }
+    patch.tables.write(out);
+    out.put_slice(patch.extra);
+    close(out, start);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A box with `body`.
+    fn boxed(fourcc: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut b = BytesMut::new();
+        super::super::write::leaf(&mut b, fourcc, body);
+        b.to_vec()
+    }
+
+    /// A `moov` with one `trak` whose `stbl` holds `stbl_children`, and an `mvex`.
+    fn moov(stbl_children: &[&[u8; 4]]) -> Vec<u8> {
+        let stbl: Vec<u8> = stbl_children.iter().flat_map(|f| boxed(f, &[0, 0, 0, 0, 1, 2, 3, 4])).collect();
+        let minf = [boxed(b"vmhd", &[0; 12]), boxed(b"stbl", &stbl)].concat();
+        let mdhd = boxed(b"mdhd", &[[0u8; 12].as_slice(), &90_000u32.to_be_bytes(), &[0; 8]].concat());
+        let mdia = [mdhd, boxed(b"hdlr", &[0; 24]), boxed(b"minf", &minf)].concat();
+        let tkhd = boxed(b"tkhd", &[0; 84]);
+        let trak = [tkhd, boxed(b"mdia", &mdia), boxed(b"udta", b"kept")].concat();
+        let mvhd = boxed(b"mvhd", &[[0u8; 12].as_slice(), &1000u32.to_be_bytes(), &[0; 84]].concat());
+        boxed(b"moov", &[mvhd, boxed(b"trak", &trak), boxed(b"mvex", &[0; 8])].concat())
+    }
+
+    fn stbl_children(moov: &[u8]) -> Vec<[u8; 4]> {
+        let mut r = Reader::new(&moov[8..], 8, FourCc::new(b"moov"));
+        for name in [b"trak", b"mdia", b"minf", b"stbl"] {
+            r = r.children().map(Result::unwrap).find(|c| c.fourcc.0 == *name).unwrap().reader();
+        }
+        r.children().map(|c| c.unwrap().fourcc.0).collect()
+    }
+
+    #[test]
+    fn per_sample_boxes_go_the_rest_stays_and_tables_come_last() {
+        let input = moov(&[b"stsd", b"stts", b"saiz", b"saio", b"sdtp", b"sbgp", b"sgpd", b"zzzz", b"stco"]);
+        let mut tables = TableBuilder::new();
+        tables.start_chunk(100, 1);
+        tables.push(10, 3000, 0, true);
+        let track = TrackPatch {
+            track_duration: 33,
+            media_timescale: None,
+            media_duration: 3000,
+            edits: None,
+            entries: None,
+            tables: &tables,
+            extra: &[],
+            sample_groups: false,
+        };
+        let patch =
+            MoviePatch { timescale: 1000, duration: 33, next_track_id: 2, tracks: std::slice::from_ref(&track) };
+        let out = patch_moov(&input, 0, 8, &patch).unwrap();
+        let kids = stbl_children(&out);
+        let names: Vec<&[u8]> = kids.iter().map(|k| k.as_slice()).collect();
+        assert_eq!(names, [&b"stsd"[..], b"sgpd", b"zzzz", b"stts", b"stsc", b"stsz", b"stco"]);
+        assert!(!out.windows(4).any(|w| w == b"mvex"));
+        assert!(out.windows(4).any(|w| w == b"udta"));
+
+        // A caller that writes its own groups (append) drops the old `sgpd` as well.
+        let own = TrackPatch { sample_groups: true, extra: &boxed(b"sgpd", &[0; 8]), ..track };
+        let patch = MoviePatch { tracks: std::slice::from_ref(&own), ..patch };
+        let kids = stbl_children(&patch_moov(&input, 0, 8, &patch).unwrap());
+        assert_eq!(kids.iter().filter(|k| *k == b"sgpd").count(), 1);
+        assert!(kids.iter().any(|k| k == b"zzzz"));
+    }
+
+    #[test]
+    fn edits_are_replaced_inserted_or_dropped() {
+        let input = moov(&[b"stsd"]);
+        let tables = TableBuilder::new();
+        let edits = [Edit { segment_duration_movie_ticks: 10, media_time_ticks: 0, media_rate_integer: 1 }];
+        let track = TrackPatch {
+            track_duration: 10,
+            media_timescale: Some(48_000),
+            media_duration: 0,
+            edits: Some(&edits),
+            entries: Some(&[]),
+            tables: &tables,
+            extra: &[],
+            sample_groups: false,
+        };
+        let patch =
+            MoviePatch { timescale: 1000, duration: 10, next_track_id: 2, tracks: std::slice::from_ref(&track) };
+        let with = patch_moov(&input, 0, 8, &patch).unwrap();
+        assert!(with.windows(4).any(|w| w == b"elst"));
+        let again =
+            patch_moov(&with, 0, 8, &MoviePatch { tracks: &[TrackPatch { edits: None, ..track }], ..patch }).unwrap();
+        assert!(!again.windows(4).any(|w| w == b"edts"));
+        // Too few patches for the `trak` boxes is an error, not a panic.
+        assert!(patch_moov(&input, 0, 8, &MoviePatch { tracks: &[], ..patch }).is_err());
+    }
+}
