@@ -19,12 +19,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => return Err("usage: upload INPUT OUTPUT".into()),
     };
     // The source and sink settings are unused: their ends are handed to this program.
-    let mut pipeline = Pipeline::remux(
-        SourceConfig::default(),
-        Default::default(),
-        MuxConfig::default(),
-        SinkConfig { path: "-".into(), durability: None },
-    )?;
+    let mut pipeline =
+        Pipeline::remux(SourceConfig::default(), Default::default(), MuxConfig::default(), SinkConfig::new("-"))?;
     let mut feed = pipeline.feed("source").expect("the remux pipeline has a source");
     let mut fragments = pipeline.collect("sink").expect("the remux pipeline has a sink");
     let run = tokio::spawn(pipeline.run(Default::default()));

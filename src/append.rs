@@ -20,21 +20,23 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::formats::mp4::append::{
-    self as planner, AppendError, AppendOptions, ChunkSlice, InputData, Mode, Plan, Step,
-};
+use crate::formats::mp4::append::{self as planner, AppendError, AppendOptions, ChunkSlice, InputData, Mode, Plan};
 use crate::formats::mp4::file::FileError;
-use crate::stages::sink::describe_write_error;
+use crate::io::{describe_write_error, lock_or_refuse, Apply, Barriers};
 
 /// Bytes copied per read/write.
-pub const COPY_BUFFER: usize = 1 << 20;
+pub use crate::io::COPY_BUFFER;
 
 /// What to append to what.
 #[derive(Clone, Debug, Default)]
 pub struct AppendRequest {
+    /// The file appended to, in place or by a rewrite renamed over it.
     pub target: PathBuf,
+    /// The chunks of TARGET kept (only chunks at its end may be dropped).
     pub target_slice: ChunkSlice,
+    /// The files appended, in order, each with the chunks taken from it.
     pub sources: Vec<(PathBuf, ChunkSlice)>,
+    /// Index room to reserve, sample entries for differing parameters.
     pub options: AppendOptions,
     /// Sleep after every step (crash tests use it to kill the process between steps).
     pub step_pause: Option<Duration>,
@@ -43,6 +45,7 @@ pub struct AppendRequest {
 /// What an append did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppendReport {
+    /// Length of TARGET before.
     pub len_before: u64,
     /// Every byte written (media, index, headers), to TARGET or to its replacement.
     pub bytes_written: u64,
@@ -53,20 +56,31 @@ pub struct AppendReport {
 /// Why an append failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AppendFileError {
+    /// Reading or writing a file failed (a full disk names its file system; a TARGET another
+    /// writer holds locked is refused with `WouldBlock`).
     #[error("{}: {source}", path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// Why.
         #[source]
         source: io::Error,
     },
+    /// The planner refused: nothing was written.
     #[error(transparent)]
     Plan(#[from] AppendError),
     /// An input that is not MP4/MOV (a WebM, a Matroska file...).
     #[error("{}: {what}: append takes MP4/MOV files only (remux it to MP4 first: livemux remux IN -o OUT.mp4)", path.display())]
-    NotMp4 { path: PathBuf, what: String },
+    NotMp4 {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead.
+        what: String,
+    },
 }
 
 impl AppendFileError {
+    /// A mistake in the command line (a bad slice, a non-MP4 input) rather than in the files.
     pub fn is_usage(&self) -> bool {
         matches!(self, AppendFileError::Plan(e) if e.is_usage()) || matches!(self, AppendFileError::NotMp4 { .. })
     }
@@ -91,7 +105,7 @@ pub fn lock_target(path: &Path) -> io::Result<File> {
         wait_for_other_appends(&file)?;
         let (held, now) = (file.metadata()?, fs::metadata(path)?);
         if held.dev() == now.dev() && held.ino() == now.ino() {
-            crate::stages::sink::lock_or_refuse(&file, path)?;
+            lock_or_refuse(&file, path)?;
             return Ok(file);
         }
     }
@@ -147,41 +161,6 @@ fn read_input(file: &mut File, path: &Path) -> Result<InputData, AppendFileError
     })
 }
 
-/// Runs `steps` on `out`, reading copies from `inputs`. Returns the bytes written, or the
-/// index of the step that failed and why.
-fn run_steps(out: &File, inputs: &[&File], steps: &[Step], pause: Option<Duration>) -> Result<u64, (usize, io::Error)> {
-    let mut buf = vec![0u8; COPY_BUFFER];
-    let mut written = 0;
-    for (i, step) in steps.iter().enumerate() {
-        run_step(out, inputs, step, &mut buf).map_err(|e| (i, e))?;
-        written += step.written();
-        if let Some(p) = pause {
-            std::thread::sleep(p);
-        }
-    }
-    Ok(written)
-}
-
-fn run_step(out: &File, inputs: &[&File], step: &Step, buf: &mut [u8]) -> io::Result<()> {
-    {
-        match step {
-            Step::Copy { input, from, len, to } => {
-                let mut done = 0u64;
-                while done < *len {
-                    let n = (len - done).min(buf.len() as u64) as usize;
-                    inputs[*input].read_exact_at(&mut buf[..n], from + done)?;
-                    out.write_all_at(&buf[..n], to + done)?;
-                    done += n as u64;
-                }
-            }
-            Step::Write { offset, data } => out.write_all_at(data, *offset)?,
-            Step::Truncate { len } => out.set_len(*len)?,
-            Step::Sync => out.sync_data()?,
-        }
-    }
-    Ok(())
-}
-
 /// The temporary file a rewrite of `target` goes through: beside it, so that the rename
 /// stays within one file system.
 pub fn temp_path(target: &Path) -> PathBuf {
@@ -220,39 +199,23 @@ pub fn append(req: &AppendRequest) -> Result<AppendReport, AppendFileError> {
     let mut inputs: Vec<&File> = vec![&target];
     inputs.extend(files.iter());
     let bytes_written = match &plan.mode {
-        Mode::InPlace => match run_steps(&target, &inputs, &plan.steps, req.step_pause) {
-            Ok(n) => n,
-            Err((i, e)) => {
-                // Media goes past everything TARGET's index references, before the switch:
-                // a step that failed there (a full disk) is undone by cutting TARGET back.
-                let past_end = match &plan.steps[i] {
-                    // In place, media is only ever copied where the live index points nowhere.
-                    Step::Copy { .. } => true,
-                    Step::Write { offset, .. } => *offset >= target_data.len,
-                    _ => false,
-                };
-                let len = target.metadata().map_or(0, |m| m.len());
-                if past_end && len > target_data.len && target.set_len(target_data.len).is_ok() {
-                    let _ = target.sync_data();
-                }
-                return Err(io_err(target_path)(describe_write_error(target_path, e)));
-            }
-        },
+        Mode::InPlace => {
+            // Media goes past everything TARGET's index references, before the switch: a
+            // step that failed there (a full disk) is undone by cutting TARGET back.
+            let run = Apply::new(Barriers::AtSyncSteps).inputs(&inputs).pause(req.step_pause);
+            run.run(&target, &plan.steps).map_err(|e| io_err(target_path)(describe_write_error(target_path, e)))?
+        }
         Mode::Rewrite(_) => {
             let temp = temp_path(target_path);
             let result = (|| -> io::Result<u64> {
                 let out = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&temp)?;
                 // Once renamed over TARGET, the new file is locked until this append ends.
-                crate::stages::sink::lock_or_refuse(&out, &temp)?;
+                lock_or_refuse(&out, &temp)?;
                 out.set_permissions(target.metadata()?.permissions())?;
-                let n = run_steps(&out, &inputs, &plan.steps, req.step_pause).map_err(|(_, e)| e)?;
+                let run = Apply::new(Barriers::AtSyncSteps).inputs(&inputs).pause(req.step_pause);
+                let n = run.run(&out, &plan.steps)?;
                 out.sync_all()?;
-                fs::rename(&temp, target_path)?;
-                let dir = match target_path.parent() {
-                    Some(p) if !p.as_os_str().is_empty() => p,
-                    _ => Path::new("."),
-                };
-                File::open(dir)?.sync_all()?;
+                crate::io::rename_durably(&temp, target_path)?;
                 Ok(n)
             })();
             if result.is_err() {

@@ -7,22 +7,26 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::formats::mp4::finalize as mp4;
 use crate::formats::{sniff, ContainerKind, FinalizePlan, WriteStep, SNIFF_LEN};
+use crate::io::{describe_write_error, lock_or_refuse, Apply, Barriers};
 
 /// Why a file could not be finalized.
 #[derive(Debug, thiserror::Error)]
 pub enum FinalizeError {
+    /// Reading or writing the file failed (a full disk names its file system; a file
+    /// another process holds locked is refused with `WouldBlock`).
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The file is neither MP4 nor Matroska.
     #[error("not an MP4 or Matroska file")]
     UnknownContainer,
     /// The file cannot be finalized as it is (not fragmented, no fragment at all...).
     #[error("{0}")]
     Unusable(String),
+    /// The container is known but cannot be finalized in place yet.
     #[error("finalizing {0} files is not supported yet")]
     Unsupported(ContainerKind),
 }
@@ -30,45 +34,27 @@ pub enum FinalizeError {
 /// What [`finalize_file`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FinalizeReport {
+    /// The container of the file.
     pub container: ContainerKind,
-    /// File length before and after.
+    /// File length before.
     pub len_before: u64,
+    /// File length after.
     pub len_after: u64,
     /// Bytes written (including bytes appended).
     pub bytes_written: u64,
+    /// Steps of the plan carried out (writes and truncations).
     pub writes: usize,
+    /// One line each, for the user: where the index went, what was dropped...
     pub notes: Vec<String>,
 }
 
 /// Applies `steps` to `file` in order; with `sync`, each step reaches stable storage
-/// before the next begins. Returns the bytes written.
-///
-/// A step that fails while writing past the end of the file (a full disk) is undone by
-/// cutting the file back to the length it had before that step: the plans only ever
-/// append where nothing points yet, so the file keeps meaning what it meant.
+/// before the next begins. Returns the bytes written. A step that fails while writing past
+/// the end of the file (a full disk) is undone by cutting the file back (see
+/// [`crate::io::Apply`]).
 pub fn apply(file: &File, steps: &[WriteStep], sync: bool) -> std::io::Result<u64> {
-    let mut written = 0;
-    for step in steps {
-        let len_before = file.metadata()?.len();
-        let done = match step {
-            WriteStep::Write { offset, data } => file.write_all_at(data, *offset).map(|()| data.len() as u64),
-            WriteStep::Truncate { len } => file.set_len(*len).map(|()| 0),
-        }
-        .and_then(|n| if sync { file.sync_data().map(|()| n) } else { Ok(n) });
-        match done {
-            Ok(n) => written += n,
-            Err(e) => {
-                if matches!(step, WriteStep::Write { offset, .. } if *offset >= len_before)
-                    && file.metadata().is_ok_and(|m| m.len() > len_before)
-                    && file.set_len(len_before).is_ok()
-                {
-                    let _ = file.sync_data();
-                }
-                return Err(e);
-            }
-        }
-    }
-    Ok(written)
+    let barriers = if sync { Barriers::EachStep } else { Barriers::Never };
+    Apply::new(barriers).run(file, steps)
 }
 
 /// Makes the file at `path` (a fragmented MP4, or a Matroska/WebM file as a crash or a
@@ -79,15 +65,14 @@ pub fn apply(file: &File, steps: &[WriteStep], sync: bool) -> std::io::Result<u6
 /// waiting and held until the end, so no writer starts meanwhile.
 pub fn finalize_file(path: &Path) -> Result<FinalizeReport, FinalizeError> {
     let mut file = OpenOptions::new().read(true).write(true).open(path)?;
-    crate::stages::sink::lock_or_refuse(&file, path)?;
+    lock_or_refuse(&file, path)?;
     let len_before = file.metadata()?.len();
     let mut head = [0u8; SNIFF_LEN];
     let n = file.read(&mut head)?;
     let container = sniff(&head[..n]).ok_or(FinalizeError::UnknownContainer)?;
     file.seek(SeekFrom::Start(0))?;
     let plan = plan(container, &mut file, len_before)?;
-    let bytes_written =
-        apply(&file, &plan.steps, true).map_err(|e| crate::stages::sink::describe_write_error(path, e))?;
+    let bytes_written = apply(&file, &plan.steps, true).map_err(|e| describe_write_error(path, e))?;
     Ok(FinalizeReport {
         container,
         len_before,

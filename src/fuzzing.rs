@@ -28,7 +28,7 @@ use crate::formats::mp4::scan::layout::ScanLayout;
 use crate::formats::mp4::scan::MdatScanner;
 use crate::formats::mp4::walker::Mp4Walker;
 use crate::formats::mp4::{finalize as mp4_finalize, FourCc};
-use crate::formats::{ContainerEvent, ContainerKind, ElementKind, FinalizePlan, Muxer, PacketEvent, WriteStep};
+use crate::formats::{ContainerEvent, ContainerKind, ElementKind, FinalizePlan, Muxer, PacketEvent};
 use crate::model::{Chunk, ParamOrigin, Track, TrackKind};
 use crate::pipeline::{Override, Pipeline};
 
@@ -313,30 +313,11 @@ pub fn mp4_moof(data: &[u8]) {
     }
 }
 
-/// Applies a finalize plan to an in-memory copy of the file.
+/// Applies a finalize plan to an in-memory copy of the file, letting it grow by at most
+/// [`MAX_PLAN_GROWTH`]. Whether the plan stayed in range.
 fn apply(file: &mut Vec<u8>, plan: &FinalizePlan) -> bool {
-    for step in &plan.steps {
-        match step {
-            WriteStep::Write { offset, data } => {
-                let Some(end) = offset.checked_add(data.len() as u64) else { return false };
-                if end > file.len() as u64 + MAX_PLAN_GROWTH {
-                    return false;
-                }
-                let (offset, end) = (*offset as usize, end as usize);
-                if file.len() < end {
-                    file.resize(end, 0);
-                }
-                file[offset..end].copy_from_slice(data);
-            }
-            WriteStep::Truncate { len } => {
-                if *len > file.len() as u64 + MAX_PLAN_GROWTH {
-                    return false;
-                }
-                file.resize(*len as usize, 0);
-            }
-        }
-    }
-    true
+    let max_len = (file.len() as u64).saturating_add(MAX_PLAN_GROWTH);
+    crate::io::try_apply_in_memory(file, &[], &plan.steps, max_len).is_ok()
 }
 
 /// `livemux finalize` of an MP4 held in memory: the plan, applied, then planned again on

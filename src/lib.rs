@@ -8,7 +8,7 @@
 //! # async fn demo(upload: Vec<bytes::Bytes>) -> Result<(), Box<dyn std::error::Error>> {
 //! use livemux::pipeline::Pipeline;
 //! use livemux::stages::{mux::MuxConfig, sink::SinkConfig, source::SourceConfig};
-//! let sink = SinkConfig { path: "-".into(), durability: None };
+//! let sink = SinkConfig::new("-");
 //! let mut p = Pipeline::remux(SourceConfig::default(), Default::default(), MuxConfig::default(), sink)?;
 //! let mut feed = p.feed("source").unwrap();
 //! let mut fragments = p.collect("sink").unwrap();
@@ -31,6 +31,7 @@ pub mod finalize;
 pub mod formats;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod io;
 pub mod model;
 pub mod pipeline;
 pub mod reference;

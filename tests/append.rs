@@ -11,6 +11,7 @@ use std::time::Duration;
 use common::*;
 use livemux::append::{append, AppendRequest};
 use livemux::formats::mp4::append::{self as planner, AppendOptions, ChunkSlice, InputData, Mode, Step};
+use livemux::io::apply_in_memory;
 
 fn tools_file(name: &str) -> PathBuf {
     root().join("tests/fixtures/tools").join(name)
@@ -436,7 +437,7 @@ fn crash_replay_every_state_is_the_old_or_the_new_file() {
     let inputs: Vec<&[u8]> = vec![&tb, &fb, &sb];
     let old = framemd5(&t);
     let mut new_bytes = tb.clone();
-    planner::apply_in_memory(&mut new_bytes, &inputs, &plan.steps);
+    apply_in_memory(&mut new_bytes, &inputs, &plan.steps);
     let new_path = d.join("new.mp4");
     std::fs::write(&new_path, &new_bytes).unwrap();
     let new = framemd5(&new_path);
@@ -450,7 +451,7 @@ fn crash_replay_every_state_is_the_old_or_the_new_file() {
     for g in 0..groups.len() {
         let mut base = tb.clone();
         for done in &groups[..g] {
-            planner::apply_in_memory(&mut base, &inputs, done);
+            apply_in_memory(&mut base, &inputs, done);
         }
         let w = groups[g];
         for mask in 0u32..(1 << w.len()) {
@@ -467,7 +468,7 @@ fn crash_replay_every_state_is_the_old_or_the_new_file() {
                         }
                         (_, s) => s.clone(),
                     };
-                    planner::apply_in_memory(&mut bytes, &inputs, std::slice::from_ref(&step));
+                    apply_in_memory(&mut bytes, &inputs, std::slice::from_ref(&step));
                 }
                 if !seen.insert(bytes.clone()) {
                     continue;

@@ -13,7 +13,7 @@ use proptest::prelude::*;
 fn remux_in_chunks(data: &Bytes, sizes: &[usize]) -> Vec<u8> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
-        let sink = SinkConfig { path: "-".into(), durability: None };
+        let sink = SinkConfig::new("-");
         let mut p = Pipeline::remux(SourceConfig::default(), Default::default(), MuxConfig::default(), sink).unwrap();
         let mut feed = p.feed("source").unwrap();
         let mut rx = p.collect("sink").unwrap();

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use livemux::formats::mp4::finalize::{plan, scan, Scanned};
 use livemux::formats::WriteStep;
+use livemux::io::apply_in_memory;
 
 fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("run a tool");
@@ -199,20 +200,6 @@ fn finalize_indexes_fragments_written_after_a_finalize() {
     assert_eq!(std::fs::read(&path).unwrap(), mixed, "a refused file is left as it was");
 }
 
-fn apply(file: &mut Vec<u8>, step: &WriteStep) {
-    match step {
-        WriteStep::Write { offset, data } => write_at(file, *offset as usize, data),
-        WriteStep::Truncate { len } => file.truncate(*len as usize),
-    }
-}
-
-fn write_at(file: &mut Vec<u8>, at: usize, data: &[u8]) {
-    if file.len() < at + data.len() {
-        file.resize(at + data.len(), 0);
-    }
-    file[at..at + data.len()].copy_from_slice(data);
-}
-
 /// The sectors a write covers, as ranges of its data.
 fn sectors(offset: u64, len: usize) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
@@ -241,12 +228,13 @@ fn crash_states(initial: &[u8], steps: &[WriteStep]) -> Vec<(String, Vec<u8>, us
                 let mut state = cur.clone();
                 for &i in &landed {
                     let (a, b) = pieces[i];
-                    write_at(&mut state, *offset as usize + a, &data[a..b]);
+                    let piece = WriteStep::Write { offset: offset + a as u64, data: data.slice(a..b) };
+                    apply_in_memory(&mut state, &[], &[piece]);
                 }
                 out.push((format!("step {k}, sectors {landed:?} of {n}"), state, k));
             }
         }
-        apply(&mut cur, step);
+        apply_in_memory(&mut cur, &[], std::slice::from_ref(step));
         out.push((format!("after step {k}"), cur.clone(), k + 1));
     }
     out
@@ -273,7 +261,7 @@ fn repairing_the_mixed_state_survives_a_crash_at_every_write() {
         let WriteStep::Write { offset, data } = &pl.steps[2] else { panic!("{what}: the switch") };
         assert!(data.len() <= 16 && offset % 512 + data.len() as u64 <= 512, "{what}: the switch is one sector");
         let mut last = mixed.clone();
-        pl.steps.iter().for_each(|s| apply(&mut last, s));
+        apply_in_memory(&mut last, &[], &pl.steps);
         let last_path = dir.path().join(format!("{what}.final.mp4"));
         std::fs::write(&last_path, &last).unwrap();
         assert_eq!(packet_bytes(&last_path), want, "{what}: the repaired file");
@@ -289,7 +277,7 @@ fn repairing_the_mixed_state_survives_a_crash_at_every_write() {
             let again_plan = plan(&mut Cursor::new(&state), state.len() as u64)
                 .unwrap_or_else(|e| panic!("{what}, {state_name}: {e}"));
             let mut again = state.clone();
-            again_plan.steps.iter().for_each(|s| apply(&mut again, s));
+            apply_in_memory(&mut again, &[], &again_plan.steps);
             assert!(again == last, "{what}, {state_name}: finalizing again gives another file");
         }
     }

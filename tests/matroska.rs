@@ -14,6 +14,7 @@ use common::*;
 use livemux::formats::matroska::finalize::{plan_in_place, Scanned, Scanner};
 use livemux::formats::matroska::reader::{MkvItem, MkvReader};
 use livemux::formats::WriteStep;
+use livemux::io::apply_in_memory;
 
 /// Chromium's Matroska recordings (H.264 ones carry Annex B without CodecPrivate).
 const BROWSER: [&str; 6] = [
@@ -254,19 +255,6 @@ fn scan(data: &[u8]) -> Vec<WriteStep> {
     plan_in_place(&front, &index, input_len).unwrap().unwrap().steps
 }
 
-fn apply(data: &mut Vec<u8>, step: &WriteStep) {
-    match step {
-        WriteStep::Write { offset, data: bytes } => {
-            let o = *offset as usize;
-            if data.len() < o + bytes.len() {
-                data.resize(o + bytes.len(), 0);
-            }
-            data[o..o + bytes.len()].copy_from_slice(bytes);
-        }
-        WriteStep::Truncate { len } => data.truncate(*len as usize),
-    }
-}
-
 /// Whether livemux's own reader walks the whole file without an error.
 fn reads_cleanly(data: &[u8]) -> bool {
     let mut r = MkvReader::new();
@@ -317,7 +305,7 @@ fn finalize_cut_at_every_step_leaves_a_valid_file() {
         let whole = framemd5(&browser_file(name, dir.path()));
         for k in 0..=steps.len() {
             let mut state = cut.to_vec();
-            steps[..k].iter().for_each(|s| apply(&mut state, s));
+            apply_in_memory(&mut state, &[], &steps[..k]);
             if k == 0 {
                 continue; // the cut file itself: the tail is torn, as the crash left it
             }

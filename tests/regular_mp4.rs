@@ -15,6 +15,7 @@ use livemux::formats::mp4::file::read_moov;
 use livemux::formats::mp4::finalize::{plan, scan, Scanned};
 use livemux::formats::mp4::moov::parse_movie;
 use livemux::formats::WriteStep;
+use livemux::io::apply_in_memory;
 use livemux::model::FragmentKind;
 use livemux::pipeline::Pipeline;
 use livemux::stages::mux::{MuxConfig, MuxFormat};
@@ -152,7 +153,7 @@ fn record_in_process(input: &Path, reserve_ms: u64) -> (Vec<u8>, Vec<WriteStep>)
         let dir = tempfile::tempdir().unwrap();
         let source = SourceConfig { path: input.into(), ..SourceConfig::default() };
         let mux = MuxConfig { format: MuxFormat::Mp4, reserve_ms, ..MuxConfig::default() };
-        let sink = SinkConfig { path: dir.path().join("unused.mp4"), durability: None };
+        let sink = SinkConfig::new(dir.path().join("unused.mp4"));
         let mut p = Pipeline::remux(source, Default::default(), mux, sink).unwrap();
         let mut rx = p.collect("sink").unwrap();
         let run = tokio::spawn(p.run(Default::default()));
@@ -168,21 +169,6 @@ fn record_in_process(input: &Path, reserve_ms: u64) -> (Vec<u8>, Vec<WriteStep>)
         run.await.unwrap().unwrap();
         (recorded, steps)
     })
-}
-
-/// Applies a step to an in-memory file.
-fn apply(file: &mut Vec<u8>, step: &WriteStep) {
-    match step {
-        WriteStep::Write { offset, data } => write_at(file, *offset as usize, data),
-        WriteStep::Truncate { len } => file.truncate(*len as usize),
-    }
-}
-
-fn write_at(file: &mut Vec<u8>, at: usize, data: &[u8]) {
-    if file.len() < at + data.len() {
-        file.resize(at + data.len(), 0);
-    }
-    file[at..at + data.len()].copy_from_slice(data);
 }
 
 /// The reserved free box right after ftyp: (offset, size).
@@ -207,7 +193,7 @@ fn faststart_writes_every_media_byte_once() {
     for s in &steps {
         let WriteStep::Write { offset, data } = s else { panic!("{s:?}") };
         assert!(*offset >= f && offset + data.len() as u64 <= f + r, "a write outside the reserve: {s:?}");
-        apply(&mut file, s);
+        apply_in_memory(&mut file, &[], std::slice::from_ref(s));
     }
     assert_eq!(file.len(), recorded.len(), "faststart appends nothing");
     let (moov_at, hl, moov) = read_moov(&mut Cursor::new(&file), file.len() as u64).unwrap().unwrap();
@@ -242,7 +228,7 @@ fn faststart_writes_every_media_byte_once() {
     let (recorded, steps) = record_in_process(&input, 0);
     let appended = steps.iter().map(WriteStep::len).sum::<u64>();
     let mut file = recorded.clone();
-    steps.iter().for_each(|s| apply(&mut file, s));
+    apply_in_memory(&mut file, &[], &steps);
     let (_, _, moov) = read_moov(&mut Cursor::new(&file), file.len() as u64).unwrap().unwrap();
     assert_eq!(appended, moov.len() as u64 + 8 + 16);
     assert_eq!(file.len() as u64, recorded.len() as u64 + moov.len() as u64 + 8);
@@ -299,12 +285,13 @@ fn crash_states(initial: &[u8], steps: &[WriteStep]) -> Vec<(String, Vec<u8>, bo
                 }
                 for &i in &landed {
                     let (a, b) = pieces[i];
-                    write_at(&mut state, *offset as usize + a, &data[a..b]);
+                    let piece = WriteStep::Write { offset: offset + a as u64, data: data.slice(a..b) };
+                    apply_in_memory(&mut state, &[], &[piece]);
                 }
                 out.push((format!("step {k}, sectors {landed:?} of {}", pieces.len()), state, tail_gone));
             }
         }
-        apply(&mut cur, step);
+        apply_in_memory(&mut cur, &[], std::slice::from_ref(step));
         tail_gone |= matches!(step, WriteStep::Truncate { .. });
         out.push((format!("after step {k} ({step:?})", step = short(step)), cur.clone(), tail_gone));
     }
@@ -315,6 +302,7 @@ fn short(step: &WriteStep) -> String {
     match step {
         WriteStep::Write { offset, data } => format!("write {} bytes at {offset}", data.len()),
         WriteStep::Truncate { len } => format!("truncate to {len}"),
+        other => format!("{other:?}"),
     }
 }
 
@@ -353,7 +341,7 @@ fn own_counts(state: &[u8]) -> Result<Vec<u32>, String> {
 /// the finished file, by the crate's parser and by FFmpeg (each distinct state once).
 fn replay(name: &str, initial: &[u8], steps: &[WriteStep], dir: &Path) -> usize {
     let mut last = initial.to_vec();
-    steps.iter().for_each(|s| apply(&mut last, s));
+    apply_in_memory(&mut last, &[], &steps);
     let expected_counts = own_counts(&last).unwrap();
     let states = crash_states(initial, steps);
     // The crate's parser on every state first (no external tool needed)...
@@ -363,7 +351,7 @@ fn replay(name: &str, initial: &[u8], steps: &[WriteStep], dir: &Path) -> usize 
         // `livemux finalize` completes an interrupted conversion from any state.
         let mut again = state.clone();
         let p = plan(&mut Cursor::new(state), state.len() as u64).unwrap();
-        p.steps.iter().for_each(|s| apply(&mut again, s));
+        apply_in_memory(&mut again, &[], &p.steps);
         let Ok(Scanned::Regular { samples }) = scan(&mut Cursor::new(&again), again.len() as u64) else {
             panic!("{name}, {what}: finalizing again does not give a regular MP4: {:?}", p.notes);
         };

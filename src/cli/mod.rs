@@ -307,10 +307,8 @@ pub fn main() -> ExitCode {
                     idle_timeout: std::time::Duration::from_millis(idle_timeout_ms),
                     ..SourceConfig::default()
                 };
-                let sink = SinkConfig {
-                    path: output,
-                    durability: durability.map(|d| d.parse::<Durability>().expect("clap checked the value")),
-                };
+                let mut sink = SinkConfig::new(output);
+                sink.durability = durability.map(|d| d.parse::<Durability>().expect("clap checked the value"));
                 let mux = MuxConfig {
                     format,
                     fragment: FragmentPolicy { min_ms: fragment_ms, max_ms: max_fragment_ms },
@@ -335,7 +333,7 @@ pub fn main() -> ExitCode {
                     Err(code) => return code,
                 };
                 let mux = MuxConfig { format, skip_unsupported, ..MuxConfig::default() };
-                let sink = SinkConfig { path: output, durability: None };
+                let sink = SinkConfig::new(output);
                 match Pipeline::remux(source, params, mux, sink) {
                     Ok(p) => run_pipeline(p).await,
                     Err(e) => report_file_error(&e),

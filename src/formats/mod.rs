@@ -4,7 +4,10 @@
 pub mod fragmenter;
 pub mod matroska;
 pub mod mp4;
+pub mod plan;
 pub mod timeline;
+
+pub use plan::{FinalizePlan, WriteStep};
 
 use bytes::Bytes;
 
@@ -122,40 +125,6 @@ pub enum ContainerEvent {
     Unindexed(std::sync::Arc<mp4::scan::layout::ScanLayout>),
     /// Always last.
     End(EndState),
-}
-
-/// One step of an in-place change to a written output (the finalize at a clean stop, or
-/// `livemux finalize` on a file left behind). Steps are applied in order, each made
-/// durable before the next begins, so a plan whose every prefix leaves a valid file keeps
-/// the file valid through a crash at any moment.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum WriteStep {
-    /// Write `data` at `offset`, inside the file or past its end.
-    Write { offset: u64, data: Bytes },
-    /// Cut the file to `len` bytes (an incomplete last fragment).
-    Truncate { len: u64 },
-}
-
-impl WriteStep {
-    /// Bytes the step writes.
-    pub fn len(&self) -> u64 {
-        match self {
-            WriteStep::Write { data, .. } => data.len() as u64,
-            WriteStep::Truncate { .. } => 0,
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// What a finalizer decided to do to a file, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct FinalizePlan {
-    pub steps: Vec<WriteStep>,
-    /// One line each, for the user: where the index went, what was dropped...
-    pub notes: Vec<String>,
 }
 
 /// What `packet-split` emits and a muxer consumes.

@@ -280,9 +280,10 @@ fn stage_config(f: &mut Fields<'_>) -> StageConfig {
                 skip_unsupported: f.bool("skip_unsupported").unwrap_or(false),
             })
         }
-        StageKind::Sink => {
-            StageConfig::Sink(SinkConfig { path: f.required_path("path"), durability: f.parsed("durability") })
-        }
+        StageKind::Sink => StageConfig::Sink(SinkConfig {
+            durability: f.parsed("durability"),
+            ..SinkConfig::new(f.required_path("path"))
+        }),
     }
 }
 

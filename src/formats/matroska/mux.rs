@@ -397,15 +397,9 @@ fn round_ms(ns: i128) -> i64 {
 /// Writes the whole of `fragments` (a test helper's view of what a file sink does).
 #[cfg(test)]
 fn apply(fragments: &[Fragment]) -> Vec<u8> {
+    let steps: Vec<WriteStep> = fragments.iter().map(WriteStep::from_fragment).collect();
     let mut file = Vec::new();
-    for f in fragments {
-        let data = f.to_bytes();
-        let o = f.offset as usize;
-        if file.len() < o + data.len() {
-            file.resize(o + data.len(), 0);
-        }
-        file[o..o + data.len()].copy_from_slice(&data);
-    }
+    crate::formats::plan::apply_in_memory(&mut file, &[], &steps);
     file
 }
 

@@ -110,29 +110,10 @@ pub struct AppendOptions {
     pub new_sample_entries: bool,
 }
 
-/// One step of an append plan.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Step {
-    /// Copy `len` bytes of input `input` (0: TARGET, then the sources) at `from` to `to`.
-    Copy { input: usize, from: u64, len: u64, to: u64 },
-    /// Write `data` at `offset`.
-    Write { offset: u64, data: Bytes },
-    /// Cut the file to `len` bytes.
-    Truncate { len: u64 },
-    /// Everything before reaches stable storage before anything after begins.
-    Sync,
-}
-
-impl Step {
-    /// Bytes the step writes.
-    pub fn written(&self) -> u64 {
-        match self {
-            Step::Copy { len, .. } => *len,
-            Step::Write { data, .. } => data.len() as u64,
-            Step::Truncate { .. } | Step::Sync => 0,
-        }
-    }
-}
+/// One step of an append plan: the crate's one plan vocabulary
+/// ([`crate::formats::plan::WriteStep`]), with [`Step::Copy`] for media and [`Step::Sync`]
+/// for the barriers of the write protocol.
+pub use crate::formats::plan::WriteStep as Step;
 
 /// How TARGET is changed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -396,33 +377,4 @@ fn rewrite(merge: &Merge<'_>, reason: String, options: &AppendOptions) -> Result
             notes: Vec::new(),
         });
     }
-}
-
-/// Applies `steps` to a file held in memory; `inputs[i]` holds input `i` as it was before
-/// the plan (for TARGET in place, the file itself is read). For simulations and the
-/// crash-replay tests. Returns the bytes written.
-pub fn apply_in_memory(file: &mut Vec<u8>, inputs: &[&[u8]], steps: &[Step]) -> u64 {
-    let mut written = 0;
-    for step in steps {
-        match step {
-            Step::Copy { input, from, len, to } => {
-                let (from, len, to) = (*from as usize, *len as usize, *to as usize);
-                if file.len() < to + len {
-                    file.resize(to + len, 0);
-                }
-                file[to..to + len].copy_from_slice(&inputs[*input][from..from + len]);
-            }
-            Step::Write { offset, data } => {
-                let at = *offset as usize;
-                if file.len() < at + data.len() {
-                    file.resize(at + data.len(), 0);
-                }
-                file[at..at + data.len()].copy_from_slice(data);
-            }
-            Step::Truncate { len } => file.resize(*len as usize, 0),
-            Step::Sync => {}
-        }
-        written += step.written();
-    }
-    written
 }

@@ -11,6 +11,7 @@ use crate::codecs::CodecConfig;
 use crate::formats::mp4::init::{write_mvhd, write_trak, TrakTiming};
 use crate::formats::mp4::tables::TableBuilder;
 use crate::formats::mp4::write::{close, open};
+use crate::formats::plan::apply_in_memory;
 use crate::model::{Edit, ParamOrigin, Track, TrackKind};
 
 const CORPUS_1S: &[u8] = include_bytes!("../../../../tests/fixtures/tools/h264_aac_reference_1s.mp4");
