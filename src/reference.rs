@@ -66,9 +66,8 @@ impl Reference {
     /// [`ErrorKind::Reference`](crate::ErrorKind::Reference), with the path) says why it
     /// cannot serve as a reference.
     pub fn load(path: &Path) -> crate::Result<Self> {
-        Reference::read(path).map_err(|reason| {
-            crate::formats::Failure::Reference { path: path.to_path_buf(), reason }.into()
-        })
+        Reference::read(path)
+            .map_err(|reason| crate::formats::Failure::Reference { path: path.to_path_buf(), reason }.into())
     }
 
     /// [`Reference::load`], with the reason it cannot serve as a plain message.

@@ -95,7 +95,11 @@ pub fn check_writable(format: MuxFormat, index: usize, track: &Track) -> Result<
 
 /// The tracks `format` can carry, and for each input track its index among them (`None`:
 /// dropped, with a note naming it).
-pub fn writable_tracks(format: MuxFormat, tracks: &TrackSet, notes: &mut Vec<String>) -> (TrackSet, Vec<Option<usize>>) {
+pub fn writable_tracks(
+    format: MuxFormat,
+    tracks: &TrackSet,
+    notes: &mut Vec<String>,
+) -> (TrackSet, Vec<Option<usize>>) {
     let mut kept = Vec::new();
     let mut map = Vec::with_capacity(tracks.len());
     for (i, t) in tracks.iter().enumerate() {

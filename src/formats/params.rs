@@ -521,10 +521,11 @@ impl CodecParams {
             // the scanned packets unless there were too many, and then uses this index
             // instead. Its tracks go first, chosen as for an index that comes first.
             ContainerEvent::Meta(m) if is_moov(m) && self.unindexed => {
-                let chosen = parse_movie(&m.data, m.offset, m.header_len).map_err(|e| e.to_string()).and_then(|movie| {
-                    let chosen = choose_tracks(&movie, self.reference.as_deref(), self.policy);
-                    chosen.map(|c| (movie, c)).map_err(|e| e.to_string())
-                });
+                let chosen =
+                    parse_movie(&m.data, m.offset, m.header_len).map_err(|e| e.to_string()).and_then(|movie| {
+                        let chosen = choose_tracks(&movie, self.reference.as_deref(), self.policy);
+                        chosen.map(|c| (movie, c)).map_err(|e| e.to_string())
+                    });
                 match chosen {
                     Ok((movie, mut chosen)) => {
                         self.notes.append(&mut chosen.notes);
