@@ -28,7 +28,7 @@ pub enum Splitter {
     /// MP4 input.
     Mp4(Box<Mp4Splitter>),
     /// Matroska input.
-    Matroska(MkvSplitter),
+    Matroska(Box<MkvSplitter>),
 }
 
 impl Splitter {
@@ -40,7 +40,7 @@ impl Splitter {
     /// Takes one event (not `End`: see [`Splitter::finish`]); appends what it cuts to `out`.
     pub fn handle(&mut self, ev: ContainerEvent, out: &mut Vec<PacketEvent>) -> Result<(), Failure> {
         if ev == ContainerEvent::Container(ContainerKind::Matroska) {
-            *self = Splitter::Matroska(MkvSplitter::new());
+            *self = Splitter::Matroska(Box::default());
         }
         match self {
             Splitter::Mp4(s) => s.handle(ev, out)?,
