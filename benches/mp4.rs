@@ -3,12 +3,16 @@
 //! Groups (criterion reports bytes/s):
 //! - `walk`: `Mp4Walker` over the whole file in 1 MiB chunks (top-level boxes, mdat slices);
 //!   throughput in input bytes.
-//! - `split`: walker + `Mp4Splitter`, the full demux to packets; throughput in input bytes.
+//! - `split`: walker + `Splitter`, the full demux to packets (the tracks and the parsed
+//!   `moov` from `CodecParams`, as a remux has them); throughput in input bytes.
 //!   `moov_first` feeds the trailing `moov` first, as the `source` stage does for a complete
 //!   file; `stream_order` feeds the file as it lies, so all media is buffered until the `moov`.
 //! - `mux`: `Fmp4Muxer` (default 1 s / 2 s fragments) over the pre-split packets, header to
 //!   finish; throughput in packet payload bytes.
 //! - `parse_moov`: `parse_movie` on the `moov` box; throughput in `moov` bytes.
+//! - `remux`: the whole sans-IO remux (`Remuxer`: sniffing, parameters, splitter, muxer)
+//!   fed the file in 1 MiB pieces in file order, to fmp4 and to mp4 (finalize writes
+//!   included); throughput in input bytes.
 //! - `mux` also runs `RegularMp4Muxer` (`--to mp4`: the same fragments, each read back into
 //!   the index, and the regular moov built at the end), as `<input>/mp4`.
 //! - `finalize`: `finalize::plan` (what `livemux finalize` computes before writing) on the
@@ -36,18 +40,21 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use livemux::formats::fragmenter::FragmentPolicy;
-use livemux::formats::mp4::demux::Mp4Splitter;
 use livemux::formats::mp4::finalize::plan;
 use livemux::formats::mp4::fmp4::Fmp4Muxer;
 use livemux::formats::mp4::moov::parse_movie;
+use livemux::formats::mp4::moov::Movie;
 use livemux::formats::mp4::regular::{RegularMp4Muxer, DEFAULT_RESERVE_MS};
 use livemux::formats::mp4::scan::layout::ScanLayout;
 use livemux::formats::mp4::scan::MdatScanner;
 use livemux::formats::mp4::walker::Mp4Walker;
-use livemux::formats::{ContainerEvent, ElementKind, MetaUnit, Muxer, PacketEvent};
-use livemux::model::{Chunk, Packet, ParamOrigin, TrackKind, TrackSet};
+use livemux::formats::output::MuxFormat;
+use livemux::formats::params::{unindexed_tracks, CodecParams, ParamPolicy};
+use livemux::formats::remux::{RemuxOptions, Remuxer};
+use livemux::formats::split::{SplitConfig, Splitter};
+use livemux::formats::{ContainerEvent, ContainerKind, ElementKind, MetaUnit, Muxer, PacketEvent};
+use livemux::model::{Chunk, Packet, TrackSet};
 use livemux::reference::Reference;
-use livemux::stages::codecpar::unindexed_tracks;
 
 const CHUNK: usize = 1 << 20;
 const SPLIT_LIMIT: u64 = 4 << 30;
@@ -136,22 +143,28 @@ fn read_moov_from_file(path: &Path) -> std::io::Result<Option<MetaUnit>> {
     Ok(None)
 }
 
-/// The audio and video tracks, as `codecpar-extract` builds them.
-fn tracks_of(moov: &MetaUnit) -> TrackSet {
-    let movie = parse_movie(&moov.data, moov.offset, moov.header_len).unwrap();
-    let tracks = movie
-        .tracks
-        .iter()
-        .filter(|t| t.kind != TrackKind::Other)
-        .map(|t| t.to_track(movie.timescale, t.codec.clone().unwrap(), ParamOrigin::Stream))
-        .collect();
-    Arc::new(tracks)
+/// The audio and video tracks and the parsed `moov`, as the core's parameter policy
+/// gives them to the splitter.
+fn tracks_of(moov: &MetaUnit) -> (TrackSet, Arc<Movie>) {
+    let mut params = CodecParams::new(ParamPolicy::Stream, None).unwrap();
+    let mut out = Vec::new();
+    params.push(ContainerEvent::Container(ContainerKind::Mp4), &mut out).unwrap();
+    params.push(ContainerEvent::Meta(moov.clone()), &mut out).unwrap();
+    let tracks = out.iter().find_map(|ev| match ev {
+        ContainerEvent::Tracks(t) => Some(t.clone()),
+        _ => None,
+    });
+    let movie = out.iter().find_map(|ev| match ev {
+        ContainerEvent::Movie(m) => Some(m.clone()),
+        _ => None,
+    });
+    (tracks.expect("tracks"), movie.expect("the parsed moov"))
 }
 
 /// Full demux; `moov_first` sends the moov before the media, as the source stage does for
 /// a complete file. Calls `f` on every packet; returns the packet count.
-fn split(data: &Bytes, tracks: &TrackSet, moov: &MetaUnit, moov_first: bool, mut f: impl FnMut(Packet)) -> u64 {
-    let mut s = Mp4Splitter::new(SPLIT_LIMIT);
+fn split(data: &Bytes, (tracks, movie): &(TrackSet, Arc<Movie>), moov_first: bool, mut f: impl FnMut(Packet)) -> u64 {
+    let mut s = Splitter::new(&SplitConfig { buffer_limit: SPLIT_LIMIT, late_index: false });
     let mut out = Vec::new();
     let mut count = 0u64;
     let mut drain = |out: &mut Vec<PacketEvent>| {
@@ -162,10 +175,10 @@ fn split(data: &Bytes, tracks: &TrackSet, moov: &MetaUnit, moov_first: bool, mut
             }
         }
     };
-    s.handle(ContainerEvent::Tracks(tracks.clone()), &mut out).unwrap();
     if moov_first {
-        s.handle(ContainerEvent::Meta(moov.clone()), &mut out).unwrap();
+        s.handle(ContainerEvent::Movie(movie.clone()), &mut out).unwrap();
     }
+    s.handle(ContainerEvent::Tracks(tracks.clone()), &mut out).unwrap();
     let mut end = None;
     walk(data, |ev| match ev {
         ContainerEvent::End(e) => end = Some(e),
@@ -178,6 +191,17 @@ fn split(data: &Bytes, tracks: &TrackSet, moov: &MetaUnit, moov_first: bool, mut
     assert!(summary.notes.is_empty(), "splitter notes: {:?}", summary.notes);
     drain(&mut out);
     count
+}
+
+/// The whole remux of `data` fed in `CHUNK`-sized pieces; returns the output bytes.
+fn remux(data: &Bytes, format: MuxFormat) -> u64 {
+    let mut r = Remuxer::new(RemuxOptions::default().format(format).buffer_limit(SPLIT_LIMIT)).unwrap();
+    let mut written = 0;
+    for piece in data.chunks(CHUNK) {
+        r.push(data.slice_ref(piece)).unwrap();
+        written += r.take_fragments().iter().map(|f| f.len()).sum::<u64>();
+    }
+    written + r.finish().unwrap().iter().map(|f| f.len()).sum::<u64>()
 }
 
 fn mux(tracks: &TrackSet, packets: &[Packet]) -> u64 {
@@ -214,9 +238,10 @@ fn short<M: criterion::measurement::Measurement>(g: &mut BenchmarkGroup<'_, M>) 
 fn benches(c: &mut Criterion) {
     let (name, data) = load_input();
     let moov = find_moov(&data);
-    let tracks = tracks_of(&moov);
+    let parsed = tracks_of(&moov);
+    let tracks = parsed.0.clone();
     let mut packets = Vec::new();
-    let n = split(&data, &tracks, &moov, true, |p| packets.push(p));
+    let n = split(&data, &parsed, true, |p| packets.push(p));
     let payload: u64 = packets.iter().map(|p| p.data.len() as u64).sum();
     eprintln!(
         "input {name}: {} bytes, moov {} bytes, {} tracks, {n} packets, {payload} payload bytes",
@@ -240,8 +265,15 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("split");
     short(&mut g);
     g.throughput(Throughput::Bytes(data.len() as u64));
-    g.bench_function(format!("{name}/moov_first"), |b| b.iter(|| split(&data, &tracks, &moov, true, drop)));
-    g.bench_function(format!("{name}/stream_order"), |b| b.iter(|| split(&data, &tracks, &moov, false, drop)));
+    g.bench_function(format!("{name}/moov_first"), |b| b.iter(|| split(&data, &parsed, true, drop)));
+    g.bench_function(format!("{name}/stream_order"), |b| b.iter(|| split(&data, &parsed, false, drop)));
+    g.finish();
+
+    let mut g = c.benchmark_group("remux");
+    short(&mut g);
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.bench_function(format!("{name}/fmp4"), |b| b.iter(|| remux(&data, MuxFormat::Fmp4)));
+    g.bench_function(format!("{name}/mp4"), |b| b.iter(|| remux(&data, MuxFormat::Mp4)));
     g.finish();
 
     let mut g = c.benchmark_group("mux");

@@ -201,28 +201,9 @@ impl From<std::io::Error> for Error {
 
 impl From<crate::stages::StageError> for Error {
     fn from(e: crate::stages::StageError) -> Self {
-        use crate::stages::Failure;
-        let (kind, track) = match &*e.failure {
-            Failure::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe => (ErrorKind::OutputClosed, None),
-            Failure::Io(io) if io.kind() == std::io::ErrorKind::AlreadyExists => (ErrorKind::OutputRefused, None),
-            Failure::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => (ErrorKind::OutputRefused, None),
-            Failure::Io(_) => (ErrorKind::Io, None),
-            Failure::Mp4(crate::formats::mp4::Mp4Error::Unsupported { .. }) => (ErrorKind::Unsupported, None),
-            Failure::Mp4(_) | Failure::Split(_) | Failure::Matroska(_) => (ErrorKind::InvalidInput, None),
-            Failure::Mux(m) => (ErrorKind::Unsupported, m.track()),
-            Failure::NotMedia { .. } | Failure::Empty => (ErrorKind::NotMedia, None),
-            Failure::Unsupported(_) => (ErrorKind::Unsupported, None),
-            Failure::MissingMoov { .. } => (ErrorKind::MissingParameters, None),
-            Failure::Codec { track, .. } => (ErrorKind::MissingParameters, track.checked_sub(1)),
-            Failure::Reference { .. } | Failure::Mismatch { .. } => (ErrorKind::Reference, None),
-            Failure::Other(_) => (ErrorKind::Unsupported, None),
-        };
+        let (kind, track) = e.failure.classify();
         let offset = e.failure.offset();
-        let path = match &*e.failure {
-            Failure::Reference { path, .. } => Some(path.clone()),
-            Failure::Mismatch { reference, .. } => Some(reference.clone()),
-            _ => e.file.clone(),
-        };
+        let path = e.failure.path().map(Path::to_path_buf).or_else(|| e.file.clone());
         let mut out = Error::from_repr(kind, e);
         out.0.offset = offset;
         out.0.track = track;

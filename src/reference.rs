@@ -62,9 +62,16 @@ pub struct Reference {
 }
 
 impl Reference {
-    /// Reads a complete MP4/MOV or Matroska/WebM recording. The error says why it cannot
-    /// serve as a reference.
-    pub fn load(path: &Path) -> Result<Self, String> {
+    /// Reads a complete MP4/MOV or Matroska/WebM recording. The error (of kind
+    /// [`ErrorKind::Reference`](crate::ErrorKind::Reference), with the path) says why it
+    /// cannot serve as a reference.
+    pub fn load(path: &Path) -> crate::Result<Self> {
+        Reference::read(path)
+            .map_err(|reason| crate::formats::Failure::Reference { path: path.to_path_buf(), reason }.into())
+    }
+
+    /// [`Reference::load`], with the reason it cannot serve as a plain message.
+    pub(crate) fn read(path: &Path) -> Result<Self, String> {
         let mut file = File::open(path).map_err(|e| e.to_string())?;
         let mut head = [0u8; crate::formats::SNIFF_LEN];
         let n = file.read(&mut head).map_err(|e| e.to_string())?;

@@ -1,13 +1,18 @@
-//! `livemux probe`: runs source, probe, codecpar-extract and packet-split, and describes
-//! what they saw.
+//! `livemux probe`: reads the input with the `source` stage and the sans-IO core (the
+//! sniffing reader, the codec-parameter policy and the splitter, without an output), and
+//! describes what they saw.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use livemux::codecs::CodecConfig;
-use livemux::formats::{ContainerEvent, ContainerKind, ElementKind, PacketEvent};
+use livemux::formats::demux::Probe;
+use livemux::formats::params::CodecParams;
+use livemux::formats::split::Splitter;
+use livemux::formats::{ContainerEvent, ContainerKind, ElementKind, Failure, PacketEvent};
 use livemux::model::{ParamOrigin, TrackSet};
-use livemux::stages::{self, codecpar, packet_split, probe, source, Outputs, StageContext};
+use livemux::stages::{self, codecpar, source, Outputs, StageContext, StageError};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -94,6 +99,128 @@ fn describe_config(c: &CodecConfig) -> String {
     }
 }
 
+/// The top-level layout of the input, from the reader's events.
+#[derive(Default)]
+struct Layout {
+    boxes: Vec<String>,
+    container: Option<ContainerKind>,
+    moov_at: Option<u64>,
+    mdat_at: Option<u64>,
+    fragmented: bool,
+    end: Option<livemux::formats::EndState>,
+}
+
+impl Layout {
+    fn look_at(&mut self, ev: &ContainerEvent) {
+        match ev {
+            ContainerEvent::Container(k) => self.container = Some(*k),
+            ContainerEvent::Meta(m) => {
+                if let ElementKind::Mp4(f) = m.kind {
+                    match &f.0 {
+                        b"moov" => self.moov_at = self.moov_at.or(Some(m.offset)),
+                        b"moof" => self.fragmented = true,
+                        _ => {}
+                    }
+                }
+                self.boxes.push(format!("{}@{}", m.kind, m.offset));
+            }
+            ContainerEvent::Skipped(r) | ContainerEvent::MediaStart(r) => {
+                if r.kind == ElementKind::Mp4(livemux::formats::mp4::FourCc::new(b"mdat")) {
+                    self.mdat_at = self.mdat_at.or(Some(r.offset));
+                }
+                self.boxes.push(format!("{}@{}", r.kind, r.offset));
+            }
+            ContainerEvent::End(e) => self.end = Some(e.clone()),
+            _ => {}
+        }
+    }
+
+    fn index(&self) -> &'static str {
+        match (self.moov_at, self.mdat_at) {
+            (None, _) => "no moov",
+            (Some(_), _) if self.fragmented => "fragmented",
+            (Some(m), Some(d)) if m > d => "moov after media",
+            (Some(_), _) => "moov before media",
+        }
+    }
+}
+
+/// What the core made of the input: the tracks and the split summary.
+#[derive(Default)]
+struct Seen {
+    layout: Layout,
+    tracks: Option<TrackSet>,
+    summary: Option<livemux::formats::SplitSummary>,
+    notes: Vec<String>,
+}
+
+/// Runs the input through the core's reader, parameter policy and splitter (no output),
+/// noting what each saw. The errors are worded as the pipeline's stages word them.
+async fn read_input(
+    mut input: mpsc::Receiver<livemux::model::Chunk>,
+    ctx: impl Fn(&str) -> StageContext,
+    params: codecpar::CodecparConfig,
+    seen: &mut Seen,
+) -> Result<(), StageError> {
+    let reference = match params.reference.clone() {
+        Some(path) => {
+            let loaded = tokio::task::spawn_blocking(move || codecpar::load_reference(&path)).await.map_err(|e| {
+                ctx("codecpar-extract").error(Failure::Other(format!("reading the reference failed: {e}")))
+            })?;
+            Some(Arc::new(loaded.map_err(|e| ctx("codecpar-extract").error(e))?))
+        }
+        None => None,
+    };
+    let mut policy = CodecParams::new(params.params, reference).map_err(|e| ctx("codecpar-extract").error(e))?;
+    let mut probe = Probe::new();
+    let mut splitter = Splitter::new(&Default::default());
+    let (mut events, mut packets) = (Vec::new(), Vec::new());
+    let result = loop {
+        let step = match input.recv().await {
+            Some(c) => probe.push(c),
+            None => probe.end_of_input(),
+        };
+        if let Err(e) = step {
+            break Err(ctx("probe").error(e));
+        }
+        let mut done = false;
+        let polled = loop {
+            let ev = match probe.poll() {
+                Ok(Some(ev)) => ev,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(ctx("probe").error(e)),
+            };
+            seen.layout.look_at(&ev);
+            if let Err(e) = policy.push(ev, &mut events) {
+                break Err(ctx("codecpar-extract").error(e));
+            }
+            for ev in events.drain(..) {
+                let split = match ev {
+                    ContainerEvent::End(end) => {
+                        done = true;
+                        splitter.finish(end, &mut packets).map(|s| seen.summary = Some(s))
+                    }
+                    ev => splitter.handle(ev, &mut packets),
+                };
+                if let Err(e) = split {
+                    return Err(ctx("packet-split").error(e));
+                }
+                for p in packets.drain(..) {
+                    if let PacketEvent::Tracks(t) = p {
+                        seen.tracks.get_or_insert(t);
+                    }
+                }
+            }
+        };
+        if polled.is_err() || done {
+            break polled;
+        }
+    };
+    seen.notes.extend(probe.notes().iter().cloned());
+    seen.notes.extend(policy.take_notes());
+    result
+}
+
 pub async fn run(input: PathBuf, json: bool, params: codecpar::CodecparConfig) -> ExitCode {
     let mut report = Report { input: input.display().to_string(), ..Default::default() };
     let src_cfg = source::SourceConfig { path: input.clone(), ..Default::default() };
@@ -101,100 +228,44 @@ pub async fn run(input: PathBuf, json: bool, params: codecpar::CodecparConfig) -
     src_ctx.file = (!src_cfg.is_stdin()).then(|| input.clone());
 
     let (chunk_tx, chunk_rx) = mpsc::channel(stages::CHUNK_CHANNEL);
-    let (layout_tx, mut layout_rx) = mpsc::channel(stages::EVENT_CHANNEL);
-    let (ev_tx, ev_rx) = mpsc::channel(stages::EVENT_CHANNEL);
-    let (desc_tx, desc_rx) = mpsc::channel(stages::EVENT_CHANNEL);
-    let (pkt_tx, mut pkt_rx) = mpsc::channel(stages::PACKET_CHANNEL);
-    let ctx = |name: &str, kind: &'static str| {
+    let source =
+        tokio::spawn(source::run(src_ctx.clone(), src_cfg, Outputs::new(vec![chunk_tx]), CancellationToken::new()));
+    let ctx = |name: &str| {
+        let kind = match name {
+            "probe" => "probe",
+            "codecpar-extract" => "codecpar-extract",
+            _ => "packet-split",
+        };
         let mut c = StageContext::new(name, kind);
         c.file = src_ctx.file.clone();
         c
     };
-    let tasks = vec![
-        tokio::spawn(source::run(src_ctx.clone(), src_cfg, Outputs::new(vec![chunk_tx]), CancellationToken::new())),
-        tokio::spawn(probe::run(
-            ctx("probe", "probe"),
-            Default::default(),
-            chunk_rx,
-            Outputs::new(vec![layout_tx, ev_tx]),
-        )),
-        tokio::spawn(codecpar::run(
-            ctx("codecpar-extract", "codecpar-extract"),
-            params,
-            ev_rx,
-            Outputs::new(vec![desc_tx]),
-        )),
-        tokio::spawn(packet_split::run(
-            ctx("packet-split", "packet-split"),
-            Default::default(),
-            desc_rx,
-            Outputs::new(vec![pkt_tx]),
-        )),
-    ];
-
-    let layout = tokio::spawn(async move {
-        let (mut layout, mut container, mut moov_at, mut mdat_at, mut fragmented, mut end) =
-            (Vec::new(), None, None, None, false, None);
-        while let Some(ev) = layout_rx.recv().await {
-            match ev {
-                ContainerEvent::Container(k) => container = Some(k),
-                ContainerEvent::Meta(m) => {
-                    if let ElementKind::Mp4(f) = m.kind {
-                        match &f.0 {
-                            b"moov" => moov_at = moov_at.or(Some(m.offset)),
-                            b"moof" => fragmented = true,
-                            _ => {}
-                        }
-                    }
-                    layout.push(format!("{}@{}", m.kind, m.offset));
-                }
-                ContainerEvent::Skipped(r) | ContainerEvent::MediaStart(r) => {
-                    if r.kind == ElementKind::Mp4(livemux::formats::mp4::FourCc::new(b"mdat")) {
-                        mdat_at = mdat_at.or(Some(r.offset));
-                    }
-                    layout.push(format!("{}@{}", r.kind, r.offset));
-                }
-                ContainerEvent::End(e) => end = Some(e),
-                _ => {}
-            }
-        }
-        layout.sort_by_key(|s| s.rsplit('@').next().and_then(|n| n.parse::<u64>().ok()));
-        let index = match (moov_at, mdat_at) {
-            (None, _) => "no moov",
-            (Some(_), _) if fragmented => "fragmented",
-            (Some(m), Some(d)) if m > d => "moov after media",
-            (Some(_), _) => "moov before media",
-        };
-        (layout, container, index.to_string(), end)
-    });
-
-    let mut tracks: Option<TrackSet> = None;
+    let mut seen = Seen::default();
+    let read = read_input(chunk_rx, ctx, params, &mut seen).await;
+    match source.await {
+        Ok(Err(e)) => report.error = Some(e.to_string()),
+        Ok(Ok(r)) => report.notes.extend(r.notes),
+        Err(_) => {}
+    }
+    if let Err(e) = read {
+        report.error.get_or_insert(e.to_string());
+    }
+    report.notes.extend(seen.notes);
     let mut counts = Vec::new();
-    while let Some(ev) = pkt_rx.recv().await {
-        match ev {
-            PacketEvent::Tracks(t) => tracks = Some(t),
-            PacketEvent::End(summary) => {
-                counts = summary.packets;
-                report.notes.extend(summary.notes);
-            }
-            _ => {}
-        }
+    if let Some(summary) = seen.summary {
+        counts = summary.packets;
+        report.notes.extend(summary.notes);
     }
-    for t in tasks {
-        match t.await {
-            Ok(Err(e)) if report.error.is_none() => report.error = Some(e.to_string()),
-            Ok(Ok(r)) => report.notes.extend(r.notes),
-            _ => {}
-        }
-    }
-    let (layout, container, index, end) = layout.await.unwrap_or_default();
-    report.layout = layout;
-    report.container = container;
-    report.index = index;
-    if let Some(end) = end {
+    let layout = seen.layout;
+    report.index = layout.index().to_string();
+    report.container = layout.container;
+    report.layout = layout.boxes;
+    report.layout.sort_by_key(|s| s.rsplit('@').next().and_then(|n| n.parse::<u64>().ok()));
+    if let Some(end) = layout.end {
         report.complete = end.cut.is_none();
         report.cut_at = end.cut.map(|c| c.offset);
     }
+    let tracks = seen.tracks;
     for (i, t) in tracks.iter().flat_map(|t| t.iter()).enumerate() {
         report.tracks.push(TrackReport {
             input_id: t.input_id,

@@ -1,12 +1,27 @@
 //! Sans-IO container readers and writers: push bytes in, get items out. Nothing here
 //! touches tokio or the file system; the stages in [`crate::stages`] drive these types.
+//!
+//! The remux core, one type per step, each usable alone:
+//! - [`demux`]: the [`Demuxer`](demux::Demuxer) trait of the container readers and
+//!   [`Probe`](demux::Probe), the front that recognizes the container;
+//! - [`params`]: the codec-parameter policy ([`CodecParams`](params::CodecParams));
+//! - [`split`]: packets from the container's events ([`Splitter`](split::Splitter));
+//! - [`output`]: the output format and its muxer ([`Output`](output::Output));
+//! - [`remux`]: [`Remuxer`](remux::Remuxer), all of the above behind `push(bytes)`.
 
+pub mod demux;
+mod failure;
 pub mod fragmenter;
 pub mod matroska;
 pub mod mp4;
+pub mod output;
+pub mod params;
 pub mod plan;
+pub mod remux;
+pub mod split;
 pub mod timeline;
 
+pub use failure::Failure;
 pub use plan::{FinalizePlan, WriteStep};
 
 use bytes::Bytes;
@@ -120,11 +135,37 @@ pub enum ContainerEvent {
     Media(Chunk),
     /// The tracks, decided by `codecpar-extract` (never emitted by `probe`).
     Tracks(TrackSet),
+    /// The `moov` that follows as a [`ContainerEvent::Meta`], already parsed (by
+    /// `codecpar-extract`, just before [`ContainerEvent::Tracks`]): readers after it use
+    /// this one instead of parsing the box again.
+    Movie(std::sync::Arc<mp4::moov::Movie>),
+    /// A `moof` already parsed (by `codecpar-extract`'s in-band check), in place of its
+    /// [`ContainerEvent::Meta`].
+    Fragment(std::sync::Arc<ParsedFragment>),
     /// The media has no index: split it with this layout (from a reference recording).
     /// Emitted by `codecpar-extract` just before [`ContainerEvent::Tracks`].
     Unindexed(std::sync::Arc<mp4::scan::layout::ScanLayout>),
     /// Always last.
     End(EndState),
+}
+
+/// A `moof` and its samples, as [`mp4::moof::parse_moof`] read them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParsedFragment {
+    /// The `moof` box.
+    pub unit: MetaUnit,
+    /// Its samples.
+    pub samples: Vec<mp4::moof::FragSample>,
+    /// Per movie track, the decode time after this fragment (where a `traf` without a
+    /// `tfdt` in the next fragment starts).
+    pub next_dts: Vec<i64>,
+}
+
+/// How many times this thread parsed a `moov` and a `moof` box: the proof that the remux
+/// parses every box once (`tests/core.rs`). Cheap counters, always present.
+#[doc(hidden)]
+pub fn parse_counts() -> (u64, u64) {
+    (mp4::moov::parses(), mp4::moof::parses())
 }
 
 /// What `packet-split` emits and a muxer consumes.
@@ -173,6 +214,20 @@ pub enum MuxError {
     /// The muxer could not read back what it wrote to finish the file at a clean stop.
     #[error("finishing the output: {0}")]
     Finalize(String),
+    /// A second track list came mid-stream that differs from the one the output was
+    /// begun with: the output cannot switch a track's parameters, so it stops here rather
+    /// than write the new packets with the old parameters.
+    #[error(
+        "track {}: {what} changed mid-stream; the output cannot carry a second set of codec \
+         parameters (remux each part on its own)",
+        .track + 1
+    )]
+    TracksChanged {
+        /// 0-based index of the first track that differs.
+        track: usize,
+        /// What differs: "codec parameters", "timescale", "the track count"...
+        what: String,
+    },
 }
 
 impl MuxError {
@@ -181,7 +236,8 @@ impl MuxError {
         match self {
             MuxError::Unsupported { track, .. }
             | MuxError::Timing { track, .. }
-            | MuxError::NoSuchTrack { track, .. } => Some(*track),
+            | MuxError::NoSuchTrack { track, .. }
+            | MuxError::TracksChanged { track, .. } => Some(*track),
             MuxError::Finalize(_) => None,
         }
     }

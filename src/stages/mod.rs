@@ -37,51 +37,8 @@ pub const PACKET_CHANNEL: usize = 2;
 /// Capacity of a channel carrying output fragments.
 pub const FRAGMENT_CHANNEL: usize = 1;
 
-/// Why a stage failed.
-#[derive(Debug, thiserror::Error)]
-pub enum Failure {
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    #[error("{0}")]
-    Mp4(#[from] crate::formats::mp4::Mp4Error),
-    #[error("{0}")]
-    Split(#[from] crate::formats::mp4::demux::SplitError),
-    #[error("{0}")]
-    Matroska(#[from] crate::formats::matroska::MkvError),
-    #[error("{0}")]
-    Mux(#[from] crate::formats::MuxError),
-    #[error("not a known media container (first bytes: {head})")]
-    NotMedia { head: String },
-    #[error("empty input: no bytes arrived")]
-    Empty,
-    #[error("{0}")]
-    Unsupported(String),
-    #[error(
-        "no 'moov' box: the input holds {media_bytes} bytes of media but no index with codec \
-         parameters (the recorder stopped before writing it). Recover it with a reference \
-         recording made with the same settings: livemux recover INPUT --reference REF -o OUTPUT"
-    )]
-    MissingMoov { media_bytes: u64 },
-    #[error("reference recording {}: {reason}", path.display())]
-    Reference { path: PathBuf, reason: String },
-    #[error("the reference recording {} does not match the stream: {detail}", reference.display())]
-    Mismatch { reference: PathBuf, detail: String },
-    #[error("track {track} ({codec}): codec parameters unusable: {reason}")]
-    Codec { track: usize, codec: &'static str, reason: String },
-    #[error("{0}")]
-    Other(String),
-}
-
-impl Failure {
-    /// The input offset the failure points at, when it has one.
-    pub fn offset(&self) -> Option<u64> {
-        match self {
-            Failure::Mp4(e) => Some(e.offset()),
-            Failure::Split(crate::formats::mp4::demux::SplitError::Mp4(e)) => Some(e.offset()),
-            _ => None,
-        }
-    }
-}
+/// Why a stage failed: the core's [`Failure`](crate::formats::Failure), which the stages share.
+pub use crate::formats::Failure;
 
 /// A stage failure with the context needed to act on it.
 #[derive(Debug, thiserror::Error)]

@@ -12,6 +12,7 @@
 //! bytes are not there at all, skipped, and the recording goes on.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use super::boxes::{Mp4Error, DAMAGED};
 use super::moof::{parse_moof, FragSample};
@@ -211,6 +212,8 @@ struct Hold {
     packets: Vec<Packet>,
     /// Tracks a late `moov` describes (sent by `codecpar-extract` just before it).
     moov_tracks: Option<TrackSet>,
+    /// The late `moov`, parsed (sent by `codecpar-extract` just before its tracks).
+    moov_movie: Option<Arc<Movie>>,
     /// Seconds of media the held packets span, the longest track's.
     media_secs: f64,
 }
@@ -218,7 +221,7 @@ struct Hold {
 /// Cuts MP4 media into packets. Feed it `codecpar-extract`'s events in order.
 pub struct Mp4Splitter {
     tracks: Option<TrackSet>,
-    movie: Option<Movie>,
+    movie: Option<Arc<Movie>>,
     /// Movie track index -> output track index.
     map: Vec<Option<usize>>,
     table: Vec<TableTrack>,
@@ -288,7 +291,12 @@ impl Mp4Splitter {
                         self.media.push(chunk);
                     }
                 }
-                // The tracks of a late index, followed by the index itself.
+                // The parsed late index, its tracks, then the index itself.
+                ContainerEvent::Movie(movie) if self.tracks.is_some() || self.scan_emitted => {
+                    if let Some(hold) = &mut self.hold {
+                        hold.moov_movie = Some(movie);
+                    }
+                }
                 ContainerEvent::Tracks(tracks) if self.tracks.is_some() || self.scan_emitted => {
                     if let Some(hold) = &mut self.hold {
                         hold.moov_tracks = Some(tracks);
@@ -331,9 +339,22 @@ impl Mp4Splitter {
                 out.push(PacketEvent::Tracks(tracks));
                 self.setup();
             }
+            // Parsed by `codecpar-extract`: the `moov` that follows is not parsed again.
+            ContainerEvent::Movie(movie) if self.movie.is_none() => {
+                self.movie = Some(movie);
+                self.setup();
+            }
+            ContainerEvent::Fragment(frag) => {
+                if self.movie.is_none() {
+                    return Err(Mp4Error::invalid("'moof' box", frag.unit.offset, "fragment before any 'moov'").into());
+                }
+                let frag = Arc::unwrap_or_clone(frag);
+                self.next_dts = frag.next_dts;
+                self.fragments.push_back(frag.samples);
+            }
             ContainerEvent::Meta(m) => match m.kind {
                 ElementKind::Mp4(f) if f.0 == *b"moov" && self.movie.is_none() => {
-                    self.movie = Some(parse_movie(&m.data, m.offset, m.header_len)?);
+                    self.movie = Some(Arc::new(parse_movie(&m.data, m.offset, m.header_len)?));
                     self.setup();
                 }
                 ElementKind::Mp4(f) if f.0 == *b"moof" => {
@@ -347,7 +368,7 @@ impl Mp4Splitter {
             },
             ContainerEvent::Media(chunk) => self.media.push(chunk),
             ContainerEvent::Skipped(r) if r.kind == ElementKind::Mp4(DAMAGED) => self.flush_damaged(r.offset, out),
-            ContainerEvent::End(_) | ContainerEvent::Container(_) => {}
+            ContainerEvent::End(_) | ContainerEvent::Container(_) | ContainerEvent::Movie(_) => {}
             ContainerEvent::Skipped(_) | ContainerEvent::MediaStart(_) => {}
         }
         self.drain(out)?;
@@ -395,7 +416,11 @@ impl Mp4Splitter {
             ));
             return Ok(());
         };
-        let movie = match (&hold.moov_tracks, parse_movie(&m.data, m.offset, m.header_len)) {
+        let parsed = match hold.moov_movie.clone() {
+            Some(movie) => Ok(movie),
+            None => parse_movie(&m.data, m.offset, m.header_len).map(Arc::new),
+        };
+        let movie = match (&hold.moov_tracks, parsed) {
             (Some(_), Ok(movie)) => movie,
             (_, result) => {
                 let why = result.err().map_or("its tracks do not match the reference".into(), |e| e.to_string());

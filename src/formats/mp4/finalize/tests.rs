@@ -104,18 +104,7 @@ fn mux(tracks: Vec<Track>, packets: &[Packet], reserve: u64) -> Muxed {
 }
 
 fn apply(file: &mut Vec<u8>, steps: &[WriteStep]) {
-    for s in steps {
-        match s {
-            WriteStep::Write { offset, data } => {
-                let (o, e) = (*offset as usize, *offset as usize + data.len());
-                if file.len() < e {
-                    file.resize(e, 0);
-                }
-                file[o..e].copy_from_slice(data);
-            }
-            WriteStep::Truncate { len } => file.truncate(*len as usize),
-        }
-    }
+    crate::formats::plan::apply_in_memory(file, &[], steps);
 }
 
 /// The samples of a regular file, per track, read with the crate's table reader.
