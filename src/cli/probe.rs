@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use livemux::codecs::CodecConfig;
-use livemux::formats::{ContainerEvent, ContainerKind, ElementKind, PacketEvent};
-use livemux::model::{ParamOrigin, TrackSet};
-use livemux::stages::{self, codecpar, packet_split, probe, source, Outputs, StageContext};
+use crate::codecs::CodecConfig;
+use crate::formats::{ContainerEvent, ContainerKind, ElementKind, PacketEvent};
+use crate::model::{ParamOrigin, TrackSet};
+use crate::stages::{self, codecpar, packet_split, probe, source, Outputs, StageContext};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -30,13 +30,13 @@ struct Report {
 #[derive(Serialize)]
 struct TrackReport {
     input_id: u64,
-    kind: livemux::TrackKind,
+    kind: crate::TrackKind,
     codec: &'static str,
     timescale: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
-    dimensions: Option<livemux::codecs::Dimensions>,
+    dimensions: Option<crate::codecs::Dimensions>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    audio: Option<livemux::codecs::AudioFormat>,
+    audio: Option<crate::codecs::AudioFormat>,
     language: String,
     params_from: ParamOrigin,
     config: String,
@@ -46,7 +46,7 @@ struct TrackReport {
 fn describe_config(c: &CodecConfig) -> String {
     let hex = |b: &[u8]| b.iter().take(16).map(|x| format!("{x:02x}")).collect::<String>();
     match c {
-        CodecConfig::H264 { avcc, .. } => match livemux::codecs::h264::AvcConfig::parse(avcc) {
+        CodecConfig::H264 { avcc, .. } => match crate::codecs::h264::AvcConfig::parse(avcc) {
             Ok(a) => format!(
                 "avcC profile {} level {} ({} SPS, {} PPS, {}-byte lengths)",
                 a.profile_idc,
@@ -77,11 +77,11 @@ fn describe_config(c: &CodecConfig) -> String {
         CodecConfig::Audio { config, .. } if config.is_empty() => "none (in the frames)".into(),
         CodecConfig::Audio { codec, config, .. } => {
             let what = match codec {
-                livemux::codecs::AudioCodec::Vorbis => "Vorbis headers",
-                livemux::codecs::AudioCodec::Flac => "FLAC metadata blocks",
-                livemux::codecs::AudioCodec::Ac3 => "dac3",
-                livemux::codecs::AudioCodec::Eac3 => "dec3",
-                livemux::codecs::AudioCodec::Alac => "ALAC magic cookie",
+                crate::codecs::AudioCodec::Vorbis => "Vorbis headers",
+                crate::codecs::AudioCodec::Flac => "FLAC metadata blocks",
+                crate::codecs::AudioCodec::Ac3 => "dac3",
+                crate::codecs::AudioCodec::Eac3 => "dec3",
+                crate::codecs::AudioCodec::Alac => "ALAC magic cookie",
                 _ => "AudioSpecificConfig",
             };
             if config.len() <= 32 {
@@ -94,7 +94,7 @@ fn describe_config(c: &CodecConfig) -> String {
     }
 }
 
-pub async fn run(input: PathBuf, json: bool, params: codecpar::CodecparConfig) -> ExitCode {
+pub(crate) async fn run(input: PathBuf, json: bool, params: codecpar::CodecparConfig) -> ExitCode {
     let mut report = Report { input: input.display().to_string(), ..Default::default() };
     let src_cfg = source::SourceConfig { path: input.clone(), ..Default::default() };
     let mut src_ctx = StageContext::new("source", "source");
@@ -149,7 +149,7 @@ pub async fn run(input: PathBuf, json: bool, params: codecpar::CodecparConfig) -
                     layout.push(format!("{}@{}", m.kind, m.offset));
                 }
                 ContainerEvent::Skipped(r) | ContainerEvent::MediaStart(r) => {
-                    if r.kind == ElementKind::Mp4(livemux::formats::mp4::FourCc::new(b"mdat")) {
+                    if r.kind == ElementKind::Mp4(crate::formats::mp4::FourCc::new(b"mdat")) {
                         mdat_at = mdat_at.or(Some(r.offset));
                     }
                     layout.push(format!("{}@{}", r.kind, r.offset));
