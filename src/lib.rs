@@ -22,7 +22,6 @@
 //! run.await??;
 //! # Ok(()) }
 //! ```
-
 //!
 //! # Cargo features
 //!
@@ -38,7 +37,11 @@
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
 // Internal modules: `pub` (hidden from the docs) with the `internals` feature, for the tests,
-// benches and fuzz targets that test the parts directly; private otherwise.
+// benches, examples and fuzz targets that test the parts directly; private otherwise.
+//
+// `codecs` and `formats` hold items only those use, and a few dead ones (listed in the
+// issue 14 api report): allowed until the concurrent changes to these modules are merged.
+// TODO(issue 14): remove the two `allow`s and the items they cover.
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod append;
@@ -48,10 +51,7 @@ mod append;
 #[doc(hidden)]
 pub mod codecs;
 #[cfg(not(feature = "internals"))]
-// Items only the tests, benches and fuzz targets use (through `internals`) and a few dead
-// ones, listed for removal in the issue 14 api report; allowed until the concurrent
-// changes to these modules are merged. TODO(issue 14): remove this allow.
-#[allow(dead_code, unused_imports)]
+#[allow(dead_code, unused_imports, clippy::wrong_self_convention)]
 mod codecs;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
@@ -62,12 +62,8 @@ mod finalize;
 #[doc(hidden)]
 pub mod formats;
 #[cfg(not(feature = "internals"))]
-// Items only the tests, benches and fuzz targets use (through `internals`) and a few dead
-// ones, listed for removal in the issue 14 api report; allowed until the concurrent
-// changes to these modules are merged. TODO(issue 14): remove this allow.
 #[allow(dead_code, unused_imports)]
 mod formats;
-/// Entry points of the fuzz targets (`fuzz/`), shared with `tests/fuzz_regressions.rs`.
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod fuzzing;
