@@ -1,8 +1,7 @@
-//! The `livemux` command line. The work is in [`livemux`]; this only parses arguments,
-//! prints, and maps errors to exit codes (0 ok, 1 runtime failure, 2 usage or pipeline file).
-
-mod cli;
+//! The `livemux` command line. The work is in the library; `livemux::cli` only parses
+//! arguments, prints, and maps errors to exit codes (0 ok, 1 runtime failure, 2 usage or
+//! pipeline file).
 
 fn main() -> std::process::ExitCode {
-    cli::main()
+    livemux::cli::main()
 }

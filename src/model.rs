@@ -1,4 +1,5 @@
-//! The data that flows between stages.
+//! The data livemux works on: input [`Chunk`]s, [`Tracks`] and their codec parameters,
+//! [`Packet`]s, and output [`Fragment`]s.
 //!
 //! Payloads are [`Bytes`]: stages slice them and never copy them. Every timestamp is a
 //! count of *ticks* of its track's timescale (`Track::timescale`, ticks per second); the
@@ -16,15 +17,18 @@ use crate::codecs::CodecConfig;
 ///
 /// `offset` is the absolute byte offset of `data[0]` in the input. Sources emit chunks in
 /// increasing offset order, except that a seekable MP4 source may send a trailing `moov`
-/// first (see [`crate::stages::source`]); consumers must not assume chunk boundaries mean
-/// anything.
+/// first (see [`SourceConfig::moov_first`](crate::SourceConfig::moov_first)); consumers must
+/// not assume chunk boundaries mean anything.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Chunk {
+    /// Offset of `data[0]` in the input.
     pub offset: u64,
+    /// The bytes.
     pub data: Bytes,
 }
 
 impl Chunk {
+    /// `data` found at `offset` in the input.
     pub fn new(offset: u64, data: impl Into<Bytes>) -> Self {
         Chunk { offset, data: data.into() }
     }
@@ -38,16 +42,19 @@ impl Chunk {
 /// A timestamp or duration together with its timescale (ticks per second).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ticks {
+    /// The count of ticks.
     pub ticks: i64,
+    /// Ticks per second.
     pub timescale: u32,
 }
 
 impl Ticks {
+    /// `ticks` at `timescale` ticks per second.
     pub fn new(ticks: i64, timescale: u32) -> Self {
         Ticks { ticks, timescale }
     }
 
-    /// Milliseconds, rounded toward negative infinity.
+    /// Milliseconds, rounded toward negative infinity (0 for a timescale of 0).
     pub fn as_millis(self) -> i64 {
         if self.timescale == 0 {
             return 0;
@@ -60,8 +67,11 @@ impl Ticks {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TrackKind {
+    /// Pictures.
     Video,
+    /// Sound.
     Audio,
+    /// Anything else (subtitles, timed metadata...), kept where the output can hold it.
     Other,
 }
 
@@ -90,9 +100,13 @@ pub enum ParamOrigin {
 /// movie timescale for `segment_duration` (as in MP4's `elst`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Edit {
+    /// How long the edit lasts on the presentation timeline, in movie ticks
+    /// ([`Track::movie_timescale`]).
     pub segment_duration_movie_ticks: u64,
-    /// -1 means an empty edit (a gap).
+    /// Where in the track's media the edit starts, in track ticks; -1 means an empty edit
+    /// (a gap).
     pub media_time_ticks: i64,
+    /// Playback rate (1: normal speed; 0: a dwell on one frame).
     pub media_rate_integer: i16,
 }
 
@@ -101,9 +115,11 @@ pub struct Edit {
 pub struct Track {
     /// The track's ID in the input (MP4 track_ID, Matroska TrackNumber).
     pub input_id: u64,
+    /// What the track carries.
     pub kind: TrackKind,
     /// Ticks per second of every timestamp of this track.
     pub timescale: u32,
+    /// The codec and its parameters (decoder configuration record, sample rate...).
     pub codec: CodecConfig,
     /// ISO 639-2/T language code, "und" when unknown.
     pub language: [u8; 3],
@@ -111,6 +127,7 @@ pub struct Track {
     pub edits: Vec<Edit>,
     /// The timescale `edits` segment durations are expressed in (MP4 movie timescale).
     pub movie_timescale: u32,
+    /// Where [`codec`](Self::codec)'s parameters came from.
     pub origin: ParamOrigin,
     /// The MP4 sample entry the parameters came from, when they came from one: a muxer
     /// writes it back verbatim for codecs it cannot describe itself.
@@ -134,8 +151,11 @@ pub struct TrackMeta {
     /// Pixel aspect ratio (horizontal spacing, vertical spacing), when the container states
     /// one (1:1 included: a stated 1:1 overrides the codec's own aspect in players).
     pub pixel_aspect: Option<(u32, u32)>,
+    /// Colour description (primaries, transfer, matrix, range).
     pub colour: Option<Colour>,
+    /// HDR mastering display colour volume.
     pub mastering: Option<MasteringDisplay>,
+    /// HDR content light levels.
     pub light_level: Option<ContentLightLevel>,
 }
 
@@ -143,9 +163,13 @@ pub struct TrackMeta {
 /// Matroska `Colour` and the codecs' VUI all use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Colour {
+    /// `ColourPrimaries` (1: BT.709, 9: BT.2020...).
     pub primaries: u8,
+    /// `TransferCharacteristics` (1: BT.709, 16: PQ, 18: HLG...).
     pub transfer: u8,
+    /// `MatrixCoefficients` (1: BT.709, 9: BT.2020 non-constant...).
     pub matrix: u8,
+    /// Full-range samples (0-255 for 8 bits) rather than limited (16-235).
     pub full_range: bool,
 }
 
@@ -155,15 +179,20 @@ pub struct Colour {
 pub struct MasteringDisplay {
     /// Display primaries (x, y) in the order green, blue, red, as `mdcv` stores them.
     pub primaries: [(u16, u16); 3],
+    /// White point (x, y).
     pub white_point: (u16, u16),
+    /// Maximum display luminance, in 0.0001 cd/m².
     pub max_luminance: u32,
+    /// Minimum display luminance, in 0.0001 cd/m².
     pub min_luminance: u32,
 }
 
 /// Content light level (CTA-861.3), in cd/m².
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ContentLightLevel {
+    /// Maximum content light level: the brightest pixel of the recording.
     pub max_cll: u16,
+    /// Maximum frame-average light level: the brightest frame on average.
     pub max_fall: u16,
 }
 
@@ -171,11 +200,13 @@ pub struct ContentLightLevel {
 /// `udta/meta/ilst`, Matroska `Info` and `Tags`).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct MovieMeta {
+    /// The recording's title.
     pub title: Option<String>,
     /// Creation time, seconds since 1970-01-01 UTC.
     pub creation_time: Option<i64>,
     /// Other tags as (key, value), keys as FFmpeg names them ("artist", "comment", ...).
     pub tags: Vec<(String, String)>,
+    /// A cover picture.
     pub cover: Option<CoverArt>,
 }
 
@@ -189,7 +220,7 @@ impl MovieMeta {
 }
 
 /// `a : b` in lowest terms (`b` 0 or `a` 0 left as it is).
-pub fn reduced_ratio(a: u64, b: u64) -> (u64, u64) {
+pub(crate) fn reduced_ratio(a: u64, b: u64) -> (u64, u64) {
     let (mut x, mut y) = (a, b);
     while y != 0 {
         (x, y) = (y, x % y);
@@ -203,6 +234,7 @@ pub fn reduced_ratio(a: u64, b: u64) -> (u64, u64) {
 pub struct CoverArt {
     /// "image/jpeg" or "image/png".
     pub mime: &'static str,
+    /// The encoded picture.
     pub data: Bytes,
 }
 
@@ -225,6 +257,7 @@ impl Track {
         }
     }
 
+    /// [`language`](Self::language) as text ("und" if it is not UTF-8).
     pub fn language_str(&self) -> &str {
         std::str::from_utf8(&self.language).unwrap_or("und")
     }
@@ -235,14 +268,17 @@ impl Track {
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Tracks {
     list: Vec<Track>,
+    /// Metadata of the whole recording.
     pub movie: MovieMeta,
 }
 
 impl Tracks {
+    /// The tracks `list`, in output order, with the recording's metadata.
     pub fn new(list: Vec<Track>, movie: MovieMeta) -> Self {
         Tracks { list, movie }
     }
 
+    /// The tracks, without the recording's metadata.
     pub fn into_vec(self) -> Vec<Track> {
         self.list
     }
@@ -281,11 +317,16 @@ pub type TrackSet = Arc<Tracks>;
 pub struct Packet {
     /// Index into the [`TrackSet`].
     pub track: usize,
+    /// Decode time, in the track's ticks.
     pub dts_ticks: i64,
+    /// Presentation time, in the track's ticks.
     pub pts_ticks: i64,
+    /// How long the packet lasts, in the track's ticks.
     pub duration_ticks: u32,
     /// A sync sample: decoding can start here.
     pub keyframe: bool,
+    /// The coded bytes, as the output container stores them (length-prefixed NAL units
+    /// for H.264/HEVC, raw AAC frames...).
     pub data: Payload,
 }
 
@@ -297,14 +338,17 @@ pub struct Payload {
 }
 
 impl Payload {
+    /// The bytes of `parts` in order (empty parts are dropped).
     pub fn from_parts(parts: Vec<Bytes>) -> Self {
         Payload { parts: parts.into_iter().filter(|p| !p.is_empty()).collect() }
     }
 
+    /// Length in bytes.
     pub fn len(&self) -> usize {
         self.parts.iter().map(Bytes::len).sum()
     }
 
+    /// Whether there are no bytes.
     pub fn is_empty(&self) -> bool {
         self.parts.is_empty()
     }
@@ -314,6 +358,7 @@ impl Payload {
         &self.parts
     }
 
+    /// The pieces, in order, taken out.
     pub fn into_parts(self) -> Vec<Bytes> {
         self.parts
     }
@@ -337,8 +382,11 @@ impl From<Bytes> for Payload {
 /// A piece of output, written by a sink with one (vectored) write.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fragment {
+    /// What the fragment is, and so how an output treats it.
     pub kind: FragmentKind,
-    /// Position of the fragment in the output stream.
+    /// Position of the fragment in the output: where it is written. Fragments come in
+    /// increasing offset order except [`FragmentKind::Finalize`] ones, which rewrite
+    /// bytes already written.
     pub offset: u64,
     /// The bytes, in order: headers the muxer built, then media payloads sliced from the
     /// input (never copied).
@@ -347,6 +395,7 @@ pub struct Fragment {
     pub packets: u32,
     /// Start of the fragment on the presentation timeline, in ms, if it carries media.
     pub start_ms: Option<i64>,
+    /// Duration of the media the fragment carries, in ms (0 for headers and trailers).
     pub duration_ms: u64,
 }
 
@@ -361,6 +410,7 @@ impl Fragment {
         self.parts.iter().map(|p| p.len() as u64).sum()
     }
 
+    /// Whether the fragment has no bytes.
     pub fn is_empty(&self) -> bool {
         self.parts.iter().all(Bytes::is_empty)
     }
@@ -374,6 +424,7 @@ impl Fragment {
     }
 }
 
+/// What a [`Fragment`] is: how an output writes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FragmentKind {
     /// Everything a player needs before the first media fragment (ftyp+moov, EBML header...).
@@ -382,7 +433,7 @@ pub enum FragmentKind {
     Media,
     /// Index written at a clean stop (mfra, Cues): optional for a player.
     Trailer,
-    /// An in-place change at a clean stop (a [`crate::formats::WriteStep::Write`]): written
+    /// An in-place change at a clean stop (a patched header or index): written
     /// at `offset`, possibly over bytes already written, and made durable before the next
     /// fragment, by outputs that can seek. Outputs that cannot (stdout, a pipe) skip it:
     /// what they wrote before is complete and valid as it stands.

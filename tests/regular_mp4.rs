@@ -151,7 +151,7 @@ fn record_in_process(input: &Path, reserve_ms: u64) -> (Vec<u8>, Vec<WriteStep>)
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let source = SourceConfig { path: input.into(), ..SourceConfig::default() };
+        let source = SourceConfig::default().with_path(input);
         let mux = MuxConfig { format: MuxFormat::Mp4, reserve_ms, ..MuxConfig::default() };
         let sink = SinkConfig::new(dir.path().join("unused.mp4"));
         let mut p = Pipeline::remux(source, Default::default(), mux, sink).unwrap();

@@ -5,15 +5,15 @@ mod probe;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::formats::fragmenter::FragmentPolicy;
+use crate::formats::mp4::append::AppendOptions;
+use crate::formats::mp4::regular::DEFAULT_RESERVE_MS;
+use crate::pipeline::{Override, Pipeline, PipelineFileError, StageConfig};
+use crate::stages::codecpar::{CodecparConfig, ParamPolicy};
+use crate::stages::mux::{MuxConfig, MuxFormat};
+use crate::stages::sink::{Durability, SinkConfig};
+use crate::stages::source::SourceConfig;
 use clap::{Parser, Subcommand};
-use livemux::formats::fragmenter::FragmentPolicy;
-use livemux::formats::mp4::append::AppendOptions;
-use livemux::formats::mp4::regular::DEFAULT_RESERVE_MS;
-use livemux::pipeline::{Override, Pipeline, PipelineFileError, StageConfig};
-use livemux::stages::codecpar::{CodecparConfig, ParamPolicy};
-use livemux::stages::mux::{MuxConfig, MuxFormat};
-use livemux::stages::sink::{Durability, SinkConfig};
-use livemux::stages::source::SourceConfig;
 use tokio_util::sync::CancellationToken;
 
 /// Exit code for runtime failures.
@@ -198,7 +198,7 @@ lock) is refused. Sources are MP4/MOV files (remux others to MP4 first)."
 
 /// What to do with an output file that already exists.
 #[derive(clap::Args, Clone, Copy, Debug, Default)]
-pub struct OverwriteArgs {
+pub(crate) struct OverwriteArgs {
     /// Replace output files that already exist (never the input itself).
     #[arg(short = 'y', long = "overwrite", conflicts_with = "no_overwrite")]
     overwrite: bool,
@@ -209,7 +209,7 @@ pub struct OverwriteArgs {
 
 /// Where codec parameters come from.
 #[derive(clap::Args, Clone, Debug)]
-pub struct ParamArgs {
+pub(crate) struct ParamArgs {
     /// A complete recording of the same source with the same settings, whose codec
     /// parameters replace the stream's where these are missing or unusable.
     #[arg(long)]
@@ -376,7 +376,7 @@ fn output_format(to: Option<&str>, output: &std::path::Path) -> Result<MuxFormat
 }
 
 fn finalize(path: &std::path::Path) -> ExitCode {
-    match livemux::finalize::finalize_file(path) {
+    match crate::finalize::finalize_file(path) {
         Ok(r) if r.writes == 0 => {
             for note in &r.notes {
                 eprintln!("note: {note}");
@@ -408,8 +408,8 @@ fn finalize(path: &std::path::Path) -> ExitCode {
 }
 
 fn append(target: &str, sources: &[String], options: AppendOptions) -> ExitCode {
-    use livemux::append::AppendRequest;
-    use livemux::formats::mp4::append::{parse_input_arg, ChunkSlice, Mode};
+    use crate::append::AppendRequest;
+    use crate::formats::mp4::append::{parse_input_arg, ChunkSlice, Mode};
     let exists = |p: &str| std::path::Path::new(p).exists();
     let mut parsed = Vec::with_capacity(sources.len() + 1);
     for arg in std::iter::once(target).chain(sources.iter().map(String::as_str)) {
@@ -438,7 +438,7 @@ fn append(target: &str, sources: &[String], options: AppendOptions) -> ExitCode 
             .and_then(|v| v.parse().ok())
             .map(std::time::Duration::from_millis),
     };
-    match livemux::append::append(&request) {
+    match crate::append::append(&request) {
         Ok(report) => {
             let r = &report.plan;
             for note in &r.notes {
@@ -610,7 +610,7 @@ fn check_outputs(inputs: &[PathBuf], outputs: &[PathBuf], policy: OverwriteArgs)
             return Err(ExitCode::from(EXIT_USAGE));
         } else if let Ok(f) = std::fs::File::open(out) {
             // Fail now, before reading any input, rather than at the first fragment.
-            if let Err(e) = livemux::stages::sink::lock_or_refuse(&f, out) {
+            if let Err(e) = crate::stages::sink::lock_or_refuse(&f, out) {
                 eprintln!("error: cannot write {}", out.display());
                 eprintln!("  caused by: {e}");
                 return Err(ExitCode::from(EXIT_RUNTIME));
@@ -644,7 +644,7 @@ fn normalized(path: &std::path::Path) -> PathBuf {
 }
 
 /// One line for the error, then its causes.
-pub fn print_error(e: &dyn std::error::Error) {
+pub(crate) fn print_error(e: &dyn std::error::Error) {
     eprintln!("error: {e}");
     let mut cause = e.source();
     while let Some(c) = cause {
@@ -658,6 +658,6 @@ pub fn print_error(e: &dyn std::error::Error) {
 
 fn report_file_error(e: &PipelineFileError) -> ExitCode {
     eprintln!("error: {e}");
-    eprint!("{}", e.render(livemux::pipeline::MAX_RENDERED_ERRORS));
+    eprint!("{}", e.render(crate::pipeline::MAX_RENDERED_ERRORS));
     ExitCode::from(EXIT_USAGE)
 }

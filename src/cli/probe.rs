@@ -6,13 +6,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use livemux::codecs::CodecConfig;
-use livemux::formats::demux::Probe;
-use livemux::formats::params::CodecParams;
-use livemux::formats::split::Splitter;
-use livemux::formats::{ContainerEvent, ContainerKind, ElementKind, Failure, PacketEvent};
-use livemux::model::{ParamOrigin, TrackSet};
-use livemux::stages::{self, codecpar, source, Outputs, StageContext, StageError};
+use crate::codecs::CodecConfig;
+use crate::formats::demux::Probe;
+use crate::formats::params::CodecParams;
+use crate::formats::split::Splitter;
+use crate::formats::{ContainerEvent, ContainerKind, ElementKind, Failure, PacketEvent};
+use crate::model::{ParamOrigin, TrackSet};
+use crate::stages::{self, codecpar, source, Outputs, StageContext, StageError};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -35,13 +35,13 @@ struct Report {
 #[derive(Serialize)]
 struct TrackReport {
     input_id: u64,
-    kind: livemux::TrackKind,
+    kind: crate::TrackKind,
     codec: &'static str,
     timescale: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
-    dimensions: Option<livemux::codecs::Dimensions>,
+    dimensions: Option<crate::codecs::Dimensions>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    audio: Option<livemux::codecs::AudioFormat>,
+    audio: Option<crate::codecs::AudioFormat>,
     language: String,
     params_from: ParamOrigin,
     config: String,
@@ -51,7 +51,7 @@ struct TrackReport {
 fn describe_config(c: &CodecConfig) -> String {
     let hex = |b: &[u8]| b.iter().take(16).map(|x| format!("{x:02x}")).collect::<String>();
     match c {
-        CodecConfig::H264 { avcc, .. } => match livemux::codecs::h264::AvcConfig::parse(avcc) {
+        CodecConfig::H264 { avcc, .. } => match crate::codecs::h264::AvcConfig::parse(avcc) {
             Ok(a) => format!(
                 "avcC profile {} level {} ({} SPS, {} PPS, {}-byte lengths)",
                 a.profile_idc,
@@ -82,11 +82,11 @@ fn describe_config(c: &CodecConfig) -> String {
         CodecConfig::Audio { config, .. } if config.is_empty() => "none (in the frames)".into(),
         CodecConfig::Audio { codec, config, .. } => {
             let what = match codec {
-                livemux::codecs::AudioCodec::Vorbis => "Vorbis headers",
-                livemux::codecs::AudioCodec::Flac => "FLAC metadata blocks",
-                livemux::codecs::AudioCodec::Ac3 => "dac3",
-                livemux::codecs::AudioCodec::Eac3 => "dec3",
-                livemux::codecs::AudioCodec::Alac => "ALAC magic cookie",
+                crate::codecs::AudioCodec::Vorbis => "Vorbis headers",
+                crate::codecs::AudioCodec::Flac => "FLAC metadata blocks",
+                crate::codecs::AudioCodec::Ac3 => "dac3",
+                crate::codecs::AudioCodec::Eac3 => "dec3",
+                crate::codecs::AudioCodec::Alac => "ALAC magic cookie",
                 _ => "AudioSpecificConfig",
             };
             if config.len() <= 32 {
@@ -107,7 +107,7 @@ struct Layout {
     moov_at: Option<u64>,
     mdat_at: Option<u64>,
     fragmented: bool,
-    end: Option<livemux::formats::EndState>,
+    end: Option<crate::formats::EndState>,
 }
 
 impl Layout {
@@ -125,7 +125,7 @@ impl Layout {
                 self.boxes.push(format!("{}@{}", m.kind, m.offset));
             }
             ContainerEvent::Skipped(r) | ContainerEvent::MediaStart(r) => {
-                if r.kind == ElementKind::Mp4(livemux::formats::mp4::FourCc::new(b"mdat")) {
+                if r.kind == ElementKind::Mp4(crate::formats::mp4::FourCc::new(b"mdat")) {
                     self.mdat_at = self.mdat_at.or(Some(r.offset));
                 }
                 self.boxes.push(format!("{}@{}", r.kind, r.offset));
@@ -150,14 +150,14 @@ impl Layout {
 struct Seen {
     layout: Layout,
     tracks: Option<TrackSet>,
-    summary: Option<livemux::formats::SplitSummary>,
+    summary: Option<crate::formats::SplitSummary>,
     notes: Vec<String>,
 }
 
 /// Runs the input through the core's reader, parameter policy and splitter (no output),
 /// noting what each saw. The errors are worded as the pipeline's stages word them.
 async fn read_input(
-    mut input: mpsc::Receiver<livemux::model::Chunk>,
+    mut input: mpsc::Receiver<crate::model::Chunk>,
     ctx: impl Fn(&str) -> StageContext,
     params: codecpar::CodecparConfig,
     seen: &mut Seen,

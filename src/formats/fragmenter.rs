@@ -28,11 +28,27 @@ fn cost(p: &Packet) -> u64 {
     (p.data.len() as u64).saturating_add(PACKET_OVERHEAD_BYTES)
 }
 
-/// Fragment durations, in milliseconds.
+/// How long output fragments (fragmented MP4 `moof`+`mdat`, Matroska clusters) are, in
+/// milliseconds of the lead track (the first video track, else the first audio track).
+///
+/// A fragment ends at the first lead keyframe once it spans `min_ms`, and at any lead
+/// packet once it spans `max_ms`: what a crash can lose is bounded by `max_ms`, whatever
+/// the keyframe interval. The default is 1 s to 2 s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FragmentPolicy {
+    /// Shortest fragment ending at a keyframe.
     pub min_ms: u64,
+    /// Longest fragment: it ends at the next lead packet, keyframe or not (taken as
+    /// `min_ms` if it is less).
     pub max_ms: u64,
+}
+
+impl FragmentPolicy {
+    /// Fragments of `min_ms` to `max_ms`.
+    pub fn new(min_ms: u64, max_ms: u64) -> Self {
+        FragmentPolicy { min_ms, max_ms }
+    }
 }
 
 impl Default for FragmentPolicy {

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
+#[cfg(feature = "cli")]
 use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -36,11 +37,13 @@ pub struct PipelineFileError {
 
 /// Errors [`PipelineFileError::render`] shows in full under `livemux validate` and `run`;
 /// the rest are counted. A generated file can hold thousands.
+#[cfg(feature = "cli")]
 pub const MAX_RENDERED_ERRORS: usize = 100;
 
 /// Longest stretch of the file (from the start of the first line an error points at to
 /// the end of its last) shown under an error; a longer one (a whole file on one line, a
 /// stage spanning thousands of lines) is located by line and column only.
+#[cfg(feature = "cli")]
 pub const MAX_SNIPPET_BYTES: usize = 2048;
 
 fn plural(n: usize) -> String {
@@ -52,6 +55,7 @@ fn plural(n: usize) -> String {
 }
 
 /// One error as a miette diagnostic.
+#[cfg(feature = "cli")]
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 struct OneError {
@@ -61,6 +65,7 @@ struct OneError {
     src: NamedSource<Arc<str>>,
 }
 
+#[cfg(feature = "cli")]
 impl Diagnostic for OneError {
     fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
         self.help.as_ref().map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
@@ -97,6 +102,7 @@ impl Lines {
         (line + 1, at - self.starts[line] + 1)
     }
 
+    #[cfg(feature = "cli")]
     /// Bytes from the start of the line of `span.start` to the end of the line of `span.end`.
     fn snippet_len(&self, span: &std::ops::Range<usize>) -> usize {
         let first = self.starts[self.line(span.start.min(self.len))];
@@ -109,6 +115,7 @@ impl Lines {
 impl PipelineFileError {
     /// One diagnostic per error, each pointing at its place in the file (made as they are
     /// taken: take only those to show).
+    #[cfg(feature = "cli")]
     pub fn diagnostics(&self) -> impl Iterator<Item = impl Diagnostic + Send + Sync + 'static> + '_ {
         let lines = Lines::new(&self.source_text);
         self.errors.iter().map(move |e| {
@@ -141,6 +148,7 @@ impl PipelineFileError {
     /// The first `max` errors as `livemux validate` shows them, each with the lines it
     /// points at, then how many were left out. Memory and time grow with the text and
     /// the number of errors, not with their product.
+    #[cfg(feature = "cli")]
     pub fn render(&self, max: usize) -> String {
         let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor());
         let mut out = String::new();

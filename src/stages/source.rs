@@ -33,16 +33,32 @@ pub const FOLLOW_POLL: Duration = Duration::from_millis(10);
 /// (upload handlers open and close the file once per chunk) before ending.
 pub const CLOSE_GRACE: Duration = Duration::from_millis(500);
 
-/// Settings of `source`.
+/// Where a pipeline's input comes from, and how it is read (the `source` stage).
+///
+/// ```
+/// use std::time::Duration;
+/// let growing = livemux::SourceConfig::default()
+///     .with_path("recording.webm")
+///     .with_follow(true)
+///     .with_idle_timeout(Duration::from_secs(10));
+/// assert!(!growing.is_stdin());
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SourceConfig {
-    /// A file, or `-` for stdin.
+    /// A file, or `-` for stdin (the default). A pipeline fed from code
+    /// ([`Pipeline::feed`](crate::Pipeline::feed)) does not read it.
     pub path: PathBuf,
-    /// Keep reading as the file grows; end when its writer closes it or after `idle_timeout`.
+    /// Keep reading as the file grows; end when its writer closes it (and does not reopen
+    /// it within half a second) or after `idle_timeout` without growth. Default: off.
     pub follow: bool,
+    /// With `follow`, how long the file may stop growing before the input is taken to have
+    /// ended. Default: 5 s.
     pub idle_timeout: Duration,
+    /// Bytes asked for per read. Default: 256 KiB.
     pub chunk_size: usize,
-    /// Read a trailing MP4 `moov` first (complete files only).
+    /// Read a trailing MP4 `moov` first (complete files only), so that the file is remuxed
+    /// in one pass without buffering its media. Default: on.
     pub moov_first: bool,
 }
 
@@ -59,12 +75,43 @@ impl Default for SourceConfig {
 }
 
 impl SourceConfig {
+    /// Sets [`path`](Self::path): a file, or `-` for stdin.
+    pub fn with_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// Sets [`follow`](Self::follow): keep reading as the file grows.
+    pub fn with_follow(mut self, follow: bool) -> Self {
+        self.follow = follow;
+        self
+    }
+
+    /// Sets [`idle_timeout`](Self::idle_timeout).
+    pub fn with_idle_timeout(mut self, idle_timeout: Duration) -> Self {
+        self.idle_timeout = idle_timeout;
+        self
+    }
+
+    /// Sets [`chunk_size`](Self::chunk_size) (at least 1 byte is read at a time).
+    pub fn with_chunk_size(mut self, chunk_size: usize) -> Self {
+        self.chunk_size = chunk_size.max(1);
+        self
+    }
+
+    /// Sets [`moov_first`](Self::moov_first).
+    pub fn with_moov_first(mut self, moov_first: bool) -> Self {
+        self.moov_first = moov_first;
+        self
+    }
+
     /// Whether an MP4 index may arrive after the media: a stream, a growing file, or a
     /// file not searched for a trailing index first.
     pub fn may_index_late(&self) -> bool {
         self.is_stdin() || self.follow || !self.moov_first
     }
 
+    /// Whether the input is stdin (`path` is `-`).
     pub fn is_stdin(&self) -> bool {
         self.path.as_os_str() == "-"
     }
@@ -248,16 +295,10 @@ fn follow(
     tx: &Tx,
     stop: &CancellationToken,
 ) -> std::io::Result<()> {
-    let mut watcher = inotify::Inotify::init().ok();
-    if let Some(w) = &mut watcher {
-        if w.watches().add(path, inotify::WatchMask::CLOSE_WRITE).is_err() {
-            watcher = None;
-        }
-    }
+    let mut watcher = CloseWatch::new(path);
     let mut offset = 0u64;
     let mut last_growth = Instant::now();
     let mut closed_at: Option<Instant> = None;
-    let mut events = [0u8; 1024];
     loop {
         let at = copy(file, offset, u64::MAX, config.chunk_size, tx, stop)?;
         if at == u64::MAX || stop.is_cancelled() {
@@ -279,9 +320,7 @@ fn follow(
                 path.display()
             )));
         }
-        let closed_now =
-            watcher.as_mut().and_then(|w| w.read_events(&mut events).ok()).is_some_and(|mut evs| evs.next().is_some());
-        if closed_now {
+        if watcher.closed() {
             closed_at = Some(Instant::now());
         }
         let writer_gone = closed_at.is_some_and(|t| t.elapsed() >= CLOSE_GRACE);
@@ -289,5 +328,44 @@ fn follow(
             return Ok(());
         }
         std::thread::sleep(FOLLOW_POLL);
+    }
+}
+
+/// Tells when a writer closes a followed file (inotify `CLOSE_WRITE`), so that following
+/// ends [`CLOSE_GRACE`] after it instead of after the idle timeout. Without inotify (the
+/// `cli` feature off, or no watch possible) it never tells, and following ends when the file
+/// stops growing for `idle_timeout`.
+struct CloseWatch {
+    #[cfg(feature = "cli")]
+    inotify: Option<inotify::Inotify>,
+}
+
+impl CloseWatch {
+    #[cfg(feature = "cli")]
+    fn new(path: &Path) -> Self {
+        let mut inotify = inotify::Inotify::init().ok();
+        if let Some(w) = &mut inotify {
+            if w.watches().add(path, inotify::WatchMask::CLOSE_WRITE).is_err() {
+                inotify = None;
+            }
+        }
+        CloseWatch { inotify }
+    }
+
+    #[cfg(not(feature = "cli"))]
+    fn new(_path: &Path) -> Self {
+        CloseWatch {}
+    }
+
+    /// Whether the file was closed by a writer since the last call (never blocks).
+    #[cfg(feature = "cli")]
+    fn closed(&mut self) -> bool {
+        let mut events = [0u8; 1024];
+        self.inotify.as_mut().and_then(|w| w.read_events(&mut events).ok()).is_some_and(|mut evs| evs.next().is_some())
+    }
+
+    #[cfg(not(feature = "cli"))]
+    fn closed(&mut self) -> bool {
+        false
     }
 }
