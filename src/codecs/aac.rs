@@ -13,7 +13,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
-use super::h264::BitReader;
+use super::bits::BitReader;
 use super::CodecError;
 
 const WHAT_ASC: &str = "AudioSpecificConfig";

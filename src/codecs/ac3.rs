@@ -7,7 +7,7 @@
 //! Matroska stores no configuration for `A_AC3`/`A_EAC3`: the MP4 boxes are derived from
 //! the track's first frame. MP4 to Matroska needs nothing: the frames describe themselves.
 
-use super::h264::BitReader;
+use super::bits::BitReader;
 use super::{AudioFormat, CodecError};
 
 const WHAT_FRAME: &str = "AC-3 frame";

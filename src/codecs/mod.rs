@@ -10,6 +10,7 @@ pub mod ac3;
 pub mod access_unit;
 pub mod alac;
 pub mod av1;
+pub mod bits;
 pub mod flac;
 pub mod h264;
 pub mod hevc;

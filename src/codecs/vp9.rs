@@ -11,7 +11,7 @@ use std::ops::Range;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::h264::BitReader;
+use super::bits::BitReader;
 use super::{CodecError, Dimensions};
 
 const WHAT_VPCC: &str = "vpcC";
