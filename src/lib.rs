@@ -95,6 +95,7 @@ mod stages;
 pub mod cli;
 mod error;
 pub mod model;
+mod recording;
 
 pub use error::{Error, ErrorKind, Result};
 pub use model::{Chunk, Fragment, FragmentKind, Packet, Payload, Track, TrackKind, TrackSet, Tracks};
@@ -107,11 +108,9 @@ pub use stages::mux::{MuxConfig, MuxFormat};
 pub use stages::sink::{Durability, SinkConfig};
 pub use stages::source::SourceConfig;
 
-// The sans-IO core (core helper, `src/formats/remux.rs`):
-// pub use formats::remux::{RemuxOptions, Remuxer};
-
-// Writing a recording to a file (the lead):
-// pub use recording::Recording;
+// The sans-IO core, and a recording written to a file with it.
+pub use formats::remux::{RemuxOptions, Remuxer};
+pub use recording::{format_for_path, AsyncRecording, Recording, RecordingOptions, RecordingReport};
 
 // Work on finished files.
 pub use append::{append, AppendReport, AppendRequest};

@@ -1,0 +1,300 @@
+//! [`Recording`]: a recording written to a file as its bytes arrive, in pieces of any size,
+//! crash-safe at every moment; what an upload handler calls.
+//!
+//! It is the sans-IO [`Remuxer`] and a [`FragmentWriter`] joined: each piece goes into the
+//! remux, and every output fragment it completes is written at its offset and made
+//! durable (fsync by default) before [`Recording::push`] returns. So when `push` returns
+//! `Ok`, every fragment the bytes so far completed is on stable storage, and a crash
+//! loses at most the fragment still open. [`Recording::finish`] writes the last fragment
+//! and the finalize writes (a regular MP4's index, Matroska's Cues and Duration) in the
+//! order that keeps the file valid after each of them.
+//!
+//! The file is the one `livemux remux` makes of the same bytes, byte for byte, whatever
+//! the pieces (`tests/recording.rs` checks it for every output format).
+//!
+//! [`AsyncRecording`] is the same for async code: each call runs on tokio's blocking pool,
+//! so a slow disk never stalls the runtime.
+//!
+//! ```
+//! # fn main() -> livemux::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let input = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/samples/chrome_mp4_avc1_opus.mp4")).unwrap();
+//! # let upload = input.chunks(64 * 1024).map(bytes::Bytes::copy_from_slice);
+//! # let path = dir.path().join("talk.mp4");
+//! use livemux::{Recording, RecordingOptions};
+//! // `.mp4`: fragmented MP4 while recording, a regular MP4 at `finish`.
+//! let mut rec = Recording::create(&path, RecordingOptions::default())?;
+//! for piece in upload {
+//!     rec.push(piece)?; // when this returns, what the piece completed is durable
+//! }
+//! let report = rec.finish()?;
+//! assert!(report.fragments > 1 && report.output_len > 100_000);
+//! # Ok(()) }
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::formats::output::MuxFormat;
+use crate::formats::remux::{RemuxOptions, Remuxer};
+use crate::io::{Durability, FragmentWriter};
+use crate::model::{Fragment, FragmentKind, TrackSet};
+
+/// How a [`Recording`] is made: `RecordingOptions::default()` and the setters below.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct RecordingOptions {
+    /// The remux: fragment length, codec parameters... (its format is replaced by
+    /// [`RecordingOptions::format`] or the one the file name asks for).
+    pub remux: RemuxOptions,
+    /// The output container; `None`: from the file name, as `livemux remux -o` picks it
+    /// (`.mp4`/`.m4a`/`.mov`: `mp4`, `.webm`: `webm`, `.mkv`/`.mka`: `mkv`, else `fmp4`).
+    pub format: Option<MuxFormat>,
+    /// What happens after each fragment; `None`: fsync.
+    pub durability: Option<Durability>,
+    /// Replace a file that exists at the path (otherwise [`Recording::create`] refuses it).
+    pub overwrite: bool,
+}
+
+impl RecordingOptions {
+    /// Sets the remux options.
+    pub fn remux(mut self, remux: RemuxOptions) -> Self {
+        self.remux = remux;
+        self
+    }
+
+    /// Sets the output container (instead of the one the file name asks for).
+    pub fn format(mut self, format: MuxFormat) -> Self {
+        self.format = Some(format);
+        self
+    }
+
+    /// Sets what happens after each fragment is written.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = Some(durability);
+        self
+    }
+
+    /// Sets whether a file at the path may be replaced.
+    pub fn overwrite(mut self, overwrite: bool) -> Self {
+        self.overwrite = overwrite;
+        self
+    }
+}
+
+/// The output container a file name asks for, as `livemux remux -o NAME` picks it:
+/// `.mp4`/`.m4a`/`.mov` a regular MP4 (fragmented while recording), `.webm` WebM,
+/// `.mkv`/`.mka` Matroska, anything else fragmented MP4.
+pub fn format_for_path(path: &Path) -> MuxFormat {
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("mp4" | "m4a" | "mov") => MuxFormat::Mp4,
+        _ => MuxFormat::from_extension(path).unwrap_or_default(),
+    }
+}
+
+/// What a finished [`Recording`] did.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct RecordingReport {
+    /// The file written.
+    pub path: PathBuf,
+    /// Its container.
+    pub format: MuxFormat,
+    /// The tracks written (`None` when the input ended before any).
+    pub tracks: Option<TrackSet>,
+    /// Input bytes taken.
+    pub input_len: u64,
+    /// Length of the finished file.
+    pub output_len: u64,
+    /// Fragments written (header and media).
+    pub fragments: u64,
+    /// In-place writes of the finalize (0 for fragmented MP4, which needs none).
+    pub finalize_writes: u64,
+    /// Media duration written, in ms.
+    pub duration_ms: u64,
+    /// What the remux has to say (damage skipped, tracks dropped, where the index went).
+    pub notes: Vec<String>,
+}
+
+/// A recording being written: see the [module](self) doc.
+pub struct Recording {
+    path: PathBuf,
+    format: MuxFormat,
+    remuxer: Remuxer,
+    writer: FragmentWriter,
+    fragments: u64,
+    finalize_writes: u64,
+    output_len: u64,
+    duration_ms: u64,
+}
+
+impl Recording {
+    /// Starts a recording into `path`. Nothing is created until the first fragment is
+    /// ready, and a file that exists is refused unless [`RecordingOptions::overwrite`].
+    pub fn create(path: impl AsRef<Path>, options: RecordingOptions) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if path.as_os_str() == "-" {
+            return Err(Error::msg(ErrorKind::Config, "a recording is written to a file, not to stdout (-)"));
+        }
+        if !options.overwrite && std::fs::symlink_metadata(&path).is_ok() {
+            let e = std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("{} exists and overwriting it was not allowed", path.display()),
+            );
+            return Err(Error::from_repr(ErrorKind::OutputRefused, e).on_path(path));
+        }
+        let format = options.format.unwrap_or_else(|| format_for_path(&path));
+        let remuxer = Remuxer::new(options.remux.format(format))?;
+        let writer = FragmentWriter::create(&path)
+            .with_durability(options.durability.unwrap_or(Durability::Fsync))
+            .with_overwrite(options.overwrite);
+        Ok(Recording {
+            path,
+            format,
+            remuxer,
+            writer,
+            fragments: 0,
+            finalize_writes: 0,
+            output_len: 0,
+            duration_ms: 0,
+        })
+    }
+
+    /// Takes the next piece of the recording (any size, down to one byte). When it returns
+    /// `Ok`, every fragment the input so far completed is written and durable.
+    ///
+    /// After an error the recording takes no more input; the file holds every fragment
+    /// completed before it.
+    pub fn push(&mut self, piece: Bytes) -> Result<()> {
+        self.remuxer.push(piece)?;
+        while let Some(f) = self.remuxer.next_fragment() {
+            self.write(&f)?;
+        }
+        Ok(())
+    }
+
+    /// The input ended: writes the last fragment and finishes the file (a regular MP4's
+    /// index, Matroska's Cues and Duration), each write durable before the next.
+    pub fn finish(mut self) -> Result<RecordingReport> {
+        for f in self.remuxer.finish()? {
+            self.write(&f)?;
+        }
+        Ok(RecordingReport {
+            path: self.path,
+            format: self.format,
+            tracks: self.remuxer.tracks().cloned(),
+            input_len: self.remuxer.input_len(),
+            output_len: self.output_len,
+            fragments: self.fragments,
+            finalize_writes: self.finalize_writes,
+            duration_ms: self.duration_ms,
+            notes: self.remuxer.notes().to_vec(),
+        })
+    }
+
+    fn write(&mut self, f: &Fragment) -> Result<()> {
+        self.writer.write(f).map_err(|e| e.on_path(&self.path))?;
+        match f.kind {
+            FragmentKind::Finalize => self.finalize_writes += 1,
+            _ => {
+                self.fragments += 1;
+                self.duration_ms = self.duration_ms.saturating_add(f.duration_ms);
+            }
+        }
+        self.output_len = self.output_len.max(f.offset.saturating_add(f.len()));
+        Ok(())
+    }
+
+    /// Input bytes taken so far.
+    pub fn input_len(&self) -> u64 {
+        self.remuxer.input_len()
+    }
+
+    /// Bytes of the output written and durable so far (complete fragments).
+    pub fn durable_len(&self) -> u64 {
+        self.writer.complete_len()
+    }
+
+    /// The tracks, once the input has described them.
+    pub fn tracks(&self) -> Option<&TrackSet> {
+        self.remuxer.tracks()
+    }
+
+    /// The file being written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// [`Recording`] for async code: each call runs on tokio's blocking pool.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> livemux::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let input = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/samples/chrome_mp4_avc1_opus.mp4")).unwrap();
+/// use livemux::{AsyncRecording, RecordingOptions};
+/// let mut rec = AsyncRecording::create(dir.path().join("talk.mkv"), RecordingOptions::default()).await?;
+/// for piece in input.chunks(100_000) {
+///     rec.push(bytes::Bytes::copy_from_slice(piece)).await?;
+/// }
+/// let report = rec.finish().await?;
+/// assert_eq!(report.format, livemux::MuxFormat::Mkv);
+/// # Ok(()) }
+/// ```
+pub struct AsyncRecording {
+    /// `None` only while a call runs (or after one was cancelled mid-way).
+    inner: Option<Recording>,
+}
+
+impl AsyncRecording {
+    /// [`Recording::create`].
+    pub async fn create(path: impl AsRef<Path>, options: RecordingOptions) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let rec = blocking(move || Recording::create(path, options)).await?;
+        Ok(AsyncRecording { inner: Some(rec) })
+    }
+
+    /// [`Recording::push`].
+    pub async fn push(&mut self, piece: Bytes) -> Result<()> {
+        let mut rec = self.take()?;
+        let (rec, result) = blocking(move || {
+            let r = rec.push(piece);
+            Ok((rec, r))
+        })
+        .await?;
+        self.inner = Some(rec);
+        result
+    }
+
+    /// [`Recording::finish`].
+    pub async fn finish(mut self) -> Result<RecordingReport> {
+        let rec = self.take()?;
+        blocking(move || rec.finish()).await
+    }
+
+    /// Input bytes taken so far.
+    pub fn input_len(&self) -> u64 {
+        self.inner.as_ref().map_or(0, Recording::input_len)
+    }
+
+    /// Bytes of the output written and durable so far.
+    pub fn durable_len(&self) -> u64 {
+        self.inner.as_ref().map_or(0, Recording::durable_len)
+    }
+
+    fn take(&mut self) -> Result<Recording> {
+        self.inner.take().ok_or_else(|| {
+            Error::msg(ErrorKind::Config, "the recording was dropped by a cancelled call: it takes no more input")
+        })
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::msg(ErrorKind::Internal, format!("the recording's writer thread failed: {e}")))?
+}
