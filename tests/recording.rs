@@ -96,14 +96,14 @@ fn durable_len_grows_with_the_fragments_written() {
     let out = dir.path().join("rec.mp4");
     let mut rec = Recording::create(&out, RecordingOptions::default().format(MuxFormat::Fmp4)).unwrap();
     let mut seen = Vec::new();
-    for p in pieces(&data, 7) {
-        rec.push(p).unwrap();
+    for at in (0..data.len()).step_by(2000) {
+        rec.push(data.slice(at..(at + 2000).min(data.len()))).unwrap();
         let len = rec.durable_len();
         assert!(std::fs::metadata(&out).map_or(0, |m| m.len()) >= len);
         seen.push(len);
     }
     assert!(seen.windows(2).all(|w| w[0] <= w[1]), "durable length never goes back");
-    assert!(seen.iter().filter(|&&l| l > 0).count() > 10, "fragments became durable while recording");
+    assert!(seen.iter().filter(|&&l| l > 0).count() > 10, "fragments became durable while recording: {seen:?}");
     rec.finish().unwrap();
 }
 
