@@ -46,28 +46,47 @@ thread_local! {
 /// A parsed H.264 SPS, as far as the frame cropping rectangle (VUI is not read).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sps {
+    /// profile_idc (66 Baseline, 77 Main, 100 High, ...).
     pub profile_idc: u8,
+    /// constraint_set0..5_flag and the two reserved bits, as one byte.
     pub constraint_flags: u8,
+    /// level_idc (ten times the level number).
     pub level_idc: u8,
+    /// seq_parameter_set_id, 0..=[`MAX_SPS_ID`].
     pub seq_parameter_set_id: u32,
+    /// 0 monochrome, 1 4:2:0, 2 4:2:2, 3 4:4:4.
     pub chroma_format_idc: u8,
+    /// 4:4:4 coded as three separate colour planes.
     pub separate_colour_plane: bool,
+    /// Luma bit depth less 8.
     pub bit_depth_luma_minus8: u8,
+    /// Chroma bit depth less 8.
     pub bit_depth_chroma_minus8: u8,
+    /// log2(MaxFrameNum) less 4; see [`Sps::log2_max_frame_num`].
     pub log2_max_frame_num_minus4: u8,
+    /// How picture order counts are coded: 0, 1 or 2 (§8.2.1).
     pub pic_order_cnt_type: u8,
     /// POC type 0 only (0 otherwise).
     pub log2_max_pic_order_cnt_lsb_minus4: u8,
     /// POC type 1 only (false / 0 / empty otherwise).
     pub delta_pic_order_always_zero: bool,
+    /// offset_for_non_ref_pic (POC type 1).
     pub offset_for_non_ref_pic: i32,
+    /// offset_for_top_to_bottom_field (POC type 1).
     pub offset_for_top_to_bottom_field: i32,
+    /// offset_for_ref_frame[] of the POC cycle (POC type 1), at most [`MAX_POC_CYCLE`].
     pub offset_for_ref_frame: Vec<i32>,
+    /// max_num_ref_frames, at most [`MAX_NUM_REF_FRAMES`].
     pub max_num_ref_frames: u32,
+    /// gaps_in_frame_num_value_allowed_flag.
     pub gaps_in_frame_num_allowed: bool,
+    /// Coded width in macroblocks.
     pub pic_width_in_mbs: u32,
+    /// Coded height in map units (macroblock pairs when not frame_mbs_only).
     pub pic_height_in_map_units: u32,
+    /// Only frames (no field or MBAFF coding).
     pub frame_mbs_only: bool,
+    /// Macroblock-adaptive frame/field coding (MBAFF).
     pub mb_adaptive_frame_field: bool,
     /// left, right, top, bottom `frame_crop_*_offset`, in crop units.
     pub crop: [u32; 4],
@@ -269,17 +288,25 @@ pub fn sps_dimensions(sps_nal: &[u8]) -> Result<Dimensions, CodecError> {
 /// `redundant_pic_cnt_present_flag`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pps {
+    /// pic_parameter_set_id, 0..=[`MAX_PPS_ID`].
     pub pic_parameter_set_id: u32,
+    /// seq_parameter_set_id, 0..=[`MAX_SPS_ID`].
     pub seq_parameter_set_id: u32,
+    /// CABAC (true) or CAVLC.
     pub entropy_coding_mode: bool,
+    /// Slice headers carry the bottom field POC delta.
     pub bottom_field_pic_order_in_frame_present: bool,
     /// `num_ref_idx_l0/l1_default_active_minus1` + 1.
     pub num_ref_idx_default: [u32; 2],
+    /// Explicit weighted prediction for P/SP slices.
     pub weighted_pred: bool,
+    /// 0 default, 1 explicit, 2 implicit weighted bi-prediction.
     pub weighted_bipred_idc: u32,
     /// 26 + `pic_init_qp_minus26`.
     pub pic_init_qp: i32,
+    /// Slice headers carry deblocking filter controls.
     pub deblocking_filter_control_present: bool,
+    /// Slice headers carry redundant_pic_cnt.
     pub redundant_pic_cnt_present: bool,
 }
 

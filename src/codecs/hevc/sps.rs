@@ -33,12 +33,17 @@ pub const CTB_LOG2_SIZES: std::ops::RangeInclusive<u32> = 4..=6;
 /// The general part of `profile_tier_level()` (H.265 §7.3.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct ProfileTierLevel {
+    /// general_profile_space.
     pub general_profile_space: u8,
+    /// High tier.
     pub general_tier_flag: bool,
+    /// general_profile_idc (1 Main, 2 Main 10, 4 range extensions, ...).
     pub general_profile_idc: u8,
+    /// general_profile_compatibility_flag[32], MSB first.
     pub general_profile_compatibility_flags: u32,
     /// 48 bits: progressive/interlaced/non-packed/frame-only flags and the rest.
     pub general_constraint_indicator_flags: u64,
+    /// general_level_idc (thirty times the level number).
     pub general_level_idc: u8,
 }
 
@@ -56,17 +61,27 @@ pub struct SliceFields {
 /// A parsed HEVC SPS.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sps {
+    /// sps_max_sub_layers_minus1 + 1.
     pub max_sub_layers: u8,
+    /// sps_temporal_id_nesting_flag.
     pub temporal_id_nesting: bool,
+    /// The general profile, tier and level.
     pub ptl: ProfileTierLevel,
+    /// sps_seq_parameter_set_id, 0..=[`MAX_SPS_ID`].
     pub seq_parameter_set_id: u32,
+    /// 0 monochrome, 1 4:2:0, 2 4:2:2, 3 4:4:4.
     pub chroma_format_idc: u8,
+    /// 4:4:4 coded as three separate colour planes.
     pub separate_colour_plane: bool,
+    /// Coded width.
     pub pic_width_in_luma_samples: u32,
+    /// Coded height.
     pub pic_height_in_luma_samples: u32,
     /// left, right, top, bottom `conf_win_*_offset`, in chroma units.
     pub conformance_window: [u32; 4],
+    /// Luma bit depth less 8.
     pub bit_depth_luma_minus8: u8,
+    /// Chroma bit depth less 8.
     pub bit_depth_chroma_minus8: u8,
     /// Display size after the conformance window.
     pub dims: Dimensions,
@@ -224,10 +239,15 @@ pub fn sps_dimensions(sps_nal: &[u8]) -> Result<Dimensions, CodecError> {
 /// A parsed HEVC PPS: the fields a slice segment header depends on up to the POC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pps {
+    /// pps_pic_parameter_set_id, 0..=[`MAX_PPS_ID`].
     pub pps_pic_parameter_set_id: u32,
+    /// The SPS this PPS refers to.
     pub pps_seq_parameter_set_id: u32,
+    /// dependent_slice_segments_enabled_flag.
     pub dependent_slice_segments_enabled: bool,
+    /// Slice headers carry pic_output_flag.
     pub output_flag_present: bool,
+    /// slice_reserved_flag bits in slice headers.
     pub num_extra_slice_header_bits: u32,
 }
 

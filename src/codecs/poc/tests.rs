@@ -413,3 +413,35 @@ fn h264_in_band_parameter_sets_and_errors() {
     // Slice groups are reported as unsupported.
     assert!(matches!(h264::parse_pps(&[0x68, 0xc5, 0x80]), Err(CodecError::Unsupported { .. })));
 }
+
+/// Each SPS is parsed once, by `h264::parse_sps`, and that one parse serves POC derivation
+/// and the slice header check: both take the parsed `h264::ParameterSets` (and POC
+/// derivation reads its fields from `&h264::Sps`), and neither parses an SPS of its own.
+#[test]
+fn poc_and_slice_check_share_one_sps_parse() {
+    use crate::codecs::h264::sps::SPS_PARSES;
+    let parses = || SPS_PARSES.with(std::cell::Cell::get);
+    let (avcc, samples, _) = video_track(&generated().join("h264_aac_moov_end.mp4"), b"avcC");
+    let config = h264::AvcConfig::parse(&avcc).unwrap();
+    let checked = samples.len().min(8);
+    let sps_units = |samples: &[Vec<u8>]| {
+        samples.iter().flat_map(|s| split(s)).filter(|n| h264::nal_type(n[0]) == h264::NAL_SPS).count()
+    };
+    let in_band = sps_units(&samples) + sps_units(&samples[..checked]);
+    let start = parses();
+    let sets = h264::ParameterSets::from_config(&config, true).unwrap();
+    assert_eq!(parses() - start, 1, "the record's SPS is parsed once");
+    let sps = sets.sps(0).unwrap().clone();
+    assert_eq!(sps.log2_max_frame_num(), u32::from(sps.log2_max_frame_num_minus4) + 4);
+
+    let refs: Vec<&[u8]> = samples.iter().map(Vec::as_slice).collect();
+    let check = crate::codecs::slices::check_h264_with(sets.clone(), config.nal_length_size, &refs[..checked]);
+    assert!(check.is_ok(), "{check:?}");
+    let mut state = H264PocState::new(sets).unwrap();
+    for sample in &samples {
+        state.picture(&split(sample)).unwrap();
+    }
+    // Only in-band SPS units (if any) add parses; the record's is never read again.
+    assert_eq!(parses() - start, 1 + in_band);
+    assert!(H264PocState::new(h264::ParameterSets::default()).is_err());
+}
