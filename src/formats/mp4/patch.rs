@@ -183,7 +183,8 @@ fn patch_mdia(out: &mut BytesMut, mdia: &Child<'_>, patch: &TrackPatch<'_>) -> R
 
 /// Whether an `stbl` child survives a patch as it was.
 pub fn kept_in_stbl(fourcc: FourCc, own_sample_groups: bool) -> bool {
-    !PER_SAMPLE.contains(&&fourcc.0) && !(own_sample_groups && fourcc.0 == *b"sgpd")
+    let dropped = PER_SAMPLE.contains(&&fourcc.0) || (own_sample_groups && fourcc.0 == *b"sgpd");
+    !dropped
 }
 
 fn patch_stbl(out: &mut BytesMut, stbl: &Child<'_>, patch: &TrackPatch<'_>) -> Result<(), Mp4Error> {
