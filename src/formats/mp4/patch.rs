@@ -183,7 +183,8 @@ fn patch_mdia(out: &mut BytesMut, mdia: &Child<'_>, patch: &TrackPatch<'_>) -> R
 
 /// Whether an `stbl` child survives a patch as it was.
 pub fn kept_in_stbl(fourcc: FourCc, own_sample_groups: bool) -> bool {
-    !PER_SAMPLE.contains(&&fourcc.0) && !(own_sample_groups && fourcc.0 == *b"sgpd")
+    let dropped = PER_SAMPLE.contains(&&fourcc.0) || (own_sample_groups && fourcc.0 == *b"sgpd");
+    !dropped
 }
 
 fn patch_stbl(out: &mut BytesMut, stbl: &Child<'_>, patch: &TrackPatch<'_>) -> Result<(), Mp4Error> {
@@ -259,7 +260,7 @@ mod tests {
         let out = patch_moov(&input, 0, 8, &patch).unwrap();
         let kids = stbl_children(&out);
         let names: Vec<&[u8]> = kids.iter().map(|k| k.as_slice()).collect();
-        assert_eq!(names, [&b"stsd"[..], b"sgpd", b"zzzz", b"stts", b"stsc", b"stsz", b"stco"]);
+        assert_eq!(names, [&b"stsd"[..], b"sgpd", b"zzzz", b"stts", b"stsz", b"stsc", b"stco"]);
         assert!(!out.windows(4).any(|w| w == b"mvex"));
         assert!(out.windows(4).any(|w| w == b"udta"));
 
@@ -295,5 +296,112 @@ mod tests {
         assert!(!again.windows(4).any(|w| w == b"edts"));
         // Too few patches for the `trak` boxes is an error, not a panic.
         assert!(patch_moov(&input, 0, 8, &MoviePatch { tracks: &[], ..patch }).is_err());
+    }
+
+    /// The corpus recording (`moov` at the end) with, in its video `stbl`, an `sdtp` that
+    /// says more than `stss`, an `sbgp`/`sgpd` pair, `saiz`/`saio` and an unknown box.
+    fn corpus_with_per_sample_boxes() -> Vec<u8> {
+        const CORPUS: &[u8] = include_bytes!("../../../tests/fixtures/tools/h264_aac_reference_1s.mp4");
+        let moov_at =
+            CORPUS.len() - u32::from_be_bytes(CORPUS[CORPUS.len() - 2447..][..4].try_into().unwrap()) as usize;
+        assert_eq!(&CORPUS[moov_at + 4..moov_at + 8], b"moov");
+        let samples = 30u32;
+        let mut sdtp = vec![0u8; 4];
+        sdtp.extend((0..samples).map(|i| if i % 3 == 2 { 0x08 } else { 0x04 }));
+        let sbgp = [&[0u8; 4][..], b"rap ", &1u32.to_be_bytes(), &samples.to_be_bytes(), &1u32.to_be_bytes()].concat();
+        let sgpd = [&[1u8, 0, 0, 0][..], b"rap ", &1u32.to_be_bytes(), &1u32.to_be_bytes(), &[0x80]].concat();
+        let saiz = [&[0u8; 4][..], &[8], &samples.to_be_bytes()].concat();
+        let saio = [&[0u8; 4][..], &1u32.to_be_bytes(), &0u32.to_be_bytes()].concat();
+        let extra = [
+            boxed(b"sdtp", &sdtp),
+            boxed(b"sbgp", &sbgp),
+            boxed(b"sgpd", &sgpd),
+            boxed(b"saiz", &saiz),
+            boxed(b"saio", &saio),
+            boxed(b"zzzz", b"kept"),
+        ]
+        .concat();
+        // The first `stbl` is the video track's: every box around it grows by `extra`.
+        let mut file = CORPUS.to_vec();
+        let stbl = moov_at + file[moov_at..].windows(4).position(|w| w == b"stbl").unwrap() - 4;
+        let end = stbl + u32::from_be_bytes(file[stbl..stbl + 4].try_into().unwrap()) as usize;
+        file.splice(end..end, extra.iter().copied());
+        for fourcc in [b"moov", b"trak", b"mdia", b"minf", b"stbl"] {
+            let at = moov_at + file[moov_at..].windows(4).position(|w| w == fourcc).unwrap() - 4;
+            let size = u32::from_be_bytes(file[at..at + 4].try_into().unwrap()) + extra.len() as u32;
+            file[at..at + 4].copy_from_slice(&size.to_be_bytes());
+        }
+        file
+    }
+
+    /// The `stbl` children of every `trak` of `moov`.
+    fn stbls(moov: &[u8]) -> Vec<Vec<[u8; 4]>> {
+        let root = Reader::new(&moov[8..], 8, FourCc::new(b"moov"));
+        let mut out = Vec::new();
+        for trak in root.children().map(Result::unwrap).filter(|c| c.fourcc.0 == *b"trak") {
+            let mut r = trak.reader();
+            for name in [b"mdia", b"minf", b"stbl"] {
+                r = r.children().map(Result::unwrap).find(|c| c.fourcc.0 == *name).unwrap().reader();
+            }
+            out.push(r.children().map(|c| c.unwrap().fourcc.0).collect());
+        }
+        out
+    }
+
+    #[test]
+    fn finalize_and_append_keep_and_drop_the_same_boxes() {
+        use super::super::append::{Clip, InputData, InputIndex, Merge, OutPiece};
+        use super::super::finalize::FragmentIndex;
+        use std::collections::BTreeSet;
+        use std::io::Cursor;
+
+        let file = corpus_with_per_sample_boxes();
+        let data = InputData::read(&mut Cursor::new(&file), file.len() as u64).unwrap();
+        let (moov_offset, hl, moov) = data.moov.clone().unwrap();
+        // finalize / `--to mp4`: the index of the samples the `moov` holds.
+        let finalized = FragmentIndex::new(moov.clone(), moov_offset, hl).unwrap().final_moov().unwrap();
+        // append: the file after itself.
+        let index = InputIndex::build(&data, "input").unwrap();
+        let clip = |input_no| Clip { input: &index, input_no, chunks: 0..index.chunks.len() };
+        let merge = Merge::new(vec![clip(0), clip(1)], false).unwrap();
+        let mut out = Vec::new();
+        for k in 0..2 {
+            for c in 0..index.chunks.len() {
+                for p in index.chunks[c].clone() {
+                    out.push(OutPiece { clip: k, piece: p, offset: index.pieces[p].offset });
+                }
+            }
+        }
+        let (appended, _) = merge.build_moov(&out).unwrap();
+
+        let input = stbls(&moov);
+        let (fin, app) = (stbls(&finalized), stbls(&appended));
+        for (t, ((i, f), a)) in input.iter().zip(&fin).zip(&app).enumerate() {
+            let set = |v: &Vec<[u8; 4]>| v.iter().copied().collect::<BTreeSet<_>>();
+            // Each box at most once: nothing stale next to its replacement.
+            assert_eq!(set(f).len(), f.len(), "track {t}: {f:?}");
+            assert_eq!(set(a).len(), a.len(), "track {t}: {a:?}");
+            // Copied from the input: the same for both, none of the per-sample boxes.
+            let copied = |v: &Vec<[u8; 4]>| -> BTreeSet<[u8; 4]> {
+                set(v).into_iter().filter(|b| set(i).contains(b) && kept_in_stbl(FourCc(*b), true)).collect()
+            };
+            let kept: BTreeSet<[u8; 4]> = set(i).into_iter().filter(|b| kept_in_stbl(FourCc(*b), true)).collect();
+            assert_eq!(copied(f), kept, "track {t}");
+            assert_eq!(copied(a), kept, "track {t}");
+            for gone in [b"saiz", b"saio"] {
+                assert!(!f.contains(gone) && !a.contains(gone), "track {t}");
+            }
+            // The per-sample boxes written: the same, but for what only append knows
+            // (the `moov`'s own `sdtp` bytes and group runs are not read back by finalize).
+            let tables = |v: &Vec<[u8; 4]>| -> BTreeSet<[u8; 4]> {
+                set(v).into_iter().filter(|b| PER_SAMPLE.contains(&b)).collect()
+            };
+            let only_append: BTreeSet<[u8; 4]> = tables(a).difference(&tables(f)).copied().collect();
+            assert!(tables(f).is_subset(&tables(a)), "track {t}: {f:?} {a:?}");
+            assert!(only_append.iter().all(|b| [*b"sdtp", *b"sbgp"].contains(b)), "track {t}: {only_append:?}");
+        }
+        // The video track carried all of them in; append keeps its sdtp and groups.
+        assert!(app[0].contains(b"sdtp") && app[0].contains(b"sbgp") && app[0].contains(b"zzzz"));
+        assert!(fin[0].contains(b"zzzz"));
     }
 }

@@ -15,7 +15,7 @@ use super::super::boxes::{find_child, BoxHeader, Child, FourCc, Mp4Error, Reader
 use super::super::file::{top_level, FileError};
 use super::super::moof::parse_moof;
 pub use super::super::moov::codec_family as family;
-use super::super::moov::{parse_movie, parse_sample_entry, Movie};
+use super::super::moov::{parse_movie, parse_sample_entry, Movie, Mp4Track};
 use super::super::sample_table::{SampleCursor, SampleTable};
 use super::AppendError;
 use crate::codecs::{CodecConfig, CodecError};
@@ -373,17 +373,232 @@ fn push_piece(pieces: &mut Vec<Piece>, from: usize, track: usize, offset: u64, b
     pieces.push(Piece { track, offset, len: bytes, first: index, count: 1, desc });
 }
 
+/// `Mp4Error` of input `name` as an [`AppendError`].
+fn mp4(name: &str) -> impl Fn(Mp4Error) -> AppendError + '_ {
+    move |e| AppendError::Mp4 { input: name.to_string(), source: e }
+}
+
+/// Why input `name` cannot be appended.
+fn unusable(name: &str) -> impl Fn(String) -> AppendError + '_ {
+    move |reason| AppendError::Unusable { input: name.to_string(), reason }
+}
+
+/// An input being indexed: its pieces so far, the samples counted against the limits, the
+/// notes for the user.
+struct Indexer<'d> {
+    data: &'d InputData,
+    name: &'d str,
+    pieces: Vec<Piece>,
+    total_samples: usize,
+    notes: Vec<String>,
+}
+
+impl Indexer<'_> {
+    /// Track `i` of the `moov`'s tables (`trak` is its box, `t` what [`parse_movie`] read):
+    /// its sample entries, samples, `sdtp` and sample groups; its chunks become pieces.
+    fn table_track(&mut self, i: usize, trak: &Child<'_>, t: &Mp4Track) -> Result<TrackIndex, AppendError> {
+        let (mp4, unusable) = (mp4(self.name), unusable(self.name));
+        let (moov_offset, _, moov) = self.data.moov.as_ref().expect("indexed after the moov");
+        let stbl = children_path(trak, &[b"mdia", b"minf", b"stbl"])
+            .map_err(&mp4)?
+            .ok_or_else(|| unusable(format!("track {} has no 'stbl'", t.track_id)))?;
+        let stsd = find_child(&stbl.reader(), b"stsd")
+            .map_err(&mp4)?
+            .ok_or_else(|| unusable(format!("track {} has no 'stsd'", t.track_id)))?;
+        let entries = sample_entries(moov, *moov_offset, &stsd, t.kind).map_err(&mp4)?;
+        let table = SampleTable::parse(moov, *moov_offset, &stbl.reader()).map_err(&mp4)?;
+        // QuickTime PCM states a sample size of 1 for "one frame, see the sound description".
+        let constant = constant_size(&stbl).map_err(&mp4)?;
+        let byte_size = match (&entries[0].config, constant) {
+            (Ok(CodecConfig::Pcm { pcm }), Some(1)) => Some(pcm.bytes_per_frame().max(1)),
+            _ => None,
+        };
+        let count = table.sample_count as u64;
+        check_sample_count(t.track_id, count, byte_size.or(constant), self.total_samples as u64, self.data.len)
+            .map_err(&unusable)?;
+        self.total_samples += table.sample_count as usize;
+        let sdtp = sdtp(&stbl).map_err(&mp4)?;
+        let groups = sample_groups(moov, *moov_offset, &stbl).map_err(&mp4)?;
+        let track_pieces = self.pieces.len();
+        let samples = self.table_samples(i, t, &table, entries.len(), byte_size, sdtp)?;
+        if self.pieces[track_pieces..].windows(2).any(|w| w[1].offset < w[0].end()) {
+            return Err(unusable(format!(
+                "track {} stores its chunks out of decode order or overlapping; remux it first",
+                t.track_id
+            )));
+        }
+        Ok(TrackIndex {
+            track_id: t.track_id,
+            kind: t.kind,
+            timescale: t.timescale,
+            edits: t.edits.clone(),
+            entries,
+            samples,
+            has_sdtp: sdtp.is_some(),
+            groups,
+        })
+    }
+
+    /// The samples of track `i`'s tables, each table chunk a piece.
+    fn table_samples(
+        &mut self,
+        i: usize,
+        t: &Mp4Track,
+        table: &SampleTable,
+        entries: usize,
+        byte_size: Option<u32>,
+        sdtp: Option<&[u8]>,
+    ) -> Result<Vec<Sample>, AppendError> {
+        let (mp4, unusable) = (mp4(self.name), unusable(self.name));
+        let len = self.data.len;
+        let mut samples = Vec::with_capacity(table.sample_count as usize);
+        let mut cursor = SampleCursor::default();
+        let mut chunk = usize::MAX;
+        while let Some(s) = cursor.next(table) {
+            let s = s.map_err(&mp4)?;
+            let desc = s.description;
+            if desc == 0 || desc as usize > entries {
+                return Err(unusable(format!(
+                    "track {}: sample {} uses sample description {desc}, but 'stsd' has {entries}",
+                    t.track_id, s.index,
+                )));
+            }
+            let cts = i32::try_from(s.cts_offset).map_err(|_| {
+                unusable(format!("track {}: composition offset {} too large", t.track_id, s.cts_offset))
+            })?;
+            let bytes = byte_size.unwrap_or(s.size) as u64;
+            if s.offset.checked_add(bytes).is_none_or(|end| end > len) {
+                return Err(unusable(format!(
+                    "track {}: sample {} at offset {} ({bytes} bytes) runs past the end of the file ({len} bytes): \
+                     the file is cut short or its tables are damaged",
+                    t.track_id, s.index, s.offset
+                )));
+            }
+            let index = samples.len();
+            if cursor.chunk() != chunk {
+                chunk = cursor.chunk();
+                self.pieces.push(Piece {
+                    track: i,
+                    offset: s.offset,
+                    len: 0,
+                    first: index,
+                    count: 0,
+                    desc: desc as u16,
+                });
+            }
+            let p = self.pieces.last_mut().expect("a piece is open");
+            p.len += bytes;
+            p.count += 1;
+            samples.push(Sample {
+                size: s.size,
+                duration: s.duration,
+                cts,
+                desc: desc as u16,
+                sync: s.sync,
+                sdtp: sdtp.and_then(|d| d.get(index).copied()).unwrap_or(0),
+            });
+        }
+        Ok(samples)
+    }
+
+    /// The samples of every complete fragment, each fragment a chunk (pushed on `chunks`).
+    /// A fragment that points past the end of the file ends the input, with a note.
+    fn fragments(
+        &mut self,
+        movie: &Movie,
+        tracks: &mut [TrackIndex],
+        chunks: &mut Vec<Range<usize>>,
+    ) -> Result<(), AppendError> {
+        let (mp4, unusable) = (mp4(self.name), unusable(self.name));
+        let data = self.data;
+        let mut next_dts: Vec<i64> = tracks.iter().map(|t| t.samples.iter().map(|s| s.duration as i64).sum()).collect();
+        let mut dts: Vec<Vec<i64>> = vec![Vec::new(); tracks.len()];
+        for (n, (offset, hl, moof)) in data.moofs.iter().enumerate() {
+            let frag = parse_moof(moof, *offset, *hl, movie, &mut next_dts).map_err(&mp4)?;
+            if frag.iter().any(|s| s.info.offset.checked_add(s.info.size as u64).is_none_or(|e| e > data.len)) {
+                self.notes.push(format!(
+                    "{}: fragment {n} at offset {offset} points past the end of the file (cut short); it and what \
+                     follows are left out",
+                    self.name
+                ));
+                break;
+            }
+            let from = self.pieces.len();
+            for s in &frag {
+                let t = &mut tracks[s.track];
+                let desc = s.info.description;
+                if desc == 0 || desc as usize > t.entries.len() {
+                    return Err(unusable(format!(
+                        "fragment at offset {offset}: track {} uses sample description {desc}, but 'stsd' has {}",
+                        t.track_id,
+                        t.entries.len()
+                    )));
+                }
+                if t.samples.len() >= MAX_TRACK_SAMPLES || self.total_samples >= MAX_INPUT_SAMPLES {
+                    return Err(unusable(format!(
+                        "track {} has over {MAX_TRACK_SAMPLES} samples, or the input over {MAX_INPUT_SAMPLES}, the \
+                         limits",
+                        t.track_id
+                    )));
+                }
+                self.total_samples += 1;
+                let cts = i32::try_from(s.info.cts_offset).map_err(|_| {
+                    unusable(format!("track {}: composition offset {} too large", t.track_id, s.info.cts_offset))
+                })?;
+                let index = t.samples.len();
+                push_piece(&mut self.pieces, from, s.track, s.info.offset, s.info.size as u64, index, desc as u16);
+                t.samples.push(Sample {
+                    size: s.info.size,
+                    duration: s.info.duration,
+                    cts,
+                    desc: desc as u16,
+                    sync: s.info.sync,
+                    sdtp: 0,
+                });
+                dts[s.track].push(s.info.dts);
+            }
+            if self.pieces.len() > from {
+                chunks.push(from..self.pieces.len());
+            }
+        }
+        // Decode times come from tfdt: a duration that disagrees with the next sample's
+        // decode time (a gap between fragments, a muxer's rounding) follows the decode times.
+        for (t, dts) in tracks.iter_mut().zip(&dts) {
+            let first = t.samples.len() - dts.len();
+            for (k, w) in dts.windows(2).enumerate() {
+                if let Some(d) = w[1].checked_sub(w[0]).and_then(|d| u32::try_from(d).ok()).filter(|&d| d > 0) {
+                    t.samples[first + k].duration = d;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A track's last sample of no duration gets the one before it.
+    fn last_durations(&mut self, tracks: &mut [TrackIndex]) {
+        for t in tracks {
+            let n = t.samples.len();
+            if n >= 2 && t.samples[n - 1].duration == 0 {
+                t.samples[n - 1].duration = t.samples[n - 2].duration;
+                self.notes.push(format!(
+                    "{}: track {} ends with a sample of no duration; it is given the one before it",
+                    self.name, t.track_id
+                ));
+            }
+        }
+    }
+}
+
 impl InputIndex {
     /// Indexes an input. `name` names it in messages.
     pub fn build(data: &InputData, name: &str) -> Result<InputIndex, AppendError> {
-        let mp4 = |e: Mp4Error| AppendError::Mp4 { input: name.to_string(), source: e };
-        let unusable = |reason: String| AppendError::Unusable { input: name.to_string(), reason };
+        let (mp4, unusable) = (mp4(name), unusable(name));
         let Some((moov_offset, moov_hl, moov)) = &data.moov else {
             return Err(unusable(
                 "no 'moov' box: not a complete MP4 (a crashed recording can be rebuilt with 'livemux recover')".into(),
             ));
         };
-        let movie: Movie = parse_movie(moov, *moov_offset, *moov_hl).map_err(mp4)?;
+        let movie: Movie = parse_movie(moov, *moov_offset, *moov_hl).map_err(&mp4)?;
         if movie.tracks.is_empty() {
             return Err(unusable("the movie has no track".into()));
         }
@@ -393,185 +608,24 @@ impl InputIndex {
         let root = Reader::new(&moov[*moov_hl as usize..], moov_offset + *moov_hl as u64, FourCc::new(b"moov"));
         let mut traks = Vec::new();
         for c in root.children() {
-            let c = c.map_err(mp4)?;
+            let c = c.map_err(&mp4)?;
             if c.fourcc.0 == *b"trak" {
                 traks.push(c);
             }
         }
-        let mut notes = Vec::new();
+        let mut ix = Indexer { data, name, pieces: Vec::new(), total_samples: 0, notes: Vec::new() };
         let mut tracks = Vec::with_capacity(traks.len());
-        let mut pieces: Vec<Piece> = Vec::new();
-        let mut total_samples = 0usize;
         for (i, (trak, t)) in traks.iter().zip(&movie.tracks).enumerate() {
-            let stbl = children_path(trak, &[b"mdia", b"minf", b"stbl"])
-                .map_err(mp4)?
-                .ok_or_else(|| unusable(format!("track {} has no 'stbl'", t.track_id)))?;
-            let stsd = find_child(&stbl.reader(), b"stsd")
-                .map_err(mp4)?
-                .ok_or_else(|| unusable(format!("track {} has no 'stsd'", t.track_id)))?;
-            let entries = sample_entries(moov, *moov_offset, &stsd, t.kind).map_err(mp4)?;
-            let table = SampleTable::parse(moov, *moov_offset, &stbl.reader()).map_err(mp4)?;
-            // QuickTime PCM states a sample size of 1 for "one frame, see the sound description".
-            let constant = constant_size(&stbl).map_err(mp4)?;
-            let byte_size = match (&entries[0].config, constant) {
-                (Ok(CodecConfig::Pcm { pcm }), Some(1)) => Some(pcm.bytes_per_frame().max(1)),
-                _ => None,
-            };
-            check_sample_count(
-                t.track_id,
-                table.sample_count as u64,
-                byte_size.or(constant),
-                total_samples as u64,
-                data.len,
-            )
-            .map_err(unusable)?;
-            total_samples += table.sample_count as usize;
-            let sdtp = sdtp(&stbl).map_err(mp4)?;
-            let groups = sample_groups(moov, *moov_offset, &stbl).map_err(mp4)?;
-            let mut samples = Vec::with_capacity(table.sample_count as usize);
-            let mut cursor = SampleCursor::default();
-            let track_pieces = pieces.len();
-            let mut chunk = usize::MAX;
-            while let Some(s) = cursor.next(&table) {
-                let s = s.map_err(mp4)?;
-                let desc = s.description;
-                if desc == 0 || desc as usize > entries.len() {
-                    return Err(unusable(format!(
-                        "track {}: sample {} uses sample description {desc}, but 'stsd' has {}",
-                        t.track_id,
-                        s.index,
-                        entries.len()
-                    )));
-                }
-                let cts = i32::try_from(s.cts_offset).map_err(|_| {
-                    unusable(format!("track {}: composition offset {} too large", t.track_id, s.cts_offset))
-                })?;
-                let bytes = byte_size.unwrap_or(s.size) as u64;
-                if s.offset.checked_add(bytes).is_none_or(|end| end > data.len) {
-                    return Err(unusable(format!(
-                        "track {}: sample {} at offset {} ({bytes} bytes) runs past the end of the file ({} bytes): \
-                         the file is cut short or its tables are damaged",
-                        t.track_id, s.index, s.offset, data.len
-                    )));
-                }
-                let index = samples.len();
-                if cursor.chunk() != chunk {
-                    chunk = cursor.chunk();
-                    pieces.push(Piece {
-                        track: i,
-                        offset: s.offset,
-                        len: 0,
-                        first: index,
-                        count: 0,
-                        desc: desc as u16,
-                    });
-                }
-                let p = pieces.last_mut().expect("a piece is open");
-                p.len += bytes;
-                p.count += 1;
-                samples.push(Sample {
-                    size: s.size,
-                    duration: s.duration,
-                    cts,
-                    desc: desc as u16,
-                    sync: s.sync,
-                    sdtp: sdtp.and_then(|d| d.get(index).copied()).unwrap_or(0),
-                });
-            }
-            if pieces[track_pieces..].windows(2).any(|w| w[1].offset < w[0].end()) {
-                return Err(unusable(format!(
-                    "track {} stores its chunks out of decode order or overlapping; remux it first",
-                    t.track_id
-                )));
-            }
-            tracks.push(TrackIndex {
-                track_id: t.track_id,
-                kind: t.kind,
-                timescale: t.timescale,
-                edits: t.edits.clone(),
-                entries,
-                samples,
-                has_sdtp: sdtp.is_some(),
-                groups,
-            });
+            tracks.push(ix.table_track(i, trak, t)?);
         }
         // Table chunks of all tracks in file order: each is a chunk of its own.
-        pieces.sort_by_key(|p| (p.offset, p.track));
-        let mut chunks: Vec<Range<usize>> = (0..pieces.len()).map(|i| i..i + 1).collect();
-
-        // Fragments.
+        ix.pieces.sort_by_key(|p| (p.offset, p.track));
+        let mut chunks: Vec<Range<usize>> = (0..ix.pieces.len()).map(|i| i..i + 1).collect();
         if movie.fragmented {
-            let mut next_dts: Vec<i64> =
-                tracks.iter().map(|t| t.samples.iter().map(|s| s.duration as i64).sum()).collect();
-            let mut dts: Vec<Vec<i64>> = vec![Vec::new(); tracks.len()];
-            for (n, (offset, hl, moof)) in data.moofs.iter().enumerate() {
-                let frag = parse_moof(moof, *offset, *hl, &movie, &mut next_dts).map_err(mp4)?;
-                if frag.iter().any(|s| s.info.offset.checked_add(s.info.size as u64).is_none_or(|e| e > data.len)) {
-                    notes.push(format!(
-                        "{name}: fragment {n} at offset {offset} points past the end of the file (cut short); it and \
-                         what follows are left out"
-                    ));
-                    break;
-                }
-                let from = pieces.len();
-                for s in &frag {
-                    let t = &mut tracks[s.track];
-                    let desc = s.info.description;
-                    if desc == 0 || desc as usize > t.entries.len() {
-                        return Err(unusable(format!(
-                            "fragment at offset {offset}: track {} uses sample description {desc}, but 'stsd' has {}",
-                            t.track_id,
-                            t.entries.len()
-                        )));
-                    }
-                    if t.samples.len() >= MAX_TRACK_SAMPLES || total_samples >= MAX_INPUT_SAMPLES {
-                        return Err(unusable(format!(
-                            "track {} has over {MAX_TRACK_SAMPLES} samples, or the input over {MAX_INPUT_SAMPLES}, \
-                             the limits",
-                            t.track_id
-                        )));
-                    }
-                    total_samples += 1;
-                    let cts = i32::try_from(s.info.cts_offset).map_err(|_| {
-                        unusable(format!("track {}: composition offset {} too large", t.track_id, s.info.cts_offset))
-                    })?;
-                    let index = t.samples.len();
-                    push_piece(&mut pieces, from, s.track, s.info.offset, s.info.size as u64, index, desc as u16);
-                    t.samples.push(Sample {
-                        size: s.info.size,
-                        duration: s.info.duration,
-                        cts,
-                        desc: desc as u16,
-                        sync: s.info.sync,
-                        sdtp: 0,
-                    });
-                    dts[s.track].push(s.info.dts);
-                }
-                if pieces.len() > from {
-                    chunks.push(from..pieces.len());
-                }
-            }
-            // Decode times come from tfdt: a duration that disagrees with the next sample's
-            // decode time (a gap between fragments, a muxer's rounding) follows the decode times.
-            for (t, dts) in tracks.iter_mut().zip(&dts) {
-                let first = t.samples.len() - dts.len();
-                for (k, w) in dts.windows(2).enumerate() {
-                    if let Some(d) = w[1].checked_sub(w[0]).and_then(|d| u32::try_from(d).ok()).filter(|&d| d > 0) {
-                        t.samples[first + k].duration = d;
-                    }
-                }
-            }
+            ix.fragments(&movie, &mut tracks, &mut chunks)?;
         }
-        for t in &mut tracks {
-            let n = t.samples.len();
-            if n >= 2 && t.samples[n - 1].duration == 0 {
-                t.samples[n - 1].duration = t.samples[n - 2].duration;
-                notes.push(format!(
-                    "{name}: track {} ends with a sample of no duration; it is given the one before it",
-                    t.track_id
-                ));
-            }
-        }
+        ix.last_durations(&mut tracks);
+        let Indexer { pieces, notes, .. } = ix;
         let referenced_end = pieces.iter().map(Piece::end).max().unwrap_or(0);
         if referenced_end > data.len {
             let p = pieces.iter().find(|p| p.end() > data.len).expect("one piece ends there");
