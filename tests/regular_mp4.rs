@@ -341,7 +341,7 @@ fn own_counts(state: &[u8]) -> Result<Vec<u32>, String> {
 /// the finished file, by the crate's parser and by FFmpeg (each distinct state once).
 fn replay(name: &str, initial: &[u8], steps: &[WriteStep], dir: &Path) -> usize {
     let mut last = initial.to_vec();
-    apply_in_memory(&mut last, &[], &steps);
+    apply_in_memory(&mut last, &[], steps);
     let expected_counts = own_counts(&last).unwrap();
     let states = crash_states(initial, steps);
     // The crate's parser on every state first (no external tool needed)...

@@ -13,10 +13,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::{Failure, StageContext, StageReport, StageResult};
-use crate::io::FragmentWriter;
-pub use crate::io::{
-    describe_write_error, is_no_space, lock_or_refuse, locked_error, output_closed, Durability, LOCK_GRACE,
-};
+/// Re-exported from [`crate::io`], where they live now.
+pub use crate::io::{lock_or_refuse, Durability};
+use crate::io::{output_closed, FragmentWriter};
 use crate::model::Fragment;
 
 /// Settings of `sink`.
