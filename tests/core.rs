@@ -130,7 +130,7 @@ fn every_moov_and_moof_is_parsed_once() {
     let dir = tempfile::tempdir().unwrap();
     let input = Bytes::from(std::fs::read(browser_file("chrome_mp4_avc1_opus", dir.path())).unwrap());
     let moofs = top_level_boxes(&input).iter().filter(|(f, ..)| f == b"moof").count() as u64;
-    assert!(moofs > 2, "a fragmented input");
+    assert!(moofs >= 2, "a fragmented input");
     let reference = Arc::new(Reference::load(&browser_file("chrome_mp4_avc1_opus_probe", dir.path())).unwrap());
     assert_eq!(parses_of(&input, RemuxOptions::default()), (1, moofs), "--params stream");
     let auto = RemuxOptions::default().params(ParamPolicy::Auto).reference(reference.clone());
