@@ -25,8 +25,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         MuxConfig::default(),
         SinkConfig { path: "-".into(), durability: None },
     )?;
-    let mut feed = pipeline.feed("source").expect("the remux pipeline has a source");
-    let mut fragments = pipeline.collect("sink").expect("the remux pipeline has a sink");
+    let mut feed = pipeline.feed_input()?;
+    let mut fragments = pipeline.collect_output()?;
     let run = tokio::spawn(pipeline.run(Default::default()));
 
     let data = Bytes::from(std::fs::read(&input)?);

@@ -10,8 +10,8 @@
 //! use livemux::stages::{mux::MuxConfig, sink::SinkConfig, source::SourceConfig};
 //! let sink = SinkConfig { path: "-".into(), durability: None };
 //! let mut p = Pipeline::remux(SourceConfig::default(), Default::default(), MuxConfig::default(), sink)?;
-//! let mut feed = p.feed("source").unwrap();
-//! let mut fragments = p.collect("sink").unwrap();
+//! let mut feed = p.feed_input()?;
+//! let mut fragments = p.collect_output()?;
 //! let run = tokio::spawn(p.run(Default::default()));
 //! for bytes in upload {
 //!     feed.send(bytes).await.ok();

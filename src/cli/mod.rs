@@ -319,7 +319,7 @@ pub fn main() -> ExitCode {
                 };
                 match Pipeline::remux(source, params.config(), mux, sink) {
                     Ok(p) => run_pipeline(p).await,
-                    Err(e) => report_file_error(&e),
+                    Err(e) => usage_error(&e),
                 }
             }
             Command::Recover { input, reference, output, overwrite, to, skip_unsupported } => {
@@ -338,7 +338,7 @@ pub fn main() -> ExitCode {
                 let sink = SinkConfig { path: output, durability: None };
                 match Pipeline::remux(source, params, mux, sink) {
                     Ok(p) => run_pipeline(p).await,
-                    Err(e) => report_file_error(&e),
+                    Err(e) => usage_error(&e),
                 }
             }
             Command::Finalize { file } => finalize(&file),
@@ -656,6 +656,12 @@ pub fn print_error(e: &dyn std::error::Error) {
         }
         cause = c.source();
     }
+}
+
+/// A pipeline built from the arguments does not fit together (a bug: the arguments are checked first).
+fn usage_error(e: &livemux::Error) -> ExitCode {
+    print_error(e);
+    ExitCode::from(EXIT_USAGE)
 }
 
 fn report_file_error(e: &PipelineFileError) -> ExitCode {
