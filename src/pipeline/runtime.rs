@@ -124,12 +124,12 @@ fn start(
     graph: &Graph,
     external: &mut External,
     i: usize,
-    (input, output): (Option<Rx>, Option<Tx>),
+    (input, output, file): (Option<Rx>, Option<Tx>, Option<std::path::PathBuf>),
     stop: &CancellationToken,
 ) {
     let spec = &graph.stages[i];
     let mut ctx = StageContext::new(spec.name.clone(), spec.config.kind().name());
-    ctx.file = input_file(graph, external, i);
+    ctx.file = file;
     match (&spec.config, input, output) {
         (StageConfig::Source(cfg), None, Some(Tx::Chunks(out))) => {
             let stop = stop.clone();
@@ -233,8 +233,10 @@ pub(crate) async fn run(graph: Graph, mut external: External, stop: Cancellation
     let stop = stop.child_token();
     let (txs, rxs) = wire(&graph);
     let mut tasks: JoinSet<Joined> = JoinSet::new();
-    for (i, ends) in rxs.into_iter().zip(txs).enumerate() {
-        start(&mut tasks, &graph, &mut external, i, ends, &stop);
+    // Known before any source's feed is taken.
+    let files: Vec<_> = (0..graph.stages.len()).map(|i| input_file(&graph, &external, i)).collect();
+    for (i, ((input, output), file)) in rxs.into_iter().zip(txs).zip(files).enumerate() {
+        start(&mut tasks, &graph, &mut external, i, (input, output, file), &stop);
     }
     let mut results: Vec<(usize, StageReport)> = Vec::new();
     let (mut first_error, mut first_panic): (Option<Error>, Option<Error>) = (None, None);
