@@ -9,8 +9,8 @@
 //! use livemux::{MuxConfig, Pipeline, SinkConfig, SourceConfig};
 //! let sink = SinkConfig::new("-");
 //! let mut p = Pipeline::remux(SourceConfig::default(), Default::default(), MuxConfig::default(), sink)?;
-//! let mut feed = p.feed("source").unwrap();
-//! let mut fragments = p.collect("sink").unwrap();
+//! let mut feed = p.feed_input()?;
+//! let mut fragments = p.collect_output()?;
 //! let run = tokio::spawn(p.run(Default::default()));
 //! for bytes in upload {
 //!     feed.send(bytes).await.ok();
@@ -102,7 +102,7 @@ pub use model::{Chunk, Fragment, FragmentKind, Packet, Payload, Track, TrackKind
 
 // Running a remux: the pipeline and its settings.
 pub use formats::fragmenter::FragmentPolicy;
-pub use pipeline::{Feeder, Pipeline, RunReport};
+pub use pipeline::{Collect, Feed, Pipeline, RunReport, Stopped, Tap, TapOutput};
 pub use stages::codecpar::{CodecparConfig, ParamPolicy};
 pub use stages::mux::{MuxConfig, MuxFormat};
 pub use stages::sink::{Durability, SinkConfig};

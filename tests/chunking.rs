@@ -15,8 +15,8 @@ fn remux_in_chunks(data: &Bytes, sizes: &[usize]) -> Vec<u8> {
     rt.block_on(async {
         let sink = SinkConfig::new("-");
         let mut p = Pipeline::remux(SourceConfig::default(), Default::default(), MuxConfig::default(), sink).unwrap();
-        let mut feed = p.feed("source").unwrap();
-        let mut rx = p.collect("sink").unwrap();
+        let mut feed = p.feed_input().unwrap();
+        let mut rx = p.collect_output().unwrap();
         let run = tokio::spawn(p.run(Default::default()));
         let data = data.clone();
         let sizes = sizes.to_vec();

@@ -155,7 +155,7 @@ fn record_in_process(input: &Path, reserve_ms: u64) -> (Vec<u8>, Vec<WriteStep>)
         let mux = MuxConfig { format: MuxFormat::Mp4, reserve_ms, ..MuxConfig::default() };
         let sink = SinkConfig::new(dir.path().join("unused.mp4"));
         let mut p = Pipeline::remux(source, Default::default(), mux, sink).unwrap();
-        let mut rx = p.collect("sink").unwrap();
+        let mut rx = p.collect_output().unwrap();
         let run = tokio::spawn(p.run(Default::default()));
         let (mut recorded, mut steps) = (Vec::new(), Vec::new());
         while let Some(f) = rx.recv().await {

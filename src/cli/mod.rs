@@ -317,7 +317,7 @@ pub fn main() -> ExitCode {
                 };
                 match Pipeline::remux(source, params.config(), mux, sink) {
                     Ok(p) => run_pipeline(p).await,
-                    Err(e) => report_file_error(&e),
+                    Err(e) => usage_error(&e),
                 }
             }
             Command::Recover { input, reference, output, overwrite, to, skip_unsupported } => {
@@ -336,7 +336,7 @@ pub fn main() -> ExitCode {
                 let sink = SinkConfig::new(output);
                 match Pipeline::remux(source, params, mux, sink) {
                     Ok(p) => run_pipeline(p).await,
-                    Err(e) => report_file_error(&e),
+                    Err(e) => usage_error(&e),
                 }
             }
             Command::Finalize { file } => finalize(&file),
@@ -654,6 +654,12 @@ pub(crate) fn print_error(e: &dyn std::error::Error) {
         }
         cause = c.source();
     }
+}
+
+/// A pipeline built from the arguments does not fit together (a bug: the arguments are checked first).
+fn usage_error(e: &crate::Error) -> ExitCode {
+    print_error(e);
+    ExitCode::from(EXIT_USAGE)
 }
 
 fn report_file_error(e: &PipelineFileError) -> ExitCode {

@@ -1,18 +1,26 @@
 //! From declared stages to a checked graph: names unique, inputs exist and carry what the
-//! stage takes, every output used. All problems are reported at once. Each edge goes one
-//! step along source -> probe -> ... -> sink, so a graph whose edges check out has no cycle.
+//! stage takes, every output used, no loop. All problems are reported at once.
+//!
+//! The order stages start in is found from the edges (a topological order), never from
+//! their kinds: a stage that takes what it gives (`tap`) may sit anywhere its port fits,
+//! and several may follow each other, so edges that check out may still form a loop.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use super::spec::{SpecError, StageKind, StageSpec};
 
 /// What travels on an edge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Port {
+    /// Raw input bytes ([`Chunk`](crate::model::Chunk)).
     Chunks,
+    /// Container structure ([`ContainerEvent`](crate::formats::ContainerEvent)).
     Structure,
+    /// Container structure with tracks.
     Described,
+    /// Packets ([`PacketEvent`](crate::formats::PacketEvent)).
     Packets,
+    /// Output fragments ([`Fragment`](crate::model::Fragment)).
     Fragments,
 }
 
@@ -36,6 +44,7 @@ pub fn ports(kind: StageKind) -> (Option<Port>, Option<Port>) {
         StageKind::Codecpar => (Some(Port::Structure), Some(Port::Described)),
         StageKind::Split => (Some(Port::Described), Some(Port::Packets)),
         StageKind::Mux => (Some(Port::Packets), Some(Port::Fragments)),
+        StageKind::Tap => (Some(Port::Fragments), Some(Port::Fragments)),
         StageKind::Sink => (Some(Port::Fragments), None),
     }
 }
@@ -54,20 +63,63 @@ fn producer_of(port: Port) -> StageKind {
 /// A checked pipeline.
 #[derive(Clone, Debug)]
 pub struct Graph {
+    /// The stages, as declared.
     pub stages: Vec<StageSpec>,
     /// Index of each stage's input.
     pub inputs: Vec<Option<usize>>,
-    /// Stages in an order where every input comes before its consumers.
+    /// Stages in an order where every input comes before its consumers (declaration order
+    /// where the edges leave a choice).
     pub order: Vec<usize>,
 }
 
 impl Graph {
+    /// The stages that read stage `i`'s output.
     pub fn consumers(&self, i: usize) -> Vec<usize> {
         (0..self.stages.len()).filter(|&j| self.inputs[j] == Some(i)).collect()
     }
 
+    /// The index of the stage named `name`.
     pub fn find(&self, name: &str) -> Option<usize> {
         self.stages.iter().position(|s| s.name == name)
+    }
+
+    /// Adds `spec`, a stage that takes and gives what stage `after` gives, between `after`
+    /// and the stages that read it. Returns its index. The caller checks the ports and the
+    /// name.
+    pub(crate) fn insert_after(&mut self, after: usize, mut spec: StageSpec) -> usize {
+        let new = self.stages.len();
+        for input in self.inputs.iter_mut().filter(|input| **input == Some(after)) {
+            *input = Some(new);
+        }
+        spec.input = Some((self.stages[after].name.clone(), 0..0));
+        self.stages.push(spec);
+        self.inputs.push(Some(after));
+        self.order = topological_order(&self.inputs).expect("a stage put on an edge makes no loop");
+        new
+    }
+}
+
+/// The stages in an order where each comes after its input, the lowest index first where
+/// there is a choice; `Err` with the stages on (or behind) a loop.
+fn topological_order(inputs: &[Option<usize>]) -> Result<Vec<usize>, Vec<usize>> {
+    let mut waiting: Vec<usize> = inputs.iter().map(|i| usize::from(i.is_some())).collect();
+    let mut ready: BTreeSet<usize> = (0..inputs.len()).filter(|&i| waiting[i] == 0).collect();
+    let mut order = Vec::with_capacity(inputs.len());
+    while let Some(i) = ready.pop_first() {
+        order.push(i);
+        for (j, input) in inputs.iter().enumerate() {
+            if *input == Some(i) {
+                waiting[j] -= 1;
+                if waiting[j] == 0 {
+                    ready.insert(j);
+                }
+            }
+        }
+    }
+    if order.len() == inputs.len() {
+        Ok(order)
+    } else {
+        Err((0..inputs.len()).filter(|i| !order.contains(i)).collect())
     }
 }
 
@@ -137,9 +189,23 @@ pub fn build(stages: Vec<StageSpec>, errors: &mut Vec<SpecError>) -> Option<Grap
     if !stages.iter().any(|s| s.config.kind() == StageKind::Sink) {
         errors.push(SpecError::new("the pipeline has no sink stage", None));
     }
-    // Edges only go from one kind to the next, so ordering by kind orders every input first.
-    let mut order: Vec<usize> = (0..stages.len()).collect();
-    order.sort_by_key(|&i| StageKind::ALL.iter().position(|&k| k == stages[i].config.kind()));
+    let order = match topological_order(&inputs) {
+        Ok(order) => order,
+        Err(stuck) => {
+            // Stuck stages are on a loop or read one; name those on it.
+            let on_loop =
+                |i: usize| std::iter::successors(inputs[i], |&j| inputs[j]).take(inputs.len()).any(|j| j == i);
+            let looped: Vec<usize> = stuck.iter().copied().filter(|&i| on_loop(i)).collect();
+            let names: Vec<String> = looped.iter().map(|&i| format!("'{}'", stages[i].name)).collect();
+            let first = &stages[looped[0]];
+            let span = first.input.as_ref().map_or(first.span.clone(), |(_, span)| span.clone());
+            errors.push(
+                SpecError::new(format!("stages {} read each other's output in a loop", names.join(", ")), Some(span))
+                    .with_help("one of them must read a stage outside the loop"),
+            );
+            Vec::new()
+        }
+    };
     (errors.len() == before).then_some(Graph { stages, inputs, order })
 }
 
@@ -208,6 +274,36 @@ mod tests {
         assert!(errors.iter().any(|e| e.contains("takes packets")), "{errors:?}");
         assert!(errors.iter().any(|e| e.contains("no stage is named 'nowhere'")), "{errors:?}");
         assert!(errors.iter().any(|e| e.contains("two stages are named 'sink'")), "{errors:?}");
+    }
+
+    #[test]
+    fn taps_go_between_mux_and_sink_in_the_order_of_the_edges() {
+        let text = r#"stage = [
+  { kind = "sink", path = "-", input = "b" },
+  { kind = "tap", name = "b", input = "a" },
+  { kind = "source", path = "-" }, { kind = "probe" }, { kind = "codecpar-extract" },
+  { kind = "packet-split" }, { kind = "mux" },
+  { kind = "tap", name = "a", input = "mux" },
+]"#;
+        let (stages, mut errors) = parse(text, &[]);
+        let graph = build(stages, &mut errors).expect("a valid graph");
+        assert!(errors.is_empty(), "{errors:?}");
+        let names: Vec<&str> = graph.order.iter().map(|&i| graph.stages[i].name.as_str()).collect();
+        assert_eq!(names, ["source", "probe", "codecpar-extract", "packet-split", "mux", "a", "b", "sink"]);
+    }
+
+    #[test]
+    fn a_loop_of_taps_is_an_error() {
+        let errors = check(
+            r#"stage = [
+  { kind = "source", path = "-" }, { kind = "probe" }, { kind = "codecpar-extract" },
+  { kind = "packet-split" }, { kind = "mux" }, { kind = "sink", path = "-" },
+  { kind = "tap", name = "a", input = "b" },
+  { kind = "tap", name = "b", input = "a" },
+  { kind = "sink", name = "s2", path = "x", input = "b" },
+]"#,
+        );
+        assert_eq!(errors, ["stages 'a', 'b' read each other's output in a loop"]);
     }
 
     #[test]

@@ -1,37 +1,43 @@
 //! Pipelines: declared in a file (or in code), checked as a whole, run as tasks.
+//!
+//! A program embedding livemux holds typed ends on a pipeline: a [`Feed`] for its input,
+//! a [`Collect`] for its output, and [`Tap`]s, code of its own run on the fragments
+//! between the mux and the sinks.
 
 pub mod graph;
+mod handles;
 pub mod runtime;
 pub mod spec;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use bytes::Bytes;
 #[cfg(feature = "cli")]
 use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use graph::Graph;
-pub use runtime::{External, RunReport};
+pub use handles::{Collect, Feed, Stopped, Tap, TapOutput};
+pub use runtime::RunReport;
 pub use spec::{Override, SpecError, StageConfig, StageKind, StageSpec};
 
-use crate::model::{Chunk, Fragment};
+use crate::error::{Error, ErrorKind};
 use crate::stages::codecpar::CodecparConfig;
 use crate::stages::mux::MuxConfig;
 use crate::stages::sink::SinkConfig;
 use crate::stages::source::SourceConfig;
-use crate::stages::StageError;
+use runtime::External;
 
 /// Every problem found in a pipeline file, ready to be shown with the lines they point at.
 #[derive(Debug, thiserror::Error)]
 #[error("{} in pipeline file {name}", plural(errors.len()))]
 pub struct PipelineFileError {
+    /// The file's name, as given.
     pub name: String,
     /// The file's text, shared by every diagnostic (a file with thousands of errors must
     /// not be copied once per error).
     pub source_text: Arc<str>,
+    /// Every problem found, in the order of the file.
     pub errors: Vec<SpecError>,
 }
 
@@ -170,28 +176,55 @@ impl PipelineFileError {
     }
 }
 
-/// A checked pipeline, ready to run.
+/// A checked pipeline, ready to [`run`](Pipeline::run).
+///
+/// Built from a pipeline file ([`load`](Pipeline::load)) or in code
+/// ([`remux`](Pipeline::remux), [`remux_fed`](Pipeline::remux_fed),
+/// [`linear`](Pipeline::linear)). A program feeds its input and collects its output
+/// while the pipeline runs, at the same time: every channel holds one or two items, so
+/// sending the whole input before reading any output would wait forever.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use livemux::pipeline::Pipeline;
+/// use livemux::stages::mux::MuxConfig;
+/// // A Chromium recording, in the blobs the browser delivered it in.
+/// let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/browser/chrome_mp4_avc1_opus.chunks");
+/// let mut blobs = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<Result<Vec<_>, _>>()?;
+/// blobs.sort();
+///
+/// let (pipeline, mut feed, mut fragments) = Pipeline::remux_fed(Default::default(), MuxConfig::default())?;
+/// let run = tokio::spawn(pipeline.run(Default::default()));
+/// // The upload is fed from one task while this one collects the fragments.
+/// let upload = tokio::spawn(async move {
+///     for blob in blobs {
+///         let blob = bytes::Bytes::from(std::fs::read(blob).expect("a fixture"));
+///         for piece in blob.chunks(16 * 1024) {
+///             feed.send(blob.slice_ref(piece)).await?;
+///         }
+///     }
+///     feed.finish();
+///     Ok::<_, livemux::pipeline::Stopped>(())
+/// });
+/// let mut output = Vec::new();
+/// while let Some(f) = fragments.recv().await {
+///     // Each fragment goes at its offset (a regular MP4 or a Matroska file is finished
+///     // by rewriting its start).
+///     let (at, bytes) = (f.offset as usize, f.to_bytes());
+///     if output.len() < at + bytes.len() {
+///         output.resize(at + bytes.len(), 0);
+///     }
+///     output[at..at + bytes.len()].copy_from_slice(&bytes);
+/// }
+/// upload.await??;
+/// run.await??;
+/// assert_eq!(&output[4..8], b"ftyp");
+/// # Ok(()) }
+/// ```
 pub struct Pipeline {
     graph: Graph,
     external: External,
-}
-
-/// Sends input bytes into a pipeline built in code (see [`Pipeline::feed`]).
-pub struct Feeder {
-    tx: mpsc::Sender<Chunk>,
-    offset: u64,
-}
-
-impl Feeder {
-    /// Sends the next bytes of the input; waits while the pipeline is busy. Fails only if
-    /// the pipeline has stopped.
-    pub async fn send(&mut self, data: Bytes) -> Result<(), Bytes> {
-        let len = data.len() as u64;
-        let chunk = Chunk { offset: self.offset, data };
-        self.tx.send(chunk).await.map_err(|e| e.0.data)?;
-        self.offset += len;
-        Ok(())
-    }
 }
 
 impl Pipeline {
@@ -216,8 +249,9 @@ impl Pipeline {
         Self::parse(&text, &name, overrides)
     }
 
-    /// Builds a linear pipeline in code: each stage reads the one before it.
-    pub fn linear(stages: Vec<(&str, StageConfig)>) -> Result<Self, PipelineFileError> {
+    /// Builds a linear pipeline in code: each stage reads the one before it. Fails
+    /// ([`ErrorKind::Config`]) if the stages do not fit together.
+    pub fn linear(stages: Vec<(&str, StageConfig)>) -> crate::Result<Self> {
         let specs = stages
             .into_iter()
             .map(|(name, config)| StageSpec { name: name.into(), config, input: None, span: 0..0, name_span: 0..0 })
@@ -225,7 +259,10 @@ impl Pipeline {
         let mut errors = Vec::new();
         match graph::build(specs, &mut errors) {
             Some(graph) if errors.is_empty() => Ok(Pipeline { graph, external: External::default() }),
-            _ => Err(PipelineFileError { name: "pipeline built in code".into(), source_text: Arc::from(""), errors }),
+            _ => {
+                Err(PipelineFileError { name: "pipeline built in code".into(), source_text: Arc::from(""), errors }
+                    .into())
+            }
         }
     }
 
@@ -236,7 +273,7 @@ impl Pipeline {
         params: CodecparConfig,
         mux: MuxConfig,
         sink: SinkConfig,
-    ) -> Result<Self, PipelineFileError> {
+    ) -> crate::Result<Self> {
         use crate::stages::packet_split::SplitConfig;
         // A file read whole gives its trailing index first, if it has one: packets scanned
         // from it need not wait for one.
@@ -251,35 +288,121 @@ impl Pipeline {
         ])
     }
 
+    /// The standard pipeline on input fed from code and output collected by code: no
+    /// file, so no source or sink settings.
+    pub fn remux_fed(params: CodecparConfig, mux: MuxConfig) -> crate::Result<(Self, Feed, Collect)> {
+        // A stream: an MP4 index may come after the media.
+        let source = SourceConfig { path: "-".into(), ..SourceConfig::default() };
+        let sink = SinkConfig::new("-");
+        let mut p = Self::remux(source, params, mux, sink)?;
+        let feed = p.feed_input()?;
+        let collect = p.collect_output()?;
+        Ok((p, feed, collect))
+    }
+
+    /// The checked stages and edges.
     pub fn graph(&self) -> &Graph {
         &self.graph
     }
 
-    /// Makes the source stage `name` read from the returned [`Feeder`] instead of its path.
-    pub fn feed(&mut self, name: &str) -> Option<Feeder> {
-        let i = self.graph.find(name)?;
-        if self.graph.stages[i].config.kind() != StageKind::Source {
-            return None;
-        }
-        let (tx, rx) = mpsc::channel(crate::stages::CHUNK_CHANNEL);
-        self.external.feeds.insert(name.into(), rx);
-        Some(Feeder { tx, offset: 0 })
+    /// Makes the pipeline's source read from the returned [`Feed`] instead of its path.
+    /// Fails ([`ErrorKind::Config`]) unless the pipeline has exactly one source (name it
+    /// with [`feed`](Pipeline::feed) otherwise).
+    pub fn feed_input(&mut self) -> crate::Result<Feed> {
+        let i = self.only(StageKind::Source)?;
+        Ok(self.feed_stage(i))
     }
 
-    /// Makes the sink stage `name` hand its fragments to the returned receiver.
-    pub fn collect(&mut self, name: &str) -> Option<mpsc::Receiver<Fragment>> {
-        let i = self.graph.find(name)?;
-        if self.graph.stages[i].config.kind() != StageKind::Sink {
-            return None;
-        }
-        let (tx, rx) = mpsc::channel(crate::stages::FRAGMENT_CHANNEL);
-        self.external.collects.insert(name.into(), tx);
-        Some(rx)
+    /// Makes the pipeline's sink hand its fragments to the returned [`Collect`] instead of
+    /// writing its path. Fails ([`ErrorKind::Config`]) unless the pipeline has exactly one
+    /// sink (name it with [`collect`](Pipeline::collect) otherwise).
+    pub fn collect_output(&mut self) -> crate::Result<Collect> {
+        let i = self.only(StageKind::Sink)?;
+        Ok(self.collect_stage(i))
     }
 
-    /// Runs to the end of the input, or until `stop` is cancelled (which ends the input
-    /// cleanly: every stage drains and outputs are finished).
-    pub async fn run(self, stop: CancellationToken) -> Result<RunReport, StageError> {
+    /// Makes the source stage `name` read from the returned [`Feed`] instead of its path
+    /// (`None`: no source has that name). For pipelines with several sources.
+    pub fn feed(&mut self, name: &str) -> Option<Feed> {
+        let i = self.graph.find(name).filter(|&i| self.graph.stages[i].config.kind() == StageKind::Source)?;
+        Some(self.feed_stage(i))
+    }
+
+    /// Makes the sink stage `name` hand its fragments to the returned [`Collect`] (`None`:
+    /// no sink has that name). For pipelines with several sinks.
+    pub fn collect(&mut self, name: &str) -> Option<Collect> {
+        let i = self.graph.find(name).filter(|&i| self.graph.stages[i].config.kind() == StageKind::Sink)?;
+        Some(self.collect_stage(i))
+    }
+
+    /// Puts `tap`, named `name`, between the stage `after` (a `mux` or another tap) and
+    /// the stages that read it: they read what the tap sends on (a `tap` declared in a
+    /// pipeline file is given code with [`attach`](Pipeline::attach)). Fails ([`ErrorKind::Config`]) if there is no stage
+    /// `after`, if it does not give fragments, or if `name` is taken.
+    pub fn insert_after(&mut self, after: &str, name: &str, tap: Tap) -> crate::Result<()> {
+        let Some(j) = self.graph.find(after) else {
+            return Err(Error::msg(ErrorKind::Config, format!("no stage is named '{after}'")));
+        };
+        let kind = self.graph.stages[j].config.kind();
+        if graph::ports(kind).1 != Some(graph::Port::Fragments) {
+            let msg = format!("a tap reads output fragments, but '{after}' is a {} stage", kind.name());
+            return Err(Error::msg(ErrorKind::Config, msg));
+        }
+        if name.is_empty() || name.contains('.') || self.graph.find(name).is_some() {
+            let msg = format!("'{name}' cannot name the tap: names are unique, non-empty, without dots");
+            return Err(Error::msg(ErrorKind::Config, msg));
+        }
+        let spec = StageSpec { name: name.into(), config: StageConfig::Tap, input: None, span: 0..0, name_span: 0..0 };
+        let i = self.graph.insert_after(j, spec);
+        self.external.taps.insert(i, tap);
+        Ok(())
+    }
+
+    /// Runs `tap` as the `tap` stage `name` (declared in the pipeline file) instead of
+    /// passing the fragments on unchanged. Fails ([`ErrorKind::Config`]) if no tap stage
+    /// has that name.
+    pub fn attach(&mut self, name: &str, tap: Tap) -> crate::Result<()> {
+        match self.graph.find(name).filter(|&i| self.graph.stages[i].config.kind() == StageKind::Tap) {
+            Some(i) => {
+                self.external.taps.insert(i, tap);
+                Ok(())
+            }
+            None => Err(Error::msg(ErrorKind::Config, format!("no tap stage is named '{name}'"))),
+        }
+    }
+
+    /// Runs to the end of the input, or until `stop` is cancelled, which ends the input
+    /// cleanly (a fed input too): every stage drains and the outputs are finished.
+    ///
+    /// A stage that fails stops the run: the first failure is returned, and the outputs
+    /// keep every complete fragment. A stage that panics is an [`ErrorKind::Internal`]
+    /// error naming the stage and the panic's message.
+    pub async fn run(self, stop: CancellationToken) -> crate::Result<RunReport> {
         runtime::run(self.graph, self.external, stop).await
+    }
+
+    /// The one stage of `kind`.
+    fn only(&self, kind: StageKind) -> crate::Result<usize> {
+        let mut of_kind = (0..self.graph.stages.len()).filter(|&i| self.graph.stages[i].config.kind() == kind);
+        match (of_kind.next(), of_kind.next()) {
+            (Some(i), None) => Ok(i),
+            (None, _) => Err(Error::msg(ErrorKind::Config, format!("the pipeline has no {} stage", kind.name()))),
+            (Some(_), Some(_)) => Err(Error::msg(
+                ErrorKind::Config,
+                format!("the pipeline has several {} stages: name the one meant", kind.name()),
+            )),
+        }
+    }
+
+    fn feed_stage(&mut self, i: usize) -> Feed {
+        let (feed, rx) = Feed::new(crate::stages::CHUNK_CHANNEL);
+        self.external.feeds.insert(i, rx);
+        feed
+    }
+
+    fn collect_stage(&mut self, i: usize) -> Collect {
+        let (collect, tx) = Collect::new(crate::stages::FRAGMENT_CHANNEL);
+        self.external.collects.insert(i, tx);
+        collect
     }
 }

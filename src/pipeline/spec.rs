@@ -18,7 +18,13 @@
 //!
 //! A stage is named by `name` (default: its kind) and reads the output of `input`
 //! (default: the closest stage above it that has an output). Two stages reading the same
-//! input fan out.
+//! input fan out. Stages run in the order their inputs give, not in the order of kinds:
+//! any number of `tap` stages may sit between a `mux` and its sinks.
+//!
+//! `kind = "tap"` takes output fragments and gives them on unchanged. It is the place where
+//! a program embedding livemux runs its own code on the fragments (see
+//! [`Pipeline::insert_after`](super::Pipeline::insert_after)); in a file it only passes
+//! them through.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -41,17 +47,21 @@ pub const OVERRIDE_SPAN: Range<usize> = usize::MAX..usize::MAX;
 /// One problem in a pipeline file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SpecError {
+    /// What is wrong.
     pub message: String,
     /// Byte range in the file; [`OVERRIDE_SPAN`] for a `--set` value, `None` for the file.
     pub span: Option<Range<usize>>,
+    /// How to fix it, when there is something to say.
     pub help: Option<String>,
 }
 
 impl SpecError {
+    /// An error at `span` (`None`: about the whole file).
     pub fn new(message: impl Into<String>, span: Option<Range<usize>>) -> Self {
         SpecError { message: message.into(), span, help: None }
     }
 
+    /// Adds how to fix it.
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
@@ -61,18 +71,35 @@ impl SpecError {
 /// The kinds of stage, as written in pipeline files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum StageKind {
+    /// `source`: reads the input (a file, stdin, or bytes fed from code).
     Source,
+    /// `probe`: finds the container and its structure.
     Probe,
+    /// `codecpar-extract`: finds each track's codec parameters.
     Codecpar,
+    /// `packet-split`: cuts the media into packets.
     Split,
+    /// `mux`: writes the packets as output fragments.
     Mux,
+    /// `tap`: passes output fragments on (or runs code given by the embedding program).
+    Tap,
+    /// `sink`: writes the output (a file, stdout, or fragments collected by code).
     Sink,
 }
 
 impl StageKind {
-    pub const ALL: [StageKind; 6] =
-        [StageKind::Source, StageKind::Probe, StageKind::Codecpar, StageKind::Split, StageKind::Mux, StageKind::Sink];
+    /// Every kind, in the order data flows through them.
+    pub const ALL: [StageKind; 7] = [
+        StageKind::Source,
+        StageKind::Probe,
+        StageKind::Codecpar,
+        StageKind::Split,
+        StageKind::Mux,
+        StageKind::Tap,
+        StageKind::Sink,
+    ];
 
+    /// The kind as written in pipeline files.
     pub fn name(self) -> &'static str {
         match self {
             StageKind::Source => "source",
@@ -80,10 +107,12 @@ impl StageKind {
             StageKind::Codecpar => "codecpar-extract",
             StageKind::Split => "packet-split",
             StageKind::Mux => "mux",
+            StageKind::Tap => "tap",
             StageKind::Sink => "sink",
         }
     }
 
+    /// The kind written `s` in pipeline files.
     pub fn from_name(s: &str) -> Option<Self> {
         StageKind::ALL.into_iter().find(|k| k.name() == s)
     }
@@ -92,15 +121,24 @@ impl StageKind {
 /// Typed settings of a stage.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StageConfig {
+    /// Settings of a `source` stage.
     Source(SourceConfig),
+    /// Settings of a `probe` stage.
     Probe(ProbeConfig),
+    /// Settings of a `codecpar-extract` stage.
     Codecpar(CodecparConfig),
+    /// Settings of a `packet-split` stage.
     Split(SplitConfig),
+    /// Settings of a `mux` stage.
     Mux(MuxConfig),
+    /// A `tap` stage (it has no settings).
+    Tap,
+    /// Settings of a `sink` stage.
     Sink(SinkConfig),
 }
 
 impl StageConfig {
+    /// The kind of stage these settings are for.
     pub fn kind(&self) -> StageKind {
         match self {
             StageConfig::Source(_) => StageKind::Source,
@@ -108,6 +146,7 @@ impl StageConfig {
             StageConfig::Codecpar(_) => StageKind::Codecpar,
             StageConfig::Split(_) => StageKind::Split,
             StageConfig::Mux(_) => StageKind::Mux,
+            StageConfig::Tap => StageKind::Tap,
             StageConfig::Sink(_) => StageKind::Sink,
         }
     }
@@ -116,12 +155,15 @@ impl StageConfig {
 /// A stage as declared.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StageSpec {
+    /// The stage's name (unique in its pipeline).
     pub name: String,
+    /// Its kind and settings.
     pub config: StageConfig,
     /// Explicit `input`, with its span.
     pub input: Option<(String, Range<usize>)>,
     /// Span of the whole stage table.
     pub span: Range<usize>,
+    /// Span of its name (of its kind when it has no `name`).
     pub name_span: Range<usize>,
 }
 
@@ -280,6 +322,7 @@ fn stage_config(f: &mut Fields<'_>) -> StageConfig {
                 skip_unsupported: f.bool("skip_unsupported").unwrap_or(false),
             })
         }
+        StageKind::Tap => StageConfig::Tap,
         StageKind::Sink => StageConfig::Sink(SinkConfig {
             durability: f.parsed("durability"),
             ..SinkConfig::new(f.required_path("path"))
@@ -290,7 +333,7 @@ fn stage_config(f: &mut Fields<'_>) -> StageConfig {
 fn known_keys(kind: StageKind) -> &'static [&'static str] {
     match kind {
         StageKind::Source => &["path", "follow", "idle_timeout_ms", "chunk_size", "moov_first"],
-        StageKind::Probe => &[],
+        StageKind::Probe | StageKind::Tap => &[],
         StageKind::Codecpar => &["params", "reference"],
         StageKind::Split => &["buffer_limit_mb"],
         StageKind::Mux => &["format", "fragment_ms", "max_fragment_ms", "reserve_ms", "skip_unsupported"],
@@ -301,8 +344,11 @@ fn known_keys(kind: StageKind) -> &'static [&'static str] {
 /// An override from the command line: `stage.key=value`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Override {
+    /// The stage's name.
     pub stage: String,
+    /// The setting.
     pub key: String,
+    /// Its new value.
     pub value: toml::Value,
 }
 
