@@ -25,7 +25,7 @@ echo "ok: no ${cli_only[*]} without the cli feature"
 no_warnings() {
   local out
   out=$("$@" 2>&1) || { echo "$out" >&2; echo "FAIL: $*" >&2; exit 1; }
-  if grep -E '^warning' <<<"$out" >&2; then
+  if grep -qE '^warning' <<<"$out"; then
     echo "$out" >&2
     echo "FAIL: warnings from $*" >&2
     exit 1

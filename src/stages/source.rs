@@ -369,3 +369,42 @@ impl CloseWatch {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    /// A followed file is read as it grows, in order, and the input ends once the file stops
+    /// growing: after its writer closes it (inotify, with the `cli` feature) or after the idle
+    /// timeout (polling, without it: `cargo test --no-default-features --lib`).
+    #[test]
+    fn a_followed_file_is_read_as_it_grows_then_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("growing.bin");
+        let mut writer = File::create(&path).unwrap();
+        writer.write_all(b"first ").unwrap();
+        let config = SourceConfig::default()
+            .with_path(&path)
+            .with_follow(true)
+            .with_idle_timeout(Duration::from_millis(300))
+            .with_chunk_size(4);
+        let (tx, mut rx) = mpsc::channel(16);
+        let stop = CancellationToken::new();
+        let reader = std::thread::spawn(move || read_blocking(&config, &tx, &stop));
+        std::thread::sleep(Duration::from_millis(100));
+        writer.write_all(b"second").unwrap();
+        drop(writer);
+        let started = Instant::now();
+        let mut got = Vec::new();
+        while let Some(chunk) = rx.blocking_recv() {
+            let chunk = chunk.unwrap();
+            assert_eq!(chunk.offset, got.len() as u64, "chunks in order, none missing");
+            got.extend_from_slice(&chunk.data);
+        }
+        reader.join().unwrap();
+        assert_eq!(got, b"first second");
+        assert!(started.elapsed() < Duration::from_secs(5), "following ended: {:?}", started.elapsed());
+    }
+}
