@@ -1,27 +1,63 @@
 //! livemux turns the live output of media recorders into crash-safe files in real time.
 //!
-//! A [`Pipeline`] of typed async stages — source, probe, codecpar-extract, packet-split,
-//! mux, sink — passes data over bounded channels. The container work is done by sans-IO
-//! readers and writers that the stages drive.
+//! A backend that receives a recording in pieces (an upload, a WebSocket) gives each piece
+//! to a [`Recording`]: every fragment the input completes is written at its place and made
+//! durable before [`Recording::push`] returns, so a crash loses at most the fragment still
+//! open, and [`Recording::finish`] turns the file into a regular MP4 (or a seekable
+//! WebM/Matroska file) in place. The file is byte-identical to what `livemux remux` makes
+//! of the same bytes, whatever the size of the pieces.
 //!
-//! ```no_run
-//! # async fn demo(upload: Vec<bytes::Bytes>) -> Result<(), Box<dyn std::error::Error>> {
-//! use livemux::{MuxConfig, Pipeline, SinkConfig, SourceConfig};
-//! let sink = SinkConfig::new("-");
-//! let mut p = Pipeline::remux(SourceConfig::default(), Default::default(), MuxConfig::default(), sink)?;
-//! let mut feed = p.feed_input()?;
-//! let mut fragments = p.collect_output()?;
-//! let run = tokio::spawn(p.run(Default::default()));
-//! for bytes in upload {
-//!     feed.send(bytes).await.ok();
+//! ```
+//! # fn main() -> livemux::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let sample = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/samples/chrome_mp4_avc1_opus.mp4")).unwrap();
+//! # let upload = sample.chunks(10_000).map(bytes::Bytes::copy_from_slice);
+//! use livemux::{Recording, RecordingOptions};
+//! let mut rec = Recording::create(dir.path().join("talk.mp4"), RecordingOptions::default())?;
+//! for piece in upload {
+//!     rec.push(piece)?;
 //! }
-//! drop(feed);
-//! while let Some(f) = fragments.recv().await {
-//!     eprintln!("{} bytes of {:?}", f.len(), f.kind);
-//! }
-//! run.await??;
+//! let report = rec.finish()?;
+//! assert_eq!(report.tracks.map(|t| t.len()), Some(2));
 //! # Ok(()) }
 //! ```
+//!
+//! The parts, from the outside in:
+//! - [`Recording`] / [`AsyncRecording`]: a recording written to a file (the above).
+//! - [`Remuxer`]: the same remux without IO: bytes in, [`Fragment`]s out, each with the
+//!   offset it is written at; feed and collect in any rhythm:
+//!
+//! ```
+//! # fn main() -> livemux::Result<()> {
+//! # let sample = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/samples/chrome_mp4_avc1_opus.mp4")).unwrap();
+//! use livemux::{FragmentKind, MuxFormat, RemuxOptions, Remuxer};
+//! let mut remux = Remuxer::new(RemuxOptions::default().format(MuxFormat::Fmp4))?;
+//! let mut file: Vec<u8> = Vec::new();
+//! let mut write = |f: livemux::Fragment| {
+//!     let end = f.offset as usize + f.len() as usize;
+//!     file.resize(file.len().max(end), 0);
+//!     file[f.offset as usize..end].copy_from_slice(&f.to_bytes());
+//! };
+//! for piece in sample.chunks(4096) {
+//!     remux.push(bytes::Bytes::copy_from_slice(piece))?;
+//!     while let Some(f) = remux.next_fragment() {
+//!         write(f); // a fragment is ready as soon as the input completes it
+//!     }
+//! }
+//! for f in remux.finish()? {
+//!     assert_ne!(f.kind, FragmentKind::Finalize, "fragmented MP4 needs no finalize");
+//!     write(f);
+//! }
+//! assert_eq!(&file[4..8], b"ftyp");
+//! # Ok(()) }
+//! ```
+//!
+//! - [`Pipeline`]: typed async stages — source, probe, codecpar-extract, packet-split, mux,
+//!   sink — over bounded channels, from a pipeline file or built in code, with [`Feed`] and
+//!   [`Collect`] handles for bytes from anywhere (see [`Pipeline`] for an example).
+//! - [`finalize_file`], [`append()`], [`Reference`]: work on finished files.
+//! - [`Error`]: the one error type, with a [`kind`](Error::kind), the input
+//!   [`offset`](Error::offset), the [`track`](Error::track) and the [`path`](Error::path).
 //!
 //! # Cargo features
 //!
