@@ -39,6 +39,7 @@ pub struct AppendRequest {
     /// Index room to reserve, sample entries for differing parameters.
     pub options: AppendOptions,
     /// Sleep after every step (crash tests use it to kill the process between steps).
+    #[doc(hidden)]
     pub step_pause: Option<Duration>,
 }
 
@@ -49,7 +50,8 @@ pub struct AppendReport {
     pub len_before: u64,
     /// Every byte written (media, index, headers), to TARGET or to its replacement.
     pub bytes_written: u64,
-    /// The plan carried out, without its steps.
+    /// The plan carried out, without its steps (its vocabulary is internal).
+    #[doc(hidden)]
     pub plan: Plan,
 }
 
@@ -169,7 +171,13 @@ pub fn temp_path(target: &Path) -> PathBuf {
 }
 
 /// Appends the sources to TARGET.
-pub fn append(req: &AppendRequest) -> Result<AppendReport, AppendFileError> {
+pub fn append(req: &AppendRequest) -> crate::Result<AppendReport> {
+    append_file(req).map_err(Into::into)
+}
+
+/// [`append`] with the error as append words it, for the command line (usage or not,
+/// TARGET changed or not).
+pub(crate) fn append_file(req: &AppendRequest) -> Result<AppendReport, AppendFileError> {
     // The file itself, not a symlink to it: the rewrite renames within its directory.
     let target_path = &fs::canonicalize(&req.target).map_err(io_err(&req.target))?;
     let mut target = lock_target(target_path).map_err(io_err(target_path))?;

@@ -63,7 +63,11 @@ pub fn apply(file: &File, steps: &[WriteStep], sync: bool) -> std::io::Result<u6
 /// A file that another process holds locked (a running `livemux remux` writing it, an
 /// `append`) is refused: its state is about to change under us. The lock is taken without
 /// waiting and held until the end, so no writer starts meanwhile.
-pub fn finalize_file(path: &Path) -> Result<FinalizeReport, FinalizeError> {
+pub fn finalize_file(path: &Path) -> crate::Result<FinalizeReport> {
+    finalize_path(path).map_err(|e| crate::Error::from(e).on_path(path))
+}
+
+fn finalize_path(path: &Path) -> Result<FinalizeReport, FinalizeError> {
     let mut file = OpenOptions::new().read(true).write(true).open(path)?;
     lock_or_refuse(&file, path)?;
     let len_before = file.metadata()?.len();

@@ -138,7 +138,7 @@ pub use model::{Chunk, Fragment, FragmentKind, Packet, Payload, Track, TrackKind
 
 // Running a remux: the pipeline and its settings.
 pub use formats::fragmenter::FragmentPolicy;
-pub use pipeline::{Collect, Feed, Pipeline, RunReport, Stopped, Tap, TapOutput};
+pub use pipeline::{Collect, Feed, Pipeline, PipelineFileError, RunReport, Stopped, Tap, TapOutput};
 pub use stages::codecpar::{CodecparConfig, ParamPolicy};
 pub use stages::mux::{MuxConfig, MuxFormat};
 pub use stages::sink::{Durability, SinkConfig};
@@ -152,4 +152,5 @@ pub use recording::{format_for_path, AsyncRecording, Recording, RecordingOptions
 pub use append::{append, AppendReport, AppendRequest};
 pub use finalize::{finalize_file, FinalizeReport};
 pub use formats::mp4::append::{AppendOptions, ChunkSlice};
+pub use formats::ContainerKind;
 pub use reference::Reference;

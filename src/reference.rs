@@ -56,8 +56,10 @@ impl RefTrack {
 /// A reference recording, read.
 #[derive(Clone, Debug)]
 pub struct Reference {
+    /// The file it was read from.
     pub path: PathBuf,
-    /// Its audio and video tracks, in file order.
+    /// Its audio and video tracks, in file order (internal types).
+    #[doc(hidden)]
     pub tracks: Vec<RefTrack>,
 }
 

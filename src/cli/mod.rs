@@ -438,7 +438,7 @@ fn append(target: &str, sources: &[String], options: AppendOptions) -> ExitCode 
             .and_then(|v| v.parse().ok())
             .map(std::time::Duration::from_millis),
     };
-    match crate::append::append(&request) {
+    match crate::append::append_file(&request) {
         Ok(report) => {
             let r = &report.plan;
             for note in &r.notes {

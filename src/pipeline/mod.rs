@@ -36,9 +36,19 @@ pub struct PipelineFileError {
     pub name: String,
     /// The file's text, shared by every diagnostic (a file with thousands of errors must
     /// not be copied once per error).
-    pub source_text: Arc<str>,
+    pub(crate) source_text: Arc<str>,
     /// Every problem found, in the order of the file.
-    pub errors: Vec<SpecError>,
+    pub(crate) errors: Vec<SpecError>,
+}
+
+impl PipelineFileError {
+    /// The message of each problem, in the order of the file (with `cli`, [`render`]
+    /// shows them with the lines they point at).
+    ///
+    /// [`render`]: PipelineFileError::render
+    pub fn messages(&self) -> impl Iterator<Item = &str> + '_ {
+        self.errors.iter().map(|e| e.message.as_str())
+    }
 }
 
 /// Errors [`PipelineFileError::render`] shows in full under `livemux validate` and `run`;
@@ -179,8 +189,7 @@ impl PipelineFileError {
 /// A checked pipeline, ready to [`run`](Pipeline::run).
 ///
 /// Built from a pipeline file ([`load`](Pipeline::load)) or in code
-/// ([`remux`](Pipeline::remux), [`remux_fed`](Pipeline::remux_fed),
-/// [`linear`](Pipeline::linear)). A program feeds its input and collects its output
+/// ([`remux`](Pipeline::remux), [`remux_fed`](Pipeline::remux_fed)). A program feeds its input and collects its output
 /// while the pipeline runs, at the same time: every channel holds one or two items, so
 /// sending the whole input before reading any output would wait forever.
 ///
@@ -251,7 +260,7 @@ impl Pipeline {
 
     /// Builds a linear pipeline in code: each stage reads the one before it. Fails
     /// ([`ErrorKind::Config`]) if the stages do not fit together.
-    pub fn linear(stages: Vec<(&str, StageConfig)>) -> crate::Result<Self> {
+    pub(crate) fn linear(stages: Vec<(&str, StageConfig)>) -> crate::Result<Self> {
         let specs = stages
             .into_iter()
             .map(|(name, config)| StageSpec { name: name.into(), config, input: None, span: 0..0, name_span: 0..0 })
@@ -301,7 +310,7 @@ impl Pipeline {
     }
 
     /// The checked stages and edges.
-    pub fn graph(&self) -> &Graph {
+    pub(crate) fn graph(&self) -> &Graph {
         &self.graph
     }
 
