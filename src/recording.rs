@@ -1,36 +1,4 @@
-//! [`Recording`]: a recording written to a file as its bytes arrive, in pieces of any size,
-//! crash-safe at every moment; what an upload handler calls.
-//!
-//! It is the sans-IO [`Remuxer`] and a [`FragmentWriter`] joined: each piece goes into the
-//! remux, and every output fragment it completes is written at its offset and made
-//! durable (fsync by default) before [`Recording::push`] returns. So when `push` returns
-//! `Ok`, every fragment the bytes so far completed is on stable storage, and a crash
-//! loses at most the fragment still open. [`Recording::finish`] writes the last fragment
-//! and the finalize writes (a regular MP4's index, Matroska's Cues and Duration) in the
-//! order that keeps the file valid after each of them.
-//!
-//! The file is the one `livemux remux` makes of the same bytes, byte for byte, whatever
-//! the pieces (`tests/recording.rs` checks it for every output format).
-//!
-//! [`AsyncRecording`] is the same for async code: each call runs on tokio's blocking pool,
-//! so a slow disk never stalls the runtime.
-//!
-//! ```
-//! # fn main() -> livemux::Result<()> {
-//! # let dir = tempfile::tempdir().unwrap();
-//! # let input = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/samples/chrome_mp4_avc1_opus.mp4")).unwrap();
-//! # let upload = input.chunks(64 * 1024).map(bytes::Bytes::copy_from_slice);
-//! # let path = dir.path().join("talk.mp4");
-//! use livemux::{Recording, RecordingOptions};
-//! // `.mp4`: fragmented MP4 while recording, a regular MP4 at `finish`.
-//! let mut rec = Recording::create(&path, RecordingOptions::default())?;
-//! for piece in upload {
-//!     rec.push(piece)?; // when this returns, what the piece completed is durable
-//! }
-//! let report = rec.finish()?;
-//! assert!(report.fragments > 1 && report.output_len > 100_000);
-//! # Ok(()) }
-//! ```
+//! [`Recording`]: a recording written to a file as its bytes arrive (see the type's doc).
 
 use std::path::{Path, PathBuf};
 
@@ -119,7 +87,39 @@ pub struct RecordingReport {
     pub notes: Vec<String>,
 }
 
-/// A recording being written: see the [module](self) doc.
+/// A recording written to a file as its bytes arrive, in pieces of any size,
+/// crash-safe at every moment; what an upload handler calls.
+///
+/// It is the sans-IO [`Remuxer`] and the file writer of `livemux remux` joined: each piece goes into the
+/// remux, and every output fragment it completes is written at its offset and made
+/// durable (fsync by default) before [`Recording::push`] returns. So when `push` returns
+/// `Ok`, every fragment the bytes so far completed is on stable storage, and a crash
+/// loses at most the fragment still open. [`Recording::finish`] writes the last fragment
+/// and the finalize writes (a regular MP4's index, Matroska's Cues and Duration) in the
+/// order that keeps the file valid after each of them.
+///
+/// The file is the one `livemux remux` makes of the same bytes, byte for byte, whatever
+/// the pieces (`tests/recording.rs` checks it for every output format).
+///
+/// [`AsyncRecording`] is the same for async code: each call runs on tokio's blocking pool,
+/// so a slow disk never stalls the runtime.
+///
+/// ```
+/// # fn main() -> livemux::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let input = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/samples/chrome_mp4_avc1_opus.mp4")).unwrap();
+/// # let upload = input.chunks(64 * 1024).map(bytes::Bytes::copy_from_slice);
+/// # let path = dir.path().join("talk.mp4");
+/// use livemux::{Recording, RecordingOptions};
+/// // `.mp4`: fragmented MP4 while recording, a regular MP4 at `finish`.
+/// let mut rec = Recording::create(&path, RecordingOptions::default())?;
+/// for piece in upload {
+///     rec.push(piece)?; // when this returns, what the piece completed is durable
+/// }
+/// let report = rec.finish()?;
+/// assert!(report.fragments > 1 && report.output_len > 100_000);
+/// # Ok(()) }
+/// ```
 pub struct Recording {
     path: PathBuf,
     format: MuxFormat,

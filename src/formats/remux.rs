@@ -143,7 +143,12 @@ impl RemuxOptions {
     }
 }
 
-/// The remux, sans-IO: bytes in, output fragments out. See the [module](self) doc.
+/// The remux, sans-IO: input bytes in with [`Remuxer::push`], output [`Fragment`]s out with
+/// their place in the output file ([`Remuxer::next_fragment`]), and at [`Remuxer::finish`]
+/// the last ones, including the in-place
+/// [`FragmentKind::Finalize`](crate::model::FragmentKind::Finalize) writes that make an
+/// `mp4` or Matroska output seekable at a clean stop. The bytes are those of
+/// `livemux remux`, whatever the size of the pieces pushed.
 pub struct Remuxer {
     probe: Probe,
     params: CodecParams,

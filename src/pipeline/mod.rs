@@ -42,10 +42,8 @@ pub struct PipelineFileError {
 }
 
 impl PipelineFileError {
-    /// The message of each problem, in the order of the file (with `cli`, [`render`]
-    /// shows them with the lines they point at).
-    ///
-    /// [`render`]: PipelineFileError::render
+    /// The message of each problem, in the order of the file (the command line shows
+    /// them with the lines they point at).
     pub fn messages(&self) -> impl Iterator<Item = &str> + '_ {
         self.errors.iter().map(|e| e.message.as_str())
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::{Failure, StageContext, StageReport, StageResult};
-/// Re-exported from [`crate::io`], where they live now.
+// Re-exported from `crate::io`, where they live now.
 pub use crate::io::{lock_or_refuse, Durability};
 use crate::io::{output_closed, FragmentWriter};
 use crate::model::Fragment;

@@ -22,10 +22,15 @@ pub enum ChunkSlice {
     /// Every chunk (no brackets, or `[:]`).
     #[default]
     All,
+    /// `[start:stop]`, Python style: negative values count from the end, `stop` is
+    /// excluded, a missing bound is the start or the end.
     Range {
+        /// The first chunk kept.
         start: Option<i64>,
+        /// The chunk after the last one kept.
         stop: Option<i64>,
     },
+    /// `[i]`: one chunk (negative: from the end).
     Index(i64),
 }
 
