@@ -74,10 +74,6 @@
 
 // Internal modules: `pub` (hidden from the docs) with the `internals` feature, for the tests,
 // benches, examples and fuzz targets that test the parts directly; private otherwise.
-//
-// `codecs` and `formats` hold items only those use, and a few dead ones (listed in the
-// issue 14 api report): allowed until the concurrent changes to these modules are merged.
-// TODO(issue 14): remove the two `allow`s and the items they cover.
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod append;
@@ -87,7 +83,6 @@ mod append;
 #[doc(hidden)]
 pub mod codecs;
 #[cfg(not(feature = "internals"))]
-#[allow(dead_code, unused_imports, clippy::wrong_self_convention)]
 mod codecs;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
@@ -98,7 +93,6 @@ mod finalize;
 #[doc(hidden)]
 pub mod formats;
 #[cfg(not(feature = "internals"))]
-#[allow(dead_code, unused_imports)]
 mod formats;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
