@@ -85,7 +85,6 @@ struct Inner {
 
 /// A message without a cause, for errors raised as text.
 #[derive(Debug)]
-#[allow(dead_code)]
 struct Message(String);
 
 impl fmt::Display for Message {
@@ -96,7 +95,6 @@ impl fmt::Display for Message {
 
 impl std::error::Error for Message {}
 
-#[allow(dead_code)] // the constructors are used as the parts of the crate adopt `Error` (issue 14)
 impl Error {
     /// An error of `kind` worded by `repr` (whose `source` chain this error keeps).
     pub(crate) fn from_repr(kind: ErrorKind, repr: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
@@ -151,12 +149,6 @@ impl Error {
     /// file) rather than in the input or the machine: the command line exits with 2 for it.
     pub fn is_usage(&self) -> bool {
         self.0.kind == ErrorKind::Config
-    }
-
-    /// The error as the part of livemux that raised it typed it, for the command line and
-    /// the tests inside the crate (`PipelineFileError` carries its diagnostics).
-    pub(crate) fn repr(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-        &*self.0.repr
     }
 }
 

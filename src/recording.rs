@@ -1,11 +1,13 @@
 //! [`Recording`]: a recording written to a file as its bytes arrive (see the type's doc).
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use bytes::Bytes;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::formats::output::MuxFormat;
+use crate::formats::pace::LivePace;
 use crate::formats::remux::{RemuxOptions, Remuxer};
 use crate::io::{Durability, FragmentWriter};
 use crate::model::{Fragment, FragmentKind, TrackSet};
@@ -71,7 +73,8 @@ pub struct RecordingReport {
     pub path: PathBuf,
     /// Its container.
     pub format: MuxFormat,
-    /// The tracks written (`None` when the input ended before any).
+    /// The tracks of the input, as its codec parameters were decided (before
+    /// `skip_unsupported` drops any; `None` when the input ended before any).
     pub tracks: Option<TrackSet>,
     /// Input bytes taken.
     pub input_len: u64,
@@ -129,6 +132,11 @@ pub struct Recording {
     finalize_writes: u64,
     output_len: u64,
     duration_ms: u64,
+    /// Releases packets held for a late index once the upload comes at live pace.
+    pace: LivePace,
+    /// Set by the first error: the file keeps what was written before it, and the
+    /// recording takes nothing more.
+    failed: bool,
 }
 
 impl Recording {
@@ -160,6 +168,8 @@ impl Recording {
             finalize_writes: 0,
             output_len: 0,
             duration_ms: 0,
+            pace: LivePace::default(),
+            failed: false,
         })
     }
 
@@ -169,7 +179,35 @@ impl Recording {
     /// After an error the recording takes no more input; the file holds every fragment
     /// completed before it.
     pub fn push(&mut self, piece: Bytes) -> Result<()> {
-        self.remuxer.push(piece)?;
+        self.usable()?;
+        let pushed = self.remuxer.push(piece);
+        let released = match self.pace.check(self.remuxer.held_media_secs(), Instant::now()) {
+            Some(note) if pushed.is_ok() => self.remuxer.release_held(Some(note)),
+            _ => Ok(()),
+        };
+        // What the input completed before a remux error is written all the same.
+        let written = self.write_ready();
+        let result = pushed.and(released).and(written);
+        self.failed = result.is_err();
+        result
+    }
+
+    fn usable(&self) -> Result<()> {
+        if self.failed {
+            return Err(Error::msg(
+                ErrorKind::Config,
+                format!(
+                    "the recording failed earlier and takes no more input; {} holds the {} bytes written before",
+                    self.path.display(),
+                    self.writer.complete_len()
+                ),
+            )
+            .on_path(&self.path));
+        }
+        Ok(())
+    }
+
+    fn write_ready(&mut self) -> Result<()> {
         while let Some(f) = self.remuxer.next_fragment() {
             self.write(&f)?;
         }
@@ -179,7 +217,10 @@ impl Recording {
     /// The input ended: writes the last fragment and finishes the file (a regular MP4's
     /// index, Matroska's Cues and Duration), each write durable before the next.
     pub fn finish(mut self) -> Result<RecordingReport> {
-        for f in self.remuxer.finish()? {
+        self.usable()?;
+        let last = self.remuxer.finish();
+        self.write_ready()?;
+        for f in last? {
             self.write(&f)?;
         }
         Ok(RecordingReport {
@@ -213,7 +254,8 @@ impl Recording {
         self.remuxer.input_len()
     }
 
-    /// Bytes of the output written and durable so far (complete fragments).
+    /// Bytes of complete fragments written so far: on stable storage with the default
+    /// durability (fsync), handed to the OS with `Flush` or `None`.
     pub fn durable_len(&self) -> u64 {
         self.writer.complete_len()
     }
@@ -281,7 +323,7 @@ impl AsyncRecording {
         self.inner.as_ref().map_or(0, Recording::input_len)
     }
 
-    /// Bytes of the output written and durable so far.
+    /// [`Recording::durable_len`].
     pub fn durable_len(&self) -> u64 {
         self.inner.as_ref().map_or(0, Recording::durable_len)
     }

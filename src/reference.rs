@@ -195,7 +195,12 @@ fn load_matroska(file: File) -> Result<Vec<RefTrack>, String> {
                     for e in elements(offset, &data) {
                         let Ok(b) = parse_block(&e.map_err(|e| e.to_string())?) else { continue };
                         let Some(i) = entries.iter().position(|t| t.number == b.track) else { continue };
-                        let ts = (cluster_timestamp as i64 + b.relative_timestamp as i64).max(0) as u64;
+                        // Saturating: a crafted ClusterTimestamp near the top of the range
+                        // must not overflow (a reference is input too).
+                        let ts = i64::try_from(cluster_timestamp)
+                            .unwrap_or(i64::MAX)
+                            .saturating_add(b.relative_timestamp as i64)
+                            .max(0) as u64;
                         for f in &b.frames {
                             frames[i].push((f.len() as u32, ts.saturating_mul(info.timestamp_scale)));
                         }

@@ -62,7 +62,12 @@ fn a_recording_fed_in_pieces_is_byte_identical_to_remux() {
             let out = dir.path().join(format!("rec-{i}-{seed}.{to}"));
             let report = record(&out, format, pieces(&data, seed));
             let got = std::fs::read(&out).unwrap();
-            assert!(got == expected, "{name} --to {to}, seed {seed}: {} bytes vs remux's {}", got.len(), expected.len());
+            assert!(
+                got == expected,
+                "{name} --to {to}, seed {seed}: {} bytes vs remux's {}",
+                got.len(),
+                expected.len()
+            );
             assert_eq!(report.output_len, got.len() as u64, "{name} --to {to}: reported length");
             assert_eq!(report.input_len, data.len() as u64);
             assert!(report.fragments >= 2, "{name} --to {to}: a header and media");
@@ -86,20 +91,22 @@ fn one_byte_pieces_make_the_same_file() {
     assert!(std::fs::read(&out).unwrap() == expected);
 }
 
-/// What `push` acknowledged is on disk: after each push, the file holds at least
-/// `durable_len` bytes, and they are the bytes of the finished remux's fragmented prefix.
+/// What `push` acknowledged is on disk: after each push, the file's first `durable_len`
+/// bytes are those of the finished recording (fragmented MP4 is never changed in place).
 #[test]
 fn durable_len_grows_with_the_fragments_written() {
     let dir = tempfile::tempdir().unwrap();
     let input = browser_file("chrome_mp4_avc1_opus", dir.path());
     let data = Bytes::from(std::fs::read(&input).unwrap());
+    let expected = cli_remux(&input, &dir.path().join("cli.mp4"), "fmp4");
     let out = dir.path().join("rec.mp4");
     let mut rec = Recording::create(&out, RecordingOptions::default().format(MuxFormat::Fmp4)).unwrap();
     let mut seen = Vec::new();
     for at in (0..data.len()).step_by(2000) {
         rec.push(data.slice(at..(at + 2000).min(data.len()))).unwrap();
-        let len = rec.durable_len();
-        assert!(std::fs::metadata(&out).map_or(0, |m| m.len()) >= len);
+        let len = rec.durable_len() as usize;
+        let on_disk = std::fs::read(&out).unwrap_or_default();
+        assert!(on_disk.len() >= len && on_disk[..len] == expected[..len], "the first {len} bytes are final");
         seen.push(len);
     }
     assert!(seen.windows(2).all(|w| w[0] <= w[1]), "durable length never goes back");
@@ -132,6 +139,12 @@ fn not_media_is_an_error_of_its_kind_and_leaves_no_file() {
     let e = rec.push(Bytes::from_static(b"this is plain text, not a recording")).err().expect("refused");
     assert_eq!(e.kind(), ErrorKind::NotMedia, "{e}");
     assert!(!path.exists(), "nothing was written");
+    // After an error the recording takes nothing more, and says why.
+    let sample = std::fs::read(root().join("samples/chrome_mp4_avc1_opus.mp4")).unwrap();
+    let again = rec.push(Bytes::from(sample)).err().expect("refused after an error");
+    assert!(again.to_string().contains("failed earlier"), "{again}");
+    assert!(rec.finish().is_err());
+    assert!(!path.exists());
 }
 
 #[tokio::test]

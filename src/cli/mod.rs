@@ -361,15 +361,11 @@ fn output_format(to: Option<&str>, output: &std::path::Path) -> Result<MuxFormat
         }
         Some(t) => Ok(t.parse().expect("clap checked the value")),
         None => {
-            let named_mp4 = output
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| ["mp4", "m4a", "mov"].contains(&e.to_ascii_lowercase().as_str()));
-            let file = std::fs::metadata(output).map_or(true, |m| m.is_file());
-            Ok(if !stream && named_mp4 && file {
-                MuxFormat::Mp4
-            } else {
-                MuxFormat::from_extension(output).unwrap_or_default()
+            // A regular MP4 is finished in place: not on stdout, a FIFO or a device.
+            let file = !stream && std::fs::metadata(output).map_or(true, |m| m.is_file());
+            Ok(match crate::format_for_path(output) {
+                MuxFormat::Mp4 if !file => MuxFormat::Fmp4,
+                f => f,
             })
         }
     }

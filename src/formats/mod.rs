@@ -15,6 +15,7 @@ pub mod fragmenter;
 pub mod matroska;
 pub mod mp4;
 pub mod output;
+pub mod pace;
 pub mod params;
 pub mod plan;
 pub mod remux;

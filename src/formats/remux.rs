@@ -297,10 +297,16 @@ impl Remuxer {
 
     fn mux_packets(&mut self) -> Result<(), Failure> {
         let mut out = Vec::new();
+        let mut result = Ok(());
         for pe in self.packets.drain(..) {
-            self.output.push(pe, &mut out)?;
+            result = self.output.push(pe, &mut out);
+            if result.is_err() {
+                break;
+            }
         }
+        // The fragments completed before an error are still the caller's to write: the
+        // output keeps every fragment completed before it, as the pipeline's does.
         self.fragments.extend(out);
-        Ok(())
+        result
     }
 }

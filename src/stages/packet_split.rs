@@ -7,30 +7,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::{Outputs, StageContext, StageReport, StageResult};
+use crate::formats::pace::LivePace;
 pub use crate::formats::split::SplitConfig;
 use crate::formats::split::Splitter;
 use crate::formats::{ContainerEvent, PacketEvent};
 
-/// Past this, a stream whose packets are held for a late index (see
-/// [`Splitter::held_media_secs`]) is taken for a live recording: a pipe of a whole file
-/// brings media far faster than it plays, a live recording at about the speed it plays.
-pub const LIVE_SLACK: Duration = Duration::from_millis(1500);
-
-/// Releases held packets once the input comes no faster than twice real time (plus
-/// [`LIVE_SLACK`]): a live recording is split as it comes rather than held until it ends.
-fn live_pace(splitter: &mut Splitter, started: &mut Option<Instant>, batch: &mut Vec<PacketEvent>) {
-    let Some(secs) = splitter.held_media_secs() else {
-        *started = None;
-        return;
-    };
-    let started = *started.get_or_insert_with(Instant::now);
-    if started.elapsed() > LIVE_SLACK + Duration::from_secs_f64(secs.clamp(0.0, 1e6) / 2.0) {
-        let note = format!(
-            "the media came at about the speed it plays ({secs:.1} s of media in {:.1} s), as from a live \
-             recording: it is split with the reference's layout as it comes, and a 'moov' index that comes \
-             later is not used",
-            started.elapsed().as_secs_f64()
-        );
+/// Releases the held packets once the input comes at the pace of a live recording.
+fn live_pace(splitter: &mut Splitter, pace: &mut LivePace, batch: &mut Vec<PacketEvent>) {
+    if let Some(note) = pace.check(splitter.held_media_secs(), Instant::now()) {
         splitter.release_hold(Some(note), batch);
     }
 }
@@ -44,7 +28,7 @@ pub async fn run(
 ) -> StageResult {
     let mut splitter = Splitter::new(&config);
     let mut batch = Vec::new();
-    let mut hold_started: Option<Instant> = None;
+    let mut pace = LivePace::default();
     loop {
         // While packets are held for a late index, the input's pace is watched, also while
         // it is idle.
@@ -52,7 +36,7 @@ pub async fn run(
             match tokio::time::timeout(Duration::from_millis(250), input.recv()).await {
                 Ok(ev) => ev,
                 Err(_) => {
-                    live_pace(&mut splitter, &mut hold_started, &mut batch);
+                    live_pace(&mut splitter, &mut pace, &mut batch);
                     for item in batch.drain(..) {
                         if out.send(item).await.is_err() {
                             return Ok(StageReport::default());
@@ -77,7 +61,7 @@ pub async fn run(
             return Ok(report);
         }
         splitter.handle(ev, &mut batch).map_err(|e| ctx.error(e))?;
-        live_pace(&mut splitter, &mut hold_started, &mut batch);
+        live_pace(&mut splitter, &mut pace, &mut batch);
         for item in batch.drain(..) {
             if out.send(item).await.is_err() {
                 return Ok(StageReport::default());
