@@ -243,109 +243,159 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    runtime.block_on(async move {
-        match cli.command {
-            Command::Run { pipeline, set, overwrite } => match Pipeline::load(&pipeline, &set) {
-                Ok(p) => {
-                    let (mut inputs, mut outputs) = (Vec::new(), Vec::new());
-                    for stage in &p.graph().stages {
-                        match &stage.config {
-                            StageConfig::Source(c) => inputs.push(c.path.clone()),
-                            StageConfig::Codecpar(c) => inputs.extend(c.reference.clone()),
-                            StageConfig::Sink(c) => outputs.push(c.path.clone()),
-                            _ => {}
-                        }
-                    }
-                    match check_outputs(&inputs, &outputs, overwrite) {
-                        Ok(true) => run_pipeline(p).await,
-                        Ok(false) => ExitCode::SUCCESS,
-                        Err(code) => code,
-                    }
-                }
-                Err(e) => report_file_error(&e),
-            },
-            Command::Validate { pipeline, set } => match Pipeline::load(&pipeline, &set) {
-                Ok(p) => {
-                    eprintln!("{}: ok ({} stages)", pipeline.display(), p.graph().stages.len());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => report_file_error(&e),
-            },
-            Command::Remux {
-                input,
-                output,
-                overwrite,
+    runtime.block_on(run_command(cli.command))
+}
+
+/// Runs one subcommand.
+async fn run_command(command: Command) -> ExitCode {
+    match command {
+        Command::Run { pipeline, set, overwrite } => run_file(&pipeline, &set, overwrite).await,
+        Command::Validate { pipeline, set } => validate(&pipeline, &set),
+        Command::Remux {
+            input,
+            output,
+            overwrite,
+            to,
+            reserve_ms,
+            fragment_ms,
+            max_fragment_ms,
+            durability,
+            follow,
+            idle_timeout_ms,
+            skip_unsupported,
+            params,
+        } => {
+            let options = RemuxOptions {
                 to,
                 reserve_ms,
-                fragment_ms,
-                max_fragment_ms,
+                fragment: FragmentPolicy { min_ms: fragment_ms, max_ms: max_fragment_ms },
                 durability,
                 follow,
                 idle_timeout_ms,
                 skip_unsupported,
-                params,
-            } => {
-                if max_fragment_ms < fragment_ms {
-                    eprintln!(
-                        "error: --max-fragment-ms ({max_fragment_ms}) is less than --fragment-ms ({fragment_ms})"
-                    );
-                    return ExitCode::from(EXIT_USAGE);
-                }
-                let format = match output_format(to.as_deref(), &output) {
-                    Ok(f) => f,
-                    Err(code) => return code,
-                };
-                let inputs: Vec<PathBuf> = std::iter::once(input.clone()).chain(params.reference.clone()).collect();
-                match check_outputs(&inputs, std::slice::from_ref(&output), overwrite) {
-                    Ok(true) => {}
-                    Ok(false) => return ExitCode::SUCCESS,
-                    Err(code) => return code,
-                }
-                let source = SourceConfig {
-                    path: input,
-                    follow,
-                    idle_timeout: std::time::Duration::from_millis(idle_timeout_ms),
-                    ..SourceConfig::default()
-                };
-                let mut sink = SinkConfig::new(output);
-                sink.durability = durability.map(|d| d.parse::<Durability>().expect("clap checked the value"));
-                let mux = MuxConfig {
-                    format,
-                    fragment: FragmentPolicy { min_ms: fragment_ms, max_ms: max_fragment_ms },
-                    reserve_ms,
-                    skip_unsupported,
-                };
-                match Pipeline::remux(source, params.config(), mux, sink) {
-                    Ok(p) => run_pipeline(p).await,
-                    Err(e) => usage_error(&e),
-                }
-            }
-            Command::Recover { input, reference, output, overwrite, to, skip_unsupported } => {
-                match check_outputs(&[input.clone(), reference.clone()], std::slice::from_ref(&output), overwrite) {
-                    Ok(true) => {}
-                    Ok(false) => return ExitCode::SUCCESS,
-                    Err(code) => return code,
-                }
-                let source = SourceConfig { path: input, ..SourceConfig::default() };
-                let params = CodecparConfig { params: ParamPolicy::Auto, reference: Some(reference) };
-                let format = match output_format(to.as_deref(), &output) {
-                    Ok(f) => f,
-                    Err(code) => return code,
-                };
-                let mux = MuxConfig { format, skip_unsupported, ..MuxConfig::default() };
-                let sink = SinkConfig::new(output);
-                match Pipeline::remux(source, params, mux, sink) {
-                    Ok(p) => run_pipeline(p).await,
-                    Err(e) => usage_error(&e),
-                }
-            }
-            Command::Finalize { file } => finalize(&file),
-            Command::Append { target, sources, future_frames, new_sample_entries } => {
-                append(&target, &sources, AppendOptions { future_frames, new_sample_entries })
-            }
-            Command::Probe { input, json, params } => probe::run(input, json, params.config()).await,
+            };
+            remux(input, output, overwrite, options, params).await
         }
-    })
+        Command::Recover { input, reference, output, overwrite, to, skip_unsupported } => {
+            recover(input, reference, output, overwrite, to.as_deref(), skip_unsupported).await
+        }
+        Command::Finalize { file } => finalize(&file),
+        Command::Append { target, sources, future_frames, new_sample_entries } => {
+            append(&target, &sources, AppendOptions { future_frames, new_sample_entries })
+        }
+        Command::Probe { input, json, params } => probe::run(input, json, params.config()).await,
+    }
+}
+
+/// `livemux run`: loads the pipeline file, checks its outputs, runs it.
+async fn run_file(pipeline: &std::path::Path, set: &[Override], overwrite: OverwriteArgs) -> ExitCode {
+    let p = match Pipeline::load(pipeline, set) {
+        Ok(p) => p,
+        Err(e) => return report_file_error(&e),
+    };
+    let (mut inputs, mut outputs) = (Vec::new(), Vec::new());
+    for stage in &p.graph().stages {
+        match &stage.config {
+            StageConfig::Source(c) => inputs.push(c.path.clone()),
+            StageConfig::Codecpar(c) => inputs.extend(c.reference.clone()),
+            StageConfig::Sink(c) => outputs.push(c.path.clone()),
+            _ => {}
+        }
+    }
+    match check_outputs(&inputs, &outputs, overwrite) {
+        Ok(true) => run_pipeline(p).await,
+        Ok(false) => ExitCode::SUCCESS,
+        Err(code) => code,
+    }
+}
+
+/// `livemux validate`: loads the pipeline file and reports.
+fn validate(pipeline: &std::path::Path, set: &[Override]) -> ExitCode {
+    match Pipeline::load(pipeline, set) {
+        Ok(p) => {
+            eprintln!("{}: ok ({} stages)", pipeline.display(), p.graph().stages.len());
+            ExitCode::SUCCESS
+        }
+        Err(e) => report_file_error(&e),
+    }
+}
+
+/// The options of `livemux remux` besides its input, output and codec parameters.
+struct RemuxOptions {
+    to: Option<String>,
+    reserve_ms: u64,
+    fragment: FragmentPolicy,
+    durability: Option<String>,
+    follow: bool,
+    idle_timeout_ms: u64,
+    skip_unsupported: bool,
+}
+
+/// `livemux remux`: checks the options and outputs, builds the pipeline, runs it.
+async fn remux(
+    input: PathBuf,
+    output: PathBuf,
+    overwrite: OverwriteArgs,
+    options: RemuxOptions,
+    params: ParamArgs,
+) -> ExitCode {
+    let RemuxOptions { to, reserve_ms, fragment, durability, follow, idle_timeout_ms, skip_unsupported } = options;
+    if fragment.max_ms < fragment.min_ms {
+        eprintln!("error: --max-fragment-ms ({}) is less than --fragment-ms ({})", fragment.max_ms, fragment.min_ms);
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let format = match output_format(to.as_deref(), &output) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    let inputs: Vec<PathBuf> = std::iter::once(input.clone()).chain(params.reference.clone()).collect();
+    match check_outputs(&inputs, std::slice::from_ref(&output), overwrite) {
+        Ok(true) => {}
+        Ok(false) => return ExitCode::SUCCESS,
+        Err(code) => return code,
+    }
+    let source = SourceConfig {
+        path: input,
+        follow,
+        idle_timeout: std::time::Duration::from_millis(idle_timeout_ms),
+        ..SourceConfig::default()
+    };
+    let mut sink = SinkConfig::new(output);
+    sink.durability = durability.map(|d| d.parse::<Durability>().expect("clap checked the value"));
+    let mux = MuxConfig { format, fragment, reserve_ms, skip_unsupported };
+    match Pipeline::remux(source, params.config(), mux, sink) {
+        Ok(p) => run_pipeline(p).await,
+        Err(e) => usage_error(&e),
+    }
+}
+
+/// `livemux recover`: remuxes `input` with codec parameters from `reference` where its
+/// own are missing or unusable.
+async fn recover(
+    input: PathBuf,
+    reference: PathBuf,
+    output: PathBuf,
+    overwrite: OverwriteArgs,
+    to: Option<&str>,
+    skip_unsupported: bool,
+) -> ExitCode {
+    match check_outputs(&[input.clone(), reference.clone()], std::slice::from_ref(&output), overwrite) {
+        Ok(true) => {}
+        Ok(false) => return ExitCode::SUCCESS,
+        Err(code) => return code,
+    }
+    let source = SourceConfig { path: input, ..SourceConfig::default() };
+    let params = CodecparConfig { params: ParamPolicy::Auto, reference: Some(reference) };
+    let format = match output_format(to, &output) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    let mux = MuxConfig { format, skip_unsupported, ..MuxConfig::default() };
+    let sink = SinkConfig::new(output);
+    match Pipeline::remux(source, params, mux, sink) {
+        Ok(p) => run_pipeline(p).await,
+        Err(e) => usage_error(&e),
+    }
 }
 
 /// The `--to` format: as given, else `mp4` for a file output named .mp4/.m4a/.mov (a

@@ -163,6 +163,33 @@ impl Fmp4Muxer {
             return Ok(None);
         }
         let header = if self.plan.is_none() { Some(self.decide()?) } else { None };
+        self.trim_and_place()?;
+        if self.pending.iter().all(Vec::is_empty) {
+            self.fragmenter.reset();
+            return Ok(header.map(|h| self.emit(FragmentKind::Header, vec![h], 0, None, 0)));
+        }
+        self.sequence += 1;
+        let payload: usize = self.pending.iter().flatten().map(|p| p.data.len()).sum();
+        let count: usize = self.pending.iter().map(Vec::len).sum();
+        let mut buf = BytesMut::with_capacity(256 + count * 16);
+        let data_offset_fields = self.write_moof(&mut buf)?;
+        let moof_len = buf.len();
+        let large = payload as u64 + 8 > u32::MAX as u64;
+        let mdat_header = if large { 16 } else { 8 };
+        self.patch_data_offsets(&mut buf, data_offset_fields, moof_len + mdat_header);
+        write_mdat_header(&mut buf, payload, large);
+        let (start_ms, duration_ms) = self.lead_span();
+        let mut parts = Vec::with_capacity(count + 2);
+        parts.extend(header);
+        parts.push(buf.freeze());
+        parts.extend(self.pending.iter_mut().flat_map(|p| p.drain(..)).flat_map(|p| p.data.into_parts()));
+        self.fragmenter.reset();
+        Ok(Some(self.emit(FragmentKind::Media, parts, count as u32, start_ms, duration_ms)))
+    }
+
+    /// Drops the audio past the end of each track's edit list (FFmpeg shows it in a
+    /// fragmented file) and moves the open fragment's packets onto the output timeline.
+    fn trim_and_place(&mut self) -> Result<(), MuxError> {
         for track in 0..self.pending.len() {
             let packets = std::mem::take(&mut self.pending[track]);
             // Audio past the end of the edit list: FFmpeg shows it in a fragmented file.
@@ -177,74 +204,30 @@ impl Fmp4Muxer {
             self.trimmed += (before - kept.len()) as u64;
             self.pending[track] = kept.into_iter().map(|p| self.place(p)).collect::<Result<_, _>>()?;
         }
-        if self.pending.iter().all(Vec::is_empty) {
-            self.fragmenter.reset();
-            return Ok(header.map(|h| self.emit(FragmentKind::Header, vec![h], 0, None, 0)));
-        }
-        self.sequence += 1;
-        let payload: usize = self.pending.iter().flatten().map(|p| p.data.len()).sum();
-        let count: usize = self.pending.iter().map(Vec::len).sum();
-        let mut buf = BytesMut::with_capacity(256 + count * 16);
+        Ok(())
+    }
 
-        let moof = open(&mut buf, b"moof");
-        let mfhd = open_full(&mut buf, b"mfhd", 0, 0);
+    /// Writes the `moof` of the open fragment; returns where each non-empty track's
+    /// `trun` data offset is, to be filled in once the `mdat` position is known.
+    fn write_moof(&self, buf: &mut BytesMut) -> Result<Vec<usize>, MuxError> {
+        let moof = open(buf, b"moof");
+        let mfhd = open_full(buf, b"mfhd", 0, 0);
         buf.put_u32(self.sequence);
-        close(&mut buf, mfhd);
+        close(buf, mfhd);
         let mut data_offset_fields = Vec::new();
         for (track, packets) in self.pending.iter().enumerate() {
-            let Some(first) = packets.first() else { continue };
-            if first.dts_ticks < 0 {
-                return Err(MuxError::Timing {
-                    track,
-                    reason: format!("negative decode time {} cannot start a fragment", first.dts_ticks),
-                });
+            if !packets.is_empty() {
+                data_offset_fields.push(write_traf(buf, track, packets)?);
             }
-            let traf = open(&mut buf, b"traf");
-            let tfhd = open_full(&mut buf, b"tfhd", 0, 0x02_0000);
-            buf.put_u32(track as u32 + 1);
-            close(&mut buf, tfhd);
-            let tfdt = open_full(&mut buf, b"tfdt", 1, 0);
-            buf.put_u64(first.dts_ticks as u64);
-            close(&mut buf, tfdt);
-
-            let has_cts = packets.iter().any(|p| p.pts_ticks != p.dts_ticks);
-            let negative_cts = packets.iter().any(|p| p.pts_ticks < p.dts_ticks);
-            let flags = 0x001 | 0x100 | 0x200 | 0x400 | if has_cts { 0x800 } else { 0 };
-            let trun = open_full(&mut buf, b"trun", negative_cts as u8, flags);
-            buf.put_u32(packets.len() as u32);
-            data_offset_fields.push(buf.len());
-            buf.put_u32(0);
-            for (i, p) in packets.iter().enumerate() {
-                // Durations follow decode times exactly, so that every dts survives.
-                let duration = match packets.get(i + 1) {
-                    Some(next) => u32::try_from(next.dts_ticks - p.dts_ticks).map_err(|_| MuxError::Timing {
-                        track,
-                        reason: format!("decode times go from {} to {}", p.dts_ticks, next.dts_ticks),
-                    })?,
-                    None => p.duration_ticks,
-                };
-                buf.put_u32(duration);
-                buf.put_u32(p.data.len() as u32);
-                buf.put_u32(if p.keyframe { SYNC_FLAGS } else { NON_SYNC_FLAGS });
-                if has_cts {
-                    let cts = p.pts_ticks - p.dts_ticks;
-                    let cts = i32::try_from(cts).map_err(|_| MuxError::Timing {
-                        track,
-                        reason: format!("composition offset {cts} does not fit 32 bits"),
-                    })?;
-                    buf.put_i32(cts);
-                }
-            }
-            close(&mut buf, trun);
-            close(&mut buf, traf);
         }
-        close(&mut buf, moof);
+        close(buf, moof);
+        Ok(data_offset_fields)
+    }
 
-        let moof_len = buf.len();
-        let large = payload as u64 + 8 > u32::MAX as u64;
-        let mdat_header = if large { 16 } else { 8 };
-        let mut data_offset = moof_len + mdat_header;
-        let mut fields = data_offset_fields.into_iter();
+    /// Fills in the `trun` data offsets: each track's media follows the previous one's,
+    /// from `data_offset` (the first media byte, relative to the `moof`).
+    fn patch_data_offsets(&self, buf: &mut BytesMut, fields: Vec<usize>, mut data_offset: usize) {
+        let mut fields = fields.into_iter();
         for packets in &self.pending {
             if packets.is_empty() {
                 continue;
@@ -253,21 +236,6 @@ impl Fmp4Muxer {
             buf[at..at + 4].copy_from_slice(&(data_offset as u32).to_be_bytes());
             data_offset += packets.iter().map(|p| p.data.len()).sum::<usize>();
         }
-        if large {
-            buf.put_u32(1);
-            buf.put_slice(b"mdat");
-            buf.put_u64(payload as u64 + 16);
-        } else {
-            buf.put_u32(payload as u32 + 8);
-            buf.put_slice(b"mdat");
-        }
-        let (start_ms, duration_ms) = self.lead_span();
-        let mut parts = Vec::with_capacity(count + 2);
-        parts.extend(header);
-        parts.push(buf.freeze());
-        parts.extend(self.pending.iter_mut().flat_map(|p| p.drain(..)).flat_map(|p| p.data.into_parts()));
-        self.fragmenter.reset();
-        Ok(Some(self.emit(FragmentKind::Media, parts, count as u32, start_ms, duration_ms)))
     }
 
     /// Start and length of the open fragment on the first non-empty track's timeline.
@@ -282,6 +250,69 @@ impl Fmp4Muxer {
             }
         }
         (None, 0)
+    }
+}
+
+/// Writes the `traf` of `track`'s `packets` (not empty) in a fragment; returns where its
+/// `trun` data offset is.
+fn write_traf(buf: &mut BytesMut, track: usize, packets: &[Packet]) -> Result<usize, MuxError> {
+    let first = &packets[0];
+    if first.dts_ticks < 0 {
+        return Err(MuxError::Timing {
+            track,
+            reason: format!("negative decode time {} cannot start a fragment", first.dts_ticks),
+        });
+    }
+    let traf = open(buf, b"traf");
+    let tfhd = open_full(buf, b"tfhd", 0, 0x02_0000);
+    buf.put_u32(track as u32 + 1);
+    close(buf, tfhd);
+    let tfdt = open_full(buf, b"tfdt", 1, 0);
+    buf.put_u64(first.dts_ticks as u64);
+    close(buf, tfdt);
+
+    let has_cts = packets.iter().any(|p| p.pts_ticks != p.dts_ticks);
+    let negative_cts = packets.iter().any(|p| p.pts_ticks < p.dts_ticks);
+    let flags = 0x001 | 0x100 | 0x200 | 0x400 | if has_cts { 0x800 } else { 0 };
+    let trun = open_full(buf, b"trun", negative_cts as u8, flags);
+    buf.put_u32(packets.len() as u32);
+    let data_offset_field = buf.len();
+    buf.put_u32(0);
+    for (i, p) in packets.iter().enumerate() {
+        // Durations follow decode times exactly, so that every dts survives.
+        let duration = match packets.get(i + 1) {
+            Some(next) => u32::try_from(next.dts_ticks - p.dts_ticks).map_err(|_| MuxError::Timing {
+                track,
+                reason: format!("decode times go from {} to {}", p.dts_ticks, next.dts_ticks),
+            })?,
+            None => p.duration_ticks,
+        };
+        buf.put_u32(duration);
+        buf.put_u32(p.data.len() as u32);
+        buf.put_u32(if p.keyframe { SYNC_FLAGS } else { NON_SYNC_FLAGS });
+        if has_cts {
+            let cts = p.pts_ticks - p.dts_ticks;
+            let cts = i32::try_from(cts).map_err(|_| MuxError::Timing {
+                track,
+                reason: format!("composition offset {cts} does not fit 32 bits"),
+            })?;
+            buf.put_i32(cts);
+        }
+    }
+    close(buf, trun);
+    close(buf, traf);
+    Ok(data_offset_field)
+}
+
+/// The header of an `mdat` of `payload` bytes (with a 64-bit size when `large`).
+fn write_mdat_header(buf: &mut BytesMut, payload: usize, large: bool) {
+    if large {
+        buf.put_u32(1);
+        buf.put_slice(b"mdat");
+        buf.put_u64(payload as u64 + 16);
+    } else {
+        buf.put_u32(payload as u32 + 8);
+        buf.put_slice(b"mdat");
     }
 }
 

@@ -283,13 +283,52 @@ fn has_parameter_sets_hevc(hvcc: &[u8]) -> bool {
 /// Writes the sample entry for `track`, built from its typed codec parameters.
 pub fn write_sample_entry(buf: &mut BytesMut, index: usize, track: &Track) -> Result<(), MuxError> {
     let entry = buf.len();
-    let unsupported = |reason: &str| MuxError::Unsupported {
-        track: index,
-        codec: track.codec.name(),
-        format: "mp4",
-        reason: reason.to_string(),
-    };
     match &track.codec {
+        CodecConfig::H264 { .. }
+        | CodecConfig::Hevc { .. }
+        | CodecConfig::Av1 { .. }
+        | CodecConfig::Vp9 { .. }
+        | CodecConfig::Vp8 { .. } => write_visual_entry(buf, &track.codec),
+        CodecConfig::Aac { asc, format } => {
+            let esds = codecs::aac::build_esds_payload(asc, index as u16 + 1, 0, 0, 0);
+            esds_entry(buf, format.channels.max(1), format.sample_rate, &esds);
+        }
+        CodecConfig::Opus { head } => {
+            let dops = head.to_dops();
+            audio_entry(buf, b"Opus", head.channels as u16, 16, 48_000, |b| leaf(b, b"dOps", &dops));
+        }
+        CodecConfig::Pcm { pcm } if pcm.sample_rate > u32::from(u16::MAX) || pcm.qt_fourcc() == *b"lpcm" => {
+            lpcm_entry_v2(buf, pcm)
+        }
+        CodecConfig::Pcm { pcm } if pcm.needs_enda() => pcm_entry_with_enda(buf, pcm),
+        CodecConfig::Pcm { pcm } => {
+            audio_entry(buf, &pcm.qt_fourcc(), pcm.channels, pcm.bits_per_sample, pcm.sample_rate, |_| {});
+        }
+        CodecConfig::Audio { codec, config, format } => {
+            write_audio_blob_entry(buf, index, track, *codec, config, *format)?
+        }
+        CodecConfig::Unknown { .. } => match &track.mp4_sample_entry {
+            Some(entry) => buf.put_slice(entry),
+            None => return Err(unsupported_entry(index, track, "no MP4 sample entry to carry it in")),
+        },
+    }
+    // Built entries get the pixel aspect, colour and HDR boxes (a copied one has its own).
+    if track.kind == TrackKind::Video && !matches!(track.codec, CodecConfig::Unknown { .. }) {
+        meta::write_visual_boxes(buf, &track.meta);
+        close(buf, entry);
+    }
+    Ok(())
+}
+
+/// The error for a track whose MP4 sample entry cannot be written.
+fn unsupported_entry(index: usize, track: &Track, reason: &str) -> MuxError {
+    MuxError::Unsupported { track: index, codec: track.codec.name(), format: "mp4", reason: reason.to_string() }
+}
+
+/// The sample entry of a video codec (H.264, HEVC, AV1, VP9, VP8), left open for the
+/// visual boxes.
+fn write_visual_entry(buf: &mut BytesMut, codec: &CodecConfig) {
+    match codec {
         CodecConfig::H264 { avcc, dims } => {
             let fourcc = match codecs::h264::AvcConfig::parse(avcc) {
                 Ok(c) if c.sps.is_empty() => b"avc3",
@@ -313,81 +352,67 @@ pub fn write_sample_entry(buf: &mut BytesMut, index: usize, track: &Track) -> Re
             let body = [1, 0, 0, 0, 0, 10, 0x82, 2, 2, 2, 0, 0];
             visual_entry(buf, b"vp08", *dims, &[(b"vpcC", &body)]);
         }
-        CodecConfig::Aac { asc, format } => {
-            let esds = codecs::aac::build_esds_payload(asc, index as u16 + 1, 0, 0, 0);
-            audio_entry(buf, b"mp4a", format.channels.max(1), 16, format.sample_rate, |b| {
-                let e = open_full(b, b"esds", 0, 0);
-                b.put_slice(&esds);
+        _ => unreachable!("write_sample_entry passes video codecs only"),
+    }
+}
+
+/// An `mp4a` entry carrying the `esds` payload `esds`.
+fn esds_entry(buf: &mut BytesMut, channels: u16, rate: u32, esds: &[u8]) {
+    audio_entry(buf, b"mp4a", channels, 16, rate, |b| {
+        let e = open_full(b, b"esds", 0, 0);
+        b.put_slice(esds);
+        close(b, e);
+    });
+}
+
+/// The sample entry of an audio codec whose configuration is one blob
+/// ([`CodecConfig::Audio`]).
+fn write_audio_blob_entry(
+    buf: &mut BytesMut,
+    index: usize,
+    track: &Track,
+    codec: AudioCodec,
+    config: &[u8],
+    format: codecs::AudioFormat,
+) -> Result<(), MuxError> {
+    let (channels, rate) = (format.channels.max(1), format.sample_rate);
+    match codec {
+        AudioCodec::Flac => {
+            let bits = codecs::flac::parse_blocks(config).map(|i| i.bits_per_sample).unwrap_or(16);
+            audio_entry(buf, b"fLaC", channels, bits, rate, |b| {
+                let e = open_full(b, b"dfLa", 0, 0);
+                b.put_slice(config);
                 close(b, e);
             });
         }
-        CodecConfig::Opus { head } => {
-            let dops = head.to_dops();
-            audio_entry(buf, b"Opus", head.channels as u16, 16, 48_000, |b| leaf(b, b"dOps", &dops));
+        AudioCodec::Mp3 => {
+            let esds = codecs::aac::build_esds_payload_for(0x6B, None, index as u16 + 1, 0, 0, 0);
+            esds_entry(buf, channels, rate, &esds);
         }
-        CodecConfig::Pcm { pcm } if pcm.sample_rate > u32::from(u16::MAX) || pcm.qt_fourcc() == *b"lpcm" => {
-            lpcm_entry_v2(buf, pcm)
+        AudioCodec::Mpeg4Audio { .. } | AudioCodec::Vorbis => {
+            // Vorbis as FFmpeg writes (and FFmpeg and GStreamer read) it: the
+            // Xiph-laced headers as DecoderSpecificInfo, objectTypeIndication 0xDD.
+            let oti = if codec == AudioCodec::Vorbis { 0xDD } else { 0x40 };
+            let esds = codecs::aac::build_esds_payload_for(oti, Some(config), index as u16 + 1, 0, 0, 0);
+            esds_entry(buf, channels, rate, &esds);
         }
-        CodecConfig::Pcm { pcm } if pcm.needs_enda() => pcm_entry_with_enda(buf, pcm),
-        CodecConfig::Pcm { pcm } => {
-            audio_entry(buf, &pcm.qt_fourcc(), pcm.channels, pcm.bits_per_sample, pcm.sample_rate, |_| {});
+        AudioCodec::Ac3 => audio_entry(buf, b"ac-3", channels, 16, rate, |b| leaf(b, b"dac3", config)),
+        AudioCodec::Eac3 => audio_entry(buf, b"ec-3", channels, 16, rate, |b| leaf(b, b"dec3", config)),
+        AudioCodec::Alac => {
+            let bits = codecs::alac::AlacConfig::parse(config).map(|c| u16::from(c.bit_depth)).unwrap_or(16);
+            audio_entry(buf, b"alac", channels, bits, rate, |b| {
+                let e = open_full(b, b"alac", 0, 0);
+                b.put_slice(config);
+                close(b, e);
+            });
         }
-        CodecConfig::Audio { codec, config, format } => {
-            let (channels, rate) = (format.channels.max(1), format.sample_rate);
-            match codec {
-                AudioCodec::Flac => {
-                    let bits = codecs::flac::parse_blocks(config).map(|i| i.bits_per_sample).unwrap_or(16);
-                    audio_entry(buf, b"fLaC", channels, bits, rate, |b| {
-                        let e = open_full(b, b"dfLa", 0, 0);
-                        b.put_slice(config);
-                        close(b, e);
-                    });
-                }
-                AudioCodec::Mp3 => {
-                    let esds = codecs::aac::build_esds_payload_for(0x6B, None, index as u16 + 1, 0, 0, 0);
-                    audio_entry(buf, b"mp4a", channels, 16, rate, |b| {
-                        let e = open_full(b, b"esds", 0, 0);
-                        b.put_slice(&esds);
-                        close(b, e);
-                    });
-                }
-                AudioCodec::Mpeg4Audio { .. } | AudioCodec::Vorbis => {
-                    // Vorbis as FFmpeg writes (and FFmpeg and GStreamer read) it: the
-                    // Xiph-laced headers as DecoderSpecificInfo, objectTypeIndication 0xDD.
-                    let oti = if *codec == AudioCodec::Vorbis { 0xDD } else { 0x40 };
-                    let esds = codecs::aac::build_esds_payload_for(oti, Some(config), index as u16 + 1, 0, 0, 0);
-                    audio_entry(buf, b"mp4a", channels, 16, rate, |b| {
-                        let e = open_full(b, b"esds", 0, 0);
-                        b.put_slice(&esds);
-                        close(b, e);
-                    });
-                }
-                AudioCodec::Ac3 => audio_entry(buf, b"ac-3", channels, 16, rate, |b| leaf(b, b"dac3", config)),
-                AudioCodec::Eac3 => audio_entry(buf, b"ec-3", channels, 16, rate, |b| leaf(b, b"dec3", config)),
-                AudioCodec::Alac => {
-                    let bits = codecs::alac::AlacConfig::parse(config).map(|c| u16::from(c.bit_depth)).unwrap_or(16);
-                    audio_entry(buf, b"alac", channels, bits, rate, |b| {
-                        let e = open_full(b, b"alac", 0, 0);
-                        b.put_slice(config);
-                        close(b, e);
-                    });
-                }
-                AudioCodec::Dts => match &track.mp4_sample_entry {
-                    // An MP4 input's own entry (DTS's `ddts` is not rebuilt).
-                    Some(entry) => buf.put_slice(entry),
-                    None => return Err(unsupported("livemux does not build its MP4 sample entry (use mkv)")),
-                },
-            }
-        }
-        CodecConfig::Unknown { .. } => match &track.mp4_sample_entry {
+        AudioCodec::Dts => match &track.mp4_sample_entry {
+            // An MP4 input's own entry (DTS's `ddts` is not rebuilt).
             Some(entry) => buf.put_slice(entry),
-            None => return Err(unsupported("no MP4 sample entry to carry it in")),
+            None => {
+                return Err(unsupported_entry(index, track, "livemux does not build its MP4 sample entry (use mkv)"))
+            }
         },
-    }
-    // Built entries get the pixel aspect, colour and HDR boxes (a copied one has its own).
-    if track.kind == TrackKind::Video && !matches!(track.codec, CodecConfig::Unknown { .. }) {
-        meta::write_visual_boxes(buf, &track.meta);
-        close(buf, entry);
     }
     Ok(())
 }

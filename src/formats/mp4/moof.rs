@@ -47,22 +47,53 @@ pub fn parse_moof(
             continue;
         }
         let traf = child.reader();
+        let header = TrafHeader::parse(&traf, offset, prev_traf_end, movie, next_dts)?;
+        let (mut pos, mut dts) = (header.base, header.dts);
+        for c in traf.children() {
+            let c = c?;
+            if c.fourcc.0 == *b"trun" {
+                read_trun(&c, &header, &mut pos, &mut dts, &mut samples)?;
+            }
+        }
+        next_dts[header.track] = dts;
+        prev_traf_end = Some(pos);
+    }
+    Ok(samples)
+}
+
+/// What a `traf`'s `tfhd` and `tfdt` say about the samples of its runs.
+struct TrafHeader {
+    /// Index of the track in [`Movie::tracks`].
+    track: usize,
+    track_id: u32,
+    /// Where the first run's data is when it gives no `data_offset`, and what the
+    /// `data_offset`s count from.
+    base: u64,
+    /// Decode time of the first sample.
+    dts: i64,
+    description: u32,
+    default_duration: u32,
+    default_size: u32,
+    default_flags: u32,
+}
+
+impl TrafHeader {
+    /// Reads the `tfhd` and `tfdt` of `traf`, with the track's `trex` defaults, and where
+    /// the previous `traf` ended (`prev_traf_end`) and the movie's `next_dts` for the rest.
+    fn parse(
+        traf: &Reader<'_>,
+        moof_offset: u64,
+        prev_traf_end: Option<u64>,
+        movie: &Movie,
+        next_dts: &[i64],
+    ) -> Result<Self, Mp4Error> {
         let mut tfhd = None;
         let mut tfdt = None;
         for c in traf.children() {
             let c = c?;
             match &c.fourcc.0 {
                 b"tfhd" => tfhd = Some(c),
-                b"tfdt" => {
-                    let mut r = c.reader();
-                    let (version, _) = r.full_header()?;
-                    let at = r.offset();
-                    let t = if version == 1 { r.u64()? } else { r.u32()? as u64 };
-                    let t = i64::try_from(t).map_err(|_| {
-                        Mp4Error::invalid("'tfdt' box", at, format!("base media decode time {t} is past 2^63"))
-                    })?;
-                    tfdt = Some(t);
-                }
+                b"tfdt" => tfdt = Some(read_tfdt(&c)?),
                 _ => {}
             }
         }
@@ -83,97 +114,111 @@ pub fn parse_moof(
         let default_flags = if flags & 0x20 != 0 { r.u32()? } else { trex.default_sample_flags };
         let base = match base_data_offset {
             Some(b) => b,
-            None if flags & 0x2_0000 != 0 => offset,
-            None => prev_traf_end.unwrap_or(offset),
+            None if flags & 0x2_0000 != 0 => moof_offset,
+            None => prev_traf_end.unwrap_or(moof_offset),
         };
-        let mut dts = tfdt.unwrap_or(next_dts[track]);
-        let mut pos = base;
-        for c in traf.children() {
-            let c = c?;
-            if c.fourcc.0 != *b"trun" {
-                continue;
-            }
-            let mut r = c.reader();
-            let (version, tr_flags) = r.full_header()?;
-            let count = r.u32()?;
-            if count > MAX_TRUN_SAMPLES {
-                return Err(Mp4Error::TooLarge {
-                    what: "'trun' sample_count".into(),
-                    offset: c.offset,
-                    size: count as u64,
-                    limit: MAX_TRUN_SAMPLES as u64,
-                });
-            }
-            if tr_flags & 0x1 != 0 {
-                let rel = r.i32()? as i64;
-                pos = base.checked_add_signed(rel).ok_or_else(|| r.error("data_offset before the file start"))?;
-            }
-            let first_flags = if tr_flags & 0x4 != 0 { Some(r.u32()?) } else { None };
-            let per_sample = [0x100, 0x200, 0x400, 0x800].iter().filter(|&&f| tr_flags & f != 0).count() * 4;
-            r.check_entries(count as u64, per_sample, "trun sample_count")?;
-            // Runs with no per-sample fields take no bytes per sample: bound the fragment.
-            if samples.len() + count as usize > MAX_TRUN_SAMPLES as usize {
-                return Err(Mp4Error::TooLarge {
-                    what: "samples of one 'moof'".into(),
-                    offset: c.offset,
-                    size: (samples.len() + count as usize) as u64,
-                    limit: MAX_TRUN_SAMPLES as u64,
-                });
-            }
-            for i in 0..count {
-                let duration = if tr_flags & 0x100 != 0 { r.u32()? } else { default_duration };
-                let size = if tr_flags & 0x200 != 0 { r.u32()? } else { default_size };
-                let sflags = if tr_flags & 0x400 != 0 { r.u32()? } else { default_flags };
-                let sflags = if i == 0 { first_flags.unwrap_or(sflags) } else { sflags };
-                let cts_offset = if tr_flags & 0x800 != 0 {
-                    let v = r.u32()?;
-                    if version == 0 {
-                        v as i64
-                    } else {
-                        v as i32 as i64
-                    }
-                } else {
-                    0
-                };
-                if size > MAX_SAMPLE_SIZE {
-                    return Err(Mp4Error::TooLarge {
-                        what: format!("sample {i} of track {track_id}"),
-                        offset: c.offset,
-                        size: size as u64,
-                        limit: MAX_SAMPLE_SIZE as u64,
-                    });
-                }
-                let info = SampleInfo {
-                    index: i,
-                    offset: pos,
-                    size,
-                    dts,
-                    cts_offset,
-                    duration,
-                    sync: sflags & FLAG_NON_SYNC == 0,
-                    description,
-                };
-                let (Some(next_pos), Some(next_dts), Some(_pts)) =
-                    (pos.checked_add(size as u64), dts.checked_add(duration as i64), dts.checked_add(cts_offset))
-                else {
-                    return Err(Mp4Error::invalid(
-                        "'trun' box",
-                        c.offset,
-                        format!(
-                            "sample {i} of track {track_id} (offset {pos}, {size} bytes, decode time {dts}) runs past \
-                             2^64 bytes or 2^63 ticks"
-                        ),
-                    ));
-                };
-                samples.push(FragSample { track, info, flags: sflags });
-                pos = next_pos;
-                dts = next_dts;
-            }
-        }
-        next_dts[track] = dts;
-        prev_traf_end = Some(pos);
+        let dts = tfdt.unwrap_or(next_dts[track]);
+        Ok(TrafHeader { track, track_id, base, dts, description, default_duration, default_size, default_flags })
     }
-    Ok(samples)
+}
+
+/// The base media decode time of a `tfdt`.
+fn read_tfdt(c: &super::boxes::Child<'_>) -> Result<i64, Mp4Error> {
+    let mut r = c.reader();
+    let (version, _) = r.full_header()?;
+    let at = r.offset();
+    let t = if version == 1 { r.u64()? } else { r.u32()? as u64 };
+    i64::try_from(t)
+        .map_err(|_| Mp4Error::invalid("'tfdt' box", at, format!("base media decode time {t} is past 2^63")))
+}
+
+/// `total` samples (`what`) are within [`MAX_TRUN_SAMPLES`].
+fn check_sample_count(what: &str, offset: u64, total: usize) -> Result<(), Mp4Error> {
+    if total > MAX_TRUN_SAMPLES as usize {
+        return Err(Mp4Error::TooLarge {
+            what: what.into(),
+            offset,
+            size: total as u64,
+            limit: MAX_TRUN_SAMPLES as u64,
+        });
+    }
+    Ok(())
+}
+
+/// Appends the samples of the `trun` `c` to `samples`, from data position `pos` and
+/// decode time `dts`, and advances both past them.
+fn read_trun(
+    c: &super::boxes::Child<'_>,
+    h: &TrafHeader,
+    pos: &mut u64,
+    dts: &mut i64,
+    samples: &mut Vec<FragSample>,
+) -> Result<(), Mp4Error> {
+    let mut r = c.reader();
+    let (version, tr_flags) = r.full_header()?;
+    let count = r.u32()?;
+    check_sample_count("'trun' sample_count", c.offset, count as usize)?;
+    if tr_flags & 0x1 != 0 {
+        let rel = r.i32()? as i64;
+        *pos = h.base.checked_add_signed(rel).ok_or_else(|| r.error("data_offset before the file start"))?;
+    }
+    let first_flags = if tr_flags & 0x4 != 0 { Some(r.u32()?) } else { None };
+    let per_sample = [0x100, 0x200, 0x400, 0x800].iter().filter(|&&f| tr_flags & f != 0).count() * 4;
+    r.check_entries(count as u64, per_sample, "trun sample_count")?;
+    // Runs with no per-sample fields take no bytes per sample: bound the fragment.
+    check_sample_count("samples of one 'moof'", c.offset, samples.len() + count as usize)?;
+    let track_id = h.track_id;
+    for i in 0..count {
+        let duration = if tr_flags & 0x100 != 0 { r.u32()? } else { h.default_duration };
+        let size = if tr_flags & 0x200 != 0 { r.u32()? } else { h.default_size };
+        let sflags = if tr_flags & 0x400 != 0 { r.u32()? } else { h.default_flags };
+        let sflags = if i == 0 { first_flags.unwrap_or(sflags) } else { sflags };
+        let cts_offset = if tr_flags & 0x800 != 0 {
+            let v = r.u32()?;
+            if version == 0 {
+                v as i64
+            } else {
+                v as i32 as i64
+            }
+        } else {
+            0
+        };
+        if size > MAX_SAMPLE_SIZE {
+            return Err(Mp4Error::TooLarge {
+                what: format!("sample {i} of track {track_id}"),
+                offset: c.offset,
+                size: size as u64,
+                limit: MAX_SAMPLE_SIZE as u64,
+            });
+        }
+        let (p, d) = (*pos, *dts);
+        let info = SampleInfo {
+            index: i,
+            offset: p,
+            size,
+            dts: d,
+            cts_offset,
+            duration,
+            sync: sflags & FLAG_NON_SYNC == 0,
+            description: h.description,
+        };
+        let (Some(next_pos), Some(next_dts), Some(_pts)) =
+            (p.checked_add(size as u64), d.checked_add(duration as i64), d.checked_add(cts_offset))
+        else {
+            return Err(Mp4Error::invalid(
+                "'trun' box",
+                c.offset,
+                format!(
+                    "sample {i} of track {track_id} (offset {p}, {size} bytes, decode time {d}) runs past \
+                     2^64 bytes or 2^63 ticks"
+                ),
+            ));
+        };
+        samples.push(FragSample { track: h.track, info, flags: sflags });
+        *pos = next_pos;
+        *dts = next_dts;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -392,82 +392,16 @@ fn parse_audio_entry(
     entry: &super::boxes::Child<'_>,
     slice_of: &dyn Fn(&super::boxes::Child<'_>, usize) -> Bytes,
 ) -> Result<CodecConfig, CodecError> {
-    let e = |err| codec_err("audio sample entry", err);
     let mut r = entry.reader();
-    r.skip(8).map_err(e)?;
-    let version = r.u16().map_err(e)?;
-    r.skip(6).map_err(e)?;
-    let mut channels = r.u16().map_err(e)?;
-    let mut bits = r.u16().map_err(e)?;
-    r.skip(4).map_err(e)?;
-    let mut sample_rate = r.u32().map_err(e)? >> 16;
-    let mut lpcm_flags = 0;
-    match version {
-        0 => {}
-        1 => r.skip(16).map_err(e)?,
-        2 => {
-            r.skip(4).map_err(e)?;
-            let rate = f64::from_bits(r.u64().map_err(e)?);
-            sample_rate = if rate.is_finite() && rate > 0.0 && rate < 1e7 { rate.round() as u32 } else { 0 };
-            channels = r.u32().map_err(e)?.min(u16::MAX as u32) as u16;
-            r.skip(4).map_err(e)?;
-            bits = r.u32().map_err(e)?.min(u16::MAX as u32) as u16;
-            lpcm_flags = r.u32().map_err(e)?;
-            r.skip(8).map_err(e)?;
-        }
-        v => {
-            return Err(CodecError::Unsupported { what: "audio sample entry", reason: format!("version {v}") });
-        }
-    }
+    let SoundDescription { channels, bits, sample_rate, lpcm_flags } = SoundDescription::read(&mut r)?;
     let fourcc = entry.fourcc.0;
-    // QuickTime may wrap codec boxes in 'wave'.
-    let mut boxes: Vec<super::boxes::Child<'_>> = Vec::new();
-    for c in r.children() {
-        let c = c.map_err(e)?;
-        if c.fourcc.0 == *b"wave" {
-            for w in c.reader().children() {
-                boxes.push(w.map_err(e)?);
-            }
-        } else {
-            boxes.push(c);
-        }
-    }
+    let boxes = codec_boxes(&r)?;
     let find = |name: &[u8; 4]| boxes.iter().find(|c| c.fourcc.0 == *name);
     let fallback = AudioFormat { sample_rate, channels };
     match &fourcc {
         b"mp4a" => {
             let c = find(b"esds").ok_or_else(|| missing("esds"))?;
-            let payload = slice_of(c, 4);
-            let oti = codecs::aac::esds_object_type_indication(&payload)?;
-            match oti {
-                // MPEG-1 audio and MPEG-2 (lower rates) audio: MP3 as muxers store it.
-                0x69 | 0x6B => return Ok(audio_blob(AudioCodec::Mp3, Bytes::new(), fallback)),
-                // DTS under an esds: the entry is copied for MP4, A_DTS needs nothing.
-                0xA9 => return Ok(audio_blob(AudioCodec::Dts, Bytes::new(), fallback)),
-                // Vorbis as FFmpeg writes it in MP4: the Xiph-laced headers as DSI.
-                0xDD => {
-                    let range = codecs::aac::esds_any_decoder_specific_info(&payload)?
-                        .ok_or_else(|| missing("esds DecoderSpecificInfo"))?;
-                    let headers = payload.slice(range);
-                    let format = codecs::vorbis::parse_private(&headers)?.format;
-                    return Ok(CodecConfig::Audio { codec: AudioCodec::Vorbis, config: headers, format });
-                }
-                0x40 | 0x66 | 0x67 | 0x68 => {}
-                _ => return Ok(CodecConfig::Unknown { fourcc, dims: None, audio: Some(fallback) }),
-            }
-            let range = codecs::aac::esds_decoder_specific_info(&payload)?;
-            let asc = payload.slice(range);
-            let parsed = codecs::aac::AudioSpecificConfig::parse(&asc)?;
-            let format = AudioFormat {
-                sample_rate: if parsed.sample_rate > 0 { parsed.sample_rate } else { sample_rate },
-                channels: if parsed.channels > 0 { parsed.channels } else { channels },
-            };
-            if !parsed.is_aac() {
-                // ALS, USAC, CELP...: MPEG-4 audio, but not AAC.
-                let codec = AudioCodec::Mpeg4Audio { object_type: parsed.object_type };
-                return Ok(CodecConfig::Audio { codec, config: asc, format });
-            }
-            Ok(CodecConfig::Aac { asc, format })
+            parse_mp4a_esds(slice_of(c, 4), fallback)
         }
         b".mp3" => Ok(audio_blob(AudioCodec::Mp3, Bytes::new(), fallback)),
         b"fLaC" => {
@@ -509,19 +443,124 @@ fn parse_audio_entry(
         b"lpcm" => codecs::pcm::PcmFormat::from_lpcm_flags(lpcm_flags, bits, channels, sample_rate)
             .map(|pcm| CodecConfig::Pcm { pcm })
             .ok_or_else(|| CodecError::Unsupported { what: "lpcm", reason: format!("flags 0x{lpcm_flags:x}") }),
-        _ => match codecs::pcm::PcmFormat::from_qt_fourcc(fourcc, channels, sample_rate, bits) {
-            Some(mut pcm) => {
-                // QuickTime's `enda` (in the `wave` extension): 1 means little-endian.
-                if let Some(c) = find(b"enda") {
-                    let v = slice_of(c, 0);
-                    if matches!(&fourcc, b"in24" | b"in32" | b"fl32" | b"fl64") && v.len() >= 2 {
-                        pcm.little_endian = v[1] == 1;
-                    }
-                }
-                Ok(CodecConfig::Pcm { pcm })
+        _ => {
+            let enda = find(b"enda").map(|c| slice_of(c, 0));
+            Ok(parse_qt_audio(fourcc, fallback, bits, enda.as_deref()))
+        }
+    }
+}
+
+/// The boxes of an audio sample entry (`r` at the first), with those QuickTime wraps
+/// in a `wave` box in its place.
+fn codec_boxes<'a>(r: &Reader<'a>) -> Result<Vec<super::boxes::Child<'a>>, CodecError> {
+    let e = |err| codec_err("audio sample entry", err);
+    let mut boxes = Vec::new();
+    for c in r.children() {
+        let c = c.map_err(e)?;
+        if c.fourcc.0 == *b"wave" {
+            for w in c.reader().children() {
+                boxes.push(w.map_err(e)?);
             }
-            None => Ok(CodecConfig::Unknown { fourcc, dims: None, audio: Some(fallback) }),
-        },
+        } else {
+            boxes.push(c);
+        }
+    }
+    Ok(boxes)
+}
+
+/// The fields of an audio sample entry before its boxes (QuickTime sound description
+/// versions 0 to 2).
+struct SoundDescription {
+    channels: u16,
+    bits: u16,
+    sample_rate: u32,
+    /// Version 2's `formatSpecificFlags` (for `lpcm`), else 0.
+    lpcm_flags: u32,
+}
+
+impl SoundDescription {
+    /// Reads them from `r` at the start of the entry's body, leaving `r` at its boxes.
+    fn read(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        let e = |err| codec_err("audio sample entry", err);
+        r.skip(8).map_err(e)?;
+        let version = r.u16().map_err(e)?;
+        r.skip(6).map_err(e)?;
+        let mut channels = r.u16().map_err(e)?;
+        let mut bits = r.u16().map_err(e)?;
+        r.skip(4).map_err(e)?;
+        let mut sample_rate = r.u32().map_err(e)? >> 16;
+        let mut lpcm_flags = 0;
+        match version {
+            0 => {}
+            1 => r.skip(16).map_err(e)?,
+            2 => {
+                r.skip(4).map_err(e)?;
+                let rate = f64::from_bits(r.u64().map_err(e)?);
+                sample_rate = if rate.is_finite() && rate > 0.0 && rate < 1e7 { rate.round() as u32 } else { 0 };
+                channels = r.u32().map_err(e)?.min(u16::MAX as u32) as u16;
+                r.skip(4).map_err(e)?;
+                bits = r.u32().map_err(e)?.min(u16::MAX as u32) as u16;
+                lpcm_flags = r.u32().map_err(e)?;
+                r.skip(8).map_err(e)?;
+            }
+            v => {
+                return Err(CodecError::Unsupported { what: "audio sample entry", reason: format!("version {v}") });
+            }
+        }
+        Ok(SoundDescription { channels, bits, sample_rate, lpcm_flags })
+    }
+}
+
+/// An `mp4a` entry's codec, from its `esds` payload (after the full-box header);
+/// `fallback` is the entry's own rate and channel count.
+fn parse_mp4a_esds(payload: Bytes, fallback: AudioFormat) -> Result<CodecConfig, CodecError> {
+    let oti = codecs::aac::esds_object_type_indication(&payload)?;
+    match oti {
+        // MPEG-1 audio and MPEG-2 (lower rates) audio: MP3 as muxers store it.
+        0x69 | 0x6B => return Ok(audio_blob(AudioCodec::Mp3, Bytes::new(), fallback)),
+        // DTS under an esds: the entry is copied for MP4, A_DTS needs nothing.
+        0xA9 => return Ok(audio_blob(AudioCodec::Dts, Bytes::new(), fallback)),
+        // Vorbis as FFmpeg writes it in MP4: the Xiph-laced headers as DSI.
+        0xDD => {
+            let range = codecs::aac::esds_any_decoder_specific_info(&payload)?
+                .ok_or_else(|| missing("esds DecoderSpecificInfo"))?;
+            let headers = payload.slice(range);
+            let format = codecs::vorbis::parse_private(&headers)?.format;
+            return Ok(CodecConfig::Audio { codec: AudioCodec::Vorbis, config: headers, format });
+        }
+        0x40 | 0x66 | 0x67 | 0x68 => {}
+        _ => return Ok(CodecConfig::Unknown { fourcc: *b"mp4a", dims: None, audio: Some(fallback) }),
+    }
+    let range = codecs::aac::esds_decoder_specific_info(&payload)?;
+    let asc = payload.slice(range);
+    let parsed = codecs::aac::AudioSpecificConfig::parse(&asc)?;
+    let format = AudioFormat {
+        sample_rate: if parsed.sample_rate > 0 { parsed.sample_rate } else { fallback.sample_rate },
+        channels: if parsed.channels > 0 { parsed.channels } else { fallback.channels },
+    };
+    if !parsed.is_aac() {
+        // ALS, USAC, CELP...: MPEG-4 audio, but not AAC.
+        let codec = AudioCodec::Mpeg4Audio { object_type: parsed.object_type };
+        return Ok(CodecConfig::Audio { codec, config: asc, format });
+    }
+    Ok(CodecConfig::Aac { asc, format })
+}
+
+/// Any other entry: QuickTime PCM by its fourcc (with the byte order its `enda` box
+/// gives, if any), else an unknown codec.
+fn parse_qt_audio(fourcc: [u8; 4], fallback: AudioFormat, bits: u16, enda: Option<&[u8]>) -> CodecConfig {
+    let AudioFormat { sample_rate, channels } = fallback;
+    match codecs::pcm::PcmFormat::from_qt_fourcc(fourcc, channels, sample_rate, bits) {
+        Some(mut pcm) => {
+            // QuickTime's `enda` (in the `wave` extension): 1 means little-endian.
+            if let Some(v) = enda {
+                if matches!(&fourcc, b"in24" | b"in32" | b"fl32" | b"fl64") && v.len() >= 2 {
+                    pcm.little_endian = v[1] == 1;
+                }
+            }
+            CodecConfig::Pcm { pcm }
+        }
+        None => CodecConfig::Unknown { fourcc, dims: None, audio: Some(fallback) },
     }
 }
 

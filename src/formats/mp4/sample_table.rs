@@ -371,35 +371,9 @@ impl SampleCursor {
                 limit: MAX_SAMPLE_SIZE as u64,
             }));
         }
-        // Durations: the last stts entry repeats if the table is short.
-        while self.stts_left == 0 && self.stts_i < t.stts.len() / 8 {
-            self.stts_left = be32(&t.stts, self.stts_i * 8);
-            self.stts_i += 1;
-        }
-        let duration = if self.stts_i > 0 { be32(&t.stts, (self.stts_i - 1) * 8 + 4) } else { 0 };
-        self.stts_left = self.stts_left.saturating_sub(1);
-        let mut cts_offset = 0;
-        if let Some(ctts) = &t.ctts {
-            while self.ctts_left == 0 && self.ctts_i < ctts.len() / 8 {
-                self.ctts_left = be32(ctts, self.ctts_i * 8);
-                self.ctts_i += 1;
-            }
-            if self.ctts_i > 0 {
-                // Version 0 is unsigned in the spec, but writers store negative values
-                // there too; reading both as signed is what players do.
-                cts_offset = be32(ctts, (self.ctts_i - 1) * 8 + 4) as i32 as i64;
-            }
-            self.ctts_left = self.ctts_left.saturating_sub(1);
-        }
-        let sync = match &t.stss {
-            None => true,
-            Some(stss) => {
-                while self.stss_i < stss.len() / 4 && be32(stss, self.stss_i * 4) < index + 1 {
-                    self.stss_i += 1;
-                }
-                self.stss_i < stss.len() / 4 && be32(stss, self.stss_i * 4) == index + 1
-            }
-        };
+        let duration = self.next_duration(t);
+        let cts_offset = self.next_cts_offset(t);
+        let sync = self.is_sync(t, index);
         let mut info = SampleInfo {
             index,
             offset: self.offset,
@@ -410,64 +384,120 @@ impl SampleCursor {
             sync,
             description: self.description,
         };
+        if let Err(e) = self.advance(t, &info) {
+            return Some(Err(e));
+        }
+        if t.grouped {
+            if let Err(e) = self.group_chunk(t, &mut info) {
+                return Some(Err(e));
+            }
+        }
+        Some(Ok(info))
+    }
+
+    /// The duration of the next sample in stts order: the last stts entry repeats if the
+    /// table is short.
+    #[inline]
+    fn next_duration(&mut self, t: &SampleTable) -> u32 {
+        while self.stts_left == 0 && self.stts_i < t.stts.len() / 8 {
+            self.stts_left = be32(&t.stts, self.stts_i * 8);
+            self.stts_i += 1;
+        }
+        let duration = if self.stts_i > 0 { be32(&t.stts, (self.stts_i - 1) * 8 + 4) } else { 0 };
+        self.stts_left = self.stts_left.saturating_sub(1);
+        duration
+    }
+
+    /// The composition offset of the next sample in ctts order (0 without a ctts).
+    #[inline]
+    fn next_cts_offset(&mut self, t: &SampleTable) -> i64 {
+        let Some(ctts) = &t.ctts else { return 0 };
+        while self.ctts_left == 0 && self.ctts_i < ctts.len() / 8 {
+            self.ctts_left = be32(ctts, self.ctts_i * 8);
+            self.ctts_i += 1;
+        }
+        let mut cts_offset = 0;
+        if self.ctts_i > 0 {
+            // Version 0 is unsigned in the spec, but writers store negative values
+            // there too; reading both as signed is what players do.
+            cts_offset = be32(ctts, (self.ctts_i - 1) * 8 + 4) as i32 as i64;
+        }
+        self.ctts_left = self.ctts_left.saturating_sub(1);
+        cts_offset
+    }
+
+    /// Whether sample `index` is a sync sample (all are without an stss); indexes
+    /// must come in increasing order.
+    #[inline]
+    fn is_sync(&mut self, t: &SampleTable, index: u32) -> bool {
+        let Some(stss) = &t.stss else { return true };
+        while self.stss_i < stss.len() / 4 && be32(stss, self.stss_i * 4) < index + 1 {
+            self.stss_i += 1;
+        }
+        self.stss_i < stss.len() / 4 && be32(stss, self.stss_i * 4) == index + 1
+    }
+
+    /// Moves past the sample `info`, checking that its end stays in range; on error the
+    /// cursor is exhausted.
+    #[inline]
+    fn advance(&mut self, t: &SampleTable, info: &SampleInfo) -> Result<(), Mp4Error> {
         let (Some(next_offset), Some(next_dts), Some(_pts)) = (
-            self.offset.checked_add(size as u64),
-            self.dts.checked_add(duration as i64),
-            self.dts.checked_add(cts_offset),
+            self.offset.checked_add(info.size as u64),
+            self.dts.checked_add(info.duration as i64),
+            self.dts.checked_add(info.cts_offset),
         ) else {
             self.next = t.sample_count;
-            return Some(Err(Mp4Error::invalid(
+            return Err(Mp4Error::invalid(
                 "sample table",
                 self.offset,
                 format!(
-                    "sample {index} (offset {}, {size} bytes, decode time {}) runs past 2^63 ticks or 2^64 bytes",
-                    self.offset, self.dts
+                    "sample {} (offset {}, {} bytes, decode time {}) runs past 2^63 ticks or 2^64 bytes",
+                    info.index, self.offset, info.size, self.dts
                 ),
-            )));
+            ));
         };
         self.dts = next_dts;
         self.offset = next_offset;
         self.in_chunk_left -= 1;
         self.next += 1;
-        if t.grouped {
-            let n = self.in_chunk_left.min(t.sample_count - self.next).min(PCM_PACKET_FRAMES - 1);
-            let bytes = n as u64 * size as u64;
-            let total = info.size as u64 + bytes;
-            if total > MAX_SAMPLE_SIZE as u64 {
-                return Some(Err(Mp4Error::TooLarge {
-                    what: format!("chunk of samples from {index}"),
-                    offset: info.offset,
-                    size: total,
-                    limit: MAX_SAMPLE_SIZE as u64,
-                }));
-            }
-            // Constant-size audio has one duration per stts entry run; step through them.
-            let mut ticks = duration as u64;
-            for _ in 0..n {
-                while self.stts_left == 0 && self.stts_i < t.stts.len() / 8 {
-                    self.stts_left = be32(&t.stts, self.stts_i * 8);
-                    self.stts_i += 1;
-                }
-                let d = if self.stts_i > 0 { be32(&t.stts, (self.stts_i - 1) * 8 + 4) } else { 0 };
-                self.stts_left = self.stts_left.saturating_sub(1);
-                ticks += d as u64;
-            }
-            info.size = total as u32;
-            info.duration = ticks.min(u32::MAX as u64) as u32;
-            let (Some(dts), Some(offset)) = (info.dts.checked_add(ticks as i64), self.offset.checked_add(bytes)) else {
-                self.next = t.sample_count;
-                return Some(Err(Mp4Error::invalid(
-                    "sample table",
-                    info.offset,
-                    format!("chunk of samples from {index} runs past 2^63 ticks or 2^64 bytes"),
-                )));
-            };
-            self.dts = dts;
-            self.offset = offset;
-            self.in_chunk_left -= n;
-            self.next += n;
+        Ok(())
+    }
+
+    /// Grouped (constant-size PCM) tables: folds the rest of the chunk, up to
+    /// [`PCM_PACKET_FRAMES`] samples in all, into the sample `info` just read.
+    fn group_chunk(&mut self, t: &SampleTable, info: &mut SampleInfo) -> Result<(), Mp4Error> {
+        let (index, size) = (info.index, info.size);
+        let n = self.in_chunk_left.min(t.sample_count - self.next).min(PCM_PACKET_FRAMES - 1);
+        let bytes = n as u64 * size as u64;
+        let total = info.size as u64 + bytes;
+        if total > MAX_SAMPLE_SIZE as u64 {
+            return Err(Mp4Error::TooLarge {
+                what: format!("chunk of samples from {index}"),
+                offset: info.offset,
+                size: total,
+                limit: MAX_SAMPLE_SIZE as u64,
+            });
         }
-        Some(Ok(info))
+        // Constant-size audio has one duration per stts entry run; step through them.
+        let mut ticks = info.duration as u64;
+        for _ in 0..n {
+            ticks += self.next_duration(t) as u64;
+        }
+        info.size = total as u32;
+        info.duration = ticks.min(u32::MAX as u64) as u32;
+        let (Some(dts), Some(offset)) = (info.dts.checked_add(ticks as i64), self.offset.checked_add(bytes)) else {
+            self.next = t.sample_count;
+            return Err(Mp4Error::invalid(
+                "sample table",
+                info.offset,
+                format!("chunk of samples from {index} runs past 2^63 ticks or 2^64 bytes"),
+            ));
+        };
+        self.dts = dts;
+        self.offset = offset;
+        self.in_chunk_left -= n;
+        self.next += n;
+        Ok(())
     }
 }
 

@@ -222,184 +222,203 @@ impl Mp4Walker {
     /// The next event, `Ok(None)` when more input is needed.
     pub fn poll(&mut self) -> Result<Option<ContainerEvent>, Mp4Error> {
         loop {
-            match &mut self.state {
-                State::Header => {
-                    if self.queued == 0 {
-                        return Ok(None);
-                    }
-                    let (head, len) = self.peek(MAX_HEADER);
-                    // Damage is skipped once the input has shown media or an index worth
-                    // keeping; before that, it is an error.
-                    let resync = self.content;
-                    let damage = match parse_header(&head[..len], self.pos) {
-                        Ok(HeaderParse::NeedMore) => return Ok(None),
-                        Ok(HeaderParse::Header(h)) if resync => self.damaged_header(&h, self.pos).ok_or(h),
-                        Ok(HeaderParse::Header(h)) => Err(h),
-                        Err(e) if resync => Ok(e.to_string()),
-                        Err(e) => return Err(e),
-                    };
-                    let header = match damage {
-                        Err(header) => header,
-                        Ok(reason) => {
-                            self.strict = true;
-                            self.state = State::Resync { from: self.pos, reason };
-                            // The bytes here are not a box: look from the next one on.
-                            self.drop_front(1);
-                            continue;
-                        }
-                    };
-                    if matches!(&header.fourcc.0, b"moov" | b"moof" | b"mdat") {
-                        self.content = true;
-                    }
-                    if header.fourcc.0 == *b"moof" {
-                        self.fragmented = true;
-                    }
-                    let start = self.pos;
-                    let kind = ElementKind::Mp4(header.fourcc);
-                    let region = Region { kind, offset: start, header_len: header.header_len, size: header.size };
-                    if is_meta(header.fourcc) {
-                        let limit = if header.fourcc.0 == *b"moof" { MAX_MOOF } else { MAX_META_BOX };
-                        let Some(size) = header.size else {
-                            return Err(Mp4Error::invalid(
-                                format!("'{}' box", header.fourcc),
-                                start,
-                                "size 0 (to end of file) is only valid for media data",
-                            ));
-                        };
-                        if size > limit {
-                            return Err(Mp4Error::TooLarge {
-                                what: format!("'{}' box", header.fourcc),
-                                offset: start,
-                                size,
-                                limit,
-                            });
-                        }
-                        self.state = State::Meta { header, start, buf: BytesMut::new() };
-                        continue;
-                    }
-                    if header.size.is_some_and(|s| start.checked_add(s).is_none()) {
-                        return Err(Mp4Error::invalid(
-                            format!("'{}' box", header.fourcc),
-                            start,
-                            format!("size {} runs past 2^64", header.size.unwrap_or(0)),
-                        ));
-                    }
-                    let media = header.fourcc.0 == *b"mdat";
-                    let hl = header.header_len as usize;
-                    self.drop_front(hl);
-                    let remaining = header.size.map(|s| s - hl as u64);
-                    self.state = State::Body { header, start, media, remaining };
-                    return Ok(Some(if media {
-                        ContainerEvent::MediaStart(region)
-                    } else {
-                        ContainerEvent::Skipped(region)
-                    }));
-                }
-                State::Meta { header, start, buf } => {
-                    let size = header.size.expect("meta boxes have a size") as usize;
-                    // Whole box in the first queued slice: hand out a slice, no copy.
-                    if buf.is_empty() && self.queue.front().is_some_and(|b| b.len() >= size) {
-                        let (header, start) = (*header, *start);
-                        let data = self.take_front(size);
-                        self.state = State::Header;
-                        return Ok(Some(meta_event(header, start, data)));
-                    }
-                    while buf.len() < size && self.queued > 0 {
-                        let need = size - buf.len();
-                        let front = self.queue.front_mut().unwrap();
-                        let take = need.min(front.len());
-                        buf.extend_from_slice(&front[..take]);
-                        if take == front.len() {
-                            self.queue.pop_front();
-                        } else {
-                            let _ = front.split_to(take);
-                        }
-                        self.queued -= take;
-                        self.pos += take as u64;
-                    }
-                    if buf.len() < size {
-                        return Ok(None);
-                    }
-                    let (header, start) = (*header, *start);
-                    let data = std::mem::take(buf).freeze();
-                    self.state = State::Header;
-                    return Ok(Some(meta_event(header, start, data)));
-                }
-                State::Body { media, remaining, .. } => {
-                    if *remaining == Some(0) {
-                        self.state = State::Header;
-                        continue;
-                    }
-                    if self.queued == 0 {
-                        return Ok(None);
-                    }
-                    let mut want = remaining.map_or(usize::MAX, |r| r.min(usize::MAX as u64) as usize);
-                    let media = *media;
-                    // An 'mdat' of size 0 runs to the end by definition: nothing inside it
-                    // can be a box, and its last bytes must never wait for one.
-                    if media && self.fragmented && remaining.is_some() {
-                        match self.moof_inside(want) {
-                            Inside::None => {}
-                            Inside::At(0) => {
-                                let State::Body { start, header, .. } = &self.state else { unreachable!() };
-                                let (start, size) = (*start, header.size);
-                                let declared = size.map_or("to the end of the input".into(), |s| format!("{s} bytes"));
-                                self.note_damage(
-                                    0,
-                                    format!(
-                                        "damaged input: the 'mdat' at byte {start} declares {declared}, but a 'moof' \
-                                         starts inside it at byte {}: bytes are missing before it; the 'mdat' ends there",
-                                        self.pos
-                                    ),
-                                );
-                                self.strict = true;
-                                self.state = State::Header;
-                                return Ok(Some(damaged(self.pos, 0)));
-                            }
-                            Inside::At(n) | Inside::Hold(n) if n > 0 => want = n,
-                            Inside::At(_) | Inside::Hold(_) => return Ok(None),
-                        }
-                    }
-                    let State::Body { remaining, .. } = &mut self.state else { unreachable!() };
-                    let front_len = self.queue.front().map_or(0, |b| b.len());
-                    if let Some(r) = remaining {
-                        *r -= (front_len.min(want) as u64).min(*r);
-                    }
-                    let offset = self.pos;
-                    let data = self.take_front(want);
-                    if media {
-                        return Ok(Some(ContainerEvent::Media(Chunk { offset, data })));
-                    }
-                }
-                State::Resync { from, .. } => {
-                    let from = *from;
-                    match self.find_box() {
-                        Some(n) => {
-                            self.drop_front(n);
-                            let State::Resync { reason, .. } = std::mem::replace(&mut self.state, State::Header) else {
-                                unreachable!()
-                            };
-                            let len = self.pos - from;
-                            let (h, _) = self.peek(8);
-                            let found = FourCc([h[4], h[5], h[6], h[7]]);
-                            self.note_damage(
-                                len,
-                                format!(
-                                    "damaged input: bytes {from}..{} ({len} bytes) are not boxes ({reason}); \
-                                     skipped to the '{found}' box at byte {}",
-                                    self.pos, self.pos
-                                ),
-                            );
-                            return Ok(Some(damaged(from, len)));
-                        }
-                        None => {
-                            // Keep only what a candidate at the end may still need.
-                            let keep = (CANDIDATE_LEN - 1).min(self.queued);
-                            self.drop_front(self.queued - keep);
-                            return Ok(None);
-                        }
-                    }
-                }
+            let step = match self.state {
+                State::Header => self.step_header()?,
+                State::Meta { .. } => self.step_meta(),
+                State::Body { .. } => self.step_body(),
+                State::Resync { .. } => self.step_resync(),
+            };
+            if let Step::Done(event) = step {
+                return Ok(event);
+            }
+        }
+    }
+
+    /// At a box boundary: reads the next header and enters the state for its box.
+    fn step_header(&mut self) -> Result<Step, Mp4Error> {
+        match self.read_header()? {
+            Some(header) => self.enter_box(header),
+            None if matches!(self.state, State::Resync { .. }) => Ok(Step::Again),
+            None => Ok(Step::Done(None)),
+        }
+    }
+
+    /// The header at the front of the queue; `None` when more input is needed or when
+    /// the bytes there are damage (then the state is [`State::Resync`]).
+    fn read_header(&mut self) -> Result<Option<BoxHeader>, Mp4Error> {
+        if self.queued == 0 {
+            return Ok(None);
+        }
+        let (head, len) = self.peek(MAX_HEADER);
+        // Damage is skipped once the input has shown media or an index worth
+        // keeping; before that, it is an error.
+        let resync = self.content;
+        let damage = match parse_header(&head[..len], self.pos) {
+            Ok(HeaderParse::NeedMore) => return Ok(None),
+            Ok(HeaderParse::Header(h)) if resync => self.damaged_header(&h, self.pos).ok_or(h),
+            Ok(HeaderParse::Header(h)) => Err(h),
+            Err(e) if resync => Ok(e.to_string()),
+            Err(e) => return Err(e),
+        };
+        match damage {
+            Err(header) => Ok(Some(header)),
+            Ok(reason) => {
+                self.strict = true;
+                self.state = State::Resync { from: self.pos, reason };
+                // The bytes here are not a box: look from the next one on.
+                self.drop_front(1);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Starts the box `header` at the front of the queue: a metadata box is read whole,
+    /// any other box's body is passed over (and announced).
+    fn enter_box(&mut self, header: BoxHeader) -> Result<Step, Mp4Error> {
+        if matches!(&header.fourcc.0, b"moov" | b"moof" | b"mdat") {
+            self.content = true;
+        }
+        if header.fourcc.0 == *b"moof" {
+            self.fragmented = true;
+        }
+        let start = self.pos;
+        if is_meta(header.fourcc) {
+            check_meta_size(&header, start)?;
+            self.state = State::Meta { header, start, buf: BytesMut::new() };
+            return Ok(Step::Again);
+        }
+        if header.size.is_some_and(|s| start.checked_add(s).is_none()) {
+            return Err(Mp4Error::invalid(
+                format!("'{}' box", header.fourcc),
+                start,
+                format!("size {} runs past 2^64", header.size.unwrap_or(0)),
+            ));
+        }
+        let kind = ElementKind::Mp4(header.fourcc);
+        let region = Region { kind, offset: start, header_len: header.header_len, size: header.size };
+        let media = header.fourcc.0 == *b"mdat";
+        let hl = header.header_len as usize;
+        self.drop_front(hl);
+        let remaining = header.size.map(|s| s - hl as u64);
+        self.state = State::Body { header, start, media, remaining };
+        Ok(Step::Done(Some(if media { ContainerEvent::MediaStart(region) } else { ContainerEvent::Skipped(region) })))
+    }
+
+    /// Reading a metadata box: hands it out once whole.
+    fn step_meta(&mut self) -> Step {
+        let State::Meta { header, start, buf } = &mut self.state else { unreachable!() };
+        let size = header.size.expect("meta boxes have a size") as usize;
+        // Whole box in the first queued slice: hand out a slice, no copy.
+        if buf.is_empty() && self.queue.front().is_some_and(|b| b.len() >= size) {
+            let (header, start) = (*header, *start);
+            let data = self.take_front(size);
+            self.state = State::Header;
+            return Step::Done(Some(meta_event(header, start, data)));
+        }
+        while buf.len() < size && self.queued > 0 {
+            let need = size - buf.len();
+            let front = self.queue.front_mut().unwrap();
+            let take = need.min(front.len());
+            buf.extend_from_slice(&front[..take]);
+            if take == front.len() {
+                self.queue.pop_front();
+            } else {
+                let _ = front.split_to(take);
+            }
+            self.queued -= take;
+            self.pos += take as u64;
+        }
+        if buf.len() < size {
+            return Step::Done(None);
+        }
+        let (header, start) = (*header, *start);
+        let data = std::mem::take(buf).freeze();
+        self.state = State::Header;
+        Step::Done(Some(meta_event(header, start, data)))
+    }
+
+    /// Passing over a box body: emits the queued part of an `mdat`'s, drops others'.
+    fn step_body(&mut self) -> Step {
+        let State::Body { media, remaining, .. } = &self.state else { unreachable!() };
+        if *remaining == Some(0) {
+            self.state = State::Header;
+            return Step::Again;
+        }
+        if self.queued == 0 {
+            return Step::Done(None);
+        }
+        let mut want = remaining.map_or(usize::MAX, |r| r.min(usize::MAX as u64) as usize);
+        let media = *media;
+        // An 'mdat' of size 0 runs to the end by definition: nothing inside it
+        // can be a box, and its last bytes must never wait for one.
+        if media && self.fragmented && remaining.is_some() {
+            match self.moof_inside(want) {
+                Inside::None => {}
+                Inside::At(0) => return Step::Done(Some(self.end_mdat_at_moof())),
+                Inside::At(n) | Inside::Hold(n) if n > 0 => want = n,
+                Inside::At(_) | Inside::Hold(_) => return Step::Done(None),
+            }
+        }
+        let State::Body { remaining, .. } = &mut self.state else { unreachable!() };
+        let front_len = self.queue.front().map_or(0, |b| b.len());
+        if let Some(r) = remaining {
+            *r -= (front_len.min(want) as u64).min(*r);
+        }
+        let offset = self.pos;
+        let data = self.take_front(want);
+        if media {
+            return Step::Done(Some(ContainerEvent::Media(Chunk { offset, data })));
+        }
+        Step::Again
+    }
+
+    /// A `moof` starts at the front of the queue, inside the current `mdat`'s declared
+    /// body: bytes went missing before it, so the `mdat` ends here.
+    fn end_mdat_at_moof(&mut self) -> ContainerEvent {
+        let State::Body { start, header, .. } = &self.state else { unreachable!() };
+        let (start, size) = (*start, header.size);
+        let declared = size.map_or("to the end of the input".into(), |s| format!("{s} bytes"));
+        self.note_damage(
+            0,
+            format!(
+                "damaged input: the 'mdat' at byte {start} declares {declared}, but a 'moof' \
+                 starts inside it at byte {}: bytes are missing before it; the 'mdat' ends there",
+                self.pos
+            ),
+        );
+        self.strict = true;
+        self.state = State::Header;
+        damaged(self.pos, 0)
+    }
+
+    /// After damage: skips to the next plausible box, or drops what cannot start one.
+    fn step_resync(&mut self) -> Step {
+        let State::Resync { from, .. } = &self.state else { unreachable!() };
+        let from = *from;
+        match self.find_box() {
+            Some(n) => {
+                self.drop_front(n);
+                let State::Resync { reason, .. } = std::mem::replace(&mut self.state, State::Header) else {
+                    unreachable!()
+                };
+                let len = self.pos - from;
+                let (h, _) = self.peek(8);
+                let found = FourCc([h[4], h[5], h[6], h[7]]);
+                self.note_damage(
+                    len,
+                    format!(
+                        "damaged input: bytes {from}..{} ({len} bytes) are not boxes ({reason}); \
+                         skipped to the '{found}' box at byte {}",
+                        self.pos, self.pos
+                    ),
+                );
+                Step::Done(Some(damaged(from, len)))
+            }
+            None => {
+                // Keep only what a candidate at the end may still need.
+                let keep = (CANDIDATE_LEN - 1).min(self.queued);
+                self.drop_front(self.queued - keep);
+                Step::Done(None)
             }
         }
     }
@@ -425,6 +444,30 @@ impl Mp4Walker {
         };
         EndState { input_len, cut }
     }
+}
+
+/// What one step of [`Mp4Walker::poll`] did.
+enum Step {
+    /// The state changed without an event: step again.
+    Again,
+    /// `poll` returns this (`None`: more input is needed).
+    Done(Option<ContainerEvent>),
+}
+
+/// A metadata box must have a size, within its limit.
+fn check_meta_size(header: &BoxHeader, start: u64) -> Result<(), Mp4Error> {
+    let limit = if header.fourcc.0 == *b"moof" { MAX_MOOF } else { MAX_META_BOX };
+    let Some(size) = header.size else {
+        return Err(Mp4Error::invalid(
+            format!("'{}' box", header.fourcc),
+            start,
+            "size 0 (to end of file) is only valid for media data",
+        ));
+    };
+    if size > limit {
+        return Err(Mp4Error::TooLarge { what: format!("'{}' box", header.fourcc), offset: start, size, limit });
+    }
+    Ok(())
 }
 
 /// The event for a stretch of damaged input that was skipped (`len` may be 0 when bytes
