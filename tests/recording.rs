@@ -136,12 +136,12 @@ fn not_media_is_an_error_of_its_kind_and_leaves_no_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("x.mkv");
     let mut rec = Recording::create(&path, RecordingOptions::default()).unwrap();
-    let e = rec.push(Bytes::from_static(b"this is plain text, not a recording")).err().expect("refused");
+    let e = rec.push(Bytes::from_static(b"this is plain text, not a recording")).expect_err("refused");
     assert_eq!(e.kind(), ErrorKind::NotMedia, "{e}");
     assert!(!path.exists(), "nothing was written");
     // After an error the recording takes nothing more, and says why.
     let sample = std::fs::read(root().join("samples/chrome_mp4_avc1_opus.mp4")).unwrap();
-    let again = rec.push(Bytes::from(sample)).err().expect("refused after an error");
+    let again = rec.push(Bytes::from(sample)).expect_err("refused after an error");
     assert!(again.to_string().contains("failed earlier"), "{again}");
     assert!(rec.finish().is_err());
     assert!(!path.exists());
