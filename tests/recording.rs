@@ -62,7 +62,12 @@ fn a_recording_fed_in_pieces_is_byte_identical_to_remux() {
             let out = dir.path().join(format!("rec-{i}-{seed}.{to}"));
             let report = record(&out, format, pieces(&data, seed));
             let got = std::fs::read(&out).unwrap();
-            assert!(got == expected, "{name} --to {to}, seed {seed}: {} bytes vs remux's {}", got.len(), expected.len());
+            assert!(
+                got == expected,
+                "{name} --to {to}, seed {seed}: {} bytes vs remux's {}",
+                got.len(),
+                expected.len()
+            );
             assert_eq!(report.output_len, got.len() as u64, "{name} --to {to}: reported length");
             assert_eq!(report.input_len, data.len() as u64);
             assert!(report.fragments >= 2, "{name} --to {to}: a header and media");
@@ -129,7 +134,7 @@ fn not_media_is_an_error_of_its_kind_and_leaves_no_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("x.mkv");
     let mut rec = Recording::create(&path, RecordingOptions::default()).unwrap();
-    let e = rec.push(Bytes::from_static(b"this is plain text, not a recording")).err().expect("refused");
+    let e = rec.push(Bytes::from_static(b"this is plain text, not a recording")).expect_err("refused");
     assert_eq!(e.kind(), ErrorKind::NotMedia, "{e}");
     assert!(!path.exists(), "nothing was written");
 }
