@@ -24,9 +24,6 @@ use crate::formats::mp4::append::{self as planner, AppendError, AppendOptions, C
 use crate::formats::mp4::file::FileError;
 use crate::io::{describe_write_error, lock_or_refuse, Apply, Barriers};
 
-/// Bytes copied per read/write.
-pub use crate::io::COPY_BUFFER;
-
 /// What to append to what.
 #[derive(Clone, Debug, Default)]
 pub struct AppendRequest {

@@ -433,7 +433,7 @@ fn scan_layouts() -> &'static [ScanLayout] {
             .map(|name| {
                 let reference = crate::reference::Reference::load(&dir.join(name))
                     .unwrap_or_else(|e| panic!("fuzz reference {name}: {e}"));
-                crate::stages::codecpar::unindexed_tracks(&reference)
+                crate::formats::params::unindexed_tracks(&reference)
                     .unwrap_or_else(|e| panic!("fuzz reference {name}: {e}"))
                     .1
             })

@@ -656,7 +656,7 @@ fn check_outputs(inputs: &[PathBuf], outputs: &[PathBuf], policy: OverwriteArgs)
             return Err(ExitCode::from(EXIT_USAGE));
         } else if let Ok(f) = std::fs::File::open(out) {
             // Fail now, before reading any input, rather than at the first fragment.
-            if let Err(e) = crate::stages::sink::lock_or_refuse(&f, out) {
+            if let Err(e) = crate::io::lock_or_refuse(&f, out) {
                 eprintln!("error: cannot write {}", out.display());
                 eprintln!("  caused by: {e}");
                 return Err(ExitCode::from(EXIT_RUNTIME));

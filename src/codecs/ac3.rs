@@ -58,7 +58,7 @@ impl Dac3 {
     }
 
     /// The 3-byte `dac3` payload.
-    pub fn to_bytes(&self) -> [u8; 3] {
+    pub fn to_bytes(self) -> [u8; 3] {
         let v: u32 = (u32::from(self.fscod & 3) << 22)
             | (u32::from(self.bsid & 31) << 17)
             | (u32::from(self.bsmod & 7) << 14)

@@ -174,6 +174,7 @@ pub fn access_unit(data: &[u8], rules: &AuRules, at_end: bool) -> AuParse {
 
 /// Whether an access unit can start at `data[0]`: its first NAL unit is whole, has a
 /// valid header, and may open an access unit.
+#[cfg(any(test, feature = "internals"))]
 pub fn may_start_access_unit(data: &[u8], rules: &AuRules) -> bool {
     match nal_at(data, 0, rules) {
         Ok(Some(nal)) => matches!(classify(nal, rules.syntax), Role::Prefix | Role::FirstSlice { .. }),

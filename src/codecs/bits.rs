@@ -138,11 +138,6 @@ impl<'a> BitReader<'a> {
         Ok(())
     }
 
-    /// Skips to the next byte boundary (never past the end).
-    pub fn byte_align(&mut self) {
-        self.pos = self.pos.div_ceil(8) * 8;
-    }
-
     /// ue(v): unsigned Exp-Golomb code (H.264 §9.1). Codes with more than
     /// [`MAX_EXP_GOLOMB_LEADING_ZEROS`] leading zeros are invalid.
     pub fn read_ue(&mut self) -> Result<u32, CodecError> {
@@ -254,13 +249,10 @@ mod tests {
         assert!(matches!(r.read_bits(33), Err(CodecError::Invalid { .. })));
         assert!(matches!(r.skip_bits(14), Err(CodecError::Truncated { need: 3, .. })));
         assert_eq!(r.position(), 3, "a failed read consumes nothing");
-        r.byte_align();
-        assert_eq!(r.position(), 8);
-        r.byte_align();
+        r.skip_bits(5).unwrap();
         assert_eq!(r.position(), 8);
         assert_eq!(r.read_u8(8).unwrap(), 0x0f);
         assert_eq!(r.bits_left(), 0);
-        r.byte_align();
         assert!(r.read_bit().is_err());
         assert!(r.read_ue().is_err());
         assert!(r.skip_bits(usize::MAX).is_err());

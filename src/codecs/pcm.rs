@@ -114,7 +114,7 @@ impl PcmFormat {
     }
 
     /// The `pcmC` content after version and flags for this format.
-    pub fn to_pcmc(&self) -> [u8; 2] {
+    pub fn to_pcmc(self) -> [u8; 2] {
         [u8::from(self.little_endian), self.bits_per_sample.min(255) as u8]
     }
 

@@ -17,8 +17,7 @@ use super::{CodecError, Dimensions};
 const WHAT_VPCC: &str = "vpcC";
 const WHAT_FRAME: &str = "VP9 frame header";
 
-/// `chroma_subsampling` values of the `vpcC` record.
-pub const SUBSAMPLING_420_VERTICAL: u8 = 0;
+/// `chroma_subsampling` values of the `vpcC` record (0, 4:2:0 vertical, is not used).
 pub const SUBSAMPLING_420_COLOCATED: u8 = 1;
 pub const SUBSAMPLING_422: u8 = 2;
 pub const SUBSAMPLING_444: u8 = 3;
@@ -49,6 +48,7 @@ impl VpcConfig {
     }
 
     /// Like [`VpcConfig::parse`], but `codec_init` is a slice of `rec`.
+    #[cfg(any(test, feature = "internals"))]
     pub fn parse_bytes(rec: &Bytes) -> Result<Self, CodecError> {
         parse_vpcc(rec, |r| rec.slice(r))
     }
@@ -177,6 +177,7 @@ fn read_header_start(r: &mut BitReader<'_>) -> Result<HeaderStart, CodecError> {
 
 /// Whether a VP9 frame (or the first frame of a superframe) is a key frame. `None` when
 /// the frame marker is wrong or the data is too short.
+#[cfg(any(test, feature = "internals"))]
 pub fn is_keyframe(frame: &[u8]) -> Option<bool> {
     let mut r = BitReader::new(first_frame(frame), WHAT_FRAME);
     read_header_start(&mut r).ok().map(|h| h.key_frame)

@@ -115,11 +115,6 @@ impl Probe {
         }
     }
 
-    /// The container, once recognized.
-    pub fn container(&self) -> Option<ContainerKind> {
-        self.kind
-    }
-
     /// Takes the next bytes of the input. Fails when the first bytes are no known container.
     pub fn push(&mut self, chunk: Chunk) -> Result<(), Failure> {
         if let Some(r) = self.reader.as_mut() {

@@ -163,8 +163,9 @@ pub struct ParsedFragment {
 }
 
 /// How many times this thread parsed a `moov` and a `moof` box: the proof that the remux
-/// parses every box once (`tests/core.rs`). Cheap counters, always present.
+/// parses every box once (`tests/core.rs`). Compiled for the tests only (`internals`).
 #[doc(hidden)]
+#[cfg(any(test, feature = "internals"))]
 pub fn parse_counts() -> (u64, u64) {
     (mp4::moov::parses(), mp4::moof::parses())
 }

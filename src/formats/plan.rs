@@ -89,6 +89,7 @@ pub struct FinalizePlan {
 
 /// Why [`try_apply_in_memory`] stopped: a step that would make the file longer than
 /// allowed, or reads past the end of an input (or names one that is not there).
+#[cfg(any(test, feature = "internals"))]
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("step {step} of the plan reaches outside the file or its inputs")]
 pub struct OutOfRange {
@@ -103,6 +104,7 @@ pub struct OutOfRange {
 /// # Panics
 /// On a step that reaches outside an input: a test's plan is wrong. Use
 /// [`try_apply_in_memory`] for untrusted plans.
+#[cfg(any(test, feature = "internals"))]
 pub fn apply_in_memory(file: &mut Vec<u8>, inputs: &[&[u8]], steps: &[WriteStep]) -> u64 {
     match try_apply_in_memory(file, inputs, steps, usize::MAX as u64) {
         Ok(n) => n,
@@ -112,6 +114,7 @@ pub fn apply_in_memory(file: &mut Vec<u8>, inputs: &[&[u8]], steps: &[WriteStep]
 
 /// [`apply_in_memory`] that never grows the file past `max_len` bytes and never panics:
 /// the steps before the one that fails stay applied.
+#[cfg(any(test, feature = "internals"))]
 pub fn try_apply_in_memory(
     file: &mut Vec<u8>,
     inputs: &[&[u8]],
@@ -144,6 +147,7 @@ pub fn try_apply_in_memory(
     Ok(written)
 }
 
+#[cfg(any(test, feature = "internals"))]
 fn write_at(file: &mut Vec<u8>, at: usize, end: usize, data: &[u8]) {
     if file.len() < end {
         file.resize(end, 0);

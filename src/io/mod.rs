@@ -26,10 +26,11 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::Duration;
 
+pub use crate::formats::plan::WriteStep;
+#[cfg(any(test, feature = "internals"))]
 pub use crate::formats::plan::{apply_in_memory, try_apply_in_memory, OutOfRange};
-pub use crate::formats::plan::{FinalizePlan, WriteStep};
 pub use fragments::{output_closed, Durability, FragmentWriter};
-pub use fs::{describe_write_error, is_no_space, lock_or_refuse, locked_error, LOCK_GRACE};
+pub use fs::{describe_write_error, lock_or_refuse};
 
 /// Bytes copied per read/write by a [`WriteStep::Copy`].
 pub const COPY_BUFFER: usize = 1 << 20;

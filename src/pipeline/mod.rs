@@ -308,6 +308,7 @@ impl Pipeline {
     }
 
     /// The checked stages and edges.
+    #[cfg(feature = "cli")]
     pub(crate) fn graph(&self) -> &Graph {
         &self.graph
     }

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::{Failure, Outputs, StageContext, StageReport, StageResult};
 use crate::formats::params::CodecParams;
-pub use crate::formats::params::{unindexed_tracks, ParamPolicy, CHECK_SAMPLES, MAX_CHECK_BYTES, MAX_HELD_BYTES};
+pub use crate::formats::params::ParamPolicy;
 use crate::formats::ContainerEvent;
 use crate::reference::Reference;
 

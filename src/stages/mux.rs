@@ -4,7 +4,7 @@ use tokio::sync::mpsc;
 
 use super::{Outputs, StageContext, StageReport, StageResult};
 use crate::formats::output::Output;
-pub use crate::formats::output::{check_writable, MuxConfig, MuxFormat};
+pub use crate::formats::output::{MuxConfig, MuxFormat};
 use crate::formats::PacketEvent;
 use crate::model::Fragment;
 

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use super::{Failure, StageContext, StageReport, StageResult};
 // Re-exported from `crate::io`, where they live now.
-pub use crate::io::{lock_or_refuse, Durability};
+pub use crate::io::Durability;
 use crate::io::{output_closed, FragmentWriter};
 use crate::model::Fragment;
 

@@ -69,7 +69,7 @@ impl AdtsHeader {
 
     /// The 2-byte (or, for rates or object types without an index, longer)
     /// AudioSpecificConfig equivalent to this header, as muxers write it for ADTS input.
-    pub fn to_audio_specific_config(&self) -> Bytes {
+    pub fn to_audio_specific_config(self) -> Bytes {
         // (value, bit count); at most 5 + 6 + 4 + 24 + 4 + 3 + 7 bits.
         let mut w = (0u64, 0u32);
         let put = |w: &mut (u64, u32), n: u32, v: u64| {

@@ -14,6 +14,7 @@
 //! Split by concern: [`asc`], [`esds`], [`adts`], [`raw`]. Bits are read with
 //! [`super::bits`].
 
+#[cfg(any(test, feature = "internals"))]
 pub mod adts;
 pub mod asc;
 pub mod esds;
@@ -21,6 +22,7 @@ pub mod raw;
 #[cfg(test)]
 mod tests;
 
+#[cfg(any(test, feature = "internals"))]
 pub use self::adts::AdtsHeader;
 pub use self::asc::AudioSpecificConfig;
 pub use self::esds::{
@@ -48,6 +50,7 @@ pub fn channels_for_config(channel_configuration: u8) -> Option<u16> {
 }
 
 /// The channelConfiguration that gives `channels` (0 when none does).
+#[cfg(any(test, feature = "internals"))]
 fn config_for_channels(channels: u16) -> u8 {
     match channels {
         1..=6 => channels as u8,

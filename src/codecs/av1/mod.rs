@@ -18,21 +18,20 @@ mod tests;
 use std::ops::Range;
 
 pub use self::config::Av1Config;
-pub use self::seq::{
-    config_from_sequence_header, dimensions_from_sequence_header, parse_sequence_header, ColorConfig, OperatingPoint,
-    SequenceHeader,
-};
+#[cfg(any(test, feature = "internals"))]
+pub use self::seq::parse_sequence_header;
+pub use self::seq::{config_from_sequence_header, dimensions_from_sequence_header};
+#[cfg(any(test, feature = "internals"))]
 use super::bits::BitReader;
 use super::CodecError;
 
 pub const OBU_SEQUENCE_HEADER: u8 = 1;
+#[cfg(test)]
 pub const OBU_TEMPORAL_DELIMITER: u8 = 2;
+#[cfg(any(test, feature = "internals"))]
 pub const OBU_FRAME_HEADER: u8 = 3;
-pub const OBU_TILE_GROUP: u8 = 4;
-pub const OBU_METADATA: u8 = 5;
+#[cfg(any(test, feature = "internals"))]
 pub const OBU_FRAME: u8 = 6;
-pub const OBU_REDUNDANT_FRAME_HEADER: u8 = 7;
-pub const OBU_PADDING: u8 = 15;
 
 const WHAT_OBU: &str = "AV1 OBU";
 
@@ -174,6 +173,7 @@ pub fn sequence_header_from_obus(data: &[u8]) -> Option<Range<usize>> {
 /// for `reduced_still_picture_header`; without one, a full header is assumed. A frame
 /// that shows an existing frame counts as not a key frame. `None` when no frame header
 /// is found or the unit is malformed before it. Best effort.
+#[cfg(any(test, feature = "internals"))]
 pub fn is_keyframe(temporal_unit: &[u8]) -> Option<bool> {
     let mut reduced_still_picture_header = false;
     let mut pos = 0;

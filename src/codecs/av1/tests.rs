@@ -1,6 +1,7 @@
 //! Tests of the AV1 parsers.
 
 use super::super::h264::tests::{assert_truncations_fail, fuzz, invalid_with, BitWriter};
+use super::seq::OperatingPoint;
 use super::*;
 use crate::codecs::Dimensions;
 use bytes::Bytes;

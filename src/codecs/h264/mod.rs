@@ -44,7 +44,7 @@ use std::ops::Range;
 use bytes::{BufMut, BytesMut};
 
 pub use self::avcc::AvcConfig;
-pub use self::sps::{parse_pps, parse_sps, sps_dimensions, ParameterSets, Pps, Sps};
+pub use self::sps::{parse_sps, sps_dimensions, ParameterSets, Pps, Sps};
 use super::bits::{unescape_rbsp, BitReader};
 use super::CodecError;
 
@@ -128,6 +128,7 @@ impl<'a> LengthPrefixed<'a> {
     }
 
     /// Turns this iterator into one over ranges of the data.
+    #[cfg(test)]
     pub fn ranges(self) -> impl Iterator<Item = Result<Range<usize>, CodecError>> + 'a {
         let mut it = self;
         std::iter::from_fn(move || it.next_range())

@@ -21,15 +21,17 @@ use std::ops::Range;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-pub use self::sps::{parse_pps, parse_sps, sps_dimensions, ParameterSets, Pps, ProfileTierLevel, SliceFields, Sps};
+pub use self::sps::{parse_sps, sps_dimensions, ParameterSets};
 use super::{CodecError, Dimensions};
 
 pub const NAL_IDR_W_RADL: u8 = 19;
 pub const NAL_IDR_N_LP: u8 = 20;
+#[cfg(test)]
 pub const NAL_CRA: u8 = 21;
 pub const NAL_VPS: u8 = 32;
 pub const NAL_SPS: u8 = 33;
 pub const NAL_PPS: u8 = 34;
+#[cfg(test)]
 pub const NAL_AUD: u8 = 35;
 pub const NAL_PREFIX_SEI: u8 = 39;
 pub const NAL_SUFFIX_SEI: u8 = 40;
@@ -205,6 +207,7 @@ impl HvcConfig {
 
     /// Which of VPS, SPS and PPS (NAL types 32, 33, 34) the record has no unit of. Such a
     /// record is accepted: the parameter sets may come in-band (`hev1`).
+    #[cfg(any(test, feature = "internals"))]
     pub fn missing_parameter_sets(&self) -> Vec<u8> {
         [NAL_VPS, NAL_SPS, NAL_PPS].into_iter().filter(|&t| self.units(t).next().is_none()).collect()
     }

@@ -411,7 +411,7 @@ fn h264_in_band_parameter_sets_and_errors() {
     let (sps, pps) = (config.sps[0].to_vec(), config.pps[0].to_vec());
     assert_eq!(state.picture(&[&sps, &pps, &idr]).unwrap(), Some(0));
     // Slice groups are reported as unsupported.
-    assert!(matches!(h264::parse_pps(&[0x68, 0xc5, 0x80]), Err(CodecError::Unsupported { .. })));
+    assert!(matches!(h264::sps::parse_pps(&[0x68, 0xc5, 0x80]), Err(CodecError::Unsupported { .. })));
 }
 
 /// Each SPS is parsed once, by `h264::parse_sps`, and that one parse serves POC derivation

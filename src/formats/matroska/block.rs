@@ -7,9 +7,6 @@ use super::ebml::{children, read_int, read_uint, read_vint, MkvError};
 use super::ids;
 use super::reader::Element;
 
-/// Most frames one laced block may hold (the count is stored in one byte).
-pub const MAX_LACED_FRAMES: usize = 256;
-
 /// One block, parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Block {

@@ -117,6 +117,7 @@ pub struct MkvSplitter {
 }
 
 impl MkvSplitter {
+    #[cfg(any(test, feature = "internals"))]
     pub fn new() -> Self {
         Self::default()
     }

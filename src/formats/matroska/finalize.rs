@@ -265,7 +265,6 @@ fn element_id(e: &[u8]) -> u32 {
 /// The rebuilt front and the Cues, positioned for it.
 pub struct Rebuilt {
     pub front: Bytes,
-    pub segment_data_start: u64,
     pub cues: Bytes,
     pub notes: Vec<String>,
 }
@@ -284,12 +283,7 @@ pub fn rebuild_front(front: &Front, index: &Index) -> Result<Result<Rebuilt, NoR
                     notes.push("the SeekHead lists the Cues only (no room for Info and Tracks entries)".into());
                 }
                 let cues = cues(index, l.segment_data_start);
-                return Ok(Ok(Rebuilt {
-                    front: l.bytes.freeze(),
-                    segment_data_start: l.segment_data_start,
-                    cues,
-                    notes,
-                }));
+                return Ok(Ok(Rebuilt { front: l.bytes.freeze(), cues, notes }));
             }
             let minimal =
                 ebml.len() + 4 + segment_size_len + info.len() + front.others.iter().map(Bytes::len).sum::<usize>();

@@ -71,7 +71,6 @@ pub const CUE_TIME: u32 = 0xB3;
 pub const CUE_TRACK_POSITIONS: u32 = 0xB7;
 pub const CUE_TRACK: u32 = 0xF7;
 pub const CUE_CLUSTER_POSITION: u32 = 0xF1;
-pub const CUE_RELATIVE_POSITION: u32 = 0xF0;
 
 pub const TAGS: u32 = 0x1254_C367;
 pub const TAG: u32 = 0x7373;
@@ -84,9 +83,4 @@ pub fn is_cluster_child(id: u32) -> bool {
         id,
         TIMESTAMP | POSITION | PREV_SIZE | SIMPLE_BLOCK | BLOCK_GROUP | SILENT_TRACKS | ENCRYPTED_BLOCK | VOID | CRC32
     )
-}
-
-/// Elements that may appear directly inside a Segment.
-pub fn is_segment_child(id: u32) -> bool {
-    matches!(id, SEEK_HEAD | INFO | TRACKS | CLUSTER | CUES | TAGS | CHAPTERS | ATTACHMENTS | VOID | CRC32)
 }

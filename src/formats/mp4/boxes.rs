@@ -188,11 +188,6 @@ impl<'a> Reader<'a> {
         Ok(u16::from_be_bytes([b[0], b[1]]))
     }
 
-    pub fn u24(&mut self) -> Result<u32, Mp4Error> {
-        let b = self.bytes(3)?;
-        Ok(u32::from_be_bytes([0, b[0], b[1], b[2]]))
-    }
-
     pub fn u32(&mut self) -> Result<u32, Mp4Error> {
         let b = self.bytes(4)?;
         Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))

@@ -49,7 +49,7 @@ impl Fmp4Muxer {
     }
 
     /// A muxer whose header holds a `free` box of `reserve` bytes between `ftyp` and `moov`
-    /// (see [`fragmented_header_reserved`]): room for a regular `moov` at the end.
+    /// (see [`fragmented_header_with`](super::init::fragmented_header_with)): room for a regular `moov` at the end.
     pub fn with_reserve(tracks: TrackSet, policy: FragmentPolicy, reserve: u64) -> Self {
         let tracks_len = tracks.len();
         Fmp4Muxer {
@@ -75,10 +75,6 @@ impl Fmp4Muxer {
     /// Bytes emitted so far (the offset of the next fragment).
     pub fn written(&self) -> u64 {
         self.written
-    }
-
-    pub fn tracks(&self) -> &TrackSet {
-        &self.tracks
     }
 
     /// The header as written (with the first fragment), once decided.

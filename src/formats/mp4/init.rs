@@ -429,11 +429,6 @@ pub fn write_empty_tables(buf: &mut BytesMut) {
     close(buf, stsz);
 }
 
-/// `ftyp` + `moov` (with `mvex`) of a fragmented MP4.
-pub fn fragmented_header(tracks: &[Track]) -> Result<Bytes, MuxError> {
-    Ok(fragmented_header_reserved(tracks, 0)?.0)
-}
-
 /// Where the boxes of a fragmented header lie, as offsets in the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeaderLayout {
@@ -452,13 +447,9 @@ pub const SECTOR: u64 = 512;
 pub const MIN_RESERVE: u64 = 16;
 
 /// `ftyp`, then a `free` box of `reserve` bytes (none for 0, at least [`MIN_RESERVE`]
-/// otherwise) whose first 16 bytes sit inside one [`SECTOR`], then `moov` with `mvex`.
-/// The free box is where a regular `moov` can later go without moving media.
-pub fn fragmented_header_reserved(tracks: &[Track], reserve: u64) -> Result<(Bytes, HeaderLayout), MuxError> {
-    fragmented_header_with(tracks, &MovieMeta::default(), reserve)
-}
-
-/// [`fragmented_header_reserved`] with the movie's creation time, title and tags.
+/// otherwise) whose first 16 bytes sit inside one [`SECTOR`], then `moov` with `mvex`
+/// and the movie's creation time, title and tags. The free box is where a regular `moov`
+/// can later go without moving media.
 pub fn fragmented_header_with(
     tracks: &[Track],
     movie: &MovieMeta,

@@ -17,12 +17,14 @@ pub struct FragSample {
     pub flags: u32,
 }
 
+#[cfg(any(test, feature = "internals"))]
 thread_local! {
     /// `moof` boxes parsed by this thread (see [`crate::formats::parse_counts`]).
     static PARSES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// `moof` boxes parsed by this thread.
+#[cfg(any(test, feature = "internals"))]
 pub(crate) fn parses() -> u64 {
     PARSES.with(std::cell::Cell::get)
 }
@@ -37,6 +39,7 @@ pub fn parse_moof(
     movie: &Movie,
     next_dts: &mut [i64],
 ) -> Result<Vec<FragSample>, Mp4Error> {
+    #[cfg(any(test, feature = "internals"))]
     PARSES.with(|p| p.set(p.get() + 1));
     let moof = Reader::new(&data[header_len as usize..], offset + header_len as u64, FourCc::new(b"moof"));
     let mut samples = Vec::new();

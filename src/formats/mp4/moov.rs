@@ -63,18 +63,21 @@ impl Movie {
     }
 }
 
+#[cfg(any(test, feature = "internals"))]
 thread_local! {
     /// `moov` boxes parsed by this thread (see [`crate::formats::parse_counts`]).
     static PARSES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// `moov` boxes parsed by this thread.
+#[cfg(any(test, feature = "internals"))]
 pub(crate) fn parses() -> u64 {
     PARSES.with(std::cell::Cell::get)
 }
 
 /// Parses a whole `moov` box (`data` includes its header) found at absolute `offset`.
 pub fn parse_movie(data: &Bytes, offset: u64, header_len: u32) -> Result<Movie, Mp4Error> {
+    #[cfg(any(test, feature = "internals"))]
     PARSES.with(|p| p.set(p.get() + 1));
     let moov = Reader::new(&data[header_len as usize..], offset + header_len as u64, FourCc::new(b"moov"));
     let mut movie =
@@ -645,7 +648,7 @@ impl Mp4Track {
 mod tests {
     use super::*;
     use crate::codecs::pcm::PcmFormat;
-    use crate::formats::mp4::init::fragmented_header;
+    use crate::formats::mp4::init::fragmented_header_with;
     use crate::model::Track;
 
     fn audio_track(codec: CodecConfig) -> Track {
@@ -692,7 +695,7 @@ mod tests {
         ];
         for config in configs {
             assert!(config.validate().is_ok(), "{config:?}");
-            let header = fragmented_header(&[audio_track(config.clone())]).unwrap();
+            let header = fragmented_header_with(&[audio_track(config.clone())], &MovieMeta::default(), 0).unwrap().0;
             let moov_at = header.windows(4).position(|w| w == b"moov").unwrap() - 4;
             let movie = parse_movie(&header.slice(moov_at..), moov_at as u64, 8).unwrap();
             assert_eq!(movie.tracks[0].codec.as_ref(), Ok(&config));

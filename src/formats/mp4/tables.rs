@@ -64,10 +64,6 @@ impl TableBuilder {
         self.duration
     }
 
-    pub fn chunks(&self) -> &[ChunkEntry] {
-        &self.chunks
-    }
-
     /// Opens a chunk whose first sample is at `offset` in the file.
     pub fn start_chunk(&mut self, offset: u64, description: u32) {
         self.chunks.push(ChunkEntry { offset, samples: 0, description });

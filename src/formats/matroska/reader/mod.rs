@@ -257,6 +257,7 @@ impl MkvReader {
     }
 
     /// Offset of the next byte to be read.
+    #[cfg(any(test, feature = "internals"))]
     pub fn position(&self) -> u64 {
         self.offset
     }

@@ -217,7 +217,6 @@ impl TrackIndex {
 #[derive(Clone, Debug)]
 pub struct InputIndex {
     pub name: String,
-    pub len: u64,
     pub movie_timescale: u32,
     pub tracks: Vec<TrackIndex>,
     /// Pieces in chunk order.
@@ -639,7 +638,6 @@ impl InputIndex {
         }
         Ok(InputIndex {
             name: name.to_string(),
-            len: data.len,
             movie_timescale: movie.timescale,
             tracks,
             pieces,

@@ -64,7 +64,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 pub use index::{InputData, InputIndex};
 pub use layout::Slots;
 pub use merge::{Clip, Merge, OutPiece};
-pub use slice::{parse_input_arg, ChunkSlice, SliceError};
+#[cfg(feature = "cli")]
+pub use slice::parse_input_arg;
+pub use slice::{ChunkSlice, SliceError};
 
 use super::boxes::Mp4Error;
 use super::init::write_ftyp;

@@ -75,6 +75,7 @@ impl ChunkSlice {
 /// Splits a command-line argument into a path and a slice. An argument that names an
 /// existing file is taken literally, brackets and all (`exists` tells); otherwise a trailing
 /// `[...]` is parsed as a slice.
+#[cfg(any(test, feature = "cli"))]
 pub fn parse_input_arg(arg: &str, exists: impl Fn(&str) -> bool) -> Result<(String, ChunkSlice), SliceError> {
     if exists(arg) || !arg.ends_with(']') {
         return Ok((arg.to_string(), ChunkSlice::All));

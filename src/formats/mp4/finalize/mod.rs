@@ -91,7 +91,7 @@
 //!   `moov` then), and when there was no reserve (the switch went over the old `moov`'s
 //!   header and its `mvhd`'s; both are rebuilt, the rest is intact). Refused, file
 //!   untouched, when no such `moov` is found (the search reads at most
-//!   [`MAX_OLD_MOOV_SEARCH`] bytes of each `mdat`).
+//!   [`MAX_OLD_MOOV_SEARCH`](scan::MAX_OLD_MOOV_SEARCH) bytes of each `mdat`).
 //!   Refused: no `moov`, no complete fragment, or a damaged fragment followed by complete
 //!   ones (cutting those off would lose media; a damaged *last* fragment is cut like an
 //!   incomplete one).
@@ -124,7 +124,7 @@ mod tests;
 
 pub use index::FragmentIndex;
 pub use plan::{plan_steps, Layout};
-pub use scan::{scan, Scanned, MAX_OLD_MOOV_SEARCH};
+pub use scan::{scan, Scanned};
 
 /// Why a file cannot be finalized.
 #[derive(Debug, thiserror::Error)]

@@ -16,7 +16,11 @@ use super::{FinalizeMp4Error, FragmentIndex, Layout};
 #[derive(Debug)]
 pub enum Scanned {
     /// A regular MP4 already (its `moov` has no `mvex`): sample counts per track.
-    Regular { samples: Vec<u32> },
+    Regular {
+        /// Read by the tests only.
+        #[cfg(any(test, feature = "internals"))]
+        samples: Vec<u32>,
+    },
     /// A fragmented MP4: its index up to the last complete fragment, and where things are.
     Fragmented { index: Box<FragmentIndex>, layout: Layout, notes: Vec<String> },
 }
@@ -143,9 +147,11 @@ pub fn scan<R: Read + Seek>(r: &mut R, len: u64) -> Result<Scanned, FinalizeMp4E
     let data: Bytes = read_at(r, moov.offset, moov.size as usize)?.into();
     let movie = parse_movie(&data, moov.offset, moov.header_len)?;
     if !movie.fragmented {
-        let samples = movie.tracks.iter().map(|t| t.table.sample_count).collect();
         return match first_moof_after(r, moov.end(), len)? {
-            None => Ok(Scanned::Regular { samples }),
+            None => Ok(Scanned::Regular {
+                #[cfg(any(test, feature = "internals"))]
+                samples: movie.tracks.iter().map(|t| t.table.sample_count).collect(),
+            }),
             Some(stray) => scan_mixed(r, len, &moov, &movie, stray),
         };
     }
