@@ -74,49 +74,21 @@
 
 // Internal modules: `pub` (hidden from the docs) with the `internals` feature, for the tests,
 // benches, examples and fuzz targets that test the parts directly; private otherwise.
-#[cfg(feature = "internals")]
-#[doc(hidden)]
-pub mod append;
-#[cfg(not(feature = "internals"))]
-mod append;
-#[cfg(feature = "internals")]
-#[doc(hidden)]
-pub mod codecs;
-#[cfg(not(feature = "internals"))]
-mod codecs;
-#[cfg(feature = "internals")]
-#[doc(hidden)]
-pub mod finalize;
-#[cfg(not(feature = "internals"))]
-mod finalize;
-#[cfg(feature = "internals")]
-#[doc(hidden)]
-pub mod formats;
-#[cfg(not(feature = "internals"))]
-mod formats;
+/// Declares the internal modules: `pub` (hidden from the docs) with `internals`, private
+/// otherwise.
+macro_rules! internal_modules {
+    ($($name:ident),* $(,)?) => {$(
+        #[cfg(feature = "internals")]
+        #[doc(hidden)]
+        pub mod $name;
+        #[cfg(not(feature = "internals"))]
+        mod $name;
+    )*};
+}
+internal_modules!(append, codecs, finalize, formats, io, pipeline, reference, stages);
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod fuzzing;
-#[cfg(feature = "internals")]
-#[doc(hidden)]
-pub mod io;
-#[cfg(not(feature = "internals"))]
-mod io;
-#[cfg(feature = "internals")]
-#[doc(hidden)]
-pub mod pipeline;
-#[cfg(not(feature = "internals"))]
-mod pipeline;
-#[cfg(feature = "internals")]
-#[doc(hidden)]
-pub mod reference;
-#[cfg(not(feature = "internals"))]
-mod reference;
-#[cfg(feature = "internals")]
-#[doc(hidden)]
-pub mod stages;
-#[cfg(not(feature = "internals"))]
-mod stages;
 
 /// The command line (`src/main.rs` calls [`cli::main`]); not a library API.
 #[cfg(feature = "cli")]
