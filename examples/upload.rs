@@ -24,14 +24,8 @@ struct Args {
 fn args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let mut positional = Vec::new();
-    let mut args = Args {
-        input: String::new(),
-        output: String::new(),
-        to: None,
-        max_piece: 1 << 20,
-        seed: 1,
-        overwrite: false,
-    };
+    let mut args =
+        Args { input: String::new(), output: String::new(), to: None, max_piece: 1 << 20, seed: 1, overwrite: false };
     while let Some(a) = it.next() {
         let mut value = || it.next().ok_or(format!("{a} needs a value"));
         match a.as_str() {

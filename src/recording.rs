@@ -151,16 +151,7 @@ impl Recording {
         let writer = FragmentWriter::create(&path)
             .with_durability(options.durability.unwrap_or(Durability::Fsync))
             .with_overwrite(options.overwrite);
-        Ok(Recording {
-            path,
-            format,
-            remuxer,
-            writer,
-            fragments: 0,
-            finalize_writes: 0,
-            output_len: 0,
-            duration_ms: 0,
-        })
+        Ok(Recording { path, format, remuxer, writer, fragments: 0, finalize_writes: 0, output_len: 0, duration_ms: 0 })
     }
 
     /// Takes the next piece of the recording (any size, down to one byte). When it returns

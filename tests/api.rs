@@ -15,7 +15,10 @@ fn the_library_alone_has_no_command_line_crates() {
             .output()
             .expect("run cargo tree");
         assert!(out.status.success(), "cargo tree: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.split(' ').next().map(String::from)).collect::<Vec<_>>()
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split(' ').next().map(String::from))
+            .collect::<Vec<_>>()
     };
     let cli_only = ["clap", "miette", "tracing-subscriber", "inotify"];
     let alone = tree(&["--no-default-features"]);

@@ -62,7 +62,12 @@ fn a_recording_fed_in_pieces_is_byte_identical_to_remux() {
             let out = dir.path().join(format!("rec-{i}-{seed}.{to}"));
             let report = record(&out, format, pieces(&data, seed));
             let got = std::fs::read(&out).unwrap();
-            assert!(got == expected, "{name} --to {to}, seed {seed}: {} bytes vs remux's {}", got.len(), expected.len());
+            assert!(
+                got == expected,
+                "{name} --to {to}, seed {seed}: {} bytes vs remux's {}",
+                got.len(),
+                expected.len()
+            );
             assert_eq!(report.output_len, got.len() as u64, "{name} --to {to}: reported length");
             assert_eq!(report.input_len, data.len() as u64);
             assert!(report.fragments >= 2, "{name} --to {to}: a header and media");
