@@ -280,13 +280,10 @@ pub struct ParameterSets {
 }
 
 impl ParameterSets {
-    /// All SPS and PPS of a record.
+    /// All SPS and PPS of a record, as the record has parsed them
+    /// ([`super::HvcConfig::parameter_sets`]): no SPS is parsed twice.
     pub fn from_config(config: &super::HvcConfig) -> Result<Self, CodecError> {
-        let mut sets = ParameterSets::default();
-        for nal in config.units(NAL_SPS).chain(config.units(NAL_PPS)) {
-            sets.add(nal)?;
-        }
-        Ok(sets)
+        config.parameter_sets().cloned()
     }
 
     /// Parses an SPS or PPS NAL unit and stores it under its id; other units are ignored.

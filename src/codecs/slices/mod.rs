@@ -28,8 +28,8 @@ mod hevc;
 #[cfg(test)]
 mod tests;
 
-pub use self::h264::{check_h264, check_h264_with};
-pub use self::hevc::{check_hevc, check_hevc_with};
+pub use self::h264::{check_h264, check_h264_config, check_h264_with};
+pub use self::hevc::{check_hevc, check_hevc_config, check_hevc_with};
 
 /// Bytes of a slice NAL unit unescaped for its header: the longest H.264 header (32
 /// references per list with weights, and memory management operations) fits easily.
