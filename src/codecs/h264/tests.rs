@@ -553,7 +553,7 @@ fn values_only_the_slice_check_bounds_are_kept_by_the_parse() {
         let sps = Bytes::from(sps);
         assert_eq!(parse_sps(&sps).unwrap().max_num_ref_frames > 16, why.contains("max_num_ref"));
         assert_eq!(sps_dimensions(&sps).unwrap(), Dimensions { width: 1280, height: 720 });
-        let built = AvcConfig::from_parameter_sets(&[sps.clone()], &[pps.clone()]).unwrap();
+        let built = AvcConfig::from_parameter_sets(std::slice::from_ref(&sps), std::slice::from_ref(&pps)).unwrap();
         let avcc = built.to_bytes();
         let parsed = AvcConfig::parse(&avcc).unwrap();
         assert_eq!(parsed.dimensions().unwrap(), Dimensions { width: 1280, height: 720 });
@@ -563,7 +563,8 @@ fn values_only_the_slice_check_bounds_are_kept_by_the_parse() {
         assert!(err.contains(why) && err.starts_with("the record's"), "{err}");
 
         // The same set in-band, after a record that passes.
-        let fine = AvcConfig::from_parameter_sets(&[Bytes::from(high_sps(1))], &[good_pps.clone()]).unwrap();
+        let fine =
+            AvcConfig::from_parameter_sets(&[Bytes::from(high_sps(1))], std::slice::from_ref(&good_pps)).unwrap();
         let unit = if why.contains("max_num_ref") { &sps } else { &pps };
         let sample = [&(unit.len() as u32).to_be_bytes()[..], unit].concat();
         let sets = fine.parameter_sets().unwrap().clone();
