@@ -6,7 +6,10 @@
 //! depend on (`log2_max_frame_num`, the POC type and its fields, `frame_mbs_only`,
 //! `separate_colour_plane`, MBAFF). [`super::super::poc`] and [`super::super::slices`] take
 //! these parsed structs; neither reads an SPS or PPS itself. All limits are the named
-//! constants below.
+//! constants below. A value that sizes nothing and enters no arithmetic here
+//! (`max_num_ref_frames`, `weighted_bipred_idc`, the PPS QP fields) is kept as coded, so a
+//! record with one still gives its profile, display size and picture order counts; the
+//! slice header check refuses it ([`Sps::check_slice_limits`], [`Pps::check_slice_limits`]).
 
 use std::sync::Arc;
 
