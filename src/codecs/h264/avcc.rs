@@ -2,10 +2,12 @@
 //! high-profile extension (chroma_format, bit depths, SPS extensions).
 
 use std::ops::Range;
+use std::sync::{Arc, OnceLock};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::{nal_type, parse_sps, sps_dimensions, NAL_PPS, NAL_SPS};
+use super::sps::parse_pps;
+use super::{nal_type, parse_sps, ParameterSets, Sps, NAL_PPS, NAL_SPS};
 use crate::codecs::{CodecError, Dimensions};
 
 const WHAT_AVCC: &str = "avcC";
@@ -17,7 +19,30 @@ fn profile_has_avcc_ext(profile_idc: u8) -> bool {
     matches!(profile_idc, 100 | 110 | 122 | 144)
 }
 
+/// The record's parameter sets, each parsed on first use and then shared by everything
+/// that reads them from this record: [`AvcConfig::dimensions`], the slice check
+/// ([`crate::codecs::slices::check_h264_config`]) and picture order count derivation
+/// ([`crate::codecs::poc::H264PocState::from_config`]). Clones share the parsed sets.
+#[derive(Clone, Debug, Default)]
+struct Parsed {
+    first_sps: OnceLock<Result<Arc<Sps>, CodecError>>,
+    sets: OnceLock<Result<ParameterSets, CodecError>>,
+}
+
+/// Two records are equal by their fields; what has been parsed of them does not matter.
+impl PartialEq for Parsed {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Parsed {}
+
 /// The AVCDecoderConfigurationRecord (ISO/IEC 14496-15 §5.3.3.1).
+///
+/// The parameter sets are parsed once, when first needed ([`AvcConfig::first_sps`],
+/// [`AvcConfig::parameter_sets`]); change `sps` / `pps` only on a record not yet asked for
+/// them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AvcConfig {
     pub profile_idc: u8,
@@ -30,6 +55,7 @@ pub struct AvcConfig {
     /// The bytes after the PPS array, kept verbatim: for high profiles the chroma_format,
     /// bit depth and SPS-extension fields (§5.3.3.1.2). Empty when absent.
     pub ext: Bytes,
+    parsed: Parsed,
 }
 
 impl AvcConfig {
@@ -72,14 +98,19 @@ impl AvcConfig {
             return Err(CodecError::Truncated { what: WHAT_SPS, len: first.len(), need: 4 });
         }
         let (profile_idc, profile_compatibility, level_idc) = (first[1], first[2], first[3]);
+        let parsed = Parsed::default();
         let ext = if profile_has_avcc_ext(profile_idc) {
-            let info = parse_sps(first)?;
-            Bytes::from(vec![
+            let info = Arc::new(parse_sps(first)?);
+            let ext = Bytes::from(vec![
                 0xfc | (info.chroma_format_idc & 3),
                 0xf8 | (info.bit_depth_luma_minus8 & 7),
                 0xf8 | (info.bit_depth_chroma_minus8 & 7),
                 0, // numOfSequenceParameterSetExt
-            ])
+            ]);
+            // The record's first SPS is parsed here, once: dimensions and the slice and
+            // POC parameter sets reuse it.
+            let _ = parsed.first_sps.set(Ok(info));
+            ext
         } else {
             Bytes::new()
         };
@@ -91,7 +122,38 @@ impl AvcConfig {
             sps: sps.to_vec(),
             pps: pps.to_vec(),
             ext,
+            parsed,
         })
+    }
+
+    /// The first SPS, parsed on first use and kept.
+    pub fn first_sps(&self) -> Result<&Arc<Sps>, CodecError> {
+        let parse = || {
+            let nal = self
+                .sps
+                .first()
+                .ok_or_else(|| CodecError::Invalid { what: WHAT_AVCC, reason: "no sequence parameter set".into() })?;
+            parse_sps(nal).map(Arc::new)
+        };
+        self.parsed.first_sps.get_or_init(parse).as_ref().map_err(Clone::clone)
+    }
+
+    /// All the record's SPS and PPS, parsed on first use and kept (the first SPS is the
+    /// one of [`AvcConfig::first_sps`]). Values only the slice check bounds are kept as
+    /// coded (see [`ParameterSets::check_slice_limits`]).
+    pub fn parameter_sets(&self) -> Result<&ParameterSets, CodecError> {
+        let parse = || {
+            let mut sets = ParameterSets::default();
+            sets.add_sps(Arc::clone(self.first_sps()?));
+            for nal in self.sps.iter().skip(1) {
+                sets.add_sps(Arc::new(parse_sps(nal)?));
+            }
+            for nal in &self.pps {
+                sets.add_pps(Arc::new(parse_pps(nal)?));
+            }
+            Ok(sets)
+        };
+        self.parsed.sets.get_or_init(parse).as_ref().map_err(Clone::clone)
     }
 
     /// Serializes the record. A `nal_length_size` outside 1..=4 is written as 4; at most
@@ -128,13 +190,9 @@ impl AvcConfig {
         out.freeze()
     }
 
-    /// Display dimensions from the first SPS.
+    /// Display dimensions from the first SPS ([`AvcConfig::first_sps`]).
     pub fn dimensions(&self) -> Result<Dimensions, CodecError> {
-        let sps = self
-            .sps
-            .first()
-            .ok_or_else(|| CodecError::Invalid { what: WHAT_AVCC, reason: "no sequence parameter set".into() })?;
-        sps_dimensions(sps)
+        self.first_sps().map(|s| s.dims)
     }
 }
 
@@ -215,5 +273,6 @@ fn parse_avcc(rec: &[u8], mut take: impl FnMut(Range<usize>) -> Bytes) -> Result
         sps,
         pps,
         ext,
+        parsed: Parsed::default(),
     })
 }

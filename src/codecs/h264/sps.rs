@@ -6,7 +6,10 @@
 //! depend on (`log2_max_frame_num`, the POC type and its fields, `frame_mbs_only`,
 //! `separate_colour_plane`, MBAFF). [`super::super::poc`] and [`super::super::slices`] take
 //! these parsed structs; neither reads an SPS or PPS itself. All limits are the named
-//! constants below.
+//! constants below. A value that sizes nothing and enters no arithmetic here
+//! (`max_num_ref_frames`, `weighted_bipred_idc`, the PPS QP fields) is kept as coded, so a
+//! record with one still gives its profile, display size and picture order counts; the
+//! slice header check refuses it ([`Sps::check_slice_limits`], [`Pps::check_slice_limits`]).
 
 use std::sync::Arc;
 
@@ -29,6 +32,8 @@ pub const MAX_LOG2_MINUS4: u32 = 12;
 /// `num_ref_frames_in_pic_order_cnt_cycle` is 0..=255.
 pub const MAX_POC_CYCLE: u32 = 255;
 /// `max_num_ref_frames` is 0..=MaxDpbFrames, at most 16 (§A.3.1; FFmpeg refuses more too).
+/// The parse keeps a larger value (it sizes nothing and the record and display size do not
+/// depend on it); [`Sps::check_slice_limits`] refuses it.
 pub const MAX_NUM_REF_FRAMES: u32 = 16;
 /// `bit_depth_*_minus8` is 0..=6 (14-bit video).
 pub const MAX_BIT_DEPTH_MINUS8: u32 = 6;
@@ -76,7 +81,7 @@ pub struct Sps {
     pub offset_for_top_to_bottom_field: i32,
     /// offset_for_ref_frame[] of the POC cycle (POC type 1), at most [`MAX_POC_CYCLE`].
     pub offset_for_ref_frame: Vec<i32>,
-    /// max_num_ref_frames, at most [`MAX_NUM_REF_FRAMES`].
+    /// max_num_ref_frames as coded (see [`Sps::check_slice_limits`]).
     pub max_num_ref_frames: u32,
     /// gaps_in_frame_num_value_allowed_flag.
     pub gaps_in_frame_num_allowed: bool,
@@ -118,6 +123,22 @@ impl Sps {
     pub fn frame_size_in_mbs(&self) -> u64 {
         let field_factor = if self.frame_mbs_only { 1 } else { 2 };
         u64::from(self.pic_width_in_mbs) * u64::from(self.pic_height_in_map_units) * field_factor
+    }
+
+    /// The ranges the slice header check needs on top of the parse: `max_num_ref_frames`
+    /// at most [`MAX_NUM_REF_FRAMES`]. The parse itself keeps larger values, so a record
+    /// with one still gives its profile and display size (as it always did).
+    pub fn check_slice_limits(&self) -> Result<(), CodecError> {
+        if self.max_num_ref_frames > MAX_NUM_REF_FRAMES {
+            return Err(CodecError::Invalid {
+                what: WHAT_SPS,
+                reason: format!(
+                    "max_num_ref_frames is {}, at most {MAX_NUM_REF_FRAMES} allowed",
+                    self.max_num_ref_frames
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// QpBdOffsetY (§7.4.2.1.1).
@@ -219,7 +240,7 @@ fn read_poc_fields(r: &mut BitReader<'_>, sps: &mut Sps) -> Result<(), CodecErro
 
 /// max_num_ref_frames .. the cropping rectangle.
 fn read_frame_size(r: &mut BitReader<'_>, sps: &mut Sps) -> Result<(), CodecError> {
-    sps.max_num_ref_frames = r.read_ue_max("max_num_ref_frames", MAX_NUM_REF_FRAMES)?;
+    sps.max_num_ref_frames = r.read_ue()?;
     sps.gaps_in_frame_num_allowed = r.read_bit()?;
     // Both are at most 2^32 - 2, so the sums fit.
     sps.pic_width_in_mbs = r.read_ue()? + 1;
@@ -300,17 +321,50 @@ pub struct Pps {
     pub num_ref_idx_default: [u32; 2],
     /// Explicit weighted prediction for P/SP slices.
     pub weighted_pred: bool,
-    /// 0 default, 1 explicit, 2 implicit weighted bi-prediction.
+    /// 0 default, 1 explicit, 2 implicit weighted bi-prediction (3, reserved, is kept and
+    /// refused by [`Pps::check_slice_limits`]).
     pub weighted_bipred_idc: u32,
-    /// 26 + `pic_init_qp_minus26`.
-    pub pic_init_qp: i32,
+    /// `pic_init_qp_minus26`, `pic_init_qs_minus26` and `chroma_qp_index_offset` as coded
+    /// (their ranges are checked by [`Pps::check_slice_limits`]).
+    pub qp_fields: [i32; 3],
     /// Slice headers carry deblocking filter controls.
     pub deblocking_filter_control_present: bool,
     /// Slice headers carry redundant_pic_cnt.
     pub redundant_pic_cnt_present: bool,
 }
 
-/// Parses a PPS NAL unit (with its 1-byte header). Slice groups (FMO) are unsupported.
+impl Pps {
+    /// `26 + pic_init_qp_minus26`, widened so that no coded value overflows.
+    pub fn pic_init_qp(&self) -> i64 {
+        26 + i64::from(self.qp_fields[0])
+    }
+
+    /// The ranges the slice header check needs on top of the parse (§7.4.2.2):
+    /// `weighted_bipred_idc` not 3, `pic_init_qp_minus26` in -(26 + 6 *
+    /// [`MAX_BIT_DEPTH_MINUS8`])..=25, `pic_init_qs_minus26` in -26..=25,
+    /// `chroma_qp_index_offset` in -12..=12. Picture order count derivation reads none of
+    /// these, so the parse keeps any value and only the slice check refuses it.
+    pub fn check_slice_limits(&self) -> Result<(), CodecError> {
+        let invalid = |reason: String| Err(CodecError::Invalid { what: WHAT_PPS, reason });
+        if self.weighted_bipred_idc == 3 {
+            return invalid("weighted_bipred_idc is 3".into());
+        }
+        let ranges = [
+            ("pic_init_qp_minus26", -(26 + 6 * MAX_BIT_DEPTH_MINUS8 as i32), 25),
+            ("pic_init_qs_minus26", -26, 25),
+            ("chroma_qp_index_offset", -12, 12),
+        ];
+        for ((field, min, max), v) in ranges.into_iter().zip(self.qp_fields) {
+            if !(min..=max).contains(&v) {
+                return invalid(format!("{field} is {v}, outside {min}..={max}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses a PPS NAL unit (with its 1-byte header), keeping the fields only the slice check
+/// bounds as coded ([`Pps::check_slice_limits`]). Slice groups (FMO) are unsupported.
 pub fn parse_pps(pps_nal: &[u8]) -> Result<Pps, CodecError> {
     let header = *pps_nal.first().ok_or(CodecError::Truncated { what: WHAT_PPS, len: 0, need: 2 })?;
     if nal_type(header) != NAL_PPS {
@@ -336,12 +390,7 @@ pub fn parse_pps(pps_nal: &[u8]) -> Result<Pps, CodecError> {
     let l1 = r.read_ue_max("num_ref_idx_l1_default_active_minus1", MAX_REF_IDX_MINUS1)? + 1;
     let weighted_pred = r.read_bit()?;
     let weighted_bipred_idc = r.read_bits(2)?;
-    if weighted_bipred_idc == 3 {
-        return Err(r.invalid("weighted_bipred_idc is 3"));
-    }
-    let pic_init_qp_minus26 = r.read_se_in("pic_init_qp_minus26", -(26 + 6 * MAX_BIT_DEPTH_MINUS8 as i32), 25)?;
-    r.read_se_in("pic_init_qs_minus26", -26, 25)?;
-    r.read_se_in("chroma_qp_index_offset", -12, 12)?;
+    let qp_fields = [r.read_se()?, r.read_se()?, r.read_se()?];
     let deblocking_filter_control_present = r.read_bit()?;
     r.skip_bits(1)?; // constrained_intra_pred_flag
     let redundant_pic_cnt_present = r.read_bit()?;
@@ -353,7 +402,7 @@ pub fn parse_pps(pps_nal: &[u8]) -> Result<Pps, CodecError> {
         num_ref_idx_default: [l0, l1],
         weighted_pred,
         weighted_bipred_idc,
-        pic_init_qp: 26 + pic_init_qp_minus26,
+        qp_fields,
         deblocking_filter_control_present,
         redundant_pic_cnt_present,
     })
@@ -368,11 +417,16 @@ pub struct ParameterSets {
 }
 
 impl ParameterSets {
-    /// The record's SPS (all of them, or only the first with `first_sps_only`) and PPS.
+    /// The record's SPS (all of them, or only the first with `first_sps_only`) and PPS,
+    /// from what the record has parsed already ([`super::AvcConfig::parameter_sets`],
+    /// [`super::AvcConfig::first_sps`]): no SPS is parsed twice.
     pub fn from_config(config: &super::AvcConfig, first_sps_only: bool) -> Result<Self, CodecError> {
+        if !first_sps_only {
+            return config.parameter_sets().cloned();
+        }
         let mut sets = ParameterSets::default();
-        let sps_count = if first_sps_only { config.sps.len().min(1) } else { config.sps.len() };
-        for nal in config.sps[..sps_count].iter().chain(&config.pps) {
+        sets.add_sps(Arc::clone(config.first_sps()?));
+        for nal in &config.pps {
             sets.add(nal)?;
         }
         Ok(sets)
@@ -382,15 +436,42 @@ impl ParameterSets {
     pub fn add(&mut self, nal: &[u8]) -> Result<(), CodecError> {
         match nal.first().map(|&b| nal_type(b)) {
             Some(NAL_SPS) => self.add_sps(Arc::new(parse_sps(nal)?)),
+            Some(NAL_PPS) => self.add_pps(Arc::new(parse_pps(nal)?)),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Like [`ParameterSets::add`], but a set outside the slice check's limits
+    /// ([`Sps::check_slice_limits`], [`Pps::check_slice_limits`]) is refused, not stored.
+    pub fn add_checked(&mut self, nal: &[u8]) -> Result<(), CodecError> {
+        match nal.first().map(|&b| nal_type(b)) {
+            Some(NAL_SPS) => {
+                let sps = parse_sps(nal)?;
+                sps.check_slice_limits()?;
+                self.add_sps(Arc::new(sps));
+            }
             Some(NAL_PPS) => {
                 let pps = parse_pps(nal)?;
-                let id = pps.pic_parameter_set_id;
-                self.pps.retain(|(i, _)| *i != id);
-                self.pps.push((id, Arc::new(pps)));
+                pps.check_slice_limits()?;
+                self.add_pps(Arc::new(pps));
             }
             _ => {}
         }
         Ok(())
+    }
+
+    /// Checks every stored set against the slice check's limits.
+    pub fn check_slice_limits(&self) -> Result<(), CodecError> {
+        self.sps.iter().try_for_each(|(_, s)| s.check_slice_limits())?;
+        self.pps.iter().try_for_each(|(_, p)| p.check_slice_limits())
+    }
+
+    /// Stores an already parsed PPS under its id.
+    pub fn add_pps(&mut self, pps: Arc<Pps>) {
+        let id = pps.pic_parameter_set_id;
+        self.pps.retain(|(i, _)| *i != id);
+        self.pps.push((id, pps));
     }
 
     /// Stores an already parsed SPS under its id.

@@ -487,3 +487,89 @@ fn annexb_splitting() {
         }
     }
 }
+
+/// A High-profile 1280x720 SPS with `max_num_ref_frames` `refs`.
+fn high_sps(refs: u32) -> Vec<u8> {
+    build_sps(|w| {
+        w.bits(8, 100);
+        w.bits(8, 0);
+        w.bits(8, 31);
+        w.ue(0); // sps id
+        w.ue(1); // chroma_format_idc
+        w.ue(0); // bit_depth_luma_minus8
+        w.ue(0); // bit_depth_chroma_minus8
+        w.bit(false); // qpprime_y_zero_transform_bypass_flag
+        w.bit(false); // seq_scaling_matrix_present_flag
+        w.ue(0); // log2_max_frame_num_minus4
+        w.ue(2); // poc type 2
+        w.ue(refs);
+        w.bit(false);
+        w.ue(79);
+        w.ue(44);
+        w.bit(true); // frame_mbs_only
+        w.bit(true); // direct_8x8_inference
+        w.bit(false); // cropping
+        w.bit(false); // vui
+    })
+}
+
+/// A CAVLC PPS (id 0, SPS 0) with `weighted_bipred_idc` and `pic_init_qp_minus26`.
+fn pps_with(weighted_bipred_idc: u64, pic_init_qp_minus26: i32) -> Vec<u8> {
+    let mut w = BitWriter::default();
+    w.ue(0); // pps id
+    w.ue(0); // sps id
+    w.bit(false); // entropy_coding_mode
+    w.bit(false); // bottom_field_pic_order_in_frame_present
+    w.ue(0); // num_slice_groups_minus1
+    w.ue(0);
+    w.ue(0);
+    w.bit(false); // weighted_pred
+    w.bits(2, weighted_bipred_idc);
+    w.se(pic_init_qp_minus26);
+    w.se(0);
+    w.se(0);
+    w.bit(true); // deblocking_filter_control_present
+    w.bit(false);
+    w.bit(false); // redundant_pic_cnt_present
+    let mut nal = vec![0x68];
+    nal.extend(escape(&w.finish_rbsp()));
+    nal
+}
+
+/// As on main: an SPS with more than 16 reference frames, or a PPS with a reserved
+/// `weighted_bipred_idc` or an out-of-range QP, still gives the record, its display size
+/// and picture order counts; only the slice header check refuses it (from the record and
+/// in-band).
+#[test]
+fn values_only_the_slice_check_bounds_are_kept_by_the_parse() {
+    use crate::codecs::poc::H264PocState;
+    use crate::codecs::slices::{check_h264, check_h264_with};
+    let good_pps = Bytes::from(pps_with(0, 0));
+    for (sps, pps, why) in [
+        (high_sps(17), good_pps.clone(), "max_num_ref_frames is 17"),
+        (high_sps(1), Bytes::from(pps_with(3, 0)), "weighted_bipred_idc is 3"),
+        (high_sps(1), Bytes::from(pps_with(0, 30)), "pic_init_qp_minus26 is 30"),
+    ] {
+        let sps = Bytes::from(sps);
+        assert_eq!(parse_sps(&sps).unwrap().max_num_ref_frames > 16, why.contains("max_num_ref"));
+        assert_eq!(sps_dimensions(&sps).unwrap(), Dimensions { width: 1280, height: 720 });
+        let built = AvcConfig::from_parameter_sets(std::slice::from_ref(&sps), std::slice::from_ref(&pps)).unwrap();
+        let avcc = built.to_bytes();
+        let parsed = AvcConfig::parse(&avcc).unwrap();
+        assert_eq!(parsed.dimensions().unwrap(), Dimensions { width: 1280, height: 720 });
+        assert!(parsed.parameter_sets().is_ok());
+        assert!(H264PocState::from_avcc(&avcc).is_ok(), "{why}");
+        let err = check_h264(&avcc, &[]).unwrap_err();
+        assert!(err.contains(why) && err.starts_with("the record's"), "{err}");
+
+        // The same set in-band, after a record that passes.
+        let fine =
+            AvcConfig::from_parameter_sets(&[Bytes::from(high_sps(1))], std::slice::from_ref(&good_pps)).unwrap();
+        let unit = if why.contains("max_num_ref") { &sps } else { &pps };
+        let sample = [&(unit.len() as u32).to_be_bytes()[..], unit].concat();
+        let sets = fine.parameter_sets().unwrap().clone();
+        assert!(check_h264_with(sets.clone(), 4, &[]).is_ok());
+        let err = check_h264_with(sets, 4, &[&sample]).unwrap_err();
+        assert!(err.contains("in-band") && err.contains(why), "{err}");
+    }
+}

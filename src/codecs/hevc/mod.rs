@@ -18,10 +18,12 @@ pub mod sps;
 mod tests;
 
 use std::ops::Range;
+use std::sync::{Arc, OnceLock};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 pub use self::sps::{parse_sps, sps_dimensions, ParameterSets};
+use self::sps::Sps;
 use super::{CodecError, Dimensions};
 
 pub const NAL_IDR_W_RADL: u8 = 19;
@@ -59,7 +61,29 @@ pub fn first_slice_segment_in_pic(nal: &[u8]) -> Option<bool> {
     Some(payload & 0x80 != 0)
 }
 
+/// The record's parameter sets, each parsed on first use and then shared by everything
+/// that reads them from this record: [`HvcConfig::dimensions`], the slice check
+/// ([`crate::codecs::slices::check_hevc_config`]) and picture order count derivation
+/// ([`crate::codecs::poc::HevcPocState::from_config`]). Clones share the parsed sets.
+#[derive(Clone, Debug, Default)]
+struct Parsed {
+    first_sps: OnceLock<Result<Arc<Sps>, CodecError>>,
+    sets: OnceLock<Result<ParameterSets, CodecError>>,
+}
+
+/// Two records are equal by their fields; what has been parsed of them does not matter.
+impl PartialEq for Parsed {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Parsed {}
+
 /// The HEVCDecoderConfigurationRecord (ISO/IEC 14496-15 §8.3.3.1).
+///
+/// The parameter sets are parsed once, when first needed ([`HvcConfig::first_sps`],
+/// [`HvcConfig::parameter_sets`]); change `arrays` only on a record not yet asked for them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HvcConfig {
     pub general_profile_idc: u8,
@@ -86,6 +110,7 @@ pub struct HvcConfig {
     pub temporal_id_nested: bool,
     /// Bit `n` set: the array of NAL type `n` has array_completeness = 1.
     pub array_complete_mask: u64,
+    parsed: Parsed,
 }
 
 impl HvcConfig {
@@ -122,7 +147,11 @@ impl HvcConfig {
                 arrays.push((want, units.to_vec()));
             }
         }
-        let info = parse_sps(first)?;
+        let info = Arc::new(parse_sps(first)?);
+        let parsed = Parsed::default();
+        // The record's first SPS is parsed here, once: dimensions and the slice and POC
+        // parameter sets reuse it.
+        let _ = parsed.first_sps.set(Ok(Arc::clone(&info)));
         Ok(HvcConfig {
             general_profile_idc: info.ptl.general_profile_idc,
             general_level_idc: info.ptl.general_level_idc,
@@ -143,6 +172,7 @@ impl HvcConfig {
             num_temporal_layers: info.max_sub_layers,
             temporal_id_nested: info.temporal_id_nesting,
             array_complete_mask: 0,
+            parsed,
         })
     }
 
@@ -212,13 +242,37 @@ impl HvcConfig {
         [NAL_VPS, NAL_SPS, NAL_PPS].into_iter().filter(|&t| self.units(t).next().is_none()).collect()
     }
 
-    /// Display dimensions from the first SPS.
+    /// Display dimensions from the first SPS ([`HvcConfig::first_sps`]).
     pub fn dimensions(&self) -> Result<Dimensions, CodecError> {
-        let sps = self
-            .units(NAL_SPS)
-            .next()
-            .ok_or_else(|| CodecError::Invalid { what: WHAT_HVCC, reason: "no sequence parameter set".into() })?;
-        sps_dimensions(sps)
+        self.first_sps().map(|s| s.dims)
+    }
+
+    /// The first SPS, parsed on first use and kept.
+    pub fn first_sps(&self) -> Result<&Arc<Sps>, CodecError> {
+        let parse = || {
+            let nal = self
+                .units(NAL_SPS)
+                .next()
+                .ok_or_else(|| CodecError::Invalid { what: WHAT_HVCC, reason: "no sequence parameter set".into() })?;
+            parse_sps(nal).map(Arc::new)
+        };
+        self.parsed.first_sps.get_or_init(parse).as_ref().map_err(Clone::clone)
+    }
+
+    /// All the record's SPS and PPS, parsed on first use and kept (the first SPS is the
+    /// one of [`HvcConfig::first_sps`]). A record without SPS gives empty sets.
+    pub fn parameter_sets(&self) -> Result<&ParameterSets, CodecError> {
+        let parse = || {
+            let mut sets = ParameterSets::default();
+            if self.units(NAL_SPS).next().is_some() {
+                sets.add_sps(Arc::clone(self.first_sps()?));
+            }
+            for nal in self.units(NAL_SPS).skip(1).chain(self.units(NAL_PPS)) {
+                sets.add(nal)?;
+            }
+            Ok(sets)
+        };
+        self.parsed.sets.get_or_init(parse).as_ref().map_err(Clone::clone)
     }
 }
 
@@ -312,5 +366,6 @@ fn parse_hvcc(rec: &[u8], mut take: impl FnMut(Range<usize>) -> Bytes) -> Result
         num_temporal_layers: (rec[21] >> 3) & 7,
         temporal_id_nested: rec[21] & 4 != 0,
         array_complete_mask,
+        parsed: Parsed::default(),
     })
 }

@@ -280,15 +280,6 @@ pub struct ParameterSets {
 }
 
 impl ParameterSets {
-    /// All SPS and PPS of a record.
-    pub fn from_config(config: &super::HvcConfig) -> Result<Self, CodecError> {
-        let mut sets = ParameterSets::default();
-        for nal in config.units(NAL_SPS).chain(config.units(NAL_PPS)) {
-            sets.add(nal)?;
-        }
-        Ok(sets)
-    }
-
     /// Parses an SPS or PPS NAL unit and stores it under its id; other units are ignored.
     pub fn add(&mut self, nal: &[u8]) -> Result<(), CodecError> {
         match nal.first().map(|&b| nal_type(b)) {

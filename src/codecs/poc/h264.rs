@@ -67,8 +67,13 @@ pub struct H264PocState {
 impl H264PocState {
     /// Builds the state from an `avcC` payload: its first SPS and all its PPS.
     pub fn from_avcc(avcc: &[u8]) -> Result<Self, CodecError> {
-        let config = h264::AvcConfig::parse(avcc)?;
-        Self::new(ParameterSets::from_config(&config, true)?)
+        Self::from_config(&h264::AvcConfig::parse(avcc)?)
+    }
+
+    /// Builds the state from a parsed record: its first SPS (as the record parsed it,
+    /// [`h264::AvcConfig::first_sps`]) and all its PPS.
+    pub fn from_config(config: &h264::AvcConfig) -> Result<Self, CodecError> {
+        Self::new(ParameterSets::from_config(config, true)?)
     }
 
     /// Builds the state from parameter sets already parsed (at least one SPS).

@@ -30,8 +30,13 @@ pub struct HevcPocState {
 impl HevcPocState {
     /// Builds the state from an `hvcC` payload: all its SPS and PPS.
     pub fn from_hvcc(hvcc: &[u8]) -> Result<Self, CodecError> {
-        let config = HvcConfig::parse(hvcc)?;
-        Self::new(ParameterSets::from_config(&config)?)
+        Self::from_config(&HvcConfig::parse(hvcc)?)
+    }
+
+    /// Builds the state from a parsed record: all its SPS and PPS, as the record parsed
+    /// them ([`HvcConfig::parameter_sets`]).
+    pub fn from_config(config: &HvcConfig) -> Result<Self, CodecError> {
+        Self::new(config.parameter_sets()?.clone())
     }
 
     /// Builds the state from parameter sets already parsed (at least one SPS).

@@ -444,4 +444,30 @@ fn poc_and_slice_check_share_one_sps_parse() {
     // Only in-band SPS units (if any) add parses; the record's is never read again.
     assert_eq!(parses() - start, 1 + in_band);
     assert!(H264PocState::new(h264::ParameterSets::default()).is_err());
+
+    // The production entry points: a record, parsed from its bytes or built from its
+    // parameter sets, gives its dimensions, the slice check and the POC state (and its
+    // clones) from one parse of each of its SPS.
+    let in_band_used = sps_units(&samples[..checked]) + sps_units(&samples[..1]);
+    let builds: [&dyn Fn() -> h264::AvcConfig; 2] = [&|| h264::AvcConfig::parse(&avcc).unwrap(), &|| {
+        h264::AvcConfig::from_parameter_sets(&config.sps, &config.pps).unwrap()
+    }];
+    for build in builds {
+        let start = parses();
+        let config = build();
+        assert!(config.dimensions().unwrap().width > 0);
+        assert!(crate::codecs::slices::check_h264_config(&config, &refs[..checked]).is_ok());
+        let mut state = H264PocState::from_config(&config).unwrap();
+        state.picture(&split(&samples[0])).unwrap();
+        let copy = config.clone();
+        assert!(copy.dimensions().is_ok() && copy.parameter_sets().is_ok());
+        assert_eq!(parses() - start, config.sps.len() + in_band_used);
+    }
+    // The byte-level entry points parse the record once each.
+    let start = parses();
+    assert!(H264PocState::from_avcc(&avcc).is_ok());
+    assert_eq!(parses() - start, 1);
+    let start = parses();
+    assert!(crate::codecs::slices::check_h264(&avcc, &refs[..checked]).is_ok());
+    assert_eq!(parses() - start, config.sps.len() + sps_units(&samples[..checked]));
 }

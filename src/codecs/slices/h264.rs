@@ -20,12 +20,23 @@ const MAX_MMCO: usize = 66;
 /// for the first slice that does not fit, which sample and why.
 pub fn check_h264(avcc: &[u8], samples: &[&[u8]]) -> Result<SliceCheck, String> {
     let rec = h264::AvcConfig::parse(avcc).map_err(|e| e.to_string())?;
-    let sets = ParameterSets::from_config(&rec, false).map_err(|e| format!("the record's {e}"))?;
-    check_h264_with(sets, rec.nal_length_size, samples)
+    check_h264_config(&rec, samples)
+}
+
+/// Like [`check_h264`], for a record already parsed: its parameter sets are the ones it
+/// has parsed ([`h264::AvcConfig::parameter_sets`]), shared with everything else that reads
+/// them from `rec`.
+pub fn check_h264_config(rec: &h264::AvcConfig, samples: &[&[u8]]) -> Result<SliceCheck, String> {
+    let sets = rec.parameter_sets().map_err(|e| format!("the record's {e}"))?;
+    check_h264_with(sets.clone(), rec.nal_length_size, samples)
 }
 
 /// Like [`check_h264`], with the record's parameter sets already parsed.
+///
+/// The sets may hold values only this check bounds ([`ParameterSets::check_slice_limits`]);
+/// they are refused here, as are such in-band sets.
 pub fn check_h264_with(mut sets: ParameterSets, nal_length_size: u8, samples: &[&[u8]]) -> Result<SliceCheck, String> {
+    sets.check_slice_limits().map_err(|e| format!("the record's {e}"))?;
     let mut out = SliceCheck { slices: 0, inband_parameter_sets: false };
     let mut frames = FrameNums::default();
     for (i, sample) in samples.iter().enumerate() {
@@ -37,7 +48,7 @@ pub fn check_h264_with(mut sets: ParameterSets, nal_length_size: u8, samples: &[
             match h264::nal_type(b0) {
                 h264::NAL_SPS | h264::NAL_PPS => {
                     out.inband_parameter_sets = true;
-                    sets.add(nal).map_err(|e| at(&format!("in-band {e}")))?;
+                    sets.add_checked(nal).map_err(|e| at(&format!("in-band {e}")))?;
                 }
                 h264::NAL_SLICE | h264::NAL_IDR if in_sample < MAX_SLICES_PER_SAMPLE => {
                     let h = slice_header(&sets, nal).map_err(|e| at(&e))?;
@@ -281,7 +292,7 @@ fn read_tail(r: &mut BitReader<'_>, s: &Start) -> Result<(), CodecError> {
         r.read_ue_max("cabac_init_idc", 2)?;
     }
     let slice_qp_delta = r.read_se()?;
-    let qp = i64::from(s.pps.pic_init_qp) + i64::from(slice_qp_delta);
+    let qp = s.pps.pic_init_qp() + i64::from(slice_qp_delta);
     let qp_bd_offset = s.sps.qp_bd_offset_y();
     if qp < -i64::from(qp_bd_offset) || qp > 51 {
         return Err(r.invalid(format!("slice QP {qp} is outside -{qp_bd_offset}..=51")));

@@ -12,8 +12,15 @@ const WHAT_SLICE: &str = "HEVC slice header";
 /// Like [`super::check_h264`], for an HEVC record `hvcc`.
 pub fn check_hevc(hvcc: &[u8], samples: &[&[u8]]) -> Result<SliceCheck, String> {
     let rec = hevc::HvcConfig::parse(hvcc).map_err(|e| e.to_string())?;
-    let sets = ParameterSets::from_config(&rec).map_err(|e| format!("the record's {e}"))?;
-    check_hevc_with(sets, rec.nal_length_size, samples)
+    check_hevc_config(&rec, samples)
+}
+
+/// Like [`check_hevc`], for a record already parsed: its parameter sets are the ones it
+/// has parsed ([`hevc::HvcConfig::parameter_sets`]), shared with everything else that reads
+/// them from `rec`.
+pub fn check_hevc_config(rec: &hevc::HvcConfig, samples: &[&[u8]]) -> Result<SliceCheck, String> {
+    let sets = rec.parameter_sets().map_err(|e| format!("the record's {e}"))?;
+    check_hevc_with(sets.clone(), rec.nal_length_size, samples)
 }
 
 /// Like [`check_hevc`], with the record's parameter sets already parsed.

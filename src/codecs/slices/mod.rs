@@ -30,7 +30,7 @@ mod tests;
 
 pub use self::h264::check_h264;
 #[cfg(test)]
-pub use self::h264::check_h264_with;
+pub use self::h264::{check_h264_config, check_h264_with};
 pub use self::hevc::check_hevc;
 
 /// Bytes of a slice NAL unit unescaped for its header: the longest H.264 header (32

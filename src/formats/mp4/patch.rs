@@ -13,7 +13,8 @@
 //!   `edts`), `mdia` patched, anything else (`tref`, `udta`, `meta`...) copied.
 //! - `mdia`: `mdhd` rewritten (duration, optionally timescale), `minf` patched down to
 //!   `stbl`, anything else (`hdlr`, `elng`...) copied.
-//! - `stbl`: `stsd` copied, or rebuilt from new sample entries; every box of
+//! - `stbl`: `stsd` copied, or rebuilt from new sample entries (written first when the input
+//!   `stbl` has none); every box of
 //!   [`PER_SAMPLE`] dropped; `sgpd` copied unless the caller writes the track's sample
 //!   groups itself ([`TrackPatch::sample_groups`]); anything else copied in order; then the
 //!   new tables ([`TableBuilder::write`]) and the caller's extra boxes.
@@ -189,15 +190,16 @@ pub fn kept_in_stbl(fourcc: FourCc, own_sample_groups: bool) -> bool {
 
 fn patch_stbl(out: &mut BytesMut, stbl: &Child<'_>, patch: &TrackPatch<'_>) -> Result<(), Mp4Error> {
     let start = open(out, b"stbl");
+    // New entries replace the `stsd` where it is; an `stbl` without one gets it first, where
+    // ISO/IEC 14496-12 §8.5.2 and every writer put it.
+    let has_stsd = stbl.reader().children().any(|c| c.is_ok_and(|c| c.fourcc.0 == *b"stsd"));
+    if let (Some(entries), false) = (patch.entries, has_stsd) {
+        write_stsd(out, entries);
+    }
     for c in stbl.reader().children() {
         let c = c?;
         match (&c.fourcc.0, patch.entries) {
-            (b"stsd", Some(entries)) => {
-                let stsd = open_full(out, b"stsd", 0, 0);
-                out.put_u32(entries.len() as u32);
-                entries.iter().for_each(|e| out.put_slice(e));
-                close(out, stsd);
-            }
+            (b"stsd", Some(entries)) => write_stsd(out, entries),
             _ if kept_in_stbl(c.fourcc, patch.sample_groups) => out.put_slice(c.data),
             _ => {}
         }
@@ -206,6 +208,14 @@ fn patch_stbl(out: &mut BytesMut, stbl: &Child<'_>, patch: &TrackPatch<'_>) -> R
     out.put_slice(patch.extra);
     close(out, start);
     Ok(())
+}
+
+/// An `stsd` holding `entries`.
+fn write_stsd(out: &mut BytesMut, entries: &[Bytes]) {
+    let stsd = open_full(out, b"stsd", 0, 0);
+    out.put_u32(entries.len() as u32);
+    entries.iter().for_each(|e| out.put_slice(e));
+    close(out, stsd);
 }
 
 #[cfg(test)]
@@ -270,6 +280,41 @@ mod tests {
         let kids = stbl_children(&patch_moov(&input, 0, 8, &patch).unwrap());
         assert_eq!(kids.iter().filter(|k| *k == b"sgpd").count(), 1);
         assert!(kids.iter().any(|k| k == b"zzzz"));
+    }
+
+    #[test]
+    fn new_entries_make_an_stsd_when_the_stbl_has_none() {
+        let entry = Bytes::from(boxed(b"avc1", &[7; 16]));
+        let tables = TableBuilder::new();
+        let track = TrackPatch {
+            track_duration: 0,
+            media_timescale: None,
+            media_duration: 0,
+            edits: None,
+            entries: Some(std::slice::from_ref(&entry)),
+            tables: &tables,
+            extra: &[],
+            sample_groups: false,
+        };
+        let patch = MoviePatch { timescale: 1000, duration: 0, next_track_id: 2, tracks: std::slice::from_ref(&track) };
+        for (input, want) in [
+            (moov(&[b"stts", b"zzzz"]), [&b"stsd"[..], b"zzzz", b"stts", b"stsz", b"stsc", b"stco"]),
+            (moov(&[b"zzzz", b"stsd"]), [&b"zzzz"[..], b"stsd", b"stts", b"stsz", b"stsc", b"stco"]),
+        ] {
+            let out = patch_moov(&input, 0, 8, &patch).unwrap();
+            let kids = stbl_children(&out);
+            let names: Vec<&[u8]> = kids.iter().map(|k| k.as_slice()).collect();
+            assert_eq!(names, want);
+            // One entry, the new one, in the one `stsd`.
+            let at = out.windows(4).position(|w| w == b"stsd").unwrap();
+            assert_eq!(&out[at + 8..at + 12], &1u32.to_be_bytes());
+            assert_eq!(&out[at + 12..at + 12 + entry.len()], &entry[..]);
+        }
+        // Without new entries, no `stsd` is made up.
+        let copied = TrackPatch { entries: None, ..track };
+        let out = patch_moov(&moov(&[b"stts"]), 0, 8, &MoviePatch { tracks: std::slice::from_ref(&copied), ..patch })
+            .unwrap();
+        assert!(!stbl_children(&out).contains(b"stsd"));
     }
 
     #[test]
