@@ -10,7 +10,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use crate::formats::mp4::finalize as mp4;
-use crate::formats::{sniff, ContainerKind, FinalizePlan, WriteStep, SNIFF_LEN};
+use crate::formats::{sniff, ContainerKind, FinalizePlan, SNIFF_LEN};
 use crate::io::{describe_write_error, lock_or_refuse, Apply, Barriers};
 
 /// Why a file could not be finalized.
@@ -48,15 +48,6 @@ pub struct FinalizeReport {
     pub notes: Vec<String>,
 }
 
-/// Applies `steps` to `file` in order; with `sync`, each step reaches stable storage
-/// before the next begins. Returns the bytes written. A step that fails while writing past
-/// the end of the file (a full disk) is undone by cutting the file back (see
-/// [`crate::io::Apply`]).
-pub fn apply(file: &File, steps: &[WriteStep], sync: bool) -> std::io::Result<u64> {
-    let barriers = if sync { Barriers::EachStep } else { Barriers::Never };
-    Apply::new(barriers).run(file, steps)
-}
-
 /// Makes the file at `path` (a fragmented MP4, or a Matroska/WebM file as a crash or a
 /// browser leaves it) seekable and indexed, in place.
 ///
@@ -76,7 +67,8 @@ fn finalize_path(path: &Path) -> Result<FinalizeReport, FinalizeError> {
     let container = sniff(&head[..n]).ok_or(FinalizeError::UnknownContainer)?;
     file.seek(SeekFrom::Start(0))?;
     let plan = plan(container, &mut file, len_before)?;
-    let bytes_written = apply(&file, &plan.steps, true).map_err(|e| describe_write_error(path, e))?;
+    let bytes_written =
+        Apply::new(Barriers::EachStep).run(&file, &plan.steps).map_err(|e| describe_write_error(path, e))?;
     Ok(FinalizeReport {
         container,
         len_before,

@@ -13,6 +13,8 @@ use livemux::io::{apply_in_memory, Apply, Barriers, Durability, FragmentWriter, 
 use livemux::{ErrorKind, Fragment, FragmentKind};
 use proptest::prelude::*;
 
+mod common;
+
 /// Set in a child process that runs one test's body under a limit or a tracer.
 const CHILD: &str = "LIVEMUX_IO_TEST_CHILD";
 
@@ -23,7 +25,7 @@ fn run_child(name: &str, arg: &str, trace: Option<&Path>) -> Output {
     let mut cmd = match trace {
         Some(log) => {
             let mut c = Command::new("strace");
-            c.args(["-f", "-y", "-e", "trace=pwrite64,ftruncate,fdatasync,writev", "-o"]).arg(log).arg(&exe);
+            c.args(["-f", "-y", "-e", "trace=pwrite64,ftruncate,fdatasync,fsync,writev", "-o"]).arg(log).arg(&exe);
             c
         }
         None => Command::new(&exe),
@@ -105,10 +107,37 @@ fn calls_on(trace: &Path, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// The calls on the file named `name` and on the directory `dir` itself (marked `(dir)`),
+/// in order.
+fn calls_on_file_and_dir(trace: &Path, name: &str, dir: &Path) -> Vec<String> {
+    let dir_fd = format!("<{}>", std::fs::canonicalize(dir).unwrap().display());
+    std::fs::read_to_string(trace)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("resumed"))
+        .filter_map(|l| {
+            let call = l.split_whitespace().nth(1)?.split('(').next()?.to_string();
+            if l.contains(name) {
+                Some(call)
+            } else if l.contains(&dir_fd) {
+                Some(format!("{call}(dir)"))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// Whether strace is installed and can trace here. Missing, or unable to trace (no
+/// ptrace), fails the test under LIVEMUX_REQUIRE_TOOLS=1 and says SKIPPED otherwise.
 fn strace_works() -> bool {
+    if !common::tools(&["strace"]) {
+        return false;
+    }
     let ok = Command::new("strace").args(["-o", "/dev/null", "true"]).status().is_ok_and(|s| s.success());
     if !ok {
-        eprintln!("SKIPPED: strace cannot trace here");
+        assert!(!common::tools_required(), "LIVEMUX_REQUIRE_TOOLS=1 but strace cannot trace here (ptrace denied?)");
+        eprintln!("SKIPPED: strace cannot trace here (set LIVEMUX_REQUIRE_TOOLS=1 to make this an error)");
     }
     ok
 }
@@ -165,11 +194,23 @@ fn every_step_is_durable_before_the_next() {
         ["pwrite64", "pwrite64", "pwrite64", "fdatasync", "pwrite64", "fdatasync"],
         "an append plan: barriers where the plan puts them, none between"
     );
-    let frags = calls_on(&trace, "fragments.bin");
+    let frags = calls_on_file_and_dir(&trace, "fragments.bin", dir.path());
     assert_eq!(
         frags,
-        ["ftruncate", "writev", "fdatasync", "writev", "fdatasync", "writev", "fdatasync", "pwrite64", "fdatasync"],
-        "fragments: the cut to 0 after the lock, then each fragment durable before the next"
+        [
+            "ftruncate",
+            "writev",
+            "fdatasync",
+            "fsync(dir)",
+            "writev",
+            "fdatasync",
+            "writev",
+            "fdatasync",
+            "pwrite64",
+            "fdatasync"
+        ],
+        "fragments: the cut to 0 after the lock, then each fragment durable before the next, and the \
+         directory entry of the new file durable after the first"
     );
     assert_eq!(std::fs::read(dir.path().join("marked.bin")).unwrap()[1000..], bytes(600, 3)[..]);
 }
@@ -219,6 +260,25 @@ fn child_fails_writes_past_a_size_limit() {
     let e = w.write(&frags[2]).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Io, "{e}");
     assert_eq!(e.path(), Some(dir.join("fragments.bin").as_path()));
+    // The writer is failed: a later fragment, even one that fits (in place, under the limit),
+    // is refused and the file is left as the cut-back made it (checked by the parent).
+    assert!(w.has_failed());
+    for later in [frags[2].clone(), Fragment::finalize(0, bytes(8, 9))] {
+        let e = w.write(&later).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Io, "{e}");
+        assert!(
+            e.to_string().contains("an earlier write failed; the file holds every fragment up to byte 3000"),
+            "{e}"
+        );
+    }
+    // A first fragment that fails: the file is removed and stays removed.
+    let mut w = FragmentWriter::create(dir.join("first.bin"));
+    w.write(&fragments(&[5000])[0]).unwrap_err();
+    assert!(!dir.join("first.bin").exists());
+    let e = w.write(&fragments(&[10])[0]).unwrap_err();
+    assert!(e.to_string().contains("an earlier write failed; no fragment was kept"), "{e}");
+    let e = w.write(&Fragment::finalize(0, bytes(4, 9))).unwrap_err();
+    assert!(e.to_string().contains("an earlier write failed"), "{e}");
 }
 
 #[test]
@@ -236,8 +296,10 @@ fn a_write_that_fails_past_the_end_is_cut_back() {
     let marked = std::fs::read(dir.path().join("marked.bin")).unwrap();
     assert_eq!(marked, vec![7u8; 1000], "back to the length at the last barrier");
     let frags = std::fs::read(dir.path().join("fragments.bin")).unwrap();
-    assert_eq!(frags.len(), 3000, "the two complete fragments");
+    assert_eq!(frags.len(), 3000, "the two complete fragments, untouched by the refused writes after the failure");
+    assert_eq!(frags[..1500], fragments(&[1500])[0].to_bytes()[..]);
     assert_eq!(frags[1500..], fragments(&[1500, 1500])[1].to_bytes()[..]);
+    assert!(!dir.path().join("first.bin").exists(), "a failed first fragment leaves no file");
 }
 
 // ------------------------------------------------------------- FragmentWriter
@@ -307,11 +369,33 @@ fn a_file_that_appeared_meanwhile_is_not_clobbered() {
     assert_eq!(e.path(), Some(path.as_path()));
     assert_eq!(std::fs::read(&path).unwrap(), b"someone else's");
 
-    // Told to overwrite, it does.
+    // Even told to overwrite: that covers a file the caller saw, not one made meanwhile.
     let mut w = FragmentWriter::create(dir.path().join("other.bin")).with_overwrite(true);
     std::fs::write(dir.path().join("other.bin"), b"old contents, longer").unwrap();
+    let e = w.write(&fragments(&[10])[0]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::OutputRefused);
+    assert!(e.to_string().contains("was created by another program during this run"), "{e}");
+    assert_eq!(std::fs::read(dir.path().join("other.bin")).unwrap(), b"old contents, longer");
+}
+
+/// The sink's overwrite rule, as `SinkConfig` documents it: `Some(true)` replaces a file
+/// that existed when the writer was made, never one that appeared during the run.
+#[test]
+fn a_sink_told_to_overwrite_never_replaces_a_file_made_during_the_run() {
+    use livemux::SinkConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let seen = dir.path().join("seen.bin");
+    std::fs::write(&seen, b"the caller's old output").unwrap();
+    let mut w = SinkConfig::new(&seen).with_overwrite(true).writer();
     w.write(&fragments(&[10])[0]).unwrap();
-    assert_eq!(std::fs::read(dir.path().join("other.bin")).unwrap(), bytes(10, 0));
+    assert_eq!(std::fs::read(&seen).unwrap(), bytes(10, 0), "existed when the run began: replaced");
+
+    let late = dir.path().join("late.bin");
+    let mut w = SinkConfig::new(&late).with_overwrite(true).writer();
+    std::fs::write(&late, b"someone else's").unwrap();
+    let e = w.write(&fragments(&[10])[0]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::OutputRefused, "{e}");
+    assert_eq!(std::fs::read(&late).unwrap(), b"someone else's", "appeared during the run: left as it is");
 }
 
 #[test]
@@ -360,7 +444,14 @@ impl Tmpfs {
         match o {
             Ok(o) if o.status.success() => Some(Tmpfs(dir)),
             _ => {
-                eprintln!("SKIPPED: cannot mount a tmpfs here");
+                // CI runs as root, where the mount works: there a failure is an error.
+                assert!(
+                    !common::tools_required(),
+                    "LIVEMUX_REQUIRE_TOOLS=1 but a tmpfs cannot be mounted here (not root?): {o:?}"
+                );
+                eprintln!(
+                    "SKIPPED: cannot mount a tmpfs here (needs root; set LIVEMUX_REQUIRE_TOOLS=1 to make this an error)"
+                );
                 None
             }
         }
@@ -392,5 +483,14 @@ fn a_full_disk_keeps_every_complete_fragment_and_names_the_file_system() {
     assert!(text.contains("no space left on device while writing"), "{text}");
     assert!(text.contains(&format!("mounted at {}", fs.0.path().display())), "{text}");
     assert_eq!(std::fs::metadata(&path).unwrap().len(), complete as u64 * 20_000, "the torn fragment is cut off");
+    // The cut freed room, but the writer is failed: neither the next fragment nor an in-place
+    // change is written, so nothing lands after a run of zeros or over a complete fragment.
+    let before = std::fs::read(&path).unwrap();
+    let want = format!("an earlier write failed; the file holds every fragment up to byte {}", complete * 20_000);
+    for later in [frags[complete].clone(), Fragment::finalize(0, bytes(8, 9))] {
+        let e = w.write(&later).unwrap_err();
+        assert!(e.to_string().contains(&want), "{e}");
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), before, "the refused writes left the file as it was");
     drop(w);
 }

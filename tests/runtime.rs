@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{ffprobe, framemd5, livemux, tools};
+use livemux::io::{apply_in_memory, WriteStep};
 use livemux::pipeline::{Collect, Feed, Pipeline, Tap};
 use livemux::stages::mux::{MuxConfig, MuxFormat};
 use livemux::{ErrorKind, Fragment, FragmentKind};
@@ -22,13 +23,10 @@ fn recording() -> Bytes {
     Bytes::from(common::browser_chunks("chrome_mp4_avc1_opus").concat())
 }
 
-/// Writes each fragment at its offset, as a file output would.
+/// Writes the fragment at its offset, as a file output would (the library's in-memory
+/// applier).
 fn apply(output: &mut Vec<u8>, f: &Fragment) {
-    let (at, bytes) = (f.offset as usize, f.to_bytes());
-    if output.len() < at + bytes.len() {
-        output.resize(at + bytes.len(), 0);
-    }
-    output[at..at + bytes.len()].copy_from_slice(&bytes);
+    apply_in_memory(output, &[], &[WriteStep::from_fragment(f)]);
 }
 
 /// Applies every fragment still to come to `output`, noting their kinds.
@@ -39,14 +37,25 @@ async fn collect_all(fragments: &mut Collect, output: &mut Vec<u8>, kinds: &mut 
     }
 }
 
-/// Feeds `data` in pieces of `piece` bytes; stops quietly when the pipeline does.
-async fn feed_all(mut feed: Feed, data: Bytes, piece: usize) {
+/// Feeds `data` in pieces of `piece` bytes, then (with `hold_open`) keeps the input open,
+/// sending nothing more, until the pipeline refuses the feed. Returns whether the feed was
+/// refused (the pipeline stopped before the input ended).
+async fn feed_all(mut feed: Feed, data: Bytes, piece: usize, hold_open: bool) -> bool {
     for at in (0..data.len()).step_by(piece) {
         if feed.send(data.slice(at..(at + piece).min(data.len()))).await.is_err() {
-            return;
+            return true;
         }
     }
-    feed.finish();
+    if !hold_open {
+        feed.finish();
+        return false;
+    }
+    loop {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        if feed.send(Bytes::new()).await.is_err() {
+            return true;
+        }
+    }
 }
 
 /// What `livemux remux` writes to a file from `input` read as a stream (as the fed
@@ -138,7 +147,7 @@ fn a_panicking_stage_is_an_internal_error() {
         return;
     }
     let data = recording();
-    let (result, output, kinds) = rt().block_on(async {
+    let (result, output, kinds, refused) = rt().block_on(async {
         let fragment = livemux::FragmentPolicy::new(200, 400);
         let mux = MuxConfig { fragment, ..Default::default() };
         let (mut pipeline, feed, mut fragments) = Pipeline::remux_fed(Default::default(), mux).unwrap();
@@ -157,13 +166,14 @@ fn a_panicking_stage_is_an_internal_error() {
         });
         pipeline.insert_after("mux", "bomb", bomb).unwrap();
         let run = tokio::spawn(pipeline.run(CancellationToken::new()));
-        let feeding = tokio::spawn(feed_all(feed, data.clone(), 4096));
+        let feeding = tokio::spawn(feed_all(feed, data.clone(), 4096, true));
         let (mut output, mut kinds) = (Vec::new(), Vec::new());
         tokio::time::timeout(LIMIT, collect_all(&mut fragments, &mut output, &mut kinds)).await.expect("output ends");
         let result = tokio::time::timeout(LIMIT, run).await.expect("run returns").expect("run is not a panic");
-        tokio::time::timeout(LIMIT, feeding).await.expect("the feed is refused once the run stopped").unwrap();
-        (result, output, kinds)
+        let refused = tokio::time::timeout(LIMIT, feeding).await.expect("the feed ends").unwrap();
+        (result, output, kinds, refused)
     });
+    assert!(refused, "the feed is refused once the run stopped");
     let e = result.expect_err("a panic is an error");
     assert_eq!(e.kind(), ErrorKind::Internal, "{e}");
     let message = e.to_string();

@@ -44,23 +44,15 @@ pub enum WriteStep {
 }
 
 impl WriteStep {
-    /// Bytes the step writes.
+    /// Bytes the step writes: 0 for a truncation or a barrier, which still do something
+    /// (hence no `is_empty`).
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> u64 {
         match self {
             WriteStep::Write { data, .. } => data.len() as u64,
             WriteStep::Copy { len, .. } => *len,
             WriteStep::Truncate { .. } | WriteStep::Sync => 0,
         }
-    }
-
-    /// Bytes the step writes (the same as [`WriteStep::len`]).
-    pub fn written(&self) -> u64 {
-        self.len()
-    }
-
-    /// Whether the step writes no bytes.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The write of a fragment at its offset.

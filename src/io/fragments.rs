@@ -8,15 +8,17 @@
 //!
 //! Protecting what is already on disk:
 //! - The output is opened when the first fragment is ready, never before: a run that fails
-//!   earlier neither creates nor clobbers it. Unless told to overwrite, a file that did not
-//!   exist when the writer was made but exists then (another program made it meanwhile) is
-//!   not overwritten.
+//!   earlier neither creates nor clobbers it. A file that did not exist when the writer was
+//!   made but exists then (another program made it meanwhile) is never overwritten, even
+//!   when overwriting is allowed: that covers only a file the caller saw.
 //! - A regular file is opened without `O_TRUNC`, locked (`flock(LOCK_EX|LOCK_NB)`, held until
 //!   the writer is dropped) and only then cut to 0 bytes, so a second writer onto a file that
 //!   is being written fails with "being written by another process (locked)" and changes
 //!   nothing. `livemux finalize` and `livemux append` refuse a locked file the same way.
 //! - A write that fails (a full disk) is cut back to the end of the last complete fragment,
-//!   and the error names the file system that is full.
+//!   and the error names the file system that is full. If nothing was complete in a file the
+//!   writer made, the file is removed. Either way the writer is then failed: every later
+//!   write is refused without touching the file, which keeps what it held after the failure.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice, Seek, SeekFrom, Write};
@@ -82,6 +84,8 @@ pub struct FragmentWriter {
     /// Where the next media fragment goes when it follows the last one.
     pos: u64,
     first: bool,
+    /// The kind of the error that failed the writer: later writes are refused with it.
+    failed: Option<io::ErrorKind>,
 }
 
 /// An open output: stdout, a regular file (locked), or another kind of file (a FIFO, a
@@ -116,6 +120,7 @@ impl FragmentWriter {
             complete: 0,
             pos: 0,
             first: true,
+            failed: None,
         }
     }
 
@@ -125,8 +130,9 @@ impl FragmentWriter {
         self
     }
 
-    /// Whether a file at the path may be replaced (`true`) or is refused (`false`) when the
-    /// first fragment is written.
+    /// Whether a file at the path when the writer was made may be replaced (`true`) or is
+    /// refused (`false`) when the first fragment is written. A file that appears later is
+    /// refused either way.
     pub fn with_overwrite(mut self, overwrite: bool) -> Self {
         self.overwrite = overwrite;
         self
@@ -148,9 +154,36 @@ impl FragmentWriter {
         self.write_io(fragment).map_err(|e| output_error(e, &self.name))
     }
 
+    /// Whether a write failed: every later one is refused.
+    pub fn has_failed(&self) -> bool {
+        self.failed.is_some()
+    }
+
     /// [`FragmentWriter::write`] with the `io::Error` (already worded for the user: a full
-    /// disk names its file system, a closed pipe says "output closed").
+    /// disk names its file system, a closed pipe says "output closed"). After an error the
+    /// writer is failed and refuses every later write without touching the output.
     pub(crate) fn write_io(&mut self, fragment: &Fragment) -> io::Result<()> {
+        if let Some(kind) = self.failed {
+            return Err(self.refused(kind));
+        }
+        let written = self.write_fragment(fragment);
+        if let Err(e) = &written {
+            self.failed = Some(e.kind());
+        }
+        written
+    }
+
+    /// The error of a write after a failed one.
+    fn refused(&self, kind: io::ErrorKind) -> io::Error {
+        let what = match &self.out {
+            None => "no fragment was kept".to_string(),
+            Some(o) if o.regular => format!("the file holds every fragment up to byte {}", self.complete),
+            Some(_) => "nothing more is written to this stream".to_string(),
+        };
+        io::Error::new(kind, format!("an earlier write failed; {what}"))
+    }
+
+    fn write_fragment(&mut self, fragment: &Fragment) -> io::Result<()> {
         if fragment.kind == FragmentKind::Finalize {
             return self.write_in_place(fragment);
         }
@@ -176,8 +209,10 @@ impl FragmentWriter {
         if let Err(e) = written {
             if regular {
                 if self.complete == 0 && !self.existed {
-                    // Nothing complete in a file this writer made: leave no file at all.
+                    // Nothing complete in a file this writer made: leave no file at all, and
+                    // keep no descriptor on the removed file.
                     let _ = std::fs::remove_file(&self.path);
+                    self.out = None;
                 } else if o.file.set_len(self.complete).is_ok() {
                     // A torn fragment at the end is cut off: the file keeps every complete one.
                     let _ = o.file.sync_data();
@@ -225,7 +260,7 @@ impl FragmentWriter {
         let path = &self.path;
         let mut options = OpenOptions::new();
         options.write(true);
-        if self.overwrite {
+        if self.overwrite && self.existed {
             options.create(true);
         } else {
             // Never replace what someone else made since, or what the caller keeps.

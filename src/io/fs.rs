@@ -57,10 +57,7 @@ pub fn describe_write_error(path: &Path, e: io::Error) -> io::Error {
         // A device (/dev/full) or a pipe: no file system to name.
         return io::Error::new(e.kind(), format!("no space left on device while writing {}", path.display()));
     }
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = super::parent_dir(path).to_path_buf();
     let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
     let mount = mount_point(&dir);
     let free = free_bytes(&dir).map(|b| format!(" ({b} bytes free)")).unwrap_or_default();

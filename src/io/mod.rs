@@ -73,8 +73,8 @@ impl<'a> Apply<'a> {
         self
     }
 
-    /// Sleep after every step (crash tests use it to kill the process between steps).
-    pub fn pause(mut self, pause: Option<Duration>) -> Self {
+    /// Sleep after every step (a test hook: crash tests kill the process between steps).
+    pub(crate) fn pause(mut self, pause: Option<Duration>) -> Self {
         self.pause = pause;
         self
     }

@@ -86,10 +86,14 @@ impl Graph {
     /// Adds `spec`, a stage that takes and gives what stage `after` gives, between `after`
     /// and the stages that read it. Returns its index. The caller checks the ports and the
     /// name.
+    /// The consumers' `spec.input` is renamed too, so that the specs and `inputs` agree.
     pub(crate) fn insert_after(&mut self, after: usize, mut spec: StageSpec) -> usize {
         let new = self.stages.len();
-        for input in self.inputs.iter_mut().filter(|input| **input == Some(after)) {
-            *input = Some(new);
+        for (input, consumer) in self.inputs.iter_mut().zip(self.stages.iter_mut()) {
+            if *input == Some(after) {
+                *input = Some(new);
+                consumer.input = Some((spec.name.clone(), 0..0));
+            }
         }
         spec.input = Some((self.stages[after].name.clone(), 0..0));
         self.stages.push(spec);
@@ -304,6 +308,34 @@ mod tests {
 ]"#,
         );
         assert_eq!(errors, ["stages 'a', 'b' read each other's output in a loop"]);
+    }
+
+    #[test]
+    fn a_stage_inserted_after_another_is_what_its_consumers_name() {
+        let text = r#"stage = [
+  { kind = "source", path = "-" }, { kind = "probe" }, { kind = "codecpar-extract" },
+  { kind = "packet-split" }, { kind = "mux" },
+  { kind = "sink", name = "file", path = "out.mp4" },
+  { kind = "sink", name = "pipe", path = "-", input = "mux" },
+]"#;
+        let (stages, mut errors) = parse(text, &[]);
+        let mut graph = build(stages, &mut errors).expect("a valid graph");
+        let mux = graph.find("mux").unwrap();
+        let spec = StageSpec {
+            name: "t".into(),
+            config: super::super::spec::StageConfig::Tap,
+            input: None,
+            span: 0..0,
+            name_span: 0..0,
+        };
+        let t = graph.insert_after(mux, spec);
+        for sink in ["file", "pipe"] {
+            let i = graph.find(sink).unwrap();
+            assert_eq!(graph.inputs[i], Some(t));
+            assert_eq!(graph.stages[i].input.as_ref().map(|(n, _)| n.as_str()), Some("t"), "{sink}");
+        }
+        assert_eq!(graph.stages[t].input.as_ref().map(|(n, _)| n.as_str()), Some("mux"));
+        assert_eq!(graph.inputs[t], Some(mux));
     }
 
     #[test]

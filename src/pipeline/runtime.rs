@@ -166,7 +166,8 @@ fn start(
 }
 
 /// A source fed from code: forwards the chunks sent to its [`Feed`](super::Feed) until
-/// the feed finishes or `stop` is cancelled, which ends the input as Ctrl-C ends a file.
+/// the feed finishes or `stop` is cancelled, which ends the input as Ctrl-C ends a file,
+/// also while a chunk waits for a stuck downstream stage.
 async fn fed_source(mut feed: mpsc::Receiver<Chunk>, out: Outputs<Chunk>, stop: CancellationToken) -> StageOutcome {
     loop {
         let chunk = tokio::select! {
@@ -177,8 +178,12 @@ async fn fed_source(mut feed: mpsc::Receiver<Chunk>, out: Outputs<Chunk>, stop: 
                 None => break,
             },
         };
-        if out.send(chunk).await.is_err() {
-            break;
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            sent = out.send(chunk) => if sent.is_err() {
+                break;
+            },
         }
     }
     // Dropping the receiver fails the feed's next send: the program learns the input ended.

@@ -32,9 +32,10 @@ pub struct SinkConfig {
     pub path: PathBuf,
     /// Default: fsync for files, flush for stdout.
     pub durability: Option<Durability>,
-    /// Whether an existing file may be replaced. Default (`None`): if it existed when the
-    /// run began (the caller chose to replace it: `livemux -y`); a file that appears during
-    /// the run is someone else's and is never replaced.
+    /// Whether a file that exists when the run begins may be replaced: `Some(true)` replaces
+    /// it, `Some(false)` refuses it, the default (`None`) replaces it (the caller chose to:
+    /// `livemux -y`). A file that did not exist when the run began but appears during it is
+    /// someone else's and is never replaced, whatever this says.
     pub overwrite: Option<bool>,
 }
 
@@ -50,7 +51,8 @@ impl SinkConfig {
         self
     }
 
-    /// Sets whether an existing file may be replaced.
+    /// Sets whether a file that exists when the run begins may be replaced (one that
+    /// appears during the run never is).
     pub fn with_overwrite(mut self, overwrite: bool) -> Self {
         self.overwrite = Some(overwrite);
         self
@@ -82,15 +84,25 @@ impl SinkConfig {
 pub const CLOSED_OUTPUT_POLL: Duration = Duration::from_millis(200);
 
 /// Runs `sink`.
+///
+/// A panic in the blocking writer thread is resumed in this stage, so that the pipeline
+/// runtime reports it as the stage's panic (an [`ErrorKind::Internal`] error), never as a
+/// clean end.
+///
+/// [`ErrorKind::Internal`]: crate::ErrorKind::Internal
 pub async fn run(ctx: StageContext, config: SinkConfig, input: mpsc::Receiver<Fragment>) -> StageResult {
     let ctx2 = ctx.clone();
     // Made before any input is read: if the output exists now, the caller chose to replace
     // it (`livemux -y`); if not, whatever appears there meanwhile is someone else's.
     let writer = config.writer();
     let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || write_all(writer, input, &handle).map_err(|e| ctx2.error(Failure::Io(e))))
+    match tokio::task::spawn_blocking(move || write_all(writer, input, &handle).map_err(|e| ctx2.error(Failure::Io(e))))
         .await
-        .map_err(|e| ctx.error(Failure::Other(format!("sink thread failed: {e}"))))?
+    {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(ctx.error(Failure::Other(format!("sink thread failed: {e}")))),
+    }
 }
 
 fn write_all(

@@ -117,20 +117,44 @@ impl SourceConfig {
     }
 }
 
+/// The payload of a panic in the reader thread.
+type PanicPayload = Box<dyn std::any::Any + Send>;
+
 /// Runs `source`. Cancelling `stop` ends the stream as if the input had ended.
+///
+/// A panic in the reader thread does not end the input as if it were complete (which would
+/// let the muxer finalize a cut recording): it is resumed in this stage, so that the
+/// pipeline runtime reports it as the stage's panic, an [`ErrorKind::Internal`] error.
+///
+/// [`ErrorKind::Internal`]: crate::ErrorKind::Internal
 pub async fn run(ctx: StageContext, config: SourceConfig, out: Outputs<Chunk>, stop: CancellationToken) -> StageResult {
     let (tx, mut rx) = mpsc::channel::<std::io::Result<Chunk>>(2);
     let reader_stop = stop.clone();
+    // Filled before the reader's sender drops, so it is set when `recv` sees the end.
+    let panicked: Arc<Mutex<Option<PanicPayload>>> = Arc::default();
+    let reader_panicked = panicked.clone();
     std::thread::Builder::new()
         .name(format!("livemux-source-{}", ctx.name))
-        .spawn(move || read_blocking(&config, &tx, &reader_stop))
+        .spawn(move || {
+            let read =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_blocking(&config, &tx, &reader_stop)));
+            if let Err(payload) = read {
+                *reader_panicked.lock().unwrap_or_else(|p| p.into_inner()) = Some(payload);
+            }
+            drop(tx);
+        })
         .map_err(|e| ctx.error(e))?;
     loop {
         tokio::select! {
             biased;
             _ = stop.cancelled() => return Ok(StageReport::default()),
             item = rx.recv() => match item {
-                None => return Ok(StageReport::default()),
+                None => {
+                    if let Some(payload) = panicked.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                        std::panic::resume_unwind(payload);
+                    }
+                    return Ok(StageReport::default());
+                }
                 Some(Err(e)) => return Err(ctx.error(Failure::Io(e))),
                 Some(Ok(chunk)) => {
                     if out.send(chunk).await.is_err() {

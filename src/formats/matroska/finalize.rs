@@ -9,7 +9,7 @@
 //! and these savings make room without moving a byte of media; a file livemux wrote
 //! reserves a Void for it.
 //!
-//! Write order (each step durable before the next, see [`crate::finalize::apply`]):
+//! Write order (each step durable before the next, see [`crate::io::Apply`]):
 //! 1. (A file cut inside an element) truncate to the end of the last complete element.
 //!    A Cluster with a declared size that the cut tore keeps its complete blocks: its
 //!    size field is rewritten (same length) to end at the last of them, after the

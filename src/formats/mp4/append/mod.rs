@@ -148,7 +148,7 @@ pub struct Plan {
 impl Plan {
     /// Bytes the plan writes.
     pub fn bytes_written(&self) -> u64 {
-        self.steps.iter().map(Step::written).sum()
+        self.steps.iter().map(Step::len).sum()
     }
 }
 
