@@ -204,3 +204,54 @@ fn errors_say_what_and_where() {
     assert_eq!(e.kind(), ErrorKind::Reference);
     assert_eq!(e.path(), Some(Path::new("/nonexistent/reference.mp4")));
 }
+
+/// A Chromium recording, whole, and its init segment (everything before the first media).
+fn recording_and_init(name: &str) -> (Vec<u8>, Vec<u8>) {
+    let data = common::browser_chunks(name).concat();
+    let init_len = if name.contains("mp4") {
+        let boxes = top_level_boxes(&data);
+        boxes.iter().find(|(fourcc, ..)| fourcc == b"moof").map(|&(_, off, _)| off).unwrap()
+    } else {
+        // The first Cluster (1F 43 B6 75).
+        data.windows(4).position(|w| w == [0x1f, 0x43, 0xb6, 0x75]).unwrap()
+    };
+    let init = data[..init_len].to_vec();
+    (data, init)
+}
+
+/// The remux of `data` in one piece: the output file, or the error.
+fn remux_whole(data: Vec<u8>) -> livemux::Result<Vec<u8>> {
+    let mut r = Remuxer::new(RemuxOptions::default())?;
+    r.push(Bytes::from(data))?;
+    let mut file = Vec::new();
+    apply(&mut file, r.take_fragments());
+    apply(&mut file, r.finish()?);
+    Ok(file)
+}
+
+#[test]
+fn a_second_init_segment_that_differs_is_an_error_naming_the_track() {
+    for (first, second) in
+        [("chrome_mp4_avc1_opus", "chrome_mp4_vp9_opus"), ("chrome_webm_vp9_opus", "chrome_webm_vp8_opus")]
+    {
+        let (a, _) = recording_and_init(first);
+        let (b, b_init) = recording_and_init(second);
+        // The whole second recording after the first, and its init segment alone.
+        for tail in [b, b_init] {
+            let e = remux_whole([a.clone(), tail].concat()).expect_err("a second, different init segment");
+            assert_eq!((e.kind(), e.track()), (ErrorKind::Unsupported, Some(0)), "{first} then {second}: {e}");
+            assert!(e.to_string().contains("track 1: the codec parameters changed mid-stream"), "{e}");
+        }
+    }
+}
+
+#[test]
+fn the_same_init_segment_again_is_ignored() {
+    for name in ["chrome_mp4_avc1_opus", "chrome_webm_vp9_opus"] {
+        let (data, init) = recording_and_init(name);
+        let alone = remux_whole(data.clone()).unwrap();
+        // A recorder that reconnects sends its init segment again before going on.
+        let again = remux_whole([data, init].concat()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(again, alone, "{name}: the repeated init segment changes nothing");
+    }
+}
