@@ -255,3 +255,25 @@ fn the_same_init_segment_again_is_ignored() {
         assert_eq!(again, alone, "{name}: the repeated init segment changes nothing");
     }
 }
+
+/// `livemux probe` keeps what it noted before a packet-split error (as it does for the
+/// other stages' errors).
+#[test]
+fn probe_keeps_its_notes_when_the_split_fails() {
+    let (data, init) = recording_and_init("chrome_mp4_avc1_opus");
+    let boxes = top_level_boxes(&data);
+    let &(_, moof, _) = boxes.iter().find(|(fourcc, ..)| fourcc == b"moof").unwrap();
+    // The same init again (noted, ignored), then a first 'moof' whose first child box
+    // is 3 bytes long: invalid, found by the splitter.
+    let mut input = [init.clone(), data.clone()].concat();
+    let child = init.len() + moof + 8;
+    input[child..child + 4].copy_from_slice(&3u32.to_be_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad_moof.mp4");
+    std::fs::write(&path, input).unwrap();
+    let out = livemux().args(["probe", path.to_str().unwrap()]).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("packet-split"), "the split failed: {stderr}");
+    assert!(stdout.contains("note:      the 'moov' index came again at offset"), "{stdout}");
+}
