@@ -191,6 +191,7 @@ fn errors_say_what_and_where() {
 
     let e = Remuxer::new(RemuxOptions::default().params(ParamPolicy::Auto)).err().expect("auto needs a reference");
     assert!(e.to_string().contains("needs a reference recording"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::Config, "a settings mistake");
 
     // A damaged box: the offset of the damage.
     let data = std::fs::read(root().join("tests/fixtures/tools/h264_aac_moov_end.mp4")).unwrap();

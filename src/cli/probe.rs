@@ -165,7 +165,7 @@ async fn read_input(
     let reference = match params.reference.clone() {
         Some(path) => {
             let loaded = tokio::task::spawn_blocking(move || codecpar::load_reference(&path)).await.map_err(|e| {
-                ctx("codecpar-extract").error(Failure::Other(format!("reading the reference failed: {e}")))
+                ctx("codecpar-extract").error(Failure::Internal(format!("reading the reference failed: {e}")))
             })?;
             Some(Arc::new(loaded.map_err(|e| ctx("codecpar-extract").error(e))?))
         }

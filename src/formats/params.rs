@@ -456,7 +456,7 @@ impl CodecParams {
     /// Parameters chosen by `policy`; `reference` is needed by every policy but `Stream`.
     pub fn new(policy: ParamPolicy, reference: Option<Arc<Reference>>) -> Result<Self, Failure> {
         if reference.is_none() && policy != ParamPolicy::Stream {
-            return Err(Failure::Other(
+            return Err(Failure::Config(
                 "params = reference or auto needs a reference recording (reference = FILE, or --reference)".into(),
             ));
         }
