@@ -37,6 +37,7 @@ use crate::reference::{RefTrack, Reference};
 
 /// Where codec parameters come from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ParamPolicy {
     /// The stream's own.
     #[default]
