@@ -191,6 +191,7 @@ fn errors_say_what_and_where() {
 
     let e = Remuxer::new(RemuxOptions::default().params(ParamPolicy::Auto)).err().expect("auto needs a reference");
     assert!(e.to_string().contains("needs a reference recording"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::Config, "a settings mistake");
 
     // A damaged box: the offset of the damage.
     let data = std::fs::read(root().join("tests/fixtures/tools/h264_aac_moov_end.mp4")).unwrap();
@@ -203,4 +204,77 @@ fn errors_say_what_and_where() {
     let e = Reference::load(Path::new("/nonexistent/reference.mp4")).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Reference);
     assert_eq!(e.path(), Some(Path::new("/nonexistent/reference.mp4")));
+}
+
+/// A Chromium recording, whole, and its init segment (everything before the first media).
+fn recording_and_init(name: &str) -> (Vec<u8>, Vec<u8>) {
+    let data = common::browser_chunks(name).concat();
+    let init_len = if name.contains("mp4") {
+        let boxes = top_level_boxes(&data);
+        boxes.iter().find(|(fourcc, ..)| fourcc == b"moof").map(|&(_, off, _)| off).unwrap()
+    } else {
+        // The first Cluster (1F 43 B6 75).
+        data.windows(4).position(|w| w == [0x1f, 0x43, 0xb6, 0x75]).unwrap()
+    };
+    let init = data[..init_len].to_vec();
+    (data, init)
+}
+
+/// The remux of `data` in one piece: the output file, or the error.
+fn remux_whole(data: Vec<u8>) -> livemux::Result<Vec<u8>> {
+    let mut r = Remuxer::new(RemuxOptions::default())?;
+    r.push(Bytes::from(data))?;
+    let mut file = Vec::new();
+    apply(&mut file, r.take_fragments());
+    apply(&mut file, r.finish()?);
+    Ok(file)
+}
+
+#[test]
+fn a_second_init_segment_that_differs_is_an_error_naming_the_track() {
+    for (first, second) in
+        [("chrome_mp4_avc1_opus", "chrome_mp4_vp9_opus"), ("chrome_webm_vp9_opus", "chrome_webm_vp8_opus")]
+    {
+        let (a, _) = recording_and_init(first);
+        let (b, b_init) = recording_and_init(second);
+        // The whole second recording after the first, and its init segment alone.
+        for tail in [b, b_init] {
+            let e = remux_whole([a.clone(), tail].concat()).expect_err("a second, different init segment");
+            assert_eq!((e.kind(), e.track()), (ErrorKind::Unsupported, Some(0)), "{first} then {second}: {e}");
+            assert!(e.to_string().contains("track 1: the codec parameters changed mid-stream"), "{e}");
+        }
+    }
+}
+
+#[test]
+fn the_same_init_segment_again_is_ignored() {
+    for name in ["chrome_mp4_avc1_opus", "chrome_webm_vp9_opus"] {
+        let (data, init) = recording_and_init(name);
+        let alone = remux_whole(data.clone()).unwrap();
+        // A recorder that reconnects sends its init segment again before going on.
+        let again = remux_whole([data, init].concat()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(again, alone, "{name}: the repeated init segment changes nothing");
+    }
+}
+
+/// `livemux probe` keeps what it noted before a packet-split error (as it does for the
+/// other stages' errors).
+#[test]
+fn probe_keeps_its_notes_when_the_split_fails() {
+    let (data, init) = recording_and_init("chrome_mp4_avc1_opus");
+    let boxes = top_level_boxes(&data);
+    let &(_, moof, _) = boxes.iter().find(|(fourcc, ..)| fourcc == b"moof").unwrap();
+    // The same init again (noted, ignored), then a first 'moof' whose first child box
+    // is 3 bytes long: invalid, found by the splitter.
+    let mut input = [init.clone(), data.clone()].concat();
+    let child = init.len() + moof + 8;
+    input[child..child + 4].copy_from_slice(&3u32.to_be_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad_moof.mp4");
+    std::fs::write(&path, input).unwrap();
+    let out = livemux().args(["probe", path.to_str().unwrap()]).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("packet-split"), "the split failed: {stderr}");
+    assert!(stdout.contains("note:      the 'moov' index came again at offset"), "{stdout}");
 }

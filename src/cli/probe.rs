@@ -165,7 +165,7 @@ async fn read_input(
     let reference = match params.reference.clone() {
         Some(path) => {
             let loaded = tokio::task::spawn_blocking(move || codecpar::load_reference(&path)).await.map_err(|e| {
-                ctx("codecpar-extract").error(Failure::Other(format!("reading the reference failed: {e}")))
+                ctx("codecpar-extract").error(Failure::Internal(format!("reading the reference failed: {e}")))
             })?;
             Some(Arc::new(loaded.map_err(|e| ctx("codecpar-extract").error(e))?))
         }
@@ -184,7 +184,7 @@ async fn read_input(
             break Err(ctx("probe").error(e));
         }
         let mut done = false;
-        let polled = loop {
+        let polled = 'poll: loop {
             let ev = match probe.poll() {
                 Ok(Some(ev)) => ev,
                 Ok(None) => break Ok(()),
@@ -203,7 +203,8 @@ async fn read_input(
                     ev => splitter.handle(ev, &mut packets),
                 };
                 if let Err(e) = split {
-                    return Err(ctx("packet-split").error(e));
+                    // As for the other stages: the notes gathered so far are kept.
+                    break 'poll Err(ctx("packet-split").error(e));
                 }
                 for p in packets.drain(..) {
                     if let PacketEvent::Tracks(t) = p {

@@ -6,24 +6,28 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, ErrorKind};
+use crate::formats::mp4::demux::SplitError;
+use crate::formats::mp4::scan::ScanError;
+use crate::formats::mp4::Mp4Error;
+use crate::formats::MuxError;
 
 /// Why the core (or the stage running it) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
     /// Reading or writing failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     /// An MP4 box is invalid.
-    #[error("{0}")]
+    #[error(transparent)]
     Mp4(#[from] crate::formats::mp4::Mp4Error),
     /// The MP4 media cannot be cut into packets.
-    #[error("{0}")]
+    #[error(transparent)]
     Split(#[from] crate::formats::mp4::demux::SplitError),
     /// A Matroska element is invalid.
-    #[error("{0}")]
+    #[error(transparent)]
     Matroska(#[from] crate::formats::matroska::MkvError),
     /// The output format cannot carry what it was given.
-    #[error("{0}")]
+    #[error(transparent)]
     Mux(#[from] crate::formats::MuxError),
     /// The input is not a container livemux reads.
     #[error("not a known media container (first bytes: {head})")]
@@ -73,6 +77,12 @@ pub enum Failure {
         /// Why.
         reason: String,
     },
+    /// Settings that do not fit together (a policy that needs a reference, without one).
+    #[error("{0}")]
+    Config(String),
+    /// A bug in livemux: parts of the core used out of order, a task that panicked.
+    #[error("{0}")]
+    Internal(String),
     /// Anything else, worded for the user.
     #[error("{0}")]
     Other(String),
@@ -82,8 +92,13 @@ impl Failure {
     /// The input offset the failure points at, when it has one.
     pub fn offset(&self) -> Option<u64> {
         match self {
-            Failure::Mp4(e) => Some(e.offset()),
-            Failure::Split(crate::formats::mp4::demux::SplitError::Mp4(e)) => Some(e.offset()),
+            Failure::Mp4(e) | Failure::Split(SplitError::Mp4(e)) => Some(e.offset()),
+            Failure::Matroska(e) => Some(e.offset()),
+            Failure::Split(SplitError::Scan(
+                ScanError::NoFit { offset, .. }
+                | ScanError::SliceHeader { offset, .. }
+                | ScanError::ParameterSets { offset, .. },
+            )) => Some(*offset),
             _ => None,
         }
     }
@@ -95,9 +110,24 @@ impl Failure {
             Failure::Io(io) if io.kind() == std::io::ErrorKind::AlreadyExists => (ErrorKind::OutputRefused, None),
             Failure::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => (ErrorKind::OutputRefused, None),
             Failure::Io(_) => (ErrorKind::Io, None),
-            Failure::Mp4(crate::formats::mp4::Mp4Error::Unsupported { .. }) => (ErrorKind::Unsupported, None),
+            Failure::Mp4(Mp4Error::Unsupported { .. })
+            | Failure::Split(SplitError::Mp4(Mp4Error::Unsupported { .. })) => (ErrorKind::Unsupported, None),
+            // A limit of livemux's, not damage: the message says how to get past it.
+            Failure::Split(SplitError::BufferLimit { .. }) => (ErrorKind::Unsupported, None),
+            Failure::Split(SplitError::Scan(
+                ScanError::SliceHeader { track, .. } | ScanError::ParameterSets { track, .. },
+            )) => (ErrorKind::InvalidInput, track.checked_sub(1)),
             Failure::Mp4(_) | Failure::Split(_) | Failure::Matroska(_) => (ErrorKind::InvalidInput, None),
-            Failure::Mux(m) => (ErrorKind::Unsupported, m.track()),
+            Failure::Mux(m) => {
+                let kind = match m {
+                    MuxError::Unsupported { .. } | MuxError::TracksChanged { .. } => ErrorKind::Unsupported,
+                    MuxError::Timing { .. } => ErrorKind::InvalidInput,
+                    MuxError::NoSuchTrack { .. } | MuxError::Finalize(_) => ErrorKind::Internal,
+                };
+                (kind, m.track())
+            }
+            Failure::Config(_) => (ErrorKind::Config, None),
+            Failure::Internal(_) => (ErrorKind::Internal, None),
             Failure::NotMedia { .. } | Failure::Empty => (ErrorKind::NotMedia, None),
             Failure::Unsupported(_) => (ErrorKind::Unsupported, None),
             Failure::MissingMoov { .. } => (ErrorKind::MissingParameters, None),
@@ -133,5 +163,60 @@ impl From<Failure> for Error {
             e = e.on_path(p);
         }
         e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::matroska::MkvError;
+    use std::error::Error as _;
+
+    fn kind_track(f: Failure) -> (ErrorKind, Option<usize>, Option<u64>) {
+        let e = Error::from(f);
+        (e.kind(), e.track(), e.offset())
+    }
+
+    #[test]
+    fn each_mux_error_has_its_kind() {
+        let unsupported = MuxError::Unsupported { track: 1, codec: "x", format: "webm", reason: "no".into() };
+        assert_eq!(kind_track(unsupported.into()), (ErrorKind::Unsupported, Some(1), None));
+        let changed = MuxError::TracksChanged { track: 0, what: "the codec parameters".into() };
+        assert_eq!(kind_track(changed.into()), (ErrorKind::Unsupported, Some(0), None));
+        let timing = MuxError::Timing { track: 2, reason: "backwards".into() };
+        assert_eq!(kind_track(timing.into()), (ErrorKind::InvalidInput, Some(2), None));
+        let no_such = MuxError::NoSuchTrack { track: 5, tracks: 2 };
+        assert_eq!(kind_track(no_such.into()).0, ErrorKind::Internal);
+        assert_eq!(kind_track(MuxError::Finalize("x".into()).into()).0, ErrorKind::Internal);
+    }
+
+    #[test]
+    fn limits_settings_and_bugs_have_their_kinds() {
+        let limit = SplitError::BufferLimit { buffered: 10, limit: 5 };
+        let msg = limit.to_string();
+        let e = Error::from(Failure::from(limit));
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        assert_eq!(e.to_string(), msg, "the message is kept");
+        assert_eq!(kind_track(Failure::Config("x".into())).0, ErrorKind::Config);
+        assert_eq!(kind_track(Failure::Internal("x".into())).0, ErrorKind::Internal);
+    }
+
+    #[test]
+    fn offsets_and_tracks_of_matroska_and_scan_errors() {
+        let mkv = MkvError::invalid("Cluster", 1234, "bad");
+        assert_eq!(kind_track(mkv.into()), (ErrorKind::InvalidInput, None, Some(1234)));
+        let scan = ScanError::SliceHeader { track: 2, offset: 99, reason: "x".into() };
+        assert_eq!(kind_track(SplitError::Scan(scan).into()), (ErrorKind::InvalidInput, Some(1), Some(99)));
+        let scan = ScanError::NoFit { offset: 7, tracks: "a".into() };
+        assert_eq!(kind_track(SplitError::Scan(scan).into()).2, Some(7));
+    }
+
+    #[test]
+    fn wrapping_variants_do_not_repeat_their_message_in_the_chain() {
+        let f = Failure::from(MkvError::invalid("Cluster", 1, "bad"));
+        assert_eq!(f.to_string(), "Cluster at byte 1: bad");
+        assert!(f.source().is_none(), "the wrapped error is the failure itself, not its cause");
+        let io = std::io::Error::other("disk on fire");
+        assert!(Failure::from(io).source().is_none());
     }
 }

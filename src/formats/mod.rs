@@ -32,6 +32,7 @@ use crate::model::{Chunk, TrackSet};
 /// The container family of an input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum ContainerKind {
     /// ISO BMFF and QuickTime: MP4, MOV, fragmented MP4, CMAF, ISMV.
     Mp4,

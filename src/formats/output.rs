@@ -183,7 +183,7 @@ impl Output {
             PacketEvent::Tracks(tracks) => self.begin(tracks, out)?,
             PacketEvent::Packets(packets) => {
                 let Some(m) = self.muxer.as_mut() else {
-                    return Err(Failure::Other("packets came before the tracks".into()));
+                    return Err(Failure::Internal("packets came before the tracks".into()));
                 };
                 for mut p in packets {
                     if let Some(map) = &self.track_map {

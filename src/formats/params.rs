@@ -37,6 +37,7 @@ use crate::reference::{RefTrack, Reference};
 
 /// Where codec parameters come from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ParamPolicy {
     /// The stream's own.
     #[default]
@@ -355,6 +356,8 @@ struct MatroskaParams {
     first_frames: Vec<Option<Bytes>>,
     held: Vec<ContainerEvent>,
     held_bytes: u64,
+    /// The Tracks element the entries were read from, whole.
+    element: Option<Bytes>,
 }
 
 impl MatroskaParams {
@@ -389,6 +392,7 @@ impl MatroskaParams {
                 let body = &u.data[u.header_len as usize..];
                 self.entries = parse_tracks(body, u.offset + u.header_len as u64)?;
                 self.first_frames = vec![None; self.entries.len()];
+                self.element = Some(u.data.clone());
             }
             ContainerEvent::Meta(u) if u.kind == ElementKind::Ebml(mkv_ids::TAGS) => {
                 let body = &u.data[u.header_len as usize..];
@@ -443,13 +447,17 @@ pub struct CodecParams {
     /// Under `auto`, the tracks wait here until their first samples have been compared
     /// with their codec parameters.
     pending: Option<InbandCheck>,
+    /// The `moov` (or Matroska Tracks element) the tracks were decided from, whole, and
+    /// for a `moov` its parsed form: a later one is compared with it (see
+    /// [`CodecParams::repeated_init`]).
+    init: Option<(Bytes, Option<Arc<Movie>>)>,
 }
 
 impl CodecParams {
     /// Parameters chosen by `policy`; `reference` is needed by every policy but `Stream`.
     pub fn new(policy: ParamPolicy, reference: Option<Arc<Reference>>) -> Result<Self, Failure> {
         if reference.is_none() && policy != ParamPolicy::Stream {
-            return Err(Failure::Other(
+            return Err(Failure::Config(
                 "params = reference or auto needs a reference recording (reference = FILE, or --reference)".into(),
             ));
         }
@@ -462,6 +470,7 @@ impl CodecParams {
             unindexed: false,
             mkv: None,
             pending: None,
+            init: None,
         })
     }
 
@@ -477,6 +486,11 @@ impl CodecParams {
                 self.notes.push("the reference is not used for Matroska input: its own Tracks describe it".into());
             }
             self.mkv = Some(MatroskaParams::default());
+        }
+        if let ContainerEvent::Meta(m) = &ev {
+            if self.init.is_some() && (is_moov(m) || m.kind == ElementKind::Ebml(mkv_ids::TRACKS)) {
+                return self.repeated_init(m);
+            }
         }
         if self.mkv.is_some() && !self.have_tracks {
             return self.push_matroska(ev, out);
@@ -507,6 +521,7 @@ impl CodecParams {
                 let movie = Arc::new(parse_movie(&m.data, m.offset, m.header_len)?);
                 let chosen = choose_tracks(&movie, self.reference.as_deref(), self.policy)?;
                 self.have_tracks = true;
+                self.init = Some((m.data.clone(), Some(movie.clone())));
                 let mut check = InbandCheck::new(chosen, movie);
                 if !check.settle() {
                     check.held.push(ev);
@@ -529,7 +544,9 @@ impl CodecParams {
                 match chosen {
                     Ok((movie, mut chosen)) => {
                         self.notes.append(&mut chosen.notes);
-                        out.push(ContainerEvent::Movie(Arc::new(movie)));
+                        let movie = Arc::new(movie);
+                        self.init = Some((m.data.clone(), Some(movie.clone())));
+                        out.push(ContainerEvent::Movie(movie));
                         out.push(ContainerEvent::Tracks(Arc::new(Tracks::new(chosen.tracks, chosen.movie))));
                     }
                     Err(e) => self.notes.push(format!(
@@ -577,6 +594,7 @@ impl CodecParams {
         if (media && !m.entries.is_empty() && m.ready()) || (end && !m.entries.is_empty()) {
             let tracks = m.tracks(&mut self.notes)?;
             self.have_tracks = true;
+            self.init = m.element.clone().map(|e| (e, None));
             out.push(ContainerEvent::Tracks(Arc::new(tracks)));
             out.append(&mut m.held);
         } else if media || !m.held.is_empty() {
@@ -599,6 +617,100 @@ impl CodecParams {
         out.push(ev);
         Ok(())
     }
+}
+
+impl CodecParams {
+    /// A `moov` or Tracks element after the one the tracks were decided from. The same
+    /// bytes again (a recorder that reconnects sends its init segment again) are dropped;
+    /// one describing other tracks is an error naming the first track that differs: the
+    /// packets after it cannot be cut or written with the tracks already given out.
+    fn repeated_init(&mut self, m: &MetaUnit) -> Result<(), Failure> {
+        let (first, movie) = self.init.as_ref().expect("checked");
+        let what = if is_moov(m) { "'moov' index" } else { "Tracks element" };
+        if m.data == *first {
+            self.notes.push(format!("the {what} came again at offset {}, unchanged: ignored", m.offset));
+            return Ok(());
+        }
+        let change = match movie {
+            Some(old) => movie_change(old, &parse_movie(&m.data, m.offset, m.header_len)?),
+            None => {
+                let old = self.mkv.as_ref().map(|p| p.entries.as_slice()).unwrap_or_default();
+                let at = m.offset + m.header_len as u64;
+                entries_change(old, &parse_tracks(&m.data[m.header_len as usize..], at)?)
+            }
+        };
+        match change {
+            Some(e) => Err(e.into()),
+            None => {
+                self.notes.push(format!(
+                    "the {what} came again at offset {}, with other bytes but the same tracks: ignored",
+                    m.offset
+                ));
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The first audio or video track (counted as the track list counts them) that differs
+/// between two lists, and what differs; `None` when they describe the same tracks.
+fn first_change<T>(
+    old: &[&T],
+    new: &[&T],
+    differs: impl Fn(&T, &T) -> Option<&'static str>,
+) -> Option<crate::formats::MuxError> {
+    if old.len() != new.len() {
+        let what = format!("the track count ({} then {})", old.len(), new.len());
+        return Some(crate::formats::MuxError::TracksChanged { track: old.len().min(new.len()), what });
+    }
+    old.iter().zip(new).enumerate().find_map(|(i, (a, b))| {
+        differs(a, b).map(|what| crate::formats::MuxError::TracksChanged { track: i, what: what.into() })
+    })
+}
+
+/// How a later `moov` differs from the first (see [`first_change`]).
+fn movie_change(old: &Movie, new: &Movie) -> Option<crate::formats::MuxError> {
+    fn av(m: &Movie) -> Vec<&Mp4Track> {
+        m.tracks.iter().filter(|t| t.kind != TrackKind::Other).collect()
+    }
+    let change = first_change(&av(old), &av(new), |a: &Mp4Track, b: &Mp4Track| {
+        Some(if a.kind != b.kind || a.track_id != b.track_id {
+            "the track kind"
+        } else if a.codec != b.codec || a.sample_entry != b.sample_entry {
+            "the codec parameters"
+        } else if a.timescale != b.timescale {
+            "the timescale"
+        } else if a != b {
+            "the track description"
+        } else {
+            return None;
+        })
+    });
+    let movie_differs = old.timescale != new.timescale || old.fragmented != new.fragmented;
+    change.or_else(|| {
+        movie_differs.then(|| crate::formats::MuxError::TracksChanged {
+            track: 0,
+            what: "the movie's timescale or fragmentation".into(),
+        })
+    })
+}
+
+/// How a later Tracks element differs from the first (see [`first_change`]).
+fn entries_change(old: &[TrackEntry], new: &[TrackEntry]) -> Option<crate::formats::MuxError> {
+    fn av(e: &[TrackEntry]) -> Vec<&TrackEntry> {
+        e.iter().filter(|t| t.kind() != TrackKind::Other).collect()
+    }
+    first_change(&av(old), &av(new), |a: &TrackEntry, b: &TrackEntry| {
+        Some(if a.track_type != b.track_type || a.number != b.number {
+            "the track kind"
+        } else if a.codec_id != b.codec_id || a.private != b.private {
+            "the codec parameters"
+        } else if a != b {
+            "the track description"
+        } else {
+            return None;
+        })
+    })
 }
 
 fn is_moov(m: &MetaUnit) -> bool {

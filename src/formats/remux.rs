@@ -31,8 +31,6 @@ use bytes::Bytes;
 use super::demux::Probe;
 use super::failure::Failure;
 use super::fragmenter::FragmentPolicy;
-use super::mp4::demux::DEFAULT_BUFFER_LIMIT;
-use super::mp4::regular::DEFAULT_RESERVE_MS;
 use super::output::{MuxConfig, MuxFormat, Output};
 use super::params::{CodecParams, ParamPolicy};
 use super::split::{SplitConfig, Splitter};
@@ -64,16 +62,19 @@ pub struct RemuxOptions {
 }
 
 impl Default for RemuxOptions {
+    /// The defaults of the output ([`MuxConfig`]) and of the splitter ([`SplitConfig`]).
     fn default() -> Self {
+        let MuxConfig { format, fragment, reserve_ms, skip_unsupported } = MuxConfig::default();
+        let SplitConfig { buffer_limit, late_index } = SplitConfig::default();
         RemuxOptions {
-            format: MuxFormat::default(),
-            fragment: FragmentPolicy::default(),
+            format,
+            fragment,
             params: ParamPolicy::default(),
             reference: None,
-            reserve_ms: DEFAULT_RESERVE_MS,
-            skip_unsupported: false,
-            buffer_limit: DEFAULT_BUFFER_LIMIT,
-            late_index: true,
+            reserve_ms,
+            skip_unsupported,
+            buffer_limit,
+            late_index,
         }
     }
 }
@@ -128,7 +129,7 @@ impl RemuxOptions {
     }
 
     /// The output's settings, as the `mux` stage takes them.
-    pub fn mux_config(&self) -> MuxConfig {
+    pub(crate) fn mux_config(&self) -> MuxConfig {
         MuxConfig {
             format: self.format,
             fragment: self.fragment,
@@ -138,7 +139,7 @@ impl RemuxOptions {
     }
 
     /// The splitter's settings, as the `packet-split` stage takes them.
-    pub fn split_config(&self) -> SplitConfig {
+    pub(crate) fn split_config(&self) -> SplitConfig {
         SplitConfig { buffer_limit: self.buffer_limit, late_index: self.late_index }
     }
 }
@@ -233,11 +234,6 @@ impl Remuxer {
         &self.notes
     }
 
-    /// Packets cut so far, per track; complete after [`Remuxer::finish`].
-    pub fn summary(&self) -> Option<&SplitSummary> {
-        self.summary.as_ref()
-    }
-
     /// Input bytes pushed so far.
     pub fn input_len(&self) -> u64 {
         self.input_len
@@ -308,5 +304,18 @@ impl Remuxer {
         // output keeps every fragment completed before it, as the pipeline's does.
         self.fragments.extend(out);
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_options_are_the_output_and_splitter_defaults() {
+        let o = RemuxOptions::default();
+        assert_eq!(o.mux_config(), MuxConfig::default());
+        assert_eq!(o.split_config(), SplitConfig::default());
+        assert_eq!((o.params, o.reference.is_none()), (ParamPolicy::Stream, true));
     }
 }

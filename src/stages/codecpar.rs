@@ -39,7 +39,7 @@ pub async fn run(
             let path = path.clone();
             let loaded = tokio::task::spawn_blocking(move || load_reference(&path))
                 .await
-                .map_err(|e| ctx.error(Failure::Other(format!("reading the reference failed: {e}"))))?;
+                .map_err(|e| ctx.error(Failure::Internal(format!("reading the reference failed: {e}"))))?;
             Some(Arc::new(loaded.map_err(|e| ctx.error(e))?))
         }
         None => None,
