@@ -22,7 +22,41 @@ pub mod slices;
 pub mod vorbis;
 pub mod vp9;
 
+use std::sync::{Arc, OnceLock};
+
 use bytes::Bytes;
+
+/// A record's parameter sets (H.264 and HEVC), each parsed on first use and then shared by
+/// everything that reads them from the record: its dimensions, the slice check and picture
+/// order count derivation. Clones share the parsed sets; two records are equal by their
+/// fields, whatever has been parsed of them.
+#[derive(Debug)]
+pub(crate) struct ParsedSets<S, P> {
+    /// The record's first SPS.
+    pub(crate) first_sps: OnceLock<Result<Arc<S>, CodecError>>,
+    /// Every SPS and PPS of the record.
+    pub(crate) sets: OnceLock<Result<P, CodecError>>,
+}
+
+impl<S, P> Default for ParsedSets<S, P> {
+    fn default() -> Self {
+        ParsedSets { first_sps: OnceLock::new(), sets: OnceLock::new() }
+    }
+}
+
+impl<S, P: Clone> Clone for ParsedSets<S, P> {
+    fn clone(&self) -> Self {
+        ParsedSets { first_sps: self.first_sps.clone(), sets: self.sets.clone() }
+    }
+}
+
+impl<S, P> PartialEq for ParsedSets<S, P> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl<S, P> Eq for ParsedSets<S, P> {}
 
 /// Why a configuration record or bitstream could not be used.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]

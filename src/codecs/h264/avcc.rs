@@ -2,13 +2,13 @@
 //! high-profile extension (chroma_format, bit depths, SPS extensions).
 
 use std::ops::Range;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::sps::parse_pps;
 use super::{nal_type, parse_sps, ParameterSets, Sps, NAL_PPS, NAL_SPS};
-use crate::codecs::{CodecError, Dimensions};
+use crate::codecs::{CodecError, Dimensions, ParsedSets};
 
 const WHAT_AVCC: &str = "avcC";
 const WHAT_SPS: &str = "H.264 SPS";
@@ -19,24 +19,6 @@ fn profile_has_avcc_ext(profile_idc: u8) -> bool {
     matches!(profile_idc, 100 | 110 | 122 | 144)
 }
 
-/// The record's parameter sets, each parsed on first use and then shared by everything
-/// that reads them from this record: [`AvcConfig::dimensions`], the slice check
-/// ([`crate::codecs::slices::check_h264_config`]) and picture order count derivation
-/// ([`crate::codecs::poc::H264PocState::from_config`]). Clones share the parsed sets.
-#[derive(Clone, Debug, Default)]
-struct Parsed {
-    first_sps: OnceLock<Result<Arc<Sps>, CodecError>>,
-    sets: OnceLock<Result<ParameterSets, CodecError>>,
-}
-
-/// Two records are equal by their fields; what has been parsed of them does not matter.
-impl PartialEq for Parsed {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for Parsed {}
 
 /// The AVCDecoderConfigurationRecord (ISO/IEC 14496-15 §5.3.3.1).
 ///
@@ -55,7 +37,7 @@ pub struct AvcConfig {
     /// The bytes after the PPS array, kept verbatim: for high profiles the chroma_format,
     /// bit depth and SPS-extension fields (§5.3.3.1.2). Empty when absent.
     pub ext: Bytes,
-    parsed: Parsed,
+    parsed: ParsedSets<Sps, ParameterSets>,
 }
 
 impl AvcConfig {
@@ -98,7 +80,7 @@ impl AvcConfig {
             return Err(CodecError::Truncated { what: WHAT_SPS, len: first.len(), need: 4 });
         }
         let (profile_idc, profile_compatibility, level_idc) = (first[1], first[2], first[3]);
-        let parsed = Parsed::default();
+        let parsed = ParsedSets::default();
         let ext = if profile_has_avcc_ext(profile_idc) {
             let info = Arc::new(parse_sps(first)?);
             let ext = Bytes::from(vec![
@@ -273,6 +255,6 @@ fn parse_avcc(rec: &[u8], mut take: impl FnMut(Range<usize>) -> Bytes) -> Result
         sps,
         pps,
         ext,
-        parsed: Parsed::default(),
+        parsed: ParsedSets::default(),
     })
 }

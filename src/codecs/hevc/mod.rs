@@ -18,13 +18,13 @@ pub mod sps;
 mod tests;
 
 use std::ops::Range;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 pub use self::sps::{parse_sps, sps_dimensions, ParameterSets};
 use self::sps::Sps;
-use super::{CodecError, Dimensions};
+use super::{CodecError, Dimensions, ParsedSets};
 
 pub const NAL_IDR_W_RADL: u8 = 19;
 pub const NAL_IDR_N_LP: u8 = 20;
@@ -61,24 +61,6 @@ pub fn first_slice_segment_in_pic(nal: &[u8]) -> Option<bool> {
     Some(payload & 0x80 != 0)
 }
 
-/// The record's parameter sets, each parsed on first use and then shared by everything
-/// that reads them from this record: [`HvcConfig::dimensions`], the slice check
-/// ([`crate::codecs::slices::check_hevc_config`]) and picture order count derivation
-/// ([`crate::codecs::poc::HevcPocState::from_config`]). Clones share the parsed sets.
-#[derive(Clone, Debug, Default)]
-struct Parsed {
-    first_sps: OnceLock<Result<Arc<Sps>, CodecError>>,
-    sets: OnceLock<Result<ParameterSets, CodecError>>,
-}
-
-/// Two records are equal by their fields; what has been parsed of them does not matter.
-impl PartialEq for Parsed {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for Parsed {}
 
 /// The HEVCDecoderConfigurationRecord (ISO/IEC 14496-15 §8.3.3.1).
 ///
@@ -110,7 +92,7 @@ pub struct HvcConfig {
     pub temporal_id_nested: bool,
     /// Bit `n` set: the array of NAL type `n` has array_completeness = 1.
     pub array_complete_mask: u64,
-    parsed: Parsed,
+    parsed: ParsedSets<Sps, ParameterSets>,
 }
 
 impl HvcConfig {
@@ -148,7 +130,7 @@ impl HvcConfig {
             }
         }
         let info = Arc::new(parse_sps(first)?);
-        let parsed = Parsed::default();
+        let parsed = ParsedSets::default();
         // The record's first SPS is parsed here, once: dimensions and the slice and POC
         // parameter sets reuse it.
         let _ = parsed.first_sps.set(Ok(Arc::clone(&info)));
@@ -366,6 +348,6 @@ fn parse_hvcc(rec: &[u8], mut take: impl FnMut(Range<usize>) -> Bytes) -> Result
         num_temporal_layers: (rec[21] >> 3) & 7,
         temporal_id_nested: rec[21] & 4 != 0,
         array_complete_mask,
-        parsed: Parsed::default(),
+        parsed: ParsedSets::default(),
     })
 }
