@@ -62,7 +62,7 @@ pub struct RemuxOptions {
 }
 
 impl Default for RemuxOptions {
-    /// The defaults of the output ([`MuxConfig`]) and of the splitter ([`SplitConfig`]).
+    /// The defaults of the output ([`MuxConfig`]) and of the splitter (`SplitConfig`).
     fn default() -> Self {
         let MuxConfig { format, fragment, reserve_ms, skip_unsupported } = MuxConfig::default();
         let SplitConfig { buffer_limit, late_index } = SplitConfig::default();
