@@ -97,6 +97,8 @@ pub mod fuzzing;
 pub mod cli;
 mod error;
 pub mod model;
+#[cfg(any(test, feature = "internals"))]
+mod parse_count;
 mod recording;
 
 pub use error::{Error, ErrorKind, Result};

@@ -168,7 +168,8 @@ pub struct ParsedFragment {
 #[doc(hidden)]
 #[cfg(any(test, feature = "internals"))]
 pub fn parse_counts() -> (u64, u64) {
-    (mp4::moov::parses(), mp4::moof::parses())
+    use crate::parse_count::{parses, Parsed};
+    (parses(Parsed::Moov), parses(Parsed::Moof))
 }
 
 /// What `packet-split` emits and a muxer consumes.

@@ -13,8 +13,6 @@
 
 use std::sync::Arc;
 
-#[cfg(test)]
-use std::cell::Cell;
 
 use super::{nal_type, profile_has_chroma_info, NAL_PPS, NAL_SPS};
 use crate::codecs::bits::{unescape_rbsp, BitReader};
@@ -42,11 +40,6 @@ pub const MAX_REF_IDX_MINUS1: u32 = 31;
 /// `num_slice_groups_minus1` is 0..=7; livemux supports one slice group.
 pub const MAX_SLICE_GROUPS_MINUS1: u32 = 7;
 
-#[cfg(test)]
-thread_local! {
-    /// SPS parses on this thread, for the test that POC derivation parses each SPS once.
-    pub(crate) static SPS_PARSES: Cell<usize> = const { Cell::new(0) };
-}
 
 /// A parsed H.264 SPS, as far as the frame cropping rectangle (VUI is not read).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,8 +142,8 @@ impl Sps {
 
 /// Parses an SPS NAL unit (with its 1-byte header) as far as the cropping rectangle.
 pub fn parse_sps(sps_nal: &[u8]) -> Result<Sps, CodecError> {
-    #[cfg(test)]
-    SPS_PARSES.with(|c| c.set(c.get() + 1));
+    #[cfg(any(test, feature = "internals"))]
+    crate::parse_count::count(crate::parse_count::Parsed::Sps);
     let header = *sps_nal.first().ok_or(CodecError::Truncated { what: WHAT_SPS, len: 0, need: 4 })?;
     if nal_type(header) != NAL_SPS {
         return Err(CodecError::Invalid {

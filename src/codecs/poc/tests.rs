@@ -419,8 +419,8 @@ fn h264_in_band_parameter_sets_and_errors() {
 /// derivation reads its fields from `&h264::Sps`), and neither parses an SPS of its own.
 #[test]
 fn poc_and_slice_check_share_one_sps_parse() {
-    use crate::codecs::h264::sps::SPS_PARSES;
-    let parses = || SPS_PARSES.with(std::cell::Cell::get);
+    use crate::parse_count::Parsed;
+    let parses = || crate::parse_count::parses(Parsed::Sps) as usize;
     let (avcc, samples, _) = video_track(&generated().join("h264_aac_moov_end.mp4"), b"avcC");
     let config = h264::AvcConfig::parse(&avcc).unwrap();
     let checked = samples.len().min(8);

@@ -17,18 +17,6 @@ pub struct FragSample {
     pub flags: u32,
 }
 
-#[cfg(any(test, feature = "internals"))]
-thread_local! {
-    /// `moof` boxes parsed by this thread (see [`crate::formats::parse_counts`]).
-    static PARSES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
-/// `moof` boxes parsed by this thread.
-#[cfg(any(test, feature = "internals"))]
-pub(crate) fn parses() -> u64 {
-    PARSES.with(std::cell::Cell::get)
-}
-
 /// Parses a whole `moof` (`data` includes its header) at absolute `offset`. `next_dts`
 /// holds, per movie track, the decode time that follows the previous fragment; it is used
 /// when a `traf` has no `tfdt`, and advanced past this fragment's samples.
@@ -40,7 +28,7 @@ pub fn parse_moof(
     next_dts: &mut [i64],
 ) -> Result<Vec<FragSample>, Mp4Error> {
     #[cfg(any(test, feature = "internals"))]
-    PARSES.with(|p| p.set(p.get() + 1));
+    crate::parse_count::count(crate::parse_count::Parsed::Moof);
     let moof = Reader::new(&data[header_len as usize..], offset + header_len as u64, FourCc::new(b"moof"));
     let mut samples = Vec::new();
     let mut prev_traf_end: Option<u64> = None;

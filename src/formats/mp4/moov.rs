@@ -63,22 +63,10 @@ impl Movie {
     }
 }
 
-#[cfg(any(test, feature = "internals"))]
-thread_local! {
-    /// `moov` boxes parsed by this thread (see [`crate::formats::parse_counts`]).
-    static PARSES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
-/// `moov` boxes parsed by this thread.
-#[cfg(any(test, feature = "internals"))]
-pub(crate) fn parses() -> u64 {
-    PARSES.with(std::cell::Cell::get)
-}
-
 /// Parses a whole `moov` box (`data` includes its header) found at absolute `offset`.
 pub fn parse_movie(data: &Bytes, offset: u64, header_len: u32) -> Result<Movie, Mp4Error> {
     #[cfg(any(test, feature = "internals"))]
-    PARSES.with(|p| p.set(p.get() + 1));
+    crate::parse_count::count(crate::parse_count::Parsed::Moov);
     let moov = Reader::new(&data[header_len as usize..], offset + header_len as u64, FourCc::new(b"moov"));
     let mut movie =
         Movie { timescale: 1000, duration: 0, tracks: Vec::new(), fragmented: false, meta: MovieMeta::default() };
