@@ -130,7 +130,6 @@ pub struct Recording {
     writer: FragmentWriter,
     fragments: u64,
     finalize_writes: u64,
-    output_len: u64,
     duration_ms: u64,
     /// Releases packets held for a late index once the upload comes at live pace.
     pace: LivePace,
@@ -166,7 +165,6 @@ impl Recording {
             writer,
             fragments: 0,
             finalize_writes: 0,
-            output_len: 0,
             duration_ms: 0,
             pace: LivePace::default(),
             failed: false,
@@ -228,7 +226,7 @@ impl Recording {
             format: self.format,
             tracks: self.remuxer.tracks().cloned(),
             input_len: self.remuxer.input_len(),
-            output_len: self.output_len,
+            output_len: self.writer.complete_len(),
             fragments: self.fragments,
             finalize_writes: self.finalize_writes,
             duration_ms: self.duration_ms,
@@ -245,7 +243,6 @@ impl Recording {
                 self.duration_ms = self.duration_ms.saturating_add(f.duration_ms);
             }
         }
-        self.output_len = self.output_len.max(f.offset.saturating_add(f.len()));
         Ok(())
     }
 
