@@ -100,6 +100,8 @@ pub mod model;
 #[cfg(any(test, feature = "internals"))]
 mod parse_count;
 mod recording;
+#[cfg(feature = "server")]
+pub mod server;
 
 pub use error::{Error, ErrorKind, Result};
 pub use model::{Chunk, Fragment, FragmentKind, Packet, Payload, Track, TrackKind, TrackSet, Tracks};

@@ -1,6 +1,7 @@
 //! Argument parsing, output and exit codes.
 
 mod probe;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -184,6 +185,20 @@ lock) is refused. Sources are MP4/MOV files (remux others to MP4 first)."
         #[arg(long)]
         new_sample_entries: bool,
     },
+    /// Run the resumable ingest server (tus 1.0): each upload becomes a crash-safe recording.
+    #[command(after_help = "Examples:
+  livemux serve --data-dir rec/                      # anonymous, on 127.0.0.1:8080 only
+  livemux serve --data-dir rec/ --demo               # and a recorder page at http://127.0.0.1:8080/
+  livemux serve --listen 0.0.0.0:8080 --data-dir /var/lib/livemux --jwt-secret-file secret
+  livemux serve --config serve.toml --log-format json
+
+Uploads: POST /files/ (tus creation), HEAD/PATCH/DELETE /files/{id}, GET /files/{id}/status,
+GET /files/{id}/output, GET /metrics, GET /healthz. SIGINT/SIGTERM: stop accepting, finish the
+requests in flight, leave every recording resumable, exit 0.")]
+    Serve(serve::ServeArgs),
+    /// Mint a bearer token for `livemux serve` (HS256 JWT with rec, scope, exp).
+    #[command(after_help = "Example:\n  livemux token --jwt-secret-file secret --rec talk-42 --scope upload --ttl 3600")]
+    Token(serve::TokenArgs),
     /// Describe a recording: container, layout, tracks and codec parameters.
     Probe {
         /// Input file, or - for stdin.
@@ -284,6 +299,8 @@ async fn run_command(command: Command) -> ExitCode {
             append(&target, &sources, AppendOptions { future_frames, new_sample_entries })
         }
         Command::Probe { input, json, params } => probe::run(input, json, params.config()).await,
+        Command::Serve(args) => serve::serve(args).await,
+        Command::Token(args) => serve::token(args),
     }
 }
 
@@ -557,6 +574,23 @@ async fn run_pipeline(p: Pipeline) -> ExitCode {
         Err(e) => {
             print_error(&e);
             ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+/// Resolves at the first SIGINT, SIGTERM or SIGHUP (never, when they cannot be caught).
+fn stop_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    let signals = StopSignals::new();
+    async move {
+        match signals {
+            Ok(mut s) => {
+                let first = s.next().await;
+                let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("note: {first}: stopping\n"));
+            }
+            Err(e) => {
+                eprintln!("warning: cannot catch signals: {e}");
+                std::future::pending::<()>().await
+            }
         }
     }
 }

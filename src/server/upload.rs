@@ -1,0 +1,1 @@
+//! One upload: its state file, journal and recording. OWNER: lead.
