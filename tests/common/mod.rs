@@ -282,3 +282,4 @@ impl Lcg {
         (self.0 >> 33) % below.max(1)
     }
 }
+pub mod server;
