@@ -77,6 +77,7 @@ async fn metrics(State(app): State<App>) -> Response {
 }
 
 /// A refusal as an answer.
+#[derive(Debug)]
 struct Problem {
     status: StatusCode,
     message: String,

@@ -435,7 +435,7 @@ impl Registry {
                 Ok(Some(Err(_))) => break, // the connection broke: keep what came
                 Ok(Some(Ok(piece))) => piece,
             };
-            let end = taken.checked_add(piece.len() as u64).unwrap_or(u64::MAX);
+            let end = taken.saturating_add(piece.len() as u64);
             if end > limit {
                 outcome = Err(Refusal::TooLarge(match length {
                     Some(l) if l == limit => format!("the body goes past the upload's length ({l} bytes)"),
