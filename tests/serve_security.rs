@@ -242,7 +242,9 @@ fn a_view_token_reads_but_cannot_write_or_delete() {
     let at = chunks[0].len() as u64;
 
     assert_eq!(create(&s, &c, Some(&view), None, None).status(), 403, "POST with a view token");
-    assert_eq!(patch(&s, &c, Some(&view), "rec", at, &chunks[1]).status(), 403, "PATCH with a view token");
+    // A small body: a server may answer a refused PATCH before reading its body and close
+    // the connection, which a large body would meet as a reset instead of the answer.
+    assert_eq!(patch(&s, &c, Some(&view), "rec", at, &chunks[1][..64]).status(), 403, "PATCH with a view token");
     let r = tus(&c, Method::DELETE, &s.at("/files/rec"), Some(&view)).send().unwrap();
     assert_eq!(r.status(), 403, "DELETE with a view token");
     let r = tus(&c, Method::GET, &s.at("/files/rec/status"), Some(&view)).send().unwrap();
@@ -340,7 +342,7 @@ fn metadata_and_ids_never_name_a_path_outside_the_data_dir() {
     let mut all = Vec::new();
     walk(&tmp, &mut all);
     for p in &all {
-        assert!(p.starts_with(&s.data_dir) && p != &s.data_dir, "a file outside the data dir: {}", p.display());
+        assert!(p.starts_with(&s.data_dir), "a file outside the data dir: {}", p.display());
         let meta = std::fs::symlink_metadata(p).unwrap();
         assert!(!meta.file_type().is_symlink(), "a symbolic link in the data dir: {}", p.display());
     }
