@@ -110,7 +110,7 @@ impl Journal {
     /// entry durable.
     pub fn create(path: &Path) -> io::Result<Journal> {
         let file = OpenOptions::new().read(true).append(true).create_new(true).open(path)?;
-        sync_parent(path)?;
+        crate::io::sync_parent(path)?;
         Ok(Journal { file: Arc::new(file), path: path.to_path_buf(), len: 0, end: 0, broken: false })
     }
 
@@ -238,15 +238,6 @@ fn write_all_vectored(mut file: &File, mut bufs: &mut [IoSlice<'_>]) -> io::Resu
         }
     }
     Ok(())
-}
-
-/// Makes the directory entry of `path` durable.
-fn sync_parent(path: &Path) -> io::Result<()> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    File::open(parent)?.sync_all()
 }
 
 /// Reads a file front to back in large blocks and hands out pieces of them as [`Bytes`]
