@@ -374,3 +374,41 @@ fn hooks_events_and_metrics_follow_uploads() {
     let resp = client().get(s.at("/healthz")).send().unwrap();
     assert_eq!(resp.status(), 200);
 }
+
+/// The test's own helpers, without a server: the metrics checker reads what the renderer
+/// writes (and catches what it must), base64 matches RFC 4648's vectors.
+#[test]
+fn helpers() {
+    let m = livemux::server::metrics::Metrics::new();
+    m.uploads(1);
+    m.bytes_in(10);
+    m.ended("finished");
+    m.error(409, "offset_mismatch");
+    m.patch(Duration::from_millis(3));
+    m.flush(Duration::from_millis(2), 4);
+    let text = m.render();
+    let s = parse_metrics(&text);
+    assert_eq!(s["livemux_bytes_acknowledged_total"], 10.0);
+    assert_eq!(s["livemux_errors_total{status=\"409\",kind=\"offset_mismatch\"}"], 1.0);
+    assert_eq!(s["livemux_patch_duration_seconds_bucket{le=\"0.0025\"}"], 0.0);
+    assert_eq!(s["livemux_patch_duration_seconds_bucket{le=\"0.005\"}"], 1.0);
+    for bad in [
+        "# TYPE x counter\nx 1\nx 2\n",
+        "y 1\n",
+        "# TYPE x histogram\nx_bucket{le=\"1\"} 2\nx_bucket{le=\"+Inf\"} 1\nx_count 1\n",
+    ] {
+        assert!(std::panic::catch_unwind(|| parse_metrics(bad)).is_err(), "accepted {bad:?}");
+    }
+    let vectors = [
+        ("", ""),
+        ("f", "Zg=="),
+        ("fo", "Zm8="),
+        ("foo", "Zm9v"),
+        ("foob", "Zm9vYg=="),
+        ("fooba", "Zm9vYmE="),
+        ("foobar", "Zm9vYmFy"),
+    ];
+    for (plain, coded) in vectors {
+        assert_eq!(base64(plain.as_bytes()), coded);
+    }
+}
