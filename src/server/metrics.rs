@@ -38,9 +38,9 @@ const BATCH_BUCKETS: [u64; 11] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000
 /// over them exists from the first scrape.
 const END_STATES: [&str; 5] = ["finished", "abandoned", "terminated", "expired", "failed"];
 
-/// At most this many distinct `(status, kind)` pairs are kept; later new pairs are
-/// counted as kind `other` (the kinds come from the server's code, this only bounds a bug).
-const MAX_ERROR_SERIES: usize = 256;
+/// At most this many distinct label sets per labelled counter are kept; later new ones are
+/// counted as `other` (states and kinds come from the server's code: this only bounds a bug).
+const MAX_LABELLED_SERIES: usize = 256;
 
 /// A histogram over fixed integer bucket bounds (non-cumulative counts; cumulated when
 /// rendered).
@@ -171,14 +171,14 @@ impl Metrics {
     /// An upload ended in `state` (finished, abandoned, terminated, expired, failed).
     pub fn ended(&self, state: &str) {
         let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
-        let state = if ended.contains_key(state) || ended.len() < MAX_ERROR_SERIES { state } else { "other" };
+        let state = if ended.contains_key(state) || ended.len() < MAX_LABELLED_SERIES { state } else { "other" };
         *ended.entry(state.to_string()).or_insert(0) += 1;
     }
     /// A request failed with `status`, for the reason `kind` (a short snake_case word).
     pub fn error(&self, status: u16, kind: &str) {
         let mut errors = self.errors.lock().unwrap_or_else(|e| e.into_inner());
         let mut key = (status, kind.to_string());
-        if !errors.contains_key(&key) && errors.len() >= MAX_ERROR_SERIES {
+        if !errors.contains_key(&key) && errors.len() >= MAX_LABELLED_SERIES {
             key.1 = "other".to_string();
         }
         *errors.entry(key).or_insert(0) += 1;
@@ -452,13 +452,13 @@ mod tests {
     #[test]
     fn error_series_are_bounded() {
         let m = Metrics::new();
-        for i in 0..MAX_ERROR_SERIES + 10 {
+        for i in 0..MAX_LABELLED_SERIES + 10 {
             m.error(400, &format!("k{i}"));
         }
         let text = m.render();
         let samples = check(&text).unwrap();
         let n = samples.iter().filter(|s| s.name == "livemux_errors_total").count();
-        assert_eq!(n, MAX_ERROR_SERIES + 1);
+        assert_eq!(n, MAX_LABELLED_SERIES + 1);
         let other = samples.iter().find(|s| s.labels.get("kind").is_some_and(|k| k == "other")).unwrap();
         assert_eq!(other.value, 10.0);
     }
