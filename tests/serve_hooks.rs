@@ -297,8 +297,10 @@ fn hooks_events_and_metrics_follow_uploads() {
         "--hook-post",
         &format!("{}/post", hooks.url),
     ]);
-    let chunks = common::browser_chunks("chrome_mp4_avc1_opus");
-    let total: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+    // A Chromium recording, sent in 32 KiB PATCHes.
+    let file = common::browser_chunks("chrome_mp4_avc1_opus").concat();
+    let chunks: Vec<&[u8]> = file.chunks(32 * 1024).collect();
+    let total = file.len() as u64;
 
     // Named by the hook; finished by its last PATCH.
     let resp = create(&s, total, &[("hook", "name"), ("name", "named-1")]);
@@ -325,7 +327,7 @@ fn hooks_events_and_metrics_follow_uploads() {
     assert_eq!(status["state"], "finished");
 
     // Allowed as is (an anonymous id), then deleted.
-    let first = &chunks[0];
+    let first = chunks[0];
     let resp = create(&s, total, &[]);
     assert_eq!(resp.status(), 201);
     let id = location_id(&resp);
