@@ -105,7 +105,7 @@ fn wait_finished(upload: &str) -> Value {
             .filter(|r| r.status() == 200)
             .and_then(|r| r.json().ok());
         if let Some(s) = &status {
-            if s["state"] != "recording" {
+            if ["finished", "abandoned", "terminated", "failed"].iter().any(|f| s["state"] == *f) {
                 return s.clone();
             }
         }
@@ -124,6 +124,12 @@ fn check_demo_files(server: &Server) {
         let want = std::fs::read(root().join(file)).unwrap();
         assert!(get(&server.at(path)) == want, "GET {path} is not {file}");
     }
+    // The vendored bundle is the one of the tus-js-client the lock pins (web/update-vendor.sh).
+    let dist = std::fs::read_to_string(browser_dir().join("node_modules/tus-js-client/dist/tus.min.js")).unwrap();
+    let dist: String =
+        dist.lines().filter(|l| !l.starts_with("//# sourceMappingURL=")).map(|l| format!("{l}\n")).collect();
+    let vendored = std::fs::read_to_string(root().join("web/vendor/tus.min.js")).unwrap();
+    assert!(vendored == dist, "web/vendor/tus.min.js is not tests/browser's tus-js-client: run web/update-vendor.sh");
 }
 
 #[test]
@@ -136,7 +142,8 @@ fn chromium_records_through_the_web_client_while_the_server_is_killed() {
     let mut server = Server::start(&["--demo"]);
     check_demo_files(&server);
 
-    let formats: serde_json::Map<String, Value> = FORMATS.iter().map(|(n, m)| (n.to_string(), Value::from(*m))).collect();
+    let formats: serde_json::Map<String, Value> =
+        FORMATS.iter().map(|(n, m)| (n.to_string(), Value::from(*m))).collect();
     let formats = Value::Object(formats).to_string();
     let seconds = SECONDS.to_string();
     let record_log = dir.path().join("record.log");
@@ -152,8 +159,11 @@ fn chromium_records_through_the_web_client_while_the_server_is_killed() {
     eprintln!("kill schedule seed {seed} (LIVEMUX_BROWSER_SEED)");
     let mut rng = Lcg(seed);
     let mut started = 0;
+    let mut stopping = 0;
     let mut done: Vec<Value> = Vec::new();
     let mut kills = 0;
+    // Kills once every page clicked Stop (the last PATCHes, finalization).
+    let mut kills_after_stop = 0;
     let mut next_kill: Option<Instant> = None;
     let deadline = Instant::now() + Duration::from_secs(SECONDS + 150);
     while done.len() < FORMATS.len() {
@@ -170,6 +180,7 @@ fn chromium_records_through_the_web_client_while_the_server_is_killed() {
                             next_kill = Some(Instant::now() + Duration::from_millis(300 + rng.next(900)));
                         }
                     }
+                    Some("stopping") => stopping += 1,
                     Some("done") => done.push(ev),
                     Some("failed") => panic!("browser: {ev}\n{}", tail(&record_log)),
                     _ => {}
@@ -186,12 +197,18 @@ fn chromium_records_through_the_web_client_while_the_server_is_killed() {
             // Down for a moment (connections refused), then up again on the same port and dir.
             std::thread::sleep(Duration::from_millis(50 + rng.next(600)));
             server.restart();
-            next_kill = Some(Instant::now() + Duration::from_millis(300 + rng.next(1100)));
+            if stopping == FORMATS.len() {
+                kills_after_stop += 1;
+            }
+            // Go on killing while recording; after Stop, a few more (and up to MIN_KILLS),
+            // then let the uploads finish.
+            let more = stopping < FORMATS.len() || kills_after_stop < 3 || kills < MIN_KILLS;
+            next_kill = more.then(|| Instant::now() + Duration::from_millis(300 + rng.next(1000)));
         }
     }
     let status = recorder.wait().unwrap();
     assert!(status.success(), "record.mjs: {status}\n{}", tail(&record_log));
-    eprintln!("{kills} kills in {:.1} s", started_at.elapsed().as_secs_f64());
+    eprintln!("{kills} kills ({kills_after_stop} after Stop) in {:.1} s", started_at.elapsed().as_secs_f64());
     assert!(kills >= MIN_KILLS, "only {kills} kills while recording (want {MIN_KILLS})");
 
     // Every recording finalized, with the packets of the page's own blobs.

@@ -16,6 +16,6 @@ version="$(node -p "require('$src/package.json').version")"
 mkdir -p "$root/web/vendor"
 # Without its source-map comment: the map is not served (livemux serve embeds only this file).
 grep -v '^//# sourceMappingURL=' "$src/dist/tus.min.js" > "$root/web/vendor/tus.min.js"
-cp "$src/LICENSE" "$root/web/vendor/LICENSE.tus-js-client"
-echo "tus-js-client $version (npm, dist/tus.min.js), MIT: see LICENSE.tus-js-client" > "$root/web/vendor/VERSION"
+cp "$src/LICENSE" "$root/web/vendor/LICENSE"
+echo "tus-js-client $version (npm, dist/tus.min.js), MIT: see LICENSE" > "$root/web/vendor/VERSION"
 echo "web/vendor: tus-js-client $version"
