@@ -31,6 +31,7 @@ const cfg = {
   fsyncWriters: list('FSYNC_WRITERS', '1 4 8'),
   fsyncSecs: num('FSYNC_SECS', 3),
   peer: env.PEER !== '0',
+  genCheck: env.GEN_CHECK !== '0',
   only: env.ONLY || '', // "livemux" or "tus": run one side only
   outJson: env.OUT_JSON,
   clk: num('CLK_TCK', 100),
@@ -83,13 +84,21 @@ function between(a, b) {
 const CPUS = os.availableParallelism();
 
 // --- servers --------------------------------------------------------------------------
+const live = new Set(); // servers running: killed if the bench stops early
+process.on('exit', () => {
+  for (const p of live) p.kill('SIGKILL');
+});
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => process.exit(130));
 async function startServer(kind, dir, logPath) {
   mkdirSync(dir, { recursive: true });
   const args = kind === 'livemux'
     ? [cfg.livemux, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dir, '--max-uploads', '1000000',
       '--idle-finalize-secs', '86400', ...(env.LIVEMUX_SERVE_ARGS ?? '').split(/\s+/).filter(Boolean)]]
-    : [process.execPath, [path.join(here, 'server.mjs'), dir]];
-  const proc = spawn(args[0], args[1], { stdio: ['ignore', 'ignore', 'pipe'] });
+    : [process.execPath, [path.join(here, kind === 'null' ? 'null.mjs' : 'server.mjs'), dir]];
+  // Its own session (setsid), as a daemon runs: with the kernel's autogroup scheduling the
+  // server then gets its own CPU share, apart from the load generator's.
+  const proc = spawn(args[0], args[1], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  live.add(proc);
   const out = createWriteStream(logPath);
   let seen = '';
   const url = await new Promise((resolve, reject) => {
@@ -109,7 +118,10 @@ async function startServer(kind, dir, logPath) {
     proc.on('exit', (code, sig) => reject(new Error(`${kind} exited (${code ?? sig}) before listening (log: ${logPath})`)));
   });
   proc.removeAllListeners('exit');
-  const exited = new Promise((r) => proc.on('exit', (code, sig) => r(code ?? sig)));
+  const exited = new Promise((r) => proc.on('exit', (code, sig) => {
+    live.delete(proc);
+    r(code ?? sig);
+  }));
   return {
     kind, pid: proc.pid, url: `${url}/files/`, exited,
     async stop() {
@@ -244,6 +256,15 @@ log(`== table columns: latency from the scheduled send to the answer; ingest = b
 log(`   srv CPU in % of one core; RSS at the end of the load (idle: after ${cfg.idleHold} s idle), peak = VmHWM; KiB/rec = (RSS - RSS before) / N;`);
 log(`   gen = the load generator (CPU, event-loop lag p99 ms); others = CPU of every other process on the machine meanwhile (% of one core; ${CPUS} CPUs)`);
 log(`   ${HEAD.map((h, i) => pad(h, W[i])).join(' ')}`);
+if (cfg.genCheck) {
+  // The generator against a server that does nothing, at the largest N: its own share of
+  // the latencies and its CPU, so the real servers' numbers can be read against them.
+  const n = Math.max(...cfg.nList);
+  log(`== load generator alone: N=${n} against a null server (bench/serve/null.mjs), ${Math.min(cfg.secs, 10)} s`);
+  results.genCheck = await run('null', 'paced', n, cfg.kbps, Math.min(cfg.secs, 10));
+  results.runs.push(results.genCheck);
+  printRun(results.genCheck);
+}
 const summary = Object.fromEntries(kinds.map((k) => [k, { held: null, steps: [], failed: false }]));
 // The servers take turns at each step (livemux N, tus N, next N): on a shared machine they
 // then see the same background load, which keeps the ratios fair when the absolute numbers
@@ -319,6 +340,10 @@ if (kinds.length === 2) {
     same = { n, peak: a.hwmKiB / b.hwmKiB, cpu: a.serverCores / b.serverCores };
     log(`at N=${n} (largest both held): peak RSS livemux/tus ${f2(same.peak)}, server CPU livemux/tus ${f2(same.cpu)}`);
   }
+}
+if (results.genCheck) {
+  const g = results.genCheck;
+  log(`load generator alone (null server, N=${g.n}): p99 ${f1(g.p99)} ms, its CPU ${f0(g.loadgenCores * 100)}% of a core, event-loop lag p99 ${f1(g.loopP99Ms)} ms`);
 }
 const L = summary.livemux;
 const goals = [];
