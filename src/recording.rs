@@ -26,6 +26,10 @@ pub struct RecordingOptions {
     pub durability: Option<Durability>,
     /// Replace a file that exists at the path (otherwise [`Recording::create`] refuses it).
     pub overwrite: bool,
+    /// Never release packets held for a late MP4 index because the input comes at live
+    /// pace (see [`Recording`]): the output then depends only on the bytes, not on when
+    /// they came, as a replay of the same bytes needs (`livemux serve` after a restart).
+    pub ignore_pace: bool,
 }
 
 impl RecordingOptions {
@@ -50,6 +54,12 @@ impl RecordingOptions {
     /// Sets whether a file at the path may be replaced.
     pub fn overwrite(mut self, overwrite: bool) -> Self {
         self.overwrite = overwrite;
+        self
+    }
+
+    /// Sets whether the output may depend on the input's pace ([`RecordingOptions::ignore_pace`]).
+    pub fn ignore_pace(mut self, ignore: bool) -> Self {
+        self.ignore_pace = ignore;
         self
     }
 }
@@ -131,8 +141,9 @@ pub struct Recording {
     fragments: u64,
     finalize_writes: u64,
     duration_ms: u64,
-    /// Releases packets held for a late index once the upload comes at live pace.
-    pace: LivePace,
+    /// Releases packets held for a late index once the upload comes at live pace
+    /// (`None`: [`RecordingOptions::ignore_pace`]).
+    pace: Option<LivePace>,
     /// Set by the first error: the file keeps what was written before it, and the
     /// recording takes nothing more.
     failed: bool,
@@ -166,7 +177,7 @@ impl Recording {
             fragments: 0,
             finalize_writes: 0,
             duration_ms: 0,
-            pace: LivePace::default(),
+            pace: (!options.ignore_pace).then(LivePace::default),
             failed: false,
         })
     }
@@ -179,7 +190,8 @@ impl Recording {
     pub fn push(&mut self, piece: Bytes) -> Result<()> {
         self.usable()?;
         let pushed = self.remuxer.push(piece);
-        let released = match self.pace.check(self.remuxer.held_media_secs(), Instant::now()) {
+        let held = self.remuxer.held_media_secs();
+        let released = match self.pace.as_mut().and_then(|p| p.check(held, Instant::now())) {
             Some(note) if pushed.is_ok() => self.remuxer.release_held(Some(note)),
             _ => Ok(()),
         };

@@ -197,7 +197,9 @@ GET /files/{id}/output, GET /metrics, GET /healthz. SIGINT/SIGTERM: stop accepti
 requests in flight, leave every recording resumable, exit 0.")]
     Serve(serve::ServeArgs),
     /// Mint a bearer token for `livemux serve` (HS256 JWT with rec, scope, exp).
-    #[command(after_help = "Example:\n  livemux token --jwt-secret-file secret --rec talk-42 --scope upload --ttl 3600")]
+    #[command(
+        after_help = "Example:\n  livemux token --jwt-secret-file secret --rec talk-42 --scope upload --ttl 3600"
+    )]
     Token(serve::TokenArgs),
     /// Describe a recording: container, layout, tracks and codec parameters.
     Probe {
@@ -253,12 +255,32 @@ pub fn main() -> ExitCode {
             return if e.use_stderr() { ExitCode::from(EXIT_USAGE) } else { ExitCode::SUCCESS };
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("LIVEMUX_LOG"))
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(&cli.command);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     runtime.block_on(run_command(cli.command))
+}
+
+/// Logs to stderr: `LIVEMUX_LOG` (or `RUST_LOG`) filters; `serve` logs at info by default
+/// (its events are info lines), as text or JSON (`--log-format`).
+fn init_logging(command: &Command) {
+    use tracing_subscriber::EnvFilter;
+    let (default, json) = match command {
+        Command::Serve(args) => ("info", args.log_format == "json"),
+        _ => ("error", false),
+    };
+    let filter = ["LIVEMUX_LOG", "RUST_LOG"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| default.to_string());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
 }
 
 /// Runs one subcommand.

