@@ -42,8 +42,12 @@ use tokio::net::TcpListener;
 
 use crate::error::{Error, ErrorKind, Result};
 
-/// How long in-flight requests may take to finish after a stop signal.
-const DRAIN: Duration = Duration::from_secs(30);
+/// How long in-flight requests may take to finish after a stop signal, before the
+/// PATCHes still reading are told to stop.
+const DRAIN: Duration = Duration::from_secs(20);
+
+/// How long the PATCHes told to stop may take to commit and answer.
+const CUT: Duration = Duration::from_secs(5);
 
 /// A bound server, not yet serving: [`Server::local_addr`] tells the port of `:0`.
 pub struct Server {
@@ -87,8 +91,8 @@ impl Server {
     }
 
     /// Serves until `shutdown` resolves: then stops accepting, lets the requests in
-    /// flight finish (a PATCH stops reading its body, makes what it took durable and
-    /// answers), and returns. Recordings not finished stay resumable.
+    /// flight finish (for 20 s; then a PATCH still reading stops, makes what it took
+    /// durable and answers), and returns. Recordings not finished stay resumable.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
         let Server { listener, app } = self;
         let registry = app.registry.clone();
@@ -139,13 +143,17 @@ impl Server {
         drop(listener);
         sweeper.abort();
         tracing::info!("stopping: finishing the requests in flight");
-        registry.shutdown.cancel();
-        if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
-            tracing::warn!(
-                "requests still in flight after {} s: stopped anyway (their uploads resume)",
-                DRAIN.as_secs()
-            );
+        let mut drained = std::pin::pin!(graceful.shutdown());
+        if tokio::time::timeout(DRAIN, &mut drained).await.is_err() {
+            // Long PATCHes (a live recording streamed in one request): stop reading them;
+            // each makes what it took durable and answers.
+            tracing::warn!("requests still in flight after {} s: ending them", DRAIN.as_secs());
+            registry.shutdown.cancel();
+            if tokio::time::timeout(CUT, drained).await.is_err() {
+                tracing::warn!("requests still open: stopped anyway (their uploads resume)");
+            }
         }
+        registry.shutdown.cancel();
         Ok(())
     }
 }

@@ -366,7 +366,9 @@ async fn create_inner(app: &App, request: Request) -> Answer {
         return Ok(created(&upload, None));
     }
     let cancel = app.registry.take_over(&upload);
-    let offset = app.registry.patch(&upload, 0, None, limits.max_patch_bytes, body_stream(body), cancel).await?;
+    let body_len = number(&parts.headers, "content-length")?;
+    let offset =
+        app.registry.patch(&upload, 0, None, body_len, limits.max_patch_bytes, body_stream(body), cancel).await?;
     Ok(created(&upload, Some(offset)))
 }
 
@@ -427,7 +429,8 @@ async fn patch_inner(app: &App, id: &str, request: Request) -> Answer {
     let offset = number(headers, "upload-offset")?.ok_or_else(|| Problem::new(400, "Upload-Offset is required"))?;
     let declared = number(headers, "upload-length")?;
     let limits = &app.registry.config.limits;
-    if let Some(len) = number(headers, "content-length")? {
+    let body_len = number(headers, "content-length")?;
+    if let Some(len) = body_len {
         if len > limits.max_patch_bytes {
             return Err(Problem::new(413, format!("a PATCH body may hold {} bytes at most", limits.max_patch_bytes)));
         }
@@ -437,7 +440,9 @@ async fn patch_inner(app: &App, id: &str, request: Request) -> Answer {
     let cancel = app.registry.take_over(&upload);
     let new_offset = match checksum {
         None => {
-            app.registry.patch(&upload, offset, declared, limits.max_patch_bytes, body_stream(body), cancel).await?
+            app.registry
+                .patch(&upload, offset, declared, body_len, limits.max_patch_bytes, body_stream(body), cancel)
+                .await?
         }
         Some(check) => {
             // The whole body is checked before any of it is taken.
@@ -448,7 +453,7 @@ async fn patch_inner(app: &App, id: &str, request: Request) -> Answer {
                 return Err(Problem::new(460, "the body does not match Upload-Checksum"));
             }
             let one = futures::stream::iter([Ok::<_, String>(bytes)]);
-            app.registry.patch(&upload, offset, declared, limits.max_patch_bytes, one, cancel).await?
+            app.registry.patch(&upload, offset, declared, body_len, limits.max_patch_bytes, one, cancel).await?
         }
     };
     let mut r = Response::builder().status(StatusCode::NO_CONTENT).header("upload-offset", new_offset);

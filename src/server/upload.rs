@@ -91,6 +91,10 @@ pub struct Info {
     pub report: Option<Report>,
     /// Why it failed or was abandoned.
     pub error: Option<String>,
+    /// Input bytes taken, written when the upload ends (while it records, the journal
+    /// holds them).
+    #[serde(default)]
+    pub received: u64,
 }
 
 /// The end of a recording, as the status and the events show it.
@@ -243,7 +247,7 @@ impl Registry {
             id: info.id.clone(),
             dir: self.config.data_dir.join(&info.id),
             work: tokio::sync::Mutex::new(None),
-            offset: AtomicU64::new(0),
+            offset: AtomicU64::new(info.received),
             info: Mutex::new(info),
             touched: AtomicU64::new(self.now_ms()),
             current_patch: Mutex::new(None),
@@ -278,6 +282,7 @@ impl Registry {
             output: None,
             report: None,
             error: None,
+            received: 0,
         };
         {
             let mut map = self.uploads.lock().unwrap();
@@ -389,12 +394,16 @@ impl Registry {
     }
 
     /// Writes one request's body: `body` yields its pieces; `Ok(offset)` once every byte
-    /// taken is durable. `declared`: an `Upload-Length` the request gives a deferred upload.
+    /// taken is durable. `declared`: an `Upload-Length` the request gives a deferred upload;
+    /// `body_len`: its `Content-Length`, when given (a body known to go too far is refused
+    /// before any of it is written).
+    #[allow(clippy::too_many_arguments)]
     pub async fn patch<S>(
         &self,
         upload: &Arc<Upload>,
         offset: u64,
         declared: Option<u64>,
+        body_len: Option<u64>,
         max_body: u64,
         mut body: S,
         cancel: CancellationToken,
@@ -418,6 +427,18 @@ impl Registry {
         }
         let length = upload.info.lock().unwrap().length;
         let limit = length.unwrap_or(self.config.limits.max_upload_bytes).min(durable.saturating_add(max_body));
+        let too_large = || {
+            Refusal::TooLarge(match length {
+                Some(l) if l == limit => format!("the body goes past the upload's length ({l} bytes)"),
+                _ => format!(
+                    "the body goes past the server's limit (PATCH {max_body}, upload {} bytes)",
+                    self.config.limits.max_upload_bytes
+                ),
+            })
+        };
+        if body_len.is_some_and(|n| durable.saturating_add(n) > limit) {
+            return Err(too_large());
+        }
         let read_timeout = Duration::from_secs(self.config.limits.read_timeout_secs);
         let mut taken = durable;
         let mut pending: Vec<Bytes> = Vec::new();
@@ -437,13 +458,7 @@ impl Registry {
             };
             let end = taken.saturating_add(piece.len() as u64);
             if end > limit {
-                outcome = Err(Refusal::TooLarge(match length {
-                    Some(l) if l == limit => format!("the body goes past the upload's length ({l} bytes)"),
-                    _ => format!(
-                        "the body goes past the server's limit (PATCH {max_body}, upload {} bytes)",
-                        self.config.limits.max_upload_bytes
-                    ),
-                }));
+                outcome = Err(too_large());
                 break;
             }
             taken = end;
@@ -555,6 +570,7 @@ impl Registry {
         let dir = upload.dir.clone();
         let keep = self.config.keep_journal;
         let mut info = upload.info();
+        info.received = upload.offset();
         let finished = tokio::task::spawn_blocking(move || -> Result<Info> {
             let report = match w.and_then(|w| w.recording) {
                 Some(rec) => Some(rec.finish()?),
@@ -592,6 +608,7 @@ impl Registry {
         let was_open = info.state == State::Recording;
         info.state = State::Failed;
         info.error = Some(error.clone());
+        info.received = upload.offset();
         let dir = upload.dir.clone();
         let saved = info.clone();
         let _ = tokio::task::spawn_blocking(move || write_info(&dir, &saved)).await;
