@@ -33,6 +33,7 @@ no_warnings() {
 }
 # Extra arguments (e.g. --release) go to the builds and tests.
 no_warnings cargo build --no-default-features --lib "$@"
+no_warnings cargo build --no-default-features --features server --lib "$@"
 no_warnings cargo build "$@"
 echo "ok: warning-free builds (library alone, and with the command line)"
 

@@ -8,14 +8,14 @@
 //!                                                     for every upload waiting on it)
 //! ```
 //!
-//! A PATCH is answered only once its bytes are on stable storage in the upload's journal
-//! (and the recording's fragments they completed in its output file): [`commit`] batches
-//! the fsyncs of every upload waiting at the same moment. After a crash the journal is
+//! A PATCH is answered only once its bytes are on stable storage in the upload's journal:
+//! [`commit`] batches the fsyncs of every upload waiting at the same moment. The output
+//! is not fsynced while it records (the journal rebuilds it), only when it is finalized. After a crash the journal is
 //! replayed, on the upload's first touch, into a fresh recording: the output is then the
 //! one an uninterrupted run would have written, byte for byte.
 //!
-//! The parts: [`config`] (flags and TOML), [`tus`] (the protocol: routes, headers, status
-//! codes), [`upload`] (one upload's state and its recording), [`journal`], [`commit`],
+//! The parts: [`config`] (flags and TOML), `tus` (the protocol: routes, headers, status
+//! codes), `upload` (one upload's state and its recording), [`journal`], [`commit`],
 //! [`auth`] (HS256 JWT bearer tokens), [`hooks`] (pre-create and post-finish HTTP POSTs),
 //! [`events`] (one JSON line per state change), [`metrics`] (Prometheus text).
 
