@@ -39,11 +39,7 @@ impl HookServer {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
                 let seen = seen.clone();
-                std::thread::spawn(move || {
-                    if let Some(call) = answer(conn) {
-                        seen.lock().unwrap().push(call);
-                    }
-                });
+                std::thread::spawn(move || answer(conn, &seen));
             }
         });
         HookServer { url, calls }
@@ -66,8 +62,10 @@ impl HookServer {
     }
 }
 
-/// Reads one request from `conn`, answers it, returns what it was.
-fn answer(mut conn: TcpStream) -> Option<HookCall> {
+/// Reads one request from `conn`, records it in `seen`, then answers it
+/// (recorded first: the server may act on the answer before this thread
+/// runs again).
+fn answer(mut conn: TcpStream, seen: &Mutex<Vec<HookCall>>) -> Option<()> {
     conn.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -101,12 +99,13 @@ fn answer(mut conn: TcpStream) -> Option<HookCall> {
         "/post" => ("200 OK", String::new()),
         _ => ("404 Not Found", String::new()),
     };
+    seen.lock().unwrap().push(HookCall { path, body });
     let _ = write!(
         conn,
         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
         reply.len()
     );
-    Some(HookCall { path, body })
+    Some(())
 }
 
 /// Standard base64 (the `Upload-Metadata` values).
