@@ -165,6 +165,10 @@ impl Recording {
             return Err(Error::from_repr(ErrorKind::OutputRefused, e).on_path(path));
         }
         let format = options.format.unwrap_or_else(|| format_for_path(&path));
+        if format == MuxFormat::Hls {
+            let why = "a recording is one file; HLS is a directory (a pipeline's sink with `hls`, or `livemux remux --to hls`)";
+            return Err(Error::msg(ErrorKind::Config, why).on_path(path));
+        }
         let remuxer = Remuxer::new(options.remux.format(format))?;
         let writer = FragmentWriter::create(&path)
             .with_durability(options.durability.unwrap_or(Durability::Fsync))

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use crate::formats::fragmenter::FragmentPolicy;
 use crate::formats::mp4::append::AppendOptions;
+use crate::formats::hls::DEFAULT_SEGMENT_MS;
 use crate::formats::mp4::regular::DEFAULT_RESERVE_MS;
 use crate::pipeline::{Override, Pipeline, PipelineFileError, StageConfig};
 use crate::stages::codecpar::{CodecparConfig, ParamPolicy};
@@ -69,6 +70,7 @@ enum Command {
   livemux remux in.mp4 -o out.mp4
   cat in.mp4 | livemux remux - -o - > out.mp4
   livemux remux recording.mp4 --follow -o safe.mp4 --fragment-ms 500
+  some-recorder | livemux remux - --to hls -o live/          # live/index.m3u8 while it records
 
 An output file that exists is replaced only with -y (never when it is the input).
 SIGINT, SIGTERM and SIGHUP finish the output (exit 0); a second one stops at once.")]
@@ -81,11 +83,16 @@ SIGINT, SIGTERM and SIGHUP finish the output (exit 0); a second one stops at onc
         #[command(flatten)]
         overwrite: OverwriteArgs,
         /// Output format: fmp4; mp4 (fragmented while recording, a regular MP4 at a clean
-        /// stop); mkv; webm (VP8, VP9, AV1 and Opus only); or matroska (webm when the codecs
-        /// allow, mkv otherwise). Default: from a file output's extension (.mp4/.m4a/.mov:
-        /// mp4, .webm, .mkv), fmp4 otherwise.
-        #[arg(long, value_parser = ["fmp4", "mp4", "mkv", "webm", "matroska"])]
+        /// stop); mkv; webm (VP8, VP9, AV1 and Opus only); matroska (webm when the codecs
+        /// allow, mkv otherwise); or hls (-o is a directory or DIR/index.m3u8: an EVENT
+        /// playlist of CMAF segments, ENDLIST at a clean stop). Default: from a file
+        /// output's extension (.mp4/.m4a/.mov: mp4, .webm, .mkv, .m3u8), fmp4 otherwise.
+        #[arg(long, value_parser = ["fmp4", "mp4", "mkv", "webm", "matroska", "hls"])]
         to: Option<String>,
+        /// With --to hls: segments end at the first video keyframe after this many
+        /// milliseconds, or at twice that [default: 2000] (instead of --fragment-ms).
+        #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..3_600_000))]
+        segment_ms: Option<u64>,
         /// With --to mp4: the expected duration; room for the index of that much is kept
         /// before the media so that the index can go first (0: the index goes at the end).
         #[arg(long, default_value_t = DEFAULT_RESERVE_MS)]
@@ -128,8 +135,8 @@ The reference is a short complete recording made with the same recorder and sett
         output: PathBuf,
         #[command(flatten)]
         overwrite: OverwriteArgs,
-        /// Output format: fmp4, mp4, mkv, webm or matroska (default: from the output's name).
-        #[arg(long, value_parser = ["fmp4", "mp4", "mkv", "webm", "matroska"])]
+        /// Output format: fmp4, mp4, mkv, webm, matroska or hls (default: from the output's name).
+        #[arg(long, value_parser = ["fmp4", "mp4", "mkv", "webm", "matroska", "hls"])]
         to: Option<String>,
         /// Drop the tracks the output format cannot carry (each named in a note) instead
         /// of refusing the input.
@@ -293,6 +300,7 @@ async fn run_command(command: Command) -> ExitCode {
             output,
             overwrite,
             to,
+            segment_ms,
             reserve_ms,
             fragment_ms,
             max_fragment_ms,
@@ -304,6 +312,7 @@ async fn run_command(command: Command) -> ExitCode {
         } => {
             let options = RemuxOptions {
                 to,
+                segment_ms,
                 reserve_ms,
                 fragment: FragmentPolicy { min_ms: fragment_ms, max_ms: max_fragment_ms },
                 durability,
@@ -362,6 +371,7 @@ fn validate(pipeline: &std::path::Path, set: &[Override]) -> ExitCode {
 /// The options of `livemux remux` besides its input, output and codec parameters.
 struct RemuxOptions {
     to: Option<String>,
+    segment_ms: Option<u64>,
     reserve_ms: u64,
     fragment: FragmentPolicy,
     durability: Option<String>,
@@ -378,7 +388,8 @@ async fn remux(
     options: RemuxOptions,
     params: ParamArgs,
 ) -> ExitCode {
-    let RemuxOptions { to, reserve_ms, fragment, durability, follow, idle_timeout_ms, skip_unsupported } = options;
+    let RemuxOptions { to, segment_ms, reserve_ms, mut fragment, durability, follow, idle_timeout_ms, skip_unsupported } =
+        options;
     if fragment.max_ms < fragment.min_ms {
         eprintln!("error: --max-fragment-ms ({}) is less than --fragment-ms ({})", fragment.max_ms, fragment.min_ms);
         return ExitCode::from(EXIT_USAGE);
@@ -387,8 +398,23 @@ async fn remux(
         Ok(f) => f,
         Err(code) => return code,
     };
+    let hls = format == MuxFormat::Hls;
+    if hls {
+        if output.as_os_str() == "-" {
+            eprintln!("error: --to hls writes a directory: give -o DIR or -o DIR/index.m3u8");
+            return ExitCode::from(EXIT_USAGE);
+        }
+        let ms = segment_ms.unwrap_or(DEFAULT_SEGMENT_MS);
+        fragment = FragmentPolicy { min_ms: ms, max_ms: ms.saturating_mul(2) };
+    } else if segment_ms.is_some() {
+        eprintln!("error: --segment-ms is for --to hls (use --fragment-ms)");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    // An HLS directory is continued, never replaced: only the input is checked against it.
+    let is_playlist = output.extension().is_some_and(|e| e.eq_ignore_ascii_case("m3u8"));
+    let checked = if hls && is_playlist { crate::io::parent_dir(&output).to_path_buf() } else { output.clone() };
     let inputs: Vec<PathBuf> = std::iter::once(input.clone()).chain(params.reference.clone()).collect();
-    match check_outputs(&inputs, std::slice::from_ref(&output), overwrite) {
+    match check_outputs(&inputs, std::slice::from_ref(&checked), overwrite) {
         Ok(true) => {}
         Ok(false) => return ExitCode::SUCCESS,
         Err(code) => return code,
@@ -399,7 +425,7 @@ async fn remux(
         idle_timeout: std::time::Duration::from_millis(idle_timeout_ms),
         ..SourceConfig::default()
     };
-    let mut sink = SinkConfig::new(output);
+    let mut sink = SinkConfig::new(output).with_hls(hls);
     sink.durability = durability.map(|d| d.parse::<Durability>().expect("clap checked the value"));
     let mux = MuxConfig { format, fragment, reserve_ms, skip_unsupported };
     match Pipeline::remux(source, params.config(), mux, sink) {
@@ -430,7 +456,7 @@ async fn recover(
         Err(code) => return code,
     };
     let mux = MuxConfig { format, skip_unsupported, ..MuxConfig::default() };
-    let sink = SinkConfig::new(output);
+    let sink = SinkConfig::new(output).with_hls(format == MuxFormat::Hls);
     match Pipeline::remux(source, params, mux, sink) {
         Ok(p) => run_pipeline(p).await,
         Err(e) => usage_error(&e),

@@ -18,6 +18,7 @@ pub mod inband;
 pub mod opus;
 pub mod pcm;
 pub mod poc;
+pub mod rfc6381;
 pub mod slices;
 pub mod vorbis;
 pub mod vp9;

@@ -12,6 +12,7 @@
 pub mod demux;
 mod failure;
 pub mod fragmenter;
+pub mod hls;
 pub mod matroska;
 pub mod mp4;
 pub mod output;

@@ -31,6 +31,9 @@ pub enum MuxFormat {
     Webm,
     /// WebM when every codec fits in WebM, Matroska otherwise.
     Matroska,
+    /// Fragmented MP4 for HLS: the codecs HLS players name, fragments cut as segments
+    /// (written as an HLS directory by a sink with `hls`, see [`crate::formats::hls`]).
+    Hls,
 }
 
 impl std::str::FromStr for MuxFormat {
@@ -42,17 +45,19 @@ impl std::str::FromStr for MuxFormat {
             "mkv" => Ok(MuxFormat::Mkv),
             "webm" => Ok(MuxFormat::Webm),
             "matroska" => Ok(MuxFormat::Matroska),
-            _ => Err(format!("unknown output format '{s}' (expected fmp4, mp4, mkv, webm or matroska)")),
+            "hls" => Ok(MuxFormat::Hls),
+            _ => Err(format!("unknown output format '{s}' (expected fmp4, mp4, mkv, webm, matroska or hls)")),
         }
     }
 }
 
 impl MuxFormat {
-    /// The format a file name asks for: `.webm`, `.mkv`/`.mka`; `None` otherwise.
+    /// The format a file name asks for: `.webm`, `.mkv`/`.mka`, `.m3u8`; `None` otherwise.
     pub fn from_extension(path: &std::path::Path) -> Option<MuxFormat> {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "webm" => Some(MuxFormat::Webm),
             "mkv" | "mka" => Some(MuxFormat::Mkv),
+            "m3u8" => Some(MuxFormat::Hls),
             _ => None,
         }
     }
@@ -88,6 +93,15 @@ impl Default for MuxConfig {
 pub fn check_writable(format: MuxFormat, index: usize, track: &Track) -> Result<(), MuxError> {
     match format {
         MuxFormat::Fmp4 | MuxFormat::Mp4 => write_sample_entry(&mut BytesMut::new(), index, track),
+        MuxFormat::Hls => match crate::codecs::rfc6381::codec_string(*b"hls ", &track.codec) {
+            Some(_) => write_sample_entry(&mut BytesMut::new(), index, track),
+            None => Err(MuxError::Unsupported {
+                track: index,
+                codec: track.codec.name(),
+                format: "hls",
+                reason: "HLS players take H.264, HEVC, AV1, VP9, AAC, Opus, FLAC, MP3, AC-3 and E-AC-3".into(),
+            }),
+        },
         MuxFormat::Mkv | MuxFormat::Matroska => codec_id_and_private(index, track, false).map(drop),
         MuxFormat::Webm => codec_id_and_private(index, track, true).map(drop),
     }
@@ -120,7 +134,7 @@ pub fn writable_tracks(
 /// The muxer `config` asks for, over `tracks`.
 pub fn make_muxer(config: &MuxConfig, tracks: TrackSet) -> Box<dyn Muxer> {
     match config.format {
-        MuxFormat::Fmp4 => Box::new(Fmp4Muxer::new(tracks, config.fragment)),
+        MuxFormat::Fmp4 | MuxFormat::Hls => Box::new(Fmp4Muxer::new(tracks, config.fragment)),
         MuxFormat::Mp4 => Box::new(RegularMp4Muxer::new(tracks, config.fragment, config.reserve_ms)),
         MuxFormat::Mkv => Box::new(MkvMuxer::new(tracks, config.fragment, false)),
         MuxFormat::Webm => Box::new(MkvMuxer::new(tracks, config.fragment, true)),

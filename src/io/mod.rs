@@ -8,6 +8,8 @@
 //! - [`sync_dir`], [`sync_parent`] and [`rename_durably`] make directory entries durable.
 //! - [`FragmentWriter`] writes a muxer's [`crate::model::Fragment`]s to a file or stdout:
 //!   what the `sink` stage and a library user writing a recording share.
+//! - [`hls::HlsWriter`] writes the files and playlists of an HLS directory in a crash-safe
+//!   order.
 //! - [`lock_or_refuse`] and [`describe_write_error`]: the output lock every writer takes, and
 //!   the "which file system is full" wording of a failed write.
 //! - [`apply_in_memory`] applies the same plans to bytes in memory, for tests, simulations
@@ -19,6 +21,7 @@
 
 mod fragments;
 mod fs;
+pub mod hls;
 
 use std::fs::File;
 use std::io;

@@ -7,7 +7,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::spec::{SpecError, StageKind, StageSpec};
+use super::spec::{SpecError, StageConfig, StageKind, StageSpec};
+use crate::formats::output::MuxFormat;
 
 /// What travels on an edge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,7 +211,43 @@ pub fn build(stages: Vec<StageSpec>, errors: &mut Vec<SpecError>) -> Option<Grap
             Vec::new()
         }
     };
+    let mut stages = stages;
+    if errors.len() == before {
+        hls_sinks(&mut stages, &inputs, errors);
+    }
     (errors.len() == before).then_some(Graph { stages, inputs, order })
+}
+
+/// A sink behind a `format = "hls"` mux writes HLS; an HLS sink needs fragmented MP4
+/// (`fmp4` or `hls`) from its mux.
+fn hls_sinks(stages: &mut [StageSpec], inputs: &[Option<usize>], errors: &mut Vec<SpecError>) {
+    for i in 0..stages.len() {
+        if stages[i].config.kind() != StageKind::Sink {
+            continue;
+        }
+        // The mux upstream, through taps (a loop was reported already).
+        let mux = std::iter::successors(inputs[i], |&j| inputs[j])
+            .take(stages.len())
+            .find_map(|j| match &stages[j].config {
+                StageConfig::Mux(m) => Some((j, m.format)),
+                _ => None,
+            });
+        let StageConfig::Sink(sink) = &mut stages[i].config else { continue };
+        match mux {
+            Some((_, MuxFormat::Hls)) => sink.hls = true,
+            Some((j, format)) if sink.hls && format != MuxFormat::Fmp4 => {
+                let msg = format!(
+                    "the sink '{}' writes HLS, which needs fragmented MP4, but mux '{}' makes {format:?}",
+                    stages[i].name, stages[j].name
+                );
+                errors.push(
+                    SpecError::new(msg, Some(stages[i].span.clone()))
+                        .with_help("set format = \"hls\" (or \"fmp4\") on the mux, or write this sink to a file"),
+                );
+            }
+            _ => {}
+        }
+    }
 }
 
 fn check_port(

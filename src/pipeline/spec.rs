@@ -34,6 +34,8 @@ use std::time::Duration;
 use toml::Spanned;
 
 use crate::formats::fragmenter::FragmentPolicy;
+use crate::formats::hls::DEFAULT_SEGMENT_MS;
+use crate::formats::output::MuxFormat;
 use crate::stages::codecpar::CodecparConfig;
 use crate::stages::mux::MuxConfig;
 use crate::stages::packet_split::SplitConfig;
@@ -306,7 +308,12 @@ fn stage_config(f: &mut Fields<'_>) -> StageConfig {
             ..SplitConfig::default()
         }),
         StageKind::Mux => {
-            let d = FragmentPolicy::default();
+            let format: MuxFormat = f.parsed("format").unwrap_or_default();
+            // HLS segments are longer than a file's fragments by default.
+            let d = match format {
+                MuxFormat::Hls => FragmentPolicy { min_ms: DEFAULT_SEGMENT_MS, max_ms: 2 * DEFAULT_SEGMENT_MS },
+                _ => FragmentPolicy::default(),
+            };
             let min_ms = f.int("fragment_ms", 1..3_600_000).unwrap_or(d.min_ms);
             let max_ms = f.int("max_fragment_ms", 1..3_600_000).unwrap_or(d.max_ms.max(min_ms));
             if max_ms < min_ms {
@@ -316,17 +323,21 @@ fn stage_config(f: &mut Fields<'_>) -> StageConfig {
                 ));
             }
             StageConfig::Mux(MuxConfig {
-                format: f.parsed("format").unwrap_or_default(),
+                format,
                 fragment: FragmentPolicy { min_ms, max_ms },
                 reserve_ms: f.int("reserve_ms", 0..1_000_000_000).unwrap_or(MuxConfig::default().reserve_ms),
                 skip_unsupported: f.bool("skip_unsupported").unwrap_or(false),
             })
         }
         StageKind::Tap => StageConfig::Tap,
-        StageKind::Sink => StageConfig::Sink(SinkConfig {
-            durability: f.parsed("durability"),
-            ..SinkConfig::new(f.required_path("path"))
-        }),
+        StageKind::Sink => {
+            let sink = SinkConfig::new(f.required_path("path"));
+            StageConfig::Sink(SinkConfig {
+                durability: f.parsed("durability"),
+                hls: f.bool("hls").unwrap_or(sink.hls),
+                ..sink
+            })
+        }
     }
 }
 
@@ -337,7 +348,7 @@ fn known_keys(kind: StageKind) -> &'static [&'static str] {
         StageKind::Codecpar => &["params", "reference"],
         StageKind::Split => &["buffer_limit_mb"],
         StageKind::Mux => &["format", "fragment_ms", "max_fragment_ms", "reserve_ms", "skip_unsupported"],
-        StageKind::Sink => &["path", "durability"],
+        StageKind::Sink => &["path", "durability", "hls"],
     }
 }
 

@@ -152,7 +152,7 @@ impl ServeConfig {
             ));
         }
         if let Some(f) = &self.format {
-            if f.parse::<crate::MuxFormat>().is_err() {
+            if !super::is_file_format(f) {
                 problems.push(format!("format {f:?} is none of mp4, fmp4, webm, mkv"));
             }
         }

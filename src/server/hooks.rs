@@ -235,8 +235,8 @@ impl Hooks {
                     }
                 }
                 if let Some(format) = &answer.format {
-                    if let Err(e) = format.parse::<crate::MuxFormat>() {
-                        return Err(unavailable(format!("answered format {format:?}: {e}")));
+                    if !super::is_file_format(format) {
+                        return Err(unavailable(format!("answered format {format:?}: none of mp4, fmp4, webm, mkv")));
                     }
                 }
                 Ok(answer)

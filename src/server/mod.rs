@@ -158,6 +158,11 @@ impl Server {
     }
 }
 
+/// Whether `name` is an output format a recording can be written in (one file: not `hls`).
+fn is_file_format(name: &str) -> bool {
+    name.parse::<crate::MuxFormat>().is_ok_and(|f| f != crate::MuxFormat::Hls)
+}
+
 /// Binds and runs the server until `shutdown` resolves ([`Server::bind`], [`Server::run`]).
 pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
     Server::bind(config).await?.run(shutdown).await

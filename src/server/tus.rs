@@ -303,7 +303,7 @@ async fn create_inner(app: &App, request: Request) -> Answer {
     let metadata = metadata(headers)?;
     let mut format = None;
     if let Some(f) = metadata.get("format").filter(|f| !f.is_empty()) {
-        if f.parse::<crate::MuxFormat>().is_err() {
+        if !super::is_file_format(f) {
             return Err(Problem::new(400, format!("metadata format {f:?} is none of mp4, fmp4, webm, mkv")));
         }
         format = Some(f.clone());
@@ -333,7 +333,7 @@ async fn create_inner(app: &App, request: Request) -> Answer {
             .header(header::RETRY_AFTER, RETRY_AFTER_SECS),
     })?;
     if let Some(f) = answer.format.as_deref() {
-        if f.parse::<crate::MuxFormat>().is_err() {
+        if !super::is_file_format(f) {
             return Err(Problem::new(500, format!("the pre-create hook asked for format {f:?}")));
         }
         format = Some(f.to_string());

@@ -820,6 +820,7 @@ pub fn extension(format: MuxFormat) -> &'static str {
         MuxFormat::Mp4 | MuxFormat::Fmp4 => "mp4",
         MuxFormat::Webm => "webm",
         MuxFormat::Mkv | MuxFormat::Matroska => "mkv",
+        MuxFormat::Hls => "m3u8",
     }
 }
 

@@ -1,6 +1,6 @@
 //! `sink`: writes fragments to a file or stdout through a [`FragmentWriter`] (see
 //! [`crate::io`] for what it protects: no clobbering, the lock, the cut-back of a failed
-//! write), on a blocking thread.
+//! write), or an HLS directory through an [`HlsWriter`], on a blocking thread.
 //!
 //! A closed stdout (the reader of the pipe went away) is an error ("output closed"), both
 //! when a write fails with `EPIPE` and, while no fragment is due, when polling the pipe shows
@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use super::{Failure, StageContext, StageReport, StageResult};
 // Re-exported from `crate::io`, where they live now.
 pub use crate::io::Durability;
+use crate::io::hls::HlsWriter;
 use crate::io::{output_closed, FragmentWriter};
 use crate::model::Fragment;
 
@@ -37,12 +38,17 @@ pub struct SinkConfig {
     /// `livemux -y`). A file that did not exist when the run began but appears during it is
     /// someone else's and is never replaced, whatever this says.
     pub overwrite: Option<bool>,
+    /// Write an HLS directory (`path`: the directory, or `DIR/index.m3u8`) from the
+    /// fragmented-MP4 fragments it gets, instead of one file (see [`crate::io::hls`]).
+    pub hls: bool,
 }
 
 impl SinkConfig {
     /// Writes `path` (`-`: stdout) with the default durability and overwrite rule.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        SinkConfig { path: path.into(), durability: None, overwrite: None }
+        let path = path.into();
+        let hls = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("m3u8"));
+        SinkConfig { path, durability: None, overwrite: None, hls }
     }
 
     /// Sets what happens after each fragment is written.
@@ -55,6 +61,12 @@ impl SinkConfig {
     /// appears during the run never is).
     pub fn with_overwrite(mut self, overwrite: bool) -> Self {
         self.overwrite = Some(overwrite);
+        self
+    }
+
+    /// Sets whether it writes an HLS directory (on by itself for a `.m3u8` path).
+    pub fn with_hls(mut self, hls: bool) -> Self {
+        self.hls = hls;
         self
     }
 
@@ -92,6 +104,15 @@ pub const CLOSED_OUTPUT_POLL: Duration = Duration::from_millis(200);
 /// [`ErrorKind::Internal`]: crate::ErrorKind::Internal
 pub async fn run(ctx: StageContext, config: SinkConfig, input: mpsc::Receiver<Fragment>) -> StageResult {
     let ctx2 = ctx.clone();
+    if config.hls {
+        let handle = tokio::runtime::Handle::current();
+        let write = move || write_hls(&config, input, &handle).map_err(|e| ctx2.error(Failure::Io(e)));
+        return match tokio::task::spawn_blocking(write).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(ctx.error(Failure::Other(format!("sink thread failed: {e}")))),
+        };
+    }
     // Made before any input is read: if the output exists now, the caller chose to replace
     // it (`livemux -y`); if not, whatever appears there meanwhile is someone else's.
     let writer = config.writer();
@@ -113,6 +134,27 @@ fn write_all(
     let watch_stdout = writer.is_stdout() && fd_is_pipe_or_socket(1);
     while let Some(fragment) = next_fragment(handle, &mut input, watch_stdout)? {
         writer.write_io(&fragment)?;
+    }
+    Ok(StageReport::default())
+}
+
+/// Writes an HLS directory, made at the first fragment; `EXT-X-ENDLIST` at the end of the
+/// input.
+fn write_hls(
+    config: &SinkConfig,
+    mut input: mpsc::Receiver<Fragment>,
+    handle: &tokio::runtime::Handle,
+) -> io::Result<StageReport> {
+    let mut writer: Option<HlsWriter> = None;
+    while let Some(fragment) = next_fragment(handle, &mut input, false)? {
+        let w = match &mut writer {
+            Some(w) => w,
+            None => writer.insert(HlsWriter::open(&config.path, config.durability())?),
+        };
+        w.write_io(&fragment)?;
+    }
+    if let Some(w) = &mut writer {
+        w.finish()?;
     }
     Ok(StageReport::default())
 }
