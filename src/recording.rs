@@ -6,9 +6,12 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::formats::output::MuxFormat;
+use crate::formats::fragmenter::FragmentPolicy;
+use crate::formats::hls::DEFAULT_SEGMENT_MS;
+use crate::formats::output::{MuxConfig, MuxFormat};
 use crate::formats::pace::LivePace;
 use crate::formats::remux::{RemuxOptions, Remuxer};
+use crate::io::hls::HlsWriter;
 use crate::io::{Durability, FragmentWriter};
 use crate::model::{Fragment, FragmentKind, TrackSet};
 
@@ -30,6 +33,11 @@ pub struct RecordingOptions {
     /// pace (see [`Recording`]): the output then depends only on the bytes, not on when
     /// they came, as a replay of the same bytes needs (`livemux serve` after a restart).
     pub ignore_pace: bool,
+    /// Also write live HLS (a directory, or `DIR/NAME.m3u8`) from the same packets, in
+    /// segments of [`crate::formats::hls::DEFAULT_SEGMENT_MS`]: players watch the
+    /// recording while it is made. With [`RecordingOptions::overwrite`], an earlier run's
+    /// HLS files there are replaced; otherwise the playlist is continued.
+    pub live_hls: Option<PathBuf>,
 }
 
 impl RecordingOptions {
@@ -60,6 +68,12 @@ impl RecordingOptions {
     /// Sets whether the output may depend on the input's pace ([`RecordingOptions::ignore_pace`]).
     pub fn ignore_pace(mut self, ignore: bool) -> Self {
         self.ignore_pace = ignore;
+        self
+    }
+
+    /// Sets where live HLS is written beside the file ([`RecordingOptions::live_hls`]).
+    pub fn live_hls(mut self, path: impl Into<PathBuf>) -> Self {
+        self.live_hls = Some(path.into());
         self
     }
 }
@@ -147,6 +161,30 @@ pub struct Recording {
     /// Set by the first error: the file keeps what was written before it, and the
     /// recording takes nothing more.
     failed: bool,
+    /// Live HLS beside the file ([`RecordingOptions::live_hls`]).
+    hls: Option<LiveHls>,
+    /// What happened to it, for the report's notes.
+    hls_notes: Vec<String>,
+}
+
+/// The HLS directory a recording keeps current; opened at its first segment. An error
+/// of its own ends it (with a note), never the recording.
+struct LiveHls {
+    path: PathBuf,
+    fresh: bool,
+    durability: Durability,
+    writer: Option<HlsWriter>,
+    failed: bool,
+}
+
+impl LiveHls {
+    fn write(&mut self, f: &Fragment) -> std::io::Result<()> {
+        let writer = match &mut self.writer {
+            Some(w) => w,
+            None => self.writer.insert(HlsWriter::open_with(&self.path, self.durability, self.fresh)?),
+        };
+        writer.write_io(f)
+    }
 }
 
 impl Recording {
@@ -166,13 +204,24 @@ impl Recording {
         }
         let format = options.format.unwrap_or_else(|| format_for_path(&path));
         if format == MuxFormat::Hls {
-            let why = "a recording is one file; HLS is a directory (a pipeline's sink with `hls`, or `livemux remux --to hls`)";
+            let why = "a recording is one file; HLS is a directory (RecordingOptions::live_hls writes it beside the file)";
             return Err(Error::msg(ErrorKind::Config, why).on_path(path));
         }
-        let remuxer = Remuxer::new(options.remux.format(format))?;
-        let writer = FragmentWriter::create(&path)
-            .with_durability(options.durability.unwrap_or(Durability::Fsync))
-            .with_overwrite(options.overwrite);
+        let durability = options.durability.unwrap_or(Durability::Fsync);
+        let mut remux = options.remux.format(format);
+        if options.live_hls.is_some() {
+            let segment = FragmentPolicy { min_ms: DEFAULT_SEGMENT_MS, max_ms: 2 * DEFAULT_SEGMENT_MS };
+            remux = remux.side_output(MuxConfig { format: MuxFormat::Hls, fragment: segment, ..MuxConfig::default() });
+        }
+        let remuxer = Remuxer::new(remux)?;
+        let writer = FragmentWriter::create(&path).with_durability(durability).with_overwrite(options.overwrite);
+        let hls = options.live_hls.map(|path| LiveHls {
+            path,
+            fresh: options.overwrite,
+            durability,
+            writer: None,
+            failed: false,
+        });
         Ok(Recording {
             path,
             format,
@@ -183,6 +232,8 @@ impl Recording {
             duration_ms: 0,
             pace: (!options.ignore_pace).then(LivePace::default),
             failed: false,
+            hls,
+            hls_notes: Vec::new(),
         })
     }
 
@@ -225,7 +276,22 @@ impl Recording {
         while let Some(f) = self.remuxer.next_fragment() {
             self.write(&f)?;
         }
+        self.write_hls();
         Ok(())
+    }
+
+    /// Writes the live HLS segments ready (after the file's fragments: the file first).
+    fn write_hls(&mut self) {
+        let Some(hls) = &mut self.hls else { return };
+        while let Some(f) = self.remuxer.next_side_fragment() {
+            if hls.failed {
+                continue;
+            }
+            if let Err(e) = hls.write(&f) {
+                hls.failed = true;
+                self.hls_notes.push(format!("live HLS stopped: {e}"));
+            }
+        }
     }
 
     /// The input ended: writes the last fragment and finishes the file (a regular MP4's
@@ -237,6 +303,14 @@ impl Recording {
         for f in last? {
             self.write(&f)?;
         }
+        self.write_hls();
+        if let Some(hls) = self.hls.as_mut().filter(|h| !h.failed) {
+            if let Some(Err(e)) = hls.writer.as_mut().map(HlsWriter::finish) {
+                self.hls_notes.push(format!("live HLS stopped: {e}"));
+            }
+        }
+        let mut notes = self.remuxer.notes().to_vec();
+        notes.append(&mut self.hls_notes);
         Ok(RecordingReport {
             path: self.path,
             format: self.format,
@@ -246,7 +320,7 @@ impl Recording {
             fragments: self.fragments,
             finalize_writes: self.finalize_writes,
             duration_ms: self.duration_ms,
-            notes: self.remuxer.notes().to_vec(),
+            notes,
         })
     }
 

@@ -400,10 +400,6 @@ async fn remux(
     };
     let hls = format == MuxFormat::Hls;
     if hls {
-        if output.as_os_str() == "-" {
-            eprintln!("error: --to hls writes a directory: give -o DIR or -o DIR/index.m3u8");
-            return ExitCode::from(EXIT_USAGE);
-        }
         let ms = segment_ms.unwrap_or(DEFAULT_SEGMENT_MS);
         fragment = FragmentPolicy { min_ms: ms, max_ms: ms.saturating_mul(2) };
     } else if segment_ms.is_some() {
@@ -469,6 +465,21 @@ async fn recover(
 /// A regular MP4 is finished in place, so `--to mp4` to stdout is a usage error.
 fn output_format(to: Option<&str>, output: &std::path::Path) -> Result<MuxFormat, ExitCode> {
     let stream = output.as_os_str() == "-";
+    let format = output_format_of(to, output, stream)?;
+    if format == MuxFormat::Hls {
+        if stream {
+            eprintln!("error: --to hls writes a directory: give -o DIR or -o DIR/index.m3u8");
+            return Err(ExitCode::from(EXIT_USAGE));
+        }
+        if output.file_name().is_some_and(|n| n == crate::formats::hls::MEDIA_PLAYLIST) {
+            eprintln!("error: stream.m3u8 is the media playlist's name: give -o DIR or DIR/OTHER.m3u8");
+            return Err(ExitCode::from(EXIT_USAGE));
+        }
+    }
+    Ok(format)
+}
+
+fn output_format_of(to: Option<&str>, output: &std::path::Path, stream: bool) -> Result<MuxFormat, ExitCode> {
     match to {
         Some("mp4") if stream => {
             eprintln!("error: --to mp4 is finished in place at the end and needs a file output; use --to fmp4 for -");

@@ -28,9 +28,10 @@ pub fn codec_string(fourcc: [u8; 4], codec: &CodecConfig) -> Option<String> {
             let tier = if c.seq_tier_0 != 0 { 'H' } else { 'M' };
             format!("av01.{}.{:02}{tier}.{depth:02}", c.seq_profile, c.seq_level_idx_0)
         }
-        CodecConfig::Vp9 { vpcc, .. } => {
+        CodecConfig::Vp9 { vpcc, dims } => {
             let c = VpcConfig::parse(vpcc).ok()?;
-            format!("vp09.{:02}.{:02}.{:02}", c.profile, c.level, c.bit_depth)
+            let level = if c.level == 0 { vp9_level(dims) } else { c.level };
+            format!("vp09.{:02}.{level:02}.{:02}", c.profile, c.bit_depth)
         }
         CodecConfig::Aac { asc, .. } => format!("mp4a.40.{}", audio_object_type(asc)?),
         CodecConfig::Opus { .. } => "Opus".into(),
@@ -43,6 +44,31 @@ pub fn codec_string(fourcc: [u8; 4], codec: &CodecConfig) -> Option<String> {
         },
         CodecConfig::Vp8 { .. } | CodecConfig::Pcm { .. } | CodecConfig::Unknown { .. } => return None,
     })
+}
+
+/// The lowest VP9 level whose picture size holds `dims`, for a record that says 0
+/// (unknown, as a `vpcC` made from WebM is): players refuse level 0 (Chromium's
+/// `isTypeSupported("video/mp4; codecs=\"vp09.00.00.08\"")` is false).
+fn vp9_level(dims: &super::Dimensions) -> u8 {
+    // (level × 10, most luma samples per picture), VP9 bitstream spec annex A.
+    const LEVELS: [(u8, u64); 14] = [
+        (10, 36_864),
+        (11, 73_728),
+        (20, 122_880),
+        (21, 245_760),
+        (30, 552_960),
+        (31, 983_040),
+        (40, 2_228_224),
+        (41, 2_228_224),
+        (50, 8_912_896),
+        (51, 8_912_896),
+        (52, 8_912_896),
+        (60, 35_651_584),
+        (61, 35_651_584),
+        (62, 35_651_584),
+    ];
+    let samples = u64::from(dims.width) * u64::from(dims.height);
+    LEVELS.iter().find(|l| samples <= l.1).map_or(62, |l| l.0)
 }
 
 /// `hvc1.<space><profile>.<compatibility, bit-reversed>.<tier><level>.<constraint bytes>`
@@ -103,5 +129,28 @@ mod tests {
         let avcc = Bytes::from_static(crate::codecs::h264::tests::AVCC_1000X562);
         let h264 = CodecConfig::H264 { avcc, dims: Dimensions { width: 1000, height: 562 } };
         assert_eq!(codec_string(*b"avc1", &h264).as_deref(), Some("avc1.64001f"));
+    }
+
+    #[test]
+    fn vp9_level_from_the_picture_size_when_the_record_has_none() {
+        let record = |level| VpcConfig {
+            profile: 0,
+            level,
+            bit_depth: 8,
+            chroma_subsampling: crate::codecs::vp9::SUBSAMPLING_420_COLOCATED,
+            video_full_range: false,
+            colour_primaries: 2,
+            transfer_characteristics: 2,
+            matrix_coefficients: 2,
+            codec_init: Bytes::new(),
+        };
+        let vp9 = |level, width, height| CodecConfig::Vp9 {
+            vpcc: VpcConfig::to_bytes(&record(level)),
+            dims: Dimensions { width, height },
+        };
+        assert_eq!(codec_string(*b"vp09", &vp9(0, 640, 360)).as_deref(), Some("vp09.00.21.08"));
+        assert_eq!(codec_string(*b"vp09", &vp9(0, 1920, 1080)).as_deref(), Some("vp09.00.40.08"));
+        assert_eq!(codec_string(*b"vp09", &vp9(0, 16384, 16384)).as_deref(), Some("vp09.00.62.08"));
+        assert_eq!(codec_string(*b"vp09", &vp9(31, 640, 360)).as_deref(), Some("vp09.00.31.08"));
     }
 }

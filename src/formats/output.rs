@@ -245,6 +245,11 @@ impl Output {
             }
             kept
         } else {
+            // Refused here, before any output: a muxer may write what its format's
+            // players cannot take (fragmented MP4 carries VP8; HLS has no name for it).
+            for (i, t) in tracks.iter().enumerate() {
+                check_writable(self.config.format, i, t)?;
+            }
             tracks
         };
         let mut m = make_muxer(&self.config, tracks);

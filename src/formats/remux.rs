@@ -59,6 +59,10 @@ pub struct RemuxOptions {
     pub buffer_limit: u64,
     /// Hold packets found by scanning media without an index, in case the index comes later.
     pub late_index: bool,
+    /// A second output fed the same packets (live HLS beside a recording): its fragments
+    /// come out of [`Remuxer::next_side_fragment`]. It cannot fail the remux: an error
+    /// of its own ends it, with a note.
+    pub side: Option<MuxConfig>,
 }
 
 impl Default for RemuxOptions {
@@ -75,6 +79,7 @@ impl Default for RemuxOptions {
             skip_unsupported,
             buffer_limit,
             late_index,
+            side: None,
         }
     }
 }
@@ -128,6 +133,12 @@ impl RemuxOptions {
         self
     }
 
+    /// Sets a second output fed the same packets.
+    pub fn side_output(mut self, config: MuxConfig) -> Self {
+        self.side = Some(config);
+        self
+    }
+
     /// The output's settings, as the `mux` stage takes them.
     pub(crate) fn mux_config(&self) -> MuxConfig {
         MuxConfig {
@@ -155,6 +166,8 @@ pub struct Remuxer {
     params: CodecParams,
     splitter: Splitter,
     output: Output,
+    /// The second output and its fragments not yet taken (`None` once it failed).
+    side: Option<(Output, VecDeque<Fragment>)>,
     /// Input bytes pushed so far: the offset of the next ones.
     input_len: u64,
     fragments: VecDeque<Fragment>,
@@ -177,6 +190,7 @@ impl Remuxer {
             params,
             splitter: Splitter::new(&options.split_config()),
             output: Output::new(options.mux_config()),
+            side: options.side.map(|c| (Output::new(c), VecDeque::new())),
             input_len: 0,
             fragments: VecDeque::new(),
             events: Vec::new(),
@@ -209,6 +223,9 @@ impl Remuxer {
         self.notes.extend(self.params.take_notes());
         self.notes.extend(self.summary.as_ref().map(|s| s.notes.clone()).unwrap_or_default());
         self.notes.extend(self.output.take_notes());
+        if let Some((side, _)) = &mut self.side {
+            self.notes.extend(side.take_notes().into_iter().map(|n| format!("side output: {n}")));
+        }
         Ok(self.take_fragments())
     }
 
@@ -220,6 +237,11 @@ impl Remuxer {
     /// Every output fragment ready, in output order.
     pub fn take_fragments(&mut self) -> Vec<Fragment> {
         self.fragments.drain(..).collect()
+    }
+
+    /// The next fragment of the side output ([`RemuxOptions::side_output`]) ready.
+    pub fn next_side_fragment(&mut self) -> Option<Fragment> {
+        self.side.as_mut()?.1.pop_front()
     }
 
     /// The tracks, once the codec parameters are decided (as the input describes them,
@@ -292,6 +314,15 @@ impl Remuxer {
     }
 
     fn mux_packets(&mut self) -> Result<(), Failure> {
+        if let Some((side, ready)) = &mut self.side {
+            let mut out = Vec::new();
+            let result = self.packets.iter().try_for_each(|pe| side.push(pe.clone(), &mut out));
+            ready.extend(out);
+            if let Err(e) = result {
+                self.notes.push(format!("side output stopped: {}", Error::from(e)));
+                self.side = None;
+            }
+        }
         let mut out = Vec::new();
         let mut result = Ok(());
         for pe in self.packets.drain(..) {

@@ -13,7 +13,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use super::{lock_or_refuse, rename_durably, Durability};
-use crate::formats::hls::{HlsPackager, HlsWrite, MEDIA_PLAYLIST, MULTIVARIANT};
+use crate::formats::hls::{media_file, HlsPackager, HlsWrite, MEDIA_PLAYLIST, MULTIVARIANT};
 use crate::model::Fragment;
 
 /// The lock file of an HLS directory.
@@ -32,11 +32,19 @@ impl HlsWriter {
     /// Opens `path` for writing: a directory, or `DIR/NAME.m3u8` (the multivariant
     /// playlist's name; `index.m3u8` otherwise). An earlier run's playlist there is continued.
     pub fn open(path: &Path, durability: Durability) -> io::Result<HlsWriter> {
-        let (dir, multivariant) = split_path(path);
-        Self::open_dir(&dir, &multivariant, durability).map_err(|e| in_dir(&dir, e))
+        Self::open_with(path, durability, false)
     }
 
-    fn open_dir(dir: &Path, multivariant: &str, durability: Durability) -> io::Result<HlsWriter> {
+    /// Like [`HlsWriter::open`]; with `fresh`, the HLS files an earlier run left there
+    /// (its playlists, init and media segments; nothing else) are removed first, once
+    /// the directory is locked: a replay that writes the same recording again from its
+    /// start (`livemux serve` after a restart).
+    pub fn open_with(path: &Path, durability: Durability, fresh: bool) -> io::Result<HlsWriter> {
+        let (dir, multivariant) = split_path(path);
+        Self::open_dir(&dir, &multivariant, durability, fresh).map_err(|e| in_dir(&dir, e))
+    }
+
+    fn open_dir(dir: &Path, multivariant: &str, durability: Durability, fresh: bool) -> io::Result<HlsWriter> {
         if multivariant == MEDIA_PLAYLIST {
             let why = format!("{MEDIA_PLAYLIST} is the media playlist's name: name the playlist otherwise");
             return Err(io::Error::new(io::ErrorKind::InvalidInput, why));
@@ -46,6 +54,16 @@ impl HlsWriter {
         let lock_path = dir.join(LOCK_FILE);
         let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
         lock_or_refuse(&lock, &dir)?;
+        if fresh {
+            for entry in std::fs::read_dir(&dir)? {
+                let name = entry?.file_name();
+                let Some(name) = name.to_str() else { continue };
+                let playlist = [MEDIA_PLAYLIST, multivariant].iter().any(|p| name == *p || name == format!(".{p}.tmp"));
+                if playlist || media_file(name).is_some() {
+                    std::fs::remove_file(dir.join(name))?;
+                }
+            }
+        }
         let previous = match std::fs::read_to_string(dir.join(MEDIA_PLAYLIST)) {
             Ok(text) => Some(text),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -136,5 +154,18 @@ mod tests {
         let _first = HlsWriter::open(dir.path(), Durability::None).unwrap();
         let e = HlsWriter::open(dir.path(), Durability::None).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
+    }
+
+    #[test]
+    fn fresh_removes_only_hls_files() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["index.m3u8", "stream.m3u8", "init-0.mp4", "seg-000001.m4s", ".stream.m3u8.tmp", "keep.txt", "seg-x.m4s"] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        let _w = HlsWriter::open_with(dir.path(), Durability::None, true).unwrap();
+        let mut left: Vec<_> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, [".livemux.lock", "keep.txt", "seg-x.m4s"]);
     }
 }

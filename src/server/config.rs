@@ -6,6 +6,7 @@
 //! jwt_secret_file = "/etc/livemux/secret"
 //! cors_origins = ["https://app.example.com"]
 //! fragment_ms = 1000
+//! live_hls = true                  # GET /files/{id}/live.m3u8 while recording (default)
 //!
 //! [limits]
 //! max_upload_bytes = 17179869184   # 413 past this
@@ -49,6 +50,9 @@ pub struct ServeConfig {
     pub format: Option<String>,
     /// Fragment length of the recordings, ms.
     pub fragment_ms: Option<u32>,
+    /// Keep live HLS beside each recording (`DATA/<id>/live/`: `GET /files/{id}/live.m3u8`
+    /// and the segments it names); costs the media's size again on disk.
+    pub live_hls: bool,
     /// Keep an upload's journal after its recording is finalized (for audits; costs the
     /// input's size again).
     pub keep_journal: bool,
@@ -126,6 +130,7 @@ impl Default for ServeConfig {
             demo: false,
             format: None,
             fragment_ms: None,
+            live_hls: true,
             keep_journal: false,
             limits: Limits::default(),
             hooks: HooksConfig::default(),

@@ -26,7 +26,8 @@ use futures::StreamExt;
 
 use super::auth::{Access, Auth, AuthError};
 use super::hooks::{HookRefusal, PreCreate};
-use super::upload::{state_name, NewUpload, Refusal, Registry, State as UploadState, Upload};
+use super::upload::{state_name, NewUpload, Refusal, Registry, State as UploadState, Upload, LIVE_PLAYLIST};
+use crate::formats::hls::{media_file, MediaFile, MEDIA_PLAYLIST};
 
 const TUS_VERSION: &str = "1.0.0";
 const EXTENSIONS: &str = "creation,creation-with-upload,creation-defer-length,termination,expiration,checksum";
@@ -51,6 +52,7 @@ pub fn router(app: App) -> Router {
         .route("/files/{id}", axum::routing::head(head).patch(patch).delete(terminate).options(options))
         .route("/files/{id}/status", get(status))
         .route("/files/{id}/output", get(output))
+        .route("/files/{id}/{file}", get(live))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics));
     if app.registry.config.demo {
@@ -554,6 +556,39 @@ async fn output(State(app): State<App>, Path(id): Path<String>, request: Request
     }
     .await;
     finish(&app, "output", answer)
+}
+
+/// `GET /files/{id}/live.m3u8` and the files it leads to (`stream.m3u8`, `init-N.mp4`,
+/// `seg-NNNNNN.m4s`): the live HLS kept beside the recording, for the tokens that may
+/// read it.
+async fn live(State(app): State<App>, Path((id, file)): Path<(String, String)>, request: Request) -> Response {
+    let answer = async {
+        let content_type = match file.as_str() {
+            LIVE_PLAYLIST | MEDIA_PLAYLIST => "application/vnd.apple.mpegurl",
+            f => match media_file(f) {
+                Some(MediaFile::Init(_)) => "video/mp4",
+                Some(MediaFile::Segment(_)) => "video/iso.segment",
+                None => return Err(Problem::new(404, format!("no such resource of an upload: {file:?}"))),
+            },
+        };
+        let upload = find(&app, request.headers(), &id, true)?;
+        if !app.registry.config.live_hls {
+            return Err(Problem::new(404, "live HLS is off on this server (live_hls = false)"));
+        }
+        app.registry.touch(&upload).await?;
+        let path = upload.live_dir().join(&file);
+        let mime = content_type.parse().expect("a mime");
+        let served = tower::ServiceExt::oneshot(tower_http::services::ServeFile::new_with_mime(&path, &mime), request)
+            .await
+            .map_err(|e| Problem::new(500, format!("cannot read {file}: {e}")))?;
+        let mut response = served.map(Body::new);
+        // Playlists change with each segment; a segment never changes under its name.
+        let cache = if content_type.ends_with("mpegurl") { "no-store" } else { "max-age=3600" };
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+        Ok(response)
+    }
+    .await;
+    finish(&app, "live", answer)
 }
 
 /// `inline; filename="..."` from a client's file name, reduced to a safe base name.

@@ -5,6 +5,8 @@
 //!  DATA/<id>/upload.json      what the upload is (length, metadata, state...), replaced atomically
 //!  DATA/<id>/input.journal    every byte received, CRC-framed (journal.rs)
 //!  DATA/<id>/recording.<ext>  the Recording fed with those bytes
+//!  DATA/<id>/live/            live HLS beside it (live.m3u8, stream.m3u8, init-0.mp4,
+//!                             seg-NNNNNN.m4s), unless `live_hls = false`
 //! ```
 //!
 //! Write order of one PATCH: the body's bytes are appended to the journal and pushed into
@@ -170,6 +172,11 @@ impl Upload {
     /// A copy of its state.
     pub fn info(&self) -> Info {
         self.info.lock().unwrap().clone()
+    }
+
+    /// Its live HLS directory.
+    pub fn live_dir(&self) -> PathBuf {
+        self.dir.join(LIVE_DIR)
     }
 
     /// Durable bytes.
@@ -374,13 +381,13 @@ impl Registry {
         Ok(())
     }
 
-    fn recording_options(&self) -> RemuxOptions {
+    fn recording_options(&self) -> FeedOptions {
         let mut remux = RemuxOptions::default();
         if let Some(ms) = self.config.fragment_ms {
             remux.fragment.min_ms = u64::from(ms);
             remux.fragment.max_ms = u64::from(ms) * 2;
         }
-        remux
+        FeedOptions { remux, live_hls: self.config.live_hls }
     }
 
     /// Cancels the PATCH in flight on `upload` (a new one takes over) and returns the
@@ -702,6 +709,17 @@ impl Registry {
     }
 }
 
+/// How an upload's bytes become its recording.
+#[derive(Clone)]
+struct FeedOptions {
+    remux: RemuxOptions,
+    live_hls: bool,
+}
+
+/// The live HLS directory of an upload, in its directory, and the playlist a player opens.
+pub const LIVE_DIR: &str = "live";
+pub const LIVE_PLAYLIST: &str = "live.m3u8";
+
 impl Work {
     fn new(journal: Option<Journal>) -> Work {
         Work { loaded: true, journal, recording: None, head: BytesMut::new(), failed: None }
@@ -714,7 +732,7 @@ impl Work {
     }
 
     /// Journals and feeds one request's pieces.
-    fn take(&mut self, dir: &Path, info: &Info, options: &RemuxOptions, pieces: Vec<Bytes>) -> std::io::Result<()> {
+    fn take(&mut self, dir: &Path, info: &Info, options: &FeedOptions, pieces: Vec<Bytes>) -> std::io::Result<()> {
         for piece in pieces {
             let journal = self.journal.as_mut().ok_or_else(|| std::io::Error::other("the upload has no journal"))?;
             journal.append(&piece)?;
@@ -729,20 +747,25 @@ impl Work {
 
     /// Feeds bytes to the recording, creating it once the input's first bytes say which
     /// container it is.
-    fn feed(&mut self, dir: &Path, info: &Info, options: &RemuxOptions, bytes: Bytes) -> Result<()> {
+    fn feed(&mut self, dir: &Path, info: &Info, options: &FeedOptions, bytes: Bytes) -> Result<()> {
         if let Some(rec) = &mut self.recording {
             return rec.push(bytes);
         }
         self.head.extend_from_slice(&bytes);
         let Some(format) = choose_format(&self.head, info.format.as_deref())? else { return Ok(()) };
         let path = dir.join(format!("recording.{}", extension(format)));
-        let options = RecordingOptions::default()
-            .remux(options.clone())
+        let mut recording = RecordingOptions::default()
+            .remux(options.remux.clone())
             .format(format)
             .durability(Durability::None)
             .overwrite(true)
             .ignore_pace(true);
-        let mut rec = Recording::create(path, options)?;
+        if options.live_hls {
+            // Replayed from the journal after a restart like the file: the same segments
+            // under the same names.
+            recording = recording.live_hls(dir.join(LIVE_DIR).join(LIVE_PLAYLIST));
+        }
+        let mut rec = Recording::create(path, recording)?;
         let head = std::mem::take(&mut self.head).freeze();
         let pushed = rec.push(head);
         self.recording = Some(rec);

@@ -48,6 +48,26 @@ pub const DEFAULT_SEGMENT_MS: u64 = 2000;
 /// Most bytes of an init segment (`ftyp` + `moov`) read for its codec strings.
 pub const MAX_INIT_BYTES: usize = 64 << 20;
 
+/// A media file of an HLS directory, by its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaFile {
+    /// `init-N.mp4`: the init segment of run N.
+    Init(u64),
+    /// `seg-NNNNNN.m4s`: media segment N.
+    Segment(u64),
+}
+
+/// Which media file `name` is, if it is one this packager writes (digits only between
+/// prefix and suffix: no path, no sign).
+pub fn media_file(name: &str) -> Option<MediaFile> {
+    let number = |s: &str| s.bytes().all(|b| b.is_ascii_digit()).then(|| s.parse::<u64>().ok()).flatten();
+    if let Some(n) = name.strip_prefix("seg-").and_then(|s| s.strip_suffix(".m4s")) {
+        return number(n).map(MediaFile::Segment);
+    }
+    let n = name.strip_prefix("init-").and_then(|s| s.strip_suffix(".mp4"))?;
+    number(n).map(MediaFile::Init)
+}
+
 /// One step of writing an HLS directory, in order.
 #[derive(Clone, Debug)]
 pub enum HlsWrite {
@@ -107,12 +127,10 @@ impl HlsPackager {
         let restarted = !playlist.segments.is_empty();
         playlist.ended = false;
         let (mut next_segment, mut next_init) = (0u64, 0u64);
-        let numbered = |name: &str, prefix: &str, suffix: &str| -> Option<u64> {
-            name.strip_prefix(prefix)?.strip_suffix(suffix)?.parse::<u64>().ok()?.checked_add(1)
-        };
-        let mut count = |name: &str| {
-            next_segment = next_segment.max(numbered(name, "seg-", ".m4s").unwrap_or(0));
-            next_init = next_init.max(numbered(name, "init-", ".mp4").unwrap_or(0));
+        let mut count = |name: &str| match media_file(name) {
+            Some(MediaFile::Segment(n)) => next_segment = next_segment.max(n.saturating_add(1)),
+            Some(MediaFile::Init(n)) => next_init = next_init.max(n.saturating_add(1)),
+            None => {}
         };
         existing.into_iter().for_each(&mut count);
         for s in &playlist.segments {
@@ -295,4 +313,25 @@ fn variant(init: &Bytes) -> Result<Variant, String> {
         }
     }
     Ok(Variant { uri: MEDIA_PLAYLIST.into(), bandwidth: 0, average_bandwidth: None, codecs, resolution })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_file_names() {
+        assert_eq!(media_file("seg-000012.m4s"), Some(MediaFile::Segment(12)));
+        assert_eq!(media_file("init-3.mp4"), Some(MediaFile::Init(3)));
+        for name in ["seg-+1.m4s", "seg-.m4s", "seg-1.m4s.tmp", "../seg-1.m4s", "init-1.m4s", "stream.m3u8", "seg-99999999999999999999.m4s"]
+        {
+            assert_eq!(media_file(name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn numbering_goes_on_after_every_name_present() {
+        let p = HlsPackager::new(MULTIVARIANT, None, ["seg-000004.m4s", "init-1.mp4", "notes.txt"]).unwrap();
+        assert_eq!((p.next_segment, p.init_name.as_str()), (5, "init-2.mp4"));
+    }
 }
