@@ -1,5 +1,6 @@
 //! `livemux serve`: who may read, write and delete what, where uploads may write, and the
-//! limits that keep one client from holding the server (issue 15, "Who may write what").
+//! limits that keep one client from holding the server (issue 15, "Who may write what"),
+//! and the live HLS an upload can be watched through (issue 16).
 //!
 //! Each test starts its own server (tests/common/server.rs) on a temporary data dir and
 //! speaks tus to it with `reqwest::blocking`, or with a raw TCP socket where the point
@@ -626,4 +627,82 @@ fn a_thousand_idle_connections_do_not_delay_an_upload() {
     assert!(loaded < bound, "with {IDLE} idle connections a request took {loaded:?} (without: {baseline:?})");
     assert_eq!(c.get(s.at("/healthz")).send().unwrap().status(), 200);
     drop(idle);
+}
+
+/// `GET /files/{id}/live.m3u8` and the files it names: readable with the upload's own
+/// tokens (upload or view), 401/403 for others, 404 for any other name (the upload's
+/// journal and state are not files to serve); rebuilt after a SIGKILL of the server; at
+/// the end an EXT-X-ENDLIST playlist whose segments hold the packets of the output.
+#[test]
+fn live_hls_follows_the_upload_behind_its_tokens() {
+    let (mut s, _secret) = secured(&[]);
+    let c = client();
+    let input = common::generated_file("h264_aac_fragmented.mp4");
+    let data = std::fs::read(&input).unwrap();
+    let (upload, view, other) = (token("live", "upload"), token("live", "view"), token("other", "view"));
+    let id = create_ok(&s, &c, Some(&upload), None);
+    // The header and the first three 2 s GOPs.
+    let moofs: Vec<usize> =
+        common::top_level_boxes(&data).iter().filter(|b| &b.0 == b"moof").map(|b| b.1).collect();
+    let cut = moofs[3];
+    assert_eq!(patch(&s, &c, Some(&upload), &id, 0, &data[..cut]).status(), 204);
+
+    let get = |s: &Server, path: &str, token: Option<&str>| {
+        let r = c.get(s.at(&format!("/files/{id}/{path}")));
+        let r = match token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        };
+        r.send().unwrap()
+    };
+    let live = |s: &Server| -> (String, Vec<String>) {
+        let r = get(s, "live.m3u8", Some(&view));
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "application/vnd.apple.mpegurl");
+        assert!(r.text().unwrap().contains("\nstream.m3u8"));
+        let text = get(s, "stream.m3u8", Some(&upload)).text().unwrap();
+        let names = text.lines().filter(|l| !l.starts_with('#')).map(str::to_string).collect();
+        (text, names)
+    };
+    let (text, names) = live(&s);
+    assert!(!text.contains("#EXT-X-ENDLIST") && text.contains("#EXT-X-MAP:URI=\"init-0.mp4\""), "{text}");
+    assert!(names.len() >= 2, "{text}");
+    let mut first = Vec::new();
+    for name in std::iter::once("init-0.mp4".to_string()).chain(names.clone()) {
+        let r = get(&s, &name, Some(&view));
+        assert_eq!(r.status(), 200, "{name}");
+        first.push(r.bytes().unwrap().to_vec());
+    }
+    assert_eq!(get(&s, "live.m3u8", None).status(), 401);
+    assert_eq!(get(&s, "live.m3u8", Some(&other)).status(), 403);
+    assert_eq!(get(&s, &names[0], Some(&other)).status(), 403);
+    for bad in ["upload.json", "input.journal", "seg-1.m4s.tmp", ".stream.m3u8.tmp", "index.m3u8", "..%2fupload.json"] {
+        assert_eq!(get(&s, bad, Some(&upload)).status(), 404, "{bad}");
+    }
+
+    // Killed and restarted: the playlist is rebuilt from the journal, the same segments
+    // under the same names.
+    s.restart();
+    let (_, again) = live(&s);
+    assert_eq!(again, names);
+    for (name, bytes) in std::iter::once("init-0.mp4".to_string()).chain(names.clone()).zip(&first) {
+        assert_eq!(&get(&s, &name, Some(&view)).bytes().unwrap().to_vec(), bytes, "{name} after the restart");
+    }
+
+    let r = patch_final(&s, &c, Some(&upload), &id, cut as u64, &data[cut..], Some(data.len() as u64));
+    assert_eq!(r.status(), 204);
+    let (text, names) = live(&s);
+    assert!(text.contains("#EXT-X-ENDLIST"), "{text}");
+    let mut whole = get(&s, "init-0.mp4", Some(&view)).bytes().unwrap().to_vec();
+    for name in &names {
+        whole.extend_from_slice(&get(&s, name, Some(&view)).bytes().unwrap());
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (hls, output) = (tmp.path().join("hls.mp4"), tmp.path().join("output.mp4"));
+    std::fs::write(&hls, whole).unwrap();
+    std::fs::write(&output, get(&s, "output", Some(&view)).bytes().unwrap()).unwrap();
+    if common::tools(&["ffmpeg"]) {
+        let strip = |p: Vec<common::FramePacket>| p.into_iter().map(|p| (p.stream, p.size, p.md5)).collect::<Vec<_>>();
+        assert_eq!(strip(common::framemd5(&hls)), strip(common::framemd5(&output)));
+    }
 }

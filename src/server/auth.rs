@@ -10,6 +10,7 @@
 //! | `POST /files/` (creates upload id R)      | yes                     | 403                   |
 //! | `HEAD`/`PATCH`/`DELETE /files/R`          | yes                     | 403                   |
 //! | `GET /files/R/status`, `/output`          | yes                     | yes                   |
+//! | `GET /files/R/live.m3u8` and its files    | yes                     | yes                   |
 //! | anything of another recording S           | 403                     | 403                   |
 //!
 //! No token, a malformed, forged (another secret, another algorithm, `alg: none`),
