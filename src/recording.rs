@@ -204,7 +204,8 @@ impl Recording {
         }
         let format = options.format.unwrap_or_else(|| format_for_path(&path));
         if format == MuxFormat::Hls {
-            let why = "a recording is one file; HLS is a directory (RecordingOptions::live_hls writes it beside the file)";
+            let why =
+                "a recording is one file; HLS is a directory (RecordingOptions::live_hls writes it beside the file)";
             return Err(Error::msg(ErrorKind::Config, why).on_path(path));
         }
         let durability = options.durability.unwrap_or(Durability::Fsync);

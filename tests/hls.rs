@@ -133,7 +133,8 @@ fn hls_inputs(tmp: &Path) -> Vec<PathBuf> {
     .iter()
     .map(|n| browser_file(n, tmp))
     .collect();
-    for f in ["h264_aac_moov_end.mp4", "h264_aac_fragmented.mp4", "hevc_aac_moov_end.mov", "aac_only.mp4", "h264_opus.mkv"]
+    for f in
+        ["h264_aac_moov_end.mp4", "h264_aac_fragmented.mp4", "hevc_aac_moov_end.mov", "aac_only.mp4", "h264_opus.mkv"]
     {
         inputs.push(generated_file(f));
     }
@@ -420,9 +421,8 @@ fn kill9_at_20_moments_leaves_playlists_that_play_to_the_end() {
     let mut rng = Lcg(0x4c53);
     // All 20 at once, each on its own directory: a kill between 2.5 s (the first 2 s
     // segment is complete once the next GOP arrives) and 9.5 s.
-    let runs: Vec<(PathBuf, Duration)> = (0..20)
-        .map(|i| (tmp.path().join(format!("k{i:02}")), Duration::from_millis(2500 + rng.next(7000))))
-        .collect();
+    let runs: Vec<(PathBuf, Duration)> =
+        (0..20).map(|i| (tmp.path().join(format!("k{i:02}")), Duration::from_millis(2500 + rng.next(7000)))).collect();
     std::thread::scope(|s| {
         for (dir, at) in &runs {
             let pieces = &pieces;
@@ -468,7 +468,12 @@ fn kill9_at_20_moments_leaves_playlists_that_play_to_the_end() {
         for (dir, r) in dirs.iter().zip(&reports) {
             let p = read_playlist(dir);
             let total = r["total"].as_f64().unwrap();
-            assert!((total - p.total()).abs() < 0.01, "{}: hls.js total {total}, playlist {}", dir.display(), p.total());
+            assert!(
+                (total - p.total()).abs() < 0.01,
+                "{}: hls.js total {total}, playlist {}",
+                dir.display(),
+                p.total()
+            );
             assert!(r["reached"].as_f64().unwrap() >= total - 0.5, "{}: {r}", dir.display());
             assert_eq!(r["live"], !p.endlist, "{r}");
         }
@@ -511,7 +516,10 @@ fn hls_js_plays_while_recording_and_to_the_end() {
     let zero = &r["zero"];
     assert_eq!(zero["live"], true, "the seek to 0 was not made while live: {r}");
     assert!(zero["from"].as_f64().unwrap() < 0.5, "{zero}");
-    assert!(zero["after"].as_f64().unwrap() > zero["from"].as_f64().unwrap() + 0.3, "no playback after the seek to 0: {zero}");
+    assert!(
+        zero["after"].as_f64().unwrap() > zero["from"].as_f64().unwrap() + 0.3,
+        "no playback after the seek to 0: {zero}"
+    );
     let total = r["total"].as_f64().unwrap();
     assert!((total - 10.0).abs() < 0.2, "{r}");
     assert!(r["reached"].as_f64().unwrap() >= total - 0.5, "did not play to the end: {r}");
@@ -556,7 +564,8 @@ fn a_segment_is_named_within_50_ms_of_the_bytes_that_complete_it() {
     // tests/live.rs, from the last write before the playlist named it.
     let mut lat: Vec<Duration> = Vec::new();
     for (when, n) in &seen {
-        let cause = sent.iter().rev().find(|s| *s <= when).unwrap_or_else(|| panic!("segment {n} named before any input"));
+        let cause =
+            sent.iter().rev().find(|s| *s <= when).unwrap_or_else(|| panic!("segment {n} named before any input"));
         lat.push(when.duration_since(*cause));
     }
     assert!(lat.len() >= 3, "segments named: {seen:?}");

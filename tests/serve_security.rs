@@ -642,8 +642,7 @@ fn live_hls_follows_the_upload_behind_its_tokens() {
     let (upload, view, other) = (token("live", "upload"), token("live", "view"), token("other", "view"));
     let id = create_ok(&s, &c, Some(&upload), None);
     // The header and the first three 2 s GOPs.
-    let moofs: Vec<usize> =
-        common::top_level_boxes(&data).iter().filter(|b| &b.0 == b"moof").map(|b| b.1).collect();
+    let moofs: Vec<usize> = common::top_level_boxes(&data).iter().filter(|b| &b.0 == b"moof").map(|b| b.1).collect();
     let cut = moofs[3];
     assert_eq!(patch(&s, &c, Some(&upload), &id, 0, &data[..cut]).status(), 204);
 

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::formats::fragmenter::FragmentPolicy;
-use crate::formats::mp4::append::AppendOptions;
 use crate::formats::hls::DEFAULT_SEGMENT_MS;
+use crate::formats::mp4::append::AppendOptions;
 use crate::formats::mp4::regular::DEFAULT_RESERVE_MS;
 use crate::pipeline::{Override, Pipeline, PipelineFileError, StageConfig};
 use crate::stages::codecpar::{CodecparConfig, ParamPolicy};
@@ -388,8 +388,16 @@ async fn remux(
     options: RemuxOptions,
     params: ParamArgs,
 ) -> ExitCode {
-    let RemuxOptions { to, segment_ms, reserve_ms, mut fragment, durability, follow, idle_timeout_ms, skip_unsupported } =
-        options;
+    let RemuxOptions {
+        to,
+        segment_ms,
+        reserve_ms,
+        mut fragment,
+        durability,
+        follow,
+        idle_timeout_ms,
+        skip_unsupported,
+    } = options;
     if fragment.max_ms < fragment.min_ms {
         eprintln!("error: --max-fragment-ms ({}) is less than --fragment-ms ({})", fragment.max_ms, fragment.min_ms);
         return ExitCode::from(EXIT_USAGE);
