@@ -629,3 +629,29 @@ fn follow_and_a_pipeline_beside_the_file() {
     assert_eq!(payloads(&framemd5(&hls.join("index.m3u8"))), want);
     assert!(read_playlist(&hls).endlist);
 }
+
+/// A `Recording` with live HLS beside its file: the HLS directory is what `--to hls` makes
+/// of the same bytes, fed in small pieces, and the file is untouched by it.
+#[test]
+fn a_recording_keeps_live_hls_beside_its_file() {
+    use livemux::{Recording, RecordingOptions};
+    let input = root().join("samples/chrome_mp4_avc1_opus.mp4");
+    let data = bytes::Bytes::from(std::fs::read(&input).unwrap());
+    let tmp = tempfile::tempdir().unwrap();
+    let (file, live) = (tmp.path().join("rec.mp4"), tmp.path().join("live"));
+    let mut rec = Recording::create(&file, RecordingOptions::default().live_hls(&live)).unwrap();
+    for at in (0..data.len()).step_by(7_001) {
+        rec.push(data.slice(at..data.len().min(at + 7_001))).unwrap();
+    }
+    let report = rec.finish().unwrap();
+    assert!(report.notes.iter().all(|n| !n.contains("HLS")), "{:?}", report.notes);
+
+    let alone = tmp.path().join("alone.mp4");
+    assert!(livemux().arg("remux").arg(&input).arg("-o").arg(&alone).output().unwrap().status.success());
+    assert!(std::fs::read(&file).unwrap() == std::fs::read(&alone).unwrap(), "the file changed with live HLS");
+    let hls = tmp.path().join("hls");
+    assert!(remux_hls(&input, &hls, &[]).status.success());
+    let (a, b) = (read_playlist(&live), read_playlist(&hls));
+    assert!(a.endlist && a.names() == b.names());
+    assert_eq!(check_complete(&live, &a), check_complete(&hls, &b));
+}

@@ -635,8 +635,14 @@ fn a_thousand_idle_connections_do_not_delay_an_upload() {
 /// the end an EXT-X-ENDLIST playlist whose segments hold the packets of the output.
 #[test]
 fn live_hls_follows_the_upload_behind_its_tokens() {
-    let (mut s, _secret) = secured(&[]);
+    let (off, _secret) = secured(&[]);
     let c = client();
+    let id = create_ok(&off, &c, Some(&token("off", "upload")), None);
+    let r = c.get(off.at(&format!("/files/{id}/live.m3u8"))).bearer_auth(token("off", "view")).send().unwrap();
+    assert_eq!(r.status(), 404, "live HLS is opt-in");
+    assert!(r.text().unwrap().contains("--live-hls"));
+
+    let (mut s, _secret) = secured(&["--live-hls"]);
     let input = common::generated_file("h264_aac_fragmented.mp4");
     let data = std::fs::read(&input).unwrap();
     let (upload, view, other) = (token("live", "upload"), token("live", "view"), token("other", "view"));

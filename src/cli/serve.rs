@@ -36,9 +36,10 @@ pub struct ServeArgs {
     /// Fragment length of the recordings, ms.
     #[arg(long, value_name = "MS")]
     fragment_ms: Option<u32>,
-    /// No live HLS beside the recordings (GET /files/{id}/live.m3u8 answers 404).
+    /// Keep live HLS beside each recording: GET /files/{id}/live.m3u8 while it is made
+    /// (writes the media a second time).
     #[arg(long)]
-    no_live_hls: bool,
+    live_hls: bool,
     /// Largest upload, bytes (413 past it).
     #[arg(long, value_name = "BYTES")]
     max_upload_bytes: Option<u64>,
@@ -98,7 +99,7 @@ impl ServeArgs {
         }
         c.cors_origins.extend(self.cors_origins);
         c.demo |= self.demo;
-        c.live_hls &= !self.no_live_hls;
+        c.live_hls |= self.live_hls;
         c.check()?;
         Ok(c)
     }

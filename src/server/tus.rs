@@ -573,7 +573,7 @@ async fn live(State(app): State<App>, Path((id, file)): Path<(String, String)>, 
         };
         let upload = find(&app, request.headers(), &id, true)?;
         if !app.registry.config.live_hls {
-            return Err(Problem::new(404, "live HLS is off on this server (live_hls = false)"));
+            return Err(Problem::new(404, "live HLS is off on this server (start it with --live-hls)"));
         }
         app.registry.touch(&upload).await?;
         let path = upload.live_dir().join(&file);

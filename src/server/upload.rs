@@ -5,8 +5,8 @@
 //!  DATA/<id>/upload.json      what the upload is (length, metadata, state...), replaced atomically
 //!  DATA/<id>/input.journal    every byte received, CRC-framed (journal.rs)
 //!  DATA/<id>/recording.<ext>  the Recording fed with those bytes
-//!  DATA/<id>/live/            live HLS beside it (live.m3u8, stream.m3u8, init-0.mp4,
-//!                             seg-NNNNNN.m4s), unless `live_hls = false`
+//!  DATA/<id>/live/            with `live_hls`: live HLS beside it (live.m3u8, stream.m3u8,
+//!                             init-0.mp4, seg-NNNNNN.m4s)
 //! ```
 //!
 //! Write order of one PATCH: the body's bytes are appended to the journal and pushed into
