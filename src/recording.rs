@@ -163,8 +163,6 @@ pub struct Recording {
     failed: bool,
     /// Live HLS beside the file ([`RecordingOptions::live_hls`]).
     hls: Option<LiveHls>,
-    /// What happened to it, for the report's notes.
-    hls_notes: Vec<String>,
 }
 
 /// The HLS directory a recording keeps current; opened at its first segment. An error
@@ -174,7 +172,8 @@ struct LiveHls {
     fresh: bool,
     durability: Durability,
     writer: Option<HlsWriter>,
-    failed: bool,
+    /// Why it stopped, for the report's notes.
+    stopped: Option<String>,
 }
 
 impl LiveHls {
@@ -184,6 +183,10 @@ impl LiveHls {
             None => self.writer.insert(HlsWriter::open_with(&self.path, self.durability, self.fresh)?),
         };
         writer.write_io(f)
+    }
+
+    fn stop(&mut self, e: std::io::Error) {
+        self.stopped = Some(format!("live HLS stopped: {e}"));
     }
 }
 
@@ -221,7 +224,7 @@ impl Recording {
             fresh: options.overwrite,
             durability,
             writer: None,
-            failed: false,
+            stopped: None,
         });
         Ok(Recording {
             path,
@@ -234,7 +237,6 @@ impl Recording {
             pace: (!options.ignore_pace).then(LivePace::default),
             failed: false,
             hls,
-            hls_notes: Vec::new(),
         })
     }
 
@@ -285,12 +287,10 @@ impl Recording {
     fn write_hls(&mut self) {
         let Some(hls) = &mut self.hls else { return };
         while let Some(f) = self.remuxer.next_side_fragment() {
-            if hls.failed {
-                continue;
-            }
-            if let Err(e) = hls.write(&f) {
-                hls.failed = true;
-                self.hls_notes.push(format!("live HLS stopped: {e}"));
+            if hls.stopped.is_none() {
+                if let Err(e) = hls.write(&f) {
+                    hls.stop(e);
+                }
             }
         }
     }
@@ -305,13 +305,15 @@ impl Recording {
             self.write(&f)?;
         }
         self.write_hls();
-        if let Some(hls) = self.hls.as_mut().filter(|h| !h.failed) {
-            if let Some(Err(e)) = hls.writer.as_mut().map(HlsWriter::finish) {
-                self.hls_notes.push(format!("live HLS stopped: {e}"));
-            }
-        }
         let mut notes = self.remuxer.notes().to_vec();
-        notes.append(&mut self.hls_notes);
+        if let Some(mut hls) = self.hls.take() {
+            if hls.stopped.is_none() {
+                if let Some(Err(e)) = hls.writer.as_mut().map(HlsWriter::finish) {
+                    hls.stop(e);
+                }
+            }
+            notes.extend(hls.stopped);
+        }
         Ok(RecordingReport {
             path: self.path,
             format: self.format,
