@@ -34,7 +34,7 @@ pub struct RecordingOptions {
     /// they came, as a replay of the same bytes needs (`livemux serve` after a restart).
     pub ignore_pace: bool,
     /// Also write live HLS (a directory, or `DIR/NAME.m3u8`) from the same packets, in
-    /// segments of [`crate::formats::hls::DEFAULT_SEGMENT_MS`]: players watch the
+    /// segments of 2 s (as `--to hls`): players watch the
     /// recording while it is made. With [`RecordingOptions::overwrite`], an earlier run's
     /// HLS files there are replaced; otherwise the playlist is continued.
     pub live_hls: Option<PathBuf>,

@@ -32,7 +32,7 @@ pub enum MuxFormat {
     /// WebM when every codec fits in WebM, Matroska otherwise.
     Matroska,
     /// Fragmented MP4 for HLS: the codecs HLS players name, fragments cut as segments
-    /// (written as an HLS directory by a sink with `hls`, see [`crate::formats::hls`]).
+    /// (written as an HLS directory by a sink with `hls`; README "Live HLS").
     Hls,
 }
 

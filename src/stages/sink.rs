@@ -39,7 +39,7 @@ pub struct SinkConfig {
     /// someone else's and is never replaced, whatever this says.
     pub overwrite: Option<bool>,
     /// Write an HLS directory (`path`: the directory, or `DIR/index.m3u8`) from the
-    /// fragmented-MP4 fragments it gets, instead of one file (see [`crate::io::hls`]).
+    /// fragmented-MP4 fragments it gets, instead of one file (README "Live HLS").
     pub hls: bool,
 }
 
