@@ -107,7 +107,8 @@ async function startServer(kind, dir, logPath) {
       out.write(d);
       if (seen !== null) {
         seen += d.toString('latin1');
-        const m = seen.match(/listening on (http:\/\/\S+)/);
+        // The whole line: stderr is unbuffered, a chunk may end inside the port number.
+        const m = seen.match(/listening on (http:\/\/\S+)\r?\n/);
         if (m) {
           seen = null;
           clearTimeout(timer);
