@@ -716,8 +716,9 @@ struct FeedOptions {
     live_hls: bool,
 }
 
-/// The live HLS directory of an upload, in its directory, and the playlist a player opens.
-pub const LIVE_DIR: &str = "live";
+/// The live HLS directory of an upload, in its directory.
+const LIVE_DIR: &str = "live";
+/// The playlist of it a player opens (`GET /files/{id}/live.m3u8`).
 pub const LIVE_PLAYLIST: &str = "live.m3u8";
 
 impl Work {
