@@ -318,9 +318,7 @@ fn live_pieces(data: &[u8]) -> Vec<(Vec<u8>, f64)> {
     pieces
 }
 
-/// `livemux remux - --to hls -o DIR` with the pieces written to its stdin at their media
-/// times (after `start`); stops writing at `stop` (then the process is killed) or at the
-/// end (then stdin is closed).
+/// `livemux remux - --to hls -o DIR`, fed through a pipe.
 fn spawn_hls(dir: &Path) -> Child {
     livemux()
         .args(["remux", "-", "--to", "hls", "-o"])
@@ -332,6 +330,9 @@ fn spawn_hls(dir: &Path) -> Child {
         .unwrap()
 }
 
+/// Writes the pieces to `child`'s stdin at their media times; at `stop` kills it
+/// (SIGKILL), without one closes stdin after the last piece and waits for success.
+/// Returns when each piece was written.
 fn feed_paced(child: &mut Child, pieces: &[(Vec<u8>, f64)], stop: Option<Duration>) -> Vec<Instant> {
     let start = Instant::now();
     let mut stdin = child.stdin.take().unwrap();

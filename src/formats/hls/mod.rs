@@ -31,6 +31,7 @@ pub mod playlist;
 use bytes::Bytes;
 
 use crate::codecs::rfc6381::codec_string;
+use crate::formats::mp4::boxes::{Child, Children, FourCc, Reader};
 use crate::formats::mp4::moov::parse_movie;
 use crate::model::{Fragment, FragmentKind, TrackKind};
 pub use playlist::{MediaPlaylist, Segment, Variant};
@@ -247,41 +248,16 @@ fn rate(bytes: u64, ms: u64) -> Option<u64> {
 /// Whether `data` is made of whole top-level boxes, the first `ftyp`, one of them `moov`,
 /// none `moof`: the fMP4 muxer's header.
 fn starts_init(data: &[u8]) -> bool {
-    let mut boxes = top_level(data);
-    matches!(boxes.next(), Some(Ok((b"ftyp", _))))
-        && boxes.clone().any(|b| matches!(b, Ok((b"moov", _))))
-        && boxes.all(|b| matches!(b, Ok((t, _)) if t != b"moof"))
+    let Ok(boxes) = top_level(data).collect::<Result<Vec<_>, _>>() else { return false };
+    let is = |b: &Child<'_>, t: &[u8; 4]| &b.fourcc.0 == t;
+    boxes.first().is_some_and(|b| is(b, b"ftyp"))
+        && boxes.iter().any(|b| is(b, b"moov"))
+        && !boxes.iter().any(|b| is(b, b"moof"))
 }
 
-/// The top-level boxes of `data`: (type, the whole box), or `Err` at one that does not fit.
-fn top_level(data: &[u8]) -> impl Iterator<Item = Result<(&[u8; 4], &[u8]), ()>> + Clone {
-    let mut pos = 0usize;
-    std::iter::from_fn(move || {
-        if pos >= data.len() {
-            return None;
-        }
-        let rest = &data[pos..];
-        let head: Option<(usize, &[u8; 4])> = (|| {
-            let size = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
-            let kind: &[u8; 4] = rest.get(4..8)?.try_into().ok()?;
-            let size = if size == 1 {
-                usize::try_from(u64::from_be_bytes(rest.get(8..16)?.try_into().ok()?)).ok()?
-            } else {
-                size
-            };
-            (size >= 8 && size <= rest.len()).then_some((size, kind))
-        })();
-        match head {
-            Some((size, kind)) => {
-                pos += size;
-                Some(Ok((kind, &rest[..size])))
-            }
-            None => {
-                pos = data.len();
-                Some(Err(()))
-            }
-        }
-    })
+/// The top-level boxes of `data`, which holds whole boxes.
+fn top_level(data: &[u8]) -> Children<'_> {
+    Reader::new(data, 0, FourCc::new(b"init")).children()
 }
 
 /// The variant an init segment describes: codec strings, picture size.
@@ -290,14 +266,10 @@ fn variant(init: &Bytes) -> Result<Variant, String> {
         return Err(format!("an init segment of {} bytes (limit {MAX_INIT_BYTES})", init.len()));
     }
     let moov = top_level(init)
-        .find_map(|b| match b {
-            Ok((b"moov", m)) => Some(m),
-            _ => None,
-        })
+        .find_map(|b| b.ok().filter(|b| &b.fourcc.0 == b"moov"))
         .ok_or("the init segment has no moov")?;
-    let start = moov.as_ptr() as usize - init.as_ptr() as usize;
-    let header_len = if u32::from_be_bytes(moov[..4].try_into().expect("4 bytes")) == 1 { 16 } else { 8 };
-    let movie = parse_movie(&init.slice(start..start + moov.len()), start as u64, header_len)
+    let header_len = u32::try_from(moov.header_len).map_err(|_| "a moov header past 4 GiB")?;
+    let movie = parse_movie(&init.slice(moov.range_in(0)), moov.offset, header_len)
         .map_err(|e| format!("the init segment's moov: {e}"))?;
     let mut codecs = Vec::new();
     let mut resolution = None;
