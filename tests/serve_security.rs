@@ -629,27 +629,46 @@ fn a_thousand_idle_connections_do_not_delay_an_upload() {
     drop(idle);
 }
 
-/// `GET /files/{id}/live.m3u8` and the files it names: readable with the upload's own
-/// tokens (upload or view), 401/403 for others, 404 for any other name (the upload's
-/// journal and state are not files to serve); rebuilt after a SIGKILL of the server; at
-/// the end an EXT-X-ENDLIST playlist whose segments hold the packets of the output.
+/// `GET /files/{id}/live.m3u8` and the files it names: started by the first viewer (the
+/// journal so far replayed into it), readable with the upload's own tokens (upload or
+/// view), 401/403 for others, 404 for any other name (the upload's journal and state are
+/// not files to serve); rebuilt after a SIGKILL of the server; at the end an
+/// EXT-X-ENDLIST playlist whose segments hold the packets of the output. `--live-hls off`
+/// serves none; `--live-hls` (always) keeps it from the first byte, watched or not.
 #[test]
 fn live_hls_follows_the_upload_behind_its_tokens() {
-    let (off, _secret) = secured(&[]);
     let c = client();
-    let id = create_ok(&off, &c, Some(&token("off", "upload")), None);
-    let r = c.get(off.at(&format!("/files/{id}/live.m3u8"))).bearer_auth(token("off", "view")).send().unwrap();
-    assert_eq!(r.status(), 404, "live HLS is opt-in");
-    assert!(r.text().unwrap().contains("--live-hls"));
-
-    let (mut s, _secret) = secured(&["--live-hls"]);
     let input = common::generated_file("h264_aac_fragmented.mp4");
     let data = std::fs::read(&input).unwrap();
-    let (upload, view, other) = (token("live", "upload"), token("live", "view"), token("other", "view"));
-    let id = create_ok(&s, &c, Some(&upload), None);
     // The header and the first three 2 s GOPs.
     let moofs: Vec<usize> = common::top_level_boxes(&data).iter().filter(|b| &b.0 == b"moof").map(|b| b.1).collect();
     let cut = moofs[3];
+
+    let (off, _secret) = secured(&["--live-hls", "off"]);
+    let id = create_ok(&off, &c, Some(&token("off", "upload")), None);
+    let r = c.get(off.at(&format!("/files/{id}/live.m3u8"))).bearer_auth(token("off", "view")).send().unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.text().unwrap().contains("live HLS is off"));
+
+    let (always, _secret) = secured(&["--live-hls"]);
+    let id = create_ok(&always, &c, Some(&token("always", "upload")), None);
+    assert_eq!(patch(&always, &c, Some(&token("always", "upload")), &id, 0, &data[..cut]).status(), 204);
+    assert!(always.data_dir.join(&id).join("live/stream.m3u8").is_file(), "kept before anyone asked");
+
+    let (mut s, _secret) = secured(&[]);
+    let (upload, view, other) = (token("live", "upload"), token("live", "view"), token("other", "view"));
+    // Never watched: none, during or after.
+    let alone = token("unwatched", "upload");
+    let unwatched = create_ok(&s, &c, Some(&alone), None);
+    assert_eq!(patch(&s, &c, Some(&alone), &unwatched, 0, &data[..cut]).status(), 204);
+    assert!(!s.data_dir.join(&unwatched).join("live").exists());
+    let r = patch_final(&s, &c, Some(&alone), &unwatched, cut as u64, &data[cut..], Some(data.len() as u64));
+    assert_eq!(r.status(), 204);
+    let r = c.get(s.at(&format!("/files/{unwatched}/live.m3u8"))).bearer_auth(&alone).send().unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.text().unwrap().contains("nobody watched"));
+
+    let id = create_ok(&s, &c, Some(&upload), None);
     assert_eq!(patch(&s, &c, Some(&upload), &id, 0, &data[..cut]).status(), 204);
 
     let get = |s: &Server, path: &str, token: Option<&str>| {

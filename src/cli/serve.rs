@@ -36,10 +36,12 @@ pub struct ServeArgs {
     /// Fragment length of the recordings, ms.
     #[arg(long, value_name = "MS")]
     fragment_ms: Option<u32>,
-    /// Keep live HLS beside each recording: GET /files/{id}/live.m3u8 while it is made
-    /// (writes the media a second time).
-    #[arg(long)]
-    live_hls: bool,
+    /// When to keep live HLS beside a recording (GET /files/{id}/live.m3u8): on-demand
+    /// (default: from a recording's first viewer on), always (every recording; writes the
+    /// media a second time), off. `--live-hls` alone: always.
+    #[arg(long, value_name = "WHEN", num_args = 0..=1, default_missing_value = "always",
+          value_parser = ["off", "on-demand", "always"])]
+    live_hls: Option<String>,
     /// Largest upload, bytes (413 past it).
     #[arg(long, value_name = "BYTES")]
     max_upload_bytes: Option<u64>,
@@ -99,7 +101,9 @@ impl ServeArgs {
         }
         c.cors_origins.extend(self.cors_origins);
         c.demo |= self.demo;
-        c.live_hls |= self.live_hls;
+        if let Some(when) = self.live_hls {
+            c.live_hls = when.parse().map_err(|e: String| crate::Error::msg(crate::ErrorKind::Config, e))?;
+        }
         c.check()?;
         Ok(c)
     }

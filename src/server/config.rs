@@ -6,7 +6,7 @@
 //! jwt_secret_file = "/etc/livemux/secret"
 //! cors_origins = ["https://app.example.com"]
 //! fragment_ms = 1000
-//! live_hls = true                  # GET /files/{id}/live.m3u8 while recording (default false)
+//! live_hls = "on-demand"           # GET /files/{id}/live.m3u8: "on-demand" (default), "always", "off"
 //!
 //! [limits]
 //! max_upload_bytes = 17179869184   # 413 past this
@@ -50,10 +50,9 @@ pub struct ServeConfig {
     pub format: Option<String>,
     /// Fragment length of the recordings, ms.
     pub fragment_ms: Option<u32>,
-    /// Keep live HLS beside each recording (`DATA/<id>/live/`: `GET /files/{id}/live.m3u8`
-    /// and the segments it names). Off by default: it writes the media a second time, which
-    /// on `bench/serve.sh` took the p99 PATCH latency at 500 paced uploads from 36 ms to 1.7 s.
-    pub live_hls: bool,
+    /// When live HLS is kept beside a recording (`DATA/<id>/live/`: `GET /files/{id}/live.m3u8`
+    /// and the segments it names).
+    pub live_hls: LiveHls,
     /// Keep an upload's journal after its recording is finalized (for audits; costs the
     /// input's size again).
     pub keep_journal: bool,
@@ -61,6 +60,38 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// Hooks.
     pub hooks: HooksConfig,
+}
+
+/// When `livemux serve` keeps live HLS beside a recording.
+///
+/// Live HLS writes the media a second time: on `bench/serve.sh`, keeping it for every one of
+/// 500 paced uploads took the p99 PATCH latency from 36 ms to 1.7 s. So by default it starts
+/// only for a recording someone watches.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum LiveHls {
+    /// Never: `live.m3u8` is 404.
+    Off,
+    /// From the first `GET /files/{id}/live.m3u8` of a recording in progress: the journal so
+    /// far is replayed into it once (the upload's next PATCH waits for that), then it
+    /// follows the upload. A recording nobody watched while it was made has none.
+    #[default]
+    OnDemand,
+    /// For every recording, from its first byte.
+    Always,
+}
+
+impl std::str::FromStr for LiveHls {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "off" => Ok(LiveHls::Off),
+            "on-demand" => Ok(LiveHls::OnDemand),
+            "always" => Ok(LiveHls::Always),
+            _ => Err(format!("live HLS is off, on-demand or always, not {s:?}")),
+        }
+    }
 }
 
 /// The server's limits; each has a status code when reached.
@@ -131,7 +162,7 @@ impl Default for ServeConfig {
             demo: false,
             format: None,
             fragment_ms: None,
-            live_hls: false,
+            live_hls: LiveHls::default(),
             keep_journal: false,
             limits: Limits::default(),
             hooks: HooksConfig::default(),

@@ -29,7 +29,7 @@ pub mod metrics;
 mod tus;
 mod upload;
 
-pub use config::ServeConfig;
+pub use config::{LiveHls, ServeConfig};
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -114,6 +114,7 @@ impl From<Refusal> for Problem {
             Refusal::TooLarge(m) => Problem::new(413, m),
             Refusal::Bad(m) => Problem::new(400, m),
             Refusal::Unprocessable(m) => Problem::new(422, m),
+            Refusal::NotFound(m) => Problem::new(404, m),
             Refusal::Internal(m) => Problem::new(500, m),
         }
     }
@@ -572,10 +573,7 @@ async fn live(State(app): State<App>, Path((id, file)): Path<(String, String)>, 
             },
         };
         let upload = find(&app, request.headers(), &id, true)?;
-        if !app.registry.config.live_hls {
-            return Err(Problem::new(404, "live HLS is off on this server (start it with --live-hls)"));
-        }
-        app.registry.touch(&upload).await?;
+        app.registry.watch(&upload).await?;
         let path = upload.live_dir().join(&file);
         let mime = content_type.parse().expect("a mime");
         let served = tower::ServiceExt::oneshot(tower_http::services::ServeFile::new_with_mime(&path, &mime), request)

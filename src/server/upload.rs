@@ -5,8 +5,8 @@
 //!  DATA/<id>/upload.json      what the upload is (length, metadata, state...), replaced atomically
 //!  DATA/<id>/input.journal    every byte received, CRC-framed (journal.rs)
 //!  DATA/<id>/recording.<ext>  the Recording fed with those bytes
-//!  DATA/<id>/live/            with `live_hls`: live HLS beside it (live.m3u8, stream.m3u8,
-//!                             init-0.mp4, seg-NNNNNN.m4s)
+//!  DATA/<id>/live/            live HLS beside it (live.m3u8, stream.m3u8, init-0.mp4,
+//!                             seg-NNNNNN.m4s), from the first viewer on (`LiveHls`)
 //! ```
 //!
 //! Write order of one PATCH: the body's bytes are appended to the journal and pushed into
@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::commit::Committer;
-use super::config::ServeConfig;
+use super::config::{LiveHls, ServeConfig};
 use super::events::{self, Event, EventKind, TrackInfo};
 use super::hooks::Hooks;
 use super::journal::Journal;
@@ -125,6 +125,8 @@ pub enum Refusal {
     Bad(String),
     /// 422: the bytes are not a recording livemux can take (the upload failed).
     Unprocessable(String),
+    /// 404.
+    NotFound(String),
     /// 500.
     Internal(String),
 }
@@ -340,13 +342,54 @@ impl Registry {
         if work.as_ref().is_some_and(|w| w.loaded) {
             return Ok(());
         }
-        let info = upload.info();
-        if info.state != State::Recording {
+        if upload.info().state != State::Recording {
             return Ok(());
         }
+        let len = self.replay(upload, work).await?;
+        tracing::info!("{}: resumed at {len} bytes", upload.id);
+        self.event(upload, EventKind::Resumed, None);
+        Ok(())
+    }
+
+    /// Starts live HLS for `upload` if the server keeps it on demand and it has none yet
+    /// (its journal is replayed once into a recording that keeps it), then loads it like
+    /// [`Registry::touch`].
+    pub async fn watch(&self, upload: &Arc<Upload>) -> std::result::Result<(), Refusal> {
+        upload.touched.store(self.now_ms(), Ordering::Release);
+        let mut guard = upload.work.lock().await;
+        self.load(upload, &mut guard).await?;
+        let live = upload.live_dir();
+        match self.config.live_hls {
+            LiveHls::Off => {
+                return Err(Refusal::NotFound("live HLS is off on this server (--live-hls off)".into()));
+            }
+            LiveHls::Always => return Ok(()),
+            LiveHls::OnDemand if live.exists() => return Ok(()),
+            LiveHls::OnDemand => {}
+        }
+        if upload.info().state != State::Recording {
+            let why = "this recording has no live HLS: nobody watched it while it was made (its file: GET /files/{id}/output)";
+            return Err(Refusal::NotFound(why.into()));
+        }
+        // The directory says "live HLS on" to every later replay (after a restart too).
+        std::fs::create_dir_all(&live)?;
+        *guard = None;
         let started = Instant::now();
+        let len = self.replay(upload, &mut guard).await?;
+        tracing::info!(
+            "{}: live HLS from {len} bytes of journal in {:.3} s",
+            upload.id,
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
+    /// Feeds an upload's whole journal to a new recording (on the blocking pool) and
+    /// publishes its offset. The journal's length.
+    async fn replay(&self, upload: &Arc<Upload>, work: &mut Option<Work>) -> std::result::Result<u64, Refusal> {
+        let info = upload.info();
         let dir = upload.dir.clone();
-        let options = self.recording_options();
+        let options = self.recording_options(&dir);
         let replayed = tokio::task::spawn_blocking(move || -> Result<Work> {
             let mut w = Work::new(None);
             let mut feed_error = None;
@@ -373,21 +416,25 @@ impl Registry {
         if let Some(output) = output {
             upload.info.lock().unwrap().output = Some(output);
         }
-        tracing::info!("{}: resumed at {len} bytes in {:.3} s", upload.id, started.elapsed().as_secs_f64());
-        self.event(upload, EventKind::Resumed, None);
         if let Some(e) = failed {
             self.fail(upload, work, e).await;
         }
-        Ok(())
+        Ok(len)
     }
 
-    fn recording_options(&self) -> FeedOptions {
+    /// How the bytes of the upload in `dir` become its recording.
+    fn recording_options(&self, dir: &Path) -> FeedOptions {
         let mut remux = RemuxOptions::default();
         if let Some(ms) = self.config.fragment_ms {
             remux.fragment.min_ms = u64::from(ms);
             remux.fragment.max_ms = u64::from(ms) * 2;
         }
-        FeedOptions { remux, live_hls: self.config.live_hls }
+        let live_hls = match self.config.live_hls {
+            LiveHls::Off => false,
+            LiveHls::OnDemand => dir.join(LIVE_DIR).exists(),
+            LiveHls::Always => true,
+        };
+        FeedOptions { remux, live_hls }
     }
 
     /// Cancels the PATCH in flight on `upload` (a new one takes over) and returns the
@@ -536,7 +583,7 @@ impl Registry {
             return Ok(());
         }
         let mut w = guard.take().ok_or_else(|| Refusal::Internal("the upload's writer was lost".into()))?;
-        let (dir, info, options) = (upload.dir.clone(), upload.info(), self.recording_options());
+        let (dir, info, options) = (upload.dir.clone(), upload.info(), self.recording_options(&upload.dir));
         let (w, result) = tokio::task::spawn_blocking(move || {
             let r = w.take(&dir, &info, &options, pieces);
             (w, r)
