@@ -233,6 +233,7 @@ impl HlsPackager {
             [one] => one.clone(),
             _ => Bytes::from(parts.concat()),
         };
+        let data = ftyp_and_moov(&data);
         self.variant = Some(variant(&data)?);
         self.init_written = true;
         out.push(HlsWrite::File { name: self.init_name.clone(), parts: vec![data] });
@@ -253,6 +254,20 @@ fn starts_init(data: &[u8]) -> bool {
     boxes.first().is_some_and(|b| is(b, b"ftyp"))
         && boxes.iter().any(|b| is(b, b"moov"))
         && !boxes.iter().any(|b| is(b, b"moof"))
+}
+
+/// The `ftyp` and `moov` of a header: what an init segment holds. A `--to mp4` header
+/// also has the reserve for its final index and its running index (`free`, `sidx`), which
+/// mean nothing to a player of segments.
+fn ftyp_and_moov(header: &Bytes) -> Bytes {
+    let kept: Vec<Bytes> = top_level(header)
+        .filter_map(|b| b.ok().filter(|b| matches!(&b.fourcc.0, b"ftyp" | b"moov")))
+        .map(|b| header.slice(b.range_in(0)))
+        .collect();
+    match kept.iter().map(Bytes::len).sum::<usize>() {
+        len if len == header.len() => header.clone(),
+        _ => kept.concat().into(),
+    }
 }
 
 /// The top-level boxes of `data`, which holds whole boxes.
@@ -299,6 +314,15 @@ mod tests {
         {
             assert_eq!(media_file(name), None, "{name}");
         }
+    }
+
+    #[test]
+    fn an_init_segment_is_the_headers_ftyp_and_moov() {
+        let boxed = |t: &[u8; 4], n: u32| [&(n + 8).to_be_bytes()[..], t, &vec![7; n as usize]].concat();
+        let header: Bytes = [boxed(b"ftyp", 8), boxed(b"free", 100), boxed(b"moov", 20), boxed(b"sidx", 30)].concat().into();
+        assert_eq!(&ftyp_and_moov(&header)[..], &[boxed(b"ftyp", 8), boxed(b"moov", 20)].concat()[..]);
+        let plain: Bytes = [boxed(b"ftyp", 8), boxed(b"moov", 20)].concat().into();
+        assert_eq!(ftyp_and_moov(&plain), plain);
     }
 
     #[test]
