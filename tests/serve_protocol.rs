@@ -433,13 +433,15 @@ fn errors_413_too_large() {
     expect(r, 413, "POST body past its Upload-Length");
     assert_eq!(offset_of(&expect(head(&c, &small), 200, "HEAD")), 0, "a 413 writes nothing");
 
-    // A deferred upload growing past the limit, and a length set past it.
+    // A deferred upload growing past the limit, and a length set past it. The refused
+    // bodies are small: the server answers before reading a refused body and closes the
+    // connection, which a client still sending a large one sees as a reset, not a 413.
     let deferred = create_deferred(&s, &c);
-    expect(patch(&c, &deferred, 0, &data[..60_000]).send().unwrap(), 204, "PATCH");
-    expect(patch(&c, &deferred, 60_000, &data[60_000..100_001]).send().unwrap(), 413, "deferred upload past the limit");
-    let r = patch(&c, &deferred, 60_000, &data[60_000..61_000]).header("Upload-Length", "100001").send().unwrap();
+    expect(patch(&c, &deferred, 0, &data[..99_000]).send().unwrap(), 204, "PATCH");
+    expect(patch(&c, &deferred, 99_000, &data[99_000..100_001]).send().unwrap(), 413, "deferred upload past the limit");
+    let r = patch(&c, &deferred, 99_000, &data[99_000..99_100]).header("Upload-Length", "100001").send().unwrap();
     expect(r, 413, "Upload-Length past the limit in a PATCH");
-    assert_eq!(offset_of(&expect(head(&c, &deferred), 200, "HEAD")), 60_000, "a 413 writes nothing");
+    assert_eq!(offset_of(&expect(head(&c, &deferred), 200, "HEAD")), 99_000, "a 413 writes nothing");
 
     // Up to the limit is fine.
     expect(patch(&c, &url, 0, &data[..100_000]).send().unwrap(), 204, "PATCH up to the limit");
