@@ -104,7 +104,7 @@ mod recording;
 pub mod server;
 
 pub use error::{Error, ErrorKind, Result};
-pub use model::{Chunk, Fragment, FragmentKind, Packet, Payload, Track, TrackKind, TrackSet, Tracks};
+pub use model::{Chunk, Fragment, FragmentKind, IndexUpdate, Packet, Payload, Track, TrackKind, TrackSet, Tracks};
 
 // Running a remux: the pipeline and its settings.
 pub use formats::fragmenter::FragmentPolicy;

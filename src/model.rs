@@ -397,12 +397,44 @@ pub struct Fragment {
     pub start_ms: Option<i64>,
     /// Duration of the media the fragment carries, in ms (0 for headers and trailers).
     pub duration_ms: u64,
+    /// In-place writes that keep an index of the fragments current while recording (the
+    /// running `sidx` of `--to mp4`), made with this fragment by outputs that can seek
+    /// (`WriteStep::for_fragment` lists them in order). An output that leaves them out
+    /// still writes a valid file, whose index counts only the first fragment.
+    pub index: IndexUpdate,
+}
+
+/// In-place writes that add a fragment to an index written before it (the running `sidx`
+/// of `--to mp4`). Outputs that can seek make `prepare` before the fragment and `publish`
+/// after it, once the fragment is as durable as configured, so that the index never
+/// counts a fragment a crash may have lost; streams skip both.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IndexUpdate {
+    /// (offset, bytes): room the index does not count yet (its next entry).
+    pub prepare: Vec<(u64, Bytes)>,
+    /// (offset, bytes): what makes the index count the fragment (its entry count).
+    pub publish: Vec<(u64, Bytes)>,
+}
+
+impl IndexUpdate {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.prepare.is_empty() && self.publish.is_empty()
+    }
 }
 
 impl Fragment {
     /// An in-place write of a clean stop ([`FragmentKind::Finalize`]).
     pub fn finalize(offset: u64, data: Bytes) -> Self {
-        Fragment { kind: FragmentKind::Finalize, offset, parts: vec![data], packets: 0, start_ms: None, duration_ms: 0 }
+        Fragment {
+            kind: FragmentKind::Finalize,
+            offset,
+            parts: vec![data],
+            packets: 0,
+            start_ms: None,
+            duration_ms: 0,
+            index: IndexUpdate::default(),
+        }
     }
 
     /// Length in bytes.

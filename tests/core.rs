@@ -12,21 +12,18 @@ use common::{browser_file, livemux, root, top_level_boxes, Lcg};
 use livemux::formats::output::{MuxConfig, MuxFormat, Output};
 use livemux::formats::params::ParamPolicy;
 use livemux::formats::remux::{RemuxOptions, Remuxer};
-use livemux::formats::{parse_counts, Failure, PacketEvent};
+use livemux::formats::{parse_counts, Failure, PacketEvent, WriteStep};
+use livemux::io::apply_in_memory;
 use livemux::model::TrackSet;
 use livemux::model::{Fragment, FragmentKind};
 use livemux::reference::Reference;
 use livemux::ErrorKind;
 
-/// Writes fragments at their offsets, as a file output does (`Finalize` over earlier bytes).
+/// Writes fragments at their offsets, as a file output does (`Finalize` over earlier bytes,
+/// the running index's writes in place).
 fn apply(file: &mut Vec<u8>, fragments: impl IntoIterator<Item = Fragment>) {
     for f in fragments {
-        let data = f.to_bytes();
-        let at = f.offset as usize;
-        if file.len() < at + data.len() {
-            file.resize(at + data.len(), 0);
-        }
-        file[at..at + data.len()].copy_from_slice(&data);
+        apply_in_memory(file, &[], &WriteStep::for_fragment(&f));
     }
 }
 

@@ -320,6 +320,7 @@ fn fragments(sizes: &[usize]) -> Vec<Fragment> {
                 packets: 1,
                 start_ms: None,
                 duration_ms: 0,
+                index: Default::default(),
             };
             offset += n as u64;
             f

@@ -164,6 +164,9 @@ fn record_in_process(input: &Path, reserve_ms: u64) -> (Vec<u8>, Vec<WriteStep>)
             } else {
                 assert_eq!(f.offset, recorded.len() as u64, "fragments follow each other");
                 recorded.extend_from_slice(&f.to_bytes());
+                for (at, data) in f.index.prepare.iter().chain(&f.index.publish) {
+                    recorded[*at as usize..*at as usize + data.len()].copy_from_slice(data);
+                }
             }
         }
         run.await.unwrap().unwrap();
@@ -522,4 +525,240 @@ fn finalize_turns_chromium_recordings_into_regular_mp4s_with_identical_packets()
     assert_eq!(res.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&res.stderr).contains("livemux recover"));
     assert!(std::fs::read(&cut).unwrap() == std::fs::read(generated_file("h264_aac_truncated_60pct.mp4")).unwrap());
+}
+
+// ------------------------------------------------------------------- the running index
+
+/// One write of a `--to mp4` recording to a file, as the file output makes them.
+#[derive(Clone, Debug)]
+enum RecWrite {
+    Append(Vec<u8>),
+    InPlace(u64, bytes::Bytes),
+}
+
+/// The writes of recording `input` with `--to mp4` (fragments of 400 to 800 ms), in the
+/// order a file output makes them: each fragment's index entries, the fragment, its index
+/// counts (`counts_first`: the counts before the fragment, the wrong order). The clean
+/// stop's writes are left out: this is the file while it records.
+fn recording_writes(input: &Path, counts_first: bool) -> Vec<RecWrite> {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let source = SourceConfig::default().with_path(input);
+        let fragment = livemux::formats::fragmenter::FragmentPolicy::new(400, 800);
+        let mux = MuxConfig { format: MuxFormat::Mp4, fragment, ..MuxConfig::default() };
+        let sink = SinkConfig::new(dir.path().join("unused.mp4"));
+        let mut p = Pipeline::remux(source, Default::default(), mux, sink).unwrap();
+        let mut rx = p.collect_output().unwrap();
+        let run = tokio::spawn(p.run(Default::default()));
+        let mut writes = Vec::new();
+        while let Some(f) = rx.recv().await {
+            if f.kind == FragmentKind::Finalize || f.is_empty() {
+                continue;
+            }
+            let in_place = |w: &[(u64, bytes::Bytes)]| {
+                w.iter().map(|(at, d)| RecWrite::InPlace(*at, d.clone())).collect::<Vec<_>>()
+            };
+            writes.extend(in_place(&f.index.prepare));
+            if counts_first {
+                writes.extend(in_place(&f.index.publish));
+            }
+            writes.push(RecWrite::Append(f.to_bytes().to_vec()));
+            if !counts_first {
+                writes.extend(in_place(&f.index.publish));
+            }
+        }
+        run.await.unwrap().unwrap();
+        writes
+    })
+}
+
+/// Reads each top-level `sidx` of `state` as a player would and checks that it counts only
+/// whole fragments of the file: each reference starts at a `moof` and ends inside the
+/// file. Returns where the references of each box end.
+fn running_index_ends(state: &[u8], what: &str) -> Vec<u64> {
+    let boxes = top_level_boxes(state);
+    let moofs: HashSet<usize> = boxes.iter().filter(|b| &b.0 == b"moof").map(|b| b.1).collect();
+    let mut ends = Vec::new();
+    for &(_, at, size) in boxes.iter().filter(|b| &b.0 == b"sidx") {
+        let b = &state[at..at + size];
+        let first_offset = u64::from_be_bytes(b[28..36].try_into().unwrap());
+        let count = u16::from_be_bytes(b[38..40].try_into().unwrap()) as usize;
+        let mut end = (at + size) as u64 + first_offset;
+        for i in 0..count {
+            let e = &b[40 + 12 * i..52 + 12 * i];
+            let size = u64::from(u32::from_be_bytes(e[..4].try_into().unwrap()) & 0x7fff_ffff);
+            assert!(end + size <= state.len() as u64, "{what}: sidx at {at} counts bytes past the end of the file");
+            assert!(moofs.contains(&(end as usize)), "{what}: sidx at {at}: reference {i} does not start at a moof");
+            end += size;
+        }
+        ends.push(end);
+    }
+    ends
+}
+
+/// Replays a recording's writes cut at every one, and inside each in-place write at every
+/// sector: every state is a fragmented MP4 whose packets are those of its complete
+/// fragments, and whose running index counts only those; once a fragment's counts are
+/// written, the index reaches the end of the file (what FFmpeg needs to use it).
+fn replay_recording(name: &str, writes: &[RecWrite], dir: &Path) -> usize {
+    let mut cur: Vec<u8> = Vec::new();
+    let mut states: Vec<(String, Vec<u8>)> = Vec::new();
+    for (k, w) in writes.iter().enumerate() {
+        match w {
+            RecWrite::Append(data) => cur.extend_from_slice(data),
+            RecWrite::InPlace(offset, data) => {
+                let pieces = sectors(*offset, data.len());
+                for landed in landed_subsets(pieces.len()) {
+                    let mut state = cur.clone();
+                    for &i in &landed {
+                        let (a, b) = pieces[i];
+                        state[*offset as usize + a..*offset as usize + b].copy_from_slice(&data[a..b]);
+                    }
+                    states.push((format!("{name}: write {k}, sectors {landed:?}"), state));
+                }
+                cur[*offset as usize..*offset as usize + data.len()].copy_from_slice(data);
+            }
+        }
+        let what = format!(
+            "{name}: after write {k} ({})",
+            if matches!(w, RecWrite::Append(_)) { "fragment" } else { "index" }
+        );
+        let published = matches!(w, RecWrite::InPlace(..)) && !matches!(writes.get(k + 1), Some(RecWrite::InPlace(..)));
+        if published {
+            // The last count of a fragment: every box reaches the end of the file.
+            let ends = running_index_ends(&cur, &what);
+            assert!(
+                !ends.is_empty() && ends.iter().all(|&e| e == cur.len() as u64),
+                "{what}: index ends {ends:?}, file {}",
+                cur.len()
+            );
+        }
+        states.push((what, cur.clone()));
+    }
+    let final_path = dir.join(format!("{name}.recorded.mp4"));
+    std::fs::write(&final_path, &cur).unwrap();
+    let whole = framemd5(&final_path);
+    let mut seen = HashSet::new();
+    for (what, state) in &states {
+        running_index_ends(state, what);
+        if !seen.insert(state.clone()) || top_level_boxes(state).iter().all(|b| &b.0 != b"moof") {
+            continue;
+        }
+        let len = state.len() as u64;
+        assert!(matches!(scan(&mut Cursor::new(state), len), Ok(Scanned::Fragmented { .. })), "{what}: scan");
+        let path = dir.join(format!("{name}.state.mp4"));
+        std::fs::write(&path, state).unwrap();
+        let (ok, text) = ffprobe(&path, "format=format_name");
+        assert!(ok, "{what}: ffprobe: {text}");
+        assert_cut_prefix(&whole, &framemd5(&path), what);
+    }
+    eprintln!("{name}: {} states, {} distinct, all valid", states.len(), seen.len());
+    states.len()
+}
+
+#[test]
+fn the_running_index_is_valid_after_a_crash_at_every_write() {
+    if !tools(&["ffmpeg", "ffprobe"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let writes = recording_writes(&generated_file("h264_aac_moov_end.mp4"), false);
+    let fragments = writes.iter().filter(|w| matches!(w, RecWrite::Append(_))).count();
+    assert!(fragments >= 10, "{fragments} fragments");
+    assert!(replay_recording("h264-aac", &writes, dir.path()) > 4 * fragments);
+}
+
+/// The replay is able to fail: counts written before their fragment count bytes the file
+/// does not have yet.
+#[test]
+#[should_panic(expected = "counts bytes past the end of the file")]
+fn replay_catches_an_index_that_runs_ahead_of_the_file() {
+    let writes = recording_writes(&generated_file("h264_aac_moov_end.mp4"), true);
+    replay_recording("ahead", &writes, tempfile::tempdir().unwrap().path());
+}
+
+/// The `read` and `lseek` calls `ffprobe` makes on a file to open it (strace), to tell
+/// whether it read an index or every `moof`.
+fn ffprobe_file_calls(path: &Path) -> usize {
+    let log = path.with_extension("strace");
+    let status = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=openat,read,lseek,close", "-o"])
+        .arg(&log)
+        .args(["ffprobe", "-v", "error", "-show_entries", "format=duration"])
+        .arg(path)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "ffprobe {}", path.display());
+    let opened = format!("\"{}\"", path.display());
+    let mut fds = HashSet::new();
+    let mut calls = 0;
+    for line in std::fs::read_to_string(&log).unwrap().lines() {
+        // "PID  call(FD, ...) = RESULT"
+        let Some((call, rest)) = line.split_once(' ').and_then(|(_, l)| l.trim_start().split_once('(')) else {
+            continue;
+        };
+        let result = rest.rsplit_once("= ").map(|(_, r)| r.split(' ').next().unwrap_or("")).unwrap_or("");
+        if call == "openat" {
+            if rest.contains(&opened) {
+                fds.insert(result.to_string());
+            }
+            continue;
+        }
+        let fd = rest.split([',', ')']).next().unwrap_or("");
+        match call {
+            "close" => {
+                fds.remove(fd);
+            }
+            "read" | "lseek" if fds.contains(fd) => calls += 1,
+            _ => {}
+        }
+    }
+    calls
+}
+
+/// A recording killed with SIGKILL opens through its running index: FFmpeg reads and seeks
+/// a few times instead of reading every `moof`, as it must without the index (the same file with
+/// its `sidx` boxes turned into `free` boxes, which shows the measure can fail).
+#[test]
+fn a_killed_recording_opens_through_its_running_index() {
+    if !tools(&["ffmpeg", "ffprobe", "strace"]) {
+        return;
+    }
+    let data = std::fs::read(generated_file("h264_aac_faststart.mp4")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("killed.mp4");
+    let mut child = paced_recording(data, &out, 1 << 20);
+    let start = Instant::now();
+    while std::fs::metadata(&out).map_or(0, |m| m.len()) < 900_000 {
+        assert!(start.elapsed() < Duration::from_secs(20), "no output after 20 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // All the input is in (its tail waits for more); the size settles.
+    let mut last = 0;
+    while std::fs::metadata(&out).unwrap().len() != last {
+        last = std::fs::metadata(&out).unwrap().len();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    signal(child.id(), "KILL");
+    child.wait().unwrap();
+
+    let bytes = std::fs::read(&out).unwrap();
+    let ends = running_index_ends(&bytes, "killed");
+    assert_eq!(ends, vec![bytes.len() as u64; 2], "one sidx per track, counting every fragment");
+    let moofs = top_level_boxes(&bytes).iter().filter(|b| &b.0 == b"moof").count();
+    let with_index = ffprobe_file_calls(&out);
+
+    let mut hidden = bytes.clone();
+    for &(_, at, _) in top_level_boxes(&bytes).iter().filter(|b| &b.0 == b"sidx") {
+        hidden[at + 4..at + 8].copy_from_slice(b"free");
+    }
+    let without = dir.path().join("no-index.mp4");
+    std::fs::write(&without, &hidden).unwrap();
+    let scanning = ffprobe_file_calls(&without);
+    eprintln!("{moofs} fragments: ffprobe reads or seeks {with_index} times with the index, {scanning} without");
+    assert!(with_index <= 12, "{with_index} reads and seeks with the index");
+    assert!(scanning >= moofs, "{scanning} reads and seeks without it, {moofs} fragments");
+    assert_eq!(framemd5(&out), framemd5(&without), "the same packets either way");
 }

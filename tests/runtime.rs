@@ -26,7 +26,7 @@ fn recording() -> Bytes {
 /// Writes the fragment at its offset, as a file output would (the library's in-memory
 /// applier).
 fn apply(output: &mut Vec<u8>, f: &Fragment) {
-    apply_in_memory(output, &[], &[WriteStep::from_fragment(f)]);
+    apply_in_memory(output, &[], &WriteStep::for_fragment(f));
 }
 
 /// Applies every fragment still to come to `output`, noting their kinds.

@@ -60,6 +60,18 @@ impl WriteStep {
         WriteStep::Write { offset: fragment.offset, data: fragment.to_bytes() }
     }
 
+    /// Every write a file output makes for `fragment`, in order: its index's `prepare`, the
+    /// fragment at its offset, its index's `publish` ([`Fragment::index`]).
+    pub fn for_fragment(fragment: &Fragment) -> Vec<Self> {
+        let in_place = |w: &[(u64, bytes::Bytes)]| {
+            w.iter().map(|(offset, data)| WriteStep::Write { offset: *offset, data: data.clone() }).collect::<Vec<_>>()
+        };
+        let mut steps = in_place(&fragment.index.prepare);
+        steps.push(Self::from_fragment(fragment));
+        steps.extend(in_place(&fragment.index.publish));
+        steps
+    }
+
     /// Where the step starts writing, if it writes.
     pub fn write_start(&self) -> Option<u64> {
         match self {

@@ -1,6 +1,8 @@
 //! [`FragmentWriter`]: a muxer's fragments into a file or stdout, each with one write, made
 //! durable as configured. [`FragmentKind::Finalize`] fragments are written in place, in
-//! order, each durable before the next, when the output is a file; a stream skips them.
+//! order, each durable before the next, when the output is a file; a stream skips them. So
+//! does it a fragment's [`IndexUpdate`](crate::IndexUpdate): in a file, `prepare` goes
+//! before the fragment, inside its durability barrier, and `publish` after it.
 //!
 //! Plain blocking `write` calls: async file emulation would split a fragment into several
 //! writes, and a crash between them would leave a torn fragment in the middle of the file
@@ -22,6 +24,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::{describe_write_error, lock_or_refuse, Apply, Barriers, WriteStep};
@@ -196,15 +199,28 @@ impl FragmentWriter {
         let o = self.out.as_mut().expect("opened above");
         let regular = o.regular;
         let written = (|| {
-            if regular && fragment.offset != self.pos {
-                o.file.seek(SeekFrom::Start(fragment.offset))?;
+            if regular {
+                for (at, data) in &fragment.index.prepare {
+                    o.file.write_all_at(data, *at)?;
+                }
+                if fragment.offset != self.pos {
+                    o.file.seek(SeekFrom::Start(fragment.offset))?;
+                }
             }
             write_parts(&mut o.file, &fragment.parts)?;
             match self.durability {
-                Durability::Fsync if regular => o.file.sync_data(),
-                Durability::Fsync | Durability::Flush => o.file.flush(),
-                Durability::None => Ok(()),
+                Durability::Fsync if regular => o.file.sync_data()?,
+                Durability::Fsync | Durability::Flush => o.file.flush()?,
+                Durability::None => {}
             }
+            // Made durable by the next fragment's barrier: until then the index counts
+            // one fragment less, which is valid.
+            if regular {
+                for (at, data) in &fragment.index.publish {
+                    o.file.write_all_at(data, *at)?;
+                }
+            }
+            Ok(())
         })();
         if let Err(e) = written {
             if regular {

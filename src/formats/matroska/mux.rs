@@ -198,7 +198,7 @@ impl MkvMuxer {
         start_ms: Option<i64>,
         dur: u64,
     ) -> Fragment {
-        let f = Fragment { kind, offset: self.written, parts, packets, start_ms, duration_ms: dur };
+        let f = Fragment { kind, offset: self.written, parts, packets, start_ms, duration_ms: dur, index: Default::default() };
         self.written += f.len();
         f
     }

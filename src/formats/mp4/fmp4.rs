@@ -7,11 +7,12 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::init::{fragmented_header_with, movie_timescale, HeaderLayout, DEFAULT_MOVIE_TIMESCALE};
+use super::sidx::{RunningIndex, TrackSpan};
 use super::write::{close, open, open_full};
 use crate::formats::fragmenter::{FragmentPolicy, Fragmenter};
 use crate::formats::timeline::{self, MediaStart, Plan, Timing};
 use crate::formats::{MuxError, Muxer};
-use crate::model::{Fragment, FragmentKind, Packet, Ticks, Track, TrackKind, TrackSet};
+use crate::model::{Fragment, FragmentKind, IndexUpdate, Packet, Ticks, Track, TrackKind, TrackSet};
 
 /// Sample flags of a sync sample: sample_depends_on = 2 (does not depend on others).
 const SYNC_FLAGS: u32 = 0x0200_0000;
@@ -41,6 +42,8 @@ pub struct Fmp4Muxer {
     /// (decided by the track's first packet; presentation times are kept, the difference
     /// goes into the composition offsets).
     dts_shift: Vec<Option<i64>>,
+    /// The `sidx` boxes after the `moov`, kept current fragment by fragment ([`super::sidx`]).
+    running: Option<RunningIndex>,
 }
 
 impl Fmp4Muxer {
@@ -64,7 +67,16 @@ impl Fmp4Muxer {
             header: None,
             trimmed: 0,
             dts_shift: vec![None; tracks_len],
+            running: None,
         }
+    }
+
+    /// Writes a `sidx` per track after the `moov`, with room for `capacity` fragments, and
+    /// keeps it current with each fragment ([`super::sidx`]).
+    pub fn with_running_index(mut self, capacity: u32) -> Self {
+        let timescales: Vec<u32> = self.tracks.iter().map(|t| t.timescale).collect();
+        self.running = Some(RunningIndex::new(&timescales, capacity));
+        self
     }
 
     /// Where the header's boxes went, once [`Muxer::header`] has run.
@@ -77,7 +89,8 @@ impl Fmp4Muxer {
         self.written
     }
 
-    /// The header as written (with the first fragment), once decided.
+    /// The header as written (with the first fragment), once decided: `ftyp`, the reserve,
+    /// `moov` and the running index.
     pub fn header_bytes(&self) -> Option<&Bytes> {
         self.header.as_ref()
     }
@@ -118,7 +131,10 @@ impl Fmp4Muxer {
             .collect();
         let plan = timeline::plan(self.tracks.iter().map(Timing::from), &starts);
         let tracks = self.planned_tracks(&plan);
-        let (data, _) = fragmented_header_with(&tracks, &self.tracks.movie, self.reserve)?;
+        let (mut data, _) = fragmented_header_with(&tracks, &self.tracks.movie, self.reserve)?;
+        if let Some(running) = &mut self.running {
+            data = [data.clone(), running.boxes(data.len() as u64)].concat().into();
+        }
         self.plan = Some(plan);
         self.header = Some(data.clone());
         Ok(data)
@@ -148,7 +164,7 @@ impl Fmp4Muxer {
         start_ms: Option<i64>,
         duration_ms: u64,
     ) -> Fragment {
-        let f = Fragment { kind, offset: self.written, parts, packets, start_ms, duration_ms };
+        let f = Fragment { kind, offset: self.written, parts, packets, start_ms, duration_ms, index: IndexUpdate::default() };
         self.written += f.len();
         f
     }
@@ -162,6 +178,7 @@ impl Fmp4Muxer {
         self.trim_and_place()?;
         if self.pending.iter().all(Vec::is_empty) {
             self.fragmenter.reset();
+            self.header_alone(header.is_some());
             return Ok(header.map(|h| self.emit(FragmentKind::Header, vec![h], 0, None, 0)));
         }
         self.sequence += 1;
@@ -175,12 +192,44 @@ impl Fmp4Muxer {
         self.patch_data_offsets(&mut buf, data_offset_fields, moof_len + mdat_header);
         write_mdat_header(&mut buf, payload, large);
         let (start_ms, duration_ms) = self.lead_span();
+        let mut index = self.index_fragment((buf.len() + payload) as u64);
         let mut parts = Vec::with_capacity(count + 2);
-        parts.extend(header);
+        // The first fragment carries the header, index included: its index writes go in
+        // there (a write before the fragment would be overwritten by it).
+        parts.extend(header.map(|h| {
+            let writes = std::mem::take(&mut index.prepare).into_iter().chain(std::mem::take(&mut index.publish));
+            with_writes(h, writes)
+        }));
         parts.push(buf.freeze());
         parts.extend(self.pending.iter_mut().flat_map(|p| p.drain(..)).flat_map(|p| p.data.into_parts()));
         self.fragmenter.reset();
-        Ok(Some(self.emit(FragmentKind::Media, parts, count as u32, start_ms, duration_ms)))
+        let mut fragment = self.emit(FragmentKind::Media, parts, count as u32, start_ms, duration_ms);
+        fragment.index = index;
+        Ok(Some(fragment))
+    }
+
+    /// The header goes out without a fragment (`alone`): the running index, whose boxes
+    /// are `free` until they count one, stays unused.
+    fn header_alone(&mut self, alone: bool) {
+        if let (true, Some(running)) = (alone, &mut self.running) {
+            running.stop("the header went out before any fragment");
+        }
+    }
+
+    /// The running index's writes for the open fragment, `size` bytes of `moof` and `mdat`.
+    fn index_fragment(&mut self, size: u64) -> IndexUpdate {
+        let Some(running) = &mut self.running else { return IndexUpdate::default() };
+        let spans: Vec<TrackSpan> = self
+            .pending
+            .iter()
+            .map(|packets| TrackSpan {
+                end_ticks: packets
+                    .last()
+                    .and_then(|p| u64::try_from(p.dts_ticks).ok()?.checked_add(u64::from(p.duration_ticks))),
+                starts_with_sync: packets.first().is_some_and(|p| p.keyframe),
+            })
+            .collect();
+        running.add(size, &spans)
     }
 
     /// Drops the audio past the end of each track's edit list (FFmpeg shows it in a
@@ -300,6 +349,19 @@ fn write_traf(buf: &mut BytesMut, track: usize, packets: &[Packet]) -> Result<us
     Ok(data_offset_field)
 }
 
+/// `data` (at offset 0 of the output) with `writes` made into it.
+fn with_writes(data: Bytes, writes: impl Iterator<Item = (u64, Bytes)>) -> Bytes {
+    let mut writes = writes.peekable();
+    if writes.peek().is_none() {
+        return data;
+    }
+    let mut out = BytesMut::from(&data[..]);
+    for (at, bytes) in writes {
+        out[at as usize..at as usize + bytes.len()].copy_from_slice(&bytes);
+    }
+    out.freeze()
+}
+
 /// The header of an `mdat` of `payload` bytes (with a 64-bit size when `large`).
 fn write_mdat_header(buf: &mut BytesMut, payload: usize, large: bool) {
     if large {
@@ -346,6 +408,7 @@ impl Muxer for Fmp4Muxer {
         if self.plan.is_none() {
             // No packet at all: the header alone.
             let data = self.decide()?;
+            self.header_alone(true);
             out.push(self.emit(FragmentKind::Header, vec![data], 0, None, 0));
         }
         Ok(out)
@@ -366,6 +429,12 @@ impl Muxer for Fmp4Muxer {
                 )
             })
             .chain(trimmed)
+            .chain(self.running.as_ref().and_then(RunningIndex::stopped).map(|why| {
+                format!(
+                    "the running index (sidx) stopped counting fragments ({why}): a player opens the \
+                     unfinished recording by reading every fragment"
+                )
+            }))
             .collect()
     }
 }

@@ -21,6 +21,7 @@ pub mod patch;
 pub mod regular;
 pub mod sample_table;
 pub mod scan;
+pub mod sidx;
 pub mod tables;
 pub mod walker;
 pub mod write;

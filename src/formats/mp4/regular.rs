@@ -8,10 +8,16 @@
 //! [`FragmentKind::Finalize`] fragments: a file sink writes each in place and makes it
 //! durable before the next; a stream skips them and stays a valid fragmented MP4. See
 //! [`super::finalize`] for the layout and the write order.
+//!
+//! While it records, a `sidx` per track after the `moov` counts the fragments written so
+//! far ([`super::sidx`]): players open and seek a running or killed recording without
+//! reading every `moof`. It has room for the fragments of the expected duration, and at
+//! least for those of an hour (up to 4096 fragments).
 
 use super::finalize::{plan_steps, FragmentIndex, Layout};
 use super::fmp4::Fmp4Muxer;
 use super::init::fragmented_header_with;
+use super::sidx::MAX_ENTRIES;
 use crate::codecs::CodecConfig;
 use crate::formats::fragmenter::FragmentPolicy;
 use crate::formats::{MuxError, Muxer, WriteStep};
@@ -20,6 +26,20 @@ use crate::model::{Fragment, FragmentKind, Packet, Track, TrackKind, TrackSet, T
 /// Expected duration the reserved space is sized for, unless told otherwise: 1 minute
 /// (about 64 KB), small next to short clips; longer recordings set `reserve_ms`.
 pub const DEFAULT_RESERVE_MS: u64 = 60_000;
+
+/// Shortest recording the running index has room for: 1 hour (43 KB a track at the
+/// default 1-second fragments)...
+pub const RUNNING_INDEX_MIN_MS: u64 = 3_600_000;
+/// ...unless its fragments are short: room for this many at least (49 KB a track).
+const RUNNING_INDEX_MIN_ENTRIES: u64 = 4096;
+
+/// Fragments the running index has room for: those of `reserve_ms` cut at `policy.min_ms`,
+/// and at least those of [`RUNNING_INDEX_MIN_MS`] up to [`RUNNING_INDEX_MIN_ENTRIES`].
+fn running_index_capacity(reserve_ms: u64, policy: FragmentPolicy) -> u32 {
+    let per = |ms: u64| ms / policy.min_ms.max(1) + 1;
+    let fragments = per(reserve_ms).max(per(RUNNING_INDEX_MIN_MS).min(RUNNING_INDEX_MIN_ENTRIES));
+    fragments.min(u64::from(MAX_ENTRIES)) as u32
+}
 
 /// Video frame rate the reserve is sized for (generous: 30 fps video fills half of it).
 const RESERVE_VIDEO_FPS: u64 = 60;
@@ -86,12 +106,14 @@ impl RegularMp4Muxer {
     /// `reserve_ms`: the expected duration; the reserved space is sized for it (0: none).
     pub fn new(tracks: TrackSet, policy: FragmentPolicy, reserve_ms: u64) -> Self {
         let reserve = estimate_reserve(&tracks, reserve_ms, policy);
-        Self::with_reserve_bytes(tracks, policy, reserve)
+        Self::with_reserve_bytes(tracks, policy, reserve, running_index_capacity(reserve_ms, policy))
     }
 
-    /// A muxer with a reserved `free` box of exactly `reserve` bytes (0: none).
-    pub fn with_reserve_bytes(tracks: TrackSet, policy: FragmentPolicy, reserve: u64) -> Self {
-        RegularMp4Muxer { inner: Fmp4Muxer::with_reserve(tracks, policy, reserve), index: None, notes: Vec::new() }
+    /// A muxer with a reserved `free` box of exactly `reserve` bytes (0: none) and a running
+    /// index with room for `index_capacity` fragments.
+    pub fn with_reserve_bytes(tracks: TrackSet, policy: FragmentPolicy, reserve: u64, index_capacity: u32) -> Self {
+        let inner = Fmp4Muxer::with_reserve(tracks, policy, reserve).with_running_index(index_capacity);
+        RegularMp4Muxer { inner, index: None, notes: Vec::new() }
     }
 
     /// Reads an emitted media fragment's `moof` back into the index. The first fragment
@@ -102,7 +124,10 @@ impl RegularMp4Muxer {
         if self.index.is_none() {
             let header = self.inner.header_bytes().ok_or_else(|| finalize_error("a fragment before the header"))?;
             let layout = self.inner.layout().ok_or_else(|| finalize_error("a fragment before the header"))?;
-            let moov = header.slice(layout.moov_offset as usize..);
+            let at = layout.moov_offset as usize;
+            let size = header.get(at..at + 4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+            let moov = header.get(at..at + size).map(|_| header.slice(at..at + size));
+            let moov = moov.ok_or_else(|| finalize_error("a header without its whole moov"))?;
             self.index = Some(FragmentIndex::new(moov, layout.moov_offset, 8).map_err(finalize_error)?);
             if fragment.offset == 0 {
                 parts.next();

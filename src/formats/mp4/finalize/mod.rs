@@ -9,7 +9,8 @@
 //!
 //! # Layout
 //!
-//! `--to mp4` records `ftyp | free (R bytes at F) | moov (with mvex, at M) | moof mdat ...`.
+//! `--to mp4` records `ftyp | free (R bytes at F) | moov (with mvex, at M) | sidx... |
+//! moof mdat ...` (the `sidx` boxes: the running index, [`super::sidx`]).
 //! F is placed so that the 16 bytes at F lie in one 512-byte sector. A foreign fMP4
 //! (Chromium: `ftyp | moov | moof mdat ...`) has no reserved box; then F is M. Let T be the
 //! end of the last complete fragment (anything after it, an incomplete fragment or an

@@ -84,7 +84,7 @@ struct Muxed {
 }
 
 fn mux(tracks: Vec<Track>, packets: &[Packet], reserve: u64) -> Muxed {
-    let mut m = RegularMp4Muxer::with_reserve_bytes(Arc::new(tracks.into()), FragmentPolicy::default(), reserve);
+    let mut m = RegularMp4Muxer::with_reserve_bytes(Arc::new(tracks.into()), FragmentPolicy::default(), reserve, 64);
     let mut frags = vec![m.header().unwrap()];
     for p in packets {
         frags.extend(m.push(p.clone()).unwrap());
@@ -380,7 +380,7 @@ fn edit_durations_past_64_bits_are_an_error_not_a_panic() {
     let empty = Edit { segment_duration_movie_ticks: u64::MAX - 10, media_time_ticks: -1, media_rate_integer: 1 };
     let main = Edit { segment_duration_movie_ticks: 1000, media_time_ticks: 0, media_rate_integer: 1 };
     let tracks = vec![track(TrackKind::Video, 15360, vec![empty, main]), track(TrackKind::Audio, 48000, vec![])];
-    let mut m = RegularMp4Muxer::with_reserve_bytes(Arc::new(tracks.into()), FragmentPolicy::default(), 0);
+    let mut m = RegularMp4Muxer::with_reserve_bytes(Arc::new(tracks.into()), FragmentPolicy::default(), 0, 64);
     let mut recorded = m.header().unwrap().to_bytes().to_vec();
     for p in &packets {
         m.push(p.clone()).unwrap().iter().for_each(|f| recorded.extend_from_slice(&f.to_bytes()));
