@@ -164,10 +164,10 @@ fn base64(data: &[u8]) -> String {
     out
 }
 
-/// `livemux remux input -o <dir>/expected.<ext>`, read back.
+/// `livemux remux input -o <temp dir>/expected.<ext>`, read back.
 fn remux(input: &Path, ext: &str) -> Vec<u8> {
-    let out = input.with_file_name(format!("expected.{ext}"));
-    let _ = std::fs::remove_file(&out);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join(format!("expected.{ext}"));
     let res = common::livemux().arg("remux").arg(input).arg("-o").arg(&out).output().unwrap();
     assert!(res.status.success(), "livemux remux {}: {}", input.display(), String::from_utf8_lossy(&res.stderr));
     std::fs::read(&out).unwrap()
