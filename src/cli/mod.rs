@@ -1,5 +1,6 @@
 //! Argument parsing, output and exit codes.
 
+mod docs;
 mod probe;
 mod serve;
 
@@ -37,7 +38,9 @@ const EXIT_USAGE: u8 = 2;
   livemux recover crashed.mp4 --reference probe.mp4 -o recovered.mp4
   livemux run pipelines/remux-fmp4.toml --set sink.path=out.mp4
   livemux validate pipelines/fanout.toml
-  livemux append timelapse.mp4 today.mp4 --future-frames 100000"
+  livemux append timelapse.mp4 today.mp4 --future-frames 100000
+  livemux completions bash > ~/.local/share/bash-completion/completions/livemux
+  livemux man > livemux.1"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -61,7 +64,9 @@ enum Command {
     },
     /// Check a pipeline file and report every error in it.
     Validate {
+        /// The pipeline file (TOML).
         pipeline: PathBuf,
+        /// Override a stage setting: STAGE.KEY=VALUE (repeatable), checked like the file.
         #[arg(long = "set", value_name = "STAGE.KEY=VALUE")]
         set: Vec<Override>,
     },
@@ -218,6 +223,24 @@ requests in flight, leave every recording resumable, exit 0.")]
         #[command(flatten)]
         params: ParamArgs,
     },
+    /// Print a shell completion script on stdout.
+    #[command(after_help = "Examples:
+  livemux completions bash > ~/.local/share/bash-completion/completions/livemux
+  livemux completions zsh > ~/.zfunc/_livemux        # with fpath+=~/.zfunc before compinit
+  livemux completions fish > ~/.config/fish/completions/livemux.fish")]
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) of livemux, or of one of its commands.
+    #[command(after_help = "Examples:
+  livemux man > livemux.1 && man -l livemux.1
+  livemux man remux > livemux-remux.1")]
+    Man {
+        /// A command (remux, serve...): its own page, livemux-COMMAND(1).
+        command: Option<String>,
+    },
 }
 
 /// What to do with an output file that already exists.
@@ -332,6 +355,8 @@ async fn run_command(command: Command) -> ExitCode {
         Command::Probe { input, json, params } => probe::run(input, json, params.config()).await,
         Command::Serve(args) => serve::serve(args).await,
         Command::Token(args) => serve::token(args),
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Man { command } => docs::man(command.as_deref()),
     }
 }
 
