@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cli_only=(clap miette tracing-subscriber inotify)
+cli_only=(clap clap_complete clap_mangen miette tracing-subscriber inotify)
 deps=$(cargo tree -e normal --no-default-features --prefix none | awk '{print $1}' | sort -u)
 for c in "${cli_only[@]}"; do
   if grep -qx "$c" <<<"$deps"; then

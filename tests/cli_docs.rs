@@ -1,5 +1,6 @@
 //! `livemux completions` and `livemux man`: generated from the argument definitions, for
-//! every shell clap_complete knows and for every command.
+//! every shell clap_complete knows and for every command; and the defaults and limits the
+//! arguments take.
 
 mod common;
 
@@ -50,4 +51,32 @@ fn man_pages_for_livemux_and_each_command() {
     let (code, _, err) = run(&["man", "nope"]);
     assert_eq!(code, 2);
     assert!(err.contains("remux"), "the error lists the commands: {err}");
+}
+
+#[test]
+fn fragment_lengths_refuse_0_and_the_longest_defaults_to_twice_the_shortest() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = common::root().join("samples/chrome_mp4_avc1_opus.mp4");
+    for flag in ["--fragment-ms", "--max-fragment-ms"] {
+        let out = dir.path().join("zero.mp4");
+        let (code, _, err) = run(&["remux", input.to_str().unwrap(), "-o", out.to_str().unwrap(), flag, "0"]);
+        assert_eq!(code, 2, "{flag} 0: {err}");
+        assert!(err.contains("0"), "{err}");
+        assert!(!out.exists());
+    }
+    // Fragments of 300 ms at least and 600 ms at most: every fragment of the fmp4 output
+    // lasts at most 600 ms (the input has a keyframe every few seconds only).
+    let out = dir.path().join("short.mp4");
+    let (code, _, err) =
+        run(&["remux", input.to_str().unwrap(), "-o", out.to_str().unwrap(), "--to", "fmp4", "--fragment-ms", "300"]);
+    assert_eq!(code, 0, "{err}");
+    let data = std::fs::read(&out).unwrap();
+    let moofs = common::top_level_boxes(&data).iter().filter(|b| &b.0 == b"moof").count();
+    if !common::tools(&["ffprobe"]) {
+        return;
+    }
+    let (ok, text) = common::ffprobe(&input, "format=duration");
+    assert!(ok, "{text}");
+    let secs: f64 = text.trim().trim_start_matches("duration=").parse().unwrap();
+    assert!(moofs as f64 >= secs / 0.6, "{moofs} fragments for {secs} s: some are longer than 600 ms");
 }

@@ -103,11 +103,11 @@ SIGINT, SIGTERM and SIGHUP finish the output (exit 0); a second one stops at onc
         #[arg(long, default_value_t = DEFAULT_RESERVE_MS)]
         reserve_ms: u64,
         /// Fragments end at the first video keyframe after this many milliseconds.
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, default_value_t = 1000, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..3_600_000))]
         fragment_ms: u64,
-        /// ...or here, keyframe or not (the most a crash can lose).
-        #[arg(long, default_value_t = 2000)]
-        max_fragment_ms: u64,
+        /// ...or here, keyframe or not (the most a crash can lose) [default: twice --fragment-ms].
+        #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..3_600_000))]
+        max_fragment_ms: Option<u64>,
         /// After each fragment: none, flush, or fsync (default: fsync for files, flush for stdout).
         #[arg(long, value_parser = ["none", "flush", "fsync"])]
         durability: Option<String>,
@@ -337,7 +337,7 @@ async fn run_command(command: Command) -> ExitCode {
                 to,
                 segment_ms,
                 reserve_ms,
-                fragment: FragmentPolicy { min_ms: fragment_ms, max_ms: max_fragment_ms },
+                fragment: FragmentPolicy { min_ms: fragment_ms, max_ms: max_fragment_ms.unwrap_or(2 * fragment_ms) },
                 durability,
                 follow,
                 idle_timeout_ms,

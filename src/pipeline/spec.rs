@@ -314,8 +314,10 @@ fn stage_config(f: &mut Fields<'_>) -> StageConfig {
                 MuxFormat::Hls => FragmentPolicy { min_ms: DEFAULT_SEGMENT_MS, max_ms: 2 * DEFAULT_SEGMENT_MS },
                 _ => FragmentPolicy::default(),
             };
-            let min_ms = f.int("fragment_ms", 1..3_600_000).unwrap_or(d.min_ms);
-            let max_ms = f.int("max_fragment_ms", 1..3_600_000).unwrap_or(d.max_ms.max(min_ms));
+            let given = f.int("fragment_ms", 1..3_600_000);
+            let min_ms = given.unwrap_or(d.min_ms);
+            // Twice fragment_ms when only that is given, as on the command line.
+            let max_ms = f.int("max_fragment_ms", 1..3_600_000).unwrap_or(given.map_or(d.max_ms, |ms| 2 * ms));
             if max_ms < min_ms {
                 f.errors.push(SpecError::new(
                     format!("max_fragment_ms ({max_ms}) is less than fragment_ms ({min_ms})"),
@@ -483,7 +485,7 @@ stage = [
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(stages.len(), 6);
         let StageConfig::Mux(m) = &stages[4].config else { panic!() };
-        assert_eq!(m.fragment, FragmentPolicy { min_ms: 500, max_ms: 2000 });
+        assert_eq!(m.fragment, FragmentPolicy { min_ms: 500, max_ms: 1000 }, "max_fragment_ms: twice fragment_ms");
     }
 
     #[test]
@@ -550,7 +552,7 @@ kind = "teleport"
         let StageConfig::Sink(s) = &stages[5].config else { panic!() };
         assert_eq!(s.path, PathBuf::from("other.mp4"));
         let StageConfig::Mux(m) = &stages[4].config else { panic!() };
-        assert_eq!(m.fragment.min_ms, 250);
+        assert_eq!((m.fragment.min_ms, m.fragment.max_ms), (250, 500), "max_fragment_ms: twice fragment_ms");
         let bad: Override = "nope.path=x".parse().unwrap();
         assert_eq!(parse(GOOD, &[bad]).1.len(), 1);
     }
