@@ -133,7 +133,8 @@ impl Fmp4Muxer {
         let tracks = self.planned_tracks(&plan);
         let (mut data, _) = fragmented_header_with(&tracks, &self.tracks.movie, self.reserve)?;
         if let Some(running) = &mut self.running {
-            data = [data.clone(), running.boxes(data.len() as u64)].concat().into();
+            let boxes = running.boxes(data.len() as u64);
+            data = [&data[..], &boxes[..]].concat().into();
         }
         self.plan = Some(plan);
         self.header = Some(data.clone());
