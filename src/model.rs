@@ -399,8 +399,8 @@ pub struct Fragment {
     pub duration_ms: u64,
     /// In-place writes that keep an index of the fragments current while recording (the
     /// running `sidx` of `--to mp4`), made with this fragment by outputs that can seek
-    /// (`WriteStep::for_fragment` lists them in order). An output that leaves them out
-    /// still writes a valid file, whose index counts only the first fragment.
+    /// ([`IndexUpdate`] says in which order). An output that leaves them out still writes a
+    /// valid file, whose index counts only the first fragment.
     pub index: IndexUpdate,
 }
 
