@@ -5,9 +5,10 @@
 //! Measured before it was written (`bench/sidx.sh`, a 1-hour fragmented file of 3600
 //! fragments): without an index, `ffprobe` opens it with 3670 reads and 1880 seeks (every
 //! `moof` is read) and Chromium's `<video>` fetches most of the file before it can play;
-//! with a `sidx` per track, 7 reads and 3 seeks. FFmpeg (and so Chromium) uses a `sidx` only when its references run
-//! exactly to the end of the file, and needs one per track: with a `sidx` for the video
-//! alone, seeks lose the audio. So the index counts every complete fragment, and no more.
+//! with a `sidx` per track, 7 reads and 3 seeks. FFmpeg (and so Chromium) uses a `sidx`
+//! only when its references run exactly to the end of the file, and needs one per track:
+//! with a `sidx` for the video alone, seeks lose the audio. So the index counts every
+//! complete fragment, and no more.
 //!
 //! # Layout
 //!
@@ -22,12 +23,12 @@
 //! the boxes are built as `free` boxes and become `sidx` boxes counting the first fragment
 //! in the header's bytes, which go out with that fragment in one write; a header that goes
 //! out alone (its first fragment had no packet left) keeps them `free`, and the index is
-//! not used. Every box references every
-//! fragment (the whole `moof` + `mdat`), with the track's own duration in it (0 when the
-//! fragment has none of the track's samples); `first_offset` of each box skips the boxes
-//! after it, so that every box's references start at the first `moof`. Times start at 0,
-//! where the muxer puts the output timeline; a gap before a track's fragment is counted in
-//! that fragment, so a subsegment never starts after its first sample.
+//! not used. Every box references every fragment (the whole `moof` + `mdat`), with the
+//! track's own duration in it (0 when the fragment has none of the track's samples);
+//! `first_offset` of each box skips the boxes after it, so that every box's references
+//! start at the first `moof`. Times start at 0, where the muxer puts the output timeline; a
+//! gap before a track's fragment is counted in that fragment, so a subsegment never starts
+//! after its first sample.
 //!
 //! # Write order, per fragment
 //!
