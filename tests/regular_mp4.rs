@@ -16,7 +16,7 @@ use livemux::formats::mp4::finalize::{plan, scan, Scanned};
 use livemux::formats::mp4::moov::parse_movie;
 use livemux::formats::WriteStep;
 use livemux::io::apply_in_memory;
-use livemux::model::FragmentKind;
+use livemux::model::{Fragment, FragmentKind};
 use livemux::pipeline::Pipeline;
 use livemux::stages::mux::{MuxConfig, MuxFormat};
 use livemux::stages::sink::SinkConfig;
@@ -145,33 +145,39 @@ fn every_input_remuxed_to_mp4_is_regular_with_identical_packets() {
     assert_eq!(res.status.code(), Some(2), "a stream cannot be finished in place");
 }
 
-/// What the mux stage hands the sink for `input` with `--to mp4`: the bytes written while
-/// recording, and the in-place writes of the clean stop.
-fn record_in_process(input: &Path, reserve_ms: u64) -> (Vec<u8>, Vec<WriteStep>) {
+/// Every fragment the mux stage hands the sink for `input` with `mux`, in order.
+fn mux_in_process(input: &Path, mux: MuxConfig) -> Vec<Fragment> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let source = SourceConfig::default().with_path(input);
-        let mux = MuxConfig { format: MuxFormat::Mp4, reserve_ms, ..MuxConfig::default() };
         let sink = SinkConfig::new(dir.path().join("unused.mp4"));
         let mut p = Pipeline::remux(source, Default::default(), mux, sink).unwrap();
         let mut rx = p.collect_output().unwrap();
         let run = tokio::spawn(p.run(Default::default()));
-        let (mut recorded, mut steps) = (Vec::new(), Vec::new());
+        let mut fragments = Vec::new();
         while let Some(f) = rx.recv().await {
-            if f.kind == FragmentKind::Finalize {
-                steps.push(WriteStep::Write { offset: f.offset, data: f.to_bytes() });
-            } else {
-                assert_eq!(f.offset, recorded.len() as u64, "fragments follow each other");
-                recorded.extend_from_slice(&f.to_bytes());
-                for (at, data) in f.index.prepare.iter().chain(&f.index.publish) {
-                    recorded[*at as usize..*at as usize + data.len()].copy_from_slice(data);
-                }
-            }
+            fragments.push(f);
         }
         run.await.unwrap().unwrap();
-        (recorded, steps)
+        fragments
     })
+}
+
+/// What the mux stage hands the sink for `input` with `--to mp4`: the bytes written while
+/// recording, and the in-place writes of the clean stop.
+fn record_in_process(input: &Path, reserve_ms: u64) -> (Vec<u8>, Vec<WriteStep>) {
+    let mux = MuxConfig { format: MuxFormat::Mp4, reserve_ms, ..MuxConfig::default() };
+    let (mut recorded, mut steps) = (Vec::new(), Vec::new());
+    for f in mux_in_process(input, mux) {
+        if f.kind == FragmentKind::Finalize {
+            steps.push(WriteStep::Write { offset: f.offset, data: f.to_bytes() });
+        } else {
+            assert_eq!(f.offset, recorded.len() as u64, "fragments follow each other");
+            apply_in_memory(&mut recorded, &[], &WriteStep::for_fragment(&f));
+        }
+    }
+    (recorded, steps)
 }
 
 /// The reserved free box right after ftyp: (offset, size).
@@ -541,36 +547,22 @@ enum RecWrite {
 /// counts (`counts_first`: the counts before the fragment, the wrong order). The clean
 /// stop's writes are left out: this is the file while it records.
 fn recording_writes(input: &Path, counts_first: bool) -> Vec<RecWrite> {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    rt.block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let source = SourceConfig::default().with_path(input);
-        let fragment = livemux::formats::fragmenter::FragmentPolicy::new(400, 800);
-        let mux = MuxConfig { format: MuxFormat::Mp4, fragment, ..MuxConfig::default() };
-        let sink = SinkConfig::new(dir.path().join("unused.mp4"));
-        let mut p = Pipeline::remux(source, Default::default(), mux, sink).unwrap();
-        let mut rx = p.collect_output().unwrap();
-        let run = tokio::spawn(p.run(Default::default()));
-        let mut writes = Vec::new();
-        while let Some(f) = rx.recv().await {
-            if f.kind == FragmentKind::Finalize || f.is_empty() {
-                continue;
-            }
-            let in_place = |w: &[(u64, bytes::Bytes)]| {
-                w.iter().map(|(at, d)| RecWrite::InPlace(*at, d.clone())).collect::<Vec<_>>()
-            };
-            writes.extend(in_place(&f.index.prepare));
-            if counts_first {
-                writes.extend(in_place(&f.index.publish));
-            }
-            writes.push(RecWrite::Append(f.to_bytes().to_vec()));
-            if !counts_first {
-                writes.extend(in_place(&f.index.publish));
-            }
+    let fragment = livemux::formats::fragmenter::FragmentPolicy::new(400, 800);
+    let mux = MuxConfig { format: MuxFormat::Mp4, fragment, ..MuxConfig::default() };
+    let in_place =
+        |w: &[(u64, bytes::Bytes)]| w.iter().map(|(at, d)| RecWrite::InPlace(*at, d.clone())).collect::<Vec<_>>();
+    let mut writes = Vec::new();
+    for f in mux_in_process(input, mux).iter().filter(|f| f.kind != FragmentKind::Finalize && !f.is_empty()) {
+        writes.extend(in_place(&f.index.prepare));
+        if counts_first {
+            writes.extend(in_place(&f.index.publish));
         }
-        run.await.unwrap().unwrap();
-        writes
-    })
+        writes.push(RecWrite::Append(f.to_bytes().to_vec()));
+        if !counts_first {
+            writes.extend(in_place(&f.index.publish));
+        }
+    }
+    writes
 }
 
 /// Reads each top-level `sidx` of `state` as a player would and checks that it counts only

@@ -179,7 +179,9 @@ impl Fmp4Muxer {
         self.trim_and_place()?;
         if self.pending.iter().all(Vec::is_empty) {
             self.fragmenter.reset();
-            self.header_alone(header.is_some());
+            if header.is_some() {
+                self.header_alone();
+            }
             return Ok(header.map(|h| self.emit(FragmentKind::Header, vec![h], 0, None, 0)));
         }
         self.sequence += 1;
@@ -209,10 +211,10 @@ impl Fmp4Muxer {
         Ok(Some(fragment))
     }
 
-    /// The header goes out without a fragment (`alone`): the running index, whose boxes
-    /// are `free` until they count one, stays unused.
-    fn header_alone(&mut self, alone: bool) {
-        if let (true, Some(running)) = (alone, &mut self.running) {
+    /// The header goes out without a fragment: the running index, whose boxes are `free`
+    /// until they count one, stays unused.
+    fn header_alone(&mut self) {
+        if let Some(running) = &mut self.running {
             running.stop("the header went out before any fragment");
         }
     }
@@ -409,7 +411,7 @@ impl Muxer for Fmp4Muxer {
         if self.plan.is_none() {
             // No packet at all: the header alone.
             let data = self.decide()?;
-            self.header_alone(true);
+            self.header_alone();
             out.push(self.emit(FragmentKind::Header, vec![data], 0, None, 0));
         }
         Ok(out)
