@@ -352,26 +352,25 @@ impl Registry {
     }
 
     /// Starts live HLS for `upload` if the server keeps it on demand and it has none yet
-    /// (its journal is replayed once into a recording that keeps it), then loads it like
-    /// [`Registry::touch`].
+    /// (its journal is replayed once, into a recording that keeps it); otherwise loads it
+    /// like [`Registry::touch`].
     pub async fn watch(&self, upload: &Arc<Upload>) -> std::result::Result<(), Refusal> {
         upload.touched.store(self.now_ms(), Ordering::Release);
         let mut guard = upload.work.lock().await;
-        self.load(upload, &mut guard).await?;
         let live = upload.live_dir();
         match self.config.live_hls {
             LiveHls::Off => {
                 return Err(Refusal::NotFound("live HLS is off on this server (--live-hls off)".into()));
             }
-            LiveHls::Always => return Ok(()),
-            LiveHls::OnDemand if live.exists() => return Ok(()),
-            LiveHls::OnDemand => {}
+            LiveHls::OnDemand if !live.exists() => {}
+            LiveHls::OnDemand | LiveHls::Always => return self.load(upload, &mut guard).await,
         }
         if upload.info().state != State::Recording {
             let why = "this recording has no live HLS: nobody watched it while it was made (its file: GET /files/{id}/output)";
             return Err(Refusal::NotFound(why.into()));
         }
-        // The directory says "live HLS on" to every later replay (after a restart too).
+        // The directory says "live HLS on" to this replay and every later one (after a
+        // restart too). One replay, whether or not the upload was loaded.
         std::fs::create_dir_all(&live)?;
         *guard = None;
         let started = Instant::now();
