@@ -83,10 +83,6 @@ fn inputs(dir: &Path) -> Vec<Input> {
     v
 }
 
-fn python() -> String {
-    std::env::var("LIVEMUX_PYTHON").unwrap_or_else(|_| "python3".to_string())
-}
-
 /// Whether the client (and ffprobe, for the check) can run; skips or fails as
 /// `common::tools` does.
 fn ready(js: bool) -> bool {
@@ -98,7 +94,7 @@ fn ready(js: bool) -> bool {
         let dir = common::root().join("tests/js/node_modules/tus-js-client/package.json");
         (dir.is_file(), "tus-js-client is not installed (run `npm ci --prefix tests/js`)")
     } else {
-        let ok = Command::new(python()).args(["-c", "import tusclient"]).output().is_ok_and(|o| o.status.success());
+        let ok = Command::new(common::python()).args(["-c", "import tusclient"]).output().is_ok_and(|o| o.status.success());
         (ok, "tuspy is not installed (run `python3 -m pip install -r tests/py/requirements.txt`)")
     };
     if ok {
@@ -143,7 +139,7 @@ fn upload(s: &Server, input: &Input, way: Way, token: Option<&str>, piece_delay_
         c.arg(root.join("tests/js/upload.mjs"));
         c
     } else {
-        let mut c = Command::new(python());
+        let mut c = Command::new(common::python());
         c.arg(root.join("tests/py/upload.py"));
         c
     };

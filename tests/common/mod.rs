@@ -283,3 +283,45 @@ impl Lcg {
     }
 }
 pub mod server;
+
+/// The Python with the test packages (tests/py/requirements.txt): `LIVEMUX_PYTHON`, else python3.
+pub fn python() -> String {
+    std::env::var("LIVEMUX_PYTHON").unwrap_or_else(|_| "python3".to_string())
+}
+
+/// Whether `python()` has jsonschema; skips or fails as [`tools`] does.
+pub fn jsonschema_ready() -> bool {
+    if !tools(&["python3"]) {
+        return false;
+    }
+    let ok = Command::new(python()).args(["-c", "import jsonschema"]).output().is_ok_and(|o| o.status.success());
+    if !ok {
+        let why = "jsonschema is not installed (python3 -m pip install -r tests/py/requirements.txt, LIVEMUX_PYTHON)";
+        assert!(!tools_required(), "LIVEMUX_REQUIRE_TOOLS=1 but {why}");
+        eprintln!("SKIPPED: {why}");
+    }
+    ok
+}
+
+/// Validates `json` (one document, or one per line with `lines`) against `schemas/<schema>`
+/// with tests/py/validate.py; panics with every violation.
+pub fn validate_json(schema: &str, json: &str, lines: bool) {
+    use std::io::Write;
+    let mut cmd = Command::new(python());
+    cmd.arg(root().join("tests/py/validate.py")).arg(root().join("schemas").join(schema));
+    if lines {
+        cmd.arg("--lines");
+    }
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run tests/py/validate.py");
+    child.stdin.take().unwrap().write_all(json.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "JSON does not match schemas/{schema}:\n{}\n--- the JSON:\n{json}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
