@@ -22,7 +22,8 @@ use std::time::Duration;
 
 use crate::formats::mp4::append::{self as planner, AppendError, AppendOptions, ChunkSlice, InputData, Mode, Plan};
 use crate::formats::mp4::file::FileError;
-use crate::io::{describe_write_error, lock_or_refuse, Apply, Barriers};
+use crate::events::{emit, step_event, Observer};
+use crate::io::{describe_write_error, lock_or_refuse, Apply, Barriers, WriteStep};
 
 /// What to append to what.
 #[derive(Clone, Debug, Default)]
@@ -169,12 +170,18 @@ pub fn temp_path(target: &Path) -> PathBuf {
 
 /// Appends the sources to TARGET.
 pub fn append(req: &AppendRequest) -> crate::Result<AppendReport> {
-    append_file(req).map_err(Into::into)
+    append_file(req, None).map_err(Into::into)
+}
+
+/// [`append`], giving `observer` a [`RunEvent::FinalizeStep`](crate::events::RunEvent::FinalizeStep)
+/// after each step of the plan (durable at the next `sync` step).
+pub fn append_observed(req: &AppendRequest, observer: Option<&Observer>) -> crate::Result<AppendReport> {
+    append_file(req, observer).map_err(Into::into)
 }
 
 /// [`append`] with the error as append words it, for the command line (usage or not,
 /// TARGET changed or not).
-pub(crate) fn append_file(req: &AppendRequest) -> Result<AppendReport, AppendFileError> {
+pub(crate) fn append_file(req: &AppendRequest, observer: Option<&Observer>) -> Result<AppendReport, AppendFileError> {
     // The file itself, not a symlink to it: the rewrite renames within its directory.
     let target_path = &fs::canonicalize(&req.target).map_err(io_err(&req.target))?;
     let mut target = lock_target(target_path).map_err(io_err(target_path))?;
@@ -203,11 +210,13 @@ pub(crate) fn append_file(req: &AppendRequest) -> Result<AppendReport, AppendFil
 
     let mut inputs: Vec<&File> = vec![&target];
     inputs.extend(files.iter());
+    let steps = plan.steps.len();
+    let on_step = |i: usize, step: &WriteStep| emit(observer, step_event(target_path, i, steps, step));
     let bytes_written = match &plan.mode {
         Mode::InPlace => {
             // Media goes past everything TARGET's index references, before the switch: a
             // step that failed there (a full disk) is undone by cutting TARGET back.
-            let run = Apply::new(Barriers::AtSyncSteps).inputs(&inputs).pause(req.step_pause);
+            let run = Apply::new(Barriers::AtSyncSteps).inputs(&inputs).pause(req.step_pause).on_step(&on_step);
             run.run(&target, &plan.steps).map_err(|e| io_err(target_path)(describe_write_error(target_path, e)))?
         }
         Mode::Rewrite(_) => {
@@ -217,7 +226,7 @@ pub(crate) fn append_file(req: &AppendRequest) -> Result<AppendReport, AppendFil
                 // Once renamed over TARGET, the new file is locked until this append ends.
                 lock_or_refuse(&out, &temp)?;
                 out.set_permissions(target.metadata()?.permissions())?;
-                let run = Apply::new(Barriers::AtSyncSteps).inputs(&inputs).pause(req.step_pause);
+                let run = Apply::new(Barriers::AtSyncSteps).inputs(&inputs).pause(req.step_pause).on_step(&on_step);
                 let n = run.run(&out, &plan.steps)?;
                 out.sync_all()?;
                 crate::io::rename_durably(&temp, target_path)?;

@@ -11,7 +11,8 @@ use std::path::Path;
 
 use crate::formats::mp4::finalize as mp4;
 use crate::formats::{sniff, ContainerKind, FinalizePlan, SNIFF_LEN};
-use crate::io::{describe_write_error, lock_or_refuse, Apply, Barriers};
+use crate::events::{emit, step_event, Observer};
+use crate::io::{describe_write_error, lock_or_refuse, Apply, Barriers, WriteStep};
 
 /// Why a file could not be finalized.
 #[derive(Debug, thiserror::Error)]
@@ -55,10 +56,16 @@ pub struct FinalizeReport {
 /// `append`) is refused: its state is about to change under us. The lock is taken without
 /// waiting and held until the end, so no writer starts meanwhile.
 pub fn finalize_file(path: &Path) -> crate::Result<FinalizeReport> {
-    finalize_path(path).map_err(|e| crate::Error::from(e).on_path(path))
+    finalize_file_observed(path, None)
 }
 
-fn finalize_path(path: &Path) -> Result<FinalizeReport, FinalizeError> {
+/// [`finalize_file`], giving `observer` a [`RunEvent::FinalizeStep`](crate::events::RunEvent::FinalizeStep)
+/// after each durable step.
+pub fn finalize_file_observed(path: &Path, observer: Option<&Observer>) -> crate::Result<FinalizeReport> {
+    finalize_path(path, observer).map_err(|e| crate::Error::from(e).on_path(path))
+}
+
+fn finalize_path(path: &Path, observer: Option<&Observer>) -> Result<FinalizeReport, FinalizeError> {
     let mut file = OpenOptions::new().read(true).write(true).open(path)?;
     lock_or_refuse(&file, path)?;
     let len_before = file.metadata()?.len();
@@ -67,8 +74,12 @@ fn finalize_path(path: &Path) -> Result<FinalizeReport, FinalizeError> {
     let container = sniff(&head[..n]).ok_or(FinalizeError::UnknownContainer)?;
     file.seek(SeekFrom::Start(0))?;
     let plan = plan(container, &mut file, len_before)?;
-    let bytes_written =
-        Apply::new(Barriers::EachStep).run(&file, &plan.steps).map_err(|e| describe_write_error(path, e))?;
+    let steps = plan.steps.len();
+    let on_step = |i: usize, step: &WriteStep| emit(observer, step_event(path, i, steps, step));
+    let bytes_written = Apply::new(Barriers::EachStep)
+        .on_step(&on_step)
+        .run(&file, &plan.steps)
+        .map_err(|e| describe_write_error(path, e))?;
     Ok(FinalizeReport {
         container,
         len_before,

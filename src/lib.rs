@@ -96,6 +96,7 @@ pub mod fuzzing;
 #[allow(clippy::print_stdout, clippy::print_stderr)]
 pub mod cli;
 mod error;
+pub mod events;
 pub mod model;
 #[cfg(any(test, feature = "internals"))]
 mod parse_count;
@@ -104,6 +105,7 @@ mod recording;
 pub mod server;
 
 pub use error::{Error, ErrorKind, Result};
+pub use events::{Observer, RunEvent, TrackInfo, EVENTS_VERSION};
 pub use model::{Chunk, Fragment, FragmentKind, IndexUpdate, Packet, Payload, Track, TrackKind, TrackSet, Tracks};
 
 // Running a remux: the pipeline and its settings.
@@ -119,8 +121,8 @@ pub use formats::remux::{RemuxOptions, Remuxer};
 pub use recording::{format_for_path, AsyncRecording, Recording, RecordingOptions, RecordingReport};
 
 // Work on finished files.
-pub use append::{append, AppendReport, AppendRequest};
-pub use finalize::{finalize_file, FinalizeReport};
+pub use append::{append, append_observed, AppendReport, AppendRequest};
+pub use finalize::{finalize_file, finalize_file_observed, FinalizeReport};
 pub use formats::mp4::append::{AppendOptions, ChunkSlice};
 pub use formats::ContainerKind;
 pub use reference::Reference;

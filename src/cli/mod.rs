@@ -3,6 +3,7 @@
 mod docs;
 mod probe;
 mod serve;
+mod ui;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,6 +19,7 @@ use crate::stages::sink::{Durability, SinkConfig};
 use crate::stages::source::SourceConfig;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
+use ui::{fail, say, Input};
 
 /// Exit code for runtime failures.
 const EXIT_RUNTIME: u8 = 1;
@@ -45,6 +47,8 @@ const EXIT_USAGE: u8 = 2;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    ui: ui::UiArgs,
 }
 
 #[derive(Subcommand)]
@@ -285,37 +289,27 @@ pub fn main() -> ExitCode {
             return if e.use_stderr() { ExitCode::from(EXIT_USAGE) } else { ExitCode::SUCCESS };
         }
     };
-    init_logging(&cli.command);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    runtime.block_on(run_command(cli.command))
-}
-
-/// Logs to stderr: `LIVEMUX_LOG` (or `RUST_LOG`) filters; `serve` logs at info by default
-/// (its events are info lines), as text or JSON (`--log-format`).
-fn init_logging(command: &Command) {
-    use tracing_subscriber::EnvFilter;
-    let (default, json) = match command {
-        Command::Serve(args) => ("info", args.log_format == "json"),
-        _ => ("error", false),
-    };
-    let filter = ["LIVEMUX_LOG", "RUST_LOG"]
-        .iter()
-        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| default.to_string());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+    let reports = matches!(
+        cli.command,
+        Command::Run { .. }
+            | Command::Remux { .. }
+            | Command::Recover { .. }
+            | Command::Finalize { .. }
+            | Command::Append { .. }
+    );
+    if let Err(e) = ui::init(&cli.ui, matches!(cli.command, Command::Serve(_)), reports) {
+        fail!("{e}");
+        return ExitCode::from(EXIT_USAGE);
     }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let code = runtime.block_on(run_command(cli.command));
+    ui::finish(code);
+    ExitCode::from(code)
 }
 
-/// Runs one subcommand.
-async fn run_command(command: Command) -> ExitCode {
-    match command {
+/// Runs one subcommand; returns its exit code.
+async fn run_command(command: Command) -> u8 {
+    let code = match command {
         Command::Run { pipeline, set, overwrite } => run_file(&pipeline, &set, overwrite).await,
         Command::Validate { pipeline, set } => validate(&pipeline, &set),
         Command::Remux {
@@ -357,7 +351,12 @@ async fn run_command(command: Command) -> ExitCode {
         Command::Token(args) => serve::token(args),
         Command::Completions { shell } => docs::completions(shell),
         Command::Man { command } => docs::man(command.as_deref()),
-    }
+    };
+    // Every command returns one of these.
+    [0, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED]
+        .into_iter()
+        .find(|&c| ExitCode::from(c) == code)
+        .unwrap_or(EXIT_RUNTIME)
 }
 
 /// `livemux run`: loads the pipeline file, checks its outputs, runs it.
@@ -376,9 +375,32 @@ async fn run_file(pipeline: &std::path::Path, set: &[Override], overwrite: Overw
         }
     }
     match check_outputs(&inputs, &outputs, overwrite) {
-        Ok(true) => run_pipeline(p).await,
+        Ok(true) => {
+            ui::start("run", &inputs, &outputs, pipeline_input(&p));
+            run_pipeline(p).await
+        }
         Ok(false) => ExitCode::SUCCESS,
         Err(code) => code,
+    }
+}
+
+/// What progress a run can show of `input`: a file's share read, or a live input's time.
+fn input_of(input: &std::path::Path, live: bool) -> Input {
+    match std::fs::metadata(input) {
+        Ok(m) if !live && m.is_file() => Input::File(m.len()),
+        _ => Input::Live,
+    }
+}
+
+/// [`input_of`] the pipeline's only source (a file job only with one source, not followed).
+fn pipeline_input(p: &Pipeline) -> Input {
+    let mut sources = p.graph().stages.iter().filter_map(|s| match &s.config {
+        StageConfig::Source(c) => Some(c),
+        _ => None,
+    });
+    match (sources.next(), sources.next()) {
+        (Some(c), None) => input_of(&c.path, c.follow || c.is_stdin()),
+        _ => Input::Live,
     }
 }
 
@@ -386,7 +408,7 @@ async fn run_file(pipeline: &std::path::Path, set: &[Override], overwrite: Overw
 fn validate(pipeline: &std::path::Path, set: &[Override]) -> ExitCode {
     match Pipeline::load(pipeline, set) {
         Ok(p) => {
-            eprintln!("{}: ok ({} stages)", pipeline.display(), p.graph().stages.len());
+            say!("{}: ok ({} stages)", pipeline.display(), p.graph().stages.len());
             ExitCode::SUCCESS
         }
         Err(e) => report_file_error(&e),
@@ -424,7 +446,7 @@ async fn remux(
         skip_unsupported,
     } = options;
     if fragment.max_ms < fragment.min_ms {
-        eprintln!("error: --max-fragment-ms ({}) is less than --fragment-ms ({})", fragment.max_ms, fragment.min_ms);
+        fail!("--max-fragment-ms ({}) is less than --fragment-ms ({})", fragment.max_ms, fragment.min_ms);
         return ExitCode::from(EXIT_USAGE);
     }
     let format = match output_format(to.as_deref(), &output) {
@@ -436,7 +458,7 @@ async fn remux(
         let ms = segment_ms.unwrap_or(DEFAULT_SEGMENT_MS);
         fragment = FragmentPolicy { min_ms: ms, max_ms: ms.saturating_mul(2) };
     } else if segment_ms.is_some() {
-        eprintln!("error: --segment-ms is for --to hls (use --fragment-ms)");
+        fail!("--segment-ms is for --to hls (use --fragment-ms)");
         return ExitCode::from(EXIT_USAGE);
     }
     // An HLS directory is continued, never replaced: only the input is checked against it.
@@ -448,6 +470,8 @@ async fn remux(
         Ok(false) => return ExitCode::SUCCESS,
         Err(code) => return code,
     }
+    let live = follow || input.as_os_str() == "-";
+    ui::start("remux", &inputs, std::slice::from_ref(&output), input_of(&input, live));
     let source = SourceConfig {
         path: input,
         follow,
@@ -478,6 +502,8 @@ async fn recover(
         Ok(false) => return ExitCode::SUCCESS,
         Err(code) => return code,
     }
+    let live = input.as_os_str() == "-";
+    ui::start("recover", &[input.clone(), reference.clone()], std::slice::from_ref(&output), input_of(&input, live));
     let source = SourceConfig { path: input, ..SourceConfig::default() };
     let params = CodecparConfig { params: ParamPolicy::Auto, reference: Some(reference) };
     let format = match output_format(to, &output) {
@@ -501,11 +527,11 @@ fn output_format(to: Option<&str>, output: &std::path::Path) -> Result<MuxFormat
     let format = output_format_of(to, output, stream)?;
     if format == MuxFormat::Hls {
         if stream {
-            eprintln!("error: --to hls writes a directory: give -o DIR or -o DIR/index.m3u8");
+            fail!("--to hls writes a directory: give -o DIR or -o DIR/index.m3u8");
             return Err(ExitCode::from(EXIT_USAGE));
         }
         if output.file_name().is_some_and(|n| n == crate::formats::hls::MEDIA_PLAYLIST) {
-            eprintln!("error: stream.m3u8 is the media playlist's name: give -o DIR or DIR/OTHER.m3u8");
+            fail!("stream.m3u8 is the media playlist's name: give -o DIR or DIR/OTHER.m3u8");
             return Err(ExitCode::from(EXIT_USAGE));
         }
     }
@@ -515,7 +541,7 @@ fn output_format(to: Option<&str>, output: &std::path::Path) -> Result<MuxFormat
 fn output_format_of(to: Option<&str>, output: &std::path::Path, stream: bool) -> Result<MuxFormat, ExitCode> {
     match to {
         Some("mp4") if stream => {
-            eprintln!("error: --to mp4 is finished in place at the end and needs a file output; use --to fmp4 for -");
+            fail!("--to mp4 is finished in place at the end and needs a file output; use --to fmp4 for -");
             Err(ExitCode::from(EXIT_USAGE))
         }
         Some(t) => Ok(t.parse().expect("clap checked the value")),
@@ -531,20 +557,21 @@ fn output_format_of(to: Option<&str>, output: &std::path::Path, stream: bool) ->
 }
 
 fn finalize(path: &std::path::Path) -> ExitCode {
-    match crate::finalize::finalize_file(path) {
+    let run = ui::start("finalize", &[path.to_path_buf()], &[path.to_path_buf()], Input::None);
+    match crate::finalize::finalize_file_observed(path, Some(&run.observer())) {
         Ok(r) if r.writes == 0 => {
             for note in &r.notes {
-                eprintln!("note: {note}");
+                run.note("finalize", note);
             }
-            eprintln!("{}: nothing to do ({} bytes unchanged)", path.display(), r.len_after);
+            say!("{}: nothing to do ({} bytes unchanged)", path.display(), r.len_after);
             ExitCode::SUCCESS
         }
         Ok(r) => {
             for note in &r.notes {
-                eprintln!("note: {note}");
+                run.note("finalize", note);
             }
             let share = r.bytes_written as f64 * 100.0 / r.len_after.max(1) as f64;
-            eprintln!(
+            say!(
                 "{}: finalized ({}): {} bytes written in {} steps ({share:.3}% of {} bytes)",
                 path.display(),
                 r.container,
@@ -555,8 +582,8 @@ fn finalize(path: &std::path::Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: cannot finalize {}", path.display());
-            eprintln!("  caused by: {e}");
+            fail!("cannot finalize {}", path.display());
+            ui::line(&format!("  caused by: {e}"));
             ExitCode::from(EXIT_RUNTIME)
         }
     }
@@ -571,15 +598,15 @@ fn append(target: &str, sources: &[String], options: AppendOptions) -> ExitCode 
         match parse_input_arg(arg, exists) {
             Ok((path, slice)) => parsed.push((PathBuf::from(path), slice)),
             Err(e) => {
-                eprintln!("error: {e}");
+                fail!("{e}");
                 return ExitCode::from(EXIT_USAGE);
             }
         }
     }
     let (target_path, target_slice) = parsed.remove(0);
     if parsed.is_empty() && target_slice == ChunkSlice::All {
-        eprintln!("error: nothing to append to {}: give at least one SOURCE", target_path.display());
-        eprintln!("  usage: livemux append TARGET SOURCE... (or 'TARGET[0:-1]' alone to cut TARGET's last chunk)");
+        fail!("nothing to append to {}: give at least one SOURCE", target_path.display());
+        ui::line("  usage: livemux append TARGET SOURCE... (or 'TARGET[0:-1]' alone to cut TARGET's last chunk)");
         return ExitCode::from(EXIT_USAGE);
     }
     let request = AppendRequest {
@@ -593,17 +620,20 @@ fn append(target: &str, sources: &[String], options: AppendOptions) -> ExitCode 
             .and_then(|v| v.parse().ok())
             .map(std::time::Duration::from_millis),
     };
-    match crate::append::append_file(&request) {
+    let inputs: Vec<PathBuf> =
+        std::iter::once(&request.target).chain(request.sources.iter().map(|(p, _)| p)).cloned().collect();
+    let run = ui::start("append", &inputs, std::slice::from_ref(&request.target), Input::None);
+    match crate::append::append_file(&request, Some(&run.observer())) {
         Ok(report) => {
             let r = &report.plan;
             for note in &r.notes {
-                eprintln!("note: {note}");
+                run.note("append", note);
             }
             let how = match &r.mode {
                 Mode::InPlace => "in place".to_string(),
                 Mode::Rewrite(reason) => format!("by a rewrite ({reason})"),
             };
-            eprintln!(
+            say!(
                 "{}: {} chunks appended ({} bytes of media) {how}: {} bytes written, index {} bytes with room for {}, \
                  file {} bytes",
                 target_path.display(),
@@ -617,10 +647,10 @@ fn append(target: &str, sources: &[String], options: AppendOptions) -> ExitCode 
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: cannot append to {}", target_path.display());
-            eprintln!("  caused by: {e}");
+            fail!("cannot append to {}", target_path.display());
+            ui::line(&format!("  caused by: {e}"));
             if e.target_unchanged() {
-                eprintln!("  {} is unchanged", target_path.display());
+                ui::line(&format!("  {} is unchanged", target_path.display()));
             }
             ExitCode::from(if e.is_usage() { EXIT_USAGE } else { EXIT_RUNTIME })
         }
@@ -630,36 +660,38 @@ fn append(target: &str, sources: &[String], options: AppendOptions) -> ExitCode 
 /// Runs until the input ends. SIGINT (Ctrl-C), SIGTERM (`kill`, `systemctl stop`) and SIGHUP
 /// (a closed terminal) end the input early and still finish the output (exit 0); a second
 /// one of them stops at once, leaving the crash-safe state: every complete fragment.
-async fn run_pipeline(p: Pipeline) -> ExitCode {
+async fn run_pipeline(mut p: Pipeline) -> ExitCode {
+    if let Some(run) = ui::current() {
+        p.observe(run.observer());
+    }
     let stop = CancellationToken::new();
     let on_signal = stop.clone();
     match StopSignals::new() {
         Ok(mut signals) => {
             tokio::spawn(async move {
-                use std::io::Write;
                 let first = signals.next().await;
                 // Stop first: after a hang-up, stderr may be gone (writes fail with EIO),
-                // so nothing here may panic on a failed write.
+                // so nothing here may panic on a failed write (`ui::line` ignores them).
                 on_signal.cancel();
-                let _ =
-                    writeln!(std::io::stderr(), "note: {first}: finishing the output (send it again to stop at once)");
+                if let Some(run) = ui::current() {
+                    run.stopped_by(first);
+                }
+                say!("note: {first}: finishing the output (send it again to stop at once)");
                 let second = signals.next().await;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "error: {second} again: stopped at once; the output keeps every complete fragment \
+                fail!(
+                    "{second} again: stopped at once; the output keeps every complete fragment \
                      but was not finished (livemux finalize can finish a file)"
                 );
+                ui::finish(EXIT_INTERRUPTED);
                 std::process::exit(EXIT_INTERRUPTED.into());
             });
         }
-        Err(e) => eprintln!("warning: cannot catch signals: {e}"),
+        Err(e) => ui::line(&format!("warning: cannot catch signals: {e}")),
     }
     match p.run(stop).await {
         Ok(report) => {
-            use std::io::Write;
             for (stage, note) in report.notes {
-                // stderr may be a terminal that hung up: the run succeeded all the same.
-                let _ = writeln!(std::io::stderr(), "note: {stage}: {note}");
+                say!("note: {stage}: {note}");
             }
             ExitCode::SUCCESS
         }
@@ -677,10 +709,10 @@ fn stop_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
         match signals {
             Ok(mut s) => {
                 let first = s.next().await;
-                let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("note: {first}: stopping\n"));
+                say!("note: {first}: stopping");
             }
             Err(e) => {
-                eprintln!("warning: cannot catch signals: {e}");
+                ui::line(&format!("warning: cannot catch signals: {e}"));
                 std::future::pending::<()>().await
             }
         }
@@ -739,13 +771,17 @@ fn check_outputs(inputs: &[PathBuf], outputs: &[PathBuf], policy: OverwriteArgs)
     use std::os::unix::fs::MetadataExt;
     let id = |m: &std::fs::Metadata| (m.dev(), m.ino());
     let stdin_id = inputs.iter().any(|i| i.as_os_str() == "-").then(stdin_file_id).flatten();
+    if ui::events_on_stdout() && outputs.iter().any(|o| o.as_os_str() == "-") {
+        fail!("--events and the output both go to stdout: give --events a FILE or fd:N");
+        return Err(ExitCode::from(EXIT_USAGE));
+    }
     let mut seen: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut run = true;
     for out in outputs.iter().filter(|o| o.as_os_str() != "-") {
         // Two sinks onto one file would interleave their fragments.
         let name = normalized(out);
         if let Some((other, _)) = seen.iter().find(|(_, n)| *n == name) {
-            eprintln!("error: {} and {} are the same output file", other.display(), out.display());
+            fail!("{} and {} are the same output file", other.display(), out.display());
             return Err(ExitCode::from(EXIT_USAGE));
         }
         seen.push((out.clone(), name));
@@ -761,11 +797,11 @@ fn check_outputs(inputs: &[PathBuf], outputs: &[PathBuf], policy: OverwriteArgs)
             if same {
                 let what =
                     if input.as_os_str() == "-" { "stdin's file".to_string() } else { input.display().to_string() };
-                eprintln!(
-                    "error: the output {} is the input {what} (the same file): writing it would destroy the input",
+                fail!(
+                    "the output {} is the input {what} (the same file): writing it would destroy the input",
                     out.display()
                 );
-                eprintln!("  choose another output name");
+                ui::line("  choose another output name");
                 return Err(ExitCode::from(EXIT_USAGE));
             }
         }
@@ -774,17 +810,17 @@ fn check_outputs(inputs: &[PathBuf], outputs: &[PathBuf], policy: OverwriteArgs)
             continue;
         }
         if policy.no_overwrite {
-            eprintln!("note: {} already exists; not overwritten (-n): nothing done", out.display());
+            say!("note: {} already exists; not overwritten (-n): nothing done", out.display());
             run = false;
         } else if !policy.overwrite {
-            eprintln!("error: {} already exists", out.display());
-            eprintln!("  pass -y (--overwrite) to replace it, or -n (--no-overwrite) to leave it");
+            fail!("{} already exists", out.display());
+            ui::line("  pass -y (--overwrite) to replace it, or -n (--no-overwrite) to leave it");
             return Err(ExitCode::from(EXIT_USAGE));
         } else if let Ok(f) = std::fs::File::open(out) {
             // Fail now, before reading any input, rather than at the first fragment.
             if let Err(e) = crate::io::lock_or_refuse(&f, out) {
-                eprintln!("error: cannot write {}", out.display());
-                eprintln!("  caused by: {e}");
+                fail!("cannot write {}", out.display());
+                ui::line(&format!("  caused by: {e}"));
                 return Err(ExitCode::from(EXIT_RUNTIME));
             }
         }
@@ -817,12 +853,12 @@ fn normalized(path: &std::path::Path) -> PathBuf {
 
 /// One line for the error, then its causes.
 pub(crate) fn print_error(e: &dyn std::error::Error) {
-    eprintln!("error: {e}");
+    fail!("{e}");
     let mut cause = e.source();
     while let Some(c) = cause {
         let text = c.to_string();
         if !e.to_string().contains(&text) {
-            eprintln!("  caused by: {text}");
+            ui::line(&format!("  caused by: {text}"));
         }
         cause = c.source();
     }
@@ -835,7 +871,7 @@ fn usage_error(e: &crate::Error) -> ExitCode {
 }
 
 fn report_file_error(e: &PipelineFileError) -> ExitCode {
-    eprintln!("error: {e}");
+    fail!("{e}");
     eprint!("{}", e.render(crate::pipeline::MAX_RENDERED_ERRORS));
     ExitCode::from(EXIT_USAGE)
 }

@@ -60,9 +60,6 @@ pub struct ServeArgs {
     /// URL POSTed after each upload ends (finished, terminated, abandoned...).
     #[arg(long, value_name = "URL")]
     hook_post: Option<String>,
-    /// Log lines as text or as JSON objects.
-    #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"], default_value = "text")]
-    pub log_format: String,
 }
 
 impl ServeArgs {

@@ -42,6 +42,17 @@ pub enum Durability {
     Fsync,
 }
 
+impl Durability {
+    /// Its name, as the command line and pipeline files spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Durability::None => "none",
+            Durability::Flush => "flush",
+            Durability::Fsync => "fsync",
+        }
+    }
+}
+
 impl std::str::FromStr for Durability {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

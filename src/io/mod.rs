@@ -57,17 +57,28 @@ pub enum Barriers {
 /// the last barrier is undone by cutting the file back to that length: the plans only ever
 /// write past the durable end where nothing points yet, so the file keeps meaning what it
 /// meant.
-#[derive(Clone, Debug)]
+/// What [`Apply::on_step`] calls: the index of the step applied, and the step.
+pub type OnStep<'a> = dyn Fn(usize, &WriteStep) + Sync + 'a;
+
+#[derive(Clone)]
 pub struct Apply<'a> {
     barriers: Barriers,
     inputs: &'a [&'a File],
     pause: Option<Duration>,
+    on_step: Option<&'a OnStep<'a>>,
 }
 
 impl<'a> Apply<'a> {
     /// A plan applied with `barriers`, without inputs or pauses.
     pub fn new(barriers: Barriers) -> Self {
-        Apply { barriers, inputs: &[], pause: None }
+        Apply { barriers, inputs: &[], pause: None, on_step: None }
+    }
+
+    /// Calls `f` with each step's index once it is applied (and, with barriers after every
+    /// step, durable): the `finalize_step` events.
+    pub fn on_step(mut self, f: &'a OnStep<'a>) -> Self {
+        self.on_step = Some(f);
+        self
     }
 
     /// The files [`WriteStep::Copy`] reads, by index.
@@ -88,7 +99,7 @@ impl<'a> Apply<'a> {
         let mut written = 0;
         // The length of the file at the last barrier: what a failed write is cut back to.
         let mut durable_len = out.metadata()?.len();
-        for step in steps {
+        for (i, step) in steps.iter().enumerate() {
             if self.barriers != Barriers::AtSyncSteps {
                 durable_len = out.metadata()?.len();
             }
@@ -102,6 +113,9 @@ impl<'a> Apply<'a> {
                 _ => {}
             }
             written += step.len();
+            if let Some(f) = self.on_step {
+                f(i, step);
+            }
             if let Some(p) = self.pause {
                 std::thread::sleep(p);
             }

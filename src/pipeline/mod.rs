@@ -379,6 +379,12 @@ impl Pipeline {
         }
     }
 
+    /// Gives `observer` every event of the run ([`RunEvent`](crate::RunEvent)): input read,
+    /// tracks, each fragment once durable, notes, finalize steps.
+    pub fn observe(&mut self, observer: crate::events::Observer) {
+        self.external.observer = Some(observer);
+    }
+
     /// Runs to the end of the input, or until `stop` is cancelled, which ends the input
     /// cleanly (a fed input too): every stage drains and the outputs are finished.
     ///

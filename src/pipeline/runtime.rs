@@ -21,6 +21,7 @@ use super::graph::{ports, Graph, Port};
 use super::handles::Tap;
 use super::spec::StageConfig;
 use crate::error::{Error, ErrorKind};
+use crate::events::RunEvent;
 use crate::formats::{ContainerEvent, PacketEvent};
 use crate::model::{Chunk, Fragment};
 use crate::stages::{self, Outputs, StageContext, StageReport};
@@ -33,6 +34,8 @@ pub(crate) struct External {
     pub feeds: HashMap<usize, mpsc::Receiver<Chunk>>,
     pub collects: HashMap<usize, mpsc::Sender<Fragment>>,
     pub taps: HashMap<usize, Tap>,
+    /// Gets every event of the run.
+    pub observer: Option<crate::events::Observer>,
 }
 
 /// What a finished run reports.
@@ -130,6 +133,7 @@ fn start(
     let spec = &graph.stages[i];
     let mut ctx = StageContext::new(spec.name.clone(), spec.config.kind().name());
     ctx.file = file;
+    ctx.observer = external.observer.clone();
     match (&spec.config, input, output) {
         (StageConfig::Source(cfg), None, Some(Tx::Chunks(out))) => {
             let stop = stop.clone();
@@ -247,7 +251,13 @@ pub(crate) async fn run(graph: Graph, mut external: External, stop: Cancellation
     let (mut first_error, mut first_panic): (Option<Error>, Option<Error>) = (None, None);
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok((i, Ok(Ok(r)))) => results.push((i, r)),
+            Ok((i, Ok(Ok(r)))) => {
+                for text in &r.notes {
+                    let stage = graph.stages[i].name.clone();
+                    crate::events::emit(external.observer.as_ref(), RunEvent::Note { stage, text: text.clone() });
+                }
+                results.push((i, r));
+            }
             Ok((_, Ok(Err(e)))) => {
                 // A failed stage ends the input too: a source blocked on an idle pipe would
                 // otherwise keep the run alive after its sink failed (a closed stdout). The

@@ -51,15 +51,7 @@ pub enum EventKind {
 }
 
 /// One track of the recording, as events and `GET /files/{id}/status` show it.
-#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
-pub struct TrackInfo {
-    /// 1-based, as `livemux probe` numbers tracks.
-    pub number: u32,
-    /// "video", "audio"...
-    pub kind: String,
-    /// Codec name ("h264", "opus"...).
-    pub codec: String,
-}
+pub use crate::events::TrackInfo;
 
 /// One event.
 #[derive(Clone, Debug, Serialize)]

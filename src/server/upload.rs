@@ -896,20 +896,7 @@ pub fn extension(format: MuxFormat) -> &'static str {
 
 fn report_of(r: &RecordingReport) -> Report {
     Report {
-        tracks: r
-            .tracks
-            .as_ref()
-            .map(|t| {
-                t.iter()
-                    .enumerate()
-                    .map(|(i, t)| TrackInfo {
-                        number: i as u32 + 1,
-                        kind: t.kind.to_string(),
-                        codec: t.codec.name().to_string(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
+        tracks: r.tracks.as_ref().map(TrackInfo::list).unwrap_or_default(),
         duration_ms: r.duration_ms,
         output_bytes: r.output_len,
         notes: r.notes.clone(),

@@ -26,6 +26,8 @@ use std::path::PathBuf;
 
 use tokio::sync::mpsc;
 
+use crate::events::{Observer, RunEvent};
+
 // Capacities are small on purpose: a media chunk is up to a source read (1 MiB) and a
 // fragment up to a few MiB, so every slot is memory; two slots keep each stage busy.
 /// Capacity of a channel carrying input chunks.
@@ -61,17 +63,35 @@ impl fmt::Display for StageError {
     }
 }
 
-/// Identity of a running stage, for error context.
-#[derive(Clone, Debug)]
+/// Identity of a running stage, for error context, and where its events go.
+#[derive(Clone)]
 pub struct StageContext {
     pub name: String,
     pub kind: &'static str,
     pub file: Option<PathBuf>,
+    /// The run's observer, if a program or the command line gave one.
+    pub observer: Option<Observer>,
+}
+
+impl fmt::Debug for StageContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StageContext")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("file", &self.file)
+            .field("observed", &self.observer.is_some())
+            .finish()
+    }
 }
 
 impl StageContext {
     pub fn new(name: impl Into<String>, kind: &'static str) -> Self {
-        StageContext { name: name.into(), kind, file: None }
+        StageContext { name: name.into(), kind, file: None, observer: None }
+    }
+
+    /// Logs `event` and gives it to the run's observer.
+    pub fn emit(&self, event: RunEvent) {
+        crate::events::emit(self.observer.as_ref(), event);
     }
 
     pub fn error(&self, failure: impl Into<Failure>) -> StageError {

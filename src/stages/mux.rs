@@ -2,6 +2,7 @@
 
 use tokio::sync::mpsc;
 
+use crate::events::{RunEvent, TrackInfo};
 use super::{Outputs, StageContext, StageReport, StageResult};
 use crate::formats::output::Output;
 pub use crate::formats::output::{MuxConfig, MuxFormat};
@@ -18,6 +19,9 @@ pub async fn run(
     let mut output = Output::new(config);
     let mut fragments: Vec<Fragment> = Vec::new();
     while let Some(ev) = input.recv().await {
+        if let PacketEvent::Tracks(tracks) = &ev {
+            ctx.emit(RunEvent::Tracks { stage: ctx.name.clone(), tracks: TrackInfo::list(tracks) });
+        }
         output.push(ev, &mut fragments).map_err(|e| ctx.error(e))?;
         for f in fragments.drain(..) {
             if out.send(f).await.is_err() {

@@ -8,7 +8,7 @@
 
 use std::io;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -17,7 +17,8 @@ use super::{Failure, StageContext, StageReport, StageResult};
 pub use crate::io::Durability;
 use crate::io::hls::HlsWriter;
 use crate::io::{output_closed, FragmentWriter};
-use crate::model::Fragment;
+use crate::events::{FragmentEvent, RunEvent, StepEvent};
+use crate::model::{Fragment, FragmentKind};
 
 /// Settings of `sink`.
 ///
@@ -106,7 +107,10 @@ pub async fn run(ctx: StageContext, config: SinkConfig, input: mpsc::Receiver<Fr
     let ctx2 = ctx.clone();
     if config.hls {
         let handle = tokio::runtime::Handle::current();
-        let write = move || write_hls(&config, input, &handle).map_err(|e| ctx2.error(Failure::Io(e)));
+        let write = move || {
+            let mut events = Written::new(&ctx2, config.path.display().to_string(), config.durability());
+            write_hls(&config, input, &handle, &mut events).map_err(|e| ctx2.error(Failure::Io(e)))
+        };
         return match tokio::task::spawn_blocking(write).await {
             Ok(result) => result,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
@@ -117,12 +121,90 @@ pub async fn run(ctx: StageContext, config: SinkConfig, input: mpsc::Receiver<Fr
     // it (`livemux -y`); if not, whatever appears there meanwhile is someone else's.
     let writer = config.writer();
     let handle = tokio::runtime::Handle::current();
-    match tokio::task::spawn_blocking(move || write_all(writer, input, &handle).map_err(|e| ctx2.error(Failure::Io(e))))
-        .await
-    {
+    let name = config.path.display().to_string();
+    let durability = config.durability();
+    let write = move || {
+        let mut events = Written::new(&ctx2, name, durability);
+        write_all(writer, input, &handle, &mut events).map_err(|e| ctx2.error(Failure::Io(e)))
+    };
+    match tokio::task::spawn_blocking(write).await {
         Ok(result) => result,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(e) => Err(ctx.error(Failure::Other(format!("sink thread failed: {e}")))),
+    }
+}
+
+/// The events of a sink: one per fragment written, with what it has written so far.
+struct Written<'a> {
+    ctx: &'a StageContext,
+    output: String,
+    durability: Durability,
+    /// Earliest start and latest end of the media written, ms.
+    span: Option<(i64, i64)>,
+    media_ms: u64,
+    fragments: u64,
+    steps: u64,
+}
+
+impl<'a> Written<'a> {
+    fn new(ctx: &'a StageContext, output: String, durability: Durability) -> Self {
+        Written { ctx, output, durability, span: None, media_ms: 0, fragments: 0, steps: 0 }
+    }
+
+    /// Writes `fragment` with `write` and tells of it.
+    fn write(&mut self, fragment: &Fragment, write: impl FnOnce(&Fragment) -> io::Result<()>) -> io::Result<()> {
+        let started = Instant::now();
+        write(fragment)?;
+        // Microseconds are plenty.
+        let write_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1000.0;
+        let size = fragment.len();
+        let event = match fragment.kind {
+            FragmentKind::Finalize => {
+                self.steps += 1;
+                RunEvent::FinalizeStep(StepEvent {
+                    file: self.output.clone(),
+                    step: self.steps,
+                    steps: None,
+                    kind: "write",
+                    offset: fragment.offset,
+                    bytes: size,
+                })
+            }
+            _ if size == 0 => return Ok(()),
+            kind => {
+                if kind == FragmentKind::Media {
+                    self.fragments += 1;
+                    // From the earliest start to the latest end: fragments may overlap
+                    // (a Matroska cluster starts with a late packet of another track).
+                    if let Some(start) = fragment.start_ms {
+                        let end = start.saturating_add(i64::try_from(fragment.duration_ms).unwrap_or(i64::MAX));
+                        let span = self.span.map_or((start, end), |(lo, hi)| (lo.min(start), hi.max(end)));
+                        self.span = Some(span);
+                        self.media_ms = u64::try_from(span.1.saturating_sub(span.0)).unwrap_or(0);
+                    }
+                }
+                RunEvent::Fragment(FragmentEvent {
+                    stage: self.ctx.name.clone(),
+                    output: self.output.clone(),
+                    kind: match kind {
+                        FragmentKind::Header => "header",
+                        FragmentKind::Trailer => "trailer",
+                        _ => "media",
+                    },
+                    offset: fragment.offset,
+                    size,
+                    packets: fragment.packets,
+                    start_ms: fragment.start_ms,
+                    duration_ms: fragment.duration_ms,
+                    media_ms: self.media_ms,
+                    fragments: self.fragments,
+                    durability: self.durability.name(),
+                    write_ms,
+                })
+            }
+        };
+        self.ctx.emit(event);
+        Ok(())
     }
 }
 
@@ -130,10 +212,11 @@ fn write_all(
     mut writer: FragmentWriter,
     mut input: mpsc::Receiver<Fragment>,
     handle: &tokio::runtime::Handle,
+    events: &mut Written<'_>,
 ) -> io::Result<StageReport> {
     let watch_stdout = writer.is_stdout() && fd_is_pipe_or_socket(1);
     while let Some(fragment) = next_fragment(handle, &mut input, watch_stdout)? {
-        writer.write_io(&fragment)?;
+        events.write(&fragment, |f| writer.write_io(f))?;
     }
     Ok(StageReport::default())
 }
@@ -144,6 +227,7 @@ fn write_hls(
     config: &SinkConfig,
     mut input: mpsc::Receiver<Fragment>,
     handle: &tokio::runtime::Handle,
+    events: &mut Written<'_>,
 ) -> io::Result<StageReport> {
     let mut writer: Option<HlsWriter> = None;
     while let Some(fragment) = next_fragment(handle, &mut input, false)? {
@@ -151,7 +235,7 @@ fn write_hls(
             Some(w) => w,
             None => writer.insert(HlsWriter::open(&config.path, config.durability())?),
         };
-        w.write_io(&fragment)?;
+        events.write(&fragment, |f| w.write_io(f))?;
     }
     if let Some(w) = &mut writer {
         w.finish()?;

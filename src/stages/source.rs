@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Failure, Outputs, StageContext, StageReport, StageResult};
+use crate::events::RunEvent;
 use crate::formats::mp4::file::top_level;
 use crate::model::Chunk;
 
@@ -144,6 +145,7 @@ pub async fn run(ctx: StageContext, config: SourceConfig, out: Outputs<Chunk>, s
             drop(tx);
         })
         .map_err(|e| ctx.error(e))?;
+    let mut read = 0u64;
     loop {
         tokio::select! {
             biased;
@@ -157,6 +159,11 @@ pub async fn run(ctx: StageContext, config: SourceConfig, out: Outputs<Chunk>, s
                 }
                 Some(Err(e)) => return Err(ctx.error(Failure::Io(e))),
                 Some(Ok(chunk)) => {
+                    let end = chunk.offset.saturating_add(chunk.data.len() as u64);
+                    if end > read {
+                        read = end;
+                        ctx.emit(RunEvent::Read { stage: ctx.name.clone(), bytes: read });
+                    }
                     if out.send(chunk).await.is_err() {
                         return Ok(StageReport::default());
                     }

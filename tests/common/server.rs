@@ -105,7 +105,6 @@ fn spawn(data_dir: &Path, args: &[String], listen: &str) -> (Child, String, Arc<
             .args(["serve", "--listen", listen, "--data-dir"])
             .arg(data_dir)
             .args(args)
-            .env("LIVEMUX_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
