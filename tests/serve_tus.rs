@@ -94,7 +94,8 @@ fn ready(js: bool) -> bool {
         let dir = common::root().join("tests/js/node_modules/tus-js-client/package.json");
         (dir.is_file(), "tus-js-client is not installed (run `npm ci --prefix tests/js`)")
     } else {
-        let ok = Command::new(common::python()).args(["-c", "import tusclient"]).output().is_ok_and(|o| o.status.success());
+        let ok =
+            Command::new(common::python()).args(["-c", "import tusclient"]).output().is_ok_and(|o| o.status.success());
         (ok, "tuspy is not installed (run `python3 -m pip install -r tests/py/requirements.txt`)")
     };
     if ok {
