@@ -14,8 +14,13 @@ audio). A field ffprobe reports as N/A is listed as such and not counted; one li
 leaves out while ffprobe has it counts as a disagreement. Disagreements on a file cut
 short (livemux says `"complete": false`) are counted apart: there ffprobe counts the
 samples the last fragment's index declares past the end of the file, livemux only those
-in it. Profile and level names are compared too (exact, level as ffprobe's number), and
-counted apart.
+in it. Profile and level names, languages and the creation time are compared too
+(exact; level as ffprobe's number), and counted apart.
+
+Where ffprobe's header figures are N/A (Matroska without Duration or bit-rate tags), the
+same fields are also checked, counted apart again, against what ffprobe's packets add up
+to (`-show_packets`: the span of presentation times and the bytes per stream, the span of
+all streams for the file).
 
 Python 3 standard library only; needs ffprobe and a built livemux. Exits 1 when a
 field of a complete file disagrees.
@@ -75,13 +80,40 @@ def number(v):
 def ffprobe(path):
     r = subprocess.run(
         ["ffprobe", "-v", "error", "-of", "json", "-show_entries",
-         "format=duration,bit_rate:stream=index,codec_type,codec_name,profile,level,avg_frame_rate,duration,bit_rate",
+         "format=duration,bit_rate:format_tags=creation_time:stream=index,codec_type,codec_name,profile,level,"
+         "avg_frame_rate,duration,bit_rate:stream_tags=language",
          str(path)],
         capture_output=True, text=True)
     try:
         return json.loads(r.stdout or "{}")
     except json.JSONDecodeError:
         return {}
+
+
+def ffprobe_packets(path):
+    """Per stream index: (first pts, last pts + duration, bytes, whether the packet with the
+    latest pts has no duration), from ffprobe's packets."""
+    r = subprocess.run(
+        ["ffprobe", "-v", "error", "-of", "json", "-show_entries",
+         "packet=stream_index,pts_time,duration_time,size", str(path)],
+        capture_output=True, text=True)
+    try:
+        packets = json.loads(r.stdout or "{}").get("packets", [])
+    except json.JSONDecodeError:
+        return {}
+    out = {}
+    for p in packets:
+        try:
+            pts, size = float(p["pts_time"]), int(p["size"])
+        except (KeyError, ValueError):
+            continue
+        known = p.get("duration_time") not in (None, "N/A") and float(p["duration_time"]) > 0
+        end = pts + (float(p["duration_time"]) if known else 0.0)
+        first, last, total, open_end = out.get(p["stream_index"], (pts, end, 0, not known))
+        if end >= last:
+            open_end = not known
+        out[p["stream_index"]] = (min(first, pts), max(last, end), total + size, open_end)
+    return out
 
 
 def livemux_probe(exe, path):
@@ -116,17 +148,42 @@ def main():
     corpus = Path(a.corpus)
     if not corpus.is_dir():
         sys.exit(f"{corpus}: no such folder")
-    totals = {"agree": 0, "differ": 0, "differ_cut": 0, "na": 0, "names_agree": 0, "names_differ": 0}
+    totals = {"agree": 0, "differ": 0, "differ_cut": 0, "na": 0, "names_agree": 0, "names_differ": 0,
+              "packets_agree": 0, "packets_differ": 0}
     with tempfile.TemporaryDirectory() as tmp:
         for name, path in inputs(corpus, tmp):
             ours, err = livemux_probe(exe, path)
             theirs = ffprobe(path)
             lines, counts = [], {"agree": 0, "differ": 0, "na": 0}
 
-            def check(field, mine, ref):
+            packets = None
+
+            def from_packets(field, mine, stream, what):
+                """The field against ffprobe's packets, when its header says N/A."""
+                nonlocal packets
+                if packets is None:
+                    packets = ffprobe_packets(path)
+                spans = list(packets.values()) if stream is None else [packets.get(stream)]
+                if not spans or None in spans:
+                    return "and no packets"
+                start, end = min(s[0] for s in spans), max(s[1] for s in spans)
+                size = sum(s[2] for s in spans) if stream is not None else os.path.getsize(path)
+                ref = (end - start) if what == "duration" else (size * 8 / (end - start) if end > start else None)
+                if mine is None or not ref:
+                    return "and no figure from its packets"
+                off = abs(mine - ref) / ref
+                key = "packets_agree" if off <= a.tolerance else "packets_differ"
+                totals[key] += 1
+                verdict = "agrees" if off <= a.tolerance else f"DIFFERS by {off:.2%}"
+                if off > a.tolerance and any(s[3] for s in spans):
+                    verdict += " (ffprobe gives the last packet no duration; livemux the one before it)"
+                return f"its packets say {ref:g}: {verdict}"
+
+            def check(field, mine, ref, stream=None, what=None):
                 if ref is None:
                     counts["na"] += 1
-                    lines.append(f"  {field}: ffprobe N/A (livemux {mine})")
+                    extra = f"; {from_packets(field, mine, stream, what)}" if what else ""
+                    lines.append(f"  {field}: ffprobe N/A (livemux {mine}){extra}")
                     return
                 if mine is None:
                     counts["differ"] += 1
@@ -153,8 +210,10 @@ def main():
                 print(f"{name}: livemux gave no report: {err}")
                 continue
             fmt = theirs.get("format", {})
-            check("duration", ours.get("duration"), number(fmt.get("duration")))
-            check("bit_rate", ours.get("bit_rate"), number(fmt.get("bit_rate")))
+            check("duration", ours.get("duration"), number(fmt.get("duration")), None, "duration")
+            check("bit_rate", ours.get("bit_rate"), number(fmt.get("bit_rate")), None, "bit_rate")
+            created = fmt.get("tags", {}).get("creation_time")
+            check_name("creation_time", ours.get("creation_time"), created[:19] + "Z" if created else None)
             streams = [s for s in theirs.get("streams", []) if s.get("codec_type") in ("video", "audio")]
             for kind in ("video", "audio"):
                 mine = [t for t in ours.get("tracks", []) if t["kind"] == kind]
@@ -163,8 +222,10 @@ def main():
                     lines.append(f"  {kind}: livemux has {len(mine)} tracks, ffprobe {len(ref)} streams")
                 for t, s in zip(mine, ref):
                     label = f"track {t['number']} ({t['codec']})"
-                    check(f"{label} duration", t.get("duration"), number(s.get("duration")))
-                    check(f"{label} bit_rate", t.get("bit_rate"), number(s.get("bit_rate")))
+                    i = s.get("index")
+                    check(f"{label} duration", t.get("duration"), number(s.get("duration")), i, "duration")
+                    check(f"{label} bit_rate", t.get("bit_rate"), number(s.get("bit_rate")), i, "bit_rate")
+                    check_name(f"{label} language", t.get("language"), s.get("tags", {}).get("language"))
                     if kind == "video":
                         check(f"{label} frame_rate", t.get("frame_rate"), number(s.get("avg_frame_rate")))
                     if t["codec"] != s.get("codec_name"):
@@ -185,8 +246,9 @@ def main():
     print(
         f"\nTOTAL: {totals['agree']} fields agree within {a.tolerance:.0%}, {totals['differ']} differ "
         f"(and {totals['differ_cut']} on cut files), "
-        f"{totals['na']} not counted (ffprobe N/A); profile/level names: {totals['names_agree']} agree, "
-        f"{totals['names_differ']} differ"
+        f"{totals['na']} not counted (ffprobe N/A); names (profile, level, language, creation time): {totals['names_agree']} agree, "
+        f"{totals['names_differ']} differ; where ffprobe says N/A, against its packets: "
+        f"{totals['packets_agree']} agree, {totals['packets_differ']} differ"
     )
     sys.exit(1 if totals["differ"] else 0)
 

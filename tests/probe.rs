@@ -287,3 +287,22 @@ fn rotation_comes_from_the_display_matrix() {
     assert_eq!(json["tracks"][0]["rotation"], theirs, "{json}");
     assert!(probe_text(&rotated).contains(&format!("rotation {theirs}")));
 }
+
+#[test]
+fn failed_probes_print_json_that_validates_too() {
+    if !tools(&["ffmpeg"]) || !jsonschema_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.bin");
+    std::fs::write(&garbage, b"not a media file at all").unwrap();
+    for path in [generated_file("h264_aac_truncated_60pct.mp4"), garbage] {
+        let out = livemux().arg("probe").arg("--json").arg(&path).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", path.display());
+        let raw = String::from_utf8(out.stdout).unwrap();
+        validate_json("probe.schema.json", &raw, false);
+        let json: Value = serde_json::from_str(&raw).unwrap();
+        assert!(json["error"].is_string(), "{json}");
+        assert_eq!(json["schema_version"], 1);
+    }
+}
