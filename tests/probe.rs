@@ -241,6 +241,21 @@ fn names_profiles_levels_and_codecs_livemux_does_not_write() {
     let (webm, _) = probe_json(&browser_file("chrome_webm_vp9_opus", dir.path()));
     assert_eq!(webm["tracks"][0]["profile"], "Profile 0");
     assert_eq!(webm["tracks"][0]["language"], "eng");
+    // A codec livemux does not read: the probe fails, naming the track all the same.
+    let mpeg2 = dir.path().join("mpeg2.mkv");
+    let ok = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=d=1:s=320x240", "-c:v", "mpeg2video"])
+        .arg(&mpeg2)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "ffmpeg -c:v mpeg2video");
+    let out = livemux().arg("probe").arg("--json").arg(&mpeg2).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["tracks"][0]["codec"], "mpeg2video", "{json}");
+    assert_eq!(json["tracks"][0]["dimensions"]["width"], 320, "{json}");
+    assert_eq!(json["index"], "cues: yes, duration: yes", "the SeekHead lists the Cues the read did not reach");
     if let Some(mp3) = mp3_file(dir.path()) {
         let (json, _) = probe_json(&mp3);
         assert_eq!(json["tracks"][0]["codec"], "mp3", "{json}");

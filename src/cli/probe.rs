@@ -32,6 +32,7 @@ use std::sync::Arc;
 use crate::codecs::{names, CodecConfig};
 use crate::formats::demux::Probe;
 use crate::formats::matroska::ids as mkv;
+use crate::formats::matroska::tracks::{codec_id_name, parse_tracks, SegmentInfo, TrackEntry};
 use crate::formats::params::CodecParams;
 use crate::formats::split::Splitter;
 use crate::formats::{ContainerEvent, ContainerKind, ElementKind, Failure, PacketEvent};
@@ -214,6 +215,35 @@ fn rfc3339(secs: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", sod / 3600, sod % 3600 / 60, sod % 60)
 }
 
+/// A Matroska track the core did not take, as its TrackEntry describes it.
+fn unread_matroska_track(number: usize, e: &TrackEntry, info: &SegmentInfo) -> TrackReport {
+    let kind = e.kind();
+    let language = crate::formats::matroska::meta::track_language(e.language.as_deref(), e.language_bcp47.as_deref());
+    TrackReport {
+        number,
+        input_id: e.number,
+        kind,
+        codec: codec_id_name(&e.codec_id).map_or_else(|| e.codec_id.clone(), str::to_string),
+        profile: None,
+        level: None,
+        timescale: e.timescale(info),
+        dimensions: (kind == TrackKind::Video)
+            .then_some(crate::codecs::Dimensions { width: e.width, height: e.height }),
+        audio: (kind == TrackKind::Audio)
+            .then_some(crate::codecs::AudioFormat { sample_rate: e.sampling_frequency as u32, channels: e.channels }),
+        language: String::from_utf8_lossy(&language).into_owned(),
+        rotation: e.meta.matrix.as_ref().and_then(rotation),
+        params_from: ParamOrigin::Stream,
+        config: format!("CodecID {}, not read", e.codec_id),
+        packets: 0,
+        bytes: 0,
+        start_time: None,
+        duration: None,
+        frame_rate: None,
+        bit_rate: None,
+    }
+}
+
 /// The codec's name; for an MP4 sample entry livemux does not parse, FFmpeg's name for it
 /// or else the entry's four characters.
 fn codec_name(c: &CodecConfig) -> String {
@@ -286,9 +316,42 @@ struct Layout {
     fragmented: bool,
     /// Matroska: Cues seen.
     cues: bool,
+    /// Matroska: where the SeekHead says the Cues are (from the Segment's data start), and
+    /// where that starts.
+    cues_listed_at: Option<u64>,
+    segment_data_at: Option<u64>,
+    /// The input file's size, when it is a file.
+    file_len: u64,
     /// Matroska: the Segment Duration, in seconds.
     segment_duration: Option<f64>,
+    /// Matroska: the Segment Info and the TrackEntries as read, to name the tracks when
+    /// the core cannot take them (a codec livemux does not read).
+    mkv_info: Option<SegmentInfo>,
+    mkv_tracks: Vec<TrackEntry>,
     end: Option<crate::formats::EndState>,
+}
+
+/// The SeekPosition a SeekHead body gives for `id`, if it lists it.
+fn seek_position(body: &[u8], body_offset: u64, id: u32) -> Option<u64> {
+    use crate::formats::matroska::ebml::{children, read_uint};
+    for seek in children(body, body_offset) {
+        let seek = seek.ok()?;
+        if seek.id != mkv::SEEK {
+            continue;
+        }
+        let (mut listed, mut position) = (None, None);
+        for c in children(seek.body, seek.offset.saturating_add(seek.header_len as u64)).flatten() {
+            match c.id {
+                mkv::SEEK_ID => listed = read_uint(c.body),
+                mkv::SEEK_POSITION => position = read_uint(c.body),
+                _ => {}
+            }
+        }
+        if listed == Some(u64::from(id)) {
+            return position;
+        }
+    }
+    None
 }
 
 /// How the layout names an element: an MP4 box by its type, a Matroska element by its
@@ -314,14 +377,25 @@ impl Layout {
                     ElementKind::Ebml(mkv::INFO) => {
                         let body = m.data.get(m.header_len as usize..).unwrap_or_default();
                         let body_offset = m.offset.saturating_add(u64::from(m.header_len));
-                        if let Ok(info) = crate::formats::matroska::tracks::SegmentInfo::parse(body, body_offset) {
+                        if let Ok(info) = SegmentInfo::parse(body, body_offset) {
                             self.segment_duration = info
                                 .duration
                                 .map(|d| d * info.timestamp_scale as f64 / 1e9)
                                 .filter(|d| d.is_finite() && *d > 0.0);
+                            self.mkv_info = Some(info);
                         }
                     }
+                    ElementKind::Ebml(mkv::TRACKS) if self.mkv_tracks.is_empty() => {
+                        let body = m.data.get(m.header_len as usize..).unwrap_or_default();
+                        let body_offset = m.offset.saturating_add(u64::from(m.header_len));
+                        self.mkv_tracks = parse_tracks(body, body_offset).unwrap_or_default();
+                    }
                     ElementKind::Ebml(mkv::CUES) => self.cues = true,
+                    ElementKind::Ebml(mkv::SEEK_HEAD) => {
+                        let body = m.data.get(m.header_len as usize..).unwrap_or_default();
+                        let body_offset = m.offset.saturating_add(u64::from(m.header_len));
+                        self.cues_listed_at = self.cues_listed_at.or(seek_position(body, body_offset, mkv::CUES));
+                    }
                     // A Cluster's Timestamp: inside the Cluster, not top-level.
                     ElementKind::Ebml(mkv::TIMESTAMP) => return,
                     _ => {}
@@ -332,8 +406,12 @@ impl Layout {
                 if r.kind == ElementKind::Mp4(crate::formats::mp4::FourCc::new(b"mdat")) {
                     self.mdat_at = self.mdat_at.or(Some(r.offset));
                 }
-                if r.kind == ElementKind::Ebml(mkv::CUES) {
-                    self.cues = true;
+                match r.kind {
+                    ElementKind::Ebml(mkv::CUES) => self.cues = true,
+                    ElementKind::Ebml(mkv::SEGMENT) => {
+                        self.segment_data_at = Some(r.offset.saturating_add(u64::from(r.header_len)))
+                    }
+                    _ => {}
                 }
                 self.boxes.push(format!("{}@{}", element_name(&r.kind), r.offset));
             }
@@ -342,10 +420,21 @@ impl Layout {
         }
     }
 
+    /// Matroska: whether the file has Cues: read, or listed in the SeekHead at a position
+    /// inside the input (the read may have stopped before them).
+    fn has_cues(&self) -> bool {
+        let input_len = self.end.as_ref().map_or(0, |e| e.input_len).max(self.file_len);
+        let listed = match (self.segment_data_at, self.cues_listed_at) {
+            (Some(start), Some(at)) => start.checked_add(at).is_some_and(|at| at < input_len),
+            _ => false,
+        };
+        self.cues || listed
+    }
+
     fn index(&self) -> String {
         if self.container == Some(ContainerKind::Matroska) {
             let yes = |b: bool| if b { "yes" } else { "no" };
-            return format!("cues: {}, duration: {}", yes(self.cues), yes(self.segment_duration.is_some()));
+            return format!("cues: {}, duration: {}", yes(self.has_cues()), yes(self.segment_duration.is_some()));
         }
         match (self.moov_at, self.mdat_at) {
             (None, _) => "no moov",
@@ -487,11 +576,14 @@ pub async fn run(input: PathBuf, json: bool, params: codecpar::CodecparConfig) -
     // A note may reach the report from two stages (the reader and the splitter): once.
     let mut once = std::collections::HashSet::new();
     report.notes.retain(|n| once.insert(n.clone()));
-    let layout = seen.layout;
+    let mut layout = seen.layout;
+    // A seekable source reads a trailing moov first, and a failed read stops early: the
+    // input's end is the file's size.
+    layout.file_len = src_ctx.file.as_ref().and_then(|f| std::fs::metadata(f).ok()).map_or(0, |m| m.len());
     report.index = layout.index();
     report.container = layout.container;
     if layout.container == Some(ContainerKind::Matroska) {
-        report.matroska = Some(MatroskaIndex { cues: layout.cues, duration: layout.segment_duration.is_some() });
+        report.matroska = Some(MatroskaIndex { cues: layout.has_cues(), duration: layout.segment_duration.is_some() });
     }
     report.layout = layout.boxes;
     report.layout.sort_by_key(|s| s.rsplit('@').next().and_then(|n| n.parse::<u64>().ok()));
@@ -500,10 +592,7 @@ pub async fn run(input: PathBuf, json: bool, params: codecpar::CodecparConfig) -
         report.cut_at = end.cut.as_ref().map(|c| c.offset);
         report.size = end.input_len;
     }
-    // A seekable source reads a trailing moov first: the input's end is the file's size.
-    if let Some(len) = src_ctx.file.as_ref().and_then(|f| std::fs::metadata(f).ok()).map(|m| m.len()) {
-        report.size = report.size.max(len);
-    }
+    report.size = report.size.max(layout.file_len);
     let tracks = seen.tracks;
     let (mut first, mut last) = (None::<f64>, None::<f64>);
     for (i, t) in tracks.iter().flat_map(|t| t.iter()).enumerate() {
@@ -546,6 +635,13 @@ pub async fn run(input: PathBuf, json: bool, params: codecpar::CodecparConfig) -
             frame_rate,
             bit_rate: media_secs.and_then(|d| bit_rate(stats.bytes, d)),
         });
+    }
+    if tracks.is_none() {
+        // The core took no tracks (a codec livemux does not read): name them as the file does.
+        let info = layout.mkv_info.clone().unwrap_or_default();
+        for (i, e) in layout.mkv_tracks.iter().enumerate() {
+            report.tracks.push(unread_matroska_track(i + 1, e, &info));
+        }
     }
     report.start_time = first.map(micro);
     report.duration = layout.segment_duration.or_else(|| Some(last? - first?)).map(micro).filter(|d| *d > 0.0);
@@ -673,6 +769,31 @@ mod tests {
         assert_eq!(rotation(&[-one, 0, 0, 0, -one, 0, 0, 0, w]), Some(180));
         assert_eq!(rotation(&[0; 9]), None);
         assert!(rotation(&[i32::MIN; 9]).is_some());
+    }
+
+    #[test]
+    fn the_seek_head_says_where_the_cues_are() {
+        use crate::formats::matroska::ebml::{put_element, put_master, put_uint};
+        let mut body = bytes::BytesMut::new();
+        put_master(&mut body, mkv::SEEK, |b| {
+            put_element(b, mkv::SEEK_ID, &mkv::INFO.to_be_bytes());
+            put_uint(b, mkv::SEEK_POSITION, 100);
+        });
+        put_master(&mut body, mkv::SEEK, |b| {
+            put_element(b, mkv::SEEK_ID, &mkv::CUES.to_be_bytes());
+            put_uint(b, mkv::SEEK_POSITION, 5000);
+        });
+        assert_eq!(seek_position(&body, 52, mkv::CUES), Some(5000));
+        assert_eq!(seek_position(&body, 52, mkv::TAGS), None);
+        assert_eq!(seek_position(&body[..body.len() - 1], 52, mkv::CUES), None);
+        assert_eq!(seek_position(&[0xFF; 7], u64::MAX, mkv::CUES), None);
+        let mut layout = Layout { container: Some(ContainerKind::Matroska), ..Default::default() };
+        layout.segment_data_at = Some(40);
+        layout.cues_listed_at = Some(5000);
+        layout.file_len = 5040;
+        assert_eq!(layout.index(), "cues: no, duration: no");
+        layout.file_len = 6000;
+        assert_eq!(layout.index(), "cues: yes, duration: no");
     }
 
     #[test]

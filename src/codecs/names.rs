@@ -28,8 +28,7 @@ pub fn profile_level(config: &CodecConfig) -> Option<ProfileLevel> {
         CodecConfig::Hevc { hvcc, .. } => {
             let h = hevc::HvcConfig::parse(hvcc).ok()?;
             ProfileLevel {
-                profile: hevc_profile(h.general_profile_idc, h.general_profile_compatibility_flags)
-                    .map(str::to_string),
+                profile: hevc_profile(h.general_profile_idc, h.general_profile_compatibility_flags).map(str::to_string),
                 level: hevc_level(h.general_level_idc, h.general_tier_flag),
             }
         }
@@ -93,11 +92,8 @@ pub fn h264_level(profile_idc: u8, compatibility: u8, level_idc: u8) -> Option<S
 /// FFmpeg names it.
 pub fn hevc_profile(profile_idc: u8, compatibility_flags: u32) -> Option<&'static str> {
     // general_profile_compatibility_flag[j] is bit 31 - j of the 32-bit field.
-    let idc = if profile_idc == 0 {
-        (1..32u8).find(|j| compatibility_flags & (1u32 << (31 - j)) != 0)?
-    } else {
-        profile_idc
-    };
+    let idc =
+        if profile_idc == 0 { (1..32u8).find(|j| compatibility_flags & (1u32 << (31 - j)) != 0)? } else { profile_idc };
     Some(match idc {
         1 => "Main",
         2 => "Main 10",
