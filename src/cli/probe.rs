@@ -20,6 +20,16 @@
 //!   otherwise from the earliest track start to the latest track end; the overall **bit
 //!   rate** is the input's size × 8 over that duration (as ffprobe's format bit rate).
 //!
+//! All of them count the packets the core would remux: in a file cut short, the samples
+//! the reader drops (an incomplete last fragment) are not counted, where ffprobe counts
+//! every sample the fragment's index declares.
+//!
+//! The layout names Matroska elements as the specification does (`Segment`, `Cluster`);
+//! a Matroska file's index says whether it has Cues (read, or listed by the SeekHead at a
+//! position inside the file) and a Segment Duration. Tracks in a codec livemux does not
+//! read are still named: MP4 sample entries and Matroska CodecIDs by FFmpeg's names.
+//! A note that reaches the report from two stages is printed once.
+//!
 //! Profile and level names come from the codec records ([`crate::codecs::names`]);
 //! `rotation` from the display matrix (MP4 `tkhd`, Matroska `Projection`), in degrees
 //! counter-clockwise as ffprobe's "Display Matrix" side data gives it; `creation_time` from
