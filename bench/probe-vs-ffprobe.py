@@ -12,7 +12,7 @@ Compared, within the tolerance (1% by default): the overall duration and bit rat
 avg_frame_rate. Streams are paired by kind, in order (video with video, audio with
 audio). A field ffprobe reports as N/A is listed as such and not counted; one livemux
 leaves out while ffprobe has it counts as a disagreement. Disagreements on a file cut
-short (livemux says `"complete": false`) are counted apart: there ffprobe counts the
+short (livemux gives a `cut_at`) are counted apart: there ffprobe counts the
 samples the last fragment's index declares past the end of the file, livemux only those
 in it. Profile and level names, languages and the creation time are compared too
 (exact; level as ffprobe's number), and counted apart.
@@ -233,7 +233,7 @@ def main():
                     prof = s.get("profile")
                     check_name(f"{label} profile", t.get("profile"), None if prof in (None, "unknown") else prof)
                     check_name(f"{label} level", t.get("level"), ffprobe_level(s.get("codec_name"), s.get("level")))
-            cut = ours.get("complete") is False
+            cut = ours.get("cut_at") is not None
             if cut:
                 counts["differ_cut"] = counts.pop("differ")
             for k in counts:
