@@ -15,6 +15,7 @@ pub mod flac;
 pub mod h264;
 pub mod hevc;
 pub mod inband;
+pub mod names;
 pub mod opus;
 pub mod pcm;
 pub mod poc;

@@ -84,3 +84,58 @@ pub fn is_cluster_child(id: u32) -> bool {
         TIMESTAMP | POSITION | PREV_SIZE | SIMPLE_BLOCK | BLOCK_GROUP | SILENT_TRACKS | ENCRYPTED_BLOCK | VOID | CRC32
     )
 }
+
+/// The name the Matroska specification gives an element (`"Cluster"`, `"SeekHead"`), for
+/// the elements of the EBML header and of the Segment's first two levels that livemux
+/// meets; `None` for others.
+pub fn name(id: u32) -> Option<&'static str> {
+    Some(match id {
+        EBML => "EBML",
+        EBML_VERSION => "EBMLVersion",
+        EBML_READ_VERSION => "EBMLReadVersion",
+        EBML_MAX_ID_LENGTH => "EBMLMaxIDLength",
+        EBML_MAX_SIZE_LENGTH => "EBMLMaxSizeLength",
+        DOC_TYPE => "DocType",
+        DOC_TYPE_VERSION => "DocTypeVersion",
+        DOC_TYPE_READ_VERSION => "DocTypeReadVersion",
+        VOID => "Void",
+        CRC32 => "CRC-32",
+        SEGMENT => "Segment",
+        SEEK_HEAD => "SeekHead",
+        SEEK => "Seek",
+        INFO => "Info",
+        TIMESTAMP_SCALE => "TimestampScale",
+        DURATION => "Duration",
+        MUXING_APP => "MuxingApp",
+        WRITING_APP => "WritingApp",
+        TRACKS => "Tracks",
+        TRACK_ENTRY => "TrackEntry",
+        CLUSTER => "Cluster",
+        TIMESTAMP => "Timestamp",
+        POSITION => "Position",
+        PREV_SIZE => "PrevSize",
+        SIMPLE_BLOCK => "SimpleBlock",
+        BLOCK_GROUP => "BlockGroup",
+        SILENT_TRACKS => "SilentTracks",
+        ENCRYPTED_BLOCK => "EncryptedBlock",
+        CUES => "Cues",
+        CUE_POINT => "CuePoint",
+        TAGS => "Tags",
+        TAG => "Tag",
+        CHAPTERS => "Chapters",
+        ATTACHMENTS => "Attachments",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn level_one_elements_have_names() {
+        use super::*;
+        for (id, name) in [(SEGMENT, "Segment"), (SEEK_HEAD, "SeekHead"), (CLUSTER, "Cluster"), (CUES, "Cues")] {
+            assert_eq!(super::name(id), Some(name));
+        }
+        assert_eq!(super::name(0x1234), None);
+    }
+}

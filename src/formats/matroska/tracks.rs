@@ -373,6 +373,52 @@ fn header_strip(body: &[u8], offset: u64) -> Result<Option<Bytes>, MkvError> {
     Ok(prefix)
 }
 
+/// FFmpeg's name for the codec of a Matroska CodecID, livemux's own codecs and others
+/// (MPEG-2 video, TrueHD, subtitles...): how `probe` names a track it cannot read.
+pub fn codec_id_name(codec_id: &str) -> Option<&'static str> {
+    Some(match codec_id {
+        "V_MPEG4/ISO/AVC" => "h264",
+        "V_MPEGH/ISO/HEVC" => "hevc",
+        "V_AV1" => "av1",
+        "V_VP8" => "vp8",
+        "V_VP9" => "vp9",
+        "V_MPEG1" => "mpeg1video",
+        "V_MPEG2" => "mpeg2video",
+        "V_MPEG4/ISO/SP" | "V_MPEG4/ISO/ASP" | "V_MPEG4/ISO/AP" => "mpeg4",
+        "V_MPEG4/MS/V3" => "msmpeg4v3",
+        "V_THEORA" => "theora",
+        "V_PRORES" => "prores",
+        "V_MJPEG" => "mjpeg",
+        "V_FFV1" => "ffv1",
+        "V_DIRAC" => "dirac",
+        "V_UNCOMPRESSED" => "rawvideo",
+        "A_AAC" => "aac",
+        "A_OPUS" => "opus",
+        "A_VORBIS" => "vorbis",
+        "A_FLAC" => "flac",
+        "A_MPEG/L3" => "mp3",
+        "A_MPEG/L2" => "mp2",
+        "A_MPEG/L1" => "mp1",
+        "A_AC3" => "ac3",
+        "A_EAC3" => "eac3",
+        "A_DTS" => "dts",
+        "A_TRUEHD" => "truehd",
+        "A_ALAC" => "alac",
+        "A_TTA1" => "tta",
+        "A_WAVPACK4" => "wavpack",
+        "A_PCM/INT/LIT" | "A_PCM/INT/BIG" | "A_PCM/FLOAT/IEEE" => "pcm",
+        "S_TEXT/UTF8" => "subrip",
+        "S_TEXT/SSA" => "ssa",
+        "S_TEXT/ASS" | "S_ASS" => "ass",
+        "S_TEXT/WEBVTT" => "webvtt",
+        "S_VOBSUB" => "dvd_subtitle",
+        "S_HDMV/PGS" => "hdmv_pgs_subtitle",
+        "S_DVBSUB" => "dvb_subtitle",
+        id if id.starts_with("V_REAL/") || id.starts_with("A_REAL/") => "real",
+        _ => return None,
+    })
+}
+
 /// Matroska CodecID and CodecPrivate for a track; `webm` restricts to WebM's codecs.
 pub fn codec_id_and_private(index: usize, track: &Track, webm: bool) -> Result<(&'static str, Bytes), MuxError> {
     let unsupported = |reason: &str| MuxError::Unsupported {
