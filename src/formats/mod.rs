@@ -208,13 +208,13 @@ pub fn push_packet(out: &mut Vec<PacketEvent>, packet: crate::model::Packet) {
 /// Why a muxer cannot write what it was given.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum MuxError {
-    /// `track` is the index in the track set; the message counts from 1, as outputs number
-    /// their tracks.
+    /// `track` is the index in the track set here and below; the messages count from 1, as
+    /// outputs, `livemux probe` and the events number tracks.
     #[error("track {}: {} cannot be written to {}: {}", .track + 1, .codec, .format, .reason)]
     Unsupported { track: usize, codec: &'static str, format: &'static str, reason: String },
-    #[error("track {track}: packet timing cannot be written: {reason}")]
+    #[error("track {}: packet timing cannot be written: {}", .track + 1, .reason)]
     Timing { track: usize, reason: String },
-    #[error("packet for track {track}, but the stream has {tracks} tracks")]
+    #[error("packet for track {}, but the stream has {} tracks", .track + 1, .tracks)]
     NoSuchTrack { track: usize, tracks: usize },
     /// The muxer could not read back what it wrote to finish the file at a clean stop.
     #[error("finishing the output: {0}")]
