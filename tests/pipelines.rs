@@ -151,3 +151,43 @@ fn browser_recapture_pipeline_recovers_zeroed_parameters_from_stdin() {
     // The probe recording carries the same parameters the stream had before they were zeroed.
     assert_eq!(recovered, std::fs::read(&clean).unwrap());
 }
+
+#[test]
+fn relative_paths_come_from_the_file_folder_and_set_ones_from_the_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (files, cwd) = (dir.path().join("jobs"), dir.path().join("cwd"));
+    std::fs::create_dir_all(files.join("media")).unwrap();
+    std::fs::create_dir_all(&cwd).unwrap();
+    std::fs::copy(root().join("samples/chrome_mp4_avc1_opus.mp4"), files.join("media/in.mp4")).unwrap();
+    std::fs::write(
+        files.join("job.toml"),
+        r#"stage = [
+  { kind = "source", path = "media/in.mp4" },
+  { kind = "probe" },
+  { kind = "codecpar-extract", reference = "media/in.mp4" },
+  { kind = "packet-split" },
+  { kind = "mux", format = "fmp4" },
+  { kind = "sink", path = "out/rec.mp4" },
+]
+"#,
+    )
+    .unwrap();
+    std::fs::create_dir_all(files.join("out")).unwrap();
+    let run = |sets: &[&str]| {
+        let mut cmd = livemux();
+        cmd.current_dir(&cwd).arg("run").arg("../jobs/job.toml");
+        for s in sets {
+            cmd.arg("--set").arg(s);
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(&[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(files.join("out/rec.mp4").is_file(), "the sink's path is from the file's folder");
+    assert!(!cwd.join("out").exists());
+    // A path given with --set is from the working directory.
+    let out = run(&["sink.path=here.mp4"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(cwd.join("here.mp4").is_file());
+    assert!(!files.join("here.mp4").exists());
+}

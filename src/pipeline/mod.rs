@@ -245,7 +245,11 @@ impl Pipeline {
         }
     }
 
-    /// Reads, parses and checks a pipeline file.
+    /// Reads, parses and checks a pipeline file. A relative path in the file (a source's or
+    /// sink's `path`, a `reference`) is taken from the file's folder, as `include`s are in
+    /// most configuration languages, so that a pipeline means the same from any working
+    /// directory; one given in `overrides` (`--set`) is taken from the working directory,
+    /// as any path on a command line.
     pub fn load(path: &Path, overrides: &[Override]) -> Result<Self, PipelineFileError> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| PipelineFileError {
@@ -253,7 +257,24 @@ impl Pipeline {
             source_text: Arc::from(""),
             errors: vec![SpecError::new(format!("cannot read it: {e}"), None)],
         })?;
-        Self::parse(&text, &name, overrides)
+        let mut pipeline = Self::parse(&text, &name, overrides)?;
+        let folder = path.parent().unwrap_or(Path::new(""));
+        for stage in &mut pipeline.graph.stages {
+            let set = |key: &str| overrides.iter().any(|o| o.stage == stage.name && o.key == key);
+            let (key, path) = match &mut stage.config {
+                StageConfig::Source(c) => ("path", &mut c.path),
+                StageConfig::Sink(c) => ("path", &mut c.path),
+                StageConfig::Codecpar(c) => match &mut c.reference {
+                    Some(r) => ("reference", r),
+                    None => continue,
+                },
+                _ => continue,
+            };
+            if path.is_relative() && path.as_os_str() != "-" && !set(key) {
+                *path = folder.join(&*path);
+            }
+        }
+        Ok(pipeline)
     }
 
     /// Builds a linear pipeline in code: each stage reads the one before it. Fails
