@@ -69,7 +69,10 @@ fn cli(input: &Path, format: &str, ext: &str, stdin: bool, dir: &Path) -> Vec<u8
     } else {
         cmd.arg(input);
     }
-    let status = cmd.arg("-o").arg(&out).args(["--to", format, "--durability", "none"]).output().unwrap();
+    // --reserve-ms: the library's default, which a finished file would not get (it is sized
+    // from the file's duration).
+    let status = cmd.arg("-o").arg(&out).args(["--to", format, "--durability", "none", "--reserve-ms", "60000"]);
+    let status = status.output().unwrap();
     assert!(status.status.success(), "livemux remux {}: {}", input.display(), String::from_utf8_lossy(&status.stderr));
     std::fs::read(&out).unwrap()
 }

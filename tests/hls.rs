@@ -648,7 +648,8 @@ fn a_recording_keeps_live_hls_beside_its_file() {
     assert!(report.notes.iter().all(|n| !n.contains("HLS")), "{:?}", report.notes);
 
     let alone = tmp.path().join("alone.mp4");
-    assert!(livemux().arg("remux").arg(&input).arg("-o").arg(&alone).output().unwrap().status.success());
+    let remux = livemux().arg("remux").arg(&input).arg("-o").arg(&alone).args(["--reserve-ms", "60000"]).output();
+    assert!(remux.unwrap().status.success());
     assert!(std::fs::read(&file).unwrap() == std::fs::read(&alone).unwrap(), "the file changed with live HLS");
     let hls = tmp.path().join("hls");
     assert!(remux_hls(&input, &hls, &[]).status.success());

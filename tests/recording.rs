@@ -29,7 +29,10 @@ fn pieces(data: &Bytes, seed: u64) -> Vec<Bytes> {
 }
 
 fn cli_remux(input: &Path, output: &Path, to: &str) -> Vec<u8> {
-    let out = livemux().arg("remux").arg(input).arg("-o").arg(output).args(["--to", to]).output().unwrap();
+    // --reserve-ms: the library's default (a finished file's reserve is sized from its duration).
+    let mut cmd = livemux();
+    let out =
+        cmd.arg("remux").arg(input).arg("-o").arg(output).args(["--to", to, "--reserve-ms", "60000"]).output().unwrap();
     assert!(out.status.success(), "livemux remux --to {to}: {}", String::from_utf8_lossy(&out.stderr));
     std::fs::read(output).unwrap()
 }

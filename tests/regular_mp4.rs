@@ -134,7 +134,7 @@ fn every_input_remuxed_to_mp4_is_regular_with_identical_packets() {
             assert!((want - got).abs() < 0.05, "{name} {variant}: duration {got}, input {want}");
         }
     }
-    // The default for an .mp4 file is mp4; for another name or stdout, fmp4.
+    // The default for an .mp4 file is mp4; for .m4s or stdout, fmp4.
     let input = generated_file("h264_aac_moov_end.mp4");
     let (mp4, m4s) = (dir.path().join("default.mp4"), dir.path().join("default.m4s"));
     remux(&input, &mp4, &[]);
@@ -753,4 +753,33 @@ fn a_killed_recording_opens_through_its_running_index() {
     assert!(with_index <= 12, "{with_index} reads and seeks with the index");
     assert!(scanning >= moofs, "{scanning} reads and seeks without it, {moofs} fragments");
     assert_eq!(framemd5(&out), framemd5(&without), "the same packets either way");
+}
+
+/// A finished file's duration sizes the reserve and the running index: a short file stays
+/// short; the same bytes on stdin (duration unknown) get room for a minute of index and an
+/// hour of running index. Both are regular MP4s with the index first.
+#[test]
+fn a_finished_file_reserves_for_its_own_duration() {
+    if !tools(&["ffmpeg"]) {
+        return;
+    }
+    let input = common::root().join("samples/chrome_mp4_avc1_opus.mp4");
+    let dir = tempfile::tempdir().unwrap();
+    let (file, piped) = (dir.path().join("file.mp4"), dir.path().join("piped.mp4"));
+    remux(&input, &file, &[]);
+    let res = livemux().args(["remux", "-", "-o"]).arg(&piped).stdin(std::fs::File::open(&input).unwrap()).output();
+    assert!(res.unwrap().status.success());
+    let [len_in, len_file, len_piped] = [&input, &file, &piped].map(|p| std::fs::metadata(p).unwrap().len());
+    assert!(len_file * 100 < len_in * 110, "a 6-s file grows by less than 10%: {len_in} -> {len_file}");
+    assert!(len_piped > len_file + 100_000, "a live input keeps room for an hour: {len_piped}");
+    for p in [&file, &piped] {
+        let boxes: Vec<[u8; 4]> = top_level_boxes(&std::fs::read(p).unwrap()).into_iter().map(|b| b.0).collect();
+        let (moov, mdat) = (boxes.iter().position(|b| b == b"moov"), boxes.iter().position(|b| b == b"mdat"));
+        assert!(moov.unwrap() < mdat.unwrap(), "{}: index first: {boxes:?}", p.display());
+    }
+    assert_same_packets(&framemd5(&input), &framemd5(&file), "sized from the duration");
+    // --reserve-ms given: as asked, whatever the input.
+    let asked = dir.path().join("asked.mp4");
+    remux(&input, &asked, &["--reserve-ms", "60000"]);
+    assert_eq!(std::fs::read(&asked).unwrap(), std::fs::read(&piped).unwrap());
 }

@@ -168,7 +168,9 @@ fn base64(data: &[u8]) -> String {
 fn remux(input: &Path, ext: &str) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join(format!("expected.{ext}"));
-    let res = common::livemux().arg("remux").arg(input).arg("-o").arg(&out).output().unwrap();
+    // --reserve-ms: what serve reserves (a finished file's reserve is sized from its duration).
+    let res = common::livemux().arg("remux").arg(input).arg("-o").arg(&out).args(["--reserve-ms", "60000"]).output();
+    let res = res.unwrap();
     assert!(res.status.success(), "livemux remux {}: {}", input.display(), String::from_utf8_lossy(&res.stderr));
     std::fs::read(&out).unwrap()
 }

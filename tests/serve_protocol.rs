@@ -115,7 +115,9 @@ fn remuxed(data: &[u8], ext: &str) -> Vec<u8> {
     let input = dir.path().join(format!("in.{ext}"));
     let output = dir.path().join(format!("out.{ext}"));
     std::fs::write(&input, data).unwrap();
-    let out = common::livemux().arg("remux").arg(&input).arg("-o").arg(&output).output().unwrap();
+    // --reserve-ms: what serve reserves (a finished file's reserve is sized from its duration).
+    let mut cmd = common::livemux();
+    let out = cmd.arg("remux").arg(&input).arg("-o").arg(&output).args(["--reserve-ms", "60000"]).output().unwrap();
     assert!(out.status.success(), "livemux remux: {}", String::from_utf8_lossy(&out.stderr));
     std::fs::read(&output).unwrap()
 }

@@ -182,7 +182,9 @@ fn upload(s: &Server, input: &Input, way: Way, token: Option<&str>, piece_delay_
 fn remuxed(input: &Input, dir: &Path) -> Vec<u8> {
     let out = dir.join(format!("{}.remuxed.{}", input.name, input.ext));
     if !out.exists() {
-        let o = common::livemux().arg("remux").arg(&input.file).arg("-o").arg(&out).output().unwrap();
+        // --reserve-ms: what serve reserves (a finished file's is sized from its duration).
+        let mut cmd = common::livemux();
+        let o = cmd.arg("remux").arg(&input.file).arg("-o").arg(&out).args(["--reserve-ms", "60000"]).output().unwrap();
         assert!(o.status.success(), "livemux remux {}: {}", input.name, String::from_utf8_lossy(&o.stderr));
     }
     std::fs::read(&out).unwrap()

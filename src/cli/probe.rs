@@ -548,6 +548,29 @@ async fn read_input(
 }
 
 pub async fn run(input: PathBuf, json: bool, params: codecpar::CodecparConfig) -> ExitCode {
+    let report = describe(input, params).await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("report serializes"));
+    } else {
+        print_text(&report);
+    }
+    if let Some(e) = &report.error {
+        eprintln!("error: {e}");
+        return ExitCode::from(super::EXIT_RUNTIME);
+    }
+    ExitCode::SUCCESS
+}
+
+/// The duration of the recording in the file `input`, when a read of it finds one (what
+/// `livemux remux --to mp4` sizes its reserve and running index for).
+pub(crate) async fn duration_ms(input: PathBuf) -> Option<u64> {
+    let report = describe(input, codecpar::CodecparConfig::default()).await;
+    let ms = report.duration? * 1000.0;
+    (report.error.is_none() && ms.is_finite() && ms >= 1.0).then(|| ms.ceil() as u64)
+}
+
+/// Reads `input` through the core and describes it.
+async fn describe(input: PathBuf, params: codecpar::CodecparConfig) -> Report {
     let mut report =
         Report { schema_version: SCHEMA_VERSION, input: input.display().to_string(), ..Default::default() };
     let src_cfg = source::SourceConfig { path: input.clone(), ..Default::default() };
@@ -657,16 +680,7 @@ pub async fn run(input: PathBuf, json: bool, params: codecpar::CodecparConfig) -
     report.duration = layout.segment_duration.or_else(|| Some(last? - first?)).map(micro).filter(|d| *d > 0.0);
     report.bit_rate = report.duration.and_then(|d| bit_rate(report.size, d));
     report.creation_time = tracks.as_ref().and_then(|t| t.movie.creation_time).map(rfc3339);
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report).expect("report serializes"));
-    } else {
-        print_text(&report);
-    }
-    if let Some(e) = &report.error {
-        eprintln!("error: {e}");
-        return ExitCode::from(super::EXIT_RUNTIME);
-    }
-    ExitCode::SUCCESS
+    report
 }
 
 fn print_text(r: &Report) {

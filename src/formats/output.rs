@@ -76,6 +76,10 @@ pub struct MuxConfig {
     /// Drop (with a note) the tracks the output format cannot carry, instead of refusing
     /// the input.
     pub skip_unsupported: bool,
+    /// The input's duration when it is known before the output starts (a finished file):
+    /// `mp4` sizes its reserve and its running index for it (with some to spare) instead of
+    /// for `reserve_ms` and at least an hour, so that a short file does not grow.
+    pub known_duration_ms: Option<u64>,
 }
 
 impl Default for MuxConfig {
@@ -85,6 +89,7 @@ impl Default for MuxConfig {
             fragment: FragmentPolicy::default(),
             reserve_ms: DEFAULT_RESERVE_MS,
             skip_unsupported: false,
+            known_duration_ms: None,
         }
     }
 }
@@ -135,7 +140,10 @@ pub fn writable_tracks(
 pub fn make_muxer(config: &MuxConfig, tracks: TrackSet) -> Box<dyn Muxer> {
     match config.format {
         MuxFormat::Fmp4 | MuxFormat::Hls => Box::new(Fmp4Muxer::new(tracks, config.fragment)),
-        MuxFormat::Mp4 => Box::new(RegularMp4Muxer::new(tracks, config.fragment, config.reserve_ms)),
+        MuxFormat::Mp4 => Box::new(match config.known_duration_ms {
+            Some(ms) => RegularMp4Muxer::for_duration(tracks, config.fragment, ms),
+            None => RegularMp4Muxer::new(tracks, config.fragment, config.reserve_ms),
+        }),
         MuxFormat::Mkv => Box::new(MkvMuxer::new(tracks, config.fragment, false)),
         MuxFormat::Webm => Box::new(MkvMuxer::new(tracks, config.fragment, true)),
         MuxFormat::Matroska => {

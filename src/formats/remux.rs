@@ -68,7 +68,7 @@ pub struct RemuxOptions {
 impl Default for RemuxOptions {
     /// The defaults of the output ([`MuxConfig`]) and of the splitter (`SplitConfig`).
     fn default() -> Self {
-        let MuxConfig { format, fragment, reserve_ms, skip_unsupported } = MuxConfig::default();
+        let MuxConfig { format, fragment, reserve_ms, skip_unsupported, .. } = MuxConfig::default();
         let SplitConfig { buffer_limit, late_index } = SplitConfig::default();
         RemuxOptions {
             format,
@@ -146,6 +146,7 @@ impl RemuxOptions {
             fragment: self.fragment,
             reserve_ms: self.reserve_ms,
             skip_unsupported: self.skip_unsupported,
+            known_duration_ms: None,
         }
     }
 

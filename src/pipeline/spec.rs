@@ -329,6 +329,7 @@ fn stage_config(f: &mut Fields<'_>) -> StageConfig {
                 fragment: FragmentPolicy { min_ms, max_ms },
                 reserve_ms: f.int("reserve_ms", 0..1_000_000_000).unwrap_or(MuxConfig::default().reserve_ms),
                 skip_unsupported: f.bool("skip_unsupported").unwrap_or(false),
+                known_duration_ms: None,
             })
         }
         StageKind::Tap => StageConfig::Tap,

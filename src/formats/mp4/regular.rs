@@ -109,6 +109,16 @@ impl RegularMp4Muxer {
         Self::with_reserve_bytes(tracks, policy, reserve, running_index_capacity(reserve_ms, policy))
     }
 
+    /// For an input of a known duration (a finished file): the reserve and the running
+    /// index sized for it, a tenth more and a fragment or two to spare, without the
+    /// running index's minimum of an hour.
+    pub fn for_duration(tracks: TrackSet, policy: FragmentPolicy, duration_ms: u64) -> Self {
+        let ms = duration_ms.saturating_add(duration_ms / 10).saturating_add(policy.min_ms);
+        let reserve = estimate_reserve(&tracks, ms, policy);
+        let capacity = (ms / policy.min_ms.max(1) + 2).min(u64::from(MAX_ENTRIES)) as u32;
+        Self::with_reserve_bytes(tracks, policy, reserve, capacity)
+    }
+
     /// A muxer with a reserved `free` box of exactly `reserve` bytes (0: none) and a running
     /// index with room for `index_capacity` fragments.
     pub fn with_reserve_bytes(tracks: TrackSet, policy: FragmentPolicy, reserve: u64, index_capacity: u32) -> Self {
