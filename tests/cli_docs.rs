@@ -80,3 +80,98 @@ fn fragment_lengths_refuse_0_and_the_longest_defaults_to_twice_the_shortest() {
     let secs: f64 = text.trim().trim_start_matches("duration=").parse().unwrap();
     assert!(moofs as f64 >= secs / 0.6, "{moofs} fragments for {secs} s: some are longer than 600 ms");
 }
+
+/// The example lines of `livemux [COMMAND] --help`.
+fn examples(command: Option<&str>) -> Vec<String> {
+    let args: Vec<&str> = command.into_iter().chain(["--help"]).collect();
+    let (code, help, _) = run(&args);
+    assert_eq!(code, 0);
+    help.lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("livemux ") || l.starts_with("cat "))
+        .map(|l| l.split(" # ").next().unwrap().trim().to_string())
+        .collect()
+}
+
+#[test]
+fn help_examples_name_files_that_exist() {
+    let root = common::root();
+    let mut named = 0;
+    for command in std::iter::once(None).chain(COMMANDS.iter().copied().map(Some)) {
+        for line in examples(command) {
+            for word in line.split_whitespace() {
+                let word = word.trim_matches('\'');
+                let word = word.split('[').next().unwrap();
+                if ["samples/", "pipelines/", "schemas/"].iter().any(|d| word.starts_with(d)) {
+                    assert!(root.join(word).exists(), "{command:?} --help names {word}, which does not exist");
+                    named += 1;
+                }
+            }
+        }
+    }
+    assert!(named >= 10, "{named}");
+}
+
+#[test]
+fn the_main_help_examples_run_in_order() {
+    // In a folder of its own that sees the repository's samples and pipelines.
+    let dir = tempfile::tempdir().unwrap();
+    for d in ["samples", "pipelines"] {
+        std::os::unix::fs::symlink(common::root().join(d), dir.path().join(d)).unwrap();
+    }
+    let bin = env!("CARGO_BIN_EXE_livemux");
+    for line in examples(None).iter().filter(|l| !l.contains('~')) {
+        let shell = line.replace("livemux ", &format!("{bin} "));
+        let out = std::process::Command::new("sh").arg("-c").arg(&shell).current_dir(dir.path()).output().unwrap();
+        assert!(out.status.success(), "`{line}` failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+#[test]
+fn the_output_format_follows_the_extension_and_an_unknown_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = common::root().join("samples/chrome_mp4_avc1_opus.mp4");
+    let remux = |name: &str| {
+        let out = livemux().arg("remux").arg(&sample).arg("-o").arg(dir.path().join(name)).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    for name in ["a.avi", "a.txt", "noext", "a.MP4.part"] {
+        let (code, err) = remux(name);
+        assert_eq!(code, Some(2), "{name}: {err}");
+        assert!(
+            err.contains("cannot tell the output format") && err.contains(".webm") && err.contains(".m3u8"),
+            "{err}"
+        );
+        assert!(!dir.path().join(name).exists());
+    }
+    // Each extension and what it gives: (name, the file's first bytes' box or element).
+    for (name, magic) in [
+        ("a.mp4", &b"ftyp"[..]),
+        ("a.M4A", b"ftyp"),
+        ("a.m4v", b"ftyp"),
+        ("a.mov", b"ftyp"),
+        ("a.mkv", &[0x1A, 0x45, 0xDF, 0xA3]),
+        ("a.mka", &[0x1A, 0x45, 0xDF, 0xA3]),
+        ("a.m4s", b"ftyp"),
+    ] {
+        let (code, err) = remux(name);
+        assert_eq!(code, Some(0), "{name}: {err}");
+        let data = std::fs::read(dir.path().join(name)).unwrap();
+        assert!(data[..8].windows(magic.len()).any(|w| w == magic), "{name}");
+        if magic == b"ftyp" {
+            // A regular MP4 at the end (a moov, no moof at the top level), but for .m4s.
+            let boxes: Vec<[u8; 4]> = common::top_level_boxes(&data).into_iter().map(|b| b.0).collect();
+            assert_eq!(boxes.contains(b"moof"), name.ends_with(".m4s"), "{name}: {boxes:?}");
+        }
+    }
+    let (code, err) = remux("live.m3u8");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(dir.path().join("live.m3u8").is_file());
+    // --to names the format whatever the name.
+    let out = livemux().arg("remux").arg(&sample).args(["--to", "fmp4", "-o"]).arg(dir.path().join("x.bin")).output();
+    assert!(out.unwrap().status.success());
+    // A stream is fragmented MP4 by default.
+    let out = livemux().arg("remux").arg(&sample).args(["-o", "-"]).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(&out.stdout[4..8], b"ftyp");
+}

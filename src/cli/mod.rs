@@ -32,15 +32,16 @@ const EXIT_USAGE: u8 = 2;
     version,
     about = "Turn live recorder output into crash-safe media files, in real time",
     after_help = "Examples:
-  livemux remux recording.mp4 -o safe.mp4      # a regular MP4 at the end, crash-safe meanwhile
-  livemux finalize crashed.mp4
-  some-recorder | livemux remux - -o live.mp4 --fragment-ms 500
-  livemux remux growing.mp4 --follow -o - | other-tool
-  livemux probe input.mov --json
-  livemux recover crashed.mp4 --reference probe.mp4 -o recovered.mp4
+  (in the repository's folder: samples/ and pipelines/ ship with it)
+  livemux remux samples/chrome_mp4_avc1_opus.mp4 -o safe.mp4   # regular MP4 at the end, crash-safe meanwhile
+  cat samples/chrome_mp4_avc1_opus.mp4 | livemux remux - -o live.mp4 --fragment-ms 500
+  livemux remux samples/chrome_mp4_avc1_opus.mp4 -o frag.mp4 --to fmp4 && livemux finalize frag.mp4
+  livemux probe samples/chrome_mp4_avc1_opus.mp4 --json
+  livemux recover frag.mp4 --reference samples/chrome_mp4_avc1_opus_probe.mp4 -o recovered.mkv
   livemux run pipelines/remux-fmp4.toml --set sink.path=out.mp4
-  livemux validate pipelines/fanout.toml
-  livemux append timelapse.mp4 today.mp4 --future-frames 100000
+  livemux validate pipelines/follow-fanout.toml
+  livemux append safe.mp4 samples/chrome_mp4_avc1_opus.mp4
+  livemux -v remux samples/chrome_mp4_avc1_opus.mp4 -o v.mkv --events events.jsonl
   livemux completions bash > ~/.local/share/bash-completion/completions/livemux
   livemux man > livemux.1"
 )]
@@ -76,10 +77,10 @@ enum Command {
     },
     /// Remux a recording (file, growing file or stdin) into a crash-safe file.
     #[command(after_help = "Examples:
-  livemux remux in.mp4 -o out.mp4
-  cat in.mp4 | livemux remux - -o - > out.mp4
-  livemux remux recording.mp4 --follow -o safe.mp4 --fragment-ms 500
-  some-recorder | livemux remux - --to hls -o live/          # live/index.m3u8 while it records
+  livemux remux samples/chrome_mp4_avc1_opus.mp4 -o out.mp4
+  cat samples/chrome_mp4_avc1_opus.mp4 | livemux remux - -o - > out.mp4
+  livemux remux samples/chrome_mp4_avc1_opus.mp4 --follow -o safe.webm --fragment-ms 500
+  cat samples/chrome_mp4_avc1_opus.mp4 | livemux remux - --to hls -o live/   # live/index.m3u8 as it records
 
 An output file that exists is replaced only with -y (never when it is the input).
 SIGINT, SIGTERM and SIGHUP finish the output (exit 0); a second one stops at once.")]
@@ -94,8 +95,10 @@ SIGINT, SIGTERM and SIGHUP finish the output (exit 0); a second one stops at onc
         /// Output format: fmp4; mp4 (fragmented while recording, a regular MP4 at a clean
         /// stop); mkv; webm (VP8, VP9, AV1 and Opus only); matroska (webm when the codecs
         /// allow, mkv otherwise); or hls (-o is a directory or DIR/index.m3u8: an EVENT
-        /// playlist of CMAF segments, ENDLIST at a clean stop). Default: from a file
-        /// output's extension (.mp4/.m4a/.mov: mp4, .webm, .mkv, .m3u8), fmp4 otherwise.
+        /// playlist of CMAF segments, ENDLIST at a clean stop). Default: from the output's
+        /// extension (.mp4 .m4a .m4v .mov: mp4; .m4s .cmfv .cmfa: fmp4; .mkv .mka: mkv;
+        /// .webm; .m3u8: hls; any other is refused), fmp4 for - and other streams (a FIFO,
+        /// a device).
         #[arg(long, value_parser = ["fmp4", "mp4", "mkv", "webm", "matroska", "hls"])]
         to: Option<String>,
         /// With --to hls: segments end at the first video keyframe after this many
@@ -103,9 +106,11 @@ SIGINT, SIGTERM and SIGHUP finish the output (exit 0); a second one stops at onc
         #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..3_600_000))]
         segment_ms: Option<u64>,
         /// With --to mp4: the expected duration; room for the index of that much is kept
-        /// before the media so that the index can go first (0: the index goes at the end).
-        #[arg(long, default_value_t = DEFAULT_RESERVE_MS)]
-        reserve_ms: u64,
+        /// before the media so that the index can go first (0: the index goes at the end)
+        /// [default: the input's duration for a finished file, read first; 60000 for a
+        /// live input (stdin, --follow)].
+        #[arg(long, value_name = "MS")]
+        reserve_ms: Option<u64>,
         /// Fragments end at the first video keyframe after this many milliseconds.
         #[arg(long, default_value_t = 1000, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..3_600_000))]
         fragment_ms: u64,
@@ -130,7 +135,7 @@ SIGINT, SIGTERM and SIGHUP finish the output (exit 0); a second one stops at onc
     },
     /// Recover a recording a crash left behind, with codec parameters from a reference.
     #[command(after_help = "Example:
-  livemux recover crashed.mp4 --reference probe.mp4 -o recovered.mp4
+  livemux recover crashed.mp4 --reference samples/chrome_mp4_avc1_opus_probe.mp4 -o recovered.mp4
 
 The reference is a short complete recording made with the same recorder and settings.")]
     Recover {
@@ -156,6 +161,7 @@ The reference is a short complete recording made with the same recorder and sett
     #[command(after_help = "Examples:
   livemux finalize crashed.mp4     # fragmented MP4 -> regular MP4, no media rewritten
   livemux finalize browser.webm    # adds Duration, Cues and SeekHead
+  livemux remux samples/chrome_mp4_avc1_opus.mp4 -o frag.mp4 --to fmp4 && livemux finalize frag.mp4
 
 Every intermediate state of the file is valid: a crash during finalize leaves a file
 that plays, and running finalize again completes it. A file that another program is
@@ -173,8 +179,9 @@ omitted bounds mean the start or the end, [i] is chunk i alone. A slice of TARGE
 chunks from its end, so that TARGET's media never moves.
 
 Examples:
-  livemux append timelapse.mp4 today.mp4 --future-frames 100000
-  livemux append 'a.mp4[0:-1]' 'b.mp4[0:1]' c.mp4
+  livemux remux samples/chrome_mp4_avc1_opus.mp4 -o a.mp4
+  livemux append a.mp4 samples/chrome_mp4_avc1_opus.mp4 --future-frames 100000
+  livemux append 'a.mp4[0:-1]' 'samples/chrome_mp4_avc1_opus.mp4[0:1]'
 
 Sources must match TARGET track for track: same codecs, resolutions and audio formats, and the
 same codec parameters (others are refused unless --new-sample-entries); other timescales are
@@ -218,6 +225,9 @@ requests in flight, leave every recording resumable, exit 0.")]
     )]
     Token(serve::TokenArgs),
     /// Describe a recording: container, layout, tracks and codec parameters.
+    #[command(after_help = "Examples:
+  livemux probe samples/chrome_mp4_avc1_opus.mp4
+  livemux probe samples/chrome_mp4_avc1_opus.mp4 --json     # schema: schemas/probe.schema.json")]
     Probe {
         /// Input file, or - for stdin.
         input: PathBuf,
@@ -419,7 +429,7 @@ fn validate(pipeline: &std::path::Path, set: &[Override]) -> ExitCode {
 struct RemuxOptions {
     to: Option<String>,
     segment_ms: Option<u64>,
-    reserve_ms: u64,
+    reserve_ms: Option<u64>,
     fragment: FragmentPolicy,
     durability: Option<String>,
     follow: bool,
@@ -472,6 +482,13 @@ async fn remux(
     }
     let live = follow || input.as_os_str() == "-";
     ui::start("remux", &inputs, std::slice::from_ref(&output), input_of(&input, live));
+    // A finished file's duration sizes what a regular MP4 reserves (read once first: a
+    // header cannot grow after it is written). A live input's duration is not known yet.
+    let finished = !live && std::fs::metadata(&input).is_ok_and(|m| m.is_file());
+    let known_duration_ms = match (format, reserve_ms) {
+        (MuxFormat::Mp4, None) if finished => probe::duration_ms(input.clone()).await,
+        _ => None,
+    };
     let source = SourceConfig {
         path: input,
         follow,
@@ -480,7 +497,8 @@ async fn remux(
     };
     let mut sink = SinkConfig::new(output).with_hls(hls);
     sink.durability = durability.map(|d| d.parse::<Durability>().expect("clap checked the value"));
-    let mux = MuxConfig { format, fragment, reserve_ms, skip_unsupported };
+    let reserve_ms = reserve_ms.unwrap_or(DEFAULT_RESERVE_MS);
+    let mux = MuxConfig { format, fragment, reserve_ms, skip_unsupported, known_duration_ms };
     match Pipeline::remux(source, params.config(), mux, sink) {
         Ok(p) => run_pipeline(p).await,
         Err(e) => usage_error(&e),
@@ -518,9 +536,8 @@ async fn recover(
     }
 }
 
-/// The `--to` format: as given, else `mp4` for a file output named .mp4/.m4a/.mov (a
-/// regular file, or one still to be made), `webm`/`mkv` for those names, and `fmp4` for
-/// anything else (stdout, a pipe).
+/// The `--to` format: as given, else `fmp4` for a stream (stdout, a FIFO, a device), and
+/// what [`EXTENSIONS`] says for a file.
 /// A regular MP4 is finished in place, so `--to mp4` to stdout is a usage error.
 fn output_format(to: Option<&str>, output: &std::path::Path) -> Result<MuxFormat, ExitCode> {
     let stream = output.as_os_str() == "-";
@@ -545,15 +562,37 @@ fn output_format_of(to: Option<&str>, output: &std::path::Path, stream: bool) ->
             Err(ExitCode::from(EXIT_USAGE))
         }
         Some(t) => Ok(t.parse().expect("clap checked the value")),
-        None => {
-            // A regular MP4 is finished in place: not on stdout, a FIFO or a device.
-            let file = !stream && std::fs::metadata(output).map_or(true, |m| m.is_file());
-            Ok(match crate::format_for_path(output) {
-                MuxFormat::Mp4 if !file => MuxFormat::Fmp4,
-                f => f,
-            })
-        }
+        // stdout, a FIFO, a device (/dev/null): a stream, whatever its name.
+        None if stream || std::fs::metadata(output).is_ok_and(|m| !m.is_file() && !m.is_dir()) => Ok(MuxFormat::Fmp4),
+        None => match format_of_extension(output) {
+            Some(f) => Ok(f),
+            None => {
+                let name =
+                    output.file_name().map_or_else(|| output.display().to_string(), |n| n.to_string_lossy().into());
+                fail!("cannot tell the output format from the name {name}: give --to, or a name ending in one of");
+                for (exts, _, what) in EXTENSIONS {
+                    ui::line(&format!("  {:<22}{what}", exts.join(" ")));
+                }
+                Err(ExitCode::from(EXIT_USAGE))
+            }
+        },
     }
+}
+
+/// The output format each file extension picks when `--to` is not given (README "Output
+/// formats"); any other name is a usage error that lists these.
+const EXTENSIONS: &[(&[&str], MuxFormat, &str)] = &[
+    (&[".mp4", ".m4a", ".m4v", ".mov"], MuxFormat::Mp4, "MP4: fragmented while recording, regular at a clean stop"),
+    (&[".m4s", ".cmfv", ".cmfa"], MuxFormat::Fmp4, "fragmented MP4 (CMAF), left fragmented"),
+    (&[".mkv", ".mka"], MuxFormat::Mkv, "Matroska, seekable at a clean stop"),
+    (&[".webm"], MuxFormat::Webm, "WebM (VP8, VP9, AV1, Opus), seekable at a clean stop"),
+    (&[".m3u8"], MuxFormat::Hls, "HLS: the playlist, segments beside it"),
+];
+
+/// The format [`EXTENSIONS`] gives `path`'s extension.
+fn format_of_extension(path: &std::path::Path) -> Option<MuxFormat> {
+    let ext = format!(".{}", path.extension()?.to_str()?.to_ascii_lowercase());
+    EXTENSIONS.iter().find(|(exts, _, _)| exts.contains(&ext.as_str())).map(|&(_, f, _)| f)
 }
 
 fn finalize(path: &std::path::Path) -> ExitCode {
