@@ -154,25 +154,26 @@ fn events_of_finalize_recover_and_append_validate() {
 }
 
 #[test]
-fn a_live_run_stopped_by_sigint_reports_why_and_every_fragment() {
+fn a_follow_run_stopped_by_sigint_reports_why_and_every_fragment() {
     if !jsonschema_ready() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (out, log) = (dir.path().join("live.mp4"), dir.path().join("ev.jsonl"));
-    let mut child = livemux()
-        .args(["remux", "-", "--to", "fmp4", "--progress", "-o"])
+    let (growing, out, log) = (dir.path().join("rec.mp4"), dir.path().join("live.mp4"), dir.path().join("ev.jsonl"));
+    // A recording still being written: its bytes so far; the writer keeps it open.
+    let data = std::fs::read(sample()).unwrap();
+    let mut writer = std::fs::File::create(&growing).unwrap();
+    writer.write_all(&data).unwrap();
+    let child = livemux()
+        .arg("remux")
+        .arg(&growing)
+        .args(["--follow", "--idle-timeout-ms", "60000", "--to", "fmp4", "--progress", "-o"])
         .arg(&out)
         .arg("--events")
         .arg(&log)
-        .stdin(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // All but the end of the recording: stdin stays open, as a recorder's pipe does.
-    let data = std::fs::read(sample()).unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(&data).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let fragments = || std::fs::read_to_string(&log).unwrap_or_default().matches(r#""event":"fragment""#).count();
     while fragments() < 3 {
@@ -183,10 +184,10 @@ fn a_live_run_stopped_by_sigint_reports_why_and_every_fragment() {
     std::thread::sleep(Duration::from_millis(1500));
     common::signal(child.id(), "INT");
     let result = child.wait_with_output().unwrap();
-    drop(stdin);
+    drop(writer);
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(result.status.success(), "{stderr}");
-    assert!(stderr.contains("progress: "), "--progress on a pipe prints lines: {stderr}");
+    assert!(stderr.contains("progress: ") && stderr.contains("fragments durable"), "--progress on a pipe: {stderr}");
     let ev = events(&std::fs::read_to_string(&log).unwrap(), "remux");
     let finished = ev.last().unwrap();
     assert_eq!(finished["status"], "ok");
