@@ -15,6 +15,8 @@ pub mod flac;
 pub mod h264;
 pub mod hevc;
 pub mod inband;
+// Only `livemux probe` names profiles and levels.
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
 pub mod names;
 pub mod opus;
 pub mod pcm;

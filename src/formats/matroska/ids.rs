@@ -88,6 +88,7 @@ pub fn is_cluster_child(id: u32) -> bool {
 /// The name the Matroska specification gives an element (`"Cluster"`, `"SeekHead"`), for
 /// the elements of the EBML header and of the Segment's first two levels that livemux
 /// meets; `None` for others.
+#[cfg_attr(not(feature = "cli"), allow(dead_code))] // for `livemux probe`
 pub fn name(id: u32) -> Option<&'static str> {
     Some(match id {
         EBML => "EBML",

@@ -375,6 +375,7 @@ fn header_strip(body: &[u8], offset: u64) -> Result<Option<Bytes>, MkvError> {
 
 /// FFmpeg's name for the codec of a Matroska CodecID, livemux's own codecs and others
 /// (MPEG-2 video, TrueHD, subtitles...): how `probe` names a track it cannot read.
+#[cfg_attr(not(feature = "cli"), allow(dead_code))] // for `livemux probe`
 pub fn codec_id_name(codec_id: &str) -> Option<&'static str> {
     Some(match codec_id {
         "V_MPEG4/ISO/AVC" => "h264",
