@@ -79,7 +79,7 @@ enum Command {
     #[command(after_help = "Examples:
   livemux remux samples/chrome_mp4_avc1_opus.mp4 -o out.mp4
   cat samples/chrome_mp4_avc1_opus.mp4 | livemux remux - -o - > out.mp4
-  livemux remux samples/chrome_mp4_avc1_opus.mp4 --follow -o safe.webm --fragment-ms 500
+  livemux remux samples/chrome_mp4_avc1_opus.mp4 --follow -o safe.mkv --fragment-ms 500
   cat samples/chrome_mp4_avc1_opus.mp4 | livemux remux - --to hls -o live/   # live/index.m3u8 as it records
 
 An output file that exists is replaced only with -y (never when it is the input).

@@ -122,7 +122,11 @@ pub async fn run(ctx: StageContext, config: SinkConfig, input: mpsc::Receiver<Fr
     let writer = config.writer();
     let handle = tokio::runtime::Handle::current();
     let name = config.path.display().to_string();
-    let durability = config.durability();
+    // A stream is flushed, never fsynced: the events say what was done.
+    let durability = match config.durability() {
+        Durability::Fsync if config.is_stdout() => Durability::Flush,
+        d => d,
+    };
     let write = move || {
         let mut events = Written::new(&ctx2, name, durability);
         write_all(writer, input, &handle, &mut events).map_err(|e| ctx2.error(Failure::Io(e)))
