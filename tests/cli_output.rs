@@ -102,6 +102,22 @@ fn events_of_a_remux_count_every_fragment_of_the_file() {
 }
 
 #[test]
+fn a_stream_reports_no_in_place_steps() {
+    if !jsonschema_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("ev.jsonl");
+    let out = livemux().arg("remux").arg(sample()).args(["--to", "mkv", "-o", "-", "--events"]).arg(&log).output();
+    let out = out.unwrap();
+    assert!(out.status.success());
+    let ev = events(&std::fs::read_to_string(&log).unwrap(), "remux");
+    assert!(of(&ev, "finalize_step").is_empty(), "stdout cannot be changed in place");
+    assert!(of(&ev, "fragment").iter().all(|f| f["durability"] == "flush" && f["output"] == "-"));
+    assert_eq!(ev.last().unwrap()["output_bytes"], out.stdout.len());
+}
+
+#[test]
 fn events_of_finalize_recover_and_append_validate() {
     if !jsonschema_ready() {
         return;

@@ -163,6 +163,8 @@ impl<'a> Written<'a> {
         let write_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1000.0;
         let size = fragment.len();
         let event = match fragment.kind {
+            // A stream skips in-place changes: nothing was written.
+            FragmentKind::Finalize if self.output == "-" => return Ok(()),
             FragmentKind::Finalize => {
                 self.steps += 1;
                 RunEvent::FinalizeStep(StepEvent {
