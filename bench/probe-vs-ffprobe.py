@@ -149,7 +149,7 @@ def main():
     if not corpus.is_dir():
         sys.exit(f"{corpus}: no such folder")
     totals = {"agree": 0, "differ": 0, "differ_cut": 0, "na": 0, "names_agree": 0, "names_differ": 0,
-              "packets_agree": 0, "packets_differ": 0}
+              "packets_agree": 0, "packets_differ": 0, "no_report": 0}
     with tempfile.TemporaryDirectory() as tmp:
         for name, path in inputs(corpus, tmp):
             ours, err = livemux_probe(exe, path)
@@ -207,7 +207,9 @@ def main():
                     lines.append(f"  {field}: name DIFFERS: livemux {mine!r}, ffprobe {ref!r}")
 
             if ours is None:
+                # A probe that prints nothing (a crash) counts against livemux.
                 print(f"{name}: livemux gave no report: {err}")
+                totals["no_report"] += 1
                 continue
             fmt = theirs.get("format", {})
             check("duration", ours.get("duration"), number(fmt.get("duration")), None, "duration")
@@ -248,9 +250,10 @@ def main():
         f"(and {totals['differ_cut']} on cut files), "
         f"{totals['na']} not counted (ffprobe N/A); names (profile, level, language, creation time): {totals['names_agree']} agree, "
         f"{totals['names_differ']} differ; where ffprobe says N/A, against its packets: "
-        f"{totals['packets_agree']} agree, {totals['packets_differ']} differ"
+        f"{totals['packets_agree']} agree, {totals['packets_differ']} differ; "
+        f"{totals['no_report']} files without a report"
     )
-    sys.exit(1 if totals["differ"] else 0)
+    sys.exit(1 if totals["differ"] or totals["no_report"] or totals["names_differ"] else 0)
 
 
 if __name__ == "__main__":

@@ -484,9 +484,12 @@ async fn remux(
     ui::start("remux", &inputs, std::slice::from_ref(&output), input_of(&input, live));
     // A finished file's duration sizes what a regular MP4 reserves (read once first: a
     // header cannot grow after it is written). A live input's duration is not known yet.
-    let finished = !live && std::fs::metadata(&input).is_ok_and(|m| m.is_file());
-    let known_duration_ms = match (format, reserve_ms) {
-        (MuxFormat::Mp4, None) if finished => probe::duration_ms(input.clone()).await,
+    // A duration is believed up to one millisecond per byte of input (8 kbit/s, less than
+    // any recording with video): a file that claims more (a lying header, a timestamp
+    // jump) does not get a huge reserve; its index goes at the end instead.
+    let finished = std::fs::metadata(&input).ok().filter(|m| !live && m.is_file()).map(|m| m.len());
+    let known_duration_ms = match (format, reserve_ms, finished) {
+        (MuxFormat::Mp4, None, Some(len)) => probe::duration_ms(input.clone()).await.map(|ms| ms.min(len)),
         _ => None,
     };
     let source = SourceConfig {

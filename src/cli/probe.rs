@@ -195,6 +195,9 @@ fn seconds(ticks: i64, timescale: u32) -> Option<f64> {
     (timescale > 0).then(|| micro(ticks as f64 / f64::from(timescale)))
 }
 
+/// Longest duration believed (a century, in seconds): a header claiming more is ignored.
+const MAX_DURATION_SECS: f64 = 100.0 * 365.25 * 86_400.0;
+
 fn micro(x: f64) -> f64 {
     (x * 1e6).round() / 1e6
 }
@@ -212,9 +215,10 @@ fn rotation(m: &[i32; 9]) -> Option<i32> {
     if scale0 == 0.0 || scale1 == 0.0 {
         return None;
     }
+    // As ffprobe prints av_display_rotation_get(): truncated toward zero, 180° as -180.
     let r = -(f(1) / scale1).atan2(f(0) / scale0).to_degrees();
-    let r = r.round() as i32;
-    Some(if r == -180 { 180 } else { r })
+    // Within [-180, 180]: the cast cannot saturate.
+    Some(r as i32)
 }
 
 /// `secs` since 1970 as RFC 3339 UTC ("2026-11-21T15:02:47Z").
@@ -233,7 +237,11 @@ fn unread_matroska_track(number: usize, e: &TrackEntry, info: &SegmentInfo) -> T
         number,
         input_id: e.number,
         kind,
-        codec: codec_id_name(&e.codec_id).map_or_else(|| e.codec_id.clone(), str::to_string),
+        codec: match codec_id_name(&e.codec_id) {
+            Some(name) => name.to_string(),
+            None if e.codec_id.is_empty() => "unknown".to_string(),
+            None => e.codec_id.clone(),
+        },
         profile: None,
         level: None,
         timescale: e.timescale(info),
@@ -258,9 +266,15 @@ fn unread_matroska_track(number: usize, e: &TrackEntry, info: &SegmentInfo) -> T
 /// or else the entry's four characters.
 fn codec_name(c: &CodecConfig) -> String {
     match c {
-        CodecConfig::Unknown { fourcc, .. } => names::sample_entry_codec(fourcc)
-            .map(str::to_string)
-            .unwrap_or_else(|| String::from_utf8_lossy(fourcc).trim().to_string()),
+        CodecConfig::Unknown { fourcc, .. } => {
+            let name = names::sample_entry_codec(fourcc)
+                .map_or_else(|| String::from_utf8_lossy(fourcc).trim().to_string(), str::to_string);
+            if name.is_empty() {
+                "unknown".into()
+            } else {
+                name
+            }
+        }
         c => c.name().to_string(),
     }
 }
@@ -391,7 +405,7 @@ impl Layout {
                             self.segment_duration = info
                                 .duration
                                 .map(|d| d * info.timestamp_scale as f64 / 1e9)
-                                .filter(|d| d.is_finite() && *d > 0.0);
+                                .filter(|d| d.is_finite() && *d > 0.0 && *d <= MAX_DURATION_SECS);
                             self.mkv_info = Some(info);
                         }
                     }
@@ -565,6 +579,7 @@ pub async fn run(input: PathBuf, json: bool, params: codecpar::CodecparConfig) -
 /// `livemux remux --to mp4` sizes its reserve and running index for).
 pub(crate) async fn duration_ms(input: PathBuf) -> Option<u64> {
     let report = describe(input, codecpar::CodecparConfig::default()).await;
+    // `describe` bounds durations (MAX_DURATION_SECS): the cast below cannot saturate.
     let ms = report.duration? * 1000.0;
     (report.error.is_none() && ms.is_finite() && ms >= 1.0).then(|| ms.ceil() as u64)
 }
@@ -638,7 +653,8 @@ async fn describe(input: PathBuf, params: codecpar::CodecparConfig) -> Report {
             last = Some(last.map_or(s + d, |l| l.max(s + d)));
         }
         let frame_rate = (t.kind == TrackKind::Video && stats.duration_sum > 0 && t.timescale > 0)
-            .then(|| micro(stats.packets as f64 * f64::from(t.timescale) / stats.duration_sum as f64));
+            .then(|| micro(stats.packets as f64 * f64::from(t.timescale) / stats.duration_sum as f64))
+            .filter(|f| *f > 0.0);
         let mut pl = names::profile_level(&t.codec);
         if let (CodecConfig::Vp8 { .. }, Some(b)) = (&t.codec, stats.first_byte) {
             pl = Some(names::ProfileLevel { profile: Some(names::vp8_profile(b).to_string()), level: None });
@@ -790,7 +806,7 @@ mod tests {
         assert_eq!(rotation(&[one, 0, 0, 0, one, 0, 0, 0, w]), Some(0));
         assert_eq!(rotation(&[0, one, 0, -one, 0, 0, 0, 0, w]), Some(-90));
         assert_eq!(rotation(&[0, -one, 0, one, 0, 0, 0, 0, w]), Some(90));
-        assert_eq!(rotation(&[-one, 0, 0, 0, -one, 0, 0, 0, w]), Some(180));
+        assert_eq!(rotation(&[-one, 0, 0, 0, -one, 0, 0, 0, w]), Some(-180));
         assert_eq!(rotation(&[0; 9]), None);
         assert!(rotation(&[i32::MIN; 9]).is_some());
     }

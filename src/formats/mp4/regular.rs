@@ -88,7 +88,7 @@ pub fn estimate_reserve(tracks: &Tracks, duration_ms: u64, policy: FragmentPolic
             sample_bytes as f64 + fragments_per_second * CHUNK_BYTES as f64
         })
         .sum();
-    base + (per_second * duration_ms as f64 / 1000.0).ceil() as u64
+    base.saturating_add((per_second * duration_ms as f64 / 1000.0).ceil() as u64)
 }
 
 /// Fragmented MP4 while recording, finalized into a regular MP4 by [`Muxer::finish`].
