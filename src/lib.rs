@@ -103,6 +103,8 @@ mod parse_count;
 mod recording;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "server")]
+pub mod store;
 
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Observer, RunEvent, TrackInfo, EVENTS_VERSION};
