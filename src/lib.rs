@@ -4,8 +4,9 @@
 //! to a [`Recording`]: every fragment the input completes is written at its place and made
 //! durable before [`Recording::push`] returns, so a crash loses at most the fragment still
 //! open, and [`Recording::finish`] turns the file into a regular MP4 (or a seekable
-//! WebM/Matroska file) in place. The file is byte-identical to what `livemux remux` makes
-//! of the same bytes, whatever the size of the pieces.
+//! WebM/Matroska file) in place. The file is byte-identical to what `livemux remux -` makes
+//! of the same bytes on stdin, whatever the size of the pieces (a finished file named on
+//! the command line gets a regular MP4's reserve sized from its duration instead).
 //!
 //! ```
 //! # fn main() -> livemux::Result<()> {
