@@ -261,7 +261,9 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         let mut acked = 0;
         // Pieces of 4-24 KB: a 200-300 KB recording in ~20 PATCHes.
         let kills = upload(&tus, &mut server, &id, &data, (4 << 10, 24 << 10), &mut rng, 6, &mut acked);
-        assert_eq!(acked, data.len() as u64);
+        // The upload ended with every byte durable (HEAD said so); the last PATCH's answer may
+        // have been lost to a kill after its bytes were durable, so `acked` may be behind.
+        assert!(acked <= data.len() as u64);
         // Once more right after the last acknowledgement: the finalization must resume too.
         let pid = server.pid();
         std::thread::sleep(Duration::from_millis(rng.next(20)));
