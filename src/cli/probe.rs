@@ -392,6 +392,9 @@ impl Layout {
         match ev {
             ContainerEvent::Container(k) => self.container = Some(*k),
             ContainerEvent::Meta(m) => {
+                // A Matroska element's body, and where it starts in the input.
+                let body = m.data.get(m.header_len as usize..).unwrap_or_default();
+                let body_offset = m.offset.saturating_add(u64::from(m.header_len));
                 match m.kind {
                     ElementKind::Mp4(f) => match &f.0 {
                         b"moov" => self.moov_at = self.moov_at.or(Some(m.offset)),
@@ -399,8 +402,6 @@ impl Layout {
                         _ => {}
                     },
                     ElementKind::Ebml(mkv::INFO) => {
-                        let body = m.data.get(m.header_len as usize..).unwrap_or_default();
-                        let body_offset = m.offset.saturating_add(u64::from(m.header_len));
                         if let Ok(info) = SegmentInfo::parse(body, body_offset) {
                             self.segment_duration = info
                                 .duration
@@ -410,14 +411,10 @@ impl Layout {
                         }
                     }
                     ElementKind::Ebml(mkv::TRACKS) if self.mkv_tracks.is_empty() => {
-                        let body = m.data.get(m.header_len as usize..).unwrap_or_default();
-                        let body_offset = m.offset.saturating_add(u64::from(m.header_len));
                         self.mkv_tracks = parse_tracks(body, body_offset).unwrap_or_default();
                     }
                     ElementKind::Ebml(mkv::CUES) => self.cues = true,
                     ElementKind::Ebml(mkv::SEEK_HEAD) => {
-                        let body = m.data.get(m.header_len as usize..).unwrap_or_default();
-                        let body_offset = m.offset.saturating_add(u64::from(m.header_len));
                         self.cues_listed_at = self.cues_listed_at.or(seek_position(body, body_offset, mkv::CUES));
                     }
                     // A Cluster's Timestamp: inside the Cluster, not top-level.
