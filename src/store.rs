@@ -200,6 +200,40 @@ impl S3Store {
         Ok((body, tag))
     }
 
+    /// Reads `name` as [`S3Store::get`] does, with how long ago it was last written by the
+    /// store's own clock (its `Date` minus the object's `Last-Modified`, whole seconds): how a
+    /// lease is judged without trusting any worker's clock.
+    pub async fn get_aged(&self, name: &str) -> Result<(Bytes, String, Duration)> {
+        let key = self.key(name);
+        let url = self.bucket.get_object(Some(&self.credentials), &key).sign(SIGNED_FOR);
+        let response = send(self.http.get(url), &key, "GET").await?;
+        let tag = etag(&response, &key)?;
+        let date = |name: &str| {
+            response.headers().get(name).and_then(|v| v.to_str().ok()).and_then(|v| httpdate::parse_http_date(v).ok())
+        };
+        let age = match (date("date"), date("last-modified")) {
+            (Some(now), Some(then)) => now.duration_since(then).unwrap_or_default(),
+            _ => return Err(bad_answer("GET", &key, "no Date or Last-Modified header")),
+        };
+        let body = response.bytes().await.map_err(|source| transport("GET", &key, source))?;
+        Ok((body, tag, age))
+    }
+
+    /// Starts reading `name` (with a `Range` header when given): the store's answer, its
+    /// status and body to be passed on as they are (a 206 for a range, 416 past the end).
+    pub async fn get_response(&self, name: &str, range: Option<&str>) -> Result<reqwest::Response> {
+        let key = self.key(name);
+        let url = self.bucket.get_object(Some(&self.credentials), &key).sign(SIGNED_FOR);
+        let mut request = self.http.get(url);
+        if let Some(r) = range {
+            request = request.header("range", r);
+        }
+        match request.send().await.map_err(|source| transport("GET", &key, source))? {
+            r if r.status().as_u16() == 404 => Err(StoreError::NotFound(key)),
+            r => Ok(r),
+        }
+    }
+
     /// Removes `name` (no error if it is gone already).
     pub async fn delete(&self, name: &str) -> Result<()> {
         let key = self.key(name);

@@ -5,71 +5,18 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
+use common::moto::Moto;
 use livemux::store::{Condition, S3Config, S3Store, StoreError};
 
-/// A moto_server on a free port, killed on drop.
-struct Moto {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// moto_server beside the test Python (the venv of tests/py), else on PATH.
-fn moto_server() -> Option<PathBuf> {
-    let beside = PathBuf::from(common::python()).with_file_name("moto_server");
-    if beside.is_file() {
-        return Some(beside);
-    }
-    let on_path = Command::new("moto_server").arg("--help").stdout(Stdio::null()).stderr(Stdio::null()).status();
-    on_path.is_ok_and(|s| s.success()).then(|| PathBuf::from("moto_server"))
-}
-
 fn start() -> Option<Moto> {
-    let Some(bin) = moto_server() else {
-        let why = "moto_server is not installed (python3 -m pip install -r tests/py/requirements.txt, LIVEMUX_PYTHON)";
-        assert!(!common::tools_required(), "LIVEMUX_REQUIRE_TOOLS=1 but {why}");
-        eprintln!("SKIPPED: {why}");
-        return None;
-    };
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start moto_server");
-    let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
-    // Python starts in a second or two; a loaded machine may take longer.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto_server did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Some(moto)
+    Moto::start()
 }
 
 fn store(moto: &Moto, url: &str) -> S3Store {
-    let config = S3Config {
-        endpoint: Some(moto.endpoint.clone()),
-        region: "us-east-1".into(),
-        access_key: "testing".into(),
-        secret_key: "testing".into(),
-        ..S3Config::default()
-    };
-    S3Store::new(url, &config).unwrap()
+    moto.store(url)
 }
 
 fn runtime() -> tokio::runtime::Runtime {

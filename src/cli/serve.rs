@@ -60,6 +60,26 @@ pub struct ServeArgs {
     /// URL POSTed after each upload ends (finished, terminated, abandoned...).
     #[arg(long, value_name = "URL")]
     hook_post: Option<String>,
+    /// Keep every upload in this S3-compatible object store (s3://BUCKET/PREFIX): acknowledged
+    /// bytes survive the worker, any worker resumes any upload, the finished recording is the
+    /// object PREFIX/<rec or id>/recording.<ext>. Endpoint, region and keys from
+    /// AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+    /// Path-style store URLs (ENDPOINT/BUCKET/KEY) even without AWS_ENDPOINT_URL (with it,
+    /// always).
+    #[arg(long)]
+    s3_path_style: bool,
+    /// Seconds a store owner may be silent before another worker takes its uploads [default: 10].
+    #[arg(long, value_name = "SECS")]
+    store_lease_secs: Option<u64>,
+    /// Seconds without a request after which a worker hands an upload back [default: 3].
+    #[arg(long, value_name = "SECS")]
+    store_release_secs: Option<u64>,
+    /// Output bytes per stored segment and composed part [default: 8388608; S3's minimum
+    /// is 5 MiB].
+    #[arg(long, value_name = "BYTES")]
+    store_part_bytes: Option<u64>,
 }
 
 impl ServeArgs {
@@ -95,6 +115,30 @@ impl ServeArgs {
         }
         if self.hook_post.is_some() {
             c.hooks.post = self.hook_post;
+        }
+        if let Some(url) = self.store {
+            c.store.get_or_insert_with(Default::default).url = url;
+        }
+        if let Some(store) = &mut c.store {
+            store.path_style |= self.s3_path_style;
+            if let Some(v) = self.store_lease_secs {
+                store.lease_secs = v;
+            }
+            if let Some(v) = self.store_release_secs {
+                store.release_secs = v;
+            }
+            if let Some(v) = self.store_part_bytes {
+                store.part_bytes = v;
+            }
+        } else if self.s3_path_style
+            || self.store_lease_secs.is_some()
+            || self.store_release_secs.is_some()
+            || self.store_part_bytes.is_some()
+        {
+            return Err(crate::Error::msg(
+                crate::ErrorKind::Config,
+                "the --store-* and --s3-path-style flags need --store",
+            ));
         }
         c.cors_origins.extend(self.cors_origins);
         c.demo |= self.demo;

@@ -17,6 +17,13 @@
 //! header_timeout_secs = 10         # a connection that sends no complete head this long is closed
 //! min_free_bytes = 1073741824      # below this on the data dir's disk: 507 for new bytes
 //!
+//! [store]                          # recordings durable in S3-compatible object storage (server/stored.rs)
+//! url = "s3://bucket/prefix"       # endpoint, region, keys: AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID...
+//! path_style = false               # ENDPOINT/BUCKET/KEY URLs (always so when AWS_ENDPOINT_URL is set)
+//! lease_secs = 10                  # an owner silent this long (by the store's clock) may be taken over
+//! release_secs = 3                 # an owner with no request this long hands the upload back
+//! part_bytes = 8388608             # output segments and composed parts (S3: 5 MiB at least)
+//!
 //! [hooks]
 //! pre_create = "http://127.0.0.1:9000/pre-create"
 //! post = "http://127.0.0.1:9000/events"
@@ -60,6 +67,34 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// Hooks.
     pub hooks: HooksConfig,
+    /// The object store that holds every upload's state, input and output (`None`: the
+    /// data dir alone).
+    pub store: Option<StoreConfig>,
+}
+
+/// Where uploads live when they must survive the worker (`--store s3://BUCKET/PREFIX`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `s3://BUCKET/PREFIX`.
+    pub url: String,
+    /// Path-style URLs (`ENDPOINT/BUCKET/KEY`) even without `AWS_ENDPOINT_URL`.
+    pub path_style: bool,
+    /// How long an owner may be silent (by the store's clock) before another worker may
+    /// take its uploads over.
+    pub lease_secs: u64,
+    /// An owner that had no request for an upload this long hands it back (so that the
+    /// worker the load balancer now sends it to takes it at once).
+    pub release_secs: u64,
+    /// Output bytes per stored segment and per composed part (S3 refuses parts below
+    /// 5 MiB but the last; test servers may allow less).
+    pub part_bytes: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { url: String::new(), path_style: false, lease_secs: 10, release_secs: 3, part_bytes: 8 << 20 }
+    }
 }
 
 /// When `livemux serve` keeps live HLS beside a recording.
@@ -166,6 +201,7 @@ impl Default for ServeConfig {
             keep_journal: false,
             limits: Limits::default(),
             hooks: HooksConfig::default(),
+            store: None,
         }
     }
 }
@@ -204,6 +240,20 @@ impl ServeConfig {
         ] {
             if v == 0 {
                 problems.push(format!("limits.{name} must be above 0"));
+            }
+        }
+        if let Some(store) = &self.store {
+            if !store.url.starts_with("s3://") || store.url.len() <= "s3://".len() {
+                problems.push(format!("store {:?} is not s3://BUCKET/PREFIX", store.url));
+            }
+            if store.lease_secs < 2 {
+                problems.push("store.lease_secs must be 2 or more".into());
+            }
+            if store.release_secs == 0 || store.release_secs >= store.lease_secs {
+                problems.push("store.release_secs must be above 0 and below store.lease_secs".into());
+            }
+            if store.part_bytes < 4096 {
+                problems.push("store.part_bytes must be 4096 or more (S3 wants 5 MiB)".into());
             }
         }
         if problems.is_empty() {

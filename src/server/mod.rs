@@ -26,10 +26,11 @@ pub mod events;
 pub mod hooks;
 pub mod journal;
 pub mod metrics;
+mod stored;
 mod tus;
 mod upload;
 
-pub use config::{LiveHls, ServeConfig};
+pub use config::{LiveHls, ServeConfig, StoreConfig};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -99,11 +100,15 @@ impl Server {
         let config = registry.config.clone();
         let sweeper = {
             let registry = registry.clone();
-            let every = Duration::from_secs(config.limits.idle_finalize_secs.div_ceil(4).clamp(1, 5));
+            let mut every = Duration::from_secs(config.limits.idle_finalize_secs.div_ceil(4).clamp(1, 5));
+            if config.store.is_some() {
+                every = Duration::from_secs(1); // hands idle uploads back within a second
+            }
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(every);
                 loop {
                     tick.tick().await;
+                    registry.release_idle().await;
                     registry.sweep_idle().await;
                 }
             })

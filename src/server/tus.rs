@@ -26,6 +26,7 @@ use futures::StreamExt;
 
 use super::auth::{Access, Auth, AuthError};
 use super::hooks::{HookRefusal, PreCreate};
+use super::stored::Shared;
 use super::upload::{state_name, NewUpload, Refusal, Registry, State as UploadState, Upload, LIVE_PLAYLIST};
 use crate::formats::hls::{media_file, MediaFile, MEDIA_PLAYLIST};
 
@@ -75,7 +76,11 @@ fn page(content_type: &'static str, text: &'static str) -> Response {
 }
 
 async fn metrics(State(app): State<App>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.registry.metrics.render()).into_response()
+    let mut text = app.registry.metrics.render();
+    if let Some(shared) = &app.registry.shared {
+        text.push_str(&shared.moved.render());
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// A refusal as an answer.
@@ -116,6 +121,7 @@ impl From<Refusal> for Problem {
             Refusal::Unprocessable(m) => Problem::new(422, m),
             Refusal::NotFound(m) => Problem::new(404, m),
             Refusal::Internal(m) => Problem::new(500, m),
+            Refusal::Busy { retry_after, why } => Problem::new(503, why).header(header::RETRY_AFTER, retry_after),
         }
     }
 }
@@ -256,11 +262,16 @@ async fn options(State(app): State<App>) -> Response {
 }
 
 /// The upload the path names, with the access a request needs checked.
-fn find(app: &App, headers: &HeaderMap, id: &str, view: bool) -> Result<Arc<Upload>, Problem> {
+async fn find(app: &App, headers: &HeaderMap, id: &str, view: bool) -> Result<Arc<Upload>, Problem> {
     if !super::auth::valid_rec(id) {
         return Err(Problem::new(404, "no such upload"));
     }
-    let upload = app.registry.get(id);
+    // Unknown here, with a store: the store is asked only once the token allows it.
+    if app.registry.get(id).is_none() && app.registry.shared.is_some() {
+        let access = if view { Access::View { rec: id } } else { Access::Upload { rec: id } };
+        app.auth.check(headers, access)?;
+    }
+    let upload = app.registry.lookup(id).await?;
     // Check the token before saying whether the upload exists.
     let info = upload.as_ref().map(|u| u.info());
     let rec = info.as_ref().and_then(|i| i.rec.clone()).unwrap_or_else(|| id.to_string());
@@ -382,7 +393,7 @@ fn body_stream(body: Body) -> impl futures::Stream<Item = Result<Bytes, String>>
 async fn head(State(app): State<App>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     let answer = async {
         check_version(&headers)?;
-        let upload = find(&app, &headers, &id, false)?;
+        let upload = find(&app, &headers, &id, false).await?;
         app.registry.touch(&upload).await?;
         let info = upload.info();
         let mut r = Response::builder()
@@ -416,7 +427,7 @@ async fn patch_inner(app: &App, id: &str, request: Request) -> Answer {
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
     check_version(headers)?;
-    let upload = find(app, headers, id, false)?;
+    let upload = find(app, headers, id, false).await?;
     if headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes) != Some(OFFSET_OCTET_STREAM.as_bytes()) {
         return Err(Problem::new(415, format!("a PATCH body must be {OFFSET_OCTET_STREAM}")));
     }
@@ -495,7 +506,7 @@ impl Checksum {
 async fn terminate(State(app): State<App>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     let answer = async {
         check_version(&headers)?;
-        let upload = find(&app, &headers, &id, false)?;
+        let upload = find(&app, &headers, &id, false).await?;
         app.registry.terminate(&upload).await?;
         Ok(StatusCode::NO_CONTENT.into_response())
     }
@@ -505,8 +516,8 @@ async fn terminate(State(app): State<App>, Path(id): Path<String>, headers: Head
 
 async fn status(State(app): State<App>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     let answer = async {
-        let upload = find(&app, &headers, &id, true)?;
-        app.registry.touch(&upload).await?;
+        let upload = find(&app, &headers, &id, true).await?;
+        app.registry.view(&upload).await?;
         let info = upload.info();
         let report = info.report.clone().unwrap_or_default();
         let body = serde_json::json!({
@@ -530,12 +541,15 @@ async fn status(State(app): State<App>, Path(id): Path<String>, headers: HeaderM
 
 async fn output(State(app): State<App>, Path(id): Path<String>, request: Request) -> Response {
     let answer = async {
-        let upload = find(&app, request.headers(), &id, true)?;
-        app.registry.touch(&upload).await?;
+        let upload = find(&app, request.headers(), &id, true).await?;
+        app.registry.view(&upload).await?;
         let info = upload.info();
-        let Some(rel) = info.output else {
+        let Some(rel) = info.output.clone() else {
             return Err(Problem::new(404, "the upload has no output yet (no media bytes arrived)"));
         };
+        if let (Some(shared), true) = (&app.registry.shared, info.state != UploadState::Recording) {
+            return from_store(shared, &rel, &info, request.headers()).await;
+        }
         let path = app.registry.config.data_dir.join(&rel);
         let content_type = match path.extension().and_then(|e| e.to_str()) {
             Some("webm") => "video/webm",
@@ -559,6 +573,38 @@ async fn output(State(app): State<App>, Path(id): Path<String>, request: Request
     finish(&app, "output", answer)
 }
 
+/// `GET /files/{id}/output` of a recording the store holds: its answer passed on (a range
+/// as asked), so that any worker serves any recording.
+async fn from_store(shared: &Shared, key: &str, info: &super::upload::Info, headers: &HeaderMap) -> Answer {
+    let name = key.strip_prefix(&shared.store.key("")).unwrap_or(key);
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let stored = shared.store.get_response(name, range).await.map_err(|e| match e {
+        crate::store::StoreError::NotFound(_) => Problem::new(404, format!("the store has no {key}")),
+        e => Problem::new(502, e.to_string()),
+    })?;
+    let status = stored.status().as_u16();
+    if !matches!(status, 200 | 206 | 416) {
+        return Err(Problem::new(502, format!("the store answered {status} for {key}")));
+    }
+    let mut r = Response::builder().status(status);
+    for name in [header::CONTENT_LENGTH, header::CONTENT_RANGE, header::ETAG, header::LAST_MODIFIED] {
+        if let Some(v) = stored.headers().get(&name) {
+            r = r.header(name, v.clone());
+        }
+    }
+    let content_type = match key.rsplit('.').next() {
+        Some("webm") => "video/webm",
+        Some("mkv") => "video/x-matroska",
+        _ => "video/mp4",
+    };
+    r = r.header(header::CONTENT_TYPE, content_type).header(header::ACCEPT_RANGES, "bytes");
+    r = r.header(header::CACHE_CONTROL, "no-store");
+    if let Some(name) = info.metadata.get("filename").and_then(|n| content_disposition(n)) {
+        r = r.header(header::CONTENT_DISPOSITION, name);
+    }
+    Ok(r.body(Body::from_stream(stored.bytes_stream())).expect("valid headers"))
+}
+
 /// `GET /files/{id}/live.m3u8` and the files it leads to (`stream.m3u8`, `init-N.mp4`,
 /// `seg-NNNNNN.m4s`): the live HLS kept beside the recording, for the tokens that may
 /// read it.
@@ -572,7 +618,7 @@ async fn live(State(app): State<App>, Path((id, file)): Path<(String, String)>, 
                 None => return Err(Problem::new(404, format!("no such resource of an upload: {file:?}"))),
             },
         };
-        let upload = find(&app, request.headers(), &id, true)?;
+        let upload = find(&app, request.headers(), &id, true).await?;
         app.registry.watch(&upload).await?;
         let path = upload.live_dir().join(&file);
         let mime = content_type.parse().expect("a mime");

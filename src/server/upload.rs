@@ -40,6 +40,7 @@ use super::events::{self, Event, EventKind, TrackInfo};
 use super::hooks::Hooks;
 use super::journal::Journal;
 use super::metrics::Metrics;
+use super::stored::{self, Lease, Shared, TakeError, Taken};
 use crate::error::{Error, ErrorKind, Result};
 use crate::formats::{sniff, ContainerKind};
 use crate::io::{rename_durably, Durability};
@@ -47,6 +48,8 @@ use crate::{MuxFormat, Recording, RecordingOptions, RecordingReport, RemuxOption
 
 /// Bytes of input looked at to choose the output format (an EBML header is far shorter).
 const HEAD_LEN: usize = 4096;
+/// With a store: input bytes of a long PATCH stored as one object of the input log.
+const STORE_COMMIT: usize = 8 << 20;
 /// The state file of an upload.
 const INFO: &str = "upload.json";
 /// Its journal.
@@ -129,6 +132,8 @@ pub enum Refusal {
     NotFound(String),
     /// 500.
     Internal(String),
+    /// 503 with `Retry-After` (seconds): another worker owns the upload, or this one lost it.
+    Busy { retry_after: u64, why: String },
 }
 
 impl From<Error> for Refusal {
@@ -153,6 +158,10 @@ struct Work {
     head: BytesMut,
     /// The recording failed: the bytes still go to the journal, not to it.
     failed: Option<String>,
+    /// With a store: this worker's ownership of the upload.
+    lease: Option<Lease>,
+    /// With a store: bytes taken that the input log does not have yet.
+    unsent: Vec<Bytes>,
 }
 
 /// One upload.
@@ -197,6 +206,8 @@ pub struct Registry {
     started: Instant,
     /// Cancelled at shutdown: PATCHes in flight stop reading, commit and answer.
     pub shutdown: CancellationToken,
+    /// The object store that holds every upload (`--store`); the data dir is then a cache.
+    pub shared: Option<Shared>,
 }
 
 /// What a new upload is.
@@ -213,7 +224,9 @@ impl Registry {
     pub fn open(config: Arc<ServeConfig>, metrics: Arc<Metrics>, hooks: Hooks) -> Result<Registry> {
         let dir = &config.data_dir;
         std::fs::create_dir_all(dir).map_err(|e| Error::from(e).on_path(dir))?;
+        let shared = config.store.clone().map(Shared::new).transpose()?;
         let registry = Registry {
+            shared,
             committer: Committer::start(metrics.clone()),
             metrics,
             hooks,
@@ -222,6 +235,10 @@ impl Registry {
             shutdown: CancellationToken::new(),
             config: config.clone(),
         };
+        if registry.shared.is_some() {
+            clear_cache(dir)?;
+            return Ok(registry);
+        }
         let mut found = HashMap::new();
         for entry in std::fs::read_dir(dir).map_err(|e| Error::from(e).on_path(dir))? {
             let entry = entry.map_err(|e| Error::from(e).on_path(dir))?;
@@ -315,6 +332,18 @@ impl Registry {
             .map_err(|e| Refusal::Internal(e.to_string()))?
         };
         let upload = self.get(&new.id).expect("reserved above");
+        let made = match (made, &self.shared) {
+            (Ok(journal), Some(shared)) => match shared.create(&info).await {
+                Ok(()) => Ok(journal),
+                Err(crate::store::StoreError::Precondition(_)) => {
+                    self.uploads.lock().unwrap().remove(&new.id);
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return Err(Refusal::Conflict { offset: 0 });
+                }
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            },
+            (made, _) => made,
+        };
         match made {
             Ok(journal) => {
                 *upload.work.lock().await = Some(Work::new(Some(journal)));
@@ -339,6 +368,9 @@ impl Registry {
     }
 
     async fn load(&self, upload: &Arc<Upload>, work: &mut Option<Work>) -> std::result::Result<(), Refusal> {
+        if let Some(shared) = &self.shared {
+            return self.load_shared(shared, upload, work).await;
+        }
         if work.as_ref().is_some_and(|w| w.loaded) {
             return Ok(());
         }
@@ -349,6 +381,137 @@ impl Registry {
         tracing::info!("{}: resumed at {len} bytes", upload.id);
         self.event(upload, EventKind::Resumed, None);
         Ok(())
+    }
+
+    /// [`Registry::load`] with a store: makes sure this worker owns the upload (renewing
+    /// its lease, or taking it and rebuilding the local cache from the input log).
+    async fn load_shared(
+        &self,
+        shared: &Shared,
+        upload: &Arc<Upload>,
+        work: &mut Option<Work>,
+    ) -> std::result::Result<(), Refusal> {
+        if upload.info().state != State::Recording {
+            return Ok(());
+        }
+        if let Some(lease) = work.as_mut().filter(|w| w.loaded).and_then(|w| w.lease.as_mut()).filter(|l| l.held) {
+            if !shared.due(lease) {
+                return Ok(());
+            }
+            match shared.write_state(&upload.id, lease).await {
+                Ok(()) => return Ok(()),
+                Err(crate::store::StoreError::Precondition(_) | crate::store::StoreError::NotFound(_)) => {
+                    self.lost(upload, work);
+                }
+                Err(e) => return Err(Refusal::Internal(e.to_string())),
+            }
+        }
+        let mine = work.as_ref().filter(|w| w.loaded).and_then(|w| w.lease.as_ref()).map(|l| (l.state.gen, l.next_seq));
+        let taken = shared.take(&upload.id, mine).await.map_err(|e| match e {
+            TakeError::Busy(left) => Refusal::Busy {
+                retry_after: left.as_secs().max(1),
+                why: "another worker is writing this upload".into(),
+            },
+            TakeError::NotFound => Refusal::NotFound("no such upload".into()),
+            TakeError::Store(e) => Refusal::Internal(e.to_string()),
+        })?;
+        let (lease, replay) = match taken {
+            Taken::Ended(state) => {
+                upload.offset.store(state.info.received, Ordering::Release);
+                *upload.info.lock().unwrap() = state.info;
+                *work = None;
+                return Ok(());
+            }
+            Taken::Owned { lease, reused: true, .. } => {
+                if let Some(w) = work.as_mut() {
+                    w.lease = Some(lease);
+                }
+                return Ok(());
+            }
+            Taken::Owned { lease, replay, .. } => (lease, replay),
+        };
+        // Rebuild the local cache: the journal from the input log, the recording from it.
+        *work = None;
+        *upload.info.lock().unwrap() = lease.state.info.clone();
+        let started = Instant::now();
+        let dir = upload.dir.clone();
+        let info = lease.state.info.clone();
+        let journal = tokio::task::spawn_blocking(move || -> std::io::Result<Journal> {
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)?;
+            }
+            std::fs::create_dir(&dir)?;
+            write_info(&dir, &info)?;
+            Journal::create(&dir.join(JOURNAL))
+        })
+        .await
+        .map_err(|e| Refusal::Internal(e.to_string()))??;
+        let mut journal = journal;
+        for (key, _) in &replay {
+            let bytes = shared.download(key).await.map_err(|e| Refusal::Internal(e.to_string()))?;
+            journal.append(&bytes)?;
+        }
+        drop(journal);
+        let len = self.replay(upload, work).await?;
+        if let Some(w) = work.as_mut() {
+            w.lease = Some(lease);
+        }
+        tracing::info!(
+            "{}: taken from the store at {len} bytes ({} objects) in {:.3} s",
+            upload.id,
+            replay.len(),
+            started.elapsed().as_secs_f64()
+        );
+        if !replay.is_empty() {
+            self.event(upload, EventKind::Resumed, None);
+        }
+        Ok(())
+    }
+
+    /// This worker lost `upload` to another (a conditional write failed): it forgets it.
+    fn lost(&self, upload: &Upload, work: &mut Option<Work>) {
+        tracing::error!("{}: another worker took this upload over; this one stops writing it", upload.id);
+        *work = None;
+    }
+
+    /// A read-only look (status, output): with a store, an upload this worker does not own
+    /// is read from the store (its state and input log), not taken.
+    pub async fn view(&self, upload: &Arc<Upload>) -> std::result::Result<(), Refusal> {
+        let Some(shared) = &self.shared else { return self.touch(upload).await };
+        let mut guard = upload.work.lock().await;
+        if guard.as_ref().is_some_and(|w| w.loaded && w.lease.as_ref().is_some_and(|l| l.held)) {
+            return Ok(());
+        }
+        let internal = |e: crate::store::StoreError| Refusal::Internal(e.to_string());
+        let state = shared
+            .read(&upload.id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| Refusal::NotFound("no such upload".into()))?;
+        let offset = match state.info.state {
+            State::Recording => shared.input_len(&upload.id).await.map_err(internal)?,
+            _ => state.info.received,
+        };
+        if state.info.state != State::Recording {
+            *guard = None;
+        }
+        upload.offset.store(offset, Ordering::Release);
+        *upload.info.lock().unwrap() = state.info;
+        Ok(())
+    }
+
+    /// The upload `id`: known here, or (with a store) found there.
+    pub async fn lookup(&self, id: &str) -> std::result::Result<Option<Arc<Upload>>, Refusal> {
+        if let Some(u) = self.get(id) {
+            return Ok(Some(u));
+        }
+        let Some(shared) = &self.shared else { return Ok(None) };
+        let Some(state) = shared.read(id).await.map_err(|e| Refusal::Internal(e.to_string()))? else {
+            return Ok(None);
+        };
+        let mut map = self.uploads.lock().unwrap();
+        let upload = map.entry(id.to_string()).or_insert_with(|| self.entry(state.info)).clone();
+        Ok(Some(upload))
     }
 
     /// Starts live HLS for `upload` if the server keeps it on demand and it has none yet
@@ -372,9 +535,15 @@ impl Registry {
         // The directory says "live HLS on" to this replay and every later one (after a
         // restart too). One replay, whether or not the upload was loaded.
         std::fs::create_dir_all(&live)?;
-        *guard = None;
+        if self.shared.is_some() {
+            self.load(upload, &mut guard).await?;
+        }
+        let lease = guard.take().and_then(|w| w.lease);
         let started = Instant::now();
         let len = self.replay(upload, &mut guard).await?;
+        if let Some(w) = guard.as_mut() {
+            w.lease = lease;
+        }
         tracing::info!(
             "{}: live HLS from {len} bytes of journal in {:.3} s",
             upload.id,
@@ -476,7 +645,7 @@ impl Registry {
             return Err(Refusal::Conflict { offset: durable });
         }
         if let Some(len) = declared {
-            self.set_length(upload, &info, len, durable).await?;
+            self.set_length(upload, &mut guard, &info, len, durable).await?;
         }
         let length = upload.info.lock().unwrap().length;
         let limit = length.unwrap_or(self.config.limits.max_upload_bytes).min(durable.saturating_add(max_body));
@@ -520,6 +689,9 @@ impl Registry {
             if pending_len >= 1 << 20 {
                 self.write(upload, &mut guard, std::mem::take(&mut pending)).await?;
                 pending_len = 0;
+                if guard.as_ref().is_some_and(|w| w.unsent.iter().map(Bytes::len).sum::<usize>() >= STORE_COMMIT) {
+                    self.commit(upload, &mut guard).await?;
+                }
             }
         }
         self.write(upload, &mut guard, pending).await?;
@@ -542,6 +714,7 @@ impl Registry {
     async fn set_length(
         &self,
         upload: &Upload,
+        guard: &mut Option<Work>,
         info: &Info,
         len: u64,
         durable: u64,
@@ -567,6 +740,21 @@ impl Registry {
         tokio::task::spawn_blocking(move || write_info(&dir, &saved))
             .await
             .map_err(|e| Refusal::Internal(e.to_string()))??;
+        if let Some(shared) = &self.shared {
+            let lease = guard.as_mut().and_then(|w| w.lease.as_mut()).filter(|l| l.held);
+            let Some(lease) = lease else { return Err(Refusal::Internal("the upload's lease was lost".into())) };
+            lease.state.info.length = Some(len);
+            if let Err(e) = shared.write_state(&upload.id, lease).await {
+                lease.state.info.length = None;
+                return Err(match e {
+                    crate::store::StoreError::Precondition(_) => {
+                        self.lost(upload, guard);
+                        Refusal::Busy { retry_after: 1, why: "another worker took this upload over".into() }
+                    }
+                    e => Refusal::Internal(e.to_string()),
+                });
+            }
+        }
         upload.info.lock().unwrap().length = Some(len);
         Ok(())
     }
@@ -601,6 +789,9 @@ impl Registry {
 
     /// Makes the journal durable (group commit) and publishes the offset.
     async fn commit(&self, upload: &Upload, guard: &mut Option<Work>) -> std::result::Result<(), Refusal> {
+        if let Some(shared) = &self.shared {
+            return self.commit_shared(shared, upload, guard).await;
+        }
         let Some(journal) = guard.as_ref().and_then(|w| w.journal.as_ref()) else { return Ok(()) };
         let len = journal.len();
         let before = upload.offset();
@@ -616,9 +807,89 @@ impl Registry {
         Ok(())
     }
 
+    /// [`Registry::commit`] with a store: the bytes taken go to the input log (the PATCH is
+    /// answered once it has them), then, past `part_bytes` of new output, a segment.
+    async fn commit_shared(
+        &self,
+        shared: &Shared,
+        upload: &Upload,
+        guard: &mut Option<Work>,
+    ) -> std::result::Result<(), Refusal> {
+        let Some(w) = guard.as_mut() else { return Ok(()) };
+        if w.unsent.is_empty() {
+            return Ok(());
+        }
+        let len = w.journal.as_ref().map_or(0, Journal::len);
+        let mut body = BytesMut::with_capacity(w.unsent.iter().map(Bytes::len).sum());
+        for piece in w.unsent.drain(..) {
+            body.extend_from_slice(&piece);
+        }
+        let Some(lease) = w.lease.as_mut().filter(|l| l.held) else {
+            *guard = None;
+            return Err(Refusal::Internal("the upload's lease was lost while writing".into()));
+        };
+        let mut stored = Ok(());
+        if shared.due(lease) {
+            stored = shared.write_state(&upload.id, lease).await;
+        }
+        if stored.is_ok() {
+            stored = shared.append(&upload.id, lease, body.freeze()).await;
+        }
+        match stored {
+            Ok(()) => {}
+            Err(crate::store::StoreError::Precondition(_) | crate::store::StoreError::NotFound(_)) => {
+                self.lost(upload, guard);
+                return Err(Refusal::Busy {
+                    retry_after: 1,
+                    why: "another worker took this upload over: these bytes were not taken".into(),
+                });
+            }
+            Err(e) => {
+                // The local cache is ahead of the store: rebuilt on the next request.
+                *guard = None;
+                return Err(Refusal::Internal(format!("cannot store the upload's bytes: {e}")));
+            }
+        }
+        let before = upload.offset();
+        upload.offset.store(len, Ordering::Release);
+        self.metrics.bytes_in(len.saturating_sub(before));
+        if let Err(e) = self.store_output(shared, upload, guard).await {
+            tracing::warn!("{}: output segment not stored ({e}); the input log has its bytes", upload.id);
+        }
+        Ok(())
+    }
+
+    /// Stores the recording's new output as a segment once there is `part_bytes` of it.
+    async fn store_output(
+        &self,
+        shared: &Shared,
+        upload: &Upload,
+        guard: &mut Option<Work>,
+    ) -> std::result::Result<(), crate::store::StoreError> {
+        let Some(w) = guard.as_mut() else { return Ok(()) };
+        let (Some(rec), Some(lease)) = (w.recording.as_ref(), w.lease.as_mut()) else { return Ok(()) };
+        let path = rec.path().to_path_buf();
+        let file_len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let from = Shared::stored_end(lease);
+        if file_len.saturating_sub(from) < shared.config.part_bytes {
+            return Ok(());
+        }
+        let data = stored::read_range(&path, from..file_len).await?;
+        match shared.store_segment(&upload.id, lease, data).await {
+            Err(e @ (crate::store::StoreError::Precondition(_) | crate::store::StoreError::NotFound(_))) => {
+                self.lost(upload, guard);
+                Err(e)
+            }
+            r => r,
+        }
+    }
+
     /// Ends a recording: finishes its output (last fragment, index), fsyncs it, records
     /// the state, removes the journal.
     async fn finish(&self, upload: &Arc<Upload>, guard: &mut Option<Work>, state: State, why: Option<String>) {
+        if let Some(shared) = &self.shared {
+            return self.finish_shared(shared, upload, guard, state, why).await;
+        }
         let w = guard.take();
         let dir = upload.dir.clone();
         let keep = self.config.keep_journal;
@@ -656,6 +927,75 @@ impl Registry {
         *guard = Some(Work { loaded: true, ..Work::new(None) });
     }
 
+    /// [`Registry::finish`] with a store: the recording is finished in the cache, composed
+    /// in the store from its segments, then the state says so and the input log goes.
+    async fn finish_shared(
+        &self,
+        shared: &Shared,
+        upload: &Arc<Upload>,
+        guard: &mut Option<Work>,
+        state: State,
+        why: Option<String>,
+    ) {
+        let Some(mut w) = guard.take() else { return };
+        let Some(mut lease) = w.lease.take().filter(|l| l.held) else { return self.lost(upload, guard) };
+        // Still the owner? (A stale owner stops here.)
+        if let Err(e) = shared.write_state(&upload.id, &mut lease).await {
+            tracing::error!("{}: cannot finish: {e}", upload.id);
+            return self.lost(upload, guard);
+        }
+        let mut info = upload.info();
+        info.received = upload.offset();
+        let recording = w.recording.take();
+        let finished = tokio::task::spawn_blocking(move || recording.map(Recording::finish).transpose()).await;
+        let report = match finished {
+            Ok(Ok(report)) => report,
+            Ok(Err(e)) => return self.fail_owned(upload, guard, lease, e.to_string()).await,
+            Err(e) => return self.fail_owned(upload, guard, lease, e.to_string()).await,
+        };
+        if let Some(r) = &report {
+            let ext = r.path.extension().and_then(|e| e.to_str()).unwrap_or("mp4");
+            let name = stored::final_name(&info, ext);
+            let started = Instant::now();
+            if let Err(e) = shared.compose(&upload.id, &lease, &r.path, &name).await {
+                let error = format!("cannot compose the recording in the store: {e}");
+                return self.fail_owned(upload, guard, lease, error).await;
+            }
+            tracing::info!(
+                "{}: {} composed in {:.3} s",
+                upload.id,
+                shared.store.key(&name),
+                started.elapsed().as_secs_f64()
+            );
+            info.output = Some(shared.store.key(&name));
+            info.report = Some(report_of(r));
+        }
+        info.state = state;
+        info.error = why;
+        lease.state.info = info.clone();
+        lease.state.owner = None;
+        if let Err(e) = shared.write_state(&upload.id, &mut lease).await {
+            // The object is there; the next owner composes it again and finds it.
+            tracing::error!("{}: finished, but the state could not say so: {e}", upload.id);
+            return self.lost(upload, guard);
+        }
+        shared.clean(&upload.id).await;
+        let dir = upload.dir.clone();
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+        *upload.info.lock().unwrap() = info;
+        self.metrics.uploads(-1);
+        self.metrics.ended(state_name(state));
+        let kind = if state == State::Finished { EventKind::Finished } else { EventKind::Abandoned };
+        self.event(upload, kind, None);
+        *guard = Some(Work { loaded: true, ..Work::new(None) });
+    }
+
+    /// [`Registry::fail`] of an upload whose lease was taken out of its work.
+    async fn fail_owned(&self, upload: &Arc<Upload>, guard: &mut Option<Work>, lease: Lease, error: String) {
+        *guard = Some(Work { lease: Some(lease), ..Work::new(None) });
+        self.fail(upload, guard, error).await
+    }
+
     async fn fail(&self, upload: &Arc<Upload>, guard: &mut Option<Work>, error: String) {
         let mut info = upload.info();
         let was_open = info.state == State::Recording;
@@ -665,6 +1005,16 @@ impl Registry {
         let dir = upload.dir.clone();
         let saved = info.clone();
         let _ = tokio::task::spawn_blocking(move || write_info(&dir, &saved)).await;
+        if let (Some(shared), Some(lease)) =
+            (&self.shared, guard.as_mut().and_then(|w| w.lease.as_mut()).filter(|l| l.held))
+        {
+            lease.state.info = info.clone();
+            lease.state.owner = None;
+            if let Err(e) = shared.write_state(&upload.id, lease).await {
+                tracing::error!("{}: the store could not be told the upload failed: {e}", upload.id);
+            }
+            lease.held = false;
+        }
         *upload.info.lock().unwrap() = info;
         if let Some(w) = guard.as_mut() {
             w.recording = None;
@@ -683,11 +1033,35 @@ impl Registry {
         }
         let mut guard = upload.work.lock().await;
         let was_open = upload.info().state == State::Recording;
+        if let Some(shared) = &self.shared {
+            // Only the owner may end it: the others would find their next write fenced.
+            self.load(upload, &mut guard).await?;
+            let lease = guard.as_mut().and_then(|w| w.lease.as_mut()).filter(|l| l.held);
+            if let Some(lease) = lease {
+                lease.state.info.state = State::Terminated;
+                lease.state.owner = None;
+                shared.write_state(&upload.id, lease).await.map_err(|e| Refusal::Internal(e.to_string()))?;
+            } else if upload.info().state == State::Recording {
+                return Err(Refusal::Internal("the upload's lease was lost".into()));
+            } else {
+                let mut state = shared
+                    .read(&upload.id)
+                    .await
+                    .map_err(|e| Refusal::Internal(e.to_string()))?
+                    .ok_or_else(|| Refusal::NotFound("no such upload".into()))?;
+                state.info.state = State::Terminated;
+                shared.overwrite(&upload.id, &state).await.map_err(|e| Refusal::Internal(e.to_string()))?;
+            }
+            shared.clean(&upload.id).await;
+        }
         *guard = None;
         let dir = upload.dir.clone();
-        tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dir).and_then(|_| crate::io::sync_parent(&dir)))
-            .await
-            .map_err(|e| Refusal::Internal(e.to_string()))??;
+        tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            r => r.and_then(|_| crate::io::sync_parent(&dir)),
+        })
+        .await
+        .map_err(|e| Refusal::Internal(e.to_string()))??;
         upload.info.lock().unwrap().state = State::Terminated;
         if was_open {
             self.metrics.uploads(-1);
@@ -695,6 +1069,30 @@ impl Registry {
         self.metrics.ended("terminated");
         self.event(upload, EventKind::Terminated, None);
         Ok(())
+    }
+
+    /// With a store: hands back every upload this worker owns that had no request for
+    /// `release_secs` (owner `null` in its state).
+    pub async fn release_idle(&self) {
+        let Some(shared) = &self.shared else { return };
+        let quiet_ms = shared.config.release_secs.saturating_mul(1000);
+        let now = self.now_ms();
+        let quiet: Vec<Arc<Upload>> = self
+            .uploads
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|u| now.saturating_sub(u.touched.load(Ordering::Acquire)) > quiet_ms)
+            .cloned()
+            .collect();
+        for upload in quiet {
+            let Ok(mut guard) = upload.work.try_lock() else { continue };
+            let Some(lease) = guard.as_mut().and_then(|w| w.lease.as_mut()).filter(|l| l.held) else { continue };
+            if let Err(e) = shared.release(&upload.id, lease).await {
+                tracing::warn!("{}: not handed back ({e})", upload.id);
+                *guard = None;
+            }
+        }
     }
 
     /// Finalizes every recording idle past the limit (with what arrived).
@@ -769,7 +1167,15 @@ pub const LIVE_PLAYLIST: &str = "live.m3u8";
 
 impl Work {
     fn new(journal: Option<Journal>) -> Work {
-        Work { loaded: true, journal, recording: None, head: BytesMut::new(), failed: None }
+        Work {
+            loaded: true,
+            journal,
+            recording: None,
+            head: BytesMut::new(),
+            failed: None,
+            lease: None,
+            unsent: Vec::new(),
+        }
     }
 
     /// The output's name relative to the data dir, once chosen.
@@ -783,6 +1189,9 @@ impl Work {
         for piece in pieces {
             let journal = self.journal.as_mut().ok_or_else(|| std::io::Error::other("the upload has no journal"))?;
             journal.append(&piece)?;
+            if self.lease.is_some() {
+                self.unsent.push(piece.clone());
+            }
             if self.failed.is_none() {
                 if let Err(e) = self.feed(dir, info, options, piece) {
                     self.failed = Some(e.to_string());
@@ -912,6 +1321,34 @@ pub fn state_name(state: State) -> &'static str {
         State::Terminated => "terminated",
         State::Failed => "failed",
     }
+}
+
+/// The file that says a data dir is the cache of a store.
+const STORE_MARK: &str = ".livemux-store";
+
+/// With a store the data dir is a cache of it: what an earlier run left there is removed at
+/// start. A data dir that holds uploads of a server without a store is refused, never
+/// emptied.
+fn clear_cache(dir: &Path) -> Result<()> {
+    let err = |e: std::io::Error| Error::from(e).on_path(dir);
+    let mut uploads = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(err)? {
+        let path = entry.map_err(err)?.path();
+        if path.join(INFO).exists() {
+            uploads.push(path);
+        }
+    }
+    let mark = dir.join(STORE_MARK);
+    if !uploads.is_empty() && !mark.exists() {
+        return Err(Error::msg(
+            ErrorKind::Config,
+            format!("{} holds uploads of a server without --store: give --store another --data-dir", dir.display()),
+        ));
+    }
+    for path in uploads {
+        std::fs::remove_dir_all(&path).map_err(|e| Error::from(e).on_path(&path))?;
+    }
+    std::fs::write(&mark, b"the cache of an object store: emptied at each start\n").map_err(err)
 }
 
 /// Replaces `dir/upload.json` atomically and durably (temp file, fsync, rename, dir fsync).

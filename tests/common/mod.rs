@@ -282,7 +282,13 @@ impl Lcg {
         (self.0 >> 33) % below.max(1)
     }
 }
+pub mod moto;
 pub mod server;
+
+/// Runs a future to completion on a runtime of its own (the store client is async).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+}
 
 /// The Python with the test packages (tests/py/requirements.txt): `LIVEMUX_PYTHON`, else python3.
 pub fn python() -> String {

@@ -16,6 +16,8 @@ pub struct Server {
     pub data_dir: PathBuf,
     /// Extra arguments it was started with (kept for `restart`).
     args: Vec<String>,
+    /// Extra environment variables (kept for `restart`).
+    env: Vec<(String, String)>,
     /// Every stderr line so far (log and event lines).
     pub log: Arc<Mutex<Vec<String>>>,
     /// Keeps a temporary data dir alive.
@@ -25,18 +27,46 @@ pub struct Server {
 impl Server {
     /// Starts `livemux serve --listen 127.0.0.1:0 --data-dir <temp> ARGS...`.
     pub fn start(args: &[&str]) -> Server {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("data");
-        let mut s = Server::start_in(&dir, args);
-        s._tmp = Some(tmp);
-        s
+        Server::start_with(None, args, &[])
     }
 
     /// Starts on a given data dir (which may hold uploads of an earlier run).
     pub fn start_in(data_dir: &Path, args: &[&str]) -> Server {
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let (child, url, log) = spawn(data_dir, &args, "127.0.0.1:0");
-        Server { child, url, data_dir: data_dir.to_path_buf(), args, log, _tmp: None }
+        Server::start_with(Some(data_dir), args, &[])
+    }
+
+    /// Starts with extra environment variables (`data_dir`: `None` for a temporary one).
+    ///
+    /// With `LIVEMUX_TEST_STORE=s3://BUCKET` in the tests' environment (and the AWS
+    /// variables pointing at that store), every server the tests start keeps its uploads
+    /// there, under a prefix of its own (`--store s3://BUCKET/<random>`): how the serve
+    /// tests are run a second time against an object store (`scripts/test-store.sh`).
+    pub fn start_with(data_dir: Option<&Path>, args: &[&str], env: &[(String, String)]) -> Server {
+        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        if let Ok(store) = std::env::var("LIVEMUX_TEST_STORE") {
+            if !store.is_empty() && !args.iter().any(|a| a == "--store") {
+                let n: u64 =
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+                args.push("--store".into());
+                args.push(format!("{}/t{:x}-{}", store.trim_end_matches('/'), n, std::process::id()));
+            }
+        }
+        let (tmp, data_dir) = match data_dir {
+            Some(d) => (None, d.to_path_buf()),
+            None => {
+                let tmp = tempfile::tempdir().unwrap();
+                let d = tmp.path().join("data");
+                (Some(tmp), d)
+            }
+        };
+        let env = env.to_vec();
+        let (child, url, log) = spawn(&data_dir, &args, &env, "127.0.0.1:0");
+        Server { child, url, data_dir, args, env, log, _tmp: tmp }
+    }
+
+    /// Whether it keeps its uploads in an object store (`--store`).
+    pub fn stored(&self) -> bool {
+        self.args.iter().any(|a| a == "--store")
     }
 
     pub fn pid(&self) -> u32 {
@@ -72,7 +102,7 @@ impl Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let addr = self.url.trim_start_matches("http://").to_string();
-        let (child, url, log) = spawn(&self.data_dir, &self.args, &addr);
+        let (child, url, log) = spawn(&self.data_dir, &self.args, &self.env, &addr);
         self.child = child;
         self.url = url;
         self.log = log;
@@ -97,7 +127,12 @@ impl Drop for Server {
     }
 }
 
-fn spawn(data_dir: &Path, args: &[String], listen: &str) -> (Child, String, Arc<Mutex<Vec<String>>>) {
+fn spawn(
+    data_dir: &Path,
+    args: &[String],
+    env: &[(String, String)],
+    listen: &str,
+) -> (Child, String, Arc<Mutex<Vec<String>>>) {
     // The port of an earlier run may be in TIME_WAIT or not yet released: retry a moment.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -105,6 +140,7 @@ fn spawn(data_dir: &Path, args: &[String], listen: &str) -> (Child, String, Arc<
             .args(["serve", "--listen", listen, "--data-dir"])
             .arg(data_dir)
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -1,0 +1,472 @@
+//! Uploads kept in an S3-compatible object store (`livemux serve --store s3://BUCKET/PREFIX`):
+//! what a worker acknowledged survives the worker, and any worker resumes any upload.
+//!
+//! The store holds everything an upload is; a worker's data dir is only a cache of it (the
+//! local journal and recording are rebuilt from the store when a worker takes an upload).
+//!
+//! ```text
+//!  PREFIX/<id>/state.json           Info + {owner, gen, segs}: created with If-None-Match: *,
+//!                                   replaced only with If-Match: <its ETag> (the fence)
+//!  PREFIX/<id>/in/<seq:010>         the input log: the bytes of one commit (a PATCH, or 8 MiB
+//!                                   of a longer one), created with If-None-Match: *; an empty
+//!                                   object is a takeover marker
+//!  PREFIX/<id>/out/g<gen>-<off>-<len>  output bytes [off, off+len) of the recording as its
+//!                                   owner of generation <gen> wrote them (part_bytes or more)
+//!  PREFIX/<rec or id>/recording.<ext>  the finished recording: one multipart upload, its
+//!                                   parts copied from out/ by the store (UploadPartCopy), the
+//!                                   head and the tail uploaded; completed with If-None-Match: *
+//! ```
+//!
+//! **A PATCH is acknowledged once `in/<seq>` is stored** (answered 200). The offset is the
+//! sum of the input log's sizes. Sequence numbers make the log linear: a write to a `seq`
+//! that exists fails.
+//!
+//! **Ownership.** `state.json` names the owner (a worker id, fresh per process) and a
+//! generation. A worker takes an upload when its state names no owner, or when the state
+//! was last written more than `lease_secs` ago (the store's `Date` minus its `Last-Modified`:
+//! only the store's clock is used): it replaces the state with itself and `gen + 1` (If-Match),
+//! lists `in/`, and writes an empty marker at the first free `seq` (If-None-Match; if a write
+//! of the old owner took that `seq` first, it counts and the marker goes one further). From
+//! then on the old owner's next input write hits the marker and fails: **a stale owner
+//! cannot write**; it drops the upload and answers 503. The new owner downloads `in/` and
+//! replays it into a fresh recording (the output is a function of the input bytes, so it is
+//! the one an uninterrupted run writes). An owner rewrites the state (If-Match) at least
+//! every third of the lease while it serves requests, and hands the upload back (owner
+//! `null`) after `release_secs` without one, so that when the load balancer sends the
+//! upload elsewhere the other worker takes it within seconds. A challenger that finds a
+//! live owner answers 503 with `Retry-After`.
+//!
+//! **Output while recording.** Once the local recording has `part_bytes` past the last
+//! stored segment, that range goes up as `out/g<gen>-<off>-<len>` and is listed in the
+//! state (with its CRC-32C). Names carry the generation and the range, so a stale owner's
+//! segment never replaces one the state lists. The first segment holds the head, which
+//! changes until the end (the running index); later ones only media.
+//!
+//! **The finished recording** is composed by the store: every listed segment whose bytes
+//! the final local file still has (same CRC) becomes an `UploadPartCopy` part, the others
+//! (the head, with the index) and the tail are uploaded. Nothing is downloaded. The state
+//! then says `finished` with the object's key, and `in/` and `out/` are deleted. A
+//! recording shorter than a part is one PUT.
+//!
+//! What it costs: every input byte is uploaded once to the input log (it must be stored
+//! before its PATCH is answered, when it is usually inside a fragment not written yet),
+//! and the output once more as segments, the head and tail again at the end: about twice
+//! the input (bench/store.sh measures it). Taking an upload over downloads its input.
+
+use std::ops::Range;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::config::StoreConfig;
+use super::upload::{Info, State};
+use crate::store::{Condition, S3Store, StoreError};
+
+/// A segment of the output stored while recording.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seg {
+    /// Where it starts in the recording.
+    pub off: u64,
+    /// Its length.
+    pub len: u64,
+    /// Generation of the owner that stored it (part of its name).
+    pub gen: u64,
+    /// CRC-32C of its bytes.
+    pub crc: u32,
+}
+
+/// What `state.json` holds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoredState {
+    /// The upload, as the data dir's `upload.json` has it.
+    #[serde(flatten)]
+    pub info: Info,
+    /// The worker that writes it now (`None`: whoever gets a request takes it).
+    pub owner: Option<String>,
+    /// Raised at each change of owner.
+    pub gen: u64,
+    /// The output segments stored, in order from offset 0, contiguous.
+    #[serde(default)]
+    pub segs: Vec<Seg>,
+}
+
+/// What a worker holds of an upload it owns.
+#[derive(Debug)]
+pub struct Lease {
+    /// The state as last written by this worker.
+    pub state: StoredState,
+    /// Its ETag (the next write's If-Match).
+    pub etag: String,
+    /// The next input log object.
+    pub next_seq: u64,
+    /// When the last write of the state was sent (the lease runs from then).
+    pub renewed: Instant,
+    /// `false` once handed back (the recording stays loaded: if nobody took the upload
+    /// meanwhile, it is taken again without a replay).
+    pub held: bool,
+}
+
+/// Why an upload could not be taken.
+#[derive(Debug)]
+pub enum TakeError {
+    /// Another worker owns it and its lease runs for about this long still.
+    Busy(Duration),
+    /// No such upload in the store.
+    NotFound,
+    /// The store failed.
+    Store(StoreError),
+}
+
+impl From<StoreError> for TakeError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(_) => TakeError::NotFound,
+            StoreError::Precondition(_) => TakeError::Busy(Duration::from_secs(1)),
+            e => TakeError::Store(e),
+        }
+    }
+}
+
+/// An upload taken.
+pub enum Taken {
+    /// Taken: the input log to replay (the objects before the marker), unless the worker's
+    /// own loaded recording is still current (`replay` empty and `reused`).
+    Owned { lease: Lease, replay: Vec<(String, u64)>, reused: bool },
+    /// It takes no more bytes: nobody needs to own it.
+    Ended(StoredState),
+}
+
+/// Bytes moved to and from the store (the `bench/store.sh` figures and `/metrics`).
+#[derive(Default)]
+pub struct Moved {
+    /// Input log bytes uploaded.
+    pub input_up: AtomicU64,
+    /// Output bytes uploaded (segments, parts).
+    pub output_up: AtomicU64,
+    /// Output bytes the store copied itself (UploadPartCopy).
+    pub copied: AtomicU64,
+    /// Bytes downloaded (input logs replayed at takeover; never output).
+    pub down: AtomicU64,
+}
+
+impl Moved {
+    /// The counters as Prometheus text (`livemux_store_bytes_total{dir=...}`).
+    pub fn render(&self) -> String {
+        let mut out = String::from(
+            "# HELP livemux_store_bytes_total Bytes moved to and from the object store: input log and output \
+             uploaded, output copied by the store itself, downloaded.\n# TYPE livemux_store_bytes_total counter\n",
+        );
+        for (what, n) in [
+            ("input_uploaded", &self.input_up),
+            ("output_uploaded", &self.output_up),
+            ("copied", &self.copied),
+            ("downloaded", &self.down),
+        ] {
+            out.push_str(&format!("livemux_store_bytes_total{{what=\"{what}\"}} {}\n", n.load(Ordering::Relaxed)));
+        }
+        out
+    }
+}
+
+/// The store as `livemux serve` uses it.
+pub struct Shared {
+    pub store: S3Store,
+    pub config: StoreConfig,
+    /// This process's id in `owner`.
+    pub worker: String,
+    pub moved: Moved,
+}
+
+fn state_name(id: &str) -> String {
+    format!("{id}/state.json")
+}
+
+fn input_name(id: &str, seq: u64) -> String {
+    format!("{id}/in/{seq:010}")
+}
+
+fn seg_name(id: &str, seg: &Seg) -> String {
+    format!("{id}/out/g{}-{}-{}", seg.gen, seg.off, seg.len)
+}
+
+/// The object a finished recording becomes: `<rec or id>/recording.<ext>`.
+pub fn final_name(info: &Info, ext: &str) -> String {
+    format!("{}/recording.{ext}", info.rec.as_deref().unwrap_or(&info.id))
+}
+
+impl Shared {
+    /// Connects (no request yet) with the AWS variables' configuration.
+    pub fn new(config: StoreConfig) -> crate::Result<Shared> {
+        let store = S3Store::from_env(&config.url, config.path_style)
+            .map_err(|e| crate::Error::msg(crate::ErrorKind::Config, e.to_string()))?;
+        let mut random = [0u8; 6];
+        getrandom::fill(&mut random).map_err(|e| crate::Error::msg(crate::ErrorKind::Io, e.to_string()))?;
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let worker = format!(
+            "{}:{}:{}",
+            host.trim(),
+            std::process::id(),
+            random.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        Ok(Shared { store, config, worker, moved: Moved::default() })
+    }
+
+    fn lease(&self) -> Duration {
+        Duration::from_secs(self.config.lease_secs)
+    }
+
+    /// Whether an owner should rewrite its state now to keep its lease.
+    pub fn due(&self, lease: &Lease) -> bool {
+        !lease.held || lease.renewed.elapsed() > self.lease() / 3
+    }
+
+    /// Creates a new upload's state (owner `null`: the first request takes it). Fails with
+    /// `Precondition` if the id exists.
+    pub async fn create(&self, info: &Info) -> Result<(), StoreError> {
+        let state = StoredState { info: info.clone(), owner: None, gen: 0, segs: Vec::new() };
+        self.store.put(&state_name(&info.id), to_json(&state), &Condition::IfAbsent).await.map(drop)
+    }
+
+    /// The upload's state as stored, if any.
+    pub async fn read(&self, id: &str) -> Result<Option<StoredState>, StoreError> {
+        match self.store.get(&state_name(id)).await {
+            Ok((body, _)) => parse(&body, id).map(Some),
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Bytes in the input log (the upload's durable offset).
+    pub async fn input_len(&self, id: &str) -> Result<u64, StoreError> {
+        Ok(self.store.list(&format!("{id}/in/")).await?.iter().map(|o| o.size).sum())
+    }
+
+    /// Takes the upload `id` (module doc). `mine`: the generation and next `seq` of the
+    /// recording this worker still has loaded from an earlier lease it handed back.
+    pub async fn take(&self, id: &str, mine: Option<(u64, u64)>) -> Result<Taken, TakeError> {
+        let name = state_name(id);
+        let (body, etag, age) = self.store.get_aged(&name).await?;
+        let mut state = parse(&body, id)?;
+        if state.info.state != State::Recording {
+            return Ok(Taken::Ended(state));
+        }
+        if state.owner.as_ref().is_some_and(|o| *o != self.worker) && age < self.lease() {
+            return Err(TakeError::Busy(self.lease() - age));
+        }
+        let before = state.gen;
+        state.owner = Some(self.worker.clone());
+        state.gen = before.checked_add(1).ok_or_else(|| TakeError::Store(bad(id, "generation overflow")))?;
+        let sent = Instant::now();
+        let etag = self.store.put(&name, to_json(&state), &Condition::IfMatch(etag)).await?;
+        let mut lease = Lease { state, etag, next_seq: 0, renewed: sent, held: true };
+        let prefix = format!("{id}/in/");
+        for _ in 0..16 {
+            let log = self.store.list(&prefix).await?;
+            let next = u64::try_from(log.len()).map_err(|_| bad(id, "input log too long"))?;
+            // The log must be 0, 1, 2...: anything else is not ours to guess at.
+            for (seq, o) in log.iter().enumerate() {
+                if o.key != self.store.key(&input_name(id, seq as u64)) {
+                    return Err(TakeError::Store(bad(id, &format!("input log has a gap at {}", o.key))));
+                }
+            }
+            if let Some((gen, seq)) = mine {
+                if gen == before && seq == next {
+                    // Nobody took it since this worker handed it back: its recording is current.
+                    lease.next_seq = next;
+                    return Ok(Taken::Owned { lease, replay: Vec::new(), reused: true });
+                }
+            }
+            match self.store.put(&input_name(id, next), Bytes::new(), &Condition::IfAbsent).await {
+                Ok(_) => {
+                    lease.next_seq = next + 1;
+                    let replay = log.into_iter().filter(|o| o.size > 0).map(|o| (o.key, o.size)).collect();
+                    return Ok(Taken::Owned { lease, replay, reused: false });
+                }
+                // A write of the old owner took it first: it counts; one further.
+                Err(StoreError::Precondition(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(TakeError::Busy(Duration::from_secs(1)))
+    }
+
+    /// Downloads one object of the input log (a full key, as [`Taken::Owned`] lists them).
+    pub async fn download(&self, key: &str) -> Result<Bytes, StoreError> {
+        let name = key.strip_prefix(&self.store.key("")).unwrap_or(key);
+        let (body, _) = self.store.get(name).await?;
+        self.moved.down.fetch_add(body.len() as u64, Ordering::Relaxed);
+        Ok(body)
+    }
+
+    /// Rewrites the state as `lease` has it (If-Match): keeps the lease, or, with
+    /// `Precondition`, finds it lost.
+    pub async fn write_state(&self, id: &str, lease: &mut Lease) -> Result<(), StoreError> {
+        let sent = Instant::now();
+        let etag = lease.etag.clone();
+        lease.etag = self.store.put(&state_name(id), to_json(&lease.state), &Condition::IfMatch(etag)).await?;
+        lease.renewed = sent;
+        Ok(())
+    }
+
+    /// Replaces the state whatever it is (a DELETE of an upload that nobody owns).
+    pub async fn overwrite(&self, id: &str, state: &StoredState) -> Result<(), StoreError> {
+        self.store.put(&state_name(id), to_json(state), &Condition::None).await.map(drop)
+    }
+
+    /// Hands the upload back (owner `null`).
+    pub async fn release(&self, id: &str, lease: &mut Lease) -> Result<(), StoreError> {
+        lease.state.owner = None;
+        let r = self.write_state(id, lease).await;
+        lease.held = false;
+        r
+    }
+
+    /// Stores the next object of the input log: once this returns, those bytes survive.
+    pub async fn append(&self, id: &str, lease: &mut Lease, body: Bytes) -> Result<(), StoreError> {
+        let len = body.len() as u64;
+        self.store.put(&input_name(id, lease.next_seq), body, &Condition::IfAbsent).await?;
+        lease.next_seq += 1;
+        self.moved.input_up.fetch_add(len, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Where the next output segment starts.
+    pub fn stored_end(lease: &Lease) -> u64 {
+        lease.state.segs.last().map_or(0, |s| s.off + s.len)
+    }
+
+    /// Stores bytes `data` of the recording from [`Shared::stored_end`] as a segment, and
+    /// lists it in the state.
+    pub async fn store_segment(&self, id: &str, lease: &mut Lease, data: Bytes) -> Result<(), StoreError> {
+        let seg = Seg {
+            off: Self::stored_end(lease),
+            len: data.len() as u64,
+            gen: lease.state.gen,
+            crc: crc32c::crc32c(&data),
+        };
+        match self.store.put(&seg_name(id, &seg), data, &Condition::IfAbsent).await {
+            // Its name says what it holds: one there already is this one.
+            Ok(_) | Err(StoreError::Precondition(_)) => {}
+            Err(e) => return Err(e),
+        }
+        self.moved.output_up.fetch_add(seg.len, Ordering::Relaxed);
+        lease.state.segs.push(seg);
+        if let Err(e) = self.write_state(id, lease).await {
+            lease.state.segs.pop();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Composes the finished recording `local` as the object `name` (module doc). Returns
+    /// its length.
+    pub async fn compose(&self, id: &str, lease: &Lease, local: &Path, name: &str) -> Result<u64, StoreError> {
+        let len = std::fs::metadata(local).map_err(|e| io_error(local, e))?.len();
+        let part = self.config.part_bytes;
+        if len < part || lease.state.segs.is_empty() {
+            let body = read_range(local, 0..len).await?;
+            self.moved.output_up.fetch_add(len, Ordering::Relaxed);
+            return self.store.put(name, body, &Condition::IfAbsent).await.map(|_| len).or_else(|e| exists(e, len));
+        }
+        // Parts: the stored segments the file still has, then the rest (≥ part_bytes each
+        // but the last: segments are that long, the rest is one part).
+        let mut plan: Vec<(Range<u64>, Option<Seg>)> = Vec::new();
+        for seg in &lease.state.segs {
+            if seg.off + seg.len > len {
+                break;
+            }
+            plan.push((seg.off..seg.off + seg.len, Some(*seg)));
+        }
+        let done = plan.last().map_or(0, |(r, _)| r.end);
+        if done < len {
+            plan.push((done..len, None));
+        }
+        let upload = self.store.create_multipart(name).await?;
+        let result = async {
+            let mut etags = Vec::with_capacity(plan.len());
+            for (i, (range, seg)) in plan.into_iter().enumerate() {
+                let number = u16::try_from(i + 1).map_err(|_| bad(id, "more than 65535 parts"))?;
+                let body = read_range(local, range.clone()).await?;
+                let size = range.end - range.start;
+                let tag = match seg {
+                    Some(s) if crc32c::crc32c(&body) == s.crc => {
+                        let tag =
+                            self.store.upload_part_copy(name, &upload, number, &seg_name(id, &s), 0..s.len).await?;
+                        self.moved.copied.fetch_add(size, Ordering::Relaxed);
+                        tag
+                    }
+                    _ => {
+                        let tag = self.store.upload_part(name, &upload, number, body).await?;
+                        self.moved.output_up.fetch_add(size, Ordering::Relaxed);
+                        tag
+                    }
+                };
+                etags.push(tag);
+            }
+            self.store.complete_multipart(name, &upload, &etags, &Condition::IfAbsent).await
+        }
+        .await;
+        match result {
+            Ok(_) => Ok(len),
+            Err(e) => {
+                let _ = self.store.abort_multipart(name, &upload).await;
+                exists(e, len)
+            }
+        }
+    }
+
+    /// Removes what only a recording in progress needs: the input log and the segments.
+    pub async fn clean(&self, id: &str) {
+        for dir in ["in/", "out/"] {
+            let Ok(objects) = self.store.list(&format!("{id}/{dir}")).await else { continue };
+            let root = self.store.key("");
+            for o in objects {
+                let _ = self.store.delete(o.key.strip_prefix(&root).unwrap_or(&o.key)).await;
+            }
+        }
+    }
+}
+
+/// A final object that exists already: a finish of an earlier owner that completed it
+/// and died before saying so (the same input, so the same bytes).
+fn exists(e: StoreError, len: u64) -> Result<u64, StoreError> {
+    match e {
+        StoreError::Precondition(_) => Ok(len),
+        e => Err(e),
+    }
+}
+
+fn to_json(state: &StoredState) -> Bytes {
+    Bytes::from(serde_json::to_vec_pretty(state).expect("serializable"))
+}
+
+fn parse(body: &[u8], id: &str) -> Result<StoredState, StoreError> {
+    serde_json::from_slice(body).map_err(|e| bad(id, &format!("state.json: {e}")))
+}
+
+fn bad(id: &str, what: &str) -> StoreError {
+    StoreError::Config(format!("upload {id}: {what}"))
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> StoreError {
+    StoreError::Config(format!("{}: {e}", path.display()))
+}
+
+/// Bytes `range` of the local file `path`.
+pub async fn read_range(path: &Path, range: Range<u64>) -> Result<Bytes, StoreError> {
+    let p = path.to_path_buf();
+    tokio::task::spawn_blocking(move || -> std::io::Result<Bytes> {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::File::open(&p)?;
+        let len = usize::try_from(range.end - range.start).map_err(std::io::Error::other)?;
+        let mut buf = vec![0u8; len];
+        file.read_exact_at(&mut buf, range.start)?;
+        Ok(Bytes::from(buf))
+    })
+    .await
+    .map_err(|e| io_error(path, std::io::Error::other(e)))?
+    .map_err(|e| io_error(path, e))
+}
