@@ -244,6 +244,26 @@ impl S3Store {
         }
     }
 
+    /// Removes the objects `keys` (full keys, as [`S3Store::list`] gives them), a thousand
+    /// per request (`DeleteObjects`); those gone already are no error.
+    pub async fn delete_keys(&self, keys: &[String]) -> Result<()> {
+        for batch in keys.chunks(1000) {
+            let objects: Vec<_> = batch.iter().map(|k| rusty_s3::actions::ObjectIdentifier::new(k.clone())).collect();
+            let mut action = self.bucket.delete_objects(Some(&self.credentials), objects.iter());
+            action.set_quiet(true);
+            let url = action.sign(SIGNED_FOR);
+            let (body, md5) = action.body_with_md5();
+            let request = self.http.post(url).header("content-md5", md5).body(body);
+            let what = self.bucket.name();
+            let response = send(request, what, "DeleteObjects").await?;
+            let text = response.text().await.map_err(|source| transport("DeleteObjects", what, source))?;
+            if text.contains("<Error>") {
+                return Err(bad_answer("DeleteObjects", what, &text));
+            }
+        }
+        Ok(())
+    }
+
     /// Every object whose name starts with `prefix` (under the store's prefix), in key order.
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         let full = self.key(prefix);

@@ -52,14 +52,14 @@ fn head(c: &Client, s: &Server, id: &str) -> Response {
     c.head(s.at(&format!("/files/{id}"))).header("Tus-Resumable", "1.0.0").send().unwrap()
 }
 
-/// The durable offset by HEAD, waiting while another worker's lease runs (503).
+/// The durable offset by HEAD, waiting while another worker's lease runs (423).
 fn offset_when_free(c: &Client, s: &Server, id: &str) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let r = head(c, s, id);
         match r.status().as_u16() {
             200 => return r.headers()["upload-offset"].to_str().unwrap().parse().unwrap(),
-            503 => assert!(r.headers().contains_key("retry-after"), "503 without Retry-After"),
+            423 => assert!(r.headers().contains_key("retry-after"), "423 without Retry-After"),
             other => panic!("HEAD: {other}"),
         }
         assert!(Instant::now() < deadline, "the upload was not free within 60 s");
@@ -229,7 +229,7 @@ fn a_live_owner_is_not_taken_over_and_a_stale_one_cannot_write() {
     let mut acked = pieces[0].len() as u64;
     // A owns it and is alive: B refuses to take it.
     let r = head(&c, &b, &id);
-    assert_eq!(r.status().as_u16(), 503, "a live owner's upload was taken");
+    assert_eq!(r.status().as_u16(), 423, "a live owner's upload was taken");
     assert!(r.headers().contains_key("retry-after"));
     // A takes half a PATCH, then stops (SIGSTOP) past its lease: B takes the upload over
     // and writes on.
@@ -242,11 +242,11 @@ fn a_live_owner_is_not_taken_over_and_a_stale_one_cannot_write() {
         assert_eq!(patch(&c, &b, &id, acked, piece, None).status().as_u16(), 204);
         acked += piece.len() as u64;
     }
-    // A comes back and finishes its PATCH: its conditional write fails; it answers 503,
+    // A comes back and finishes its PATCH: its conditional write fails; it answers 423,
     // stores nothing and drops the upload.
     common::signal(a.pid(), "CONT");
     let answer = finish_patch(conn, &pieces[1]);
-    assert!(answer.starts_with("HTTP/1.1 503"), "the stale owner answered: {answer}");
+    assert!(answer.starts_with("HTTP/1.1 423"), "the stale owner answered: {answer}");
     assert!(
         a.log.lock().unwrap().iter().any(|l| l.contains("another worker took this upload over")),
         "the stale owner says why it stopped"

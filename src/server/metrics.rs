@@ -12,6 +12,9 @@
 //! | `livemux_patch_duration_seconds` | histogram | time from a PATCH's arrival to its answer |
 //! | `livemux_flush_duration_seconds` | histogram | time of one group-commit flush round |
 //! | `livemux_flush_batch_files` | histogram | files synced by one flush round |
+//! | `livemux_store_bytes_total{what}` | counter | with `--store`: bytes `input_uploaded` (the input log), `output_uploaded`, `copied` by the store (UploadPartCopy), `downloaded` (takeovers) |
+//!
+//! With `--store` a flush is the store's PUT of one input log object (one file per round).
 //!
 //! Why hand-written rather than the `prometheus` crate: a dozen series with fixed names
 //! need a few atomics and forty lines of formatting; the crate would bring a registry,

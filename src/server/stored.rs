@@ -21,20 +21,22 @@
 //! sum of the input log's sizes. Sequence numbers make the log linear: a write to a `seq`
 //! that exists fails.
 //!
-//! **Ownership.** `state.json` names the owner (a worker id, fresh per process) and a
+//! **Ownership.** `state.json` names the owner (a worker id: host and data dir) and a
 //! generation. A worker takes an upload when its state names no owner, or when the state
 //! was last written more than `lease_secs` ago (the store's `Date` minus its `Last-Modified`:
-//! only the store's clock is used): it replaces the state with itself and `gen + 1` (If-Match),
+//! only the store's clock is used), or when it names this worker (restarted on its data dir,
+//! which a running worker locks): it replaces the state with itself and `gen + 1` (If-Match),
 //! lists `in/`, and writes an empty marker at the first free `seq` (If-None-Match; if a write
 //! of the old owner took that `seq` first, it counts and the marker goes one further). From
 //! then on the old owner's next input write hits the marker and fails: **a stale owner
-//! cannot write**; it drops the upload and answers 503. The new owner downloads `in/` and
+//! cannot write**; it drops the upload and answers 423 Locked. The new owner downloads `in/` and
 //! replays it into a fresh recording (the output is a function of the input bytes, so it is
 //! the one an uninterrupted run writes). An owner rewrites the state (If-Match) at least
 //! every third of the lease while it serves requests, and hands the upload back (owner
 //! `null`) after `release_secs` without one, so that when the load balancer sends the
 //! upload elsewhere the other worker takes it within seconds. A challenger that finds a
-//! live owner answers 503 with `Retry-After`.
+//! live owner answers 423 Locked with `Retry-After` (tus clients retry a 423 on the same
+//! upload; on a HEAD, they take any other error as "start a new upload").
 //!
 //! **Output while recording.** Once the local recording has `part_bytes` past the last
 //! stored segment, that range goes up as `out/g<gen>-<off>-<len>` and is listed in the
@@ -175,7 +177,7 @@ impl Moved {
 pub struct Shared {
     pub store: S3Store,
     pub config: StoreConfig,
-    /// This process's id in `owner`.
+    /// This worker's id in `owner` (host and data dir).
     pub worker: String,
     pub moved: Moved,
 }
@@ -198,19 +200,16 @@ pub fn final_name(info: &Info, ext: &str) -> String {
 }
 
 impl Shared {
-    /// Connects (no request yet) with the AWS variables' configuration.
-    pub fn new(config: StoreConfig) -> crate::Result<Shared> {
+    /// Connects (no request yet) with the AWS variables' configuration. `data_dir`: this
+    /// worker's data dir, locked by the caller: the worker's id is the host and that dir, so
+    /// a worker restarted on it takes its own uploads back at once (no lease to wait out),
+    /// and two live processes never share an id.
+    pub fn new(config: StoreConfig, data_dir: &Path) -> crate::Result<Shared> {
         let store = S3Store::from_env(&config.url, config.path_style)
             .map_err(|e| crate::Error::msg(crate::ErrorKind::Config, e.to_string()))?;
-        let mut random = [0u8; 6];
-        getrandom::fill(&mut random).map_err(|e| crate::Error::msg(crate::ErrorKind::Io, e.to_string()))?;
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-        let worker = format!(
-            "{}:{}:{}",
-            host.trim(),
-            std::process::id(),
-            random.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        );
+        let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+        let worker = format!("{}:{}", host.trim(), dir.display());
         Ok(Shared { store, config, worker, moved: Moved::default() })
     }
 
@@ -418,15 +417,23 @@ impl Shared {
         }
     }
 
-    /// Removes what only a recording in progress needs: the input log and the segments.
-    pub async fn clean(&self, id: &str) {
-        for dir in ["in/", "out/"] {
-            let Ok(objects) = self.store.list(&format!("{id}/{dir}")).await else { continue };
-            let root = self.store.key("");
-            for o in objects {
-                let _ = self.store.delete(o.key.strip_prefix(&root).unwrap_or(&o.key)).await;
+    /// Removes what only a recording in progress needs (the input log and the segments),
+    /// in the background: the answer does not wait for it. What a crash leaves behind is
+    /// only garbage (the state says the recording is finished).
+    pub fn clean(&self, id: &str) {
+        let (store, id) = (self.store.clone(), id.to_string());
+        tokio::spawn(async move {
+            let mut keys = Vec::new();
+            for dir in ["in/", "out/"] {
+                match store.list(&format!("{id}/{dir}")).await {
+                    Ok(objects) => keys.extend(objects.into_iter().map(|o| o.key)),
+                    Err(e) => tracing::warn!("{id}: {dir} not listed for removal: {e}"),
+                }
             }
-        }
+            if let Err(e) = store.delete_keys(&keys).await {
+                tracing::warn!("{id}: {} objects of a finished upload not removed: {e}", keys.len());
+            }
+        });
     }
 }
 

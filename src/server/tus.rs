@@ -121,7 +121,9 @@ impl From<Refusal> for Problem {
             Refusal::Unprocessable(m) => Problem::new(422, m),
             Refusal::NotFound(m) => Problem::new(404, m),
             Refusal::Internal(m) => Problem::new(500, m),
-            Refusal::Busy { retry_after, why } => Problem::new(503, why).header(header::RETRY_AFTER, retry_after),
+            // 423, not 503: tus clients (tus-js-client) retry a 423 on the same upload, but
+            // start a new upload on any other error of a HEAD.
+            Refusal::Busy { retry_after, why } => Problem::new(423, why).header(header::RETRY_AFTER, retry_after),
         }
     }
 }

@@ -132,7 +132,8 @@ pub enum Refusal {
     NotFound(String),
     /// 500.
     Internal(String),
-    /// 503 with `Retry-After` (seconds): another worker owns the upload, or this one lost it.
+    /// 423 Locked with `Retry-After` (seconds): another worker owns the upload, or this one
+    /// lost it.
     Busy { retry_after: u64, why: String },
 }
 
@@ -208,6 +209,8 @@ pub struct Registry {
     pub shutdown: CancellationToken,
     /// The object store that holds every upload (`--store`); the data dir is then a cache.
     pub shared: Option<Shared>,
+    /// With a store: the data dir's lock.
+    _lock: Option<File>,
 }
 
 /// What a new upload is.
@@ -224,9 +227,15 @@ impl Registry {
     pub fn open(config: Arc<ServeConfig>, metrics: Arc<Metrics>, hooks: Hooks) -> Result<Registry> {
         let dir = &config.data_dir;
         std::fs::create_dir_all(dir).map_err(|e| Error::from(e).on_path(dir))?;
-        let shared = config.store.clone().map(Shared::new).transpose()?;
+        // With a store the data dir is a cache, locked while this worker runs (its id names it).
+        let lock = match &config.store {
+            Some(_) => Some(clear_cache(dir)?),
+            None => None,
+        };
+        let shared = config.store.clone().map(|c| Shared::new(c, dir)).transpose()?;
         let registry = Registry {
             shared,
+            _lock: lock,
             committer: Committer::start(metrics.clone()),
             metrics,
             hooks,
@@ -236,7 +245,6 @@ impl Registry {
             config: config.clone(),
         };
         if registry.shared.is_some() {
-            clear_cache(dir)?;
             return Ok(registry);
         }
         let mut found = HashMap::new();
@@ -437,10 +445,15 @@ impl Registry {
         let dir = upload.dir.clone();
         let info = lease.state.info.clone();
         let journal = tokio::task::spawn_blocking(move || -> std::io::Result<Journal> {
+            // Watched (live HLS on demand): still so after the rebuild.
+            let watched = dir.join(LIVE_DIR).exists();
             if dir.exists() {
                 std::fs::remove_dir_all(&dir)?;
             }
             std::fs::create_dir(&dir)?;
+            if watched {
+                std::fs::create_dir(dir.join(LIVE_DIR))?;
+            }
             write_info(&dir, &info)?;
             Journal::create(&dir.join(JOURNAL))
         })
@@ -833,7 +846,10 @@ impl Registry {
             stored = shared.write_state(&upload.id, lease).await;
         }
         if stored.is_ok() {
+            // The store's PUT is this upload's flush (the histogram of durable writes).
+            let started = Instant::now();
             stored = shared.append(&upload.id, lease, body.freeze()).await;
+            self.metrics.flush(started.elapsed(), 1);
         }
         match stored {
             Ok(()) => {}
@@ -979,9 +995,19 @@ impl Registry {
             tracing::error!("{}: finished, but the state could not say so: {e}", upload.id);
             return self.lost(upload, guard);
         }
-        shared.clean(&upload.id).await;
+        shared.clean(&upload.id);
+        // The cache goes, but for the live HLS a viewer may still be reading (this worker
+        // serves it until it restarts).
         let dir = upload.dir.clone();
-        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            if dir.join(LIVE_DIR).exists() {
+                let _ = std::fs::remove_file(dir.join(JOURNAL));
+                report.map(|r| std::fs::remove_file(r.path))
+            } else {
+                Some(std::fs::remove_dir_all(dir))
+            }
+        })
+        .await;
         *upload.info.lock().unwrap() = info;
         self.metrics.uploads(-1);
         self.metrics.ended(state_name(state));
@@ -1052,7 +1078,7 @@ impl Registry {
                 state.info.state = State::Terminated;
                 shared.overwrite(&upload.id, &state).await.map_err(|e| Refusal::Internal(e.to_string()))?;
             }
-            shared.clean(&upload.id).await;
+            shared.clean(&upload.id);
         }
         *guard = None;
         let dir = upload.dir.clone();
@@ -1328,8 +1354,8 @@ const STORE_MARK: &str = ".livemux-store";
 
 /// With a store the data dir is a cache of it: what an earlier run left there is removed at
 /// start. A data dir that holds uploads of a server without a store is refused, never
-/// emptied.
-fn clear_cache(dir: &Path) -> Result<()> {
+/// emptied; one that another server uses (locked) too. Returns the lock.
+fn clear_cache(dir: &Path) -> Result<File> {
     let err = |e: std::io::Error| Error::from(e).on_path(dir);
     let mut uploads = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(err)? {
@@ -1345,10 +1371,16 @@ fn clear_cache(dir: &Path) -> Result<()> {
             format!("{} holds uploads of a server without --store: give --store another --data-dir", dir.display()),
         ));
     }
+    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&mark).map_err(err)?;
+    if lock.try_lock().is_err() {
+        let why = format!("{}: another livemux serve uses this data dir", dir.display());
+        return Err(Error::msg(ErrorKind::Config, why));
+    }
     for path in uploads {
         std::fs::remove_dir_all(&path).map_err(|e| Error::from(e).on_path(&path))?;
     }
-    std::fs::write(&mark, b"the cache of an object store: emptied at each start\n").map_err(err)
+    std::fs::write(&mark, b"the cache of an object store: emptied at each start\n").map_err(err)?;
+    Ok(lock)
 }
 
 /// Replaces `dir/upload.json` atomically and durably (temp file, fsync, rename, dir fsync).

@@ -64,6 +64,16 @@ impl Server {
         Server { child, url, data_dir, args, env, log, _tmp: tmp }
     }
 
+    /// What the status calls an output `rel` to the data dir (`<id>/recording.mp4`): that,
+    /// or with a store the object's key (`PREFIX/<id>/recording.mp4`).
+    pub fn output_name(&self, rel: &str) -> String {
+        let store = self.args.iter().position(|a| a == "--store").and_then(|i| self.args.get(i + 1));
+        match store.and_then(|url| url.trim_start_matches("s3://").split_once('/')) {
+            Some((_, prefix)) if !prefix.trim_matches('/').is_empty() => format!("{}/{rel}", prefix.trim_matches('/')),
+            _ => rel.to_string(),
+        }
+    }
+
     /// Whether it keeps its uploads in an object store (`--store`).
     pub fn stored(&self) -> bool {
         self.args.iter().any(|a| a == "--store")
