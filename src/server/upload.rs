@@ -1372,7 +1372,7 @@ fn clear_cache(dir: &Path) -> Result<File> {
         ));
     }
     let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&mark).map_err(err)?;
-    if lock.try_lock().is_err() {
+    if crate::io::lock_or_refuse(&lock, &mark).is_err() {
         let why = format!("{}: another livemux serve uses this data dir", dir.display());
         return Err(Error::msg(ErrorKind::Config, why));
     }
