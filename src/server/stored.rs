@@ -477,3 +477,98 @@ pub async fn read_range(path: &Path, range: Range<u64>) -> Result<Bytes, StoreEr
     .map_err(|e| io_error(path, std::io::Error::other(e)))?
     .map_err(|e| io_error(path, e))
 }
+
+#[cfg(test)]
+mod tests {
+    //! The fence of the input log against a real S3-compatible server (moto_server beside
+    //! `LIVEMUX_PYTHON`, from tests/py/requirements.txt; a missing one fails the test under
+    //! `LIVEMUX_REQUIRE_TOOLS=1` and skips it otherwise). The servers' own tests are in
+    //! tests/serve_store.rs.
+    use super::*;
+    use crate::store::S3Config;
+
+    fn moto() -> Option<(std::process::Child, String)> {
+        let python = std::env::var("LIVEMUX_PYTHON").unwrap_or_else(|_| "python3".into());
+        let bin = std::path::PathBuf::from(python).with_file_name("moto_server");
+        if !bin.is_file() {
+            let required = std::env::var("LIVEMUX_REQUIRE_TOOLS").is_ok_and(|v| v == "1");
+            assert!(!required, "LIVEMUX_REQUIRE_TOOLS=1 but there is no moto_server beside LIVEMUX_PYTHON");
+            eprintln!("SKIPPED: no moto_server beside LIVEMUX_PYTHON");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not listen");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some((child, format!("http://127.0.0.1:{port}")))
+    }
+
+    fn worker(endpoint: &str, name: &str) -> Shared {
+        let s3 = S3Config {
+            endpoint: Some(endpoint.into()),
+            region: "us-east-1".into(),
+            access_key: "testing".into(),
+            secret_key: "testing".into(),
+            ..S3Config::default()
+        };
+        let config = StoreConfig { url: "s3://fence/p".into(), lease_secs: 2, release_secs: 1, ..Default::default() };
+        let store = S3Store::new(&config.url, &s3).unwrap();
+        Shared { store, config, worker: name.into(), moved: Moved::default() }
+    }
+
+    fn owned(taken: Result<Taken, TakeError>) -> (Lease, Vec<(String, u64)>) {
+        match taken {
+            Ok(Taken::Owned { lease, replay, .. }) => (lease, replay),
+            Ok(Taken::Ended(_)) => panic!("ended"),
+            Err(e) => panic!("not taken: {e:?}"),
+        }
+    }
+
+    #[test]
+    fn a_stale_owner_cannot_write_past_the_takeover_marker() {
+        let Some((mut child, endpoint)) = moto() else { return };
+        let (a, b) = (worker(&endpoint, "a"), worker(&endpoint, "b"));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            a.store.create_bucket().await.unwrap();
+            let info: Info = serde_json::from_value(serde_json::json!({
+                "v": 1, "id": "u", "rec": null, "length": null, "metadata": {}, "format": null,
+                "state": "recording", "created": 0, "output": null, "report": null, "error": null
+            }))
+            .unwrap();
+            a.create(&info).await.unwrap();
+            assert!(matches!(a.create(&info).await, Err(StoreError::Precondition(_))), "created twice");
+            let (mut la, replay) = owned(a.take("u", None).await);
+            assert!(replay.is_empty());
+            a.append("u", &mut la, Bytes::from_static(b"one")).await.unwrap();
+            // A live owner is not taken over.
+            assert!(matches!(b.take("u", None).await, Err(TakeError::Busy(_))));
+            // Past A's lease (2 s, whole seconds of the store's clock), B takes it: what A
+            // stored is B's to replay.
+            tokio::time::sleep(Duration::from_millis(3200)).await;
+            let (mut lb, replay) = owned(b.take("u", None).await);
+            assert_eq!(replay.iter().map(|r| r.1).collect::<Vec<_>>(), [3]);
+            assert_eq!(lb.state.gen, la.state.gen + 1);
+            // A comes back believing its lease fresh: its next input write hits B's marker,
+            // and its state write the new ETag.
+            let e = a.append("u", &mut la, Bytes::from_static(b"two")).await.unwrap_err();
+            assert!(matches!(e, StoreError::Precondition(_)), "{e:?}");
+            let e = a.write_state("u", &mut la).await.unwrap_err();
+            assert!(matches!(e, StoreError::Precondition(_)), "{e:?}");
+            // B goes on; the log holds "one" then B's bytes, nothing of A's stale write.
+            b.append("u", &mut lb, Bytes::from_static(b"three")).await.unwrap();
+            b.write_state("u", &mut lb).await.unwrap();
+            assert_eq!(b.input_len("u").await.unwrap(), 8);
+        });
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
