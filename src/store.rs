@@ -27,6 +27,9 @@ use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 /// if logged.
 const SIGNED_FOR: Duration = Duration::from_secs(15 * 60);
 
+/// Longest wait for the next bytes of a store's answer.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Why a store request failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -157,6 +160,9 @@ impl S3Store {
         let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
+            // A store that takes a connection and never answers must not hold a request
+            // (and the upload it locks) for ever.
+            .read_timeout(READ_TIMEOUT)
             .build()
             .map_err(|e| StoreError::Config(format!("HTTP client: {e}")))?;
         Ok(S3Store { bucket, credentials, prefix, http })

@@ -108,7 +108,7 @@ impl Server {
                 let mut tick = tokio::time::interval(every);
                 loop {
                     tick.tick().await;
-                    registry.release_idle().await;
+                    registry.release_idle(None).await;
                     registry.sweep_idle().await;
                 }
             })
@@ -159,6 +159,9 @@ impl Server {
             }
         }
         registry.shutdown.cancel();
+        // With a store: hand every upload back, so that another worker need not wait out
+        // this one's lease.
+        registry.release_idle(0).await;
         Ok(())
     }
 }

@@ -191,26 +191,35 @@ fn input_name(id: &str, seq: u64) -> String {
 }
 
 fn seg_name(id: &str, seg: &Seg) -> String {
-    format!("{id}/out/g{}-{}-{}", seg.gen, seg.off, seg.len)
+    format!("{id}/out/g{}-{}-{}-{:08x}", seg.gen, seg.off, seg.len, seg.crc)
 }
 
-/// The object a finished recording becomes: `<rec or id>/recording.<ext>`.
+/// The object a finished recording becomes: `<id>/recording.<ext>` (the id is the recording's
+/// name when a token or the pre-create hook named it, a random one otherwise; a `rec` of
+/// the token alone is not unique, ids are).
 pub fn final_name(info: &Info, ext: &str) -> String {
-    format!("{}/recording.{ext}", info.rec.as_deref().unwrap_or(&info.id))
+    format!("{}/recording.{ext}", info.id)
 }
+
+/// The most parts S3 takes in one multipart upload.
+const MAX_PARTS: usize = 10_000;
 
 impl Shared {
-    /// Connects (no request yet) with the AWS variables' configuration. `data_dir`: this
-    /// worker's data dir, locked by the caller: the worker's id is the host and that dir, so
-    /// a worker restarted on it takes its own uploads back at once (no lease to wait out),
-    /// and two live processes never share an id.
-    pub fn new(config: StoreConfig, data_dir: &Path) -> crate::Result<Shared> {
+    /// Connects (no request yet) with the AWS variables' configuration. `worker`: this
+    /// worker's id, kept in its (locked) data dir: a worker restarted on it takes its own
+    /// uploads back at once (no lease to wait out), and two live processes never share one.
+    pub fn new(config: StoreConfig, worker: String) -> crate::Result<Shared> {
         let store = S3Store::from_env(&config.url, config.path_style)
             .map_err(|e| crate::Error::msg(crate::ErrorKind::Config, e.to_string()))?;
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-        let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
-        let worker = format!("{}:{}", host.trim(), dir.display());
+        if config.part_bytes < 5 << 20 {
+            tracing::warn!("--store-part-bytes {} is below S3's 5 MiB: test servers only", config.part_bytes);
+        }
         Ok(Shared { store, config, worker, moved: Moved::default() })
+    }
+
+    /// How old the upload's state is by the store's clock (how long nobody wrote it).
+    pub async fn state_age(&self, id: &str) -> Result<Duration, StoreError> {
+        self.store.get_aged(&state_name(id)).await.map(|(_, _, age)| age)
     }
 
     fn lease(&self) -> Duration {
@@ -365,13 +374,16 @@ impl Shared {
     pub async fn compose(&self, id: &str, lease: &Lease, local: &Path, name: &str) -> Result<u64, StoreError> {
         let len = std::fs::metadata(local).map_err(|e| io_error(local, e))?.len();
         let part = self.config.part_bytes;
-        if len < part || lease.state.segs.is_empty() {
+        if len < part {
             let body = read_range(local, 0..len).await?;
             self.moved.output_up.fetch_add(len, Ordering::Relaxed);
-            return self.store.put(name, body, &Condition::IfAbsent).await.map(|_| len).or_else(|e| exists(e, len));
+            return match self.store.put(name, body, &Condition::IfAbsent).await {
+                Ok(_) => Ok(len),
+                Err(e) => self.exists(e, name, len).await,
+            };
         }
-        // Parts: the stored segments the file still has, then the rest (≥ part_bytes each
-        // but the last: segments are that long, the rest is one part).
+        // Parts: the stored segments the file still has, then the rest in parts of
+        // part_bytes (all ≥ part_bytes but the last).
         let mut plan: Vec<(Range<u64>, Option<Seg>)> = Vec::new();
         for seg in &lease.state.segs {
             if seg.off + seg.len > len {
@@ -379,15 +391,23 @@ impl Shared {
             }
             plan.push((seg.off..seg.off + seg.len, Some(*seg)));
         }
-        let done = plan.last().map_or(0, |(r, _)| r.end);
-        if done < len {
-            plan.push((done..len, None));
+        let mut done = plan.last().map_or(0, |(r, _)| r.end);
+        while done < len {
+            let end = if len - done < 2 * part { len } else { done + part };
+            plan.push((done..end, None));
+            done = end;
+        }
+        if plan.len() > MAX_PARTS {
+            return Err(bad(
+                id,
+                &format!("{} parts: more than S3's {MAX_PARTS} (raise --store-part-bytes)", plan.len()),
+            ));
         }
         let upload = self.store.create_multipart(name).await?;
         let result = async {
             let mut etags = Vec::with_capacity(plan.len());
             for (i, (range, seg)) in plan.into_iter().enumerate() {
-                let number = u16::try_from(i + 1).map_err(|_| bad(id, "more than 65535 parts"))?;
+                let number = u16::try_from(i + 1).map_err(|_| bad(id, "too many parts"))?;
                 let body = read_range(local, range.clone()).await?;
                 let size = range.end - range.start;
                 let tag = match seg {
@@ -412,8 +432,23 @@ impl Shared {
             Ok(_) => Ok(len),
             Err(e) => {
                 let _ = self.store.abort_multipart(name, &upload).await;
-                exists(e, len)
+                self.exists(e, name, len).await
             }
+        }
+    }
+
+    /// A final object that a conditional write found there already: an earlier finish of
+    /// the same input (an owner that completed it and died before saying so) if it has
+    /// the recording's length; anything else stays the error.
+    async fn exists(&self, e: StoreError, name: &str, len: u64) -> Result<u64, StoreError> {
+        if !matches!(e, StoreError::Precondition(_)) {
+            return Err(e);
+        }
+        let key = self.store.key(name);
+        let there = self.store.list(name).await?;
+        match there.iter().find(|o| o.key == key) {
+            Some(o) if o.size == len => Ok(len),
+            _ => Err(e),
         }
     }
 
@@ -437,21 +472,21 @@ impl Shared {
     }
 }
 
-/// A final object that exists already: a finish of an earlier owner that completed it
-/// and died before saying so (the same input, so the same bytes).
-fn exists(e: StoreError, len: u64) -> Result<u64, StoreError> {
-    match e {
-        StoreError::Precondition(_) => Ok(len),
-        e => Err(e),
-    }
-}
-
 fn to_json(state: &StoredState) -> Bytes {
     Bytes::from(serde_json::to_vec_pretty(state).expect("serializable"))
 }
 
+/// A state as stored, checked: its segments contiguous from 0, their ends in range.
 fn parse(body: &[u8], id: &str) -> Result<StoredState, StoreError> {
-    serde_json::from_slice(body).map_err(|e| bad(id, &format!("state.json: {e}")))
+    let state: StoredState = serde_json::from_slice(body).map_err(|e| bad(id, &format!("state.json: {e}")))?;
+    let mut end = 0u64;
+    for seg in &state.segs {
+        if seg.off != end || seg.len == 0 {
+            return Err(bad(id, &format!("state.json: segment at {} does not follow {end}", seg.off)));
+        }
+        end = seg.off.checked_add(seg.len).ok_or_else(|| bad(id, "state.json: segment past 2^64"))?;
+    }
+    Ok(state)
 }
 
 fn bad(id: &str, what: &str) -> StoreError {

@@ -327,7 +327,7 @@ async fn create_inner(app: &App, request: Request) -> Answer {
     disk_ok(app, limits.min_free_bytes)?;
     // Creating a name that exists: the same upload again (a client retrying its POST).
     if let Some(rec) = grant.rec.as_deref() {
-        if let Some(upload) = app.registry.get(rec) {
+        if let Some(upload) = app.registry.lookup(rec).await? {
             app.registry.touch(&upload).await?;
             let info = upload.info();
             if info.state != UploadState::Recording || info.length != length {

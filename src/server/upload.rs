@@ -228,11 +228,13 @@ impl Registry {
         let dir = &config.data_dir;
         std::fs::create_dir_all(dir).map_err(|e| Error::from(e).on_path(dir))?;
         // With a store the data dir is a cache, locked while this worker runs (its id names it).
-        let lock = match &config.store {
-            Some(_) => Some(clear_cache(dir)?),
-            None => None,
+        let (lock, shared) = match &config.store {
+            Some(store) => {
+                let (lock, worker) = clear_cache(dir)?;
+                (Some(lock), Some(Shared::new(store.clone(), worker)?))
+            }
+            None => (None, None),
         };
-        let shared = config.store.clone().map(|c| Shared::new(c, dir)).transpose()?;
         let registry = Registry {
             shared,
             _lock: lock,
@@ -385,7 +387,7 @@ impl Registry {
         if upload.info().state != State::Recording {
             return Ok(());
         }
-        let len = self.replay(upload, work).await?;
+        let len = self.replay(upload, work, None).await?;
         tracing::info!("{}: resumed at {len} bytes", upload.id);
         self.event(upload, EventKind::Resumed, None);
         Ok(())
@@ -465,10 +467,7 @@ impl Registry {
             journal.append(&bytes)?;
         }
         drop(journal);
-        let len = self.replay(upload, work).await?;
-        if let Some(w) = work.as_mut() {
-            w.lease = Some(lease);
-        }
+        let len = self.replay(upload, work, Some(lease)).await?;
         tracing::info!(
             "{}: taken from the store at {len} bytes ({} objects) in {:.3} s",
             upload.id,
@@ -477,6 +476,12 @@ impl Registry {
         );
         if !replay.is_empty() {
             self.event(upload, EventKind::Resumed, None);
+        }
+        // Every byte arrived but the finish did not end (the owner died in it, or the store
+        // failed): it is done now.
+        let info = upload.info();
+        if info.state == State::Recording && info.length == Some(len) {
+            self.finish(upload, work, State::Finished, None).await;
         }
         Ok(())
     }
@@ -492,7 +497,7 @@ impl Registry {
     pub async fn view(&self, upload: &Arc<Upload>) -> std::result::Result<(), Refusal> {
         let Some(shared) = &self.shared else { return self.touch(upload).await };
         let mut guard = upload.work.lock().await;
-        if guard.as_ref().is_some_and(|w| w.loaded && w.lease.as_ref().is_some_and(|l| l.held)) {
+        if guard.as_ref().is_some_and(|w| w.loaded && w.lease.as_ref().is_some_and(|l| l.held && !shared.due(l))) {
             return Ok(());
         }
         let internal = |e: crate::store::StoreError| Refusal::Internal(e.to_string());
@@ -553,10 +558,7 @@ impl Registry {
         }
         let lease = guard.take().and_then(|w| w.lease);
         let started = Instant::now();
-        let len = self.replay(upload, &mut guard).await?;
-        if let Some(w) = guard.as_mut() {
-            w.lease = lease;
-        }
+        let len = self.replay(upload, &mut guard, lease).await?;
         tracing::info!(
             "{}: live HLS from {len} bytes of journal in {:.3} s",
             upload.id,
@@ -567,7 +569,12 @@ impl Registry {
 
     /// Feeds an upload's whole journal to a new recording (on the blocking pool) and
     /// publishes its offset. The journal's length.
-    async fn replay(&self, upload: &Arc<Upload>, work: &mut Option<Work>) -> std::result::Result<u64, Refusal> {
+    async fn replay(
+        &self,
+        upload: &Arc<Upload>,
+        work: &mut Option<Work>,
+        lease: Option<Lease>,
+    ) -> std::result::Result<u64, Refusal> {
         let info = upload.info();
         let dir = upload.dir.clone();
         let options = self.recording_options(&dir);
@@ -592,7 +599,7 @@ impl Registry {
         let len = w.journal.as_ref().map_or(0, Journal::len);
         let output = w.output_name(&upload.id);
         let failed = w.failed.clone();
-        *work = Some(w);
+        *work = Some(Work { lease, ..w });
         upload.offset.store(len, Ordering::Release);
         if let Some(output) = output {
             upload.info.lock().unwrap().output = Some(output);
@@ -702,7 +709,12 @@ impl Registry {
             if pending_len >= 1 << 20 {
                 self.write(upload, &mut guard, std::mem::take(&mut pending)).await?;
                 pending_len = 0;
-                if guard.as_ref().is_some_and(|w| w.unsent.iter().map(Bytes::len).sum::<usize>() >= STORE_COMMIT) {
+                // A long body goes to the store in pieces, and keeps the lease while it streams.
+                let due = |w: &Work| {
+                    w.unsent.iter().map(Bytes::len).sum::<usize>() >= STORE_COMMIT
+                        || self.shared.as_ref().zip(w.lease.as_ref()).is_some_and(|(s, l)| s.due(l))
+                };
+                if guard.as_ref().is_some_and(due) {
                     self.commit(upload, &mut guard).await?;
                 }
             }
@@ -796,7 +808,12 @@ impl Registry {
                 info.output = Some(output);
             }
         }
-        *guard = Some(w);
+        if result.is_err() && self.shared.is_some() {
+            // The cache holds bytes the store does not: rebuilt from the store next time.
+            *guard = None;
+        } else {
+            *guard = Some(w);
+        }
         result.map_err(|e| Refusal::Internal(format!("cannot write the journal: {e}")))
     }
 
@@ -875,28 +892,32 @@ impl Registry {
         Ok(())
     }
 
-    /// Stores the recording's new output as a segment once there is `part_bytes` of it.
+    /// Stores the recording's new output as segments of `part_bytes`, as many as there are.
     async fn store_output(
         &self,
         shared: &Shared,
         upload: &Upload,
         guard: &mut Option<Work>,
     ) -> std::result::Result<(), crate::store::StoreError> {
-        let Some(w) = guard.as_mut() else { return Ok(()) };
-        let (Some(rec), Some(lease)) = (w.recording.as_ref(), w.lease.as_mut()) else { return Ok(()) };
-        let path = rec.path().to_path_buf();
-        let file_len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        let from = Shared::stored_end(lease);
-        if file_len.saturating_sub(from) < shared.config.part_bytes {
-            return Ok(());
-        }
-        let data = stored::read_range(&path, from..file_len).await?;
-        match shared.store_segment(&upload.id, lease, data).await {
-            Err(e @ (crate::store::StoreError::Precondition(_) | crate::store::StoreError::NotFound(_))) => {
-                self.lost(upload, guard);
-                Err(e)
+        let part = shared.config.part_bytes;
+        loop {
+            let Some(w) = guard.as_mut() else { return Ok(()) };
+            let (Some(rec), Some(lease)) = (w.recording.as_ref(), w.lease.as_mut()) else { return Ok(()) };
+            let path = rec.path().to_path_buf();
+            let file_len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            let from = Shared::stored_end(lease);
+            if file_len.saturating_sub(from) < part {
+                return Ok(());
             }
-            r => r,
+            let data = stored::read_range(&path, from..from + part).await?;
+            match shared.store_segment(&upload.id, lease, data).await {
+                Ok(()) => {}
+                Err(e @ (crate::store::StoreError::Precondition(_) | crate::store::StoreError::NotFound(_))) => {
+                    self.lost(upload, guard);
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 
@@ -974,8 +995,12 @@ impl Registry {
             let name = stored::final_name(&info, ext);
             let started = Instant::now();
             if let Err(e) = shared.compose(&upload.id, &lease, &r.path, &name).await {
-                let error = format!("cannot compose the recording in the store: {e}");
-                return self.fail_owned(upload, guard, lease, error).await;
+                // The input log has every byte: the next owner (a retry, the sweep) finishes
+                // it again. Handed back so that any worker may.
+                tracing::error!("{}: cannot compose the recording in the store ({e}); left to finish again", upload.id);
+                let _ = shared.release(&upload.id, &mut lease).await;
+                *guard = None;
+                return;
             }
             tracing::info!(
                 "{}: {} composed in {:.3} s",
@@ -1098,17 +1123,17 @@ impl Registry {
     }
 
     /// With a store: hands back every upload this worker owns that had no request for
-    /// `release_secs` (owner `null` in its state).
-    pub async fn release_idle(&self) {
+    /// `quiet_ms` (default: `release_secs`), owner `null` in its state.
+    pub async fn release_idle(&self, quiet_ms: impl Into<Option<u64>>) {
         let Some(shared) = &self.shared else { return };
-        let quiet_ms = shared.config.release_secs.saturating_mul(1000);
+        let quiet_ms = quiet_ms.into().unwrap_or(shared.config.release_secs.saturating_mul(1000));
         let now = self.now_ms();
         let quiet: Vec<Arc<Upload>> = self
             .uploads
             .lock()
             .unwrap()
             .values()
-            .filter(|u| now.saturating_sub(u.touched.load(Ordering::Acquire)) > quiet_ms)
+            .filter(|u| now.saturating_sub(u.touched.load(Ordering::Acquire)) >= quiet_ms)
             .cloned()
             .collect();
         for upload in quiet {
@@ -1138,7 +1163,24 @@ impl Registry {
             .collect();
         for upload in idle {
             let Ok(mut guard) = upload.work.try_lock() else { continue }; // a request holds it
+            if let Some(shared) = &self.shared {
+                // Only an upload this worker holds, or handed back and nobody wrote since (by
+                // the store's clock): another worker's is its own to sweep.
+                match guard.as_ref().and_then(|w| w.lease.as_ref()) {
+                    Some(lease) if lease.held => {}
+                    Some(_) => match shared.state_age(&upload.id).await {
+                        Ok(age) if age.as_millis() > u128::from(idle_ms) => {}
+                        _ => continue,
+                    },
+                    None => continue,
+                }
+            }
             if self.load(&upload, &mut guard).await.is_err() || upload.info().state != State::Recording {
+                continue;
+            }
+            if upload.info().length == Some(upload.offset()) {
+                // Every byte is there: a finish that did not end.
+                self.finish(&upload, &mut guard, State::Finished, None).await;
                 continue;
             }
             let why = format!("idle for more than {} s: finalized with the bytes that arrived", idle_ms / 1000);
@@ -1354,8 +1396,9 @@ const STORE_MARK: &str = ".livemux-store";
 
 /// With a store the data dir is a cache of it: what an earlier run left there is removed at
 /// start. A data dir that holds uploads of a server without a store is refused, never
-/// emptied; one that another server uses (locked) too. Returns the lock.
-fn clear_cache(dir: &Path) -> Result<File> {
+/// emptied; one that another server uses (locked) too. Returns the lock and the worker's
+/// id, kept in the lock file (made once: the host name and a random number).
+fn clear_cache(dir: &Path) -> Result<(File, String)> {
     let err = |e: std::io::Error| Error::from(e).on_path(dir);
     let mut uploads = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(err)? {
@@ -1379,8 +1422,20 @@ fn clear_cache(dir: &Path) -> Result<File> {
     for path in uploads {
         std::fs::remove_dir_all(&path).map_err(|e| Error::from(e).on_path(&path))?;
     }
-    std::fs::write(&mark, b"the cache of an object store: emptied at each start\n").map_err(err)?;
-    Ok(lock)
+    let kept = std::fs::read_to_string(&mark).unwrap_or_default();
+    let worker = match kept.lines().next().and_then(|l| l.strip_prefix("worker ")) {
+        Some(id) if !id.trim().is_empty() => id.trim().to_string(),
+        _ => {
+            let mut random = [0u8; 8];
+            getrandom::fill(&mut random).map_err(|e| Error::msg(ErrorKind::Io, e.to_string()))?;
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            format!("{}-{}", host.trim(), random.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        }
+    };
+    let text =
+        format!("worker {worker}\n# The cache of an object store (livemux serve --store): emptied at each start.\n");
+    std::fs::write(&mark, text).map_err(err)?;
+    Ok((lock, worker))
 }
 
 /// Replaces `dir/upload.json` atomically and durably (temp file, fsync, rename, dir fsync).
