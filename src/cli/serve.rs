@@ -61,9 +61,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "URL")]
     hook_post: Option<String>,
     /// Keep every upload in this S3-compatible object store (s3://BUCKET/PREFIX): acknowledged
-    /// bytes survive the worker, any worker resumes any upload, the finished recording is the
-    /// object PREFIX/<rec or id>/recording.<ext>. Endpoint, region and keys from
-    /// AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
+    /// bytes survive the worker, any worker resumes any upload, the finished recording is
+    /// the object PREFIX/ID/recording.EXT (ID: the recording's name, else the upload id).
+    /// Endpoint, region and keys from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY.
     #[arg(long, value_name = "URL")]
     store: Option<String>,
     /// Path-style store URLs (ENDPOINT/BUCKET/KEY) even without AWS_ENDPOINT_URL (with it,
