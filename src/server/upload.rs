@@ -300,8 +300,21 @@ impl Registry {
     }
 
     /// Recordings taking bytes.
+    ///
+    /// With a store, those this worker holds (a request in progress counts): the others
+    /// are other workers' load, known here only from a status or a create.
     pub fn open_count(&self) -> usize {
-        self.uploads.lock().unwrap().values().filter(|u| u.info.lock().unwrap().state == State::Recording).count()
+        let held = |u: &Upload| match u.work.try_lock() {
+            Ok(w) => w.as_ref().and_then(|w| w.lease.as_ref()).is_some_and(|l| l.held),
+            Err(_) => true,
+        };
+        self.uploads
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|u| u.info.lock().unwrap().state == State::Recording)
+            .filter(|u| self.shared.is_none() || held(u))
+            .count()
     }
 
     /// Creates an upload: its directory, journal and state file, durably.
