@@ -3,7 +3,7 @@
 //! second), one worker killed with SIGKILL mid-upload and restarted later. Every recording
 //! completes, byte-identical to `livemux remux` of its input (so nothing acknowledged was
 //! lost) and packet-identical to it by ffmpeg; the objects are regular MP4 / seekable WebM
-//! that Chromium opens from the store's URL and seeks in.
+//! that Chromium plays from the store's URL (presigned) to the end and seeks in.
 //!
 //! Needs haproxy, node with tests/js and tests/browser installed, chromium, ffmpeg and
 //! moto_server; fails under LIVEMUX_REQUIRE_TOOLS=1 when one is missing.
@@ -242,20 +242,23 @@ fn three_workers_one_killed_twenty_uploads_complete() {
     assert!(resumed > 0, "no upload was taken over: the kill hit nothing");
     eprintln!("{resumed} uploads taken over from the store after the kill");
 
-    // Chromium opens them from the store's URL and seeks.
+    // Chromium plays them from the store's URL to the end, seeks to the middle and plays on.
     let out = Command::new("node")
-        .arg(common::root().join("tests/browser/seek.mjs"))
-        .args(["--videos", &Value::Object(videos.clone()).to_string()])
+        .arg(common::root().join("tests/browser/play.mjs"))
+        .args(["--base", &lb.url, "--videos", &Value::Object(videos.clone()).to_string()])
         .current_dir(common::root().join("tests/browser"))
         .output()
-        .expect("run seek.mjs");
+        .expect("run play.mjs");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let reports: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    assert_eq!(reports.len(), videos.len(), "seek.mjs: {text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(reports.len(), videos.len(), "play.mjs: {text}\n{}", String::from_utf8_lossy(&out.stderr));
     for r in &reports {
         assert_eq!(r["ok"], true, "{r}");
-        let (duration, at) = (r["duration"].as_f64().unwrap(), r["seekedAt"].as_f64().unwrap());
+        let num = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("no {k} in {r}"));
+        let duration = num("duration");
         assert!(duration > 5.0 && duration.is_finite(), "{r}: a seekable file has its duration");
-        assert!((at - duration * 5.0 / 6.0).abs() < 1.0, "{r}: the seek did not land");
+        assert!((num("endedAt") - duration).abs() < 0.1, "{r}: did not play to the end");
+        assert!((num("seekedAt") - num("middle")).abs() < 0.5, "{r}: the seek landed elsewhere");
+        assert!(num("after") > num("seekedAt") && num("frames") > 0.0, "{r}: did not play on after the seek");
     }
 }
