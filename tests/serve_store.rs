@@ -71,6 +71,10 @@ fn status(c: &Client, s: &Server, id: &str) -> serde_json::Value {
     c.get(s.at(&format!("/files/{id}/status"))).send().unwrap().json().unwrap()
 }
 
+fn status_code(c: &Client, s: &Server, id: &str) -> u16 {
+    c.get(s.at(&format!("/files/{id}/status"))).send().unwrap().status().as_u16()
+}
+
 fn metric(c: &Client, s: &Server, what: &str) -> u64 {
     let text = c.get(s.at("/metrics")).send().unwrap().text().unwrap();
     let key = format!("livemux_store_bytes_total{{what=\"{what}\"}} ");
@@ -151,6 +155,12 @@ fn a_recording_is_composed_in_the_store_and_any_worker_serves_it() {
         assert_eq!(left, [format!("in/here/{id}/recording.{ext}"), format!("in/here/{id}/state.json")]);
         // A finished upload takes no more bytes, on any worker.
         assert_eq!(patch(&c, &b, &id, offset, b"x", None).status().as_u16(), 410);
+        // Deleted (from any worker), its recording goes too.
+        let r = c.delete(b.at(&format!("/files/{id}"))).header("Tus-Resumable", "1.0.0").send().unwrap();
+        assert_eq!(r.status().as_u16(), 204);
+        let left: Vec<String> = keys(&moto, "rec", &format!("in/here/{id}/")).into_iter().map(|k| k.0).collect();
+        assert_eq!(left, [format!("in/here/{id}/state.json")], "DELETE leaves the state (terminated) only");
+        assert_eq!(status_code(&c, &a, &id), 410);
     }
     // Media went into the object by the store's own copies; nothing was downloaded.
     assert!(metric(&c, &a, "copied") > 0, "no part was copied server-side");

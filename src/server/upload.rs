@@ -527,7 +527,12 @@ impl Registry {
             *guard = None;
         }
         upload.offset.store(offset, Ordering::Release);
+        let ended = state.info.state;
         *upload.info.lock().unwrap() = state.info;
+        if ended == State::Terminated {
+            // Deleted through another worker.
+            return Err(Refusal::Gone(ended));
+        }
         Ok(())
     }
 
@@ -1113,6 +1118,11 @@ impl Registry {
                     .await
                     .map_err(|e| Refusal::Internal(e.to_string()))?
                     .ok_or_else(|| Refusal::NotFound("no such upload".into()))?;
+                // An ended upload: its recording goes too, as from the data dir.
+                if let Some(key) = state.info.output.take() {
+                    let name = key.strip_prefix(&shared.store.key("")).unwrap_or(&key).to_string();
+                    shared.store.delete(&name).await.map_err(|e| Refusal::Internal(e.to_string()))?;
+                }
                 state.info.state = State::Terminated;
                 shared.overwrite(&upload.id, &state).await.map_err(|e| Refusal::Internal(e.to_string()))?;
             }
