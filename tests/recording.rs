@@ -20,7 +20,7 @@ fn pieces(data: &Bytes, seed: u64) -> Vec<Bytes> {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        let max = if x % 8 == 0 { 1 << 20 } else { 4096 };
+        let max = if x.is_multiple_of(8) { 1 << 20 } else { 4096 };
         let n = (1 + (x >> 8) as usize % max).min(data.len() - at);
         out.push(data.slice(at..at + n));
         at += n;

@@ -226,7 +226,7 @@ pub fn packet_duration_48k(packet: &[u8]) -> Option<u32> {
         0 => 1,
         1 => {
             // Two frames of equal size: an even payload length (R3).
-            if (packet.len() - 1) % 2 != 0 {
+            if !(packet.len() - 1).is_multiple_of(2) {
                 return None;
             }
             2

@@ -13,7 +13,7 @@ pub(crate) struct BitWriter {
 
 impl BitWriter {
     pub(crate) fn bit(&mut self, b: bool) {
-        if self.bits % 8 == 0 {
+        if self.bits.is_multiple_of(8) {
             self.bytes.push(0);
         }
         if b {
@@ -40,7 +40,7 @@ impl BitWriter {
     /// rbsp_trailing_bits and the bytes.
     pub(crate) fn finish_rbsp(mut self) -> Vec<u8> {
         self.bit(true);
-        while self.bits % 8 != 0 {
+        while !self.bits.is_multiple_of(8) {
             self.bit(false);
         }
         self.bytes

@@ -140,7 +140,7 @@ impl HevcPocState {
         self.after_eos = false;
         // prevTid0Pic: TemporalId 0 and not RADL (6, 7), RASL (8, 9) or a sub-layer
         // non-reference picture (even types up to 14).
-        let sub_layer_non_ref = t <= 14 && t % 2 == 0;
+        let sub_layer_non_ref = t <= 14 && t.is_multiple_of(2);
         if temporal_id_plus1 == 1 && !matches!(t, 6..=9) && !sub_layer_non_ref {
             self.prev_tid0_poc = Some(poc);
         } else if self.prev_tid0_poc.is_none() {

@@ -309,7 +309,7 @@ fn read_tail(r: &mut BitReader<'_>, s: &Start) -> Result<(), CodecError> {
     }
     // slice_data() opens with cabac_alignment_one_bit up to the byte boundary.
     if s.pps.entropy_coding_mode {
-        while r.position() % 8 != 0 {
+        while !r.position().is_multiple_of(8) {
             if !r.read_bit()? {
                 return Err(r.invalid("a CABAC alignment bit after the header is 0"));
             }

@@ -238,7 +238,7 @@ impl SampleTable {
             Some(Sizes::Table { data, bits: 8 }) => data[i as usize] as u32,
             Some(Sizes::Table { data, .. }) => {
                 let b = data[i as usize / 2];
-                (if i % 2 == 0 { b >> 4 } else { b & 15 }) as u32
+                (if i.is_multiple_of(2) { b >> 4 } else { b & 15 }) as u32
             }
         }
     }

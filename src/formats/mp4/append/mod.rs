@@ -327,7 +327,7 @@ fn rewrite(merge: &Merge<'_>, reason: String, options: &AppendOptions) -> Result
     } else if let Some(ftyp) = &target.ftyp {
         head.put_slice(ftyp);
     }
-    if head.len() % 4 != 0 {
+    if !head.len().is_multiple_of(4) {
         let pad = 8 + (4 - head.len() % 4);
         head.put_u32(pad as u32);
         head.put_slice(b"free");

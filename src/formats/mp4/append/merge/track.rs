@@ -173,10 +173,10 @@ fn timescale(job: &Job<'_, '_>, notes: &mut Vec<String>) -> Result<u64, AppendEr
     let scales_into = |clip: &Clip<'_>, range: &Range<usize>, to: u64| {
         let st = job.track(clip);
         let from = st.timescale as u64;
-        to % from == 0
+        to.is_multiple_of(from)
             || st.samples[range.clone()]
                 .iter()
-                .all(|s| (s.duration as u64 * to) % from == 0 && (s.cts as i64 * to as i64) % from as i64 == 0)
+                .all(|s| (s.duration as u64 * to).is_multiple_of(from) && (s.cts as i64 * to as i64) % from as i64 == 0)
     };
     let mut timescale = tt.timescale as u64;
     if job.clips.iter().zip(&job.ranges).skip(1).all(|(c, r)| scales_into(c, r, timescale)) {
