@@ -1,7 +1,8 @@
 //! `livemux serve --store s3://...` against a real S3-compatible server process (moto_server):
 //! the recording composed in the store, served by any worker, byte-identical to `livemux
 //! remux` of the same bytes; a worker killed mid-upload taken over by another with nothing
-//! acknowledged lost; a live owner not taken over, and a stale owner that comes back fenced.
+//! acknowledged lost; a live owner not taken over, and a stale owner that comes back fenced;
+//! an upload whose worker and client both went finalized by the sweep of another worker.
 
 mod common;
 
@@ -199,6 +200,49 @@ fn a_worker_killed_mid_upload_is_taken_over_by_another() {
     assert_identical(&got, &remuxed(&data, "mp4"), "taken over");
     assert_eq!(metric(&c, &b, "downloaded"), acked, "the takeover read the input log once");
     assert!(b.events().iter().any(|e| e["event"] == "resumed" && e["id"] == id.as_str()));
+}
+
+#[test]
+fn an_upload_left_by_a_dead_worker_and_its_client_is_finalized_by_another() {
+    let Some(moto) = Moto::start_with_min_part(Some(PART)) else { return };
+    moto.bucket("rec");
+    let c = client();
+    let quick = ["--store-lease-secs", "2", "--store-release-secs", "1", "--idle-finalize-secs", "4"];
+    let mut a = worker(&moto, "s3://rec/s", &quick);
+    let (_, pieces) = sample_pieces("chrome_mp4_avc1_opus");
+    let id = create(&c, &a);
+    let mut acked = Vec::new();
+    for piece in &pieces[..3] {
+        assert_eq!(patch(&c, &a, &id, acked.len() as u64, piece, None).status().as_u16(), 204);
+        acked.extend_from_slice(piece);
+    }
+    let open = || keys(&moto, "rec", "s/_open/").into_iter().map(|k| k.0).collect::<Vec<_>>();
+    assert_eq!(open(), [format!("s/_open/{id}")], "the upload is listed as open");
+    a.kill9();
+    // The client is gone too: no request names the upload. B, started after, never heard
+    // of it; its sweep finds it in the store once nobody wrote it for 4 s.
+    let b = worker(&moto, "s3://rec/s", &quick);
+    let store = moto.store("s3://rec");
+    let state = || -> serde_json::Value {
+        serde_json::from_slice(&common::block_on(store.get(&format!("s/{id}/state.json"))).unwrap().0).unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while state()["state"] == "recording" {
+        assert!(Instant::now() < deadline, "not finalized within 60 s: {}", state());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let st = state();
+    assert_eq!(st["state"], "abandoned", "{st}");
+    let key = format!("s/{id}/recording.mp4");
+    assert_eq!(st["output"], key.as_str());
+    let stored = common::block_on(store.get(&key)).unwrap().0;
+    assert_identical(&stored, &remuxed(&acked, "mp4"), "finalized by the sweep");
+    // B says so, and nothing of it is left open (both just after the state is written).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !open().is_empty() || !b.events().iter().any(|e| e["event"] == "abandoned" && e["id"] == id.as_str()) {
+        assert!(Instant::now() < deadline, "still open: {:?}, or no event: {:?}", open(), b.events());
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Sends a PATCH's head and the first half of its body, and returns the connection (the

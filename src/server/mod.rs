@@ -113,6 +113,19 @@ impl Server {
                 }
             })
         };
+        // With a store, the uploads of workers that died while their clients had gone too.
+        let store_sweeper = config.store.as_ref().map(|_| {
+            let registry = registry.clone();
+            let every = Duration::from_secs(config.limits.idle_finalize_secs.div_ceil(4).clamp(1, 60));
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    registry.sweep_store().await;
+                }
+            })
+        });
         let mut router = tus::router(app);
         if !config.cors_origins.is_empty() {
             router = router.layer(cors(&config.cors_origins));
@@ -147,6 +160,9 @@ impl Server {
         }
         drop(listener);
         sweeper.abort();
+        if let Some(s) = store_sweeper {
+            s.abort();
+        }
         tracing::info!("stopping: finishing the requests in flight");
         let mut drained = std::pin::pin!(graceful.shutdown());
         if tokio::time::timeout(DRAIN, &mut drained).await.is_err() {

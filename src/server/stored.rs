@@ -15,6 +15,8 @@
 //!  PREFIX/<rec or id>/recording.<ext>  the finished recording: one multipart upload, its
 //!                                   parts copied from out/ by the store (UploadPartCopy), the
 //!                                   head and the tail uploaded; completed with If-None-Match: *
+//!  PREFIX/_open/<id>                empty: the upload takes bytes (written after its state,
+//!                                   removed after the state says it ended); what the sweep lists
 //! ```
 //!
 //! **A PATCH is acknowledged once `in/<seq>` is stored** (answered 200). The offset is the
@@ -49,6 +51,16 @@
 //! (the head, with the index) and the tail are uploaded. Nothing is downloaded. The state
 //! then says `finished` with the object's key, and `in/` and `out/` are deleted. A
 //! recording shorter than a part is one PUT.
+//!
+//! **The sweep.** An upload whose owner died while its client had gone too gets no request
+//! that would make a worker take it. So every worker lists `_open/` now and then (every
+//! quarter of `idle_finalize_secs`, at most a minute) and takes any upload whose state nobody
+//! wrote for `idle_finalize_secs` (by the store's clock: an owner rewrites it at least every
+//! third of its lease while requests come, and once more when it hands the upload back),
+//! then finalizes it as an idle upload is: `abandoned` with the bytes that arrived, or
+//! `finished` if they all did. Two workers sweeping at once race on the state's If-Match
+//! like any two takers; one wins. A marker whose upload has ended (a crash between the two
+//! writes) is removed.
 //!
 //! What it costs: every input byte is uploaded once to the input log (it must be stored
 //! before its PATCH is answered, when it is usually inside a fragment not written yet),
@@ -186,6 +198,13 @@ fn state_name(id: &str) -> String {
     format!("{id}/state.json")
 }
 
+/// Where the markers of the uploads still taking bytes are (ids never start with `_`).
+const OPEN: &str = "_open/";
+
+fn open_name(id: &str) -> String {
+    format!("{OPEN}{id}")
+}
+
 fn input_name(id: &str, seq: u64) -> String {
     format!("{id}/in/{seq:010}")
 }
@@ -231,20 +250,43 @@ impl Shared {
         !lease.held || lease.renewed.elapsed() > self.lease() / 3
     }
 
-    /// Creates a new upload's state (owner `null`: the first request takes it). Fails with
-    /// `Precondition` if the id exists.
+    /// Creates a new upload's state (owner `null`: the first request takes it), then its
+    /// `_open/` marker. Fails with `Precondition` if the id exists.
     pub async fn create(&self, info: &Info) -> Result<(), StoreError> {
         let state = StoredState { info: info.clone(), owner: None, gen: 0, segs: Vec::new() };
-        self.store.put(&state_name(&info.id), to_json(&state), &Condition::IfAbsent).await.map(drop)
+        self.store.put(&state_name(&info.id), to_json(&state), &Condition::IfAbsent).await?;
+        self.store.put(&open_name(&info.id), Bytes::new(), &Condition::None).await.map(drop)
     }
 
     /// The upload's state as stored, if any.
     pub async fn read(&self, id: &str) -> Result<Option<StoredState>, StoreError> {
-        match self.store.get(&state_name(id)).await {
-            Ok((body, _)) => parse(&body, id).map(Some),
+        Ok(self.read_aged(id).await?.map(|(state, _)| state))
+    }
+
+    /// [`Shared::read`], with how long nobody wrote the state ([`Shared::state_age`]).
+    pub async fn read_aged(&self, id: &str) -> Result<Option<(StoredState, Duration)>, StoreError> {
+        match self.store.get_aged(&state_name(id)).await {
+            Ok((body, _, age)) => Ok(Some((parse(&body, id)?, age))),
             Err(StoreError::NotFound(_)) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// The uploads that take bytes (their `_open/` markers), any worker's.
+    pub async fn open_ids(&self) -> Result<Vec<String>, StoreError> {
+        let prefix = self.store.key(OPEN);
+        let listed = self.store.list(OPEN).await?;
+        Ok(listed.into_iter().filter_map(|o| o.key.strip_prefix(&prefix).map(str::to_string)).collect())
+    }
+
+    /// Removes the `_open/` marker of an upload that ended, in the background.
+    pub fn closed(&self, id: &str) {
+        let (store, name) = (self.store.clone(), open_name(id));
+        tokio::spawn(async move {
+            if let Err(e) = store.delete(&name).await {
+                tracing::warn!("{name}: not removed: {e}");
+            }
+        });
     }
 
     /// Bytes in the input log (the upload's durable offset).
@@ -452,13 +494,13 @@ impl Shared {
         }
     }
 
-    /// Removes what only a recording in progress needs (the input log and the segments),
-    /// in the background: the answer does not wait for it. What a crash leaves behind is
-    /// only garbage (the state says the recording is finished).
+    /// Removes what only a recording in progress needs (the input log, the segments, the
+    /// `_open/` marker), in the background: the answer does not wait for it. What a crash
+    /// leaves behind is only garbage (the state says the recording ended).
     pub fn clean(&self, id: &str) {
         let (store, id) = (self.store.clone(), id.to_string());
         tokio::spawn(async move {
-            let mut keys = Vec::new();
+            let mut keys = vec![store.key(&open_name(&id))];
             for dir in ["in/", "out/"] {
                 match store.list(&format!("{id}/{dir}")).await {
                     Ok(objects) => keys.extend(objects.into_iter().map(|o| o.key)),

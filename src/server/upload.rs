@@ -1079,8 +1079,9 @@ impl Registry {
         {
             lease.state.info = info.clone();
             lease.state.owner = None;
-            if let Err(e) = shared.write_state(&upload.id, lease).await {
-                tracing::error!("{}: the store could not be told the upload failed: {e}", upload.id);
+            match shared.write_state(&upload.id, lease).await {
+                Ok(()) => shared.closed(&upload.id),
+                Err(e) => tracing::error!("{}: the store could not be told the upload failed: {e}", upload.id),
             }
             lease.held = false;
         }
@@ -1198,17 +1199,61 @@ impl Registry {
                     None => continue,
                 }
             }
-            if self.load(&upload, &mut guard).await.is_err() || upload.info().state != State::Recording {
-                continue;
-            }
-            if upload.info().length == Some(upload.offset()) {
-                // Every byte is there: a finish that did not end.
-                self.finish(&upload, &mut guard, State::Finished, None).await;
-                continue;
-            }
-            let why = format!("idle for more than {} s: finalized with the bytes that arrived", idle_ms / 1000);
-            self.finish(&upload, &mut guard, State::Abandoned, Some(why)).await;
+            self.finalize_idle(&upload, &mut guard).await;
         }
+    }
+
+    /// With a store: finalizes the uploads nobody wrote for `idle_finalize_secs`, whichever
+    /// worker they were on (one that died while its clients had gone too): the sweep of
+    /// `stored.rs`'s module doc.
+    pub async fn sweep_store(&self) {
+        let Some(shared) = &self.shared else { return };
+        let idle = Duration::from_secs(self.config.limits.idle_finalize_secs);
+        let ids = match shared.open_ids().await {
+            Ok(ids) => ids,
+            Err(e) => return tracing::warn!("the store's open uploads not listed: {e}"),
+        };
+        let held = |w: &Option<Work>| w.as_ref().and_then(|w| w.lease.as_ref()).is_some_and(|l| l.held);
+        for id in ids {
+            // This worker's own (held, or in a request) are `sweep_idle`'s.
+            if self.get(&id).is_some_and(|u| u.work.try_lock().map_or(true, |w| held(&w))) {
+                continue;
+            }
+            match shared.read_aged(&id).await {
+                Ok(Some((state, age))) if state.info.state == State::Recording => {
+                    if age <= idle {
+                        continue;
+                    }
+                }
+                // Ended (a crash between the state and the marker's removal), or gone.
+                Ok(_) => {
+                    shared.closed(&id);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!("{id}: not swept: {e}");
+                    continue;
+                }
+            }
+            let Ok(Some(upload)) = self.lookup(&id).await else { continue };
+            let Ok(mut guard) = upload.work.try_lock() else { continue };
+            tracing::info!("{id}: nobody wrote it for {} s: finalizing it", idle.as_secs());
+            self.finalize_idle(&upload, &mut guard).await;
+        }
+    }
+
+    /// Finalizes an idle upload (taking it first, with a store): `abandoned` with the bytes
+    /// that arrived, or `finished` if all did (a finish that did not end).
+    async fn finalize_idle(&self, upload: &Arc<Upload>, guard: &mut Option<Work>) {
+        if self.load(upload, guard).await.is_err() || upload.info().state != State::Recording {
+            return;
+        }
+        if upload.info().length == Some(upload.offset()) {
+            return self.finish(upload, guard, State::Finished, None).await;
+        }
+        let idle = self.config.limits.idle_finalize_secs;
+        let why = format!("idle for more than {idle} s: finalized with the bytes that arrived");
+        self.finish(upload, guard, State::Abandoned, Some(why)).await;
     }
 
     /// When an idle upload will be finalized (`Upload-Expires`).
