@@ -70,16 +70,25 @@ fn fragmented(dir: &Path, name: &str, input: &Path) -> PathBuf {
 }
 
 /// Starts `livemux remux - -o OUT ARGS` fed with `data` at about 1 MB/s; stdin stays open
-/// until the process is stopped.
+/// until the process is stopped. SIGHUP is caught in it even when the tests run under
+/// `nohup` (livemux leaves an ignored SIGHUP ignored, as `nohup` asks).
 fn paced_remux(data: Vec<u8>, out: &Path, args: &[&str]) -> Child {
-    let mut child = livemux()
+    use std::os::unix::process::CommandExt;
+    let mut command = livemux();
+    command
         .args(["remux", "-", "--fragment-ms", "200", "--max-fragment-ms", "400", "-o"])
         .arg(out)
         .args(args)
         .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    // SAFETY: signal(2) is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
     std::thread::spawn(move || {
         for c in data.chunks(10_000) {
