@@ -402,7 +402,11 @@ fn an_upload_past_the_size_limit_gets_413() {
 
     // A deferred upload whose bytes go past the limit.
     let id = create_ok(&s, &c, None, None);
-    assert_eq!(patch(&s, &c, None, &id, 0, &whole[..120_000]).status(), 413);
+    let r = patch(&s, &c, None, &id, 0, &whole[..120_000]);
+    assert_eq!(r.status(), 413);
+    // Its body is not read to the end: the connection is not used again (the next request
+    // would fail on it).
+    assert_eq!(r.headers().get("connection").map(|v| v.to_str().unwrap()), Some("close"));
     let at = offset(&s, &c, None, &id);
     assert!(at <= 100_000, "offset {at} past the limit");
     // Declaring a length past the limit.

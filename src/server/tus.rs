@@ -422,7 +422,14 @@ async fn patch(State(app): State<App>, Path(id): Path<String>, request: Request)
     let started = Instant::now();
     let answer = patch_inner(&app, &id, request).await;
     app.registry.metrics.patch(started.elapsed());
-    finish(&app, "patch", answer)
+    let refused = answer.is_err();
+    let mut response = finish(&app, "patch", answer);
+    if refused {
+        // The body may be unread: the connection closes after this answer, and says so, so
+        // that a client does not send its next request on it.
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 async fn patch_inner(app: &App, id: &str, request: Request) -> Answer {
