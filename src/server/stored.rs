@@ -236,11 +236,6 @@ impl Shared {
         Ok(Shared { store, config, worker, moved: Moved::default() })
     }
 
-    /// How old the upload's state is by the store's clock (how long nobody wrote it).
-    pub async fn state_age(&self, id: &str) -> Result<Duration, StoreError> {
-        self.store.get_aged(&state_name(id)).await.map(|(_, _, age)| age)
-    }
-
     fn lease(&self) -> Duration {
         Duration::from_secs(self.config.lease_secs)
     }
@@ -263,7 +258,8 @@ impl Shared {
         Ok(self.read_aged(id).await?.map(|(state, _)| state))
     }
 
-    /// [`Shared::read`], with how long nobody wrote the state ([`Shared::state_age`]).
+    /// [`Shared::read`], with how old the state is by the store's clock (how long nobody
+    /// wrote it).
     pub async fn read_aged(&self, id: &str) -> Result<Option<(StoredState, Duration)>, StoreError> {
         match self.store.get_aged(&state_name(id)).await {
             Ok((body, _, age)) => Ok(Some((parse(&body, id)?, age))),

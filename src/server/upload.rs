@@ -545,9 +545,13 @@ impl Registry {
         let Some(state) = shared.read(id).await.map_err(|e| Refusal::Internal(e.to_string()))? else {
             return Ok(None);
         };
+        Ok(Some(self.known(state.info)))
+    }
+
+    /// The upload of `info` (read from the store), known here from now on.
+    fn known(&self, info: Info) -> Arc<Upload> {
         let mut map = self.uploads.lock().unwrap();
-        let upload = map.entry(id.to_string()).or_insert_with(|| self.entry(state.info)).clone();
-        Ok(Some(upload))
+        map.entry(info.id.clone()).or_insert_with(|| self.entry(info)).clone()
     }
 
     /// Starts live HLS for `upload` if the server keeps it on demand and it has none yet
@@ -1192,8 +1196,8 @@ impl Registry {
                 // the store's clock): another worker's is its own to sweep.
                 match guard.as_ref().and_then(|w| w.lease.as_ref()) {
                     Some(lease) if lease.held => {}
-                    Some(_) => match shared.state_age(&upload.id).await {
-                        Ok(age) if age.as_millis() > u128::from(idle_ms) => {}
+                    Some(_) => match shared.read_aged(&upload.id).await {
+                        Ok(Some((_, age))) if age.as_millis() > u128::from(idle_ms) => {}
                         _ => continue,
                     },
                     None => continue,
@@ -1219,11 +1223,12 @@ impl Registry {
             if self.get(&id).is_some_and(|u| u.work.try_lock().map_or(true, |w| held(&w))) {
                 continue;
             }
-            match shared.read_aged(&id).await {
+            let info = match shared.read_aged(&id).await {
                 Ok(Some((state, age))) if state.info.state == State::Recording => {
                     if age <= idle {
                         continue;
                     }
+                    state.info
                 }
                 // Ended (a crash between the state and the marker's removal), or gone.
                 Ok(_) => {
@@ -1234,8 +1239,8 @@ impl Registry {
                     tracing::warn!("{id}: not swept: {e}");
                     continue;
                 }
-            }
-            let Ok(Some(upload)) = self.lookup(&id).await else { continue };
+            };
+            let upload = self.known(info);
             let Ok(mut guard) = upload.work.try_lock() else { continue };
             tracing::info!("{id}: nobody wrote it for {} s: finalizing it", idle.as_secs());
             self.finalize_idle(&upload, &mut guard).await;
